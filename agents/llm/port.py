@@ -1,0 +1,259 @@
+"""The port every agent uses to talk to a model.
+
+``await llm.generate(stream, request, OutputType)`` returns a validated ``OutputType``
+instance. ``OutputType`` is a msgspec Struct: its JSON schema (``msgspec.json.schema``)
+is what the model is constrained to, and ``msgspec.json.decode`` with that type is the
+validator, so one type is the single source of truth.
+
+Every attempt is an ``LlmCalled`` event in the caller's stream. An answer that fails
+validation is retried with the error fed back, up to ``max_attempts``; exhaustion emits
+``LlmExhausted`` and raises :class:`LlmExhaustedError`, which callers handle (a tool is
+rejected, an episode ends with fault "policy"): it never crashes a run.
+
+When the stream already holds a recorded call at this position with the same request
+digest (resuming an interrupted agent, or re-running a log), the recorded output is
+used instead of calling the backend: replay never regenerates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from typing import Any, Generic, Protocol, TypeVar
+
+import attrs
+import msgspec
+import trio
+
+from scaleenv.seeding import derive_seed
+from scaleenv.store.events import Ref
+from scaleenv.store.events.llm import LlmCalled, LlmExhausted
+
+T = TypeVar("T")
+
+CONTEXT_OPEN = "<context>"
+CONTEXT_CLOSE = "</context>"
+ROLE_TAG = "[scaleenv role="
+
+
+class LlmRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """What an agent asks a model: rendered messages plus the context they came from."""
+
+    role: str
+    messages: list[dict[str, Any]]
+    context: dict[str, Any]
+    temperature: float = 0.7
+    max_tokens: int = 4096
+    seed: int = 0
+    # OpenAI function-tool schemas offered to the model (the rollout policy).
+    tools: list[dict[str, Any]] | None = None
+
+
+class Completion(msgspec.Struct, frozen=True, kw_only=True):
+    """What a backend returns for one attempt: raw text and accounting."""
+
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    token_ids: list[int] | None = None
+    logprobs: list[float] | None = None
+
+
+class Backend(Protocol):
+    """A model behind the port. ``complete`` returns raw text; the port validates it."""
+
+    name: str
+    model: str
+
+    async def complete(self, request: LlmRequest, json_schema: dict[str, Any], schema_name: str) -> Completion: ...
+
+    async def aclose(self) -> None: ...
+
+
+class StreamLike(Protocol):
+    id: str
+
+    @property
+    def next_n(self) -> int: ...
+
+    def peek(self) -> Any: ...
+
+    async def emit(self, event: Any, *, actor: str, cause: Ref | None = None) -> Ref: ...
+
+
+@attrs.frozen
+class Generated(Generic[T]):
+    value: T
+    ref: Ref
+    attempts: int
+
+
+class LlmExhaustedError(Exception):
+    """Every attempt at a call failed validation."""
+
+    def __init__(self, role: str, attempts: int, last_error: str, ref: Ref) -> None:
+        super().__init__(f"{role}: no valid answer after {attempts} attempts; last error: {last_error}")
+        self.role = role
+        self.attempts = attempts
+        self.last_error = last_error
+        self.ref = ref
+
+
+def render_messages(role: str, instructions: str, context: dict[str, Any], task: str) -> list[dict[str, Any]]:
+    """Render a request as chat messages a real model can read.
+
+    The structured context is embedded verbatim as JSON between ``<context>`` tags:
+    real models need the facts, and it lets a simulated model behind an HTTP API
+    (``scaleenv sim-server``) answer exactly as the in-process sim does.
+    """
+    system = f"{ROLE_TAG}{role}]\n{instructions}\nAnswer with one JSON object that matches the given schema."
+    user = f"{task}\n\n{CONTEXT_OPEN}\n{json.dumps(context, sort_keys=True)}\n{CONTEXT_CLOSE}"
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def parse_rendered(messages: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    """The (role, context) a rendered request was made from (the inverse of render_messages)."""
+    role = ""
+    context: dict[str, Any] = {}
+    for m in messages:
+        content = m.get("content") or ""
+        if m.get("role") == "system" and content.startswith(ROLE_TAG):
+            role = content[len(ROLE_TAG):content.index("]")]
+        if m.get("role") == "user" and CONTEXT_OPEN in content and not context:
+            body = content[content.index(CONTEXT_OPEN) + len(CONTEXT_OPEN):content.rindex(CONTEXT_CLOSE)]
+            context = json.loads(body)
+    return role, context
+
+
+def feedback_count(messages: list[dict[str, Any]]) -> int:
+    """How many rejected answers were fed back already (the attempt number, from 0)."""
+    return sum(1 for m in messages if m.get("role") == "user" and str(m.get("content", "")).startswith(REJECTED_PREFIX))
+
+
+REJECTED_PREFIX = "Your previous answer was rejected:"
+
+
+def schema_for(output_type: Any) -> tuple[dict[str, Any], str]:
+    schema = msgspec.json.schema(output_type)
+    name = getattr(output_type, "__name__", "output")
+    return schema, name
+
+
+def request_digest(request: LlmRequest, json_schema: dict[str, Any]) -> str:
+    payload = msgspec.msgpack.encode(
+        {
+            "role": request.role,
+            "messages": request.messages,
+            "schema": json_schema,
+            "seed": request.seed,
+            "temperature": request.temperature,
+            "max_tokens": request.max_tokens,
+            "tools": request.tools,
+        },
+        order="deterministic",
+    )
+    return hashlib.blake2b(payload, digest_size=16).hexdigest()
+
+
+def validation_error(raw: str, output_type: type[T]) -> tuple[T | None, str | None]:
+    """Decode and validate raw model text; (value, None) or (None, error message)."""
+    try:
+        return msgspec.json.decode(raw.encode() if isinstance(raw, str) else raw, type=output_type), None
+    except msgspec.ValidationError as exc:
+        return None, f"schema violation: {exc}"
+    except msgspec.DecodeError as exc:
+        return None, f"not valid JSON: {exc}"
+
+
+@attrs.define
+class Llm:
+    """The port: a backend, a concurrency bound, the retry rule and the run seed."""
+
+    backend: Backend
+    run_seed: int
+    limiter: trio.CapacityLimiter = attrs.field(factory=lambda: trio.CapacityLimiter(64))
+    max_attempts: int = 3
+
+    async def generate(
+        self,
+        stream: StreamLike,
+        request: LlmRequest,
+        output_type: type[T],
+        *,
+        cause: Ref | None = None,
+    ) -> Generated[T]:
+        json_schema, schema_name = schema_for(output_type)
+        messages = list(request.messages)
+        last_error = ""
+        ref = cause
+        for attempt in range(self.max_attempts):
+            seed = derive_seed(self.run_seed, stream.id, stream.next_n)
+            req = msgspec.structs.replace(request, messages=messages, seed=seed)
+            digest = request_digest(req, json_schema)
+            completion = self._recorded(stream, digest)
+            if completion is None:
+                async with self.limiter:
+                    start = time.perf_counter()
+                    completion = await self.backend.complete(req, json_schema, schema_name)
+                    if not completion.latency_s:
+                        completion = msgspec.structs.replace(completion, latency_s=time.perf_counter() - start)
+            value, error = validation_error(completion.text, output_type)
+            ref = await stream.emit(
+                LlmCalled(
+                    role=request.role,
+                    backend=self.backend.name,
+                    model=self.backend.model,
+                    request_digest=digest,
+                    messages=messages,
+                    schema_name=schema_name,
+                    json_schema=json_schema,
+                    seed=seed,
+                    attempt=attempt,
+                    raw=completion.text,
+                    parsed=msgspec.to_builtins(value) if error is None else None,
+                    error=error,
+                    prompt_tokens=completion.prompt_tokens,
+                    completion_tokens=completion.completion_tokens,
+                    latency_s=completion.latency_s,
+                    token_ids=completion.token_ids,
+                    logprobs=completion.logprobs,
+                ),
+                actor=request.role,
+                cause=cause,
+            )
+            if error is None:
+                return Generated(value, ref, attempt + 1)  # type: ignore[arg-type]
+            last_error = error
+            messages = [
+                *messages,
+                {"role": "assistant", "content": completion.text[:4000]},
+                {"role": "user", "content": f"{REJECTED_PREFIX} {error}\nAnswer again with one JSON object that matches the schema."},
+            ]
+        ref = await stream.emit(
+            LlmExhausted(role=request.role, attempts=self.max_attempts, last_error=last_error),
+            actor=request.role,
+            cause=ref,
+        )
+        raise LlmExhaustedError(request.role, self.max_attempts, last_error, ref)
+
+    @staticmethod
+    def _recorded(stream: StreamLike, digest: str) -> Completion | None:
+        record = stream.peek()
+        if record is None:
+            return None
+        event = record.event
+        if isinstance(event, LlmCalled) and event.request_digest == digest:
+            return Completion(
+                text=event.raw,
+                prompt_tokens=event.prompt_tokens,
+                completion_tokens=event.completion_tokens,
+                latency_s=event.latency_s,
+                token_ids=event.token_ids,
+                logprobs=event.logprobs,
+            )
+        return None
+
+    async def aclose(self) -> None:
+        await self.backend.aclose()

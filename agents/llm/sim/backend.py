@@ -1,0 +1,173 @@
+"""The sim backend: role simulators behind a noise model and a latency model.
+
+Determinism: every answer is a function of (request seed, role, context, messages,
+schema) only, all of which a real model would see too; so the same request answered
+in-process or over HTTP (``scaleenv sim-server``) gives the same text.
+
+- Role simulators (registered with :func:`register_role`) read the request's
+  structured context and answer as that role would; roles without one get a plausible
+  instance of the schema.
+- The noise model makes the failures real models make: malformed text and schema
+  violations (caught by the port's validation and retried), and role-level mistakes
+  (buggy code, wrong tool calls) that role simulators implement from ``call.mistake()``.
+- The latency model (log-normal per role, seeded) sleeps like inference would and
+  reports token counts, so benchmarks can model real serving time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import msgspec
+import trio
+
+from ..port import Completion, LlmRequest, feedback_count, parse_rendered
+from .schema_instance import instance
+
+
+class NoiseModel(msgspec.Struct, frozen=True, kw_only=True):
+    """Rates of the sim's failures (0 disables each)."""
+
+    malformed: float = 0.03
+    schema_violation: float = 0.03
+    # Role-level mistakes, each role interprets it (a bug in code, a wrong record picked).
+    mistakes: float = 0.15
+
+    @classmethod
+    def off(cls) -> NoiseModel:
+        return cls(malformed=0.0, schema_violation=0.0, mistakes=0.0)
+
+
+class LatencyModel(msgspec.Struct, frozen=True, kw_only=True):
+    """Log-normal latency per call: median ``base_s + per_token_s * tokens``, spread ``sigma``."""
+
+    enabled: bool = False
+    base_s: float = 0.05
+    per_token_s: float = 0.0005
+    sigma: float = 0.3
+
+    def sample(self, rng: random.Random, tokens: int) -> float:
+        if not self.enabled:
+            return 0.0
+        median = self.base_s + self.per_token_s * tokens
+        return median * math.exp(rng.gauss(0.0, self.sigma))
+
+
+@attrs.define
+class SimCall:
+    """Everything a role simulator may look at, and its seeded randomness."""
+
+    role: str
+    context: dict[str, Any]
+    schema: dict[str, Any]
+    schema_name: str
+    messages: list[dict[str, Any]]
+    tools: list[dict[str, Any]] | None
+    attempt: int
+    rng: random.Random
+    noise: NoiseModel
+
+    def mistake(self, scale: float = 1.0) -> bool:
+        """Whether to make a role-level mistake this time (rate ``noise.mistakes * scale``)."""
+        return self.rng.random() < self.noise.mistakes * scale
+
+    def schema_instance(self) -> Any:
+        return instance(self.schema, self.rng)
+
+
+RoleSimulator = Callable[[SimCall], Any]
+_ROLES: dict[str, RoleSimulator] = {}
+
+
+def register_role(name: str) -> Callable[[RoleSimulator], RoleSimulator]:
+    def deco(fn: RoleSimulator) -> RoleSimulator:
+        _ROLES[name] = fn
+        return fn
+
+    return deco
+
+
+def role_simulators() -> dict[str, RoleSimulator]:
+    _load_builtin_roles()
+    return dict(_ROLES)
+
+
+def _load_builtin_roles() -> None:
+    # Role simulators live next to the agents they imitate; importing registers them.
+    from scaleenv.agents import sim_roles  # noqa: F401
+
+
+def _violate_schema(value: Any, rng: random.Random) -> Any:
+    """Break a valid answer the way models do: drop a field or give it the wrong type."""
+    if isinstance(value, dict) and value:
+        key = rng.choice(sorted(value))
+        broken = dict(value)
+        if rng.random() < 0.5:
+            del broken[key]
+        else:
+            broken[key] = {"unexpected": [1, 2, 3]} if not isinstance(value[key], dict) else "oops"
+        return broken
+    return {"answer": value}
+
+
+def _malform(text: str, rng: random.Random) -> str:
+    choice = rng.randrange(3)
+    if choice == 0:
+        return text[: max(1, len(text) * 2 // 3)]  # cut off mid-answer
+    if choice == 1:
+        return f"Sure! Here is the JSON you asked for:\n```json\n{text}\n```"
+    return text.replace('"', "'", 3)
+
+
+@attrs.define
+class SimBackend:
+    noise: NoiseModel = attrs.field(factory=NoiseModel)
+    latency: LatencyModel = attrs.field(factory=LatencyModel)
+    name: str = "sim"
+    model: str = "scaleenv-sim-1"
+
+    async def complete(self, request: LlmRequest, json_schema: dict[str, Any], schema_name: str) -> Completion:
+        text, prompt_tokens, completion_tokens, latency = self.answer(
+            request.messages, json_schema, schema_name, request.seed, request.tools
+        )
+        if latency > 0:
+            await trio.sleep(latency)
+        return Completion(
+            text=text, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, latency_s=latency
+        )
+
+    def answer(
+        self,
+        messages: list[dict[str, Any]],
+        json_schema: dict[str, Any],
+        schema_name: str,
+        seed: int,
+        tools: list[dict[str, Any]] | None = None,
+    ) -> tuple[str, int, int, float]:
+        """The sim's answer as (text, prompt tokens, completion tokens, latency). Pure."""
+        role, context = parse_rendered(messages)
+        rng = random.Random(seed)
+        noise_rng = random.Random(seed ^ 0x5EED)
+        call = SimCall(
+            role=role, context=context, schema=json_schema, schema_name=schema_name, messages=messages,
+            tools=tools, attempt=feedback_count(messages), rng=rng, noise=self.noise,
+        )
+        simulator = role_simulators().get(role)
+        value = simulator(call) if simulator is not None else call.schema_instance()
+        roll = noise_rng.random()
+        if roll < self.noise.schema_violation:
+            value = _violate_schema(value, noise_rng)
+        text = json.dumps(value, sort_keys=True)
+        if self.noise.schema_violation <= roll < self.noise.schema_violation + self.noise.malformed:
+            text = _malform(text, noise_rng)
+        prompt_tokens = sum(len(str(m.get("content", ""))) for m in messages) // 4 + 1
+        completion_tokens = len(text) // 4 + 1
+        return text, prompt_tokens, completion_tokens, self.latency.sample(noise_rng, completion_tokens)
+
+    async def aclose(self) -> None:
+        return None

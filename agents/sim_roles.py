@@ -1,0 +1,1 @@
+"""Registers every sim role simulator (importing the modules registers them)."""

@@ -1,0 +1,84 @@
+"""The ``scaleenv`` command line.
+
+One entry point; each area registers its subcommands from its own module through a
+``register(subparsers, common)`` function, so this file stays a table of contents.
+Conventions (see docs/ARCHITECTURE.md): ``--log PATH`` names the run's log; ``--json``
+prints exactly one JSON object on stdout; exit status 0 success, 1 the work failed or
+found a problem, 2 bad usage or input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from .logs import configure_logging
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """Bad usage or input: reported on stderr, exit status 2."""
+
+
+def common_parser() -> argparse.ArgumentParser:
+    """Options every subcommand accepts."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--log", default="scaleenv.lmdb", metavar="PATH",
+        help="the run's event log (an LMDB directory; default: %(default)s)",
+    )
+    common.add_argument(
+        "--log-format", choices=["console", "json"], default="console",
+        help="diagnostic logs on stderr: human-readable (default) or JSON lines",
+    )
+    common.add_argument("--log-level", default="warning", help="diagnostic log level (default: %(default)s)")
+    common.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
+    return common
+
+
+Registrar = Callable[[argparse._SubParsersAction, argparse.ArgumentParser], None]
+
+
+def _registrars() -> list[Registrar]:
+    from . import cli_commands
+
+    return cli_commands.REGISTRARS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scaleenv",
+        description=(
+            "Synthesize tool-use environments from scratch (ScaleEnv) and run agents in them. "
+            "Every step is an event in one LMDB log; everything else is rebuilt from it."
+        ),
+        epilog="Start with: scaleenv run --seed 1   (the offline sim LLM; see README.md)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    common = common_parser()
+    for register in _registrars():
+        register(sub, common)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.log_format, args.log_level)
+    try:
+        return int(args.handler(args) or 0)
+    except UsageError as exc:
+        print(f"scaleenv {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"scaleenv {args.command}: interrupted; everything acknowledged is in the log. "
+              "Run the same command again to resume.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,310 @@
+"""Tool contracts: parse and evaluate pre- and post-conditions over arguments and state.
+
+A contract is a list of :class:`~scaleenv.store.specs.Condition`. Terms use a tiny
+grammar: ``$param``, ``table[TERM]`` (a record), ``table[TERM].field``, or a JSON
+literal. Evaluation is pure: it reads the arguments and the database state (and, for
+post-conditions, the state before the call) and says whether the condition holds,
+with a readable explanation when it does not.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import attrs
+
+from scaleenv.store.specs import Condition, DbState, DomainSpec, Scalar, ToolSpec
+
+
+class ContractSyntaxError(ValueError):
+    """A condition term that does not parse (names the term and the position)."""
+
+
+class _Undefined:
+    """The value of a term whose record or field does not exist."""
+
+    _instance: _Undefined | None = None
+
+    def __new__(cls) -> _Undefined:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "<undefined>"
+
+
+UNDEFINED = _Undefined()
+
+
+@attrs.frozen
+class Param:
+    name: str
+
+    def __str__(self) -> str:
+        return f"${self.name}"
+
+
+@attrs.frozen
+class Literal:
+    value: Scalar | list[Scalar]
+
+    def __str__(self) -> str:
+        return json.dumps(self.value)
+
+
+@attrs.frozen
+class RecordRef:
+    table: str
+    key: Term
+
+    def __str__(self) -> str:
+        return f"{self.table}[{self.key}]"
+
+
+@attrs.frozen
+class FieldRef:
+    record: RecordRef
+    field: str
+
+    def __str__(self) -> str:
+        return f"{self.record}.{self.field}"
+
+
+Term = Param | Literal | RecordRef | FieldRef
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+
+    def error(self, message: str) -> ContractSyntaxError:
+        return ContractSyntaxError(f"{message} at position {self.pos} in {self.text!r}")
+
+    def skip_ws(self) -> None:
+        while self.pos < len(self.text) and self.text[self.pos].isspace():
+            self.pos += 1
+
+    def term(self) -> Term:
+        self.skip_ws()
+        if self.pos >= len(self.text):
+            raise self.error("expected a term")
+        ch = self.text[self.pos]
+        if ch == "$":
+            self.pos += 1
+            m = _IDENT.match(self.text, self.pos)
+            if not m:
+                raise self.error("expected a parameter name after '$'")
+            self.pos = m.end()
+            return Param(m.group())
+        m = _IDENT.match(self.text, self.pos)
+        if m and m.group() not in ("true", "false", "null"):
+            self.pos = m.end()
+            self.skip_ws()
+            if self.pos >= len(self.text) or self.text[self.pos] != "[":
+                raise self.error(f"expected '[' after table name {m.group()!r}")
+            self.pos += 1
+            key = self.term()
+            self.skip_ws()
+            if self.pos >= len(self.text) or self.text[self.pos] != "]":
+                raise self.error("expected ']'")
+            self.pos += 1
+            record = RecordRef(m.group(), key)
+            if self.pos < len(self.text) and self.text[self.pos] == ".":
+                self.pos += 1
+                fm = _IDENT.match(self.text, self.pos)
+                if not fm:
+                    raise self.error("expected a field name after '.'")
+                self.pos = fm.end()
+                return FieldRef(record, fm.group())
+            return record
+        # A JSON literal: decode the longest prefix that parses.
+        decoder = json.JSONDecoder()
+        try:
+            value, end = decoder.raw_decode(self.text, self.pos)
+        except json.JSONDecodeError as exc:
+            raise self.error(f"not a term ({exc.msg})") from None
+        self.pos = end
+        return Literal(value)
+
+
+def parse_term(text: str) -> Term:
+    parser = _Parser(text)
+    term = parser.term()
+    parser.skip_ws()
+    if parser.pos != len(text):
+        raise parser.error("unexpected text after term")
+    return term
+
+
+def right_term(cond: Condition) -> Term | None:
+    if cond.right is None:
+        return None
+    if isinstance(cond.right, list):
+        return Literal(cond.right)
+    return parse_term(cond.right)
+
+
+def eval_term(term: Term, args: dict[str, Any], db: DbState) -> Any:
+    if isinstance(term, Param):
+        return args.get(term.name, UNDEFINED)
+    if isinstance(term, Literal):
+        return term.value
+    if isinstance(term, RecordRef):
+        key = eval_term(term.key, args, db)
+        if key is UNDEFINED or key is None:
+            return UNDEFINED
+        return db.get(term.table, {}).get(str(key), UNDEFINED)
+    record = eval_term(term.record, args, db)
+    if record is UNDEFINED or not isinstance(record, dict):
+        return UNDEFINED
+    return record.get(term.field, UNDEFINED)
+
+
+def render(cond: Condition) -> str:
+    """The readable one-line form of a condition."""
+    prefix = "after: " if cond.when == "post" else ""
+    if cond.op in ("exists", "absent", "unchanged"):
+        return f"{prefix}{cond.op} {cond.left}" if cond.op != "unchanged" else f"{prefix}{cond.left} unchanged"
+    right = json.dumps(cond.right) if isinstance(cond.right, list) else cond.right
+    symbol = {"eq": "==", "ne": "!=", "ge": ">=", "gt": ">", "le": "<=", "lt": "<"}.get(cond.op, cond.op.replace("_", " "))
+    return f"{prefix}{cond.left} {symbol} {right}"
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _close(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
+
+
+@attrs.frozen
+class Verdict:
+    holds: bool
+    detail: str
+
+
+def evaluate(
+    cond: Condition, args: dict[str, Any], db: DbState, before: DbState | None = None
+) -> Verdict:
+    """Evaluate one condition. Post-conditions need ``before`` (the state before the call).
+
+    Terms of a post-condition are read in the state *after* the call, except the right
+    side of increases_by/decreases_by and both sides' "before" value, read before it.
+    """
+    left = parse_term(cond.left)
+    right = right_term(cond)
+    text = render(cond)
+    if cond.op in ("exists", "absent"):
+        value = eval_term(left, args, db)
+        present = value is not UNDEFINED
+        ok = present if cond.op == "exists" else not present
+        return Verdict(ok, "" if ok else f"{text}: {left} {'does not exist' if cond.op == 'exists' else 'exists'}")
+    lval = eval_term(left, args, db)
+    if cond.op in ("increases_by", "decreases_by", "unchanged"):
+        if before is None:
+            raise ValueError(f"{text}: a {cond.op} condition needs the state before the call")
+        old = eval_term(left, args, before)
+        if cond.op == "unchanged":
+            ok = old == lval
+            return Verdict(ok, "" if ok else f"{text}: was {old!r}, now {lval!r}")
+        assert right is not None
+        amount = eval_term(right, args, before)
+        a, o, d = _num(lval), _num(old), _num(amount)
+        if a is None or o is None or d is None:
+            return Verdict(False, f"{text}: not numbers (before {old!r}, after {lval!r}, amount {amount!r})")
+        expected = o + d if cond.op == "increases_by" else o - d
+        ok = _close(a, expected)
+        return Verdict(ok, "" if ok else f"{text}: expected {expected!r} (was {old!r}, by {amount!r}), got {lval!r}")
+    assert right is not None, f"{text}: missing right-hand side"
+    rval = eval_term(right, args, db)
+    if lval is UNDEFINED:
+        return Verdict(False, f"{text}: {left} is undefined")
+    if cond.op in ("in", "not_in"):
+        if not isinstance(rval, list):
+            return Verdict(False, f"{text}: right side is not a list")
+        inside = lval in rval
+        ok = inside if cond.op == "in" else not inside
+        return Verdict(ok, "" if ok else f"{text}: {left} is {lval!r}")
+    if cond.op in ("eq", "ne"):
+        equal = (_num(lval) is not None and _num(rval) is not None and _close(_num(lval), _num(rval))) or lval == rval  # type: ignore[arg-type]
+        ok = equal if cond.op == "eq" else not equal
+        return Verdict(ok, "" if ok else f"{text}: {left} is {lval!r}, right side is {rval!r}")
+    a, b = _num(lval), _num(rval)
+    if a is None or b is None:
+        return Verdict(False, f"{text}: not numbers ({lval!r}, {rval!r})")
+    ok = {"ge": a >= b, "gt": a > b, "le": a <= b, "lt": a < b}[cond.op]
+    return Verdict(ok, "" if ok else f"{text}: {left} is {lval!r}, right side is {rval!r}")
+
+
+def check_pre(tool: ToolSpec, args: dict[str, Any], db: DbState) -> list[Verdict]:
+    """Every pre-condition that does not hold (empty list: the call is allowed)."""
+    return [v for c in tool.contract if c.when == "pre" for v in [evaluate(c, args, db)] if not v.holds]
+
+
+def check_post(tool: ToolSpec, args: dict[str, Any], before: DbState, after: DbState) -> list[Verdict]:
+    """Every post-condition that does not hold after a successful call."""
+    return [v for c in tool.contract if c.when == "post" for v in [evaluate(c, args, after, before)] if not v.holds]
+
+
+def term_tables_fields(term: Term) -> list[tuple[str, str | None]]:
+    """Every (table, field-or-None) a term touches, for schema validation."""
+    out: list[tuple[str, str | None]] = []
+    if isinstance(term, RecordRef):
+        out.append((term.table, None))
+        out.extend(term_tables_fields(term.key))
+    elif isinstance(term, FieldRef):
+        out.append((term.record.table, term.field))
+        out.extend(term_tables_fields(term.record.key))
+    return out
+
+
+def term_params(term: Term) -> list[str]:
+    if isinstance(term, Param):
+        return [term.name]
+    if isinstance(term, RecordRef):
+        return term_params(term.key)
+    if isinstance(term, FieldRef):
+        return term_params(term.record.key)
+    return []
+
+
+def validate_contract(domain: DomainSpec, tool: ToolSpec) -> list[str]:
+    """Problems with a tool's contract: unknown tables, fields or params; bad syntax."""
+    problems: list[str] = []
+    param_names = {p.name for p in tool.params}
+    for i, cond in enumerate(tool.contract):
+        where = f"tool {tool.name} condition {i} ({cond.left!r})"
+        try:
+            terms = [parse_term(cond.left)]
+            r = right_term(cond)
+            if r is not None:
+                terms.append(r)
+        except ContractSyntaxError as exc:
+            problems.append(f"{where}: {exc}")
+            continue
+        if cond.when == "pre" and cond.op in ("increases_by", "decreases_by", "unchanged"):
+            problems.append(f"{where}: {cond.op} is only meaningful after the call (when='post')")
+        if cond.op in ("exists", "absent") and not isinstance(terms[0], RecordRef):
+            problems.append(f"{where}: {cond.op} needs a record term like table[$key]")
+        if cond.op not in ("exists", "absent", "unchanged") and cond.right is None:
+            problems.append(f"{where}: {cond.op} needs a right-hand side")
+        for term in terms:
+            for table, field in term_tables_fields(term):
+                spec = domain.table(table)
+                if spec is None:
+                    problems.append(f"{where}: unknown table {table!r}")
+                elif field is not None and spec.field(field) is None:
+                    problems.append(f"{where}: table {table!r} has no field {field!r}")
+            for name in term_params(term):
+                if name not in param_names:
+                    problems.append(f"{where}: unknown parameter ${name}")
+    return problems

@@ -1,0 +1,94 @@
+"""Run-time globals for restricted tool code: the builtins whitelist and the guards.
+
+RestrictedPython rewrites `a.b`, `a[k]`, `for x in it`, `a, b = it`, `x += y`,
+`a[k] = v` and `f(*a, **k)` into calls to `_getattr_`, `_getitem_`, `_getiter_`,
+`_unpack_sequence_`, `_inplacevar_`, `_write_` and `_apply_`; this module supplies
+them. Attribute access is an allow-list by *type*: only methods/attributes of the
+plain data types (str, int, float, bool, list, dict, set, tuple, None) and
+`.args` of exceptions are reachable.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from typing import Any
+
+from RestrictedPython.Guards import full_write_guard, guarded_iter_unpack_sequence, guarded_unpack_sequence
+from RestrictedPython.transformer import INSPECT_ATTRIBUTES
+
+
+class ToolError(Exception):
+    """Raised by a tool to fail cleanly (unknown id, bad state, bad argument)."""
+
+
+_DATA_TYPES = frozenset({str, int, float, bool, list, dict, set, frozenset, tuple, type(None)})
+_DENIED_ATTRIBUTES = frozenset({"format", "format_map", "mro"}) | INSPECT_ATTRIBUTES
+
+SAFE_BUILTINS: dict[str, Any] = {
+    "len": len, "range": range, "sorted": sorted, "min": min, "max": max, "sum": sum,
+    "abs": abs, "round": round, "str": str, "int": int, "float": float, "bool": bool,
+    "list": list, "dict": dict, "set": set, "frozenset": frozenset, "tuple": tuple,
+    "enumerate": enumerate, "zip": zip, "any": any, "all": all, "isinstance": isinstance,
+    "reversed": reversed, "map": map, "filter": filter, "divmod": divmod, "chr": chr, "ord": ord,
+    "None": None, "True": True, "False": False,
+    "ToolError": ToolError, "Exception": Exception, "ValueError": ValueError,
+    "KeyError": KeyError, "TypeError": TypeError, "IndexError": IndexError,
+    "LookupError": LookupError, "ArithmeticError": ArithmeticError,
+    "ZeroDivisionError": ZeroDivisionError,
+}
+"""The only builtins tool code can name (the brief's list plus a few pure helpers)."""
+
+
+def guarded_getattr(obj: Any, name: str, default: Any = None) -> Any:
+    """`obj.name` for tool code: public attributes of plain data types only."""
+    if type(name) is not str or name.startswith("_") or name in _DENIED_ATTRIBUTES:
+        raise AttributeError(f"attribute {name!r} is not allowed in tools")
+    if type(obj) in _DATA_TYPES or (isinstance(obj, BaseException) and name == "args"):
+        return getattr(obj, name)
+    raise AttributeError(f"attribute access on {type(obj).__name__!r} objects is not allowed in tools")
+
+
+def guarded_getitem(obj: Any, key: Any) -> Any:
+    """`obj[key]` for tool code."""
+    return obj[key]
+
+
+def guarded_getiter(obj: Any) -> Any:
+    """Iteration guard: plain iteration (there are no security-proxied objects here)."""
+    return obj
+
+
+def guarded_apply(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """`f(*args, **kwargs)` for tool code."""
+    return func(*args, **kwargs)
+
+
+_INPLACE: dict[str, Callable[[Any, Any], Any]] = {
+    "+=": operator.iadd, "-=": operator.isub, "*=": operator.imul, "/=": operator.itruediv,
+    "//=": operator.ifloordiv, "%=": operator.imod, "**=": operator.ipow,
+    "<<=": operator.ilshift, ">>=": operator.irshift, "&=": operator.iand,
+    "|=": operator.ior, "^=": operator.ixor, "@=": operator.imatmul,
+}
+
+
+def guarded_inplacevar(op: str, target: Any, value: Any) -> Any:
+    """`target op= value` for tool code."""
+    return _INPLACE[op](target, value)
+
+
+def tool_globals(tool_name: str) -> dict[str, Any]:
+    """Fresh module globals for executing one tool's restricted code object."""
+    return {
+        "__builtins__": dict(SAFE_BUILTINS),
+        "__name__": f"tool_{tool_name}",
+        "__metaclass__": type,
+        "_getattr_": guarded_getattr,
+        "_getitem_": guarded_getitem,
+        "_getiter_": guarded_getiter,
+        "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
+        "_unpack_sequence_": guarded_unpack_sequence,
+        "_write_": full_write_guard,
+        "_inplacevar_": guarded_inplacevar,
+        "_apply_": guarded_apply,
+    }

@@ -1,0 +1,68 @@
+"""Rollout events: one stream per episode, ``episode/<task_id>/<attempt>``."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+from .base import Event
+from .tasks import RecordChange
+
+
+class EpisodeStarted(Event, tag="episode.started"):
+    task_id: str
+    domain: str
+    attempt: int
+    seed: int
+
+
+class ToolCallRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """A tool call as the policy wrote it (OpenAI style: arguments are a JSON string)."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+class MessageSent(Event, tag="episode.message"):
+    role: Literal["user", "assistant"]
+    content: str
+    tool_calls: list[ToolCallRequest] = []
+    token_ids: list[int] | None = None
+    logprobs: list[float] | None = None
+
+
+class ToolExecuted(Event, tag="episode.tool"):
+    """One tool call executed against the episode's own state, with the change it caused."""
+
+    call_id: str
+    tool: str
+    args: dict[str, Any] | None
+    ok: bool
+    result: Any = None
+    error_kind: str | None = None
+    error: str | None = None
+    delta: list[RecordChange] = []
+
+
+EndReason = Literal["user_done", "user_gave_up", "policy_stopped", "max_turns", "max_tool_calls", "timeout", "error"]
+Fault = Literal["none", "policy", "user", "environment", "limit"]
+
+
+class EpisodeEnded(Event, tag="episode.ended"):
+    reason: EndReason
+    fault: Fault
+    turns: int
+    tool_calls: int
+    detail: str = ""
+
+
+class RewardGiven(Event, tag="episode.reward"):
+    reward: float
+    breakdown: dict[str, float]
+    diff: list[str]
+    reward_version: str
+
+
+EPISODE_EVENTS = (EpisodeStarted, MessageSent, ToolExecuted, EpisodeEnded, RewardGiven)

@@ -1,0 +1,468 @@
+"""The event log: one LMDB environment per run, read synchronously, written by one task.
+
+Layout (named LMDB databases in one environment, a directory):
+
+- ``events``: big-endian u64 seq -> record bytes (see :mod:`scaleenv.store.record`);
+- ``streams``: utf-8 stream id + ``b"\\0"`` + big-endian u64 n -> big-endian u64 seq;
+- ``meta``: utf-8 key -> msgpack value; keys starting with ``scaleenv.`` are the log's
+  own header (format version, LMDB engine, creator), everything else is run config;
+- ``snapshots``: bytes -> bytes, reserved for projection snapshots.
+
+Durability: ``sync=True`` (default) fsyncs every commit, so an acknowledged event
+survives an OS crash. ``sync=False`` is faster and process-crash safe; an OS crash (or
+power loss) may lose the last commits, never corrupt earlier ones.
+
+Writing goes through :meth:`Log.writer` (see :mod:`scaleenv.store.writer`). A writable
+``Log`` holds an exclusive ``flock`` on ``writer.lock`` in the directory; readers
+(``readonly=True``) take no lock and keep working while a writer runs, in any process.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import lmdb
+import msgspec
+import trio
+
+from .errors import LogError, LogLocked, NewerLogFormat, NotALog, RecordDamaged
+from .record import FORMAT_VERSION, Codec, Record, default_codec
+
+if TYPE_CHECKING:
+    from .writer import Writer
+
+LOG_FORMAT_VERSION = 1
+"""The layout version of the LMDB environment (named dbs, key encodings)."""
+
+LMDB_LIB_VERSION = 0
+"""New logs are created with py-lmdb's LMDB 0.9 engine (data format v1), pinned."""
+
+DEFAULT_MAP_SIZE = 256 << 20
+READ_CHUNK = 1024
+LOCK_FILE = "writer.lock"
+META_PREFIX = "scaleenv."
+
+_U64 = 8
+_meta_enc = msgspec.msgpack.Encoder()
+_meta_dec = msgspec.msgpack.Decoder()
+
+
+def seq_key(seq: int) -> bytes:
+    return seq.to_bytes(_U64, "big")
+
+
+def stream_key(stream: str, n: int) -> bytes:
+    return stream.encode() + b"\0" + n.to_bytes(_U64, "big")
+
+
+def _created_by() -> str:
+    try:
+        from importlib.metadata import version
+
+        return f"scaleenv {version('scaleenv')}"
+    except Exception:  # noqa: BLE001 - metadata missing in odd installs
+        return "scaleenv"
+
+
+class Log:
+    """An open event log. Use :meth:`Log.open`; close with :meth:`close` or ``with``."""
+
+    def __init__(self, path: Path, env: lmdb.Environment, dbs: dict[str, Any], *,
+                 readonly: bool, sync: bool, codec: Codec, lock_fd: int | None) -> None:
+        self.path = path
+        self.env = env
+        self._events = dbs["events"]
+        self._streams = dbs["streams"]
+        self._meta = dbs["meta"]
+        self._snapshots = dbs["snapshots"]
+        self.readonly = readonly
+        self.sync = sync
+        self.codec = codec
+        self._lock_fd = lock_fd
+        self._writer: Writer | None = None
+
+    # -- opening ------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *, readonly: bool = False, create: bool = True,
+             sync: bool = True, map_size: int = DEFAULT_MAP_SIZE, codec: Codec | None = None,
+             max_readers: int = 1024) -> Log:
+        """Open (or create) the log in directory ``path``.
+
+        ``readonly=True`` never creates and takes no writer lock. Raises
+        :class:`NotALog`, :class:`NewerLogFormat` or :class:`LogLocked`.
+        ``sync=False``: process-crash safe; an OS crash may lose the last commits.
+        """
+        p = Path(path)
+        codec = codec or default_codec()
+        exists = p.exists()
+        if exists and not p.is_dir():
+            raise NotALog(str(p), "not a directory")
+        has_data = (p / "data.mdb").exists()
+        if not has_data:
+            if readonly or not create:
+                raise NotALog(str(p), "no such directory" if not exists else "no data.mdb in it")
+            if exists and any(c.name != LOCK_FILE and c.name != "lock.mdb" for c in p.iterdir()):
+                raise NotALog(str(p), "the directory is not empty and holds no log; "
+                              "refusing to create one inside it")
+            p.mkdir(parents=True, exist_ok=True)
+        lock_fd = None if readonly else _take_lock(p)
+        try:
+            env = _open_env(p, readonly=readonly, sync=sync, map_size=map_size,
+                            max_readers=max_readers, new=not has_data)
+        except BaseException:
+            _release_lock(lock_fd)
+            raise
+        try:
+            dbs = _open_dbs(env, p, readonly=readonly)
+            log = cls(p, env, dbs, readonly=readonly, sync=sync, codec=codec, lock_fd=lock_fd)
+            log._check_header()
+        except BaseException:
+            env.close()
+            _release_lock(lock_fd)
+            raise
+        return log
+
+    def _check_header(self) -> None:
+        fmt = self.meta_get(META_PREFIX + "format")
+        if not isinstance(fmt, int):
+            raise NotALog(str(self.path), "LMDB environment without a scaleenv header")
+        if fmt > LOG_FORMAT_VERSION:
+            raise NewerLogFormat(fmt, LOG_FORMAT_VERSION, str(self.path))
+        rfmt = self.meta_get(META_PREFIX + "record_format", 1)
+        if isinstance(rfmt, int) and rfmt > FORMAT_VERSION:
+            raise NewerLogFormat(rfmt, FORMAT_VERSION, str(self.path))
+
+    def close(self) -> None:
+        """Close the environment and release the writer lock. Idempotent."""
+        if self.env is not None:
+            self.env.close()
+            self.env = None  # type: ignore[assignment]
+        _release_lock(self._lock_fd)
+        self._lock_fd = None
+
+    def __enter__(self) -> Log:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        mode = "readonly" if self.readonly else "writable"
+        return f"Log({str(self.path)!r}, {mode})"
+
+    # -- read txns ----------------------------------------------------------------
+    def _begin(self, **kw: Any) -> lmdb.Transaction:
+        """A read txn; adopts a map grown by a writer in another process."""
+        try:
+            return self.env.begin(**kw)
+        except lmdb.MapResizedError:
+            self.env.set_mapsize(0)
+            return self.env.begin(**kw)
+
+    # -- meta and snapshots -------------------------------------------------------
+    def meta_get(self, key: str, default: Any = None) -> Any:
+        """A value from the ``meta`` db (run config or the log's own header)."""
+        with self._begin(db=self._meta) as txn:
+            raw = txn.get(key.encode())
+        return default if raw is None else _meta_dec.decode(raw)
+
+    def meta_items(self) -> dict[str, Any]:
+        """Every meta key and value."""
+        with self._begin(db=self._meta) as txn:
+            return {bytes(k).decode(): _meta_dec.decode(v) for k, v in txn.cursor()}
+
+    def meta_set(self, key: str, value: Any) -> None:
+        """Store a msgspec-encodable value (a short write txn; blocks while a commit runs)."""
+        if key.startswith(META_PREFIX):
+            raise ValueError(f"meta keys starting with {META_PREFIX!r} are reserved")
+        self._write_small(self._meta, key.encode(), _meta_enc.encode(value))
+
+    def put_snapshot(self, key: bytes, value: bytes) -> None:
+        """Store a snapshot blob (reserved for projection snapshots)."""
+        self._write_small(self._snapshots, key, value)
+
+    def get_snapshot(self, key: bytes) -> bytes | None:
+        with self._begin(db=self._snapshots) as txn:
+            v = txn.get(key)
+        return None if v is None else bytes(v)
+
+    def _write_small(self, db: Any, key: bytes, value: bytes) -> None:
+        if self.readonly:
+            raise LogError(f"{self.path} is open readonly")
+        from .writer import commit_with_growth
+
+        def put(txn: lmdb.Transaction) -> None:
+            txn.put(key, value, db=db)
+
+        commit_with_growth(self, put)
+
+    # -- readers ------------------------------------------------------------------
+    def last_seq(self) -> int:
+        """The highest committed seq (0 for an empty log)."""
+        with self._begin(db=self._events) as txn:
+            cur = txn.cursor()
+            return int.from_bytes(cur.key(), "big") if cur.last() else 0
+
+    def get(self, seq: int) -> Record:
+        """The record at ``seq``; KeyError if there is none."""
+        with self._begin(db=self._events, buffers=True) as txn:
+            raw = txn.get(seq_key(seq))
+            if raw is None:
+                raise KeyError(seq)
+            return self.codec.decode(raw, seq)
+
+    def _raw_chunks(self, from_seq: int, to_seq: int | None = None) -> Iterator[list[tuple[int, bytes]]]:
+        """(seq, bytes) pairs in chunks, one short read txn per chunk."""
+        nxt = max(from_seq, 1)
+        while True:
+            chunk: list[tuple[int, bytes]] = []
+            with self._begin(db=self._events) as txn:
+                cur = txn.cursor()
+                if not cur.set_range(seq_key(nxt)):
+                    return
+                for k, v in cur:
+                    s = int.from_bytes(k, "big")
+                    if to_seq is not None and s > to_seq:
+                        break
+                    chunk.append((s, v))
+                    if len(chunk) >= READ_CHUNK:
+                        break
+            if not chunk:
+                return
+            yield chunk
+            nxt = chunk[-1][0] + 1
+            if len(chunk) < READ_CHUNK:
+                return
+
+    def read(self, from_seq: int = 1, to_seq: int | None = None) -> Iterator[Record]:
+        """Records in global order from ``from_seq``; raises on the first damaged one."""
+        dec = self.codec.decode
+        for chunk in self._raw_chunks(from_seq, to_seq):
+            for s, v in chunk:
+                yield dec(v, s)
+
+    def read_stream(self, stream: str, from_n: int = 0) -> Iterator[Record]:
+        """Records of one stream in stream order, from position ``from_n``."""
+        prefix = stream.encode() + b"\0"
+        n = from_n
+        while True:
+            seqs: list[int] = []
+            with self._begin(db=self._streams) as txn:
+                cur = txn.cursor()
+                if cur.set_range(prefix + n.to_bytes(_U64, "big")):
+                    for k, v in cur:
+                        if not k.startswith(prefix) or len(k) != len(prefix) + _U64:
+                            break
+                        seqs.append(int.from_bytes(v, "big"))
+                        if len(seqs) >= READ_CHUNK:
+                            break
+            if not seqs:
+                return
+            with self._begin(db=self._events) as txn:
+                raws = [(s, txn.get(seq_key(s))) for s in seqs]
+            for s, raw in raws:
+                if raw is None:
+                    raise RecordDamaged(s, f"indexed by stream {stream!r} but missing")
+                yield self.codec.decode(raw, s)
+            n += len(seqs)
+            if len(seqs) < READ_CHUNK:
+                return
+
+    def stream_length(self, stream: str) -> int:
+        """How many events ``stream`` holds (0 if none)."""
+        prefix = stream.encode() + b"\0"
+        with self._begin(db=self._streams) as txn:
+            return _stream_len(txn.cursor(), prefix)
+
+    def streams(self, prefix: str = "") -> Iterator[tuple[str, int]]:
+        """``(stream id, length)`` for every stream starting with ``prefix``, sorted."""
+        p = prefix.encode()
+        start = p
+        while True:
+            with self._begin(db=self._streams) as txn:
+                cur = txn.cursor()
+                out: list[tuple[str, int]] = []
+                while len(out) < READ_CHUNK and cur.set_range(start):
+                    k = bytes(cur.key())
+                    if not k.startswith(p):
+                        break
+                    sid = k[: k.index(b"\0")]
+                    out.append((sid.decode(), _stream_len(cur, sid + b"\0")))
+                    start = sid + b"\1"
+            yield from out
+            if len(out) < READ_CHUNK:
+                return
+
+    def count(self) -> int:
+        """The number of stored records."""
+        with self._begin(db=self._events) as txn:
+            return int(txn.stat(self._events)["entries"])
+
+    def check(self) -> list[RecordDamaged]:
+        """Scan every record; return every damaged one (an empty list means intact).
+
+        Records whose event type is unknown or incompatible are not damage and are not
+        reported here; seq gaps are reported as damage of the missing seqs.
+        """
+        found: list[RecordDamaged] = []
+        expect = 1
+        for chunk in self._raw_chunks(1):
+            for s, v in chunk:
+                if s != expect:
+                    found.extend(RecordDamaged(m, "missing (gap in seqs)") for m in range(expect, s))
+                expect = s + 1
+                try:
+                    self.codec.decode(v, s)
+                except RecordDamaged as exc:
+                    found.append(exc)
+                except LogError:
+                    pass
+        return found
+
+    async def follow(self, from_seq: int = 1, poll_interval: float = 0.05) -> AsyncIterator[Record]:
+        """Yield records from ``from_seq`` on, waiting for new commits (any process)."""
+        nxt = from_seq
+        while True:
+            got = False
+            for chunk in self._raw_chunks(nxt):
+                for s, v in chunk:
+                    yield self.codec.decode(v, s)
+                    nxt = s + 1
+                    got = True
+                await trio.lowlevel.checkpoint()
+            if not got:
+                await trio.sleep(poll_interval)
+
+    # -- writing ------------------------------------------------------------------
+    @asynccontextmanager
+    async def writer(self, nursery: trio.Nursery | None = None, *, channel_size: int = 256,
+                     max_batch: int = 4096) -> AsyncIterator[Writer]:
+        """Start the writer task; ``async with log.writer() as w: await w.append(...)``.
+
+        ``channel_size`` bounds the append calls in flight (backpressure);
+        ``max_batch`` bounds the events group-committed in one transaction.
+        On exit (or cancellation) everything already sent is committed first.
+        """
+        from .writer import Writer
+
+        if self.readonly:
+            raise LogError(f"{self.path} is open readonly")
+        if self._writer is not None:
+            raise LogError("this log already has a writer task")
+        w = Writer(self, channel_size=channel_size, max_batch=max_batch)
+        self._writer = w
+        try:
+            if nursery is None:
+                async with trio.open_nursery() as own:
+                    own.start_soon(w.run)
+                    try:
+                        yield w
+                    finally:
+                        await w.aclose()
+            else:
+                nursery.start_soon(w.run)
+                try:
+                    yield w
+                finally:
+                    await w.aclose()
+        finally:
+            self._writer = None
+
+    # -- info ---------------------------------------------------------------------
+    def size_on_disk(self) -> int:
+        return sum(f.stat().st_size for f in self.path.iterdir() if f.is_file())
+
+
+def _stream_len(cur: lmdb.Cursor, prefix: bytes) -> int:
+    """Length of the stream whose keys start with ``prefix`` (id + NUL)."""
+    if cur.set_range(prefix[:-1] + b"\1"):
+        if not cur.prev():
+            return 0
+    elif not cur.last():
+        return 0
+    k = bytes(cur.key())
+    if not k.startswith(prefix) or len(k) != len(prefix) + _U64:
+        return 0
+    return int.from_bytes(k[len(prefix):], "big") + 1
+
+
+def _take_lock(p: Path) -> int:
+    fd = os.open(p / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        pid = None
+        try:
+            txt = os.pread(fd, 32, 0).decode().strip()
+            pid = int(txt) if txt else None
+        except (OSError, ValueError):
+            pass
+        os.close(fd)
+        if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            raise LogLocked(str(p), pid) from None
+        raise
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def _release_lock(fd: int | None) -> None:
+    if fd is not None:
+        try:
+            os.ftruncate(fd, 0)
+        except OSError:
+            pass
+        os.close(fd)  # closing drops the flock
+
+
+def _open_env(p: Path, *, readonly: bool, sync: bool, map_size: int, max_readers: int,
+              new: bool) -> lmdb.Environment:
+    try:
+        return lmdb.open(
+            str(p), map_size=map_size, readonly=readonly, sync=sync, metasync=sync,
+            max_dbs=8, max_readers=max_readers, create=False, writemap=False,
+            lib_version=LMDB_LIB_VERSION if new else None,
+        )
+    except lmdb.Error as exc:
+        if "already open in this process" in str(exc):
+            raise LogError(f"{p} is already open in this process; share one Log object") from exc
+        raise NotALog(str(p), f"LMDB refused to open it: {exc}") from exc
+
+
+_DB_NAMES = ("events", "streams", "meta", "snapshots")
+
+
+def _open_dbs(env: lmdb.Environment, p: Path, *, readonly: bool) -> dict[str, Any]:
+    dbs: dict[str, Any] = {}
+    with env.begin() as txn:
+        main_names = {bytes(k) for k, _ in txn.cursor()}
+    if not main_names and not readonly:
+        # A brand-new (or never-initialised) environment: create the layout and header.
+        with env.begin(write=True) as txn:
+            for name in _DB_NAMES:
+                dbs[name] = env.open_db(name.encode(), txn=txn)
+            header = {
+                "format": LOG_FORMAT_VERSION,
+                "record_format": FORMAT_VERSION,
+                "lmdb_lib_version": list(env.lib_version()),
+                "lmdb_binding_version": lmdb.__version__,
+                "created_by": _created_by(),
+                "created_wall_ns": time.time_ns(),
+            }
+            for k, v in header.items():
+                txn.put((META_PREFIX + k).encode(), _meta_enc.encode(v), db=dbs["meta"])
+        return dbs
+    missing = [n for n in _DB_NAMES if n.encode() not in main_names]
+    if missing:
+        raise NotALog(str(p), f"foreign LMDB environment (no {', '.join(missing)} database)")
+    with env.begin() as txn:
+        for name in _DB_NAMES:
+            dbs[name] = env.open_db(name.encode(), txn=txn, create=False)
+    return dbs
