@@ -1,5 +1,14 @@
-"""The list of subcommand registrars (one module per area)."""
+"""The list of subcommand registrars (one module per area), in --help order."""
 
 from __future__ import annotations
 
-REGISTRARS: list = []
+from . import cli_log, cli_run
+
+REGISTRARS: list = [cli_run.register, cli_log.register]
+
+try:  # the sim-server command
+    from . import cli_llm
+
+    REGISTRARS.append(cli_llm.register)
+except ImportError:  # pragma: no cover - while it is being written
+    pass

@@ -327,7 +327,12 @@ class Log:
         return found
 
     async def follow(self, from_seq: int = 1, poll_interval: float = 0.05) -> AsyncIterator[Record]:
-        """Yield records from ``from_seq`` on, waiting for new commits (any process)."""
+        """Yield records from ``from_seq`` on, waiting for new commits (any process).
+
+        Never ends by itself; to stop early, iterate inside
+        ``async with contextlib.aclosing(log.follow(...)) as records:`` (trio needs
+        async generators closed explicitly).
+        """
         nxt = from_seq
         while True:
             got = False
@@ -462,7 +467,8 @@ def _open_dbs(env: lmdb.Environment, p: Path, *, readonly: bool) -> dict[str, An
     missing = [n for n in _DB_NAMES if n.encode() not in main_names]
     if missing:
         raise NotALog(str(p), f"foreign LMDB environment (no {', '.join(missing)} database)")
-    with env.begin() as txn:
-        for name in _DB_NAMES:
-            dbs[name] = env.open_db(name.encode(), txn=txn, create=False)
+    for name in _DB_NAMES:
+        # No txn argument: py-lmdb opens the handle in its own committed txn, which keeps
+        # it valid for later txns (a handle opened in an aborted read txn is not).
+        dbs[name] = env.open_db(name.encode(), create=False)
     return dbs

@@ -75,7 +75,13 @@ class Gate:
             path = args[0] if args else None
             if isinstance(path, (str, bytes)):
                 real = os.path.realpath(os.fsdecode(path))
-                if real == self.scratch or real.startswith(self.scratch + os.sep):
+                mode = args[1] if len(args) > 1 else "r"
+                flags = args[2] if len(args) > 2 and isinstance(args[2], int) else 0
+                writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or bool(
+                    flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC)
+                )
+                inside = real == self.scratch or real.startswith(self.scratch + os.sep)
+                if inside and not writing:
                     return
             self._deny(f"open({path!r})")
         elif event in _GATED_LOADING:

@@ -80,8 +80,13 @@ def _tool_traceback(exc: BaseException, filename: str, gate: Gate) -> str:
     return _clip(text + f"{type(exc).__name__}: {_safe_str(exc)}\n", MAX_TRACEBACK)
 
 
+_armed = [False]
+
+
 def _on_alarm(signum: int, frame: FrameType | None) -> None:
-    raise CallTimeout()
+    if _armed[0]:
+        _armed[0] = False
+        raise CallTimeout()
 
 
 def install_alarm() -> None:
@@ -128,9 +133,11 @@ def _execute(session: Session, tool: _Tool, args: dict[str, Any], limits: Limits
     name = tool.compiled.name
     try:
         try:
+            _armed[0] = True
             signal.setitimer(signal.ITIMER_REAL, limits.timeout_s)
             result = tool.func(session.state.db, **args)
         finally:
+            _armed[0] = False
             signal.setitimer(signal.ITIMER_REAL, 0)
     except CallTimeout:
         return failure("timeout", f"{name} exceeded its {limits.timeout_s:g} s time limit")

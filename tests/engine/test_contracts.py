@@ -98,4 +98,4 @@ def test_post_condition_catches_wrong_refund() -> None:
     order["status"] = "cancelled"
     db["customers"][order["customer_id"]]["balance"] += order["total"] + 1  # off by one
     failures = check_post(tool, args, before, db)  # type: ignore[arg-type]
-    assert len(failures) == 1 and "increases_by" in failures[0].detail
+    assert len(failures) == 1 and "increases by" in failures[0].detail

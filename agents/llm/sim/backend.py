@@ -151,6 +151,10 @@ class SimBackend:
     ) -> tuple[str, int, int, float]:
         """The sim's answer as (text, prompt tokens, completion tokens, latency). Pure."""
         role, context = parse_rendered(messages)
+        if not context:
+            # A plain chat (the rollout policy): the conversation and the offered tools are the context.
+            turn = sum(1 for m in messages if m.get("role") == "assistant")
+            context = {"conversation": messages, "tools": tools or [], "turn": turn}
         rng = random.Random(seed)
         noise_rng = random.Random(seed ^ 0x5EED)
         call = SimCall(

@@ -1,0 +1,71 @@
+"""``--llm`` values to backends: ``sim``, ``openai:URL``, ``vllm:URL``, ``transformers:PATH``, ``recorded:LOGPATH``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .port import Backend
+from .sim.backend import LatencyModel, NoiseModel, SimBackend
+
+SPEC_FORMS = (
+    "sim (the offline simulated LLM, default)",
+    "openai:URL (an OpenAI-compatible server, e.g. openai:http://127.0.0.1:8000/v1; needs --model)",
+    "vllm:URL (a vLLM >= 0.12 server; constraints sent as structured_outputs; needs --model)",
+    "transformers:PATH (a local transformers model directory; pip install 'scaleenv[local]')",
+    "recorded:LOGPATH (serve the LLM outputs recorded in an earlier log)",
+)
+
+
+def spec_help() -> str:
+    return "; ".join(SPEC_FORMS)
+
+
+def _bad(spec: str, why: str) -> ValueError:
+    forms = "\n  ".join(SPEC_FORMS)
+    return ValueError(f"bad --llm value {spec!r}: {why}. Valid forms:\n  {forms}")
+
+
+def backend_from_spec(
+    spec: str = "sim",
+    *,
+    model: str | None = None,
+    noise: NoiseModel | None = None,
+    latency: LatencyModel | None = None,
+    api_key: str | None = None,
+    **options: Any,
+) -> Backend:
+    """The backend an ``--llm`` value names. Raises ValueError naming the spec and the valid forms.
+
+    ``noise``/``latency`` configure the sim; ``api_key`` (default ``"EMPTY"``) and
+    ``options`` (``retries``, ``backoff_s``, ``timeout_s``) the HTTP backends.
+    """
+    spec = (spec or "sim").strip()
+    kind, sep, arg = spec.partition(":")
+    if kind == "sim":
+        if sep:
+            raise _bad(spec, "'sim' takes no argument")
+        sim = SimBackend(noise=noise or NoiseModel(), latency=latency or LatencyModel())
+        if model:
+            sim.model = model
+        return sim
+    if kind in ("openai", "vllm"):
+        if not arg.startswith(("http://", "https://")):
+            raise _bad(spec, f"'{kind}:' needs an http(s) URL")
+        if not model:
+            raise _bad(spec, f"'{kind}:URL' needs --model (the model name the server serves)")
+        from .openai_backend import OpenAIBackend
+
+        return OpenAIBackend(base_url=arg, model=model, api_key=api_key or "EMPTY", flavor=kind, **options)  # type: ignore[arg-type]
+    if kind == "transformers":
+        if not arg:
+            raise _bad(spec, "'transformers:' needs a model directory")
+        from .transformers_backend import TransformersBackend
+
+        return TransformersBackend.load(arg, model=model)
+    if kind == "recorded":
+        if not arg:
+            raise _bad(spec, "'recorded:' needs the path of an earlier log")
+        from .recorded import RecordedBackend
+
+        return RecordedBackend.from_log(arg)
+    raise _bad(spec, f"unknown backend {kind!r}")

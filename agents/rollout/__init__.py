@@ -1,0 +1,1 @@
+"""Rollout agents: the policy under training and the simulated user."""

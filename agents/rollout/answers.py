@@ -1,0 +1,40 @@
+"""Output types and contexts of the rollout roles.
+
+Role contexts (what each request's structured context holds; sim role simulators read
+exactly these keys):
+
+- user    {"instruction": str, "user_facts": {name: value}, "persona": str,
+           "conversation": [{"role": "user"|"assistant", "content": str}],  # user-visible turns only
+           "turn": int, "max_turns": int}
+          -> UserTurn. The first call (empty conversation) opens the episode with the goal.
+- policy  {"conversation": [OpenAI chat messages: system/user/assistant(with tool_calls)/tool],
+           "tools": [OpenAI function schemas], "turn": int}
+          and the request's ``tools`` carries the same function schemas (a real model gets
+          them through the API's tool calling) -> PolicyTurn.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class UserTurn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    message: str
+    # The user's goal has been achieved and they end the conversation.
+    done: bool = False
+    # The user gives up (the agent is stuck or refuses).
+    gave_up: bool = False
+
+
+class PolicyToolCall(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    id: str
+    name: str
+    # JSON-encoded arguments, as OpenAI-style APIs return them (may be malformed).
+    arguments: str
+
+
+class PolicyTurn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One assistant turn: a message to the user, or tool calls (possibly several), or both."""
+
+    content: str = ""
+    tool_calls: list[PolicyToolCall] = []

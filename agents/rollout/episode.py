@@ -1,0 +1,222 @@
+"""One episode: the simulated user, the policy, the tools in the sandbox, then the reward.
+
+An episode is a trio task with its own stream (``episode/<task>/g<attempt>``) and its
+own sandbox session holding its own state (nothing is shared between episodes). Every
+message, tool call (with the state change it caused) and the reward are events.
+Malformed tool calls go back to the policy as tool errors, as real APIs do. Each
+finished episode records why it ended and whose fault a failure was.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import attrs
+import msgspec
+import structlog
+import trio
+
+from scaleenv.agents.llm.port import ROLE_TAG, LlmExhaustedError, LlmRequest, render_messages
+from scaleenv.replay.projection import DomainView, TaskView
+from scaleenv.replay.reward import score
+from scaleenv.replay.state import apply_delta
+from scaleenv.run_context import RunContext
+from scaleenv.seeding import derive_seed
+from scaleenv.store.events import Ref
+from scaleenv.store.events.episodes import (
+    EpisodeEnded,
+    EpisodeStarted,
+    MessageSent,
+    RewardGiven,
+    ToolCallRequest,
+    ToolExecuted,
+)
+from scaleenv.store.events.tasks import RecordChange
+from scaleenv.store.specs import DbState
+
+from .answers import PolicyTurn, UserTurn
+from .tool_schemas import openai_tools
+
+log = structlog.get_logger("scaleenv.rollout")
+
+USER_INSTRUCTIONS = """You play a customer talking to a support agent. Pursue the goal in
+`instruction`; reveal a fact from `user_facts` only when the agent asks for it; never
+invent facts. Set done=true when the goal is achieved, gave_up=true if the agent cannot
+help."""
+
+
+def episode_id(task_id: str, attempt: int) -> str:
+    return f"{task_id}/g{attempt}"
+
+
+def policy_system_prompt(domain: DomainView) -> str:
+    assert domain.spec is not None
+    return (
+        f"{ROLE_TAG}policy]\nYou are the support agent of {domain.spec.name}: {domain.spec.description}\n"
+        "Help the customer using the tools. Ask for any information you need. Act only on the records "
+        "the customer means; confirm the outcome to the customer when done."
+    )
+
+
+@attrs.define
+class _Episode:
+    ctx: RunContext
+    domain: DomainView
+    task: TaskView
+    eid: str
+    stream: Any
+    state: DbState
+    tools: list[dict[str, Any]]
+    policy_messages: list[dict[str, Any]] = attrs.field(factory=list)
+    user_view: list[dict[str, str]] = attrs.field(factory=list)
+    turns: int = 0
+    tool_calls: int = 0
+    env_failures: int = 0
+    last: Ref | None = None
+
+    async def emit(self, event: Any, actor: str, cause: Ref | None = None) -> Ref:
+        self.last = await self.stream.emit(event, actor=actor, cause=cause if cause is not None else self.last)
+        return self.last
+
+    async def user_turn(self) -> UserTurn:
+        context = {
+            "instruction": self.task.instruction,
+            "user_facts": self.task.user_facts,
+            "persona": self.task.persona,
+            "conversation": self.user_view,
+            "turn": self.turns,
+            "max_turns": self.ctx.config.max_turns,
+        }
+        gen = await self.ctx.llm.generate(
+            self.stream,
+            LlmRequest(role="user", messages=render_messages("user", USER_INSTRUCTIONS, context, "Reply as the customer."), context=context),
+            UserTurn,
+            cause=self.last,
+        )
+        self.last = gen.ref
+        turn = gen.value
+        await self.emit(MessageSent(role="user", content=turn.message), "user")
+        self.user_view.append({"role": "user", "content": turn.message})
+        self.policy_messages.append({"role": "user", "content": turn.message})
+        return turn
+
+    async def policy_turn(self) -> PolicyTurn:
+        context = {"conversation": self.policy_messages, "tools": self.tools, "turn": self.turns}
+        gen = await self.ctx.llm.generate(
+            self.stream,
+            LlmRequest(role="policy", messages=list(self.policy_messages), context=context, tools=self.tools),
+            PolicyTurn,
+            cause=self.last,
+        )
+        self.last = gen.ref
+        turn = gen.value
+        calls = [ToolCallRequest(id=c.id, name=c.name, arguments=c.arguments) for c in turn.tool_calls]
+        await self.emit(MessageSent(role="assistant", content=turn.content, tool_calls=calls), "policy")
+        message: dict[str, Any] = {"role": "assistant", "content": turn.content}
+        if calls:
+            message["tool_calls"] = [
+                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}} for c in calls
+            ]
+        self.policy_messages.append(message)
+        if turn.content:
+            self.user_view.append({"role": "assistant", "content": turn.content})
+        return turn
+
+    async def run_tool(self, call: ToolCallRequest) -> None:
+        names = {t["function"]["name"] for t in self.tools}
+        args: Any = None
+        if call.name not in names:
+            event = ToolExecuted(call_id=call.id, tool=call.name, args=None, ok=False, error_kind="unknown_tool",
+                                 error=f"unknown tool {call.name!r}; available: {sorted(names)}")
+        else:
+            try:
+                args = json.loads(call.arguments) if call.arguments.strip() else {}
+            except json.JSONDecodeError as exc:
+                args = exc
+            if isinstance(args, Exception) or not isinstance(args, dict):
+                event = ToolExecuted(call_id=call.id, tool=call.name, args=None, ok=False, error_kind="bad_json",
+                                     error=f"arguments are not a JSON object: {str(args)[:200]}")
+            else:
+                outcome = await self.ctx.sandbox.call(self.eid, call.name, args)
+                delta = [RecordChange(table=c.table, key=c.key, before=c.before, after=c.after) for c in outcome.delta]
+                if outcome.ok:
+                    event = ToolExecuted(call_id=call.id, tool=call.name, args=args, ok=True, result=outcome.result, delta=delta)
+                    self.state = apply_delta(self.state, delta)
+                else:
+                    kind = outcome.error.kind
+                    if kind in ("timeout", "memory", "crashed", "output_too_large"):
+                        self.env_failures += 1
+                    event = ToolExecuted(call_id=call.id, tool=call.name, args=args, ok=False, error_kind=kind,
+                                         error=outcome.error.message[:1000])
+        await self.emit(event, "environment")
+        content = json.dumps(event.result if event.ok else {"error": event.error}, sort_keys=True, default=str)
+        self.policy_messages.append({"role": "tool", "tool_call_id": call.id, "content": content})
+
+
+async def run_episode(ctx: RunContext, domain: DomainView, task: TaskView, attempt: int) -> float:
+    eid = episode_id(task.task_id, attempt)
+    stream = ctx.stream(f"episode/{eid}")
+    assert domain.spec is not None and task.initial_state is not None and task.expected_final is not None
+    verified = [t for t in domain.spec.tools if t.name in set(domain.verified)]
+    ep = _Episode(ctx=ctx, domain=domain, task=task, eid=eid, stream=stream, state=task.initial_state,
+                  tools=openai_tools(verified))
+    ep.policy_messages.append({"role": "system", "content": policy_system_prompt(domain)})
+    await ep.emit(EpisodeStarted(task_id=task.task_id, domain=domain.name, attempt=attempt,
+                                 seed=derive_seed(ctx.seed, "episode", eid)), "engine")
+    reason, fault, detail = "error", "none", ""
+    await ctx.sandbox.open_session(eid, domain.verified_code(), task.initial_state)
+    try:
+        with structlog.contextvars.bound_contextvars(episode=eid):
+            with trio.move_on_after(ctx.config.episode_timeout_s) as scope:
+                reason, fault, detail = await _converse(ep)
+            if scope.cancelled_caught:
+                reason, fault, detail = "timeout", "limit", f"episode exceeded {ctx.config.episode_timeout_s}s"
+    finally:
+        with trio.CancelScope(shield=True):
+            await ctx.sandbox.close_session(eid)
+    said = [m["content"] for m in ep.user_view if m["role"] == "assistant"]
+    result = score(task.expected_final, ep.state, task.golden.expected_answers if task.golden else [], said)
+    if result.reward == 0 and fault == "none":
+        fault = "environment" if ep.env_failures else "policy"
+    await ep.emit(EpisodeEnded(reason=reason, fault=fault, turns=ep.turns, tool_calls=ep.tool_calls, detail=detail), "engine")
+    await ep.emit(RewardGiven(reward=result.reward, breakdown=result.breakdown, diff=result.diff[:50],
+                              reward_version=result.version), "grader")
+    stream.finish()
+    return result.reward
+
+
+async def _converse(ep: _Episode) -> tuple[str, str, str]:
+    cfg = ep.ctx.config
+    try:
+        opening = await ep.user_turn()
+    except LlmExhaustedError as exc:
+        return "error", "user", str(exc)
+    if opening.done or opening.gave_up:
+        return ("user_done" if opening.done else "user_gave_up"), "user", "the user ended the episode before the agent spoke"
+    while True:
+        if ep.turns >= cfg.max_turns:
+            return "max_turns", "limit", f"{cfg.max_turns} turns"
+        while True:  # the policy acts until it speaks to the user
+            try:
+                turn = await ep.policy_turn()
+            except LlmExhaustedError as exc:
+                return "error", "policy", str(exc)
+            if not turn.tool_calls:
+                break
+            for call in turn.tool_calls:
+                ep.tool_calls += 1
+                if ep.tool_calls > cfg.max_tool_calls:
+                    return "max_tool_calls", "limit", f"{cfg.max_tool_calls} tool calls"
+                await ep.run_tool(ToolCallRequest(id=call.id, name=call.name, arguments=call.arguments))
+        ep.turns += 1
+        if not turn.content:
+            return "policy_stopped", "policy", "the policy ended its turn without a message or a tool call"
+        try:
+            reply = await ep.user_turn()
+        except LlmExhaustedError as exc:
+            return "error", "user", str(exc)
+        if reply.done:
+            return "user_done", "none", ""
+        if reply.gave_up:
+            return "user_gave_up", "none", ""

@@ -1,0 +1,223 @@
+"""The sim's ``user`` role: a customer with a goal and a few facts only they know.
+
+Context (see :mod:`scaleenv.agents.rollout.answers`): ``instruction``, ``user_facts``,
+``persona``, ``conversation`` (user-visible turns only), ``turn``, ``max_turns``.
+
+- Opening (no assistant message yet): the goal from the instruction, in the first person,
+  sometimes with one held fact up front (never all of them).
+- Asked for facts (the assistant's last message names them: "email", "order id"/"order
+  number", "title"...): gives every asked fact it holds ("Sure, my email is ..."); for a
+  thing it does not hold it says so and offers a held fact not yet given. Noise
+  (``call.mistake(0.3)``): answers vaguely instead of giving a fact.
+- The assistant reports the goal done (done/cancelled/updated/booked/here is/your X is...,
+  not negated): ``done=True``.
+- Gives up (``gave_up=True``) when the assistant keeps failing or asking the same thing,
+  or the turn budget is nearly spent.
+
+Never reveals a fact it does not hold; never invents one.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ..llm.sim.backend import SimCall, register_role
+from .sim_text import mentions, say_fact, words
+
+SUCCESS_RE = re.compile(
+    r"\b(done|cancell?ed|updated|booked|completed|complete|changed|created|placed|reserved|scheduled|confirmed|"
+    r"processed|renewed|returned|refunded|paid|submitted|added|removed|deleted|set|transferred|registered|"
+    r"successful(?:ly)?|all set|here is|here are|here's|i found|has been|have been)\b"
+    r"|\byour\b[^.?!]{0,60}\b(?:is|are|was|were)\b",
+    re.IGNORECASE,
+)
+FAILURE_RE = re.compile(
+    r"\b(sorry|unable|cannot|can't|can not|couldn't|could not|failed|fail|error|not possible|unfortunately|"
+    r"isn't possible|wasn't able|not able|don't have access)\b",
+    re.IGNORECASE,
+)
+ASK_RE = re.compile(
+    r"\?|\b(could you|can you|would you|please (?:give|provide|tell|share|confirm)|what is your|what's your|"
+    r"i need your|i'll need|i will need|need the|provide)\b",
+    re.IGNORECASE,
+)
+
+OPENERS = ("Hi! ", "Hello, ", "Hi there. ", "")
+THANKS = ("Thanks, that's all I needed.", "Great, thank you! That's everything.", "Perfect, thanks for your help.")
+VAGUE = (
+    "Hmm, I don't have my {n} at hand right now.",
+    "I'm not sure about the exact {n}, sorry.",
+    "I think it's the usual one? I don't remember my {n} exactly.",
+)
+
+
+def first_person(instruction: str) -> str:
+    """The instruction as the user would say it (a written-for-the-user brief becomes first person)."""
+    text = " ".join(str(instruction).split())
+    if not text:
+        return "I need some help with my account."
+    subs = [
+        (r"^(?:you are [^.]*?\b(?:who|and)\s+)?you (?:want|would like|need|wish) to\b", "I want to"),
+        (r"^your goal is to\b", "I want to"),
+        (r"^you\b", "I"),
+        (r"\byour\b", "my"),
+        (r"\byours\b", "mine"),
+        (r"\byou are\b", "I am"),
+        (r"\byou have\b", "I have"),
+        (r"\byou\b", "I"),
+    ]
+    if re.match(r"^(you|your)\b", text, re.IGNORECASE):
+        for pat, rep in subs:
+            text = re.sub(pat, rep, text, flags=re.IGNORECASE)
+    text = text[0].upper() + text[1:]
+    if text[-1] not in ".!?":
+        text += "."
+    return text
+
+
+def _mentioned(value: Any, text: str) -> bool:
+    v = str(value).lower()
+    return bool(v) and v in text.lower()
+
+
+def _given(facts: dict[str, Any], conversation: list[dict[str, Any]]) -> set[str]:
+    """Facts already given: their value appears in one of the user's own messages."""
+    said = " ".join(str(m.get("content") or "") for m in conversation if m.get("role") == "user")
+    return {k for k, v in facts.items() if _mentioned(v, said)}
+
+
+def _join(parts: list[str]) -> str:
+    if len(parts) == 1:
+        return parts[0]
+    return ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def _is_success(text: str) -> bool:
+    if not SUCCESS_RE.search(text):
+        return False
+    # "could not be cancelled", "I'm unable to..." are not successes.
+    return not FAILURE_RE.search(text)
+
+
+def _asked_facts(text: str, facts: dict[str, Any]) -> list[str]:
+    scores = {k: mentions(text, k) for k in facts}
+    asked = [k for k, s in scores.items() if s > 0]
+    # Among facts sharing a head word ("order_id", "customer_id"), keep the best-qualified ones.
+    best: dict[str, int] = {}
+    for k in asked:
+        head = k.lower().split("_")[-1]
+        best[head] = max(best.get(head, 0), scores[k])
+    return sorted(k for k in asked if scores[k] == best[k.lower().split("_")[-1]])
+
+
+def _streak(conversation: list[dict[str, Any]], pred: Any) -> int:
+    """How many of the assistant's latest messages in a row satisfy ``pred``."""
+    n = 0
+    for m in reversed(conversation):
+        if m.get("role") != "assistant":
+            continue
+        if not pred(str(m.get("content") or "")):
+            break
+        n += 1
+    return n
+
+
+def _repeats(conversation: list[dict[str, Any]]) -> int:
+    """How many times in a row the assistant said (nearly) the same thing."""
+    texts = [" ".join(words(m.get("content") or "")) for m in conversation if m.get("role") == "assistant"]
+    if not texts:
+        return 0
+    n = 1
+    for t in reversed(texts[:-1]):
+        if t != texts[-1]:
+            break
+        n += 1
+    return n
+
+
+def _turn(message: str, *, done: bool = False, gave_up: bool = False) -> dict[str, Any]:
+    return {"message": message, "done": done, "gave_up": gave_up}
+
+
+@register_role("user")
+def simulate_user(call: SimCall) -> dict[str, Any]:
+    ctx = call.context
+    rng = call.rng
+    instruction = str(ctx.get("instruction") or "")
+    facts: dict[str, Any] = dict(ctx.get("user_facts") or {})
+    conversation: list[dict[str, Any]] = [m for m in ctx.get("conversation") or [] if isinstance(m, dict)]
+    turn = int(ctx.get("turn") or 0)
+    max_turns = int(ctx.get("max_turns") or 10)
+
+    assistant = [m for m in conversation if m.get("role") == "assistant"]
+    if not assistant:
+        return _turn(_opening(instruction, facts, call))
+
+    last = str(assistant[-1].get("content") or "")
+    given = _given(facts, conversation)
+    asking = bool(ASK_RE.search(last))
+    asked = _asked_facts(last, facts) if asking else []
+
+    if not asked and _is_success(last):
+        return _turn(rng.choice(THANKS), done=True)
+
+    budget_left = max_turns - turn
+    if budget_left <= 1:
+        return _turn("I've spent too long on this already; I'll try again another time.", gave_up=True)
+    if _repeats(conversation) >= 3:
+        return _turn("We're going in circles. Never mind, I'll sort it out myself.", gave_up=True)
+    failing = _streak(conversation, lambda t: bool(FAILURE_RE.search(t)) and not ASK_RE.search(t))
+    if failing >= 2:
+        return _turn("This isn't working. I give up, thanks anyway.", gave_up=True)
+
+    if asked:
+        return _turn(_answer(asked, facts, given, call))
+    if asking:
+        return _turn(_dont_know(facts, given, call))
+    if failing:
+        return _turn(f"That's not what I hoped for. Could you please try again? {first_person(instruction)}")
+    return _turn(f"Sorry, I'm not sure that answers it. {first_person(instruction)}")
+
+
+def _opening(instruction: str, facts: dict[str, Any], call: SimCall) -> str:
+    rng = call.rng
+    text = rng.choice(OPENERS) + first_person(instruction)
+    unsaid = sorted(k for k, v in facts.items() if not _mentioned(v, text))
+    # Reveal at most one fact up front, and never the last one the instruction leaves unsaid.
+    if len(unsaid) >= 2 and rng.random() < 0.4:
+        k = rng.choice(unsaid)
+        text += f" {say_fact(k, facts[k], rng.randrange(2)).capitalize()}."
+    return text
+
+
+def _answer(asked: list[str], facts: dict[str, Any], given: set[str], call: SimCall) -> str:
+    rng = call.rng
+    parts: list[str] = []
+    vague: list[str] = []
+    for k in asked:
+        if call.mistake(0.3):
+            vague.append(k)
+        else:
+            parts.append(say_fact(k, facts[k], rng.randrange(2)))
+    out: list[str] = []
+    if parts:
+        out.append(rng.choice(("Sure, ", "Of course: ", "Yes, ", "")) + _join(parts) + ".")
+    for k in vague:
+        out.append(rng.choice(VAGUE).format(n=" ".join(k.split("_"))))
+    text = " ".join(out)
+    return text[0].upper() + text[1:]
+
+
+def _dont_know(facts: dict[str, Any], given: set[str], call: SimCall) -> str:
+    """Asked for something the user does not hold: say so, and offer a held fact not given yet."""
+    rng = call.rng
+    text = rng.choice(("I don't know that, sorry.", "I'm afraid I don't have that information.", "I don't have that."))
+    offer = sorted(k for k in facts if k not in given)
+    if offer:
+        k = rng.choice(offer)
+        text += f" But {say_fact(k, facts[k], rng.randrange(2))}, if that helps."
+    elif facts:
+        k = rng.choice(sorted(facts))
+        text += f" All I can tell you is that {say_fact(k, facts[k], rng.randrange(2))}."
+    return text

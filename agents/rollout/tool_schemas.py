@@ -1,0 +1,37 @@
+"""Verified tools as OpenAI function-tool schemas (what the policy is offered)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scaleenv.store.specs import ToolSpec
+
+_JSON_TYPES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}
+
+
+def param_schema(type_: str, description: str) -> dict[str, Any]:
+    if type_ == "list[str]":
+        return {"type": "array", "items": {"type": "string"}, "description": description}
+    return {"type": _JSON_TYPES[type_], "description": description}
+
+
+def openai_tool(tool: ToolSpec) -> dict[str, Any]:
+    fields = ", ".join(f.name for f in tool.returns)
+    returns = f"Returns a list of objects with: {fields}." if tool.returns_list else f"Returns: {fields}."
+    return {
+        "type": "function",
+        "function": {
+            "name": tool.name,
+            "description": f"{tool.description} {returns}",
+            "parameters": {
+                "type": "object",
+                "properties": {p.name: param_schema(p.type, p.description) for p in tool.params},
+                "required": [p.name for p in tool.params if p.required],
+                "additionalProperties": False,
+            },
+        },
+    }
+
+
+def openai_tools(tools: list[ToolSpec]) -> list[dict[str, Any]]:
+    return [openai_tool(t) for t in sorted(tools, key=lambda t: t.name)]

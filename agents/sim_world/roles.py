@@ -1,0 +1,86 @@
+"""Stage 1 role simulators: coder, reviewer, tester, repairer (contexts: scaleenv.agents.synth.answers)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from scaleenv.agents.llm.sim.backend import SimCall, register_role
+from scaleenv.store.specs import DomainSpec, ToolSpec
+
+from .codegen import applicable_bugs, generate
+from .review import findings
+from .testplan import corrupt, plan_cases
+
+# The reviewer overlooks each real problem with this probability.
+REVIEW_MISS = 0.3
+
+
+def _domain_tool(call: SimCall) -> tuple[DomainSpec, ToolSpec]:
+    domain = msgspec.convert(call.context["domain"], DomainSpec)
+    tool = domain.tool(call.context["tool"])
+    if tool is None:
+        raise KeyError(f"tool {call.context['tool']!r} is not in domain {domain.name!r}")
+    return domain, tool
+
+
+def write_code(domain: DomainSpec, tool: ToolSpec, call: SimCall, scale: float = 1.0) -> tuple[str, str | None]:
+    """Correct code, or (on a mistake) code with one bug chosen by the call's rng."""
+    bug = None
+    if call.mistake(scale):
+        kinds = applicable_bugs(domain, tool)
+        if kinds:
+            bug = call.rng.choice(kinds)
+    return generate(domain, tool, bug, call.rng).code, bug
+
+
+def _summary(tool: ToolSpec) -> str:
+    pre = sum(1 for c in tool.contract if c.when == "pre")
+    post = sum(1 for c in tool.contract if c.when == "post")
+    return f"Implements {tool.name}: {pre} pre-condition guard(s) raising ToolError, {post} post-condition update(s)."
+
+
+@register_role("coder")
+def coder(call: SimCall) -> dict[str, Any]:
+    domain, tool = _domain_tool(call)
+    code, _ = write_code(domain, tool, call)
+    return {"code": code, "notes": _summary(tool)}
+
+
+@register_role("reviewer")
+def reviewer(call: SimCall) -> dict[str, Any]:
+    domain, tool = _domain_tool(call)
+    wrong, right = findings(domain, tool, str(call.context.get("code", "")))
+    objections = [w for w in wrong if call.rng.random() >= REVIEW_MISS]
+    if right and call.mistake(0.3):
+        objections.append(call.rng.choice(right))
+    return {"accept": not objections, "objections": objections}
+
+
+@register_role("tester")
+def tester(call: SimCall) -> dict[str, Any]:
+    domain, tool = _domain_tool(call)
+    state = call.context.get("state") or {}
+    cases = plan_cases(domain, tool, state, call.rng)
+    if call.mistake(0.3):
+        corrupt(cases, call.rng)
+    return {"cases": cases}
+
+
+@register_role("repairer")
+def repairer(call: SimCall) -> dict[str, Any]:
+    domain, tool = _domain_tool(call)
+    failures = call.context.get("failures") or []
+    objections = call.context.get("objections") or []
+    old = str(call.context.get("code", ""))
+    addressed = [f"case {f.get('case')}" for f in failures[:5]] + [f"objection {i + 1}" for i in range(min(len(objections), 5))]
+    if call.mistake():
+        if call.rng.random() < 0.5 and old:
+            return {"code": old, "notes": "I believe the code is right; the failing cases look wrong to me."}
+        kinds = applicable_bugs(domain, tool)
+        bug = call.rng.choice(kinds) if kinds else None
+        return {"code": generate(domain, tool, bug, call.rng).code,
+                "notes": "Rewrote the tool to address " + (", ".join(addressed) or "the review") + "."}
+    return {"code": generate(domain, tool, None, call.rng).code,
+            "notes": "Rewrote the tool from its contract to address " + (", ".join(addressed) or "the review") + "."}

@@ -1,0 +1,119 @@
+"""The simulated task writer (stage 2): a natural user instruction for a golden chain.
+
+Context: {"domain", "steps": [{"tool", "args"}], "user_facts": {name: value},
+"goal_tool", "targets"}. The instruction states what the user wants (every state
+change of the chain, plus the goal) in plain words, never a tool name or the order of
+calls, and lists the facts the user knows and will share when asked.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from scaleenv.agents.llm.sim.backend import SimCall, register_role
+from scaleenv.contracts import Literal, parse_term, right_term
+from scaleenv.store.specs import DomainSpec, ToolSpec
+
+PERSONAS = (
+    ("busy professional", "You are a busy professional with little time.", "Keep it short; you want this done quickly."),
+    ("polite retiree", "You are a polite retiree who is not very technical.", "Ask the assistant to confirm when it is done."),
+    ("student on a budget", "You are a student watching every dollar.", "Double-check any amounts before agreeing."),
+    ("small business owner", "You run a small business and handle this for your account.", "You prefer a clear confirmation at the end."),
+    ("first-time user", "You are using this service for the first time.", "If something is unclear, ask rather than guess."),
+    ("frequent customer", "You use this service often and know how it works.", "You get a bit impatient with unnecessary questions."),
+)
+OPENERS = ("I need to {goal}.", "Could you help me {goal}?", "I'd like to {goal}.", "Please {goal}.", "My goal today: {goal}.")
+FACT_LEADS = ("Things you know and can share when asked: ", "If the assistant asks, you can tell it: ",
+              "You have this information at hand: ")
+
+
+def _words(ident: str) -> str:
+    return ident.replace("_", " ")
+
+
+def _status_target(tool: ToolSpec) -> str | None:
+    for c in tool.contract:
+        if c.when == "post" and c.op == "eq" and isinstance(c.right, str) and parse_term(c.left).__class__.__name__ == "FieldRef":
+            r = right_term(c)
+            if isinstance(r, Literal) and isinstance(r.value, str):
+                return r.value
+    return None
+
+
+def _value_text(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.2f}"
+    return str(v)
+
+
+def phrase(domain: DomainSpec, tool: ToolSpec, args: dict[str, Any]) -> str:
+    """What calling this tool achieves, as the user would say it (no tool name)."""
+    verb, _, rest = tool.name.partition("_")
+    obj = _words(rest)
+    plain = {p.name: args[p.name] for p in tool.params if p.ref is None and p.name in args}
+    if tool.mutates:
+        created = [t for t in tool.writes if not any(p.ref == t for p in tool.params)
+                   and not any(t in c.left for c in tool.contract)]
+        if created:
+            amounts = ", ".join(f"{_words(k)} {_value_text(v)}" for k, v in plain.items())
+            return f"make a new {_words(domain.table(created[0]).name if domain.table(created[0]) else obj).rstrip('s')} ({amounts})" if amounts \
+                else f"create a new {obj}"
+        if verb == "cancel":
+            return f"cancel my {obj}"
+        if verb == "pay":
+            return f"pay for my {obj}"
+        if verb == "update" or verb == "change":
+            changes = ", ".join(f"the {_words(k)} to \"{_value_text(v)}\"" for k, v in plain.items())
+            return f"change {changes}" if changes else f"update my {obj}"
+        if verb == "add" and plain:
+            return f"add {', '.join(_value_text(v) for v in plain.values())} to my {obj}"
+        if verb in ("restock", "upgrade"):
+            extra = f" by {', '.join(_value_text(v) for v in plain.values())}" if plain else ""
+            return f"{verb} the {obj}{extra}"
+        target = _status_target(tool)
+        if target:
+            return f"get my {_words(tool.params[0].ref or obj).rstrip('s')} marked as {_words(target)}"
+        return tool.description.rstrip(".").lower()
+    if verb == "list":
+        return f"see all my {_words(rest.split('_', 1)[-1])}"
+    if verb == "search":
+        crit = ", ".join(f"{_words(k)} \"{_value_text(v)}\"" for k, v in plain.items())
+        return f"find out which {obj} are available" + (f" for {crit}" if crit else "")
+    if verb == "find":
+        return "find my account"
+    return f"find out the details of the {obj}"
+
+
+@register_role("task_writer")
+def task_writer(call: SimCall) -> dict[str, Any]:
+    ctx = call.context
+    domain = msgspec.convert(ctx["domain"], DomainSpec)
+    steps = ctx.get("steps") or []
+    goal = ctx.get("goal_tool") or (steps[-1]["tool"] if steps else "")
+    rng = call.rng
+    goals: list[str] = []
+    for step in steps:
+        tool = domain.tool(step.get("tool", ""))
+        if tool is None:
+            continue
+        if tool.mutates or tool.name == goal:
+            text = phrase(domain, tool, step.get("args") or {})
+            if text not in goals:
+                goals.append(text)
+    if not goals:
+        goals = [f"get help with my account at {_words(domain.name)}"]
+    goal_text = goals[0] if len(goals) == 1 else ", then ".join(goals[:-1]) + " and finally " + goals[-1]
+    persona, intro, style = rng.choice(PERSONAS)
+    parts = [intro, rng.choice(OPENERS).format(goal=goal_text)]
+    facts = ctx.get("user_facts") or {}
+    if facts:
+        listed = "; ".join(f"your {_words(k)} is {_value_text(v)}" for k, v in sorted(facts.items()))
+        parts.append(rng.choice(FACT_LEADS) + listed + ".")
+        parts.append("Do not volunteer everything at once; answer what the assistant asks.")
+    targets = ctx.get("targets") or {}
+    if targets.get("answer") is not None or targets.get("answers"):
+        parts.append("At the end, make sure the assistant tells you the result.")
+    parts.append(style)
+    return {"instruction": " ".join(parts), "persona": persona}

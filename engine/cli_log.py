@@ -1,0 +1,182 @@
+"""``scaleenv log info|dump|tail|check``: look inside a run's event log.
+
+All four open the log read-only (they work while a run is writing it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from typing import Any
+
+import msgspec
+
+from .cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+
+_json = msgspec.json.Encoder()
+
+
+def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """Add ``scaleenv log ...``."""
+    # `common` goes on each action (not on "log" too): argparse would otherwise let the
+    # action's defaults overwrite options given before it.
+    p = subparsers.add_parser(
+        "log", help="inspect the event log: info, dump, tail, check",
+        description="Inspect a run's event log (read-only; safe while a run is writing it).",
+    )
+    sub = p.add_subparsers(dest="log_command", metavar="ACTION", required=True)
+
+    info = sub.add_parser("info", parents=[common],
+                          help="counts by event type and stream prefix, size, format versions")
+    info.add_argument("--prefix-depth", type=int, default=1, metavar="K",
+                      help="group streams by their first K '/'-separated parts (default %(default)s)")
+    info.set_defaults(handler=_info)
+
+    dump = sub.add_parser("dump", parents=[common], help="print events as JSON lines")
+    dump.add_argument("--stream", metavar="S", help="only this stream, in stream order")
+    dump.add_argument("--from", dest="from_seq", type=int, default=1, metavar="SEQ",
+                      help="start at this global seq (default 1)")
+    dump.add_argument("--limit", type=int, default=None, metavar="N", help="stop after N events")
+    dump.set_defaults(handler=_dump)
+
+    tail = sub.add_parser("tail", parents=[common],
+                          help="follow the log live, printing new events as JSON lines (Ctrl-C stops)")
+    tail.add_argument("--from", dest="from_seq", type=int, default=None, metavar="SEQ",
+                      help="start at this seq (default: only events after the current end)")
+    tail.add_argument("--poll", type=float, default=0.1, metavar="SECONDS",
+                      help="how often to look for new commits (default %(default)s)")
+    tail.set_defaults(handler=_tail)
+
+    check = sub.add_parser("check", parents=[common],
+                           help="scan every record; list each damaged one by seq (exit 1 if any)")
+    check.set_defaults(handler=_check)
+
+
+def _open(args: argparse.Namespace) -> Any:
+    from scaleenv.store import Log, LogError
+
+    from .cli import UsageError
+
+    try:
+        return Log.open(args.log, readonly=True)
+    except LogError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _record_json(r: Any) -> bytes:
+    return _json.encode({"seq": r.seq, "stream": r.stream, "n": r.n,
+                         "cause": None if r.cause is None else str(r.cause), "actor": r.actor,
+                         "wall_ns": r.wall_ns, "type": r.type, "event": r.event})
+
+
+def _emit_line(b: bytes) -> None:
+    sys.stdout.buffer.write(b + b"\n")
+
+
+def _info(args: argparse.Namespace) -> int:
+    from scaleenv.store import LogError
+
+    with _open(args) as log:
+        by_type: Counter[str] = Counter()
+        undecodable: list[str] = []
+        for chunk in log._raw_chunks(1):
+            for seq, raw in chunk:
+                try:
+                    by_type[log.codec.decode(raw, seq).type] += 1
+                except LogError as exc:
+                    by_type["<unreadable>"] += 1
+                    if len(undecodable) < 20:
+                        undecodable.append(str(exc))
+        by_prefix: Counter[str] = Counter()
+        nstreams = 0
+        for sid, length in log.streams():
+            nstreams += 1
+            by_prefix["/".join(sid.split("/")[: args.prefix_depth])] += length
+        meta = log.meta_items()
+        out = {
+            "path": str(log.path), "last_seq": log.last_seq(), "events": log.count(),
+            "streams": nstreams, "size_bytes": log.size_on_disk(),
+            "map_size": log.env.info()["map_size"],
+            "format": {k.removeprefix("scaleenv."): v for k, v in meta.items()
+                       if k.startswith("scaleenv.")},
+            "config": {k: v for k, v in meta.items() if not k.startswith("scaleenv.")},
+            "events_by_type": dict(sorted(by_type.items())),
+            "events_by_stream_prefix": dict(sorted(by_prefix.items())),
+            "unreadable": undecodable,
+        }
+    if args.json:
+        print(json.dumps(out, default=str))
+        return EXIT_OK
+    print(f"log        {out['path']}")
+    print(f"events     {out['events']} (last seq {out['last_seq']}) in {nstreams} streams")
+    print(f"size       {out['size_bytes']:,} bytes on disk (map {out['map_size']:,})")
+    print("format     " + ", ".join(f"{k}={v}" for k, v in out["format"].items()))
+    if out["config"]:
+        print("config     " + ", ".join(f"{k}={v}" for k, v in out["config"].items()))
+    print("by type:")
+    for k, v in out["events_by_type"].items():
+        print(f"  {v:>10}  {k}")
+    print("by stream prefix:")
+    for k, v in out["events_by_stream_prefix"].items():
+        print(f"  {v:>10}  {k}")
+    for u in undecodable:
+        print(f"unreadable: {u}")
+    return EXIT_OK
+
+
+def _dump(args: argparse.Namespace) -> int:
+    from scaleenv.store import LogError
+
+    count = 0
+    with _open(args) as log:
+        it = (log.read_stream(args.stream) if args.stream else log.read(args.from_seq))
+        try:
+            for r in it:
+                if args.stream and r.seq < args.from_seq:
+                    continue
+                _emit_line(_record_json(r))
+                count += 1
+                if args.limit is not None and count >= args.limit:
+                    break
+        except LogError as exc:
+            sys.stdout.flush()
+            print(f"scaleenv log dump: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+    return EXIT_OK
+
+
+def _tail(args: argparse.Namespace) -> int:
+    import trio
+
+    with _open(args) as log:
+        start = args.from_seq if args.from_seq is not None else log.last_seq() + 1
+
+        async def follow() -> None:
+            async for r in log.follow(start, poll_interval=args.poll):
+                _emit_line(_record_json(r))
+                sys.stdout.flush()
+
+        try:
+            trio.run(follow)
+        except KeyboardInterrupt:
+            return EXIT_OK
+    return EXIT_OK
+
+
+def _check(args: argparse.Namespace) -> int:
+    with _open(args) as log:
+        damaged = log.check()
+        last = log.last_seq()
+    if args.json:
+        print(json.dumps({"ok": not damaged, "last_seq": last, "damaged": [
+            {"seq": d.seq, "reason": d.reason} for d in damaged]}))
+    else:
+        for d in damaged:
+            print(f"seq {d.seq}: {d.reason}")
+        print(f"{len(damaged)} damaged record(s) of {last}" if damaged else f"ok: {last} records intact")
+    return EXIT_FAILED if damaged else EXIT_OK
+
+
+__all__ = ["EXIT_USAGE", "register"]

@@ -1,0 +1,113 @@
+"""``scaleenv run | synth | tasks | rollout``: the pipeline, whole or by stage."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+import trio
+
+from .cli import EXIT_OK, UsageError
+from .run_context import RunConfig
+from .runner import EngineOptions, open_run, project, rollouts, stage1, stage2, summary
+from .table import render_summary
+
+STAGES = {
+    "run": ("synthesize domains, instantiate tasks and run episodes: the whole pipeline", (stage1, stage2, rollouts)),
+    "synth": ("stage 1: design domains, write, test and repair tools, build the tool graph", (stage1,)),
+    "tasks": ("stage 2: sample tool chains, expand them into tasks, prove each solvable", (stage2,)),
+    "rollout": ("run episodes of a policy against the simulated user on every kept task", (rollouts,)),
+}
+
+EXAMPLES = """examples:
+  scaleenv run --seed 1                         # offline, on the built-in sim LLM
+  scaleenv run --seed 1 --domains 8 --json      # one JSON summary on stdout
+  scaleenv run --llm openai:http://127.0.0.1:8000/v1 --model Qwen/Qwen3-8B
+Running the same command again resumes from the log; finished work is not redone."""
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("what to build (determines the events)")
+    g.add_argument("--seed", type=int, default=1, help="run seed: every stream's randomness derives from it (default 1)")
+    g.add_argument("--domains", type=int, default=4, help="domains to synthesize (default 4)")
+    g.add_argument("--tasks-per-domain", "--per-domain", dest="tasks_per_domain", type=int, default=6,
+                   help="seed chains sampled per domain (default 6)")
+    g.add_argument("--episodes-per-task", type=int, default=4,
+                   help="attempts per task, as RL group sampling needs (default 4)")
+    g.add_argument("--repair-rounds", type=int, default=3, help="repair rounds before a tool is rejected (default 3)")
+    g.add_argument("--chain-length", default="2-4", help="seed chain length range MIN-MAX (default 2-4)")
+    g.add_argument("--distractors", type=int, default=3, help="look-alike records tried per task (default 3)")
+    g.add_argument("--max-turns", type=int, default=12, help="user turns per episode (default 12)")
+    g.add_argument("--max-tool-calls", type=int, default=16, help="tool calls per episode (default 16)")
+    e = p.add_argument_group("how to run it (never changes a digest)")
+    e.add_argument("--llm", default="sim", help="model backend: sim (default), openai:URL, vllm:URL, transformers:PATH, recorded:LOG")
+    e.add_argument("--model", default=None, help="model name for openai:/vllm: backends")
+    e.add_argument("--noise", type=float, default=None,
+                   help="sim only: mistake rate of the simulated roles, 0..1 (default 0.15; malformed/schema noise is 0.2x it)")
+    e.add_argument("--latency", action="store_true", help="sim only: sleep like real inference (log-normal per call)")
+    e.add_argument("--concurrency", type=int, default=64, help="agents in flight: tools, tasks, episodes (default 64)")
+    e.add_argument("--llm-concurrency", type=int, default=64, help="model calls in flight (default 64)")
+    e.add_argument("--sandbox-workers", type=int, default=2, help="sandbox worker processes (default 2)")
+    e.add_argument("--no-sync", action="store_true",
+                   help="do not fsync each commit: faster; survives a process crash, an OS crash may lose the last commits")
+    e.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+
+def config_from(args: argparse.Namespace) -> RunConfig:
+    try:
+        lo, hi = (int(x) for x in args.chain_length.split("-"))
+    except ValueError:
+        raise UsageError(f"--chain-length must be MIN-MAX (e.g. 2-4), got {args.chain_length!r}") from None
+    if not 1 <= lo <= hi <= 8:
+        raise UsageError(f"--chain-length needs 1 <= MIN <= MAX <= 8, got {args.chain_length!r}")
+    for name in ("domains", "tasks_per_domain", "episodes_per_task", "concurrency", "llm_concurrency", "sandbox_workers"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+    if args.noise is not None and not 0 <= args.noise <= 1:
+        raise UsageError("--noise must be between 0 and 1")
+    return RunConfig(
+        seed=args.seed, domains=args.domains, tasks_per_domain=args.tasks_per_domain,
+        episodes_per_task=args.episodes_per_task, max_repair_rounds=args.repair_rounds,
+        chain_min=lo, chain_max=hi, distractors=args.distractors, max_turns=args.max_turns,
+        max_tool_calls=args.max_tool_calls,
+    )
+
+
+def options_from(args: argparse.Namespace) -> EngineOptions:
+    return EngineOptions(
+        llm=args.llm, model=args.model, noise=args.noise, latency=args.latency, concurrency=args.concurrency,
+        llm_concurrency=args.llm_concurrency, sandbox_workers=args.sandbox_workers, sync=not args.no_sync,
+        progress=not args.quiet,
+    )
+
+
+def handle(args: argparse.Namespace) -> int:
+    config = config_from(args)
+    try:
+        options = options_from(args)
+        stages = STAGES[args.command][1]
+
+        async def main() -> dict[str, Any]:
+            async with open_run(args.log, config, options) as ctx:
+                for stage in stages:
+                    await stage(ctx)
+                return summary(project(ctx.log))
+
+        result = trio.run(main)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if args.json:
+        print(json.dumps(result, sort_keys=True))
+    else:
+        sys.stdout.write(render_summary(result))
+    return EXIT_OK
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    for name, (help_text, _) in STAGES.items():
+        p = sub.add_parser(name, parents=[common], help=help_text, description=help_text, epilog=EXAMPLES,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        add_run_options(p)
+        p.set_defaults(handler=handle)

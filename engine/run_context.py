@@ -1,0 +1,77 @@
+"""What every agent of a run shares: the log, the LLM port, the sandbox, the seed, limits.
+
+``ctx.stream(id)`` hands an agent its stream. A stream that the log already holds is
+resumed: the agent runs again from the top, deterministically, its events are checked
+against the recorded ones (and recorded LLM outputs are reused) until it passes the
+end of what was recorded, and only then appends. In "verify" mode (``scaleenv rerun``)
+nothing is appended and every event is compared against a reference log.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import attrs
+import msgspec
+import trio
+
+from scaleenv.agents.llm.port import Llm
+from scaleenv.store.log import Log
+from scaleenv.store.stream import Stream
+
+from .progress import Progress
+
+
+class RunConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """The parameters that determine a run's events (stored in the log's metadata)."""
+
+    seed: int = 1
+    domains: int = 4
+    tasks_per_domain: int = 8
+    episodes_per_task: int = 4
+    max_repair_rounds: int = 3
+    schema_rounds: int = 3
+    chain_min: int = 2
+    chain_max: int = 4
+    distractors: int = 3
+    max_turns: int = 12
+    max_tool_calls: int = 16
+    test_rows: int = 4
+    # Wall-clock bound per episode (a safety net: on the sim it never fires).
+    episode_timeout_s: float = 300.0
+
+
+def check_config(stored: dict[str, Any] | None, config: RunConfig, path: str) -> None:
+    """A log holds one run: refuse to mix runs with different determining parameters."""
+    if stored is None:
+        return
+    mine = msgspec.to_builtins(config)
+    if stored.get("seed") != mine["seed"]:
+        raise ValueError(
+            f"{path} holds a run with --seed {stored.get('seed')}; this command asks for --seed {mine['seed']}. "
+            "Use another --log for another run."
+        )
+
+
+@attrs.define
+class RunContext:
+    log: Log
+    writer: Any
+    llm: Llm
+    sandbox: Any
+    config: RunConfig
+    agents: trio.CapacityLimiter
+    progress: Progress = attrs.field(factory=Progress)
+    mode: Literal["append", "verify"] = "append"
+    reference: Log | None = None
+
+    @property
+    def seed(self) -> int:
+        return self.config.seed
+
+    def stream(self, stream_id: str) -> Stream:
+        source = self.reference if self.reference is not None else self.log
+        recorded = list(source.read_stream(stream_id))
+        if self.mode == "verify":
+            return Stream(None, stream_id, recorded=recorded, mode="verify")
+        return Stream(self.writer, stream_id, recorded=recorded, mode="resume" if recorded else "append")

@@ -1,0 +1,200 @@
+"""Runs: open the log, the sandbox and the LLM port, then run stages over them.
+
+Every stage first folds the log (the projection tells what is already done) and then
+starts one trio task per unit of work that is not finished yet: so running the same
+command again after Ctrl-C or a crash resumes where the log ends, and finished work is
+never redone.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import msgspec
+import structlog
+import trio
+
+from scaleenv.agents.llm.backends import backend_from_spec
+from scaleenv.agents.llm.port import Llm
+from scaleenv.agents.llm.sim import LatencyModel, NoiseModel
+from scaleenv.replay.projection import RunView, fold
+from scaleenv.sandbox import SandboxPool
+from scaleenv.store.log import Log
+from scaleenv.store.record import run_digest
+
+from .progress import Progress
+from .run_context import RunConfig, RunContext, check_config
+
+log = structlog.get_logger("scaleenv.run")
+
+
+class EngineOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """How a run executes (none of these may change a digest)."""
+
+    llm: str = "sim"
+    model: str | None = None
+    noise: float | None = None
+    latency: bool = False
+    concurrency: int = 64
+    llm_concurrency: int = 64
+    sandbox_workers: int = 2
+    sync: bool = True
+    progress: bool = True
+
+
+def sim_noise(level: float | None) -> NoiseModel:
+    if level is None:
+        return NoiseModel()
+    return NoiseModel(malformed=level * 0.2, schema_violation=level * 0.2, mistakes=level)
+
+
+@asynccontextmanager
+async def open_run(path: str, config: RunConfig, options: EngineOptions) -> AsyncIterator[RunContext]:
+    with Log.open(path, sync=options.sync) as event_log:
+        stored = event_log.meta_get("run_config")
+        check_config(stored, config, path)
+        if stored is None:
+            event_log.meta_set("run_config", msgspec.to_builtins(config))
+        backend = backend_from_spec(
+            options.llm, model=options.model, noise=sim_noise(options.noise),
+            latency=LatencyModel(enabled=options.latency),
+        )
+        llm = Llm(backend, config.seed, limiter=trio.CapacityLimiter(options.llm_concurrency))
+        try:
+            async with event_log.writer() as writer, SandboxPool(workers=options.sandbox_workers) as pool:
+                yield RunContext(
+                    log=event_log, writer=writer, llm=llm, sandbox=pool, config=config,
+                    agents=trio.CapacityLimiter(options.concurrency), progress=Progress(enabled=options.progress),
+                )
+        finally:
+            await llm.aclose()
+
+
+def project(event_log: Log) -> RunView:
+    return fold(event_log.read())
+
+
+async def stage1(ctx: RunContext) -> None:
+    from scaleenv.agents.synth.stage1 import slot_id, synthesize_domain
+
+    view = project(ctx.log)
+    todo = [s for s in range(ctx.config.domains)
+            if ctx.mode == "verify" or view.domains.get(slot_id(s)) is None
+            or view.domains[slot_id(s)].status not in ("done", "failed")]
+    ctx.progress.set_stage("synth", {"domains": ctx.config.domains})
+    ctx.progress.set("domains", ctx.config.domains - len(todo))
+    async with trio.open_nursery() as nursery:
+        for slot in todo:
+            nursery.start_soon(synthesize_domain, ctx, slot)
+    ctx.progress.finish()
+
+
+async def stage2(ctx: RunContext) -> None:
+    from scaleenv.agents.synth.stage2 import instantiate_domain
+
+    view = project(ctx.log)
+    ctx.progress.set_stage("tasks")
+    async with trio.open_nursery() as nursery:
+        for slot in sorted(view.domains):
+            domain = view.domains[slot]
+            if domain.status == "done" and domain.spec is not None and domain.verified:
+                nursery.start_soon(instantiate_domain, ctx, view, domain)
+    ctx.progress.finish()
+
+
+async def rollouts(ctx: RunContext) -> None:
+    from scaleenv.agents.rollout.episode import episode_id, run_episode
+
+    view = project(ctx.log)
+    work = []
+    for tid in sorted(view.tasks):
+        task = view.tasks[tid]
+        if task.status != "kept":
+            continue
+        domain = view.domains[task.slot]
+        for g in range(ctx.config.episodes_per_task):
+            ep = view.episodes.get(episode_id(tid, g))
+            if ctx.mode != "verify" and ep is not None and ep.reward is not None:
+                continue
+            work.append((domain, task, g))
+    ctx.progress.set_stage("rollout", {"episodes": len(work)})
+    rewards: list[float] = []
+
+    async def one(domain: Any, task: Any, g: int) -> None:
+        async with ctx.agents:
+            ctx.progress.add("running")
+            r = await run_episode(ctx, domain, task, g)
+            rewards.append(r)
+            ctx.progress.add("running", -1)
+            ctx.progress.add("episodes")
+            ctx.progress.set("mean reward", sum(rewards) / len(rewards))
+
+    async with trio.open_nursery() as nursery:
+        for domain, task, g in work:
+            nursery.start_soon(one, domain, task, g)
+    ctx.progress.finish()
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """The unbiased pass@k estimator (Chen et al. 2021): 1 - C(n-c, k) / C(n, k)."""
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+def summary(view: RunView) -> dict[str, Any]:
+    domains = []
+    for slot in sorted(view.domains):
+        d = view.domains[slot]
+        tasks = [t for t in view.tasks.values() if t.slot == slot]
+        kept = [t for t in tasks if t.status == "kept"]
+        discarded: dict[str, int] = {}
+        for t in tasks:
+            if t.status == "discarded":
+                discarded[t.reason] = discarded.get(t.reason, 0) + 1
+        episodes = [e for e in view.episodes.values() if e.task_id.startswith(slot + "/") and e.reward is not None]
+        by_task: dict[str, list[float]] = {}
+        for e in episodes:
+            by_task.setdefault(e.task_id, []).append(e.reward.reward)  # type: ignore[union-attr]
+        k = max((len(v) for v in by_task.values()), default=0)
+        reasons: dict[str, int] = {}
+        for e in episodes:
+            if e.ended is not None:
+                key = f"{e.ended.reason}/{e.ended.fault}"
+                reasons[key] = reasons.get(key, 0) + 1
+        domains.append({
+            "slot": slot,
+            "name": d.name,
+            "status": d.status,
+            "tools_proposed": len(d.tools),
+            "tools_verified": len(d.verified),
+            "tools_rejected": len(d.rejected),
+            "repair_rounds": sum(t.rounds for t in d.tools.values()),
+            "graph_edges": len(d.edges),
+            "state_edges": sum(e.kind == "state" for e in d.edges),
+            "llm_calls": d.llm_calls,
+            "tokens": d.tokens,
+            "tasks": len(kept),
+            "tasks_discarded": discarded,
+            "mean_chain_length": round(sum(len(t.chain) for t in kept) / len(kept), 2) if kept else 0.0,
+            "distractors_per_task": round(sum(len(t.distractors) for t in kept) / len(kept), 2) if kept else 0.0,
+            "episodes": len(episodes),
+            "pass_at_1": round(sum(sum(v) / len(v) for v in by_task.values()) / len(by_task), 4) if by_task else None,
+            f"pass_at_{k}" if k else "pass_at_k": (
+                round(sum(pass_at_k(len(v), int(sum(v)), k) for v in by_task.values()) / len(by_task), 4) if by_task else None
+            ),
+            "mean_turns": round(sum(e.ended.turns for e in episodes if e.ended) / len(episodes), 2) if episodes else None,
+            "mean_tool_calls": round(sum(e.ended.tool_calls for e in episodes if e.ended) / len(episodes), 2) if episodes else None,
+            "end_reasons": reasons,
+        })
+    return {
+        "domains": domains,
+        "digest": run_digest(view.stream_digests()),
+        "events": view.events,
+        "streams": len(view.digests),
+        "llm_calls": view.llm_calls,
+        "llm_invalid_answers": view.llm_invalid,
+    }

@@ -1,0 +1,263 @@
+"""SandboxPool: long-lived, process-isolated workers with resident sessions.
+
+Sessions are sticky to a worker slot (least-loaded at open). The parent keeps a
+shadow copy of every session's tools and state, updated from each successful
+call's delta as the reply is read, so when a worker dies (timeout kill, memory,
+crash, external SIGKILL) its slot starts a new process and re-opens every
+session it hosted from the shadows; requests that were queued behind the fatal
+one are retried transparently. Only the call that was running fails.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import tempfile
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import Any
+
+import attrs
+import trio
+
+from scaleenv.sandbox.jsonval import InvalidValue, check_json, check_state
+from scaleenv.sandbox.process import WorkerLost, WorkerProcess
+from scaleenv.sandbox.protocol import CallReq, CloseReq, OpenReq, Reply, StateReq
+from scaleenv.sandbox.state import apply_delta, copy_state
+from scaleenv.sandbox.types import CallOutcome, DbState, Limits, failure
+
+
+class SandboxError(RuntimeError):
+    """A pool-level error (unknown session, rejected state, pool not running)."""
+
+
+@attrs.define
+class _Shadow:
+    tools: dict[str, str]
+    state: DbState
+    slot: _Slot
+
+
+@attrs.define(eq=False)
+class _Slot:
+    """One worker position: the current process and the sessions it hosts."""
+
+    index: int
+    sessions: set[str] = attrs.field(factory=set)
+    proc: WorkerProcess | None = None
+    ready: trio.Event = attrs.field(factory=trio.Event)
+    restarts: int = 0
+
+    async def current(self) -> WorkerProcess:
+        """The live process, waiting while it is being replaced."""
+        while True:
+            await self.ready.wait()
+            if self.proc is not None and not self.proc.dead:
+                return self.proc
+            await trio.lowlevel.checkpoint()
+
+
+class SandboxPool:
+    """A trio-native pool of sandbox worker processes (use as an async context manager)."""
+
+    def __init__(self, workers: int = 2, limits: Limits = Limits(), python: str = sys.executable) -> None:
+        if workers < 1:
+            raise ValueError("workers must be >= 1")
+        self.limits = limits
+        self._python = python
+        self._slots = [_Slot(i) for i in range(workers)]
+        self._shadows: dict[str, _Shadow] = {}
+        self._stack = AsyncExitStack()
+        self._nursery: trio.Nursery | None = None
+        self._closing = False
+        self._once_ids = itertools.count()
+        self._scratch = ""
+
+    async def __aenter__(self) -> SandboxPool:
+        scratch = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="scaleenv-sandbox-"))
+        self._scratch = scratch
+        self._nursery = await self._stack.enter_async_context(trio.open_nursery())
+        try:
+            for slot in self._slots:
+                await self._nursery.start(self._run_slot, slot)
+        except BaseException:
+            await self._shutdown()
+            raise
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
+        return await self._shutdown(exc_type, exc, tb)
+
+    async def _shutdown(self, *exc_info: Any) -> bool | None:
+        self._closing = True
+        for slot in self._slots:
+            if slot.proc is not None:
+                await slot.proc.close()
+        if not exc_info:
+            exc_info = (None, None, None)
+        return await self._stack.__aexit__(*exc_info)
+
+    # ---- worker slots -------------------------------------------------
+
+    async def _run_slot(self, slot: _Slot, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        started = False
+        while not self._closing:
+            proc = await WorkerProcess.spawn(self.limits, self._scratch, self._python)
+
+            def on_death(slot: _Slot = slot) -> None:
+                slot.ready = trio.Event()
+                if not self._closing:
+                    slot.restarts += 1
+
+            proc.on_death = on_death
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(proc.serve)
+                try:
+                    for session_id in sorted(slot.sessions):
+                        shadow = self._shadows.get(session_id)
+                        if shadow is not None:
+                            await proc.request(lambda i, s=session_id, sh=shadow: OpenReq(i, s, sh.tools, sh.state))
+                except WorkerLost:
+                    proc.kill()
+                else:
+                    slot.proc = proc
+                    slot.ready.set()
+                    if not started:
+                        started = True
+                        task_status.started()
+                await proc.died.wait()
+
+    def _pick_slot(self) -> _Slot:
+        return min(self._slots, key=lambda s: (len(s.sessions), s.index))
+
+    def worker_pids(self) -> list[int]:
+        """Current pid of each worker slot (for tests and monitoring)."""
+        return [slot.proc.pid if slot.proc is not None else -1 for slot in self._slots]
+
+    def session_worker(self, session_id: str) -> int:
+        """Index of the worker slot hosting `session_id`."""
+        return self._shadow(session_id).slot.index
+
+    def restarts(self) -> int:
+        """How many worker processes have been replaced so far."""
+        return sum(slot.restarts for slot in self._slots)
+
+    def _shadow(self, session_id: str) -> _Shadow:
+        shadow = self._shadows.get(session_id)
+        if shadow is None:
+            raise SandboxError(f"unknown session {session_id!r}")
+        return shadow
+
+    # ---- sessions -------------------------------------------------------
+
+    async def open_session(self, session_id: str, tools: dict[str, str], state: DbState) -> None:
+        """Load `tools` and a copy of `state` into one worker, resident under `session_id`."""
+        if self._nursery is None or self._closing:
+            raise SandboxError("pool is not running")
+        if session_id in self._shadows:
+            raise SandboxError(f"session {session_id!r} is already open")
+        try:
+            check_state(state)
+        except InvalidValue as exc:
+            raise SandboxError(f"cannot open session {session_id!r}: {exc}") from None
+        slot = self._pick_slot()
+        shadow = _Shadow(dict(tools), copy_state(state), slot)
+        self._shadows[session_id] = shadow
+        slot.sessions.add(session_id)
+
+        def forget(_: WorkerLost) -> None:  # the open itself killed the worker: do not restore it
+            self._forget(session_id)
+
+        while True:
+            proc = await slot.current()
+            try:
+                reply = await proc.request(lambda i: OpenReq(i, session_id, shadow.tools, shadow.state), on_lost=None)
+            except WorkerLost as lost:
+                if lost.executing:
+                    forget(lost)
+                    raise SandboxError(f"opening session {session_id!r} killed the worker ({lost.reason})") from None
+                if session_id not in self._shadows:
+                    raise SandboxError(f"session {session_id!r} was lost") from None
+                continue
+            if reply.error is not None:
+                self._forget(session_id)
+                raise SandboxError(f"cannot open session {session_id!r}: {reply.error}")
+            return
+
+    def _forget(self, session_id: str) -> None:
+        shadow = self._shadows.pop(session_id, None)
+        if shadow is not None:
+            shadow.slot.sessions.discard(session_id)
+
+    async def call(self, session_id: str, tool_name: str, args: dict[str, Any]) -> CallOutcome:
+        """Run `tool_name(db, **args)` in the session; never raises for tool misbehaviour."""
+        shadow = self._shadow(session_id)
+        try:
+            check_json(args, "args")
+        except InvalidValue as exc:
+            return failure("bad_args", str(exc))
+        if type(args) is not dict:
+            return failure("bad_args", "args must be a dict of keyword arguments")
+
+        def on_reply(reply: Reply) -> None:
+            if reply.outcome is not None and reply.outcome.ok and session_id in self._shadows:
+                apply_delta(shadow.state, reply.outcome.delta)
+
+        while True:
+            proc = await shadow.slot.current()
+            try:
+                reply = await proc.request(lambda i: CallReq(i, session_id, tool_name, args), on_reply=on_reply)
+            except WorkerLost as lost:
+                if not lost.executing:
+                    continue
+                if lost.reason == "timeout":
+                    return failure(
+                        "timeout",
+                        f"{tool_name} did not finish within {self.limits.timeout_s:g} s; the worker was killed",
+                    )
+                return failure("crashed", f"the worker died while running {tool_name}")
+            if reply.outcome is None:
+                raise SandboxError(reply.error or "worker returned no outcome")
+            return reply.outcome
+
+    async def get_state(self, session_id: str) -> DbState:
+        """The session's current (committed) state, as held by its worker."""
+        shadow = self._shadow(session_id)
+        while True:
+            proc = await shadow.slot.current()
+            try:
+                reply = await proc.request(lambda i: StateReq(i, session_id))
+            except WorkerLost:
+                continue
+            if reply.error is not None:
+                raise SandboxError(reply.error)
+            state: DbState = reply.state
+            return state
+
+    def shadow_state(self, session_id: str) -> DbState:
+        """A copy of the parent's shadow of the session state (what a restore would load)."""
+        return copy_state(self._shadow(session_id).state)
+
+    async def close_session(self, session_id: str) -> None:
+        """Forget the session (in the worker and in the parent)."""
+        shadow = self._shadow(session_id)
+        self._forget(session_id)
+        proc = await shadow.slot.current()
+        try:
+            await proc.request(lambda i: CloseReq(i, session_id))
+        except WorkerLost:
+            pass  # the replacement worker never loads a forgotten session
+
+    async def run_once(
+        self, tools: dict[str, str], state: DbState, tool_name: str, args: dict[str, Any]
+    ) -> CallOutcome:
+        """Open a throwaway session, run one call, close it."""
+        session_id = f"\x00once-{next(self._once_ids)}"
+        await self.open_session(session_id, tools, state)
+        try:
+            return await self.call(session_id, tool_name, args)
+        finally:
+            with trio.CancelScope(shield=True):
+                await self.close_session(session_id)

@@ -1,0 +1,270 @@
+"""The run projection: the whole log folded into domains, tools, graph, tasks and episodes.
+
+``apply(view, record) -> view`` is the one transition; ``fold(records)`` starts from an
+empty view. The live engine and replay use the same function, so live state and
+replayed state are equal by construction. ``apply`` takes ownership of ``view`` (it is
+updated in place and returned, to fold millions of events without copying); the
+database states inside it are never mutated in place (deltas make new states).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import attrs
+import networkx as nx
+
+from scaleenv.store.events.episodes import EpisodeEnded, EpisodeStarted, MessageSent, RewardGiven, ToolExecuted
+from scaleenv.store.events.llm import LlmCalled, LlmExhausted
+from scaleenv.store.events.synth import (
+    CodeProposed,
+    DomainFailed,
+    DomainSynthesized,
+    GraphEdgeAdded,
+    SchemaDefined,
+    TestsRun,
+    ToolAccepted,
+    ToolRejected,
+)
+from scaleenv.store.events.tasks import (
+    ChainSampled,
+    GoldenChainExecuted,
+    InstructionWritten,
+    TaskDiscarded,
+    TaskInstantiated,
+    TaskKept,
+)
+from scaleenv.store.record import Record, StreamDigest
+from scaleenv.store.specs import DbState, DomainSpec
+
+from .graph import graph_from_edges
+from .state import apply_delta
+
+
+@attrs.define
+class ToolView:
+    slot: str
+    name: str
+    status: str = "pending"  # pending | accepted | rejected
+    code: str = ""
+    code_versions: int = 0
+    rounds: int = 0
+    reasons: list[str] = attrs.field(factory=list)
+
+
+@attrs.define
+class DomainView:
+    slot: str
+    name: str = ""
+    spec: DomainSpec | None = None
+    status: str = "designing"  # designing | synthesizing | done | failed
+    tools: dict[str, ToolView] = attrs.field(factory=dict)
+    edges: list[GraphEdgeAdded] = attrs.field(factory=list)
+    verified: list[str] = attrs.field(factory=list)
+    rejected: list[str] = attrs.field(factory=list)
+    llm_calls: int = 0
+    tokens: int = 0
+
+    def graph(self) -> nx.MultiDiGraph:
+        return graph_from_edges(self.edges, self.verified)
+
+    def verified_code(self) -> dict[str, str]:
+        return {n: self.tools[n].code for n in self.verified}
+
+
+@attrs.define
+class TaskView:
+    task_id: str
+    slot: str
+    domain: str = ""
+    chain: list[str] = attrs.field(factory=list)
+    initial_state: DbState | None = None
+    needed: list[tuple[str, str]] = attrs.field(factory=list)
+    distractors: list[tuple[str, str]] = attrs.field(factory=list)
+    steps: list[Any] = attrs.field(factory=list)
+    instruction: str = ""
+    user_facts: dict[str, Any] = attrs.field(factory=dict)
+    persona: str = ""
+    golden: GoldenChainExecuted | None = None
+    expected_final: DbState | None = None
+    status: str = "pending"  # pending | kept | discarded
+    reason: str = ""
+    detail: str = ""
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("kept", "discarded")
+
+
+@attrs.define
+class EpisodeView:
+    episode_id: str
+    task_id: str = ""
+    domain: str = ""
+    attempt: int = 0
+    seed: int = 0
+    messages: list[MessageSent] = attrs.field(factory=list)
+    tool_calls: list[ToolExecuted] = attrs.field(factory=list)
+    state: DbState | None = None
+    ended: EpisodeEnded | None = None
+    rewards: list[RewardGiven] = attrs.field(factory=list)
+    steps: int = 0
+
+    @property
+    def reward(self) -> RewardGiven | None:
+        return self.rewards[-1] if self.rewards else None
+
+
+@attrs.define
+class RunView:
+    domains: dict[str, DomainView] = attrs.field(factory=dict)
+    tasks: dict[str, TaskView] = attrs.field(factory=dict)
+    episodes: dict[str, EpisodeView] = attrs.field(factory=dict)
+    digests: dict[str, StreamDigest] = attrs.field(factory=dict)
+    llm_calls: int = 0
+    llm_invalid: int = 0
+    events: int = 0
+
+    def stream_digests(self) -> dict[str, str]:
+        return {s: d.hexdigest() for s, d in self.digests.items()}
+
+    def domain_by_name(self, name: str) -> DomainView | None:
+        for d in self.domains.values():
+            if d.name == name or d.slot == name:
+                return d
+        return None
+
+
+def apply(view: RunView, record: Record) -> RunView:
+    view.events += 1
+    digest = view.digests.get(record.stream)
+    if digest is None:
+        digest = view.digests[record.stream] = StreamDigest()
+    digest.update(record)
+    kind, _, rest = record.stream.partition("/")
+    event = record.event
+    if isinstance(event, LlmCalled):
+        view.llm_calls += 1
+        view.llm_invalid += event.error is not None
+        slot = rest.split("/", 1)[0] if kind in ("domain", "tool") else ""
+        if slot:
+            d = _domain(view, slot)
+            d.llm_calls += 1
+            d.tokens += event.prompt_tokens + event.completion_tokens
+        return view
+    if kind == "domain":
+        _apply_domain(_domain(view, rest), event)
+    elif kind == "tool":
+        slot, _, name = rest.partition("/")
+        _apply_tool(_domain(view, slot), name, event)
+    elif kind == "task":
+        slot = rest.split("/", 1)[0]
+        task = view.tasks.get(rest)
+        if task is None:
+            task = view.tasks[rest] = TaskView(task_id=rest, slot=slot)
+        _apply_task(task, event)
+    elif kind == "episode":
+        ep = view.episodes.get(rest)
+        if ep is None:
+            ep = view.episodes[rest] = EpisodeView(episode_id=rest)
+        _apply_episode(view, ep, event)
+    return view
+
+
+def fold(records: Iterable[Record], view: RunView | None = None) -> RunView:
+    view = view if view is not None else RunView()
+    for record in records:
+        apply(view, record)
+    return view
+
+
+def _domain(view: RunView, slot: str) -> DomainView:
+    d = view.domains.get(slot)
+    if d is None:
+        d = view.domains[slot] = DomainView(slot=slot)
+    return d
+
+
+def _apply_domain(d: DomainView, event: Any) -> None:
+    if isinstance(event, SchemaDefined):
+        d.spec = event.spec
+        d.name = event.spec.name
+        d.status = "synthesizing"
+        for t in event.spec.tools:
+            d.tools.setdefault(t.name, ToolView(slot=d.slot, name=t.name))
+    elif isinstance(event, GraphEdgeAdded):
+        d.edges.append(event)
+    elif isinstance(event, DomainSynthesized):
+        d.status = "done"
+        d.verified = list(event.verified)
+        d.rejected = list(event.rejected)
+    elif isinstance(event, DomainFailed):
+        d.status = "failed"
+
+
+def _apply_tool(d: DomainView, name: str, event: Any) -> None:
+    t = d.tools.get(name)
+    if t is None:
+        t = d.tools[name] = ToolView(slot=d.slot, name=name)
+    if isinstance(event, CodeProposed):
+        t.code = event.code
+        t.code_versions += 1
+        t.rounds = event.round
+    elif isinstance(event, ToolAccepted):
+        t.status = "accepted"
+        t.code = event.code
+    elif isinstance(event, ToolRejected):
+        t.status = "rejected"
+        t.reasons = list(event.reasons)
+    elif isinstance(event, TestsRun | LlmExhausted):
+        pass
+
+
+def _apply_task(task: TaskView, event: Any) -> None:
+    if isinstance(event, ChainSampled):
+        task.domain = event.domain
+        task.chain = list(event.tools)
+    elif isinstance(event, TaskInstantiated):
+        task.initial_state = event.initial_state
+        task.needed = [tuple(x) for x in event.needed]  # type: ignore[misc]
+        task.distractors = [tuple(x) for x in event.distractors]  # type: ignore[misc]
+        task.steps = list(event.steps)
+    elif isinstance(event, InstructionWritten):
+        task.instruction = event.instruction
+        task.user_facts = dict(event.user_facts)
+        task.persona = event.persona
+    elif isinstance(event, GoldenChainExecuted):
+        task.golden = event
+        state = task.initial_state or {}
+        for step in event.steps:
+            state = apply_delta(state, step.delta)
+        task.expected_final = state
+    elif isinstance(event, TaskKept):
+        task.status = "kept"
+    elif isinstance(event, TaskDiscarded):
+        task.status = "discarded"
+        task.reason = event.reason
+        task.detail = event.detail
+
+
+def _apply_episode(view: RunView, ep: EpisodeView, event: Any) -> None:
+    if isinstance(event, EpisodeStarted):
+        ep.task_id = event.task_id
+        ep.domain = event.domain
+        ep.attempt = event.attempt
+        ep.seed = event.seed
+        task = view.tasks.get(event.task_id)
+        ep.state = task.initial_state if task else None
+    elif isinstance(event, MessageSent):
+        ep.messages.append(event)
+        ep.steps += 1
+    elif isinstance(event, ToolExecuted):
+        ep.tool_calls.append(event)
+        ep.steps += 1
+        if event.ok and ep.state is not None:
+            ep.state = apply_delta(ep.state, event.delta)
+    elif isinstance(event, EpisodeEnded):
+        ep.ended = event
+    elif isinstance(event, RewardGiven):
+        ep.rewards.append(event)

@@ -1,0 +1,52 @@
+"""outlines over a tiny random-weight transformers model: constrained output always parses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="the transformers backend needs torch: pip install 'scaleenv[local]'")
+transformers = pytest.importorskip("transformers", reason="the transformers backend needs transformers: pip install 'scaleenv[local]'")
+
+from scaleenv.agents.llm.backends import backend_from_spec  # noqa: E402
+from scaleenv.agents.llm.port import Llm, LlmRequest, render_messages  # noqa: E402
+from scaleenv.store import Stream  # noqa: E402
+
+from .conftest import llm_calls  # noqa: E402
+from .structs import Tiny  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer GPT-2 with random weights and a byte-level BPE tokenizer trained here (no download)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    path = tmp_path_factory.mktemp("tiny-gpt2")
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<|endoftext|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(['{"name": "alpha", "kind": "a", "ok": true, "tags": ["x"]}'] * 20, trainer)
+    hf_tok = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>",
+                                                  bos_token="<|endoftext|>", unk_token="<|endoftext|>")
+    hf_tok.save_pretrained(path)
+    config = transformers.GPT2Config(vocab_size=len(hf_tok), n_positions=512, n_embd=32, n_layer=2, n_head=2,
+                                     bos_token_id=hf_tok.eos_token_id, eos_token_id=hf_tok.eos_token_id)
+    torch.manual_seed(0)
+    transformers.GPT2LMHeadModel(config).save_pretrained(path)
+    return path
+
+
+async def test_random_weights_still_give_schema_valid_json(tiny_model: Path, log, writer) -> None:
+    backend = backend_from_spec(f"transformers:{tiny_model}", model=None)
+    assert backend.name == "transformers" and backend.model == tiny_model.name
+    llm = Llm(backend, run_seed=1, max_attempts=1)
+    for i in range(4):
+        ctx = {"i": i}
+        req = LlmRequest(role="tiny", messages=render_messages("tiny", "Name it.", ctx, "Go."), context=ctx, max_tokens=200)
+        got = await llm.generate(Stream(writer, f"tiny/{i}"), req, Tiny)
+        assert isinstance(got.value, Tiny) and got.attempts == 1
+    calls = llm_calls(log)
+    assert len(calls) == 4 and all(c.error is None and c.completion_tokens > 0 for c in calls)

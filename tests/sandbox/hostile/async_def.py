@@ -1,0 +1,2 @@
+async def attack(db):
+    return 1

@@ -1,0 +1,7 @@
+def attack(db):
+    while True:
+        try:
+            while True:
+                pass
+        except:
+            pass

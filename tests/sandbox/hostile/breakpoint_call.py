@@ -1,0 +1,3 @@
+def attack(db):
+    breakpoint()
+    return 1

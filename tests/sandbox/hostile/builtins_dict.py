@@ -1,0 +1,2 @@
+def attack(db):
+    return __builtins__['open']('/etc/passwd').read()

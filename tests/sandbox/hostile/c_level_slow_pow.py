@@ -1,0 +1,2 @@
+def attack(db):
+    return len(str(7 ** (10 ** 8)))

@@ -1,0 +1,2 @@
+def attack(db):
+    return (1).__class__.__name__

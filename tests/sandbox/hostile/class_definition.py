@@ -1,0 +1,4 @@
+def attack(db):
+    class X:
+        pass
+    return X

@@ -1,0 +1,2 @@
+def attack(db):
+    return compile('1', 'x', 'eval')

@@ -1,0 +1,3 @@
+def attack(db):
+    return 1
+attack = attack

@@ -1,0 +1,3 @@
+def attack(db):
+    db.clear()
+    return 1

@@ -1,0 +1,3 @@
+def attack(db):
+    db.update = 1
+    return 1

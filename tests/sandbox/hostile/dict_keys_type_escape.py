@@ -1,0 +1,3 @@
+def attack(db):
+    k = db.keys()
+    return k.mapping

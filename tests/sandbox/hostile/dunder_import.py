@@ -1,0 +1,2 @@
+def attack(db):
+    return __import__('os').system('id')

@@ -1,0 +1,2 @@
+def attack(db):
+    return eval('1+1')

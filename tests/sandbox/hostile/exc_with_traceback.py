@@ -1,0 +1,5 @@
+def attack(db):
+    try:
+        1 / 0
+    except ZeroDivisionError as e:
+        return e.with_traceback(None)

@@ -1,0 +1,3 @@
+def attack(db):
+    exec('x = 1')
+    return 1

@@ -1,0 +1,3 @@
+import os
+def attack(db):
+    return os.fork()

@@ -1,0 +1,2 @@
+def attack(db):
+    return f'{db.__class__}'

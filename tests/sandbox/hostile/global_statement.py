@@ -1,0 +1,4 @@
+def attack(db):
+    global X
+    X = 1
+    return X

@@ -1,0 +1,2 @@
+def attack(db):
+    return list(range(2000000))

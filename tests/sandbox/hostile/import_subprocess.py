@@ -1,0 +1,3 @@
+def attack(db):
+    import subprocess
+    return subprocess.check_output(['id']).decode()

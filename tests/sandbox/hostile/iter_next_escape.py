@@ -1,0 +1,3 @@
+def attack(db):
+    it = iter([1])
+    return next(it)

@@ -1,0 +1,3 @@
+def attack(db):
+    f = lambda: 1
+    return f.__code__

@@ -1,0 +1,4 @@
+def attack(db):
+    chunks = []
+    while True:
+        chunks.append('x' * (10 ** 7))

@@ -1,0 +1,2 @@
+def attack(db):
+    return len([0] * (10 ** 10))

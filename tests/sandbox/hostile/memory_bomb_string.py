@@ -1,0 +1,2 @@
+def attack(db):
+    return len('a' * (2 ** 40))

@@ -1,0 +1,4 @@
+CACHE = []
+def attack(db):
+    CACHE.append(1)
+    return len(CACHE)

@@ -1,0 +1,3 @@
+def attack(db, seen=[]):
+    seen.append(1)
+    return len(seen)

@@ -1,0 +1,2 @@
+def attack(db):
+    return object.__getattribute__(db, '__class__')

@@ -1,0 +1,2 @@
+def attack(db):
+    return open('/etc/passwd').read()

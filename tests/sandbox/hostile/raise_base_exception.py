@@ -1,0 +1,2 @@
+def attack(db):
+    raise SystemExit(0)

@@ -1,0 +1,2 @@
+def attack(db):
+    raise KeyboardInterrupt()

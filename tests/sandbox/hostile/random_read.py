@@ -1,0 +1,3 @@
+import random
+def attack(db):
+    return random.random()

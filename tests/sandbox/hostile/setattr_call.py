@@ -1,0 +1,3 @@
+def attack(db):
+    setattr(db, 'x', 1)
+    return 1

@@ -1,0 +1,2 @@
+def attack(db):
+    return sorted({'b', 'a'}) + [repr(db)]

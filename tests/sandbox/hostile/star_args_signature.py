@@ -1,0 +1,2 @@
+def attack(db, *args):
+    return args

@@ -1,0 +1,3 @@
+def attack(db):
+    f = 'x'.format
+    return f()

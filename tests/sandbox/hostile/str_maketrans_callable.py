@@ -1,0 +1,2 @@
+def attack(db):
+    return ''.join.__self__

@@ -1,0 +1,2 @@
+def attack(db)
+    return 1

@@ -1,0 +1,2 @@
+def attack(db):
+    return __loader__.load_module('os')

@@ -1,0 +1,3 @@
+import time
+def attack(db):
+    return time.time()

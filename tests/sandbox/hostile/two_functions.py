@@ -1,0 +1,4 @@
+def helper(db):
+    return 1
+def attack(db):
+    return helper(db)

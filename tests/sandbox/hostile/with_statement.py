@@ -1,0 +1,3 @@
+def attack(db):
+    with db as x:
+        return x

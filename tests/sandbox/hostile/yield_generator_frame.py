@@ -1,0 +1,4 @@
+def attack(db):
+    def gen():
+        yield 1
+    return gen().gi_frame

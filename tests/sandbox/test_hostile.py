@@ -1,0 +1,59 @@
+"""The hostile corpus: every case is contained and reported as a clean failure,
+the session state is untouched, and the pool keeps serving normal calls."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from scaleenv.sandbox import Limits, SandboxPool, check_source
+from tests.sandbox.domain import TOOLS, make_state
+
+HOSTILE = Path(__file__).parent / "hostile"
+CASES = sorted(p.stem for p in HOSTILE.glob("*.py"))
+FAILURE_KINDS = {"policy", "exception", "timeout", "memory", "crashed", "output_too_large", "bad_args"}
+
+
+@pytest.fixture
+async def hostile_pool() -> AsyncIterator[SandboxPool]:
+    async with SandboxPool(workers=2, limits=Limits(timeout_s=0.3, kill_grace_s=0.5, memory_bytes=384 * 1024 * 1024)) as pool:
+        yield pool
+
+
+def test_corpus_size() -> None:
+    assert len(CASES) >= 70
+
+
+@pytest.mark.parametrize("case", CASES)
+async def test_hostile_case_is_contained(case: str, hostile_pool: SandboxPool) -> None:
+    source = (HOSTILE / f"{case}.py").read_text()
+    issues = check_source(source, "attack")
+    tools = {"attack": source, **TOOLS}
+    state = make_state()
+    await hostile_pool.open_session("s", tools, state)
+    outcome = await hostile_pool.call("s", "attack", {})
+    assert not outcome.ok, f"{case} was not rejected: {outcome.result!r}"
+    assert outcome.error is not None and outcome.error.kind in FAILURE_KINDS
+    assert outcome.error.message
+    if issues:
+        assert outcome.error.kind == "policy"
+    assert outcome.delta == []
+    assert await hostile_pool.get_state("s") == state
+    after = await hostile_pool.call("s", "cancel_order", {"order_id": "o1"})
+    assert after.ok, f"pool unusable after {case}: {after.error}"
+    fresh = await hostile_pool.run_once(TOOLS, make_state(), "search_orders", {"status": "open"})
+    assert fresh.ok and fresh.result == ["o1", "o2"]
+
+
+async def test_runtime_only_cases_are_few() -> None:
+    """Most of the corpus is stopped before running; list what reaches run time."""
+    runtime = [c for c in CASES if not check_source((HOSTILE / f"{c}.py").read_text(), "attack")]
+    assert set(runtime) <= {
+        "infinite_loop", "infinite_loop_catch_exception", "c_level_slow_pow", "memory_bomb_list",
+        "memory_bomb_growth", "memory_bomb_string", "deep_recursion", "huge_output", "huge_output_list",
+        "huge_state_write", "non_json_result", "non_json_state", "delete_table", "mutate_then_crash",
+        "dict_attribute_write", "dict_keys_type_escape", "str_maketrans_callable", "datetime_name",
+        "exc_with_traceback", "os_system_via_sys_modules",
+    }, runtime
