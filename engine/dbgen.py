@@ -81,7 +81,18 @@ def field_value(field: FieldSpec, table: TableSpec, db: DbState, rng: random.Ran
 
 
 def make_record(table: TableSpec, db: DbState, rng: random.Random, key: str | None = None,
-                overrides: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+                overrides: dict[str, Any] | None = None, domain: DomainSpec | None = None,
+                _depth: int = 0) -> tuple[str, dict[str, Any]]:
+    """A new record for ``table`` (not inserted). With ``domain``, a foreign key whose
+    table is empty gets a referenced record created (and inserted) first, so no record
+    ever points at nothing."""
+    if domain is not None and _depth < 4:
+        for f in table.fields:
+            if f.ref and f.ref != table.name and not db.get(f.ref) and not (overrides and f.name in overrides):
+                ref_table = domain.table(f.ref)
+                if ref_table is not None:
+                    rkey, rrec = make_record(ref_table, db, rng, domain=domain, _depth=_depth + 1)
+                    db.setdefault(f.ref, {})[rkey] = rrec
     key = key if key is not None else new_key(table, db, rng)
     record = {f.name: field_value(f, table, db, rng, key) for f in table.fields}
     record[table.primary_key] = key

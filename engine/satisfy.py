@@ -53,7 +53,7 @@ class _Solver:
             if isinstance(ref.key, Param):
                 key = self.rng.choice(sorted(rows)) if rows and self.rng.random() < 0.8 else None
                 if key is None:
-                    key, record = make_record(table, self.db, self.rng)
+                    key, record = make_record(table, self.db, self.rng, domain=self.domain)
                     rows[key] = record
                 self.args[ref.key.name] = key
             elif isinstance(ref.key, FieldRef):
@@ -62,14 +62,14 @@ class _Solver:
                     return None
                 key = self.rng.choice(sorted(rows)) if rows else None
                 if key is None:
-                    key, record = make_record(table, self.db, self.rng)
+                    key, record = make_record(table, self.db, self.rng, domain=self.domain)
                     rows[key] = record
                 owner[1][ref.key.field] = key
             else:
                 return None
         key = str(key)
         if key not in rows:
-            _, record = make_record(table, self.db, self.rng, key=key)
+            _, record = make_record(table, self.db, self.rng, key=key, domain=self.domain)
             rows[key] = record
         return key, rows[key]
 
@@ -203,10 +203,15 @@ class _Solver:
         # A string parameter that matches a field of a read table: take a real value.
         for table_name in self.tool.reads:
             table = self.domain.table(table_name)
-            rows = self.db.get(table_name, {})
-            if table is not None and rows and table.field(param.name) is not None:
-                record = rows[self.rng.choice(sorted(rows))]
-                return record.get(param.name)
+            if table is None or table.field(param.name) is None:
+                continue
+            rows = self.db.setdefault(table_name, {})
+            if not rows:
+                # A lookup by value in an empty table: create the record being looked up.
+                key, record = make_record(table, self.db, self.rng, domain=self.domain)
+                rows[key] = record
+            record = rows[self.rng.choice(sorted(rows))]
+            return record.get(param.name)
         for table in self.domain.tables:
             f = table.field(param.name)
             if f is not None:

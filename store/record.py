@@ -31,12 +31,13 @@ _HEADER = struct.Struct(">2sBI")
 HEADER_SIZE = _HEADER.size  # 7
 
 
-class Record(msgspec.Struct, frozen=True, kw_only=True):
+class Record(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One event as the log stores it.
 
     ``seq`` is global (1-based, assigned by the log's writer); ``n`` is the 0-based
     position within ``stream``. ``cause`` points at the event this one follows from.
     ``wall_ns`` is wall-clock time of the commit batch and is excluded from digests.
+    (``gc=False``: a record cannot be part of a reference cycle; it only holds values.)
     """
 
     seq: int

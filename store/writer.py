@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 MAX_STREAM_ID_BYTES = 400
-_FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+_FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO}
+"""LMDB reports a short write (what a full disk or a file size limit gives) as EIO."""
 
 
 class Pending(NamedTuple):
@@ -56,7 +57,8 @@ def _is_disk_full(exc: BaseException) -> bool:
         codes = [a for a in exc.args if isinstance(a, int)]
         text = str(exc)
         return bool(set(codes) & _FULL_ERRNOS) or any(
-            s in text for s in ("No space left", "File too large", "quota exceeded"))
+            s in text for s in ("No space left", "File too large", "quota exceeded",
+                                "Input/output error"))
     return False
 
 
@@ -76,7 +78,7 @@ def commit_with_growth(log: Log, fn: Callable[[lmdb.Transaction], T]) -> T:
             env.set_mapsize(env.info()["map_size"] * 2)
         except (lmdb.Error, OSError) as exc:
             if _is_disk_full(exc):
-                raise LogFull(str(log.path), str(exc)) from exc
+                raise LogFull(str(log.path), f"disk full or failing ({exc})") from exc
             raise
 
 

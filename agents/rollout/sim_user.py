@@ -94,10 +94,11 @@ def _join(parts: list[str]) -> str:
 
 
 def _is_success(text: str) -> bool:
-    if not SUCCESS_RE.search(text):
+    """A statement (not a question) reports the work done, and nothing says it failed."""
+    if FAILURE_RE.search(text):  # "could not be cancelled", "I'm unable to..."
         return False
-    # "could not be cancelled", "I'm unable to..." are not successes.
-    return not FAILURE_RE.search(text)
+    sentences = re.findall(r"[^.!?]+(?:[.!?]+|$)", re.sub(r"(?<=\w)\.(?=\w)", "", text))
+    return any(SUCCESS_RE.search(s) and not s.rstrip().endswith("?") for s in sentences)
 
 
 def _asked_facts(text: str, facts: dict[str, Any]) -> list[str]:

@@ -32,6 +32,11 @@ _RESERVED = {
     "db", "ToolError", "len", "range", "sorted", "min", "max", "sum", "abs", "round", "str", "int", "float",
     "bool", "list", "dict", "set", "tuple", "enumerate", "zip", "any", "all", "isinstance", "reversed",
     "key", "rec", "out", "new_id", "n", "value", "limit", "record", "found",
+    # builtins the sandbox policy forbids naming (scaleenv.sandbox.policy.FORBIDDEN_NAMES)
+    "open", "eval", "exec", "compile", "getattr", "setattr", "delattr", "hasattr", "globals", "locals", "vars",
+    "type", "dir", "input", "print", "breakpoint", "help", "exit", "quit", "id", "hash", "object", "super",
+    "memoryview", "bytearray", "bytes", "classmethod", "staticmethod", "property", "iter", "next", "aiter",
+    "anext", "callable", "issubclass", "copyright", "credits", "license", "format", "repr", "match", "case",
 }
 _FLIP = {"ge": "gt", "gt": "ge", "le": "lt", "lt": "le"}
 _PY_OP = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}

@@ -128,7 +128,7 @@ SECTORS: tuple[Sector, ...] = (
                V("streaming_service", "bundles", "bundle", "seats_left", ("basic", "standard", "premium"), "a streaming service"),
            )),
     Sector("university", "students", "student", "enrollments", "enrollment", ("requested", "paid", "completed", "cancelled"),
-           "request", "complete", "study_note", "credits", "tuition_credit", "campuses", "campus", "course_evaluations", "course_evaluation", (
+           "request", "complete", "study_note", "credit_hours", "tuition_credit", "campuses", "campus", "course_evaluations", "course_evaluation", (
                V("university_registrar", "courses", "course", "seats_left", ("math", "arts", "engineering", "biology"), "a university registrar"),
                V("language_school", "language_courses", "language_course", "seats_left", ("spanish", "japanese", "german"), "a language school"),
                V("online_academy", "modules", "module", "seats_left", ("coding", "design", "marketing"), "an online academy"),

@@ -59,7 +59,9 @@ def _value(field: FieldSpec, i: int, rng: random.Random, state: DbState, table: 
     if field.type == "float":
         if name == "rating":
             return round(rng.uniform(1, 5), 1)
-        return round(rng.uniform(5, 400), 2)
+        if name in ("price", "total", "amount", "cost"):
+            return round(rng.uniform(5, 400), 2)
+        return round(rng.uniform(50, 1500), 2)  # balances and credits
     if field.type == "bool":
         return rng.random() < 0.5
     return []

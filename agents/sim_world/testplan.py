@@ -11,13 +11,13 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from scaleenv.contracts import UNDEFINED, FieldRef, Param, RecordRef, check_pre, eval_term, parse_term, right_term
+from scaleenv.contracts import UNDEFINED, FieldRef, Literal, Param, RecordRef, check_pre, eval_term, parse_term, right_term
 from scaleenv.store.specs import DbState, DomainSpec, ToolSpec
 
 from .codegen import _lookup_field
 from .states import STREETS
 
-MAX_CASES = 10
+MAX_CASES = 12
 
 
 def _post_eq_params(tool: ToolSpec) -> set[str]:
@@ -164,6 +164,18 @@ def plan_cases(domain: DomainSpec, tool: ToolSpec, state: DbState, rng: random.R
             add(f"boundary_{side.name}_equal", {**base, side.name: edge}, f"{side.name} exactly at the bound of {c.left} {c.op} {c.right}")
             add(f"boundary_{side.name}_beyond", {**base, side.name: edge - step if wrong_low else edge + step},
                 f"{side.name} just past the bound")
+    # A parameter compared with a literal: a value the literal rules out.
+    for i, c in pres:
+        left, right = parse_term(c.left), right_term(c)
+        if not isinstance(left, Param) or not isinstance(right, Literal):
+            continue
+        if c.op == "in" and isinstance(right.value, list):
+            add(f"invalid_{left.name}", {**base, left.name: f"not_a_{left.name}"}, f"{left.name} outside {right.value}")
+        elif c.op in ("ne", "not_in"):
+            bad = right.value[0] if isinstance(right.value, list) and right.value else right.value
+            add(f"forbidden_{left.name}", {**base, left.name: bad}, f"{left.name} is {bad!r}")
+        elif c.op == "eq":
+            add(f"mismatched_{left.name}", {**base, left.name: f"not_{right.value}"}, f"{left.name} is not {right.value!r}")
     # Unknown ids.
     for p in tool.params:
         if p.ref:

@@ -32,7 +32,7 @@ class ScriptedBackend:
         return None
 
 
-def _request(role: str = "tester") -> LlmRequest:
+def _request(role: str = "test/counter") -> LlmRequest:
     return LlmRequest(role=role, messages=render_messages(role, "Count things.", {"k": 1}, "Count."), context={"k": 1})
 
 
@@ -60,7 +60,7 @@ async def test_exhaustion_raises_and_emits_llm_exhausted(writer, log) -> None:
     llm = Llm(SimBackend(noise=NoiseModel(malformed=1.0, schema_violation=0.0, mistakes=0.0)), run_seed=1, max_attempts=4)
     with pytest.raises(LlmExhaustedError) as info:
         await llm.generate(stream(writer), _request(), Pair)
-    assert info.value.attempts == 4 and info.value.role == "tester"
+    assert info.value.attempts == 4 and info.value.role == "test/counter"
     assert info.value.ref.n == 4
     await writer.aclose()
     events = events_of(log)

@@ -15,7 +15,7 @@ from .conftest import llm_calls
 from .structs import Pair, Person, Plan
 
 
-def _request(i: int, role: str = "writer") -> LlmRequest:
+def _request(i: int, role: str = "test/writer") -> LlmRequest:
     ctx = {"item": i, "text": "a fairly long context string " * 5}
     return LlmRequest(role=role, messages=render_messages(role, "Write.", ctx, f"Write item {i}."), context=ctx)
 
@@ -78,12 +78,12 @@ async def test_divergence_names_the_first_differing_field() -> None:
     at = content.index("fairly") + 2
     msgs[1]["content"] = content[:at] + "X" + content[at + 1:]
     with pytest.raises(RecordedDivergence) as info:
-        await backend.complete(LlmRequest(role="writer", messages=msgs, context={}), schema, name)
+        await backend.complete(LlmRequest(role="test/writer", messages=msgs, context={}), schema, name)
     assert info.value.field == "messages[1].content"
     assert f"differs at char {at}" in str(info.value) and "expected" in str(info.value)
 
     with pytest.raises(RecordedDivergence) as info:
-        await backend.complete(LlmRequest(role="writer", messages=_request(2).messages, context={}, seed=99), schema, name)
+        await backend.complete(LlmRequest(role="test/writer", messages=_request(2).messages, context={}, seed=99), schema, name)
     assert info.value.field == "seed" and "expected 0 got 99" in str(info.value)
 
     other_schema, other_name = schema_for(Plan)
@@ -92,9 +92,9 @@ async def test_divergence_names_the_first_differing_field() -> None:
     assert info.value.field == "schema" and "'Pair'" in str(info.value)
 
     with pytest.raises(RecordedDivergence) as info:
-        await backend.complete(LlmRequest(role="writer", messages=_request(0).messages, context={}, temperature=0.1), schema, name)
+        await backend.complete(LlmRequest(role="test/writer", messages=_request(0).messages, context={}, temperature=0.1), schema, name)
     assert info.value.field == "temperature/max_tokens/tools"
 
     with pytest.raises(RecordedDivergence) as info:
-        await backend.complete(_request(0, role="reviewer"), schema, name)
-    assert info.value.field == "role" and "writer" in str(info.value)
+        await backend.complete(_request(0, role="test/reviewer"), schema, name)
+    assert info.value.field == "role" and "test/writer" in str(info.value)

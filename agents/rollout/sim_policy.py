@@ -1,0 +1,578 @@
+"""The sim's ``policy`` role: a small backward-chaining planner over the offered tools.
+
+It sees what a real policy sees (the OpenAI chat conversation and the function schemas,
+never the golden chain) and re-derives its plan from the whole conversation on every call:
+
+1. Goal: the tool that best matches the user's words (name and description overlap; a
+   mutating verb the user used — cancel, update, book... — wins, else a read tool).
+2. Values: named facts from user messages ("my email is ..."), emails, record ids
+   (``ord_3f9a``), dates, numbers; and fields of earlier tool results.
+3. Backward chaining: every required parameter of the goal is either known, or produced by
+   a read tool whose ``Returns`` fields include it (called first, recursively), or asked of
+   the user by name.
+4. Records: when a list result holds several, the one whose values match what the user
+   said wins (titles, names, dates, statuses, ids of other lookups); when they tie, the
+   planner looks the candidates up (``get_product(product_id)`` for each) or calls a tool
+   that yields a discriminating field, then decides.
+5. After the goal succeeds it tells the user (mutations) or states the values (questions);
+   on a tool error it tries one fix (another record) or reports the error.
+
+Noise (each a ``call.mistake(scale)``): a wrong record among look-alikes, a skipped
+lookup with a guessed argument, truncated JSON arguments, an unknown tool name or a
+wrongly typed argument, and giving up early with an apology.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import attrs
+
+from ..llm.sim.backend import SimCall, register_role
+from .sim_text import (
+    EMAIL_RE,
+    content_words,
+    extract_facts,
+    extract_ids,
+    extract_numbers,
+    humanize,
+    name_match,
+    name_words,
+    overlap,
+    similar,
+    words,
+)
+from .sim_tools import Call, Conversation, Tool, parse_conversation, parse_tools
+
+# Verbs users say for what a tool's verb does (the tool's own verb always counts).
+VERB_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "cancel": ("cancel", "call off", "abort", "stop"),
+    "update": ("update", "change", "modify", "edit", "correct", "fix", "amend"),
+    "change": ("change", "update", "modify", "edit", "switch", "correct"),
+    "edit": ("edit", "change", "update", "modify"),
+    "set": ("set", "change", "update"),
+    "create": ("create", "make", "open", "place", "buy", "purchase", "start"),
+    "place": ("place", "buy", "purchase", "make"),
+    "make": ("make", "create", "book", "reserve"),
+    "book": ("book", "reserve", "schedule"),
+    "reserve": ("reserve", "book", "hold"),
+    "schedule": ("schedule", "book", "arrange"),
+    "return": ("return", "send back"),
+    "refund": ("refund", "money back"),
+    "pay": ("pay", "settle"),
+    "renew": ("renew", "extend"),
+    "delete": ("delete", "remove"),
+    "remove": ("remove", "delete"),
+    "add": ("add", "include"),
+    "request": ("request", "ask for", "borrow"),
+    "submit": ("submit", "send", "file"),
+    "transfer": ("transfer", "send", "move"),
+}
+PAST = {
+    "cancel": "cancelled", "update": "updated", "change": "changed", "book": "booked", "create": "created",
+    "place": "placed", "make": "made", "reserve": "reserved", "schedule": "scheduled", "return": "returned",
+    "refund": "refunded", "pay": "paid", "renew": "renewed", "delete": "deleted", "remove": "removed",
+    "add": "added", "request": "requested", "submit": "submitted", "transfer": "transferred", "set": "set",
+    "edit": "edited", "open": "opened", "close": "closed", "start": "started", "suspend": "suspended",
+    "file": "filed", "ship": "shipped", "settle": "settled", "redeem": "redeemed", "assign": "assigned",
+}
+QUESTION_WORDS = frozenset("what which when where how status show list check tell find much many".split())
+APOLOGY = "I'm sorry, but I'm not able to help with this request right now."
+MAX_DEPTH = 4
+MAX_LOOKUPS = 5
+
+
+def _json_type(t: str) -> str:
+    return {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}.get(t, t)
+
+
+def _coerce(value: Any, jtype: str) -> Any:
+    t = _json_type(jtype)
+    try:
+        if t == "integer" and not isinstance(value, bool):
+            if isinstance(value, str):
+                return int(float(value.strip()))
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+        if t == "number" and isinstance(value, str):
+            return float(value.strip())
+        if t == "string" and not isinstance(value, str):
+            return str(value)
+        if t == "boolean" and isinstance(value, str):
+            return value.strip().lower() in ("true", "yes", "1")
+    except ValueError:
+        return value
+    return value
+
+
+@attrs.define
+class ToolPlan:
+    """How to call one tool: its arguments, or the calls and questions that must come first."""
+
+    args: dict[str, Any] = attrs.field(factory=dict)
+    calls: list[tuple[str, dict[str, Any]]] = attrs.field(factory=list)
+    asks: list[str] = attrs.field(factory=list)
+
+    @property
+    def ready(self) -> bool:
+        return not self.calls and not self.asks
+
+
+@attrs.define
+class Planner:
+    call: SimCall
+    tools: dict[str, Tool]
+    conv: Conversation
+    facts: dict[str, Any] = attrs.field(factory=dict)
+    ids: list[str] = attrs.field(factory=list)
+    numbers: list[Any] = attrs.field(factory=list)
+    unavailable: set[str] = attrs.field(factory=set)
+    user_words: list[str] = attrs.field(factory=list)
+    goal: Tool | None = None
+    noisy: bool = True  # whether record choices may be mistaken this time
+
+    # ---------------------------------------------------------------- reading
+    def read(self) -> None:
+        asked_before: list[str] = []
+        declined: dict[str, int] = {}
+        events = sorted([(p, "u", t) for p, t in self.conv.users] + [(p, "a", t) for p, t in self.conv.assistants])
+        for _, who, text in events:
+            if who == "a":
+                asked_before = _parse_ask(text)
+                continue
+            found = extract_facts(text)
+            for k, v in found.items():
+                self.facts[k] = v
+            # A reply to our question binds to the asked name when the names differ ("date" <- "order_date").
+            for p in asked_before:
+                if p in found:
+                    continue
+                close = [k for k in found if name_match(p, k) >= 1 or set(name_words(p)) & set(name_words(k)) - {"id"}]
+                if len(close) == 1:
+                    self.facts[p] = found[close[0]]
+                elif len(asked_before) == 1 and len(found) == 1:
+                    self.facts[p] = next(iter(found.values()))
+                elif not found and re.search(r"\b(don't|do not|not sure|no idea|can't remember|don't remember)\b", text, re.I):
+                    declined[p] = declined.get(p, 0) + 1
+            asked_before = []
+            self.ids.extend(i for i in extract_ids(text) if i not in self.ids)
+            self.numbers.extend(extract_numbers(text))
+        self.unavailable = {p for p, n in declined.items() if n >= 2}
+        self.user_words = content_words(self.conv.user_text)
+
+    # ---------------------------------------------------------------- goal
+    def choose_goal(self) -> Tool | None:
+        if not self.tools:
+            return None
+        text = self.conv.user_text.lower()
+        uw = self.user_words
+        verb_hits = {t.name: self._verb_used(t, text, uw) for t in self.tools.values()}
+        any_mut_verb = any(verb_hits[t.name] for t in self.tools.values() if t.mutating)
+        question = "?" in text or bool(set(words(text)) & QUESTION_WORDS)
+
+        def score(t: Tool) -> tuple[float, int, int]:
+            obj = [w for w in t.name_words[1:] if w not in ("by", "for", "of", "id")]
+            s = 2.0 * overlap(uw, obj) + 0.5 * overlap(uw, t.desc_words)
+            if t.mutating and verb_hits[t.name]:
+                s += 5.0
+            elif not t.mutating and verb_hits[t.name]:
+                s += 1.0
+            if not t.mutating and question and not any_mut_verb:
+                s += 2.0
+            if t.mutating and not verb_hits[t.name]:
+                s -= 3.0  # never mutate what the user did not ask to change
+            return (s, 1 if t.mutating == any_mut_verb else 0, -t.order)
+
+        return max(self.tools.values(), key=score)
+
+    @staticmethod
+    def _verb_used(t: Tool, text: str, uw: list[str]) -> bool:
+        for syn in VERB_SYNONYMS.get(t.verb, ()) + (t.verb,):
+            if " " in syn:
+                if syn in text:
+                    return True
+            elif any(similar(syn, w) if len(syn) >= 4 else syn == w for w in uw):
+                return True
+        return False
+
+    # ---------------------------------------------------------------- values
+    def failed_values(self) -> set[tuple[str, str]]:
+        out: set[tuple[str, str]] = set()
+        for c in self.conv.calls:
+            if c.answered and c.error is not None and c.args is not None:
+                out.update((k, json.dumps(v, sort_keys=True)) for k, v in c.args.items())
+        return out
+
+    def known(self, name: str, jtype: str, depth: int = 0) -> tuple[bool, Any, ToolPlan | None]:
+        """(found, value, plan-to-disambiguate-first) for a parameter name."""
+        if name in self.facts:
+            return True, _coerce(self.facts[name], jtype), None
+        for c in reversed(self.conv.calls):
+            if not c.ok:
+                continue
+            if isinstance(c.result, dict) and name in c.result:
+                return True, c.result[name], None
+            if isinstance(c.result, list):
+                records = [r for r in c.result if isinstance(r, dict) and name in r]
+                if not records:
+                    continue
+                record, plan = self.select(c, records, depth)
+                if plan is not None:
+                    return False, None, plan
+                if record is not None:
+                    return True, record[name], None
+        scored = [(name_match(name, k), k) for k in self.facts]
+        best = max((s for s, _ in scored), default=0)
+        if best >= 2 or (best == 1 and sum(1 for s, _ in scored if s == 1) == 1):
+            k = next(k for s, k in scored if s == best)
+            return True, _coerce(self.facts[k], jtype), None
+        base = name.lower().removesuffix("_id").removesuffix("id").strip("_")
+        if name.lower().endswith("id") and base:
+            for i in reversed(self.ids):
+                prefix = i.split("_", 1)[0]
+                if base.startswith(prefix) or prefix.startswith(base):
+                    return True, i, None
+        if "email" in name.lower():
+            emails = EMAIL_RE.findall(self.conv.user_text)
+            if emails:
+                return True, emails[-1], None
+        t = _json_type(jtype)
+        if t in ("integer", "number") and len(self.numbers) == 1 and not name.lower().endswith("id"):
+            return True, _coerce(self.numbers[0], jtype), None
+        return False, None, None
+
+    # ---------------------------------------------------------------- records
+    def _joined(self, record: dict[str, Any]) -> list[dict[str, Any]]:
+        """Results of lookups made with this record's values (``get_product(product_id=...)``)."""
+        out = []
+        for c in self.conv.calls:
+            if c.ok and c.args and isinstance(c.result, dict) and all(record.get(k) == v for k, v in c.args.items()):
+                out.append(c.result)
+        return out
+
+    def _score(self, record: dict[str, Any], others: list[dict[str, Any]], list_call: Call) -> float:
+        text = self.conv.user_text.lower()
+        uw = set(words(text))
+        s = 0.0
+        values: list[tuple[str, Any]] = list(record.items())
+        for extra in self._joined(record):
+            values.extend(extra.items())
+        seen: set[str] = set()
+        for k, v in values:
+            if not isinstance(v, str) or len(v) < 3 or v.lower() in seen:
+                continue
+            seen.add(v.lower())
+            if re.search(r"(?<![\w-])" + re.escape(v.lower()) + r"(?![\w-])", text):
+                s += 3.0 + len(words(v))
+            else:
+                vw = [w for w in words(v) if len(w) > 2]
+                s += 0.5 * sum(1 for w in vw if w in uw)
+        # Values equal to what other lookups or the user established ("product_id" of the titled product).
+        for k, v in record.items():
+            if k in self.facts and str(self.facts[k]) == str(v):
+                s += 3.0
+            for c in self.conv.calls:
+                if c is list_call or not c.ok or not isinstance(c.result, dict):
+                    continue
+                if k in c.result and c.result[k] == v and any(o.get(k) != v for o in others):
+                    s += 3.0
+        # States the goal tool's description names ("Cancel a pending or processing order").
+        if self.goal is not None:
+            dw = set(words(self.goal.description))
+            if any(isinstance(v, str) and v.lower() in dw for v in record.values()):
+                s += 0.5
+        return s
+
+    def select(self, list_call: Call, records: list[dict[str, Any]], depth: int) -> tuple[dict[str, Any] | None, ToolPlan | None]:
+        if len(records) == 1:
+            return records[0], None
+        scores = [self._score(r, records, list_call) for r in records]
+        failed = self.failed_values()
+
+        def failed_record(r: dict[str, Any]) -> bool:
+            return any((k, json.dumps(v, sort_keys=True)) in failed for k, v in r.items() if k in self._goal_params())
+
+        order = sorted(range(len(records)), key=lambda i: (-scores[i], i))
+        top = [i for i in order if scores[i] == scores[order[0]]]
+        if len(top) > 1 or scores[order[0]] <= 0.5:
+            plan = self.lookup_plan(list_call, [records[i] for i in top] if len(top) > 1 else records, depth)
+            if plan is not None:
+                return None, plan
+        # One fix after an error: another record that fits at least as well.
+        best = order[0]
+        if failed_record(records[best]):
+            for i in order[1:]:
+                if scores[i] >= scores[best] - 0.5 and not failed_record(records[i]):
+                    best = i
+                    break
+        if self.noisy and self.call.mistake(0.5):
+            others = [i for i in range(len(records)) if i != best]
+            best = self.call.rng.choice(others)
+        return records[best], None
+
+    def _goal_params(self) -> set[str]:
+        return set(self.goal.required) if self.goal else set()
+
+    def lookup_plan(self, list_call: Call, cands: list[dict[str, Any]], depth: int) -> ToolPlan | None:
+        """Calls that would tell tied candidates apart, or None when there is nothing left to learn."""
+        if depth >= MAX_DEPTH:
+            return None
+        varying = [k for k in cands[0] if any(c.get(k) != cands[0].get(k) for c in cands)]
+        done_calls = {(c.name, json.dumps(c.args, sort_keys=True)) for c in self.conv.calls if c.answered and c.args is not None}
+        # (a) look each candidate up by one of its varying fields: get_product(product_id) per order.
+        for t in sorted(self.tools.values(), key=lambda t: t.order):
+            if t.mutating or t.name == list_call.name or not t.required:
+                continue
+            if not all(p in varying or p in cands[0] for p in t.required) or not any(p in varying for p in t.required):
+                continue
+            if not (set(t.returns) - set(cands[0])):
+                continue  # it would tell us nothing new
+            calls = []
+            for c in cands[:MAX_LOOKUPS]:
+                args = {p: c[p] for p in t.required}
+                if (t.name, json.dumps(args, sort_keys=True)) not in done_calls:
+                    calls.append((t.name, args))
+            if calls:
+                return ToolPlan(calls=calls)
+            return None  # already looked up: decide with what we have
+        # (b) a tool that yields a varying field from things the user can tell: find_product_by_title(title).
+        for t in sorted(self.tools.values(), key=lambda t: t.order):
+            if t.mutating or t.name == list_call.name or t.returns_list:
+                continue
+            if not any(f in varying and f.endswith("id") for f in t.returns):
+                continue
+            if any(c.name == t.name and c.answered for c in self.conv.calls):
+                continue
+            sub = self.plan_tool(t, depth + 1, frozenset({t.name, list_call.name}))
+            if sub.asks and any(a in self.unavailable for a in sub.asks):
+                continue
+            if sub.ready:
+                return ToolPlan(calls=[(t.name, sub.args)])
+            if not sub.asks or all(self._askable(a) for a in sub.asks):
+                return sub
+        return None
+
+    def _askable(self, name: str) -> bool:
+        return name not in self.unavailable
+
+    # ---------------------------------------------------------------- planning
+    def plan_tool(self, tool: Tool, depth: int = 0, visiting: frozenset[str] = frozenset()) -> ToolPlan:
+        plan = ToolPlan()
+        for p in tool.required:
+            found, value, first = self.known(p, tool.types.get(p, "string"), depth)
+            if found:
+                plan.args[p] = _coerce(value, tool.types.get(p, "string"))
+                continue
+            if first is not None:
+                plan.calls.extend(c for c in first.calls if c not in plan.calls)
+                plan.asks.extend(a for a in first.asks if a not in plan.asks)
+                continue
+            sub = self.produce(p, depth, visiting | {tool.name})
+            if sub is None:
+                if p not in plan.asks:
+                    plan.asks.append(p)
+                continue
+            plan.calls.extend(c for c in sub.calls if c not in plan.calls)
+            plan.asks.extend(a for a in sub.asks if a not in plan.asks)
+        # Optional parameters the user named explicitly.
+        for p in tool.types:
+            if p not in tool.required and p in self.facts:
+                plan.args[p] = _coerce(self.facts[p], tool.types[p])
+        return plan
+
+    def produce(self, name: str, depth: int, visiting: frozenset[str]) -> ToolPlan | None:
+        """The cheapest way to learn ``name`` from a read tool, or None."""
+        if depth >= MAX_DEPTH:
+            return None
+        options: list[tuple[tuple[int, int, int, int], ToolPlan]] = []
+        for t in self.tools.values():
+            if t.mutating or t.name in visiting or name not in t.returns:
+                continue
+            if any(c.ok and c.name == t.name and _empty(c.result) for c in self.conv.calls):
+                continue  # it already came back empty
+            sub = self.plan_tool(t, depth + 1, visiting | {t.name})
+            if any(a in self.unavailable for a in sub.asks):
+                continue
+            if sub.ready:
+                sub = ToolPlan(calls=[(t.name, sub.args)])
+            rel = overlap(self.user_words, t.name_words + t.desc_words)
+            options.append(((len(sub.asks), len(sub.calls), -rel, t.order), sub))
+        if not options:
+            return None
+        return min(options, key=lambda o: o[0])[1]
+
+
+def _empty(result: Any) -> bool:
+    return isinstance(result, list) and not result
+
+
+def _parse_ask(text: str) -> list[str]:
+    m = re.search(r"Could you tell me (?:your|the) (.+?)(?:, so I can|\?)", text)
+    if not m:
+        return []
+    return ["_".join(p.split()) for p in re.split(r",\s*|\s+and\s+", m.group(1)) if p.strip()]
+
+
+# -------------------------------------------------------------------- answers
+def _phrase(tool: Tool) -> str:
+    """``cancel_order`` -> ``cancel the order``."""
+    ws = tool.name_words
+    if len(ws) <= 1:
+        return f"use {tool.name}"
+    return f"{ws[0]} the {' '.join(ws[1:])}"
+
+
+def _fmt(record: dict[str, Any], limit: int = 8) -> str:
+    parts = [f"{humanize(k)}: {v}" for k, v in list(record.items())[:limit] if not isinstance(v, (dict, list))]
+    return ", ".join(parts)
+
+
+def _done_message(tool: Tool, result: Any, record: dict[str, Any] | None) -> str:
+    if tool.mutating:
+        past = PAST.get(tool.verb, f"{tool.verb}ed" if not tool.verb.endswith("e") else f"{tool.verb}d")
+        obj = " ".join(tool.name_words[1:]) or "request"
+        detail = _fmt(result) if isinstance(result, dict) else ""
+        return f"Done: I have {past} the {obj}." + (f" Details: {detail}." if detail else "")
+    if record is not None:
+        return f"Here is what I found: {_fmt(record)}."
+    if isinstance(result, dict):
+        return f"Here is what I found: {_fmt(result)}."
+    if isinstance(result, list):
+        if not result:
+            return "I looked it up, but there are no matching records."
+        shown = "; ".join(_fmt(r) if isinstance(r, dict) else str(r) for r in result[:3])
+        return f"Here is what I found: {shown}."
+    return f"Here is what I found: {result}."
+
+
+def _ask_message(names: list[str], goal: Tool | None) -> str:
+    parts = [humanize(n) for n in names]
+    joined = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    purpose = f", so I can {_phrase(goal)}" if goal is not None else ""
+    return f"Could you tell me your {joined}{purpose}?"
+
+
+class _Emit:
+    """Builds the PolicyTurn dict, with deterministic call ids and the noise of how calls are written."""
+
+    def __init__(self, call: SimCall, turn: int, base: int, tools: dict[str, Tool]) -> None:
+        self.call, self.turn, self.base, self.tools = call, turn, base, tools
+
+    def tool_calls(self, calls: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+        out = []
+        for k, (name, args) in enumerate(calls):
+            args = dict(args)
+            tool = self.tools.get(name)
+            if tool is not None and args and self.call.mistake(0.1):
+                p = self.call.rng.choice(sorted(args))
+                args[p] = _mistype(args[p], tool.types.get(p, "string"))
+            text = json.dumps(args, sort_keys=True)
+            if self.call.mistake(0.15):
+                text = text[: max(1, len(text) * 2 // 3)]  # cut off mid-object
+            if self.call.mistake(0.05):
+                name = _misname(name, self.call)
+            out.append({"id": f"call_{self.turn}_{self.base + k}", "name": name, "arguments": text})
+        return {"content": "", "tool_calls": out}
+
+    @staticmethod
+    def say(text: str) -> dict[str, Any]:
+        return {"content": text, "tool_calls": []}
+
+
+def _mistype(value: Any, jtype: str) -> Any:
+    t = _json_type(jtype)
+    if t in ("integer", "number"):
+        return str(value)
+    if t == "string":
+        digits = re.sub(r"\D", "", str(value))
+        return int(digits) if digits else 0
+    return str(value)
+
+
+def _misname(name: str, call: SimCall) -> str:
+    ws = name.split("_")
+    choice = call.rng.randrange(3)
+    if choice == 0:
+        return name + "s"
+    if choice == 1 and len(ws) > 1:
+        return "".join(w.capitalize() if i else w for i, w in enumerate(ws))
+    return "_".join(["get" if ws[0] != "get" else "fetch"] + ws[1:])
+
+
+def _guess(name: str, jtype: str, planner: Planner) -> Any:
+    """A made-up value for a parameter (the lookup that would give it was skipped)."""
+    rng = planner.call.rng
+    t = _json_type(jtype)
+    if t == "integer":
+        return rng.randint(1, 5)
+    if t == "number":
+        return float(rng.randint(1, 100))
+    if t == "boolean":
+        return True
+    if name.lower().endswith("id"):
+        base = name.lower().removesuffix("_id") or "item"
+        return f"{base[:4]}_{rng.randrange(16**4):04x}"
+    known = [v for v in planner.facts.values() if isinstance(v, str)]
+    return rng.choice(known) if known else "unknown"
+
+
+@register_role("policy")
+def simulate_policy(call: SimCall) -> dict[str, Any]:
+    ctx = call.context
+    tools = parse_tools(ctx.get("tools") or call.tools)
+    conv = parse_conversation(ctx.get("conversation") or [])
+    turn = int(ctx.get("turn") or 0)
+    emit = _Emit(call, turn, len(conv.calls), tools)
+    planner = Planner(call=call, tools=tools, conv=conv)
+    planner.read()
+    goal = planner.goal = planner.choose_goal()
+    if goal is None:
+        return emit.say("I'm sorry, I don't have any tools that can help with this.")
+
+    errors = [c for c in conv.calls if c.answered and c.error is not None]
+    # The goal already succeeded: report it (a question's answer may still need a record choice).
+    done_call = next((c for c in reversed(conv.calls) if c.ok and c.name == goal.name), None)
+    if done_call is not None:
+        record = None
+        if isinstance(done_call.result, list) and done_call.result and all(isinstance(r, dict) for r in done_call.result):
+            planner.noisy = False
+            record, first = planner.select(done_call, done_call.result, 0)
+            if first is not None and first.ready is False and first.calls:
+                return emit.tool_calls(first.calls)
+        return emit.say(_done_message(goal, done_call.result, record))
+
+    if conv.last_role == "user" and call.mistake(0.05):
+        return emit.say(APOLOGY)
+
+    goal_errors = [c for c in errors if c.name == goal.name]
+    if len(goal_errors) >= 2 or len(errors) >= 4:
+        last = errors[-1]
+        return emit.say(f"I'm sorry, I couldn't {_phrase(goal)}: {last.error}")
+
+    plan = planner.plan_tool(goal)
+    if plan.ready:
+        calls = [(goal.name, plan.args)]
+    elif plan.calls:
+        calls = plan.calls
+        # Skip a step and guess an argument of the goal (noise).
+        missing = [p for p in goal.required if p not in plan.args]
+        if missing and call.mistake(0.2):
+            args = dict(plan.args)
+            for p in missing:
+                args[p] = _guess(p, goal.types.get(p, "string"), planner)
+            calls = [(goal.name, args)]
+    else:
+        asks = [a for a in plan.asks if a not in planner.unavailable]
+        if not asks:
+            return emit.say(f"I'm sorry, I can't {_phrase(goal)} without your {humanize(plan.asks[0])}.")
+        return emit.say(_ask_message(asks, goal))
+
+    # Never repeat a call that already failed with the same arguments: report instead.
+    failed = {(c.name, json.dumps(c.args, sort_keys=True)): c for c in errors if c.args is not None}
+    for name, args in calls:
+        bad = failed.get((name, json.dumps(args, sort_keys=True)))
+        if bad is not None:
+            return emit.say(f"I'm sorry, I couldn't {_phrase(goal)}: {bad.error}")
+    return emit.tool_calls(calls)

@@ -1,0 +1,68 @@
+"""``scaleenv sim-server``: the offline simulated LLM behind the OpenAI chat-completions API.
+
+Point any OpenAI-compatible client (or ``scaleenv run --llm openai:URL --model
+scaleenv-sim-1``) at it; its answers are those the in-process sim gives for the same
+requests. Runs until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from functools import partial
+
+from .cli import EXIT_OK, UsageError
+
+
+def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """Add ``scaleenv sim-server``."""
+    p = subparsers.add_parser(
+        "sim-server", parents=[common], help="serve the sim LLM over the OpenAI chat-completions API",
+        description=("Serve the seeded sim LLM at http://HOST:PORT/v1 (POST /v1/chat/completions, "
+                     "GET /v1/models). Honours response_format json_schema, vLLM structured_outputs, "
+                     "seed and tools."),
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
+    p.add_argument("--port", type=int, default=8000, help="port to bind; 0 picks a free one (default %(default)s)")
+    p.add_argument("--noise", type=float, default=None,
+                   help="mistake rate of the simulated roles, 0..1 (default 0.15; malformed/schema noise is 0.2x it)")
+    p.add_argument("--latency", action="store_true", help="sleep like real inference (log-normal per call)")
+    p.add_argument("--model", default=None, help="model name to report (default scaleenv-sim-1)")
+    p.set_defaults(handler=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import trio
+
+    from scaleenv.agents.llm.sim import LatencyModel, NoiseModel, SimBackend
+    from scaleenv.agents.llm.sim_server import SimServer, serve_sim
+
+    if args.noise is not None and not 0 <= args.noise <= 1:
+        raise UsageError("--noise must be between 0 and 1")
+    if not 0 <= args.port <= 65535:
+        raise UsageError("--port must be between 0 and 65535")
+    noise = NoiseModel() if args.noise is None else NoiseModel(
+        malformed=0.2 * args.noise, schema_violation=0.2 * args.noise, mistakes=args.noise)
+    sim = SimBackend(noise=noise, latency=LatencyModel(enabled=args.latency))
+    if args.model:
+        sim.model = args.model
+    server = SimServer(sim=sim)
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(partial(serve_sim, args.host, args.port, server=server))
+            # the one line a user needs, on stderr (stdout stays free for --json tools)
+            sys.stderr.write(f"scaleenv sim-server: serving {sim.model} at http://{args.host}:{port}/v1\n")
+            sys.stderr.flush()
+
+    try:
+        trio.run(main)
+    except ExceptionGroup as group:
+        failed = group.subgroup(lambda e: isinstance(e, OSError))
+        if failed is None:
+            raise
+        exc: BaseException = failed
+        while isinstance(exc, BaseExceptionGroup):
+            exc = exc.exceptions[0]
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc}") from exc
+    return EXIT_OK

@@ -1,0 +1,44 @@
+"""``scaleenv sim-server`` as a real process, answering the real openai client."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import trio
+
+from scaleenv.agents.llm.openai_backend import OpenAIBackend
+from scaleenv.agents.llm.port import LlmRequest, render_messages, schema_for
+from scaleenv.agents.llm.sim import SimBackend
+
+from .structs import Plan
+
+
+async def test_sim_server_subcommand() -> None:
+    proc = await trio.lowlevel.open_process(
+        [sys.executable, "-c", "from scaleenv.cli import main; raise SystemExit(main())", "sim-server", "--port", "0"],
+        stderr=subprocess.PIPE,
+    )
+    try:
+        line = b""
+        while b"\n" not in line:
+            chunk = await proc.stderr.receive_some(4096)
+            assert chunk, f"sim-server exited early: {line!r}"
+            line += chunk
+        url = line.decode().split(" at ", 1)[1].split()[0]
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/v1")
+        backend = OpenAIBackend(base_url=url, model="scaleenv-sim-1")
+        schema, name = schema_for(Plan)
+        req = LlmRequest(role="test/x", messages=render_messages("test/x", "i", {"a": 1}, "t"), context={"a": 1}, seed=11)
+        got = await backend.complete(req, schema, name)
+        await backend.aclose()
+        assert got.text == SimBackend().answer(req.messages, schema, name, 11)[0]
+    finally:
+        proc.terminate()
+        await proc.wait()
+
+
+def test_bad_port_is_usage_error() -> None:
+    from scaleenv.cli import main
+
+    assert main(["sim-server", "--port", "70000"]) == 2
