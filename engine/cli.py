@@ -13,15 +13,12 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from .errors import UsageError, WorkFailed, leaf_exceptions
 from .logs import configure_logging
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-
-
-class UsageError(Exception):
-    """Bad usage or input: reported on stderr, exit status 2."""
 
 
 def common_parser() -> argparse.ArgumentParser:
@@ -71,13 +68,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(args.log_format, args.log_level)
     try:
         return int(args.handler(args) or 0)
-    except UsageError as exc:
-        print(f"scaleenv {args.command}: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print(f"scaleenv {args.command}: interrupted; everything acknowledged is in the log. "
+    except BaseException as exc:  # noqa: BLE001 - mapped to messages and exit codes below
+        return _report(args.command, exc)
+
+
+def _report(command: str, exc: BaseException) -> int:
+    """Turn an error (or a trio exception group of them) into one clear message and an exit code."""
+    from scaleenv.store.errors import LogError, LogLocked, NewerLogFormat, NotALog
+
+    leaves = leaf_exceptions(exc)
+    if any(isinstance(e, KeyboardInterrupt) for e in leaves):
+        print(f"scaleenv {command}: interrupted; everything acknowledged is in the log. "
               "Run the same command again to resume.", file=sys.stderr)
         return 130
+    if any(isinstance(e, SystemExit) for e in leaves):
+        raise exc
+    first = leaves[0]
+    if isinstance(first, UsageError | NotALog | NewerLogFormat | LogLocked):
+        print(f"scaleenv {command}: {first}", file=sys.stderr)
+        return EXIT_USAGE
+    known = (WorkFailed, LogError)
+    try:
+        from scaleenv.agents.llm.errors import BackendError, RecordedDivergence
+
+        known = (*known, BackendError, RecordedDivergence)
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(first, known):
+        print(f"scaleenv {command}: {type(first).__name__}: {first}", file=sys.stderr)
+        return EXIT_FAILED
+    raise exc
 
 
 if __name__ == "__main__":  # pragma: no cover

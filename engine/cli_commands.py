@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from . import cli_log, cli_run
+from . import cli_inspect, cli_log, cli_run
 
-REGISTRARS: list = [cli_run.register, cli_log.register]
+REGISTRARS: list = [cli_run.register, cli_inspect.register, cli_log.register]
 
 try:  # the sim-server command
     from . import cli_llm

@@ -104,12 +104,15 @@ class EpisodeView:
     domain: str = ""
     attempt: int = 0
     seed: int = 0
+    system_prompt: str = ""
     messages: list[MessageSent] = attrs.field(factory=list)
     tool_calls: list[ToolExecuted] = attrs.field(factory=list)
     state: DbState | None = None
     ended: EpisodeEnded | None = None
     rewards: list[RewardGiven] = attrs.field(factory=list)
     steps: int = 0
+    # Messages and tool results in stream order (what a trajectory is).
+    timeline: list[MessageSent | ToolExecuted] = attrs.field(factory=list)
 
     @property
     def reward(self) -> RewardGiven | None:
@@ -254,13 +257,16 @@ def _apply_episode(view: RunView, ep: EpisodeView, event: Any) -> None:
         ep.domain = event.domain
         ep.attempt = event.attempt
         ep.seed = event.seed
+        ep.system_prompt = event.system_prompt
         task = view.tasks.get(event.task_id)
         ep.state = task.initial_state if task else None
     elif isinstance(event, MessageSent):
         ep.messages.append(event)
+        ep.timeline.append(event)
         ep.steps += 1
     elif isinstance(event, ToolExecuted):
         ep.tool_calls.append(event)
+        ep.timeline.append(event)
         ep.steps += 1
         if event.ok and ep.state is not None:
             ep.state = apply_delta(ep.state, event.delta)

@@ -116,6 +116,11 @@ class Stream:
         else:
             self.next_n = 0
 
+    @property
+    def id(self) -> str:
+        """The stream id (what agents and the LLM port call it)."""
+        return self.stream_id
+
     def peek(self) -> Record | None:
         """The recorded record at the next position, if the log has one."""
         if self.next_n < len(self.recorded):

@@ -86,12 +86,6 @@ class StreamLike(Protocol):
     async def emit(self, event: Any, *, actor: str, cause: Ref | None = None) -> Ref: ...
 
 
-def stream_id_of(stream: Any) -> str:
-    """A stream's id: ``id`` per the port's protocol, ``stream_id`` on store.stream.Stream."""
-    sid = getattr(stream, "id", None)
-    return sid if isinstance(sid, str) else stream.stream_id
-
-
 @attrs.frozen
 class Generated(Generic[T]):
     value: T
@@ -203,7 +197,7 @@ class Llm:
         last_error = ""
         ref = cause
         for attempt in range(self.max_attempts):
-            seed = derive_seed(self.run_seed, stream_id_of(stream), stream.next_n)
+            seed = derive_seed(self.run_seed, stream.id, stream.next_n)
             req = msgspec.structs.replace(request, messages=messages, seed=seed)
             digest = request_digest(req, json_schema)
             completion = self._recorded(stream, digest)

@@ -163,7 +163,8 @@ async def run_episode(ctx: RunContext, domain: DomainView, task: TaskView, attem
                   tools=openai_tools(verified))
     ep.policy_messages.append({"role": "system", "content": policy_system_prompt(domain)})
     await ep.emit(EpisodeStarted(task_id=task.task_id, domain=domain.name, attempt=attempt,
-                                 seed=derive_seed(ctx.seed, "episode", eid)), "engine")
+                                 seed=derive_seed(ctx.seed, "episode", eid),
+                                 system_prompt=ep.policy_messages[0]["content"]), "engine")
     reason, fault, detail = "error", "none", ""
     await ctx.sandbox.open_session(eid, domain.verified_code(), task.initial_state)
     try:

@@ -129,6 +129,7 @@ class Planner:
     ids: list[str] = attrs.field(factory=list)
     numbers: list[Any] = attrs.field(factory=list)
     unavailable: set[str] = attrs.field(factory=set)
+    asked_all: set[str] = attrs.field(factory=set)
     user_words: list[str] = attrs.field(factory=list)
     goal: Tool | None = None
     noisy: bool = True  # whether record choices may be mistaken this time
@@ -141,6 +142,7 @@ class Planner:
         for _, who, text in events:
             if who == "a":
                 asked_before = _parse_ask(text)
+                self.asked_all.update(asked_before)
                 continue
             found = extract_facts(text)
             for k, v in found.items():
@@ -276,6 +278,8 @@ class Planner:
             for c in self.conv.calls:
                 if c is list_call or not c.ok or not isinstance(c.result, dict):
                     continue
+                if c.args and any(all(o.get(a) == b for a, b in c.args.items()) for o in others):
+                    continue  # a lookup of one of the candidates themselves, not independent evidence
                 if k in c.result and c.result[k] == v and any(o.get(k) != v for o in others):
                     s += 3.0
         # States the goal tool's description names ("Cancel a pending or processing order").
@@ -297,9 +301,13 @@ class Planner:
         order = sorted(range(len(records)), key=lambda i: (-scores[i], i))
         top = [i for i in order if scores[i] == scores[order[0]]]
         if len(top) > 1 or scores[order[0]] <= 0.5:
-            plan = self.lookup_plan(list_call, [records[i] for i in top] if len(top) > 1 else records, depth)
+            plan = self.lookup_plan(list_call, records if scores[order[0]] <= 0.5 else [records[i] for i in top], depth)
             if plan is not None:
                 return None, plan
+            if len(top) > 1 or scores[order[0]] <= 0.5:
+                ask = self.describing_field(records if scores[order[0]] <= 0.5 else [records[i] for i in top])
+                if ask is not None:
+                    return None, ToolPlan(asks=[ask])
         # One fix after an error: another record that fits at least as well.
         best = order[0]
         if failed_record(records[best]):
@@ -311,6 +319,22 @@ class Planner:
             others = [i for i in range(len(records)) if i != best]
             best = self.call.rng.choice(others)
         return records[best], None
+
+    def describing_field(self, cands: list[dict[str, Any]]) -> str | None:
+        """A descriptive field (title, name, date...) that tells the candidates apart, to ask the user about once."""
+        rows = []
+        for c in cands:
+            row = dict(c)
+            for extra in self._joined(c):
+                row.update(extra)
+            rows.append(row)
+        for k in rows[0]:
+            if k.lower().endswith("id") or k in ("status", "email") or k in self.asked_all or k in self.unavailable:
+                continue
+            vals = [r.get(k) for r in rows]
+            if all(isinstance(v, str) for v in vals) and len(set(vals)) == len(vals):
+                return k
+        return None
 
     def _goal_params(self) -> set[str]:
         return set(self.goal.required) if self.goal else set()
@@ -547,7 +571,7 @@ def simulate_policy(call: SimCall) -> dict[str, Any]:
         return emit.say(APOLOGY)
 
     goal_errors = [c for c in errors if c.name == goal.name]
-    if len(goal_errors) >= 2 or len(errors) >= 4:
+    if len(goal_errors) >= 2 or len(errors) >= 6:
         last = errors[-1]
         return emit.say(f"I'm sorry, I couldn't {_phrase(goal)}: {last.error}")
 

@@ -25,6 +25,12 @@ NAMED_RE = re.compile(
     r"(\"[^\"]{1,80}\"|'[^']{1,80}'|[^\s,;!?\"]+)",
     re.IGNORECASE,
 )
+# "change the shipping address to "12 Berg St, Lisbon"" (a new value the user wants set)
+CHANGE_RE = re.compile(
+    r"\b(?:change|set|update|switch|move)\s+(?:my|the)\s+((?:[a-z][a-z-]*\s+){0,3}?[a-z][a-z-]*)\s+to\s+"
+    r"(\"[^\"]{1,80}\"|'[^']{1,80}'|[^\s,;!?\"]+)",
+    re.IGNORECASE,
+)
 
 STOP = frozenset(
     "a an the my me i you your we our to for of on in at by with and or is are be it this that "
@@ -109,7 +115,7 @@ def _clean_value(raw: str) -> str:
 def extract_facts(text: str) -> dict[str, str]:
     """Named facts in one user message: ``{"product_title": "blue lamp", "email": "..."}``."""
     facts: dict[str, str] = {}
-    for m in NAMED_RE.finditer(text):
+    for m in [*NAMED_RE.finditer(text), *CHANGE_RE.finditer(text)]:
         name_ws = [w for w in name_words(m.group(1)) if w not in STOP]
         if not name_ws or name_ws[-1] in ("goal", "problem", "issue", "question", "request", "reason"):
             continue

@@ -76,6 +76,30 @@ def first_person(instruction: str) -> str:
     return text
 
 
+DIRECTIVE_RE = re.compile(
+    r"^(you\b|your\b|do not\b|don't\b|keep\b|ask\b|double-check\b|if\b|at the end\b|things you\b|make sure\b|"
+    r"answer\b|be\b|never\b|only\b|remember\b)",
+    re.IGNORECASE,
+)
+FIRST_PERSON_RE = re.compile(r"\b(i|i'd|i'm|i've|my|me|mine)\b|^please\b", re.IGNORECASE)
+
+
+def goal_text(instruction: str) -> str:
+    """What the user says to open: the request sentences of the instruction.
+
+    A task writer's instruction may be a brief for the user ("You are a busy
+    professional. I need to cancel my order. Things you know ...: your email is ...");
+    only the first-person request is said, never the brief's fact list or directions.
+    """
+    text = " ".join(str(instruction).split())
+    sentences = [x.strip() for x in re.split(r"(?<=[.!?])\s+(?=[A-Z\"'])", text) if x.strip()]
+    said = [x for x in sentences if FIRST_PERSON_RE.search(x) and not DIRECTIVE_RE.match(x)]
+    if said:
+        return " ".join(said)
+    plain = [x for x in sentences if not re.search(r"\b(can share|when asked|at hand|can tell it)\b", x, re.IGNORECASE)]
+    return first_person(plain[0] if plain else text)
+
+
 def _mentioned(value: Any, text: str) -> bool:
     v = str(value).lower()
     return bool(v) and v in text.lower()
@@ -177,13 +201,13 @@ def simulate_user(call: SimCall) -> dict[str, Any]:
     if asking:
         return _turn(_dont_know(facts, given, call))
     if failing:
-        return _turn(f"That's not what I hoped for. Could you please try again? {first_person(instruction)}")
-    return _turn(f"Sorry, I'm not sure that answers it. {first_person(instruction)}")
+        return _turn(f"That's not what I hoped for. Could you please try again? {goal_text(instruction)}")
+    return _turn(f"Sorry, I'm not sure that answers it. {goal_text(instruction)}")
 
 
 def _opening(instruction: str, facts: dict[str, Any], call: SimCall) -> str:
     rng = call.rng
-    text = rng.choice(OPENERS) + first_person(instruction)
+    text = rng.choice(OPENERS) + goal_text(instruction)
     unsaid = sorted(k for k, v in facts.items() if not _mentioned(v, text))
     # Reveal at most one fact up front, and never the last one the instruction leaves unsaid.
     if len(unsaid) >= 2 and rng.random() < 0.4:

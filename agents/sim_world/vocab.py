@@ -260,6 +260,7 @@ def build_domain(combo: Combo) -> DomainSpec:
                 _pre("eq", f"{T}[${tid}].status", f'"{s2}"', why=f"only {s2} {_words(T)} can be reviewed"),
                 _pre("ge", "$rating", "1", why="rating is 1 to 5"),
                 _pre("le", "$rating", "5", why="rating is 1 to 5"),
+                _post("unchanged", f"{T}[${tid}].status", why=f"leaving a {_words(n1)} does not change the {_words(t1)}"),
             ]))
     order = {t.name: i for i, t in enumerate(optional)}
     chosen.sort(key=lambda t: order.get(t.name, len(order)))

@@ -15,6 +15,8 @@ class EpisodeStarted(Event, tag="episode.started"):
     domain: str
     attempt: int
     seed: int
+    # The policy's system prompt (what it was told about the environment).
+    system_prompt: str = ""
 
 
 class ToolCallRequest(msgspec.Struct, frozen=True, kw_only=True):

@@ -10,6 +10,11 @@ from scaleenv.contracts import validate_contract
 from scaleenv.store.specs import DomainSpec
 
 try:
+    from scaleenv.specs_check import validate_domain
+except ImportError:  # pragma: no cover
+    validate_domain = None
+
+try:
     from scaleenv.sandbox.policy import FORBIDDEN_NAMES
 except ImportError:  # pragma: no cover - the sandbox is another engineer's work
     FORBIDDEN_NAMES = frozenset()
@@ -18,7 +23,7 @@ ALL = [build_domain(c) for c in COMBOS]
 
 
 def spec_problems(d: DomainSpec) -> list[str]:
-    problems = []
+    problems = list(validate_domain(d)) if validate_domain is not None else []
     tables = [t.name for t in d.tables]
     if len(set(tables)) != len(tables):
         problems.append("duplicate table")

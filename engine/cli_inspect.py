@@ -1,0 +1,159 @@
+"""``scaleenv audit | show | export``: read a run's log (never writes)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from .cli import EXIT_FAILED, EXIT_OK
+from .errors import UsageError
+
+
+def _open(path: str) -> Any:
+    from scaleenv.store.log import Log
+
+    if not Path(path).exists():
+        raise UsageError(f"no log at {path} (pass --log PATH; create one with `scaleenv run`)")
+    return Log.open(path, readonly=True)
+
+
+def handle_audit(args: argparse.Namespace) -> int:
+    from scaleenv.replay.audit import find_tool_streams, render_audit, tool_audit
+
+    with _open(args.log) as log:
+        streams = find_tool_streams(log, args.tool)
+        if not streams:
+            known = sorted({s.split("/", 1)[1] for s, _ in log.streams("tool/")})[:12]
+            raise UsageError(f"no tool {args.tool!r} in {args.log}; tools look like {known} (or DOMAIN.TOOL)")
+        audits = [tool_audit(log, s) for s in streams]
+    if args.json:
+        print(json.dumps(audits[0] if len(audits) == 1 else audits, sort_keys=True, default=str))
+    else:
+        sys.stdout.write("\n".join(render_audit(a, full=args.full) for a in audits))
+    return EXIT_OK
+
+
+def _state_lines(state: dict[str, Any], marked: set[tuple[str, str]], mark: str) -> list[str]:
+    lines = []
+    for table in sorted(state):
+        lines.append(f"  {table}:")
+        for key in sorted(state[table]):
+            tag = f"  <- {mark}" if (table, key) in marked else ""
+            lines.append(f"    {key}: {json.dumps(state[table][key], sort_keys=True)}{tag}")
+    return lines
+
+
+def handle_show(args: argparse.Namespace) -> int:
+    from scaleenv.replay.projection import fold
+    from scaleenv.contracts import render
+
+    with _open(args.log) as log:
+        view = fold(log.read())
+    if args.what == "task":
+        task = view.tasks.get(args.id)
+        if task is None:
+            raise UsageError(f"no task {args.id!r}; tasks look like {sorted(view.tasks)[:8]}")
+        data = {
+            "task_id": task.task_id, "domain": task.domain, "status": task.status, "reason": task.reason,
+            "detail": task.detail, "chain": task.chain, "instruction": task.instruction, "user_facts": task.user_facts,
+            "golden_chain": [msgspec.to_builtins(s) for s in task.golden.steps] if task.golden else [],
+            "expected_answers": task.golden.expected_answers if task.golden else [],
+            "initial_state": task.initial_state, "distractors": task.distractors, "expected_final_state": task.expected_final,
+        }
+        if args.json:
+            print(json.dumps(data, sort_keys=True, default=str))
+            return EXIT_OK
+        out = [f"task {task.task_id} ({task.domain}): {task.status} {task.reason} {task.detail}".rstrip(),
+               f"chain: {' -> '.join(task.chain)}", f"instruction: {task.instruction}", f"user facts: {task.user_facts}"]
+        if task.golden:
+            out.append("golden chain:")
+            for s in task.golden.steps:
+                out.append(f"  {s.tool}({json.dumps(s.args, sort_keys=True)}) -> {json.dumps(s.result, sort_keys=True, default=str)[:200]}")
+            if task.golden.expected_answers:
+                out.append(f"answers the agent must give: {task.golden.expected_answers}")
+        if task.initial_state is not None:
+            out.append("initial state (distractors marked):")
+            out.extend(_state_lines(task.initial_state, {tuple(d) for d in task.distractors}, "distractor"))  # type: ignore[misc]
+        if task.expected_final is not None and task.golden:
+            changed = {(c.table, c.key) for s in task.golden.steps for c in s.delta}
+            out.append("expected final state (changed records marked):")
+            out.extend(_state_lines(task.expected_final, changed, "changed"))
+        sys.stdout.write("\n".join(out) + "\n")
+        return EXIT_OK
+    # domain
+    domain = view.domain_by_name(args.id)
+    if domain is None or domain.spec is None:
+        raise UsageError(f"no domain {args.id!r}; domains: {[d.name or d.slot for d in view.domains.values()]}")
+    spec = domain.spec
+    if args.json:
+        print(json.dumps({"slot": domain.slot, "spec": msgspec.to_builtins(spec), "verified": domain.verified,
+                          "rejected": domain.rejected, "edges": [msgspec.to_builtins(e) for e in domain.edges]},
+                         sort_keys=True))
+        return EXIT_OK
+    out = [f"domain {spec.name} ({domain.slot}): {spec.description}", "tables:"]
+    for t in spec.tables:
+        out.append(f"  {t.name} [{t.primary_key}]: " + ", ".join(
+            f"{f.name}:{f.type}" + (f"->{f.ref}" if f.ref else "") + (f"{{{'|'.join(f.enum)}}}" if f.enum else "") for f in t.fields))
+    out.append("tools:")
+    for t in spec.tools:
+        status = "verified" if t.name in domain.verified else ("rejected" if t.name in domain.rejected else "pending")
+        out.append(f"  {t.name}({', '.join(p.name for p in t.params)}) [{status}] {t.description}")
+        for c in t.contract:
+            out.append(f"      {render(c)}")
+    out.append("graph edges:")
+    for e in domain.edges:
+        out.append(f"  {e.src} -> {e.dst} [{e.kind}] {e.why}")
+    sys.stdout.write("\n".join(out) + "\n")
+    return EXIT_OK
+
+
+def handle_export(args: argparse.Namespace) -> int:
+    from scaleenv.replay.export import episode_rows
+    from scaleenv.replay.projection import fold
+
+    with _open(args.log) as log:
+        view = fold(log.read())
+        config = log.meta_get("run_config") or {}
+    rows = list(episode_rows(view, int(config.get("seed", 0))))
+    out = Path(args.out)
+    if args.format == "jsonl":
+        with out.open("w") as f:
+            for row in rows:
+                f.write(json.dumps(row, sort_keys=True, default=str) + "\n")
+    else:
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise UsageError("--format parquet needs pyarrow: pip install 'scaleenv[export]'") from None
+        # Nested columns as JSON text keep one schema for every row (tool results vary in shape).
+        flat = [{k: (json.dumps(v, sort_keys=True, default=str) if isinstance(v, dict | list) else v) for k, v in r.items()} for r in rows]
+        pq.write_table(pa.Table.from_pylist(flat), out)
+    summary = {"episodes": len(rows), "out": str(out), "format": args.format}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"wrote {len(rows)} episodes to {out} ({args.format})", file=sys.stderr)
+    return EXIT_OK if rows else EXIT_FAILED
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("audit", parents=[common], help="a synthesized tool's whole history: prompts, outputs, code versions, tests, repairs, verdict",
+                       description="Print how a tool was made: every LLM call, every code version with diffs, every test run, "
+                                   "every repair, the verdict, its contract (and which cases each condition produced) and its graph edges.")
+    p.add_argument("tool", help="DOMAIN.TOOL (e.g. retail.cancel_order), SLOT/TOOL (e.g. d00/cancel_order) or a tool name")
+    p.add_argument("--full", action="store_true", help="print whole prompts and outputs")
+    p.set_defaults(handler=handle_audit)
+    p = sub.add_parser("show", parents=[common], help="show a task (instruction, facts, golden chain, states) or a domain (schema, tools, graph)")
+    p.add_argument("what", choices=["task", "domain"])
+    p.add_argument("id", help="a task id (e.g. d00/t003) or a domain name/slot")
+    p.set_defaults(handler=handle_show)
+    p = sub.add_parser("export", parents=[common], help="write one row per finished episode for RL trainers (OpenAI chat format)")
+    p.add_argument("--format", choices=["jsonl", "parquet"], default="jsonl")
+    p.add_argument("--out", required=True, help="output file")
+    p.set_defaults(handler=handle_export)

@@ -1,0 +1,155 @@
+"""An episode's environment state at any stream position, folded with the projection's ``apply``.
+
+The state of an episode after its first ``n`` records is the task's initial state (from
+the ``task/<task_id>`` stream) folded with the ``ToolExecuted`` deltas among those
+records (failed calls change nothing). The fold is exactly
+:func:`scaleenv.replay.projection.apply` over a small :class:`RunView` that holds only
+the task and the episode, so replayed state equals live state by construction.
+
+:func:`seek` starts from the nearest valid snapshot at or before ``n`` (see
+:mod:`scaleenv.replay.snapshots`) and reports how many events it touched.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import attrs
+
+from scaleenv.store.events.episodes import EpisodeStarted
+from scaleenv.store.log import Log
+from scaleenv.store.record import Record, StreamDigest
+from scaleenv.store.specs import DbState
+
+from .projection import EpisodeView, RunView, TaskView, apply, fold
+
+
+def episode_id_of(stream: str) -> str:
+    """``episode/d00/t003/g1`` -> ``d00/t003/g1``."""
+    return stream.split("/", 1)[1] if stream.startswith("episode/") else stream
+
+
+def stream_of(episode_id: str) -> str:
+    """``d00/t003/g1`` (or ``episode/d00/t003/g1``) -> ``episode/d00/t003/g1``."""
+    return episode_id if episode_id.startswith("episode/") else f"episode/{episode_id}"
+
+
+def restore_digest(hexdigest: str, count: int) -> StreamDigest:
+    """A :class:`StreamDigest` positioned after ``count`` records with chain value ``hexdigest``.
+
+    (StreamDigest has no public constructor from a stored value; this sets its two slots.)
+    """
+    d = StreamDigest()
+    d._d = bytes.fromhex(hexdigest)  # noqa: SLF001 - see docstring
+    d.count = count
+    return d
+
+
+@attrs.define
+class EpisodeFold:
+    """A fold of one episode stream in progress: the view, and how many records it holds."""
+
+    stream: str
+    view: RunView
+    n: int = 0
+    touched: int = 0
+
+    @property
+    def episode(self) -> EpisodeView:
+        return self.view.episodes[episode_id_of(self.stream)]
+
+    @property
+    def state(self) -> DbState:
+        return self.episode.state or {}
+
+    @property
+    def digest(self) -> StreamDigest:
+        return self.view.digests.setdefault(self.stream, StreamDigest())
+
+    def feed(self, record: Record) -> None:
+        if record.stream != self.stream or record.n != self.n:
+            raise ValueError(f"expected {self.stream}#{self.n}, got {record.stream}#{record.n}")
+        apply(self.view, record)
+        self.n += 1
+        self.touched += 1
+
+
+def task_id_of(log: Log, stream: str) -> str:
+    """The task an episode belongs to (from its EpisodeStarted event)."""
+    for r in log.read_stream(stream):
+        if isinstance(r.event, EpisodeStarted):
+            return r.event.task_id
+        break
+    parts = episode_id_of(stream).split("/")
+    return "/".join(parts[:-1])
+
+
+def task_view(log: Log, task_id: str) -> TaskView | None:
+    """The task's projection, folded from its own stream only."""
+    view = fold(log.read_stream(f"task/{task_id}"))
+    return view.tasks.get(task_id)
+
+
+def start_fold(stream: str, task: TaskView | None) -> EpisodeFold:
+    """An empty fold of ``stream`` whose view knows the task (for its initial state)."""
+    view = RunView()
+    if task is not None:
+        view.tasks[task.task_id] = task
+    return EpisodeFold(stream=stream, view=view)
+
+
+def resume_fold(stream: str, task: TaskView | None, n: int, state: DbState, digest: StreamDigest,
+                started: EpisodeStarted | None = None) -> EpisodeFold:
+    """A fold positioned after ``n`` records, from a snapshot's state and digest."""
+    f = start_fold(stream, task)
+    eid = episode_id_of(stream)
+    ep = EpisodeView(episode_id=eid, state=state)
+    if started is not None:
+        ep.task_id, ep.domain, ep.attempt, ep.seed = started.task_id, started.domain, started.attempt, started.seed
+    f.view.episodes[eid] = ep
+    f.view.digests[stream] = digest
+    f.n = n
+    return f
+
+
+def fold_to(log: Log, f: EpisodeFold, n: int) -> EpisodeFold:
+    """Advance ``f`` to position ``n`` reading only records ``f.n .. n-1``."""
+    if n > f.n:
+        for r in itertools.islice(log.read_stream(f.stream, from_n=f.n), n - f.n):
+            f.feed(r)
+    return f
+
+
+@attrs.frozen
+class Seek:
+    """The state after ``n`` records, the snapshot used (or None) and the events touched."""
+
+    stream: str
+    n: int
+    state: DbState
+    digest: str
+    touched: int
+    snapshot_n: int | None
+
+
+def seek(log: Log, stream: str, n: int, *, task: TaskView | None = None, use_snapshots: bool = True) -> Seek:
+    """The episode's state after its first ``n`` records (clamped to the stream's length)."""
+    from .snapshots import load_nearest
+
+    length = log.stream_length(stream)
+    n = max(0, min(n, length))
+    if task is None:
+        task = task_view(log, task_id_of(log, stream))
+    f: EpisodeFold | None = None
+    touched = 0
+    snap_n: int | None = None
+    if use_snapshots:
+        loaded = load_nearest(log, stream, n, task)
+        if loaded is not None:
+            f, touched = loaded
+            snap_n = f.n
+    if f is None:
+        f = start_fold(stream, task)
+    fold_to(log, f, n)
+    return Seek(stream=stream, n=f.n, state=f.state, digest=f.digest.hexdigest(), touched=touched + f.touched,
+                snapshot_n=snap_n)

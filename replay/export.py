@@ -1,0 +1,72 @@
+"""Trajectories for RL trainers: one row per finished episode, in OpenAI chat format.
+
+Each row carries the task id, domain, the tool schemas offered (OpenAI function format),
+the full message list (system, user, assistant with tool_calls, tool results), the
+reward and its breakdown, why the episode ended and whose fault it was, the seeds, and
+the token ids / logprobs per assistant turn whenever the backend returned them
+(re-tokenizing chat text is a known source of RL training bugs).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from scaleenv.agents.rollout.episode import policy_system_prompt
+from scaleenv.agents.rollout.tool_schemas import openai_tools
+from scaleenv.store.events.episodes import MessageSent, ToolExecuted
+
+from .projection import RunView
+
+
+def episode_rows(view: RunView, run_seed: int) -> Iterator[dict[str, Any]]:
+    for eid in sorted(view.episodes):
+        ep = view.episodes[eid]
+        reward = ep.reward
+        if reward is None or ep.ended is None:
+            continue
+        task = view.tasks.get(ep.task_id)
+        domain = view.domains.get(ep.task_id.split("/", 1)[0])
+        if task is None or domain is None or domain.spec is None:
+            continue
+        verified = [t for t in domain.spec.tools if t.name in set(domain.verified)]
+        messages: list[dict[str, Any]] = [{"role": "system", "content": ep.system_prompt or policy_system_prompt(domain)}]
+        token_ids: list[list[int] | None] = []
+        logprobs: list[list[float] | None] = []
+        for event in ep.timeline:
+            if isinstance(event, MessageSent):
+                msg: dict[str, Any] = {"role": event.role, "content": event.content}
+                if event.tool_calls:
+                    msg["tool_calls"] = [
+                        {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                        for c in event.tool_calls
+                    ]
+                if event.role == "assistant":
+                    token_ids.append(event.token_ids)
+                    logprobs.append(event.logprobs)
+                messages.append(msg)
+            elif isinstance(event, ToolExecuted):
+                content = event.result if event.ok else {"error": event.error, "kind": event.error_kind}
+                messages.append({"role": "tool", "tool_call_id": event.call_id, "name": event.tool,
+                                 "content": json.dumps(content, sort_keys=True, default=str)})
+        yield {
+            "episode_id": eid,
+            "task_id": ep.task_id,
+            "domain": ep.domain,
+            "attempt": ep.attempt,
+            "instruction": task.instruction,
+            "tools": openai_tools(verified),
+            "messages": messages,
+            "reward": reward.reward,
+            "reward_breakdown": reward.breakdown,
+            "reward_version": reward.reward_version,
+            "reward_diff": reward.diff,
+            "end_reason": ep.ended.reason,
+            "fault": ep.ended.fault,
+            "turns": ep.ended.turns,
+            "tool_calls": ep.ended.tool_calls,
+            "seeds": {"run": run_seed, "episode": ep.seed},
+            "assistant_token_ids": token_ids if any(t is not None for t in token_ids) else None,
+            "assistant_logprobs": logprobs if any(lp is not None for lp in logprobs) else None,
+        }
