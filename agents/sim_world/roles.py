@@ -15,6 +15,11 @@ from .testplan import corrupt, plan_cases
 
 # The reviewer overlooks each real problem with this probability.
 REVIEW_MISS = 0.3
+# First drafts are buggy more often than other answers are wrong (scale of noise.mistakes):
+# at the default rate 0.15, about 30% of first drafts carry a bug, and a repair fails
+# about 45% of the time, so a few tools are rejected after every repair round.
+CODER_BUG_SCALE = 2.0
+REPAIR_FAIL_SCALE = 3.0
 
 
 def _domain_tool(call: SimCall) -> tuple[DomainSpec, ToolSpec]:
@@ -44,7 +49,7 @@ def _summary(tool: ToolSpec) -> str:
 @register_role("coder")
 def coder(call: SimCall) -> dict[str, Any]:
     domain, tool = _domain_tool(call)
-    code, _ = write_code(domain, tool, call)
+    code, _ = write_code(domain, tool, call, CODER_BUG_SCALE)
     return {"code": code, "notes": _summary(tool)}
 
 
@@ -75,7 +80,7 @@ def repairer(call: SimCall) -> dict[str, Any]:
     objections = call.context.get("objections") or []
     old = str(call.context.get("code", ""))
     addressed = [f"case {f.get('case')}" for f in failures[:5]] + [f"objection {i + 1}" for i in range(min(len(objections), 5))]
-    if call.mistake():
+    if call.mistake(REPAIR_FAIL_SCALE):
         if call.rng.random() < 0.5 and old:
             return {"code": old, "notes": "I believe the code is right; the failing cases look wrong to me."}
         kinds = applicable_bugs(domain, tool)

@@ -102,7 +102,8 @@ def test_repairer_fixes_or_sometimes_not() -> None:
     ctx = {"domain": builtins(d), "tool": tool.name, "code": buggy, "round": 1,
            "failures": [{"case": "valid_1", "failure": "post-condition failed", "traceback": ""}], "objections": []}
     fixed = [ask("repairer", ctx, answers.CodeAnswer, s)[0].code == generate(d, tool).code for s in range(60)]
-    assert 40 <= sum(fixed) < 60
+    # REPAIR_FAIL_SCALE 3.0 at the default 0.15: a repair fails ~45% of the time.
+    assert 22 <= sum(fixed) <= 44
 
 
 def test_task_writer_hides_tool_names() -> None:

@@ -1,0 +1,274 @@
+"""Replay at full strength: re-execute every recorded tool call in the sandbox and compare.
+
+Three kinds of recorded calls are re-run against state rebuilt from the log:
+
+- ``tests``: each ``TestsRun`` of a tool stream: its cases (the stream's
+  ``TestCasesProposed``) against the code of the ``CodeProposed`` with the same
+  ``code_digest``, each case judged again with stage 1's ``judge``; pass/fail and the
+  outcome kind are compared per case;
+- ``golden``: each task's ``GoldenChainExecuted``, step by step in one session opened on
+  the task's initial state with the domain's verified code;
+- ``episode``: each episode's ``ToolExecuted`` in order, in one session opened on the
+  task's initial state (a failed call changes nothing, as live). Calls that never
+  reached the sandbox (unknown tool, arguments not JSON) are not re-executed.
+
+The first divergence of each stream is reported with both sides (then that stream
+stops: what follows a divergence is not comparable), as Temporal does.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import msgspec
+import structlog
+import trio
+
+from scaleenv.sandbox import CallOutcome, Limits, SandboxPool
+from scaleenv.store.events.episodes import ToolExecuted
+from scaleenv.store.events.synth import CodeProposed, TestCasesProposed, TestsRun
+from scaleenv.store.events.tasks import GoldenChainExecuted
+from scaleenv.store.log import Log
+from scaleenv.store.record import Record
+
+from .projection import DomainView, RunView, fold
+from .state import canonical
+
+log = structlog.get_logger("scaleenv.replay.verify")
+
+NOT_EXECUTED = frozenset({"unknown_tool", "bad_json"})
+"""Error kinds of episode calls that the engine answered without calling the sandbox."""
+
+
+@attrs.frozen
+class CallDivergence:
+    """The first recorded call of a stream whose re-execution differs."""
+
+    stream: str
+    n: int
+    kind: str  # tests | golden | episode
+    tool: str
+    where: str  # case name, golden step, or call id
+    fields: list[str]
+    expected: dict[str, Any]
+    got: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+    def __str__(self) -> str:
+        head = (f"Divergence in stream {self.stream!r} at n={self.n} ({self.kind}, tool {self.tool!r}, {self.where}): "
+                "the re-executed call does not match the recorded one")
+        lines = [head]
+        for f in self.fields:
+            lines.append(f"  {f}: recorded {_short(self.expected.get(f))} but got {_short(self.got.get(f))}")
+        return "\n".join(lines)
+
+
+def _short(v: Any, limit: int = 160) -> str:
+    s = repr(v)
+    return s if len(s) <= limit else s[: limit - 3] + "..."
+
+
+@attrs.define
+class VerifyReport:
+    checked: int = 0
+    skipped: int = 0
+    streams: int = 0
+    divergences: list[CallDivergence] = attrs.field(factory=list)
+    errors: list[dict[str, str]] = attrs.field(factory=list)
+    by_kind: dict[str, int] = attrs.field(factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def calls_per_s(self) -> float:
+        return self.checked / self.seconds if self.seconds > 0 else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": not self.divergences and not self.errors,
+            "divergences": len(self.divergences),
+            "checked": self.checked,
+            "skipped": self.skipped,
+            "streams": self.streams,
+            "by_kind": dict(sorted(self.by_kind.items())),
+            "calls_per_s": round(self.calls_per_s, 1),
+            "seconds": round(self.seconds, 3),
+            "divergence_list": [d.to_json() for d in self.divergences],
+            "errors": self.errors,
+        }
+
+
+def _outcome_side(ok: bool, result: Any, delta: Any, error_kind: str | None, error: str | None) -> dict[str, Any]:
+    return {"ok": ok, "result": canonical(msgspec.to_builtins(result)),
+            "delta": canonical(msgspec.to_builtins(list(delta))), "error_kind": error_kind, "error": error}
+
+
+def _got(outcome: CallOutcome, error_limit: int | None = 1000) -> dict[str, Any]:
+    err = outcome.error
+    message = None if err is None else (err.message[:error_limit] if error_limit else err.message)
+    return _outcome_side(outcome.ok, outcome.result, outcome.delta, None if err is None else err.kind, message)
+
+
+def _diff_fields(expected: dict[str, Any], got: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
+    return [k for k in keys if expected.get(k) != got.get(k)]
+
+
+@attrs.define
+class _Verifier:
+    log: Log
+    view: RunView
+    pool: SandboxPool
+    report: VerifyReport
+    limiter: trio.CapacityLimiter
+    only: Callable[[str], bool]
+
+    def _count(self, kind: str, k: int = 1) -> None:
+        self.report.checked += k
+        self.report.by_kind[kind] = self.report.by_kind.get(kind, 0) + k
+
+    def _domain(self, slot: str) -> DomainView | None:
+        return self.view.domains.get(slot)
+
+    async def tool_stream(self, stream: str) -> None:
+        _, slot, name = stream.split("/", 2)
+        domain = self._domain(slot)
+        spec = domain.spec if domain else None
+        tool_spec = spec.tool(name) if spec else None
+        if spec is None or tool_spec is None:
+            return
+        from scaleenv.agents.synth.stage1 import judge
+
+        codes: dict[str, str] = {}
+        cases: list[Any] = []
+        for r in self.log.read_stream(stream):
+            e = r.event
+            if isinstance(e, CodeProposed):
+                codes[e.code_digest] = e.code
+            elif isinstance(e, TestCasesProposed):
+                cases = list(e.cases)
+            elif isinstance(e, TestsRun):
+                code = codes.get(e.code_digest)
+                if code is None:
+                    self.report.errors.append({"stream": stream, "n": str(r.n),
+                                               "error": f"no CodeProposed with code_digest {e.code_digest}"})
+                    return
+                recorded = {c.name: c for c in e.results}
+                for case in cases:
+                    outcome = await self.pool.run_once({name: code}, case.state, name, case.args)
+                    got = judge(spec, tool_spec, case, outcome)
+                    self._count("tests")
+                    rec = recorded.get(case.name)
+                    exp_side = {"passed": rec.passed, "outcome": rec.outcome} if rec else {"passed": None, "outcome": None}
+                    got_side = {"passed": got.passed, "outcome": got.outcome}
+                    fields = _diff_fields(exp_side, got_side, ("passed", "outcome"))
+                    if fields:
+                        exp_side["failure"], got_side["failure"] = (rec.failure if rec else None), got.failure
+                        self._diverge(CallDivergence(stream, r.n, "tests", name, f"round {e.round}, case {case.name!r}",
+                                                     fields, exp_side, got_side))
+                        return
+
+    async def task_stream(self, stream: str) -> None:
+        tid = stream.split("/", 1)[1]
+        task = self.view.tasks.get(tid)
+        if task is None or task.golden is None or task.initial_state is None:
+            return
+        domain = self._domain(task.slot)
+        if domain is None:
+            return
+        n = next(r.n for r in self.log.read_stream(stream) if isinstance(r.event, GoldenChainExecuted))
+        session = f"verify/{stream}"
+        await self.pool.open_session(session, domain.verified_code(), task.initial_state)
+        try:
+            for i, step in enumerate(task.golden.steps):
+                outcome = await self.pool.call(session, step.tool, step.args)
+                self._count("golden")
+                exp = _outcome_side(True, step.result, step.delta, None, None)
+                got = _got(outcome)
+                fields = _diff_fields(exp, got, ("ok", "error_kind", "result", "delta"))
+                if fields:
+                    self._diverge(CallDivergence(stream, n, "golden", step.tool, f"golden step {i}", fields, exp, got))
+                    return
+        finally:
+            with trio.CancelScope(shield=True):
+                await self.pool.close_session(session)
+
+    async def episode_stream(self, stream: str) -> None:
+        eid = stream.split("/", 1)[1]
+        ep = self.view.episodes.get(eid)
+        task = self.view.tasks.get(ep.task_id) if ep else None
+        if ep is None or task is None or task.initial_state is None:
+            return
+        domain = self._domain(task.slot)
+        if domain is None:
+            return
+        calls: list[Record] = [r for r in self.log.read_stream(stream) if isinstance(r.event, ToolExecuted)]
+        if not calls:
+            return
+        session = f"verify/{stream}"
+        await self.pool.open_session(session, domain.verified_code(), task.initial_state)
+        try:
+            for r in calls:
+                e = r.event
+                assert isinstance(e, ToolExecuted)
+                if e.error_kind in NOT_EXECUTED or e.args is None:
+                    self.report.skipped += 1
+                    continue
+                outcome = await self.pool.call(session, e.tool, e.args)
+                self._count("episode")
+                exp = _outcome_side(e.ok, e.result, e.delta, e.error_kind, e.error)
+                got = _got(outcome)
+                fields = _diff_fields(exp, got, ("ok", "error_kind", "error", "result", "delta"))
+                if fields:
+                    self._diverge(CallDivergence(stream, r.n, "episode", e.tool, f"call {e.call_id!r}", fields, exp, got))
+                    return
+        finally:
+            with trio.CancelScope(shield=True):
+                await self.pool.close_session(session)
+
+    def _diverge(self, d: CallDivergence) -> None:
+        log.warning("divergence", stream=d.stream, n=d.n, kind=d.kind, tool=d.tool, fields=d.fields)
+        self.report.divergences.append(d)
+
+    async def run_stream(self, stream: str) -> None:
+        async with self.limiter:
+            kind = stream.split("/", 1)[0]
+            self.report.streams += 1
+            try:
+                if kind == "tool":
+                    await self.tool_stream(stream)
+                elif kind == "task":
+                    await self.task_stream(stream)
+                elif kind == "episode":
+                    await self.episode_stream(stream)
+            except Exception as exc:  # noqa: BLE001 - one broken stream must not hide the others
+                log.error("stream could not be verified", stream=stream, error=repr(exc))
+                self.report.errors.append({"stream": stream, "error": repr(exc)})
+
+
+async def verify_log(event_log: Log, *, workers: int = 2, concurrency: int = 16, limits: Limits | None = None,
+                     only: Callable[[str], bool] | None = None, pool: SandboxPool | None = None) -> VerifyReport:
+    """Re-execute every recorded tool call of ``event_log``; the report lists the first divergence per stream."""
+    view = fold(event_log.read())
+    report = VerifyReport()
+    keep = only or (lambda s: True)
+    streams = [s for s, _ in event_log.streams() if s.split("/", 1)[0] in ("tool", "task", "episode") and keep(s)]
+
+    async def go(p: SandboxPool) -> None:
+        t0 = time.perf_counter()
+        v = _Verifier(event_log, view, p, report, trio.CapacityLimiter(concurrency), keep)
+        async with trio.open_nursery() as nursery:
+            for s in streams:
+                nursery.start_soon(v.run_stream, s)
+        report.seconds = time.perf_counter() - t0
+
+    if pool is not None:
+        await go(pool)
+    else:
+        async with SandboxPool(workers=workers, limits=limits or Limits()) as p:
+            await go(p)
+    report.divergences.sort(key=lambda d: (d.stream, d.n))
+    return report

@@ -1,0 +1,189 @@
+"""The sim's rollout roles (user, policy) driven over the shop domain."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+
+import msgspec
+
+from scaleenv.agents.llm.port import render_messages
+from scaleenv.agents.llm.sim.backend import NoiseModel, SimBackend
+from scaleenv.agents.rollout import sim_policy, sim_user
+from scaleenv.agents.rollout.answers import PolicyTurn, UserTurn
+from scaleenv.agents.rollout.sim_text import extract_facts
+from scaleenv.agents.rollout.sim_tools import parse_returns
+from tests.rollout_sims.harness import DOMAIN, run_episode, sim_call, success_rate, tool_schemas
+
+OFF = NoiseModel.off()
+HIGH = NoiseModel(malformed=0.0, schema_violation=0.0, mistakes=1.0)
+SEEDS = range(30)
+
+
+def user_ctx(conversation: list[dict], facts: dict | None = None, turn: int = 1, max_turns: int = 10) -> dict:
+    return {"instruction": "Cancel my order for the blue lamp.", "persona": "",
+            "user_facts": facts if facts is not None else {"email": "ada.berg12@example.com", "product_title": "blue lamp"},
+            "conversation": conversation, "turn": turn, "max_turns": max_turns}
+
+
+def user(ctx: dict, seed: int = 0, noise: NoiseModel = OFF) -> UserTurn:
+    return msgspec.convert(sim_user.simulate_user(sim_call("user", ctx, seed, noise, UserTurn)), UserTurn)
+
+
+def policy(conversation: list[dict], seed: int = 0, noise: NoiseModel = OFF, turn: int = 1) -> PolicyTurn:
+    ctx = {"conversation": conversation, "tools": tool_schemas(DOMAIN), "turn": turn}
+    return msgspec.convert(sim_policy.simulate_policy(sim_call("policy", ctx, seed, noise, PolicyTurn)), PolicyTurn)
+
+
+# ------------------------------------------------------------------ episodes
+def test_noise_off_completes_the_goal() -> None:
+    assert success_rate(OFF, SEEDS) >= 0.9
+    # The task writer's style of instruction (a brief with persona and a fact list) works too.
+    assert success_rate(OFF, SEEDS, style="brief") >= 0.9
+
+
+def test_mistakes_lower_the_success_rate() -> None:
+    off, default, high = success_rate(OFF, SEEDS), success_rate(NoiseModel(), SEEDS), success_rate(HIGH, SEEDS)
+    assert high < default <= off
+    assert high <= 0.6
+
+
+def test_same_seed_same_episode() -> None:
+    for seed in (3, 11):
+        a, b = run_episode(seed, NoiseModel()), run_episode(seed, NoiseModel())
+        assert a.user_turns == b.user_turns and a.policy_turns == b.policy_turns and a.chat == b.chat
+    assert run_episode(3, HIGH).policy_turns != run_episode(4, HIGH).policy_turns
+
+
+def test_user_reveals_only_facts_it_holds() -> None:
+    for seed in range(20):
+        e = run_episode(seed, HIGH)
+        held = {str(v).lower() for v in e.task.user_facts.values()}
+        for m in e.visible:
+            if m["role"] != "user":
+                continue
+            for email in re.findall(r"[\w.+-]+@[\w-]+\.\w+", m["content"]):
+                assert email.lower() in held
+            for value in extract_facts(m["content"]).values():
+                assert value.lower() in held, (value, m["content"])
+
+
+def test_malformed_arguments_happen_under_noise_only() -> None:
+    def malformed(noise: NoiseModel) -> int:
+        n = 0
+        for seed in range(15):
+            for m in run_episode(seed, noise).chat:
+                for c in m.get("tool_calls") or []:
+                    try:
+                        json.loads(c["function"]["arguments"])
+                    except json.JSONDecodeError:
+                        n += 1
+        return n
+
+    assert malformed(OFF) == 0
+    assert malformed(HIGH) > 0
+
+
+# ------------------------------------------------------------------ user
+def test_user_opens_with_the_goal_not_every_fact() -> None:
+    for seed in range(20):
+        t = user(user_ctx([], turn=0), seed)
+        assert "blue lamp" in t.message and not t.done and not t.gave_up
+        assert "ada.berg12@example.com" not in t.message or "blue lamp" in t.message  # never more than one up front
+    brief = dict(user_ctx([], turn=0), instruction=(
+        "You are a busy professional. I need to cancel my order. Things you know and can share when asked: "
+        "your email is ada.berg12@example.com; your product title is blue lamp. Keep it short."))
+    for seed in range(10):
+        t = user(brief, seed)
+        assert t.message.endswith("I need to cancel my order.") or "ada.berg12" in t.message or "blue lamp" in t.message
+        assert not ("ada.berg12" in t.message and "blue lamp" in t.message)
+        assert "busy professional" not in t.message and "Things you know" not in t.message
+
+
+def test_user_answers_what_is_asked() -> None:
+    conv = [{"role": "user", "content": "Cancel my order for the blue lamp."},
+            {"role": "assistant", "content": "Could you tell me your email, so I can cancel the order?"}]
+    t = user(user_ctx(conv))
+    assert "ada.berg12@example.com" in t.message and not t.done
+    assert extract_facts(t.message)["email"] == "ada.berg12@example.com"
+    both = [conv[0], {"role": "assistant", "content": "Could you tell me your email and the product title?"}]
+    t = user(user_ctx(both))
+    assert "ada.berg12@example.com" in t.message and "blue lamp" in t.message
+
+
+def test_user_does_not_invent_facts() -> None:
+    conv = [{"role": "user", "content": "Cancel my order."},
+            {"role": "assistant", "content": "Could you tell me your order id?"}]
+    for seed in range(10):
+        t = user(user_ctx(conv, facts={"email": "ada.berg12@example.com"}), seed)
+        assert not re.search(r"\b[a-z]{2,8}_[0-9a-f]{3,}\b", t.message)
+        assert "don't" in t.message.lower()
+
+
+def test_user_done_fail_and_give_up() -> None:
+    base = [{"role": "user", "content": "Cancel my order for the blue lamp."}]
+    done = user(user_ctx(base + [{"role": "assistant", "content": "Done: I have cancelled the order orde_1a2b."}]))
+    assert done.done and not done.gave_up
+    failed = user(user_ctx(base + [{"role": "assistant", "content": "I'm sorry, the order could not be cancelled."}]))
+    assert not failed.done and not failed.gave_up
+    twice = base + [{"role": "assistant", "content": "Sorry, I couldn't do it."}, {"role": "user", "content": "Try again."},
+                    {"role": "assistant", "content": "Sorry, that failed again."}]
+    assert user(user_ctx(twice)).gave_up
+    assert user(user_ctx(base + [{"role": "assistant", "content": "Let me check."}], turn=9, max_turns=10)).gave_up
+    vague = [user(user_ctx(base + [{"role": "assistant", "content": "Could you tell me your email?"}]), s, HIGH)
+             for s in range(40)]
+    assert any("ada.berg12" not in t.message for t in vague) and any("ada.berg12" in t.message for t in vague)
+
+
+# ------------------------------------------------------------------ policy
+def test_returns_convention() -> None:
+    assert parse_returns("Cancel an order. Returns: order_id, status, total.") == (["order_id", "status", "total"], False)
+    assert parse_returns("List orders. Returns a list of: order_id, status.") == (["order_id", "status"], True)
+    assert parse_returns("List orders. Returns a list of orders: order_id and status") == (["order_id", "status"], True)
+    assert parse_returns("List orders. Returns a list of order_id, status") == (["order_id", "status"], True)
+
+
+def test_policy_asks_then_chains_lookups() -> None:
+    conv = [{"role": "system", "content": "You are the shop's agent. Use the tools."},
+            {"role": "user", "content": "Cancel my order for the blue lamp."}]
+    t = policy(conv)
+    assert not t.tool_calls and "email" in t.content and t.content.endswith("?")
+    conv += [{"role": "assistant", "content": t.content}, {"role": "user", "content": "Sure, my email is ada.berg12@example.com."}]
+    t = policy(conv, turn=2)
+    assert [(c.name, json.loads(c.arguments)) for c in t.tool_calls] == [("find_customer_by_email", {"email": "ada.berg12@example.com"})]
+    assert t.tool_calls[0].id == "call_2_0"
+
+
+def test_policy_reports_after_the_goal_and_on_errors() -> None:
+    call = {"role": "assistant", "content": "", "tool_calls": [
+        {"id": "call_1_0", "type": "function", "function": {"name": "cancel_order", "arguments": '{"order_id": "orde_1a2b"}'}}]}
+    conv = [{"role": "user", "content": "Please cancel my order orde_1a2b."}]
+    t = policy(conv)
+    assert [(c.name, json.loads(c.arguments)) for c in t.tool_calls] == [("cancel_order", {"order_id": "orde_1a2b"})]
+    ok = policy(conv + [call, {"role": "tool", "tool_call_id": "call_1_0", "content": '{"order_id": "orde_1a2b", "status": "cancelled"}'}])
+    assert "cancelled" in ok.content and not ok.tool_calls
+    assert user(user_ctx([conv[0], {"role": "assistant", "content": ok.content}])).done
+    err = policy(conv + [call, {"role": "tool", "tool_call_id": "call_1_0", "content": '{"error": "order orde_1a2b is shipped"}'}])
+    assert not err.tool_calls and "shipped" in err.content  # the same failing call is not repeated
+
+
+def test_through_the_sim_backend() -> None:
+    """The roles answer through SimBackend (rendered context, JSON text) and decode as the output types."""
+    backend = SimBackend(noise=OFF)
+    ctx = user_ctx([], turn=0)
+    text, *_ = backend.answer(render_messages("user", "Play the user.", ctx, "Your turn."), msgspec.json.schema(UserTurn), "UserTurn", 7)
+    assert "blue lamp" in msgspec.json.decode(text, type=UserTurn).message
+    pctx = {"conversation": [{"role": "user", "content": "Cancel my order orde_1a2b."}], "tools": tool_schemas(DOMAIN), "turn": 1}
+    text, *_ = backend.answer(render_messages("policy", "Act.", pctx, "Your turn."), msgspec.json.schema(PolicyTurn),
+                              "PolicyTurn", 7, tool_schemas(DOMAIN))
+    turn = msgspec.json.decode(text, type=PolicyTurn)
+    assert turn.tool_calls and turn.tool_calls[0].name == "cancel_order"
+
+
+def test_policy_is_deterministic_and_uses_only_call_rng() -> None:
+    conv = [{"role": "user", "content": "Please cancel my order orde_1a2b."}]
+    state = random.getstate()
+    a = [policy(conv, seed, HIGH) for seed in range(20)]
+    assert random.getstate() == state  # the global RNG is never touched
+    assert a == [policy(conv, seed, HIGH) for seed in range(20)]
