@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from . import cli_inspect, cli_log, cli_run
+from . import cli_inspect, cli_log, cli_rerun, cli_run
 
-REGISTRARS: list = [cli_run.register, cli_inspect.register, cli_log.register]
+REGISTRARS: list = [cli_run.register, cli_rerun.register, cli_inspect.register, cli_log.register]
 
 try:  # the sim-server command
     from . import cli_llm
@@ -12,3 +12,7 @@ try:  # the sim-server command
     REGISTRARS.append(cli_llm.register)
 except ImportError:  # pragma: no cover - while it is being written
     pass
+
+from . import cli_replay  # noqa: E402
+
+REGISTRARS.append(cli_replay.register)

@@ -1,8 +1,10 @@
 """Tool contracts: parse and evaluate pre- and post-conditions over arguments and state.
 
 A contract is a list of :class:`~scaleenv.store.specs.Condition`. Terms use a tiny
-grammar: ``$param``, ``table[TERM]`` (a record), ``table[TERM].field``, or a JSON
-literal. Evaluation is pure: it reads the arguments and the database state (and, for
+grammar: ``$param``, ``$param.field`` (a field of an object argument; ``$result`` is the
+tool's return value, for post-conditions), ``table[TERM]`` (a record),
+``table[TERM].field``, ``table[*].field`` (that field of every record, for
+``some_eq``/``none_eq``), or a JSON literal. Evaluation is pure: it reads the arguments and the database state (and, for
 post-conditions, the state before the call) and says whether the condition holds,
 with a readable explanation when it does not.
 """
@@ -48,6 +50,28 @@ class Param:
 
 
 @attrs.frozen
+class ParamField:
+    """``$name.field``: a field of an object-valued argument (``$result`` after the call)."""
+
+    name: str
+    field: str
+
+    def __str__(self) -> str:
+        return f"${self.name}.{self.field}"
+
+
+@attrs.frozen
+class Wildcard:
+    """``*`` as a record key: every record of the table."""
+
+    def __str__(self) -> str:
+        return "*"
+
+
+RESULT = "result"
+
+
+@attrs.frozen
 class Literal:
     value: Scalar | list[Scalar]
 
@@ -73,7 +97,7 @@ class FieldRef:
         return f"{self.record}.{self.field}"
 
 
-Term = Param | Literal | RecordRef | FieldRef
+Term = Param | ParamField | Wildcard | Literal | RecordRef | FieldRef
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -101,7 +125,17 @@ class _Parser:
             if not m:
                 raise self.error("expected a parameter name after '$'")
             self.pos = m.end()
+            if self.pos < len(self.text) and self.text[self.pos] == ".":
+                self.pos += 1
+                fm = _IDENT.match(self.text, self.pos)
+                if not fm:
+                    raise self.error("expected a field name after '.'")
+                self.pos = fm.end()
+                return ParamField(m.group(), fm.group())
             return Param(m.group())
+        if ch == "*":
+            self.pos += 1
+            return Wildcard()
         m = _IDENT.match(self.text, self.pos)
         if m and m.group() not in ("true", "false", "null"):
             self.pos = m.end()
@@ -153,6 +187,11 @@ def right_term(cond: Condition) -> Term | None:
 def eval_term(term: Term, args: dict[str, Any], db: DbState) -> Any:
     if isinstance(term, Param):
         return args.get(term.name, UNDEFINED)
+    if isinstance(term, ParamField):
+        value = args.get(term.name, UNDEFINED)
+        return value.get(term.field, UNDEFINED) if isinstance(value, dict) else UNDEFINED
+    if isinstance(term, Wildcard):
+        return UNDEFINED
     if isinstance(term, Literal):
         return term.value
     if isinstance(term, RecordRef):
@@ -160,6 +199,8 @@ def eval_term(term: Term, args: dict[str, Any], db: DbState) -> Any:
         if key is UNDEFINED or key is None:
             return UNDEFINED
         return db.get(term.table, {}).get(str(key), UNDEFINED)
+    if isinstance(term.record.key, Wildcard):
+        return [r.get(term.field, UNDEFINED) for _, r in sorted(db.get(term.record.table, {}).items())]
     record = eval_term(term.record, args, db)
     if record is UNDEFINED or not isinstance(record, dict):
         return UNDEFINED
@@ -172,6 +213,8 @@ def render(cond: Condition) -> str:
     if cond.op in ("exists", "absent", "unchanged"):
         return f"{prefix}{cond.op} {cond.left}" if cond.op != "unchanged" else f"{prefix}{cond.left} unchanged"
     right = json.dumps(cond.right) if isinstance(cond.right, list) else cond.right
+    if cond.op in ("some_eq", "none_eq"):
+        return f"{prefix}{'some' if cond.op == 'some_eq' else 'no'} {cond.left} == {right}"
     symbol = {"eq": "==", "ne": "!=", "ge": ">=", "gt": ">", "le": "<=", "lt": "<"}.get(cond.op, cond.op.replace("_", " "))
     return f"{prefix}{cond.left} {symbol} {right}"
 
@@ -180,6 +223,13 @@ def _num(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value)
+
+
+def _same(a: Any, b: Any) -> bool:
+    na, nb = _num(a), _num(b)
+    if na is not None and nb is not None:
+        return _close(na, nb)
+    return a == b
 
 
 def _close(a: float, b: float) -> bool:
@@ -226,6 +276,11 @@ def evaluate(
         return Verdict(ok, "" if ok else f"{text}: expected {expected!r} (was {old!r}, by {amount!r}), got {lval!r}")
     assert right is not None, f"{text}: missing right-hand side"
     rval = eval_term(right, args, db)
+    if cond.op in ("some_eq", "none_eq"):
+        values = lval if isinstance(lval, list) else []
+        found = rval is not UNDEFINED and any(_same(v, rval) for v in values)
+        ok = found if cond.op == "some_eq" else not found
+        return Verdict(ok, "" if ok else f"{text}: {'no' if cond.op == 'some_eq' else 'a'} record has {rval!r}")
     if lval is UNDEFINED:
         return Verdict(False, f"{text}: {left} is undefined")
     if cond.op in ("in", "not_in"):
@@ -250,9 +305,12 @@ def check_pre(tool: ToolSpec, args: dict[str, Any], db: DbState) -> list[Verdict
     return [v for c in tool.contract if c.when == "pre" for v in [evaluate(c, args, db)] if not v.holds]
 
 
-def check_post(tool: ToolSpec, args: dict[str, Any], before: DbState, after: DbState) -> list[Verdict]:
-    """Every post-condition that does not hold after a successful call."""
-    return [v for c in tool.contract if c.when == "post" for v in [evaluate(c, args, after, before)] if not v.holds]
+def check_post(
+    tool: ToolSpec, args: dict[str, Any], before: DbState, after: DbState, result: Any = None
+) -> list[Verdict]:
+    """Every post-condition that does not hold after a successful call (``$result`` is its return value)."""
+    scope = {**args, RESULT: result}
+    return [v for c in tool.contract if c.when == "post" for v in [evaluate(c, scope, after, before)] if not v.holds]
 
 
 def term_tables_fields(term: Term) -> list[tuple[str, str | None]]:
@@ -268,7 +326,7 @@ def term_tables_fields(term: Term) -> list[tuple[str, str | None]]:
 
 
 def term_params(term: Term) -> list[str]:
-    if isinstance(term, Param):
+    if isinstance(term, Param | ParamField):
         return [term.name]
     if isinstance(term, RecordRef):
         return term_params(term.key)
@@ -295,6 +353,11 @@ def validate_contract(domain: DomainSpec, tool: ToolSpec) -> list[str]:
             problems.append(f"{where}: {cond.op} is only meaningful after the call (when='post')")
         if cond.op in ("exists", "absent") and not isinstance(terms[0], RecordRef):
             problems.append(f"{where}: {cond.op} needs a record term like table[$key]")
+        wild = isinstance(terms[0], FieldRef) and isinstance(terms[0].record.key, Wildcard)
+        if cond.op in ("some_eq", "none_eq") and not wild:
+            problems.append(f"{where}: {cond.op} needs a term like table[*].field on the left")
+        if wild and cond.op not in ("some_eq", "none_eq"):
+            problems.append(f"{where}: table[*] is only meaningful with some_eq / none_eq")
         if cond.op not in ("exists", "absent", "unchanged") and cond.right is None:
             problems.append(f"{where}: {cond.op} needs a right-hand side")
         for term in terms:
@@ -305,6 +368,8 @@ def validate_contract(domain: DomainSpec, tool: ToolSpec) -> list[str]:
                 elif field is not None and spec.field(field) is None:
                     problems.append(f"{where}: table {table!r} has no field {field!r}")
             for name in term_params(term):
+                if name == RESULT and cond.when == "post":
+                    continue
                 if name not in param_names:
                     problems.append(f"{where}: unknown parameter ${name}")
     return problems

@@ -9,6 +9,7 @@ nothing is appended and every event is compared against a reference log.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 import attrs
@@ -17,7 +18,9 @@ import trio
 
 from scaleenv.agents.llm.port import Llm
 from scaleenv.store.log import Log
-from scaleenv.store.stream import Stream
+from scaleenv.store.stream import Divergence, Stream
+
+from .errors import leaf_exceptions
 
 from .progress import Progress
 
@@ -64,6 +67,9 @@ class RunContext:
     progress: Progress = attrs.field(factory=Progress)
     mode: Literal["append", "verify"] = "append"
     reference: Log | None = None
+    # verify mode: the first divergence of each stream, and every stream an agent ran.
+    divergences: list[Divergence] = attrs.field(factory=list)
+    streams_run: list[Stream] = attrs.field(factory=list)
 
     @property
     def seed(self) -> int:
@@ -73,5 +79,21 @@ class RunContext:
         source = self.reference if self.reference is not None else self.log
         recorded = list(source.read_stream(stream_id))
         if self.mode == "verify":
-            return Stream(None, stream_id, recorded=recorded, mode="verify")
+            stream = Stream(None, stream_id, recorded=recorded, mode="verify")
+            self.streams_run.append(stream)
+            return stream
         return Stream(self.writer, stream_id, recorded=recorded, mode="resume" if recorded else "append")
+
+    async def guarded(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        """Run one agent; in verify mode a divergence is recorded (the others go on)."""
+        if self.mode != "verify":
+            return await fn(*args)
+        try:
+            return await fn(*args)
+        except (Divergence, BaseExceptionGroup) as exc:
+            leaves = leaf_exceptions(exc)
+            found = [e for e in leaves if isinstance(e, Divergence)]
+            if not found or len(found) != len(leaves):
+                raise
+            self.divergences.extend(found)
+            return None

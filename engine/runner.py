@@ -9,6 +9,7 @@ never redone.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -52,6 +53,36 @@ def sim_noise(level: float | None) -> NoiseModel:
 
 
 @asynccontextmanager
+async def open_verify(path: str, options: EngineOptions) -> AsyncIterator[RunContext]:
+    """A context that re-runs every agent against a recorded log, appending nothing."""
+    with Log.open(path, readonly=True) as event_log:
+        stored = event_log.meta_get("run_config")
+        if stored is None:
+            raise ValueError(f"{path} holds no run (no run_config in its metadata)")
+        config = msgspec.convert(stored, RunConfig)
+        if options.llm.startswith("recorded:") and Path(options.llm.partition(":")[2]).resolve() == Path(path).resolve():
+            # The log being verified is already open here: read its recorded calls from it.
+            from scaleenv.agents.llm.recorded import RecordedBackend
+            from scaleenv.store.events.llm import LlmCalled
+
+            backend: Any = RecordedBackend([r.event for r in event_log.read() if isinstance(r.event, LlmCalled)])
+        else:
+            backend = backend_from_spec(
+                options.llm, model=options.model, noise=sim_noise(options.noise), latency=LatencyModel(enabled=options.latency),
+            )
+        llm = Llm(backend, config.seed, limiter=trio.CapacityLimiter(options.llm_concurrency))
+        try:
+            async with SandboxPool(workers=options.sandbox_workers) as pool:
+                yield RunContext(
+                    log=event_log, writer=None, llm=llm, sandbox=pool, config=config,
+                    agents=trio.CapacityLimiter(options.concurrency), progress=Progress(enabled=options.progress),
+                    mode="verify", reference=event_log,
+                )
+        finally:
+            await llm.aclose()
+
+
+@asynccontextmanager
 async def open_run(path: str, config: RunConfig, options: EngineOptions) -> AsyncIterator[RunContext]:
     with Log.open(path, sync=options.sync) as event_log:
         stored = event_log.meta_get("run_config")
@@ -88,7 +119,7 @@ async def stage1(ctx: RunContext) -> None:
     ctx.progress.set("domains", ctx.config.domains - len(todo))
     async with trio.open_nursery() as nursery:
         for slot in todo:
-            nursery.start_soon(synthesize_domain, ctx, slot)
+            nursery.start_soon(ctx.guarded, synthesize_domain, ctx, slot)
     ctx.progress.finish()
 
 
@@ -101,7 +132,7 @@ async def stage2(ctx: RunContext) -> None:
         for slot in sorted(view.domains):
             domain = view.domains[slot]
             if domain.status == "done" and domain.spec is not None and domain.verified:
-                nursery.start_soon(instantiate_domain, ctx, view, domain)
+                nursery.start_soon(ctx.guarded, instantiate_domain, ctx, view, domain)
     ctx.progress.finish()
 
 
@@ -126,8 +157,8 @@ async def rollouts(ctx: RunContext) -> None:
     async def one(domain: Any, task: Any, g: int) -> None:
         async with ctx.agents:
             ctx.progress.add("running")
-            r = await run_episode(ctx, domain, task, g)
-            rewards.append(r)
+            r = await ctx.guarded(run_episode, ctx, domain, task, g)
+            rewards.append(r or 0.0)
             ctx.progress.add("running", -1)
             ctx.progress.add("episodes")
             ctx.progress.set("mean reward", sum(rewards) / len(rewards))

@@ -111,6 +111,9 @@ class _Solver:
             return
         if right is None:
             return
+        if cond.op in ("some_eq", "none_eq") and isinstance(left, FieldRef):
+            self._enforce_match(cond.op, left, right)
+            return
         lval = self._left_value(left)
         if isinstance(right, Param) and eval_term(right, self.args, self.db) is UNDEFINED:
             # Choose the argument from the state: the user asks for what is there.
@@ -136,6 +139,35 @@ class _Solver:
             ok = _compare(cond.op, lval, rval)
             if not ok:
                 self.set_term(left, self._numeric_partner(cond.op, rval))
+
+    def _enforce_match(self, op: str, left: FieldRef, right: Term) -> None:
+        """some_eq: make a record carry the value; none_eq: make the value unused."""
+        table = self.domain.table(left.record.table)
+        if table is None:
+            return
+        rows = self.db.setdefault(table.name, {})
+        value = eval_term(right, self.args, self.db)
+        if op == "some_eq":
+            if value is UNDEFINED and isinstance(right, Param):
+                if not rows:
+                    key, record = make_record(table, self.db, self.rng, domain=self.domain)
+                    rows[key] = record
+                record = rows[self.rng.choice(sorted(rows))]
+                self.args[right.name] = record.get(left.field)
+            elif value is not UNDEFINED and not any(r.get(left.field) == value for r in rows.values()):
+                if rows and self.rng.random() < 0.5:
+                    rows[self.rng.choice(sorted(rows))][left.field] = value
+                else:
+                    key, record = make_record(table, self.db, self.rng, domain=self.domain, overrides={left.field: value})
+                    rows[key] = record
+            return
+        taken = {str(r.get(left.field)) for r in rows.values()}
+        if isinstance(right, Param) and (value is UNDEFINED or str(value) in taken):
+            spec = table.field(left.field)
+            candidate = field_value(spec, table, self.db, self.rng, "x") if spec else f"{left.field}_new"
+            while str(candidate) in taken:
+                candidate = f"{candidate}_new"
+            self.args[right.name] = candidate
 
     def _left_value(self, left: Term) -> Any:
         if isinstance(left, Param) and left.name not in self.args:
@@ -290,6 +322,18 @@ def violate(
         if not rows or not isinstance(left.key, Param):
             return None
         args[left.key.name] = rng.choice(sorted(rows))
+    elif cond.op in ("some_eq", "none_eq") and isinstance(right, Param) and isinstance(left, FieldRef):
+        values = [r.get(left.field) for r in db.get(left.record.table, {}).values()]
+        if cond.op == "some_eq":
+            value = args.get(right.name)
+            candidate = f"{value}.unknown" if isinstance(value, str) else "unknown"
+            while candidate in values:
+                candidate += "x"
+            args[right.name] = candidate
+        else:
+            if not values:
+                return None
+            args[right.name] = rng.choice(sorted(values, key=str))
     elif right is not None:
         rval = eval_term(right, args, db)
         lval = eval_term(left, args, db)

@@ -218,7 +218,7 @@ def render(view: dict[str, Any], replay: EpisodeReplay, *, llm_calls: bool = Fal
     changed = {(c["table"], c["key"]) for c in view["diff"]}
     total = sum(len(rows) for rows in state.values())
     lines += ["", f"state at step {k}: {total} records in {len(state)} tables"
-              f" ({sum(m == 'distractor' for m in marks.values())} distractors marked)"]
+              f" ({sum(m == 'distractor' and key in state.get(t, {}) for (t, key), m in marks.items())} distractors marked)"]
     for table in sorted(state):
         lines.append(f"  {table}")
         for key in sorted(state[table]):

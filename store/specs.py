@@ -64,6 +64,8 @@ ConditionOp = Literal[
     "increases_by",  # post only: left after == left before + right (right read before the call)
     "decreases_by",  # post only: left after == left before - right
     "unchanged",     # post only: left after == left before
+    "some_eq",       # some record has left (table[*].field) == right: a lookup that must find something
+    "none_eq",       # no record has left (table[*].field) == right: e.g. an email not yet taken
 ]
 
 
@@ -71,11 +73,14 @@ class Condition(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     """One pre- or post-condition of a tool, as data the engine evaluates.
 
     Terms are strings in a tiny grammar (parsed by ``scaleenv.contracts``):
-    ``$param`` (an argument), ``table[TERM]`` (a record), ``table[TERM].field`` (a
-    field of a record), or a JSON literal (``"cancelled"``, ``3``, ``true``).
+    ``$param`` (an argument), ``$result.field`` (a field of the tool's return value, in
+    post-conditions), ``table[TERM]`` (a record), ``table[TERM].field`` (a field of a
+    record), ``table[*].field`` (that field of every record, with some_eq/none_eq), or a
+    JSON literal (``"cancelled"``, ``3``, ``true``).
     Examples: ``exists orders[$order_id]``,
     ``orders[$order_id].status in ["pending", "processing"]``,
-    ``after: users[orders[$order_id].user_id].balance increases_by orders[$order_id].total``.
+    ``after: users[orders[$order_id].user_id].balance increases_by orders[$order_id].total``,
+    ``some customers[*].email == $email``, ``after: orders[$result.order_id].status == "pending"``.
     """
 
     when: Literal["pre", "post"]

@@ -37,6 +37,7 @@ SHOP = DomainSpec(
             params=[ParamSpec(name="email", type="str", description="the customer's email")],
             returns=[FieldSpec(name="customer_id", type="str"), FieldSpec(name="name", type="str")],
             reads=["customers"], writes=[], mutates=False,
+            contract=[C(when="pre", op="some_eq", left="customers[*].email", right="$email")],
         ),
         ToolSpec(
             name="list_customer_orders", description="List a customer's orders.",
@@ -74,6 +75,9 @@ SHOP = DomainSpec(
                 C(when="pre", op="gt", left="$quantity", right="0"),
                 C(when="pre", op="ge", left="products[$product_id].stock", right="$quantity"),
                 C(when="post", op="decreases_by", left="products[$product_id].stock", right="$quantity"),
+                C(when="post", op="exists", left="orders[$result.order_id]"),
+                C(when="post", op="eq", left="orders[$result.order_id].status", right='"pending"'),
+                C(when="post", op="eq", left="orders[$result.order_id].customer_id", right="$customer_id"),
             ],
         ),
     ],

@@ -60,6 +60,9 @@ class Completion(msgspec.Struct, frozen=True, kw_only=True):
     latency_s: float = 0.0
     token_ids: list[int] | None = None
     logprobs: list[float] | None = None
+    # Set when the text is a replay of an earlier call: who really produced it.
+    backend: str | None = None
+    model: str | None = None
 
 
 class Backend(Protocol):
@@ -211,8 +214,8 @@ class Llm:
             ref = await stream.emit(
                 LlmCalled(
                     role=request.role,
-                    backend=self.backend.name,
-                    model=self.backend.model,
+                    backend=completion.backend or self.backend.name,
+                    model=completion.model or self.backend.model,
                     request_digest=digest,
                     messages=messages,
                     schema_name=schema_name,
@@ -260,6 +263,8 @@ class Llm:
                 latency_s=event.latency_s,
                 token_ids=event.token_ids,
                 logprobs=event.logprobs,
+                backend=event.backend,
+                model=event.model,
             )
         return None
 

@@ -111,7 +111,8 @@ class RecordedBackend:
             self._served[digest] = self._served.get(digest, 0) + 1
             return Completion(
                 text=call.raw, prompt_tokens=call.prompt_tokens, completion_tokens=call.completion_tokens,
-                latency_s=0.0, token_ids=call.token_ids, logprobs=call.logprobs,
+                latency_s=call.latency_s, token_ids=call.token_ids, logprobs=call.logprobs,
+                backend=call.backend, model=call.model,
             )
         raise self._divergence(request, json_schema, schema_name, digest)
 

@@ -168,8 +168,9 @@ class Planner:
     def choose_goal(self) -> Tool | None:
         if not self.tools:
             return None
-        text = self.conv.user_text.lower()
-        uw = self.user_words
+        # The request is the user's opening message; later ones mostly answer questions ("my email is ...").
+        text = (self.conv.users[0][1] if self.conv.users else self.conv.user_text).lower()
+        uw = content_words(text)
         verb_hits = {t.name: self._verb_used(t, text, uw) for t in self.tools.values()}
         any_mut_verb = any(verb_hits[t.name] for t in self.tools.values() if t.mutating)
         question = "?" in text or bool(set(words(text)) & QUESTION_WORDS)

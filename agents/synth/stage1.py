@@ -88,9 +88,9 @@ async def synthesize_domain(ctx: RunContext, slot: int) -> None:
             verdicts: dict[str, ToolVerdict] = {}
             async with trio.open_nursery() as nursery:
                 for tool in spec.tools:
-                    nursery.start_soon(_tool_task, ctx, sid, spec, tool, cause, verdicts)
+                    nursery.start_soon(ctx.guarded, _tool_task, ctx, sid, spec, tool, cause, verdicts)
             verified = sorted(n for n, v in verdicts.items() if v.accepted)
-            rejected = sorted(n for n, v in verdicts.items() if not v.accepted)
+            rejected = sorted(n for n in (t.name for t in spec.tools) if n not in verified)
             for edge in derive_edges(spec, verified):
                 await stream.emit(edge, actor="graph", cause=cause)
             await stream.emit(
@@ -346,7 +346,7 @@ def judge(spec: DomainSpec, tool: ToolSpec, case: TestCase, outcome: Any) -> Cas
             return result(False, f"expected {exp.table}[{exp.key}] to exist after the call")
         elif exp.field is not None and canonical(record.get(exp.field)) != canonical(exp.value):
             return result(False, f"expected {exp.table}[{exp.key}].{exp.field} == {exp.value!r}, got {record.get(exp.field)!r}")
-    broken = check_post(tool, case.args, case.state, after)
+    broken = check_post(tool, case.args, case.state, after, outcome.result)
     if broken:
         return result(False, "post-condition failed: " + "; ".join(v.detail for v in broken))
     return result(True)

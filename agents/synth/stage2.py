@@ -57,7 +57,7 @@ async def instantiate_domain(ctx: RunContext, view: RunView, domain: DomainView)
             tid = task_id(domain.slot, k)
             if tid in view.tasks and view.tasks[tid].finished and ctx.mode != "verify":
                 continue
-            nursery.start_soon(_task_agent, ctx, domain, tid, chain)
+            nursery.start_soon(ctx.guarded, _task_agent, ctx, domain, tid, chain)
 
 
 async def _task_agent(ctx: RunContext, domain: DomainView, tid: str, chain: list[str]) -> None:

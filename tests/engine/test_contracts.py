@@ -64,7 +64,7 @@ def test_satisfy_then_code_succeeds_and_post_holds(seed: int) -> None:
         before = copy.deepcopy(db)
         ok, result = run_plain(tool.name, db, args)
         assert ok, (tool.name, args, result)
-        assert check_post(tool, args, before, db) == []
+        assert check_post(tool, args, before, db, result) == []
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -86,7 +86,7 @@ def test_each_violation_fails_cleanly(seed: int) -> None:
             assert not ok, (tool.name, render(cond), vargs)
             assert vdb == snapshot
             broken += 1
-    assert broken == 7
+    assert broken == 8
 
 
 def test_post_condition_catches_wrong_refund() -> None:
@@ -99,3 +99,32 @@ def test_post_condition_catches_wrong_refund() -> None:
     db["customers"][order["customer_id"]]["balance"] += order["total"] + 1  # off by one
     failures = check_post(tool, args, before, db)  # type: ignore[arg-type]
     assert len(failures) == 1 and "increases by" in failures[0].detail
+
+
+def test_some_eq_and_result_terms() -> None:
+    find = SHOP.tool("find_customer_by_email")
+    create = SHOP.tool("create_order")
+    assert render(find.contract[0]) == "some customers[*].email == $email"  # type: ignore[union-attr]
+    db = {"customers": {"c1": {"customer_id": "c1", "email": "a@x", "name": "A", "balance": 1}}}
+    assert evaluate(find.contract[0], {"email": "a@x"}, db).holds  # type: ignore[union-attr]
+    assert not evaluate(find.contract[0], {"email": "b@x"}, db).holds  # type: ignore[union-attr]
+    post = create.contract[-2]  # type: ignore[union-attr]
+    after = {"orders": {"o9": {"status": "pending"}}}
+    assert evaluate(post, {"result": {"order_id": "o9"}}, after, {}).holds
+    assert not evaluate(post, {"result": {"order_id": "o8"}}, after, {}).holds
+    bad = ToolSpec(name="t", description="", params=[], returns=[], reads=[], writes=[], mutates=False, contract=[
+        Condition(when="pre", op="exists", left="orders[$result.order_id]"),
+        Condition(when="pre", op="eq", left="customers[*].email", right='"x"'),
+    ])
+    text = "\n".join(validate_contract(SHOP, bad))
+    assert "unknown parameter $result" in text and "only meaningful with some_eq" in text
+
+
+def test_graph_has_state_edge_from_creation_to_cancellation() -> None:
+    from scaleenv.replay.graph import derive_edges
+
+    edges = derive_edges(SHOP, [t.name for t in SHOP.tools])
+    kinds = {(e.src, e.dst, e.kind) for e in edges}
+    assert ("create_order", "cancel_order", "state") in kinds
+    assert ("find_customer_by_email", "list_customer_orders", "data") in kinds
+    assert ("list_customer_orders", "cancel_order", "data") in kinds

@@ -1,0 +1,57 @@
+"""Golden logs: small recorded runs (JSON lines) and what folding them must give.
+
+The golden run is ``golden/run.jsonl`` (a fixed-seed sim run); each stage's golden
+log is the prefix of it the log held when that stage ended (``lines`` in
+expected.json), and ``golden/expected.json`` holds, per stage, every
+stream's per-event chain digests (16 hex chars each; the last is the stream digest's
+prefix), the full stream digests, the run digest and the projection digests.
+JSON lines rather than LMDB files: diff-friendly in review, independent of LMDB's page
+layout, and a loader rebuilds a real LMDB log from them in milliseconds.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from scaleenv.replay.digests import projection_digests
+from scaleenv.replay.logcopy import append_all, read_jsonl
+from scaleenv.replay.projection import fold
+from scaleenv.store.log import Log
+from scaleenv.store.record import StreamDigest, run_digest
+
+GOLDEN_DIR = Path(__file__).parent / "golden"
+EXPECTED = GOLDEN_DIR / "expected.json"
+GOLDEN_LOG = GOLDEN_DIR / "run.jsonl"
+STAGES = ("synth", "tasks", "rollout")
+SEED = 5
+CONFIG = {"seed": SEED, "domains": 1, "tasks_per_domain": 2, "episodes_per_task": 2}
+
+
+def expected_of(event_log: Log) -> dict[str, Any]:
+    """Everything the golden test compares, computed from a log."""
+    chains: dict[str, list[str]] = {}
+    digests: dict[str, StreamDigest] = {}
+    for r in event_log.read():
+        d = digests.setdefault(r.stream, StreamDigest())
+        d.update(r)
+        chains.setdefault(r.stream, []).append(d.hexdigest()[:16])
+    view = fold(event_log.read())
+    streams = view.stream_digests()
+    return {
+        "events": view.events,
+        "run_digest": run_digest(streams),
+        "stream_digests": dict(sorted(streams.items())),
+        "event_chains": dict(sorted(chains.items())),
+        "projection_digests": projection_digests(view),
+    }
+
+
+def load_prefix(jsonl: Path, lines: int, dest: str | os.PathLike[str]) -> int:
+    """Build a real LMDB log at ``dest`` from the first ``lines`` records of a dump."""
+    with Log.open(dest, sync=False) as event_log:
+        return trio.run(append_all, event_log, itertools.islice(read_jsonl(jsonl), lines))
