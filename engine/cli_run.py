@@ -31,9 +31,9 @@ Running the same command again resumes from the log; finished work is not redone
 def add_run_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("what to build (determines the events)")
     g.add_argument("--seed", type=int, default=1, help="run seed: every stream's randomness derives from it (default 1)")
-    g.add_argument("--domains", type=int, default=4, help="domains to synthesize (default 4)")
-    g.add_argument("--tasks-per-domain", "--per-domain", dest="tasks_per_domain", type=int, default=6,
-                   help="seed chains sampled per domain (default 6)")
+    g.add_argument("--domains", type=int, default=6, help="domains to synthesize (default 6)")
+    g.add_argument("--tasks-per-domain", "--per-domain", dest="tasks_per_domain", type=int, default=10,
+                   help="seed chains sampled per domain (default 10)")
     g.add_argument("--episodes-per-task", type=int, default=4,
                    help="attempts per task, as RL group sampling needs (default 4)")
     g.add_argument("--repair-rounds", type=int, default=3, help="repair rounds before a tool is rejected (default 3)")

@@ -25,8 +25,11 @@ CITIES = ("Lisbon", "Oslo", "Nairobi", "Osaka", "Lima", "Quebec", "Porto", "Tall
 
 
 def key_prefix(table: TableSpec) -> str:
-    name = table.primary_key.removesuffix("_id") or table.name
-    return name[:4]
+    """The stem of a table's keys: its primary key's name without ``_id`` (``subscription_3f9a``).
+
+    Whole stems, not abbreviations: two tables must never share a key prefix, or ids of
+    different kinds (a subscriber's and a subscription's) look alike to every reader."""
+    return table.primary_key.removesuffix("_id") or table.name
 
 
 def new_key(table: TableSpec, db: DbState, rng: random.Random) -> str:

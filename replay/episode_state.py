@@ -60,7 +60,9 @@ class EpisodeFold:
 
     @property
     def state(self) -> DbState:
-        return self.episode.state or {}
+        """The episode's state ({} before its EpisodeStarted has been folded)."""
+        ep = self.view.episodes.get(episode_id_of(self.stream))
+        return (ep.state if ep is not None else None) or {}
 
     @property
     def digest(self) -> StreamDigest:
@@ -144,10 +146,8 @@ def seek(log: Log, stream: str, n: int, *, task: TaskView | None = None, use_sna
     touched = 0
     snap_n: int | None = None
     if use_snapshots:
-        loaded = load_nearest(log, stream, n, task)
-        if loaded is not None:
-            f, touched = loaded
-            snap_n = f.n
+        f, touched = load_nearest(log, stream, n, task)
+        snap_n = f.n if f is not None else None
     if f is None:
         f = start_fold(stream, task)
     fold_to(log, f, n)

@@ -129,11 +129,11 @@ def validate(event_log: Log, stream: str, n: int, raw: bytes | None) -> tuple[Sn
     return snap, ""
 
 
-def load_nearest(event_log: Log, stream: str, n: int, task: TaskView | None) -> tuple[EpisodeFold, int] | None:
-    """The fold at the nearest valid snapshot at or before ``n`` and the events touched, or None."""
+def load_nearest(event_log: Log, stream: str, n: int, task: TaskView | None) -> tuple[EpisodeFold | None, int]:
+    """The fold at the nearest valid snapshot at or before ``n`` (None if none) and the events touched checking."""
     index = read_index(event_log, stream)
     if index is None:
-        return None
+        return None, 0
     touched = 0
     for pos in sorted((p for p in index.positions if 0 < p <= n), reverse=True):
         snap, why = validate(event_log, stream, pos, event_log.get_snapshot(snapshot_key(stream, pos)))
@@ -144,7 +144,7 @@ def load_nearest(event_log: Log, stream: str, n: int, task: TaskView | None) -> 
         from .episode_state import restore_digest
 
         return resume_fold(stream, task, pos, snap.state, restore_digest(snap.digest, pos)), touched
-    return None
+    return None, touched
 
 
 def episode_streams(event_log: Log) -> Iterator[tuple[str, int]]:

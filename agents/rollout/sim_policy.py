@@ -69,7 +69,17 @@ VERB_SYNONYMS: dict[str, tuple[str, ...]] = {
     "request": ("request", "ask for", "borrow"),
     "submit": ("submit", "send", "file"),
     "transfer": ("transfer", "send", "move"),
+    # Creation verbs: users mostly say "make a new ..." whatever the tool calls it.
+    "start": ("start", "make", "new", "begin", "set up", "open"),
+    "open": ("open", "make", "new", "start"),
+    "buy": ("buy", "purchase", "make", "new", "order"),
+    "file": ("file", "make", "new", "submit", "open"),
+    "initiate": ("initiate", "make", "new", "start"),
+    "quote": ("quote", "make", "new", "get a quote"),
 }
+# Every creation verb also answers to "make a new ...".
+for _verb in ("create", "place", "book", "reserve", "schedule", "request", "submit"):
+    VERB_SYNONYMS[_verb] = tuple(dict.fromkeys(VERB_SYNONYMS[_verb] + ("make", "new")))
 PAST = {
     "cancel": "cancelled", "update": "updated", "change": "changed", "book": "booked", "create": "created",
     "place": "placed", "make": "made", "reserve": "reserved", "schedule": "scheduled", "return": "returned",

@@ -23,10 +23,16 @@ from typing import Any
 
 import attrs
 
-from scaleenv.contracts import FieldRef, Literal, Param, RecordRef, Term, parse_term, render, right_term
+from scaleenv.contracts import RESULT, FieldRef, Literal, Param, ParamField, RecordRef, Term, Wildcard, parse_term, render, right_term
 from scaleenv.store.specs import Condition, DomainSpec, TableSpec, ToolSpec
 
-BUG_KINDS = ("missing_check", "wrong_key", "off_by_one", "wrong_transition", "forgot_update")
+BUG_KINDS = (
+    "missing_check", "wrong_key", "off_by_one", "wrong_transition", "forgot_update",
+    # A new record starts in the wrong status (caught by ``after: t[$result.id].status == ...``).
+    "wrong_initial_status",
+    # A lookup finds that a record matches but returns another one (the first of the table).
+    "wrong_record",
+)
 
 _RESERVED = {
     "db", "ToolError", "len", "range", "sorted", "min", "max", "sum", "abs", "round", "str", "int", "float",
@@ -74,10 +80,83 @@ def _key_prefix(table: str) -> str:
     return "".join(letters[:3]) or "rec"
 
 
+def _uses_result(term: Term | None) -> bool:
+    """Whether a term reads the tool's return value (``$result...``)."""
+    if isinstance(term, Param | ParamField):
+        return term.name == RESULT
+    if isinstance(term, RecordRef):
+        return _uses_result(term.key)
+    if isinstance(term, FieldRef):
+        return _uses_result(term.record.key)
+    return False
+
+
+def is_result_post(cond: Condition) -> bool:
+    """A post-condition about the return value (the created or found record), not an update to make."""
+    return cond.when == "post" and (_uses_result(parse_term(cond.left)) or _uses_result(right_term(cond)))
+
+
+def _is_match(cond: Condition) -> bool:
+    """``some_eq`` / ``none_eq`` over ``table[*].field``."""
+    if cond.op not in ("some_eq", "none_eq"):
+        return False
+    left = parse_term(cond.left)
+    return isinstance(left, FieldRef) and isinstance(left.record.key, Wildcard)
+
+
+def _lookup_pre(domain: DomainSpec, tool: ToolSpec) -> int | None:
+    """The index of the ``some_eq`` pre-condition that is the tool's lookup (find_x_by_email)."""
+    lookup = _lookup_field(domain, tool)
+    target = _target_table(domain, tool)
+    if lookup is None or target is None:
+        return None
+    for i, c in enumerate(tool.contract):
+        if c.when == "pre" and c.op == "some_eq" and _is_match(c):
+            left = parse_term(c.left)
+            assert isinstance(left, FieldRef)
+            if left.record.table == target.name and left.field == lookup and right_term(c) == Param(lookup):
+                return i
+    return None
+
+
+def created_table(domain: DomainSpec, tool: ToolSpec) -> TableSpec | None:
+    """The table a creation tool adds a record to: written, not named by a param or a (non-$result) condition."""
+    if not tool.mutates:
+        return None
+    named = {t for c in tool.contract for term in [parse_term(c.left)] if not _uses_result(term) for t, _ in _tables(term)}
+    refs = {p.ref for p in tool.params if p.ref}
+    for tname in tool.writes:
+        if tname in named or tname in refs:
+            continue
+        spec = domain.table(tname)
+        if spec is not None:
+            return spec
+    return None
+
+
+def _initial_sites(domain: DomainSpec, tool: ToolSpec) -> list[tuple[int, list[str]]]:
+    """Posts fixing an enum field of the created record to a literal: (index, the other values)."""
+    created = created_table(domain, tool)
+    if created is None:
+        return []
+    out = []
+    for i, c in enumerate(tool.contract):
+        if c.when != "post" or c.op != "eq" or not is_result_post(c):
+            continue
+        left, right = parse_term(c.left), right_term(c)
+        if isinstance(left, FieldRef) and left.record.table == created.name and isinstance(right, Literal):
+            field = created.field(left.field)
+            if field is not None and field.enum:
+                others = [v for v in field.enum if v != right.value]
+                if others:
+                    out.append((i, others))
+    return out
+
+
 def applicable_bugs(domain: DomainSpec, tool: ToolSpec) -> list[str]:
     kinds = []
     pres = [c for c in tool.contract if c.when == "pre"]
-    posts = [c for c in tool.contract if c.when == "post"]
+    posts = [c for c in tool.contract if c.when == "post" and not is_result_post(c)]
     if pres or _lookup_field(domain, tool) is not None:
         kinds.append("missing_check")
     if any(c.op == "exists" and isinstance(parse_term(c.left), RecordRef) and isinstance(parse_term(c.left).key, Param) for c in pres) \
@@ -89,11 +168,15 @@ def applicable_bugs(domain: DomainSpec, tool: ToolSpec) -> list[str]:
         kinds.append("wrong_transition")
     if any(c.op in ("eq", "increases_by", "decreases_by") for c in posts):
         kinds.append("forgot_update")
+    if _initial_sites(domain, tool):
+        kinds.append("wrong_initial_status")
+    if _lookup_pre(domain, tool) is not None:
+        kinds.append("wrong_record")
     return kinds
 
 
 def _transition_options(domain: DomainSpec, cond: Condition) -> list[str]:
-    if cond.when != "post" or cond.op != "eq" or not isinstance(cond.right, str):
+    if cond.when != "post" or cond.op != "eq" or not isinstance(cond.right, str) or is_result_post(cond):
         return []
     left, right = parse_term(cond.left), right_term(cond)
     if not isinstance(left, FieldRef) or not isinstance(right, Literal):
@@ -138,6 +221,7 @@ class _Writer:
         self.lines: list[str] = []
         self.features: dict[str, list[str]] = {}
         self.bound: dict[str, str] = {}  # str(RecordRef) -> local variable
+        self.found: str | None = None  # the local holding the record a lookup (some_eq) found
         self.used = set(_RESERVED) | {p.name for p in tool.params}
         self.detail = ""
 
@@ -227,8 +311,11 @@ def generate(domain: DomainSpec, tool: ToolSpec, bug: str | None = None, rng: ra
     rng = rng or random.Random(0)
     w = _Writer(domain, tool, bug, rng)
     pres = [(i, c) for i, c in enumerate(tool.contract) if c.when == "pre"]
-    posts = [(i, c) for i, c in enumerate(tool.contract) if c.when == "post"]
+    # Posts about $result (the created or found record) are met by creating/finding it, not by an update.
+    result_posts = [(i, c) for i, c in enumerate(tool.contract) if is_result_post(c)]
+    posts = [(i, c) for i, c in enumerate(tool.contract) if c.when == "post" and not is_result_post(c)]
     lookup = _lookup_field(domain, tool)
+    lookup_pre = _lookup_pre(domain, tool)
 
     # Choose the bug's site up front.
     skip_pre: int | None = None
@@ -238,6 +325,7 @@ def generate(domain: DomainSpec, tool: ToolSpec, bug: str | None = None, rng: ra
     transition_post: tuple[int, str] | None = None
     drop_post: int | None = None
     lookup_bug: str | None = None
+    initial_post: tuple[int, str] | None = None
     if bug == "missing_check":
         if pres:
             soft = [i for i, c in pres if c.op != "exists"]
@@ -265,6 +353,13 @@ def generate(domain: DomainSpec, tool: ToolSpec, bug: str | None = None, rng: ra
         transition_post = (idx, rng.choice(opts))
     elif bug == "forgot_update":
         drop_post = rng.choice([i for i, c in posts if c.op in ("eq", "increases_by", "decreases_by")])
+    elif bug == "wrong_initial_status":
+        idx, opts = rng.choice(_initial_sites(domain, tool))
+        initial_post = (idx, rng.choice(opts))
+    elif bug == "wrong_record":
+        if lookup_pre is None:
+            raise ValueError(f"bug kind 'wrong_record' does not apply to {tool.name}")
+        lookup_bug = "first_record"
     elif bug is not None:
         raise ValueError(f"unknown bug kind {bug!r}")
 
@@ -281,12 +376,21 @@ def generate(domain: DomainSpec, tool: ToolSpec, bug: str | None = None, rng: ra
         why = cond.why or render(cond)
         if i == skip_pre:
             w.detail = f"missing check of {render(cond)}"
+            if cond.op == "some_eq" and isinstance(left, FieldRef) and right is not None:
+                # The record is still searched for, but nothing stops the call when none matches.
+                _emit_match(w, i, cond, left, right, why, skipped=True, lookup=i == lookup_pre, lookup_bug=None)
+                continue
             if cond.op == "exists" and isinstance(left, RecordRef):
                 for inner in _records_in(left.key):
                     w.bind(inner)
                 var = w.var_for(left)
                 w.emit(f"{var} = db[{left.table!r}].get({w.key_expr(left.key)}, {{}})")
                 w.bound[str(left)] = var
+            continue
+        if _is_match(cond):
+            assert isinstance(left, FieldRef) and right is not None
+            _emit_match(w, i, cond, left, right, why, skipped=False,
+                        lookup=i == lookup_pre, lookup_bug=lookup_bug if i == lookup_pre else None)
             continue
         if cond.op in ("exists", "absent"):
             assert isinstance(left, RecordRef)
@@ -331,18 +435,9 @@ def generate(domain: DomainSpec, tool: ToolSpec, bug: str | None = None, rng: ra
             continue
         w.bind_all(parse_term(cond.left), right_term(cond))
 
-    # Creation: a written table that no condition names gets a new record.
-    named_tables = {t for c in tool.contract for term in [parse_term(c.left)] for t, _ in _tables(term)}
-    ref_tables = {p.ref for p in tool.params if p.ref}
-    created: tuple[TableSpec, str] | None = None
-    if tool.mutates:
-        for tname in tool.writes:
-            if tname in named_tables or tname in ref_tables:
-                continue
-            spec = domain.table(tname)
-            if spec is not None:
-                created = (spec, "new_id")
-                break
+    # Creation: a written table that no condition names (other than through $result) gets a new record.
+    created_spec = created_table(domain, tool)
+    created: tuple[TableSpec, str] | None = (created_spec, "new_id") if created_spec is not None else None
 
     # Amounts are read before anything changes.
     amounts: dict[int, str] = {}
@@ -364,12 +459,36 @@ def generate(domain: DomainSpec, tool: ToolSpec, bug: str | None = None, rng: ra
         w.emit(f"while new_id in db[{tname!r}]:", feature="create")
         w.emit("n = n + 1", 2)
         w.emit(f"new_id = {prefix + '_'!r} + str(n).zfill(4)", 2)
+        # What the post-conditions on the new record ($result.<key>) say its fields are.
+        preset: dict[str, tuple[int, str]] = {}
+        stored: list[int] = []
+        for i, cond in result_posts:
+            left = parse_term(cond.left)
+            on_new = _new_record_ref(left, spec)
+            if cond.op == "exists" and on_new:
+                stored.append(i)
+            elif cond.op == "eq" and isinstance(left, FieldRef) and _new_record_ref(left.record, spec):
+                right = right_term(cond)
+                if isinstance(right, Param):
+                    param = tool.param(right.name)
+                    fexpr = f"str({right.name})" if param is not None and param.ref else right.name
+                elif isinstance(right, Literal):
+                    fexpr = _lit(right.value)
+                    if initial_post and initial_post[0] == i:
+                        fexpr = _lit(initial_post[1])
+                        w.detail = f"wrong initial status: a new {_singular(tname)} starts as {initial_post[1]!r}"
+                else:
+                    continue
+                preset[left.field] = (i, fexpr)
         fields = _new_record_fields(w, domain, tool, spec)
         w.emit("record = {", feature="create")
         for fname, fexpr in fields:
-            w.emit(f"{fname!r}: {fexpr},", 2)
+            i_post, fexpr = preset.get(fname, (None, fexpr))
+            w.emit(f"{fname!r}: {fexpr},", 2, feature=None if i_post is None else f"post:{i_post}")
         w.emit("}")
         w.emit(f"db[{tname!r}][new_id] = record", feature="create")
+        for i in stored:
+            w.features.setdefault(f"post:{i}", []).append(f"db[{tname!r}][new_id] = record")
 
     for i, cond in posts:
         feat = f"post:{i}"
@@ -395,6 +514,57 @@ def generate(domain: DomainSpec, tool: ToolSpec, bug: str | None = None, rng: ra
 
     _emit_return(w, domain, tool, lookup, lookup_bug, created)
     return Generated(code="\n".join(w.lines) + "\n", bug=bug, features=w.features, detail=w.detail)
+
+
+def _new_record_ref(term: Term, spec: TableSpec) -> bool:
+    """``table[$result.<pk>]``: the record the tool creates."""
+    return (isinstance(term, RecordRef) and term.table == spec.name and isinstance(term.key, ParamField)
+            and term.key.name == RESULT and term.key.field == spec.primary_key)
+
+
+def _emit_match(w: _Writer, i: int, cond: Condition, left: FieldRef, right: Term, why: str, *, skipped: bool,
+                lookup: bool, lookup_bug: str | None) -> None:
+    """some_eq: find the first matching record (ToolError when none); none_eq: ToolError when one matches."""
+    feat = f"pre:{i}"
+    table = left.record.table
+    w.bind_all(right)
+    rx = w.expr(right)
+    if cond.op == "none_eq":
+        w.emit(f"for key in sorted(db[{table!r}]):", feature=feat)
+        w.emit(f"if db[{table!r}][key].get({left.field!r}) == {rx}:", 2, feature=feat)
+        w.emit(f"raise ToolError({_msg(why + ': ')} + str({rx}))", 3, feature=feat)
+        return
+    var, n = "found", 2
+    while var in w.used - {"found"} or (var == "found" and w.found is not None):
+        var, n = f"found{n}", n + 1
+    w.used.add(var)
+    match_feat = "lookup" if lookup else feat
+    field = left.field
+    if lookup_bug == "wrong_field":
+        spec = w.domain.table(table)
+        pk = spec.primary_key if spec else field
+        others = [f.name for f in spec.fields if f.type == "str" and f.name not in (field, pk)] if spec else []
+        field = w.rng.choice(others) if others else pk
+        w.detail = f"wrong key: matches {left.field!r} against field {field!r}"
+    w.emit(f"{var} = None")
+    w.emit(f"for key in sorted(db[{table!r}]):")
+    w.emit(f"rec = db[{table!r}][key]", 2)
+    w.emit(f"if rec.get({field!r}) == {rx}:", 2, feature=match_feat)
+    if lookup_bug == "first_record":
+        w.emit(f"{var} = db[{table!r}][sorted(db[{table!r}])[0]]", 3)
+        w.detail = f"wrong record: returns the first {_singular(table)}, not the one whose {left.field} matches"
+        w.features.setdefault(match_feat, []).append(f"{var} = rec")
+    else:
+        w.emit(f"{var} = rec", 3, feature=match_feat)
+    w.emit("break", 3)
+    if skipped:
+        w.emit(f"if {var} is None:")
+        w.emit(f"{var} = {{}}", 2)
+    else:
+        w.emit(f"if {var} is None:", feature=feat)
+        w.emit(f"raise ToolError({_msg(why + ': ')} + str({rx}))", 2, feature=feat)
+    if lookup:
+        w.found = var
 
 
 def _tables(term: Term) -> list[tuple[str, str | None]]:
@@ -464,6 +634,9 @@ def _emit_return(w: _Writer, domain: DomainSpec, tool: ToolSpec, lookup: str | N
         else:
             w.emit(f"out.append({proj('rec')})", 2)
         w.emit("return out")
+        return
+    if lookup is not None and target is not None and w.found is not None:
+        w.emit(f"return {proj(w.found)}")
         return
     if lookup is not None and target is not None:
         field = lookup

@@ -159,7 +159,10 @@ def build_domain(combo: Combo) -> DomainSpec:
     core = [
         ToolSpec(name=f"find_{p1}_by_email", description=f"Find {_a(p1)} by their email address.",
                  params=[_p("email", "str", "the email address")], returns=ret(party_fields, pid, "name"),
-                 reads=[P], writes=[], mutates=False, contract=[]),
+                 reads=[P], writes=[], mutates=False, contract=[
+                     _pre("some_eq", f"{P}[*].email", "$email", why=f"no {_words(p1)} has this email"),
+                     _post("eq", f"{P}[$result.{pid}].email", "$email", why=f"the {_words(p1)} found has this email"),
+                 ]),
         ToolSpec(name=f"get_{p1}", description=f"Get {_a(p1)}'s profile and {_words(bal)}.",
                  params=[tp], returns=ret(party_fields, *party_ret), reads=[P], writes=[], mutates=False, contract=[exists_p]),
         ToolSpec(name=f"list_{p1}_{T}", description=f"List the {_words(T)} of {_a(p1)}.",
@@ -175,6 +178,11 @@ def build_domain(combo: Combo) -> DomainSpec:
                      _pre("gt", f"${qty}", "0", why=f"{_words(qty)} must be positive"),
                      _pre("ge", f"{R}[${rid}].{stock}", f"${qty}", why=f"not enough {_words(stock)}"),
                      _post("decreases_by", f"{R}[${rid}].{stock}", f"${qty}", why=f"the {_words(qty)} are taken from {_words(stock)}"),
+                     _post("exists", f"{T}[$result.{tid}]", why=f"a new {_words(t1)} is recorded"),
+                     _post("eq", f"{T}[$result.{tid}].status", f'"{s0}"', why=f"a new {_words(t1)} starts as {s0}"),
+                     _post("eq", f"{T}[$result.{tid}].{pid}", f"${pid}", why=f"the {_words(t1)} belongs to the {_words(p1)}"),
+                     _post("eq", f"{T}[$result.{tid}].{rid}", f"${rid}", why=f"the {_words(t1)} is for the {_words(r1)}"),
+                     _post("eq", f"{T}[$result.{tid}].{qty}", f"${qty}", why=f"the {_words(t1)} is for that many {_words(qty)}"),
                  ]),
         ToolSpec(name=f"cancel_{t1}",
                  description=f"Cancel {_a(t1)} that is still {s0!r} or {s1!r}; its total is credited back and the {_words(qty)} released.",
@@ -228,10 +236,11 @@ def build_domain(combo: Combo) -> DomainSpec:
                      exists_r, _pre("gt", f"${qty}", "0", why="must add at least one"),
                      _post("increases_by", f"{R}[${rid}].{stock}", f"${qty}"),
                  ]),
-        ToolSpec(name=f"update_{p1}_email", description=f"Change {_a(p1)}'s email address.",
+        ToolSpec(name=f"update_{p1}_email", description=f"Change {_a(p1)}'s email address (to one no other {_words(p1)} uses).",
                  params=[tp, _p("email", "str", "the new email")], returns=ret(party_fields, pid, "email"),
                  reads=[P], writes=[P], mutates=True, contract=[
                      exists_p, _pre("ne", "$email", '""', why="the email cannot be empty"),
+                     _pre("none_eq", f"{P}[*].email", "$email", why=f"the email is already used by {_a(p1)}"),
                      _post("eq", f"{P}[${pid}].email", "$email"),
                  ]),
     ]
@@ -261,6 +270,9 @@ def build_domain(combo: Combo) -> DomainSpec:
                 _pre("ge", "$rating", "1", why="rating is 1 to 5"),
                 _pre("le", "$rating", "5", why="rating is 1 to 5"),
                 _post("unchanged", f"{T}[${tid}].status", why=f"leaving a {_words(n1)} does not change the {_words(t1)}"),
+                _post("exists", f"{N}[$result.{nid}]", why=f"the {_words(n1)} is recorded"),
+                _post("eq", f"{N}[$result.{nid}].{tid}", f"${tid}", why=f"the {_words(n1)} is about the {_words(t1)}"),
+                _post("eq", f"{N}[$result.{nid}].rating", "$rating", why="the rating is stored as given"),
             ]))
     order = {t.name: i for i, t in enumerate(optional)}
     chosen.sort(key=lambda t: order.get(t.name, len(order)))

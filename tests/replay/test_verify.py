@@ -1,0 +1,97 @@
+"""`scaleenv replay --verify`: re-executes recorded tool calls; catches nondeterminism and tampering."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import msgspec
+import pytest
+import trio
+
+from scaleenv.replay.logcopy import copy_log, replace_event
+from scaleenv.replay.verify import verify_log
+from scaleenv.store.events.episodes import ToolExecuted
+from scaleenv.store.events import synth
+from scaleenv.store.log import Log
+from scaleenv.store.record import Record
+from tests.replay.shoplog import build_shop_log
+
+
+def _verify(path: Path):
+    with Log.open(path, readonly=True) as lg:
+        return trio.run(lambda: verify_log(lg, workers=2))
+
+
+def test_sim_run_verifies_clean(golden_run: Path) -> None:
+    report = _verify(golden_run)
+    assert report.divergences == [] and report.errors == []
+    assert report.by_kind.get("tests", 0) > 0 and report.by_kind.get("golden", 0) > 0
+
+
+def test_shop_run_verifies_clean_including_episode_calls(shop_run: Path, cli) -> None:
+    code, out, _ = cli("replay", "--log", shop_run, "--verify", "--json")
+    got = json.loads(out)
+    assert code == 0 and got["divergences"] == 0 and got["ok"]
+    assert got["by_kind"] == {"episode": 5, "golden": 3} and got["checked"] == 8
+
+
+def test_a_nondeterministic_tool_is_caught(tmp_path: Path, cli) -> None:
+    """whoami formats a lambda: its address differs in every sandbox worker process."""
+    path = tmp_path / "nd.lmdb"
+    build_shop_log(path, nondeterministic=True)
+    code, out, _ = cli("replay", "--log", path, "--verify", "--json")
+    got = json.loads(out)
+    if got["divergences"] == 0:
+        pytest.skip("address space layout randomization is off here: the tool happened to repeat itself")
+    assert code == 1 and got["divergences"] == 1
+    d = got["divergence_list"][0]
+    with Log.open(path, readonly=True) as lg:
+        whoami = next(r for r in lg.read_stream(d["stream"]) if isinstance(r.event, ToolExecuted) and r.event.tool == "whoami")
+    assert (d["stream"], d["n"], d["tool"], d["fields"]) == ("episode/d00/t000/g0", whoami.n, "whoami", ["result"])
+    assert d["expected"]["result"] != d["got"]["result"]
+
+
+def _tamper(src: Path, dest: Path, pick, **changes) -> Record:
+    hit: list[Record] = []
+
+    def t(r: Record) -> Record:
+        if not hit and pick(r):
+            hit.append(r)
+            return replace_event(r, **changes)
+        return r
+
+    with Log.open(src, readonly=True) as lg:
+        copy_log(lg, dest, t)
+    assert hit
+    return hit[0]
+
+
+def test_a_tampered_tool_result_is_named_by_stream_and_step(shop_run: Path, tmp_path: Path, cli) -> None:
+    dest = tmp_path / "tampered.lmdb"
+    target = _tamper(shop_run, dest, lambda r: isinstance(r.event, ToolExecuted) and r.event.tool == "list_customer_orders",
+                     result=[])
+    code, out, _ = cli("replay", "--log", dest, "--verify", "--json")
+    got = json.loads(out)
+    assert code == 1 and got["divergences"] == 1
+    d = got["divergence_list"][0]
+    assert (d["stream"], d["n"], d["kind"], d["tool"], d["fields"]) == (target.stream, target.n, "episode",
+                                                                        "list_customer_orders", ["result"])
+    assert d["expected"]["result"] == [] and d["got"]["result"][0]["order_id"] == "ord_0001"
+    code, text, _ = cli("replay", "--log", dest, "--verify")
+    assert code == 1 and f"Divergence in stream '{target.stream}' at n={target.n}" in text
+
+
+def test_a_tampered_test_verdict_is_caught(golden_run: Path, tmp_path: Path) -> None:
+    dest = tmp_path / "tampered.lmdb"
+
+    def flip(r: Record) -> bool:
+        return isinstance(r.event, synth.TestsRun)
+
+    with Log.open(golden_run, readonly=True) as lg:
+        first = next(r for r in lg.read() if flip(r))
+    results = list(first.event.results)
+    results[0] = msgspec.structs.replace(results[0], passed=not results[0].passed)
+    target = _tamper(golden_run, dest, flip, results=results)
+    report = _verify(dest)
+    assert [(d.stream, d.n, d.kind, d.fields) for d in report.divergences] == [(target.stream, target.n, "tests", ["passed"])]
