@@ -31,6 +31,8 @@ from scaleenv.seeding import derive_seed
 from scaleenv.store.events import Ref
 from scaleenv.store.events.llm import LlmCalled, LlmExhausted
 
+from .errors import RecordedDivergence
+
 T = TypeVar("T")
 
 CONTEXT_OPEN = "<context>"
@@ -207,7 +209,19 @@ class Llm:
             if completion is None:
                 async with self.limiter:
                     start = time.perf_counter()
-                    completion = await self.backend.complete(req, json_schema, schema_name)
+                    try:
+                        completion = await self.backend.complete(req, json_schema, schema_name)
+                    except RecordedDivergence as exc:
+                        # Record what was asked: against a recorded stream this emit raises the
+                        # stream's Divergence (first differing field, both sides); otherwise the
+                        # request is kept in the log before the error stops this agent.
+                        await stream.emit(
+                            LlmCalled(role=request.role, backend=self.backend.name, model=self.backend.model,
+                                      request_digest=digest, messages=messages, schema_name=schema_name,
+                                      json_schema=json_schema, seed=seed, attempt=attempt, raw="", error=str(exc)),
+                            actor=request.role, cause=cause,
+                        )
+                        raise
                     if not completion.latency_s:
                         completion = msgspec.structs.replace(completion, latency_s=time.perf_counter() - start)
             value, error = validation_error(completion.text, output_type)

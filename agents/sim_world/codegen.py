@@ -222,6 +222,7 @@ class _Writer:
         self.features: dict[str, list[str]] = {}
         self.bound: dict[str, str] = {}  # str(RecordRef) -> local variable
         self.found: str | None = None  # the local holding the record a lookup (some_eq) found
+        self.matches = 0  # some_eq searches emitted (each binds found, found2, ...)
         self.used = set(_RESERVED) | {p.name for p in tool.params}
         self.detail = ""
 
@@ -534,8 +535,9 @@ def _emit_match(w: _Writer, i: int, cond: Condition, left: FieldRef, right: Term
         w.emit(f"if db[{table!r}][key].get({left.field!r}) == {rx}:", 2, feature=feat)
         w.emit(f"raise ToolError({_msg(why + ': ')} + str({rx}))", 3, feature=feat)
         return
-    var, n = "found", 2
-    while var in w.used - {"found"} or (var == "found" and w.found is not None):
+    w.matches += 1
+    var, n = ("found", 2) if w.matches == 1 else (f"found{w.matches}", w.matches + 1)
+    while var != "found" and var in w.used:
         var, n = f"found{n}", n + 1
     w.used.add(var)
     match_feat = "lookup" if lookup else feat
@@ -553,7 +555,6 @@ def _emit_match(w: _Writer, i: int, cond: Condition, left: FieldRef, right: Term
     if lookup_bug == "first_record":
         w.emit(f"{var} = db[{table!r}][sorted(db[{table!r}])[0]]", 3)
         w.detail = f"wrong record: returns the first {_singular(table)}, not the one whose {left.field} matches"
-        w.features.setdefault(match_feat, []).append(f"{var} = rec")
     else:
         w.emit(f"{var} = rec", 3, feature=match_feat)
     w.emit("break", 3)

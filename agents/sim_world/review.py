@@ -10,7 +10,7 @@ from __future__ import annotations
 from scaleenv.contracts import render
 from scaleenv.store.specs import DomainSpec, ToolSpec
 
-from .codegen import generate
+from .codegen import generate, is_result_post
 
 
 def findings(domain: DomainSpec, tool: ToolSpec, code: str) -> tuple[list[str], list[str]]:
@@ -36,6 +36,13 @@ def findings(domain: DomainSpec, tool: ToolSpec, code: str) -> tuple[list[str], 
                 else:
                     right.append(f"The pre-condition `{text}`{why} may not be enforced on every path; "
                                  "please add an explicit ToolError guard for it.")
+            elif is_result_post(cond):
+                # About the record the tool creates and returns ($result): the new record must say so.
+                if missing:
+                    wrong.append(f"The post-condition `{text}`{why} does not hold for the record the tool returns: "
+                                 f"`{missing[-1]}` is missing or different.")
+                else:
+                    right.append(f"The post-condition `{text}` looks fragile: make sure the returned id is the new record's key.")
             else:
                 if missing:
                     wrong.append(f"The post-condition `{text}` is not implemented correctly: "
@@ -43,8 +50,8 @@ def findings(domain: DomainSpec, tool: ToolSpec, code: str) -> tuple[list[str], 
                 else:
                     right.append(f"The post-condition `{text}` looks fragile: make sure the update happens after all checks.")
         elif kind == "lookup" and missing:
-            wrong.append(f"The lookup must match the `{tool.params[0].name}` field and raise ToolError when no record "
-                         f"matches (expected `{missing[0]}`).")
+            wrong.append(f"The lookup must return the record whose `{tool.params[0].name}` field matches and raise "
+                         f"ToolError when no record matches (expected `{missing[0]}`).")
         elif kind == "filter" and missing:
             wrong.append(f"The list must be filtered by the parameters (expected `{missing[0]}`).")
         elif kind == "create" and missing:

@@ -16,6 +16,8 @@ from scaleenv.agents.llm.sim.backend import SimCall, register_role
 from scaleenv.contracts import Literal, parse_term, right_term
 from scaleenv.store.specs import DomainSpec, ToolSpec
 
+from .codegen import created_table, is_result_post
+
 PERSONAS = (
     ("busy professional", "You are a busy professional with little time.", "Keep it short; you want this done quickly."),
     ("polite retiree", "You are a polite retiree who is not very technical.", "Ask the assistant to confirm when it is done."),
@@ -35,7 +37,8 @@ def _words(ident: str) -> str:
 
 def _status_target(tool: ToolSpec) -> str | None:
     for c in tool.contract:
-        if c.when == "post" and c.op == "eq" and isinstance(c.right, str) and parse_term(c.left).__class__.__name__ == "FieldRef":
+        if c.when == "post" and c.op == "eq" and isinstance(c.right, str) and not is_result_post(c) \
+                and parse_term(c.left).__class__.__name__ == "FieldRef":
             r = right_term(c)
             if isinstance(r, Literal) and isinstance(r.value, str):
                 return r.value
@@ -54,11 +57,10 @@ def phrase(domain: DomainSpec, tool: ToolSpec, args: dict[str, Any]) -> str:
     obj = _words(rest)
     plain = {p.name: args[p.name] for p in tool.params if p.ref is None and p.name in args}
     if tool.mutates:
-        created = [t for t in tool.writes if not any(p.ref == t for p in tool.params)
-                   and not any(t in c.left for c in tool.contract)]
-        if created:
+        created = created_table(domain, tool)
+        if created is not None:
             amounts = ", ".join(f"{_words(k)} {_value_text(v)}" for k, v in plain.items())
-            return f"make a new {_words(domain.table(created[0]).name if domain.table(created[0]) else obj).rstrip('s')} ({amounts})" if amounts \
+            return f"make a new {_words(created.name).rstrip('s')} ({amounts})" if amounts \
                 else f"create a new {obj}"
         if verb == "cancel":
             return f"cancel my {obj}"

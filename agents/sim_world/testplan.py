@@ -14,7 +14,7 @@ from typing import Any
 from scaleenv.contracts import UNDEFINED, FieldRef, Literal, Param, RecordRef, check_pre, eval_term, parse_term, right_term
 from scaleenv.store.specs import DbState, DomainSpec, ToolSpec
 
-from .codegen import _lookup_field
+from .codegen import _is_match, _lookup_field, is_result_post
 from .states import STREETS
 
 MAX_CASES = 12
@@ -23,7 +23,8 @@ MAX_CASES = 12
 def _post_eq_params(tool: ToolSpec) -> set[str]:
     out = set()
     for c in tool.contract:
-        if c.when == "post" and c.op == "eq" and isinstance(c.right, str):
+        # Params a post-condition stores (update_x_email's email), not those a new record merely echoes.
+        if c.when == "post" and c.op == "eq" and isinstance(c.right, str) and not is_result_post(c):
             r = right_term(c)
             if isinstance(r, Param):
                 out.add(r.name)
@@ -74,7 +75,8 @@ def expected_changes(tool: ToolSpec, args: dict[str, Any], state: DbState) -> li
     """What the post-conditions say the records look like after a valid call."""
     changes = []
     for c in tool.contract:
-        if c.when != "post":
+        if c.when != "post" or is_result_post(c):
+            # About the returned record: its key is not known before the call (the engine checks these).
             continue
         left = parse_term(c.left)
         if c.op in ("exists", "absent") and isinstance(left, RecordRef):
@@ -182,6 +184,23 @@ def plan_cases(domain: DomainSpec, tool: ToolSpec, state: DbState, rng: random.R
             add(f"unknown_{p.name}", {**base, p.name: f"{p.ref[:3]}_missing_{rng.randrange(1000, 9999)}"}, f"no such {p.ref} record")
     if lookup is not None:
         add(f"unknown_{lookup}", {**base, lookup: f"nobody{rng.randrange(100, 999)}@example.invalid"}, "nothing matches")
+    # Matches over a whole table: a value no record has (some_eq), one a record already has (none_eq).
+    for i, c in pres:
+        right = right_term(c)
+        if not _is_match(c) or not isinstance(right, Param):
+            continue
+        left = parse_term(c.left)
+        assert isinstance(left, FieldRef)
+        if c.op == "some_eq" and right.name != lookup:
+            add(f"unknown_{right.name}", {**base, right.name: f"unknown_{right.name}_{rng.randrange(100, 999)}"},
+                f"no {left.record.table} record has this {left.field}")
+        elif c.op == "none_eq":
+            taken = sorted({rec.get(left.field) for rec in state.get(left.record.table, {}).values()
+                            if isinstance(rec.get(left.field), str | int | float)}, key=str)
+            if taken:
+                value = rng.choice(taken)
+                add(f"taken_{right.name}", {**base, right.name: value},
+                    f"a {left.record.table} record already has {left.field} {value!r}")
     # Bad state: a record breaking one pre-condition while the others hold.
     for i, c in pres:
         if c.op == "exists":

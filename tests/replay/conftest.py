@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import structlog
 
 from scaleenv.cli import main
+from scaleenv.logs import configure_logging
 from tests.replay.goldens import GOLDEN_LOG, STAGES, load_prefix
 from tests.replay.shoplog import build_shop_log
 
@@ -50,3 +53,21 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str
         return code, out.out, out.err
 
     return run
+
+
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is now (configure_logging binds the object it sees)."""
+
+    def write(self, s: str) -> int:
+        return sys.stderr.write(s)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+@pytest.fixture(autouse=True)
+def _logging_follows_stderr():
+    """In-process CLI calls bind structlog to capsys's stderr, closed after the test: rebind."""
+    yield
+    configure_logging("console", "warning")
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()))  # type: ignore[arg-type]

@@ -51,7 +51,7 @@ def failures(code: str, tool: Any, state: dict, cases: list[dict]) -> list[str]:
                 good = rec is not None and rec.get(ch["field"]) == ch["value"]
             if not good:
                 out.append(f"{case['name']}: change {ch} not made")
-        bad = check_post(tool, case["args"], state, db)
+        bad = check_post(tool, case["args"], state, db, result)
         if bad:
             out.append(f"{case['name']}: post {[v.detail for v in bad]}")
     return out

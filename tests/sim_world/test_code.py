@@ -39,13 +39,13 @@ def test_bug_free_code_satisfies_contract(combo) -> None:
         assert failures(code, tool, state, cases) == [], (tool.name, code)
         for case in cases:  # the contract itself, independent of the tester's labels
             db = copy.deepcopy(state)
-            outcome, _ = call(code, tool.name, db, case["args"])
+            outcome, result = call(code, tool.name, db, case["args"])
             if check_pre(tool, case["args"], state):
                 assert outcome == "error" and db == state, (tool.name, case)
             else:
                 assert outcome in ("ok", "error"), (tool.name, case)
                 if outcome == "ok":
-                    assert check_post(tool, case["args"], state, db) == [], (tool.name, case)
+                    assert check_post(tool, case["args"], state, db, result) == [], (tool.name, case)
 
 
 def test_new_keys_come_from_the_state() -> None:

@@ -1,0 +1,185 @@
+"""Replay benchmarks: fold throughput, seek with and without snapshots, verify throughput.
+
+    .venv/bin/python bench/replay.py [--events 1000000] [--every 64] [--json]
+
+1. A synthetic log of ``--events`` events (episode streams of MessageSent/ToolExecuted
+   with deltas, over one task) is written through the ordinary writer in big batches
+   with sync=False. Fold throughput = events/s of ``fold(log.read())``; the baseline is
+   decoding the same records without folding (``list(log.read())``-style iteration).
+2. Seek: the state at a random position of random episodes, cold (fold from the start)
+   and from snapshots every ``--every`` events; events touched and time per seek.
+3. Verify: a real sim run (``--verify-domains`` domains, seed 3), every recorded tool
+   call re-executed in the sandbox: calls/s.
+
+``--json`` prints one JSON object on the last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from scaleenv.replay.episode_state import seek
+from scaleenv.replay.logcopy import append_all
+from scaleenv.replay.projection import fold
+from scaleenv.replay.snapshots import build_snapshots
+from scaleenv.replay.verify import verify_log
+from scaleenv.store.events.base import Ref
+from scaleenv.store.events.episodes import EpisodeStarted, MessageSent, ToolCallRequest, ToolExecuted
+from scaleenv.store.events.tasks import RecordChange, TaskInstantiated
+from scaleenv.store.log import Log
+from scaleenv.store.writer import Pending
+
+EVENTS_PER_EPISODE = 500
+ROWS = 20
+
+
+def _initial() -> dict[str, dict[str, dict[str, Any]]]:
+    return {"items": {f"i{k:03d}": {"id": f"i{k:03d}", "qty": 10, "note": "x" * 16} for k in range(ROWS)}}
+
+
+def synthetic_items(total: int) -> list[Pending]:
+    """One task stream and enough episode streams to reach ``total`` events."""
+    state = _initial()
+    items = [Pending("task/d00/t000", 0, None, "expander",
+                     TaskInstantiated(domain="bench", initial_state=state, needed=[], distractors=[], steps=[]))]
+    episodes = max(1, -(-(total - 1) // EVENTS_PER_EPISODE))
+    rng = random.Random(7)
+    for e in range(episodes):
+        sid = f"episode/d00/t000/g{e}"
+        items.append(Pending(sid, 0, None, "engine", EpisodeStarted(task_id="d00/t000", domain="bench", attempt=e, seed=e)))
+        qty = {k: 10 for k in state["items"]}
+        n = 1
+        while n < EVENTS_PER_EPISODE:
+            key = f"i{rng.randrange(ROWS):03d}"
+            call = ToolCallRequest(id=f"c{n}", name="set_qty", arguments=f'{{"id": "{key}"}}')
+            items.append(Pending(sid, n, Ref(sid, n - 1), "policy", MessageSent(role="assistant", content="", tool_calls=[call])))
+            before = {"id": key, "qty": qty[key], "note": "x" * 16}
+            qty[key] += 1
+            after = {"id": key, "qty": qty[key], "note": "x" * 16}
+            items.append(Pending(sid, n + 1, Ref(sid, n), "environment", ToolExecuted(
+                call_id=f"c{n}", tool="set_qty", args={"id": key}, ok=True, result=after,
+                delta=[RecordChange(table="items", key=key, before=before, after=after)])))
+            n += 2
+    return items
+
+
+def bench_fold(path: Path, total: int) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    items = synthetic_items(total)
+    t1 = time.perf_counter()
+    with Log.open(path, sync=False, map_size=2 << 30) as lg:
+        written = trio.run(append_all, lg, items, 50_000)
+    t2 = time.perf_counter()
+    del items
+    with Log.open(path, readonly=True) as lg:
+        t3 = time.perf_counter()
+        decoded = sum(1 for _ in lg.read())
+        t4 = time.perf_counter()
+        view = fold(lg.read())
+        t5 = time.perf_counter()
+    assert decoded == view.events == written
+    return {
+        "events": written,
+        "generate_s": round(t1 - t0, 2),
+        "write_events_per_s": round(written / (t2 - t1)),
+        "decode_events_per_s": round(decoded / (t4 - t3)),
+        "fold_events_per_s": round(view.events / (t5 - t4)),
+        "fold_vs_decode": round((t4 - t3) / (t5 - t4), 3),
+    }
+
+
+def bench_seek(path: Path, every: int, samples: int) -> dict[str, Any]:
+    rng = random.Random(11)
+    with Log.open(path, readonly=True) as lg:
+        streams = [s for s, _ in lg.streams("episode/")]
+        picked = rng.sample(streams, min(samples, len(streams)))
+        targets = [(s, rng.randrange(1, lg.stream_length(s) + 1)) for s in picked]
+    with Log.open(path, map_size=2 << 30) as lg:
+        t0 = time.perf_counter()
+        built = build_snapshots(lg, every, picked)
+        build_s = time.perf_counter() - t0
+    with Log.open(path, readonly=True) as lg:
+        cold_t, warm_t, cold_n, warm_n = [], [], [], []
+        for s, n in targets:
+            t = time.perf_counter()
+            cold = seek(lg, s, n, use_snapshots=False)
+            cold_t.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            warm = seek(lg, s, n)
+            warm_t.append(time.perf_counter() - t)
+            assert warm.state == cold.state and warm.digest == cold.digest
+            cold_n.append(cold.touched)
+            warm_n.append(warm.touched)
+    return {
+        "every": every,
+        "seeks": len(targets),
+        "snapshots_built": built.snapshots,
+        "snapshot_build_s": round(build_s, 3),
+        "seek_events_touched": max(warm_n),
+        "seek_events_touched_mean": round(statistics.mean(warm_n), 1),
+        "seek_cold_events_touched_mean": round(statistics.mean(cold_n), 1),
+        "seek_ms_mean": round(1000 * statistics.mean(warm_t), 3),
+        "seek_cold_ms_mean": round(1000 * statistics.mean(cold_t), 3),
+        "seek_speedup": round(statistics.mean(cold_t) / statistics.mean(warm_t), 1),
+    }
+
+
+def bench_verify(path: Path, domains: int) -> dict[str, Any]:
+    from scaleenv.run_context import RunConfig
+    from scaleenv.runner import EngineOptions, open_run, rollouts, stage1, stage2
+
+    config = RunConfig(seed=3, domains=domains, tasks_per_domain=4, episodes_per_task=2)
+
+    async def run() -> None:
+        async with open_run(str(path), config, EngineOptions(progress=False, sync=False)) as ctx:
+            for stage in (stage1, stage2, rollouts):
+                await stage(ctx)
+
+    trio.run(run)
+    with Log.open(path, readonly=True) as lg:
+        report = trio.run(lambda: verify_log(lg, workers=2))
+    return {"verify_calls": report.checked, "verify_by_kind": report.by_kind, "verify_divergences": len(report.divergences),
+            "verify_s": round(report.seconds, 3), "verify_calls_per_s": round(report.calls_per_s, 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--every", type=int, default=64, help="snapshot interval (events)")
+    ap.add_argument("--seeks", type=int, default=50)
+    ap.add_argument("--verify-domains", type=int, default=4)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    from scaleenv.logs import configure_logging
+
+    configure_logging("console", "warning")
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="scaleenv-bench-replay-") as tmp:
+        out.update(bench_fold(Path(tmp) / "synthetic.lmdb", args.events))
+        print(f"fold: {out['events']} events at {out['fold_events_per_s']:,}/s "
+              f"(decode only: {out['decode_events_per_s']:,}/s; write: {out['write_events_per_s']:,}/s)", file=sys.stderr)
+        out.update(bench_seek(Path(tmp) / "synthetic.lmdb", args.every, args.seeks))
+        print(f"seek: at most {out['seek_events_touched']} events touched with snapshots every {args.every} "
+              f"(mean {out['seek_events_touched_mean']}) vs {out['seek_cold_events_touched_mean']} cold; "
+              f"{out['seek_ms_mean']} ms vs {out['seek_cold_ms_mean']} ms", file=sys.stderr)
+        out.update(bench_verify(Path(tmp) / "sim.lmdb", args.verify_domains))
+        print(f"verify: {out['verify_calls']} calls re-executed at {out['verify_calls_per_s']}/s "
+              f"({out['verify_divergences']} divergences)", file=sys.stderr)
+    out["baseline"] = {"fold": "decode only (no apply)", "seek": "fold from the start of the stream"}
+    if args.json:
+        print(json.dumps(out, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
