@@ -6,7 +6,7 @@ Streams: ``domain/<domain>`` carries the design, the graph and the domain's verd
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import msgspec
 
@@ -73,6 +73,8 @@ class RecordExpectation(msgspec.Struct, frozen=True, kw_only=True):
 class TestCase(msgspec.Struct, frozen=True, kw_only=True):
     """One procedural test of a tool: a call against a database state, and what must happen."""
 
+    __test__: ClassVar[bool] = False  # not a pytest test class
+
     name: str
     source: Literal["tester", "contract"]
     args: dict[str, Any]
@@ -85,6 +87,8 @@ class TestCase(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class TestCasesProposed(Event, tag="tool.tests_proposed"):
+    __test__: ClassVar[bool] = False  # not a pytest test class
+
     tool: str
     cases: list[TestCase]
 
@@ -100,6 +104,8 @@ class CaseResult(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class TestsRun(Event, tag="tool.tests_run"):
+    __test__: ClassVar[bool] = False  # not a pytest test class
+
     tool: str
     round: int
     code_digest: str
