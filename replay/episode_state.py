@@ -35,14 +35,8 @@ def stream_of(episode_id: str) -> str:
 
 
 def restore_digest(hexdigest: str, count: int) -> StreamDigest:
-    """A :class:`StreamDigest` positioned after ``count`` records with chain value ``hexdigest``.
-
-    (StreamDigest has no public constructor from a stored value; this sets its two slots.)
-    """
-    d = StreamDigest()
-    d._d = bytes.fromhex(hexdigest)  # noqa: SLF001 - see docstring
-    d.count = count
-    return d
+    """A :class:`StreamDigest` positioned after ``count`` records with chain value ``hexdigest``."""
+    return StreamDigest.restore(hexdigest, count)
 
 
 @attrs.define

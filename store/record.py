@@ -229,6 +229,13 @@ class StreamDigest:
     def hexdigest(self) -> str:
         return self._d.hex()
 
+    @classmethod
+    def restore(cls, hexdigest: str, count: int) -> StreamDigest:
+        """A digest that continues from a stored value (e.g. a snapshot's)."""
+        d = cls()
+        d._d, d.count = bytes.fromhex(hexdigest), count
+        return d
+
     def copy(self) -> StreamDigest:
         d = StreamDigest()
         d._d, d.count = self._d, self.count
