@@ -19,7 +19,7 @@ import trio
 
 from scaleenv.agents.llm.port import ROLE_TAG, LlmExhaustedError, LlmRequest, render_messages
 from scaleenv.replay.projection import DomainView, TaskView
-from scaleenv.replay.reward import score
+from scaleenv.replay.reward import Score, score
 from scaleenv.replay.state import apply_delta
 from scaleenv.run_context import RunContext
 from scaleenv.seeding import derive_seed
@@ -112,18 +112,24 @@ class _Episode:
         self.last = gen.ref
         turn = gen.value
         calls = [ToolCallRequest(id=c.id, name=c.name, arguments=c.arguments) for c in turn.tool_calls]
-        await self.emit(MessageSent(role="assistant", content=turn.content, tool_calls=calls), "policy")
-        message: dict[str, Any] = {"role": "assistant", "content": turn.content}
+        await self.record_assistant(turn.content, calls)
+        return turn
+
+    async def record_assistant(self, content: str, calls: list[ToolCallRequest], *,
+                               token_ids: list[int] | None = None, logprobs: list[float] | None = None) -> None:
+        """Record one assistant turn (from the policy here, or from an external policy when served)."""
+        await self.emit(MessageSent(role="assistant", content=content, tool_calls=calls,
+                                    token_ids=token_ids, logprobs=logprobs), "policy")
+        message: dict[str, Any] = {"role": "assistant", "content": content}
         if calls:
             message["tool_calls"] = [
                 {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}} for c in calls
             ]
         self.policy_messages.append(message)
-        if turn.content:
-            self.user_view.append({"role": "assistant", "content": turn.content})
-        return turn
+        if content:
+            self.user_view.append({"role": "assistant", "content": content})
 
-    async def run_tool(self, call: ToolCallRequest) -> None:
+    async def run_tool(self, call: ToolCallRequest) -> ToolExecuted:
         names = {t["function"]["name"] for t in self.tools}
         args: Any = None
         if call.name not in names:
@@ -152,19 +158,48 @@ class _Episode:
         await self.emit(event, "environment")
         content = json.dumps(event.result if event.ok else {"error": event.error}, sort_keys=True, default=str)
         self.policy_messages.append({"role": "tool", "tool_call_id": call.id, "content": content})
+        return event
+
+    async def start(self, attempt: int) -> None:
+        """Emit EpisodeStarted (the system prompt is the first policy message)."""
+        await self.emit(EpisodeStarted(task_id=self.task.task_id, domain=self.domain.name, attempt=attempt,
+                                       seed=derive_seed(self.ctx.seed, "episode", self.eid),
+                                       system_prompt=self.policy_messages[0]["content"]), "engine")
+
+    async def finish(self, reason: str, fault: str, detail: str) -> Score:
+        """Score the final state, emit EpisodeEnded and RewardGiven, and finish the stream."""
+        task = self.task
+        assert task.expected_final is not None
+        said = [m["content"] for m in self.user_view if m["role"] == "assistant"]
+        result = score(task.expected_final, self.state, task.golden.expected_answers if task.golden else [], said)
+        if result.reward == 0 and fault == "none":
+            fault = "environment" if self.env_failures else "policy"
+        await self.emit(EpisodeEnded(reason=reason, fault=fault, turns=self.turns, tool_calls=self.tool_calls,  # type: ignore[arg-type]
+                                     detail=detail), "engine")
+        await self.emit(RewardGiven(reward=result.reward, breakdown=result.breakdown, diff=result.diff[:50],
+                                    reward_version=result.version), "grader")
+        self.stream.finish()
+        return result
+
+
+Episode = _Episode
+"""The episode's state and steps, shared by the local loop (``run_episode``) and served episodes."""
+
+
+def new_episode(ctx: RunContext, domain: DomainView, task: TaskView, eid: str) -> _Episode:
+    """An episode of ``task`` in stream ``episode/<eid>``: verified tools offered, system prompt first."""
+    assert domain.spec is not None and task.initial_state is not None and task.expected_final is not None
+    verified = [t for t in domain.spec.tools if t.name in set(domain.verified)]
+    ep = _Episode(ctx=ctx, domain=domain, task=task, eid=eid, stream=ctx.stream(f"episode/{eid}"),
+                  state=task.initial_state, tools=openai_tools(verified))
+    ep.policy_messages.append({"role": "system", "content": policy_system_prompt(domain)})
+    return ep
 
 
 async def run_episode(ctx: RunContext, domain: DomainView, task: TaskView, attempt: int) -> float:
     eid = episode_id(task.task_id, attempt)
-    stream = ctx.stream(f"episode/{eid}")
-    assert domain.spec is not None and task.initial_state is not None and task.expected_final is not None
-    verified = [t for t in domain.spec.tools if t.name in set(domain.verified)]
-    ep = _Episode(ctx=ctx, domain=domain, task=task, eid=eid, stream=stream, state=task.initial_state,
-                  tools=openai_tools(verified))
-    ep.policy_messages.append({"role": "system", "content": policy_system_prompt(domain)})
-    await ep.emit(EpisodeStarted(task_id=task.task_id, domain=domain.name, attempt=attempt,
-                                 seed=derive_seed(ctx.seed, "episode", eid),
-                                 system_prompt=ep.policy_messages[0]["content"]), "engine")
+    ep = new_episode(ctx, domain, task, eid)
+    await ep.start(attempt)
     reason, fault, detail = "error", "none", ""
     await ctx.sandbox.open_session(eid, domain.verified_code(), task.initial_state)
     try:
@@ -176,14 +211,7 @@ async def run_episode(ctx: RunContext, domain: DomainView, task: TaskView, attem
     finally:
         with trio.CancelScope(shield=True):
             await ctx.sandbox.close_session(eid)
-    said = [m["content"] for m in ep.user_view if m["role"] == "assistant"]
-    result = score(task.expected_final, ep.state, task.golden.expected_answers if task.golden else [], said)
-    if result.reward == 0 and fault == "none":
-        fault = "environment" if ep.env_failures else "policy"
-    await ep.emit(EpisodeEnded(reason=reason, fault=fault, turns=ep.turns, tool_calls=ep.tool_calls, detail=detail), "engine")
-    await ep.emit(RewardGiven(reward=result.reward, breakdown=result.breakdown, diff=result.diff[:50],
-                              reward_version=result.version), "grader")
-    stream.finish()
+    result = await ep.finish(reason, fault, detail)
     return result.reward
 
 

@@ -9,7 +9,7 @@ import msgspec
 from scaleenv.agents.llm.sim.backend import SimCall, register_role
 from scaleenv.store.specs import DomainSpec, ToolSpec
 
-from .codegen import applicable_bugs, generate
+from .codegen import applicable_bugs, generate, is_result_post
 from .review import findings
 from .testplan import corrupt, plan_cases
 
@@ -42,8 +42,10 @@ def write_code(domain: DomainSpec, tool: ToolSpec, call: SimCall, scale: float =
 
 def _summary(tool: ToolSpec) -> str:
     pre = sum(1 for c in tool.contract if c.when == "pre")
-    post = sum(1 for c in tool.contract if c.when == "post")
-    return f"Implements {tool.name}: {pre} pre-condition guard(s) raising ToolError, {post} post-condition update(s)."
+    post = sum(1 for c in tool.contract if c.when == "post" and not is_result_post(c))
+    returned = sum(1 for c in tool.contract if is_result_post(c))
+    extra = f", {returned} post-condition(s) met by the record it returns" if returned else ""
+    return f"Implements {tool.name}: {pre} pre-condition guard(s) raising ToolError, {post} post-condition update(s){extra}."
 
 
 @register_role("coder")

@@ -236,7 +236,7 @@ def build_domain(combo: Combo) -> DomainSpec:
                      exists_r, _pre("gt", f"${qty}", "0", why="must add at least one"),
                      _post("increases_by", f"{R}[${rid}].{stock}", f"${qty}"),
                  ]),
-        ToolSpec(name=f"update_{p1}_email", description=f"Change {_a(p1)}'s email address (to one no other {_words(p1)} uses).",
+        ToolSpec(name=f"update_{p1}_email", description=f"Change {_a(p1)}'s email address (to one no {_words(p1)} uses yet).",
                  params=[tp, _p("email", "str", "the new email")], returns=ret(party_fields, pid, "email"),
                  reads=[P], writes=[P], mutates=True, contract=[
                      exists_p, _pre("ne", "$email", '""', why="the email cannot be empty"),

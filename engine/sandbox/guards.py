@@ -25,9 +25,64 @@ class ToolError(Exception):
 _DATA_TYPES = frozenset({str, int, float, bool, list, dict, set, frozenset, tuple, type(None)})
 _DENIED_ATTRIBUTES = frozenset({"format", "format_map", "mro"}) | INSPECT_ATTRIBUTES
 
+_TEXT_SCALARS = (str, int, float, bool, type(None), range)
+
+
+def is_text_safe(value: Any, depth: int = 0) -> bool:
+    """Whether turning ``value`` into text is deterministic: plain data, not objects.
+
+    A function, lambda, generator or iterator object prints its memory address, which
+    differs in every process: text built from it would make a tool nondeterministic.
+    """
+    if isinstance(value, _TEXT_SCALARS) or isinstance(value, BaseException):
+        return True
+    if depth > 50:
+        return False
+    if isinstance(value, list | tuple | set | frozenset):
+        return all(is_text_safe(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return all(is_text_safe(k, depth + 1) and is_text_safe(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def _refuse_text(value: Any) -> TypeError:
+    return TypeError(f"a {type(value).__name__} object cannot be turned into text in a tool (only data values can)")
+
+
+class _StrMeta(type):
+    def __instancecheck__(cls, obj: Any) -> bool:
+        return isinstance(obj, str)
+
+    def __subclasscheck__(cls, sub: type) -> bool:
+        return issubclass(sub, str)
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> str:
+        if args and not is_text_safe(args[0]):
+            raise _refuse_text(args[0])
+        return str(*args, **kwargs)
+
+
+class safe_str(metaclass=_StrMeta):  # noqa: N801 - stands in for the builtin `str`
+    """``str`` for tool code: converts data values only; ``isinstance(x, str)`` still works."""
+
+
+def guarded_format_value(value: Any) -> Any:
+    """The value of an f-string field, checked like ``str(value)``."""
+    if not is_text_safe(value):
+        raise _refuse_text(value)
+    return value
+
+
+def guarded_mod(left: Any, right: Any) -> Any:
+    """``left % right``: printf-style formatting of data values only."""
+    if isinstance(left, str) and not is_text_safe(right):
+        raise _refuse_text(right)
+    return left % right
+
+
 SAFE_BUILTINS: dict[str, Any] = {
     "len": len, "range": range, "sorted": sorted, "min": min, "max": max, "sum": sum,
-    "abs": abs, "round": round, "str": str, "int": int, "float": float, "bool": bool,
+    "abs": abs, "round": round, "str": safe_str, "int": int, "float": float, "bool": bool,
     "list": list, "dict": dict, "set": set, "frozenset": frozenset, "tuple": tuple,
     "enumerate": enumerate, "zip": zip, "any": any, "all": all, "isinstance": isinstance,
     "reversed": reversed, "map": map, "filter": filter, "divmod": divmod, "chr": chr, "ord": ord,
@@ -77,10 +132,24 @@ def guarded_inplacevar(op: str, target: Any, value: Any) -> Any:
     return _INPLACE[op](target, value)
 
 
+_test_clock = False
+
+
+def enable_test_clock() -> None:
+    """TEST ONLY (Limits.test_clock): give tools a nondeterministic ``clock_ns()``."""
+    global _test_clock
+    _test_clock = True
+
+
 def tool_globals(tool_name: str) -> dict[str, Any]:
     """Fresh module globals for executing one tool's restricted code object."""
+    builtins = dict(SAFE_BUILTINS)
+    if _test_clock:
+        import time
+
+        builtins["clock_ns"] = time.monotonic_ns
     return {
-        "__builtins__": dict(SAFE_BUILTINS),
+        "__builtins__": builtins,
         "__name__": f"tool_{tool_name}",
         "__metaclass__": type,
         "_getattr_": guarded_getattr,
@@ -91,4 +160,6 @@ def tool_globals(tool_name: str) -> dict[str, Any]:
         "_write_": full_write_guard,
         "_inplacevar_": guarded_inplacevar,
         "_apply_": guarded_apply,
+        "_format_value_": guarded_format_value,
+        "_mod_": guarded_mod,
     }

@@ -86,6 +86,25 @@ class _ToolTransformer(RestrictingNodeTransformer):
         super().error(node, info)
         self.positions.append((getattr(node, "lineno", 0) or 0, getattr(node, "col_offset", 0) or 0))
 
+    def visit_FormattedValue(self, node: ast.FormattedValue) -> Any:
+        """``f"{x}"`` -> ``f"{_format_value_(x)}"``: no text from objects with addresses."""
+        node = self.node_contents_visit(node)
+        call = ast.Call(func=ast.Name(id="_format_value_", ctx=ast.Load()), args=[node.value], keywords=[])
+        copy_locations(call, node.value)
+        ast.fix_missing_locations(call)
+        node.value = call
+        return node
+
+    def visit_BinOp(self, node: ast.BinOp) -> Any:
+        """``a % b`` -> ``_mod_(a, b)`` (printf-style formatting is checked like str())."""
+        node = super().visit_BinOp(node)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod):
+            call = ast.Call(func=ast.Name(id="_mod_", ctx=ast.Load()), args=[node.left, node.right], keywords=[])
+            copy_locations(call, node)
+            ast.fix_missing_locations(call)
+            return call
+        return node
+
     def visit_AugAssign(self, node: ast.AugAssign) -> Any:
         """Rewrite `a[k] op= v` into guarded temporaries; defer the rest to RestrictedPython."""
         if not isinstance(node.target, ast.Subscript):

@@ -47,6 +47,10 @@ class Limits(msgspec.Struct, frozen=True):
     recursion_limit: int = 200
     """Python frames available to tool code (worker frames are added on top)."""
     kill_grace_s: float = 1.0
+    test_clock: bool = False
+    """TEST ONLY: tools may call ``clock_ns()``, a deliberately nondeterministic builtin, so
+    tests can prove that ``scaleenv replay --verify`` catches nondeterminism. Never set it
+    for real runs."""
     """Extra time after `timeout_s` before the parent SIGKILLs an unresponsive worker."""
 
 

@@ -97,6 +97,10 @@ class Worker:
         if not isinstance(hello, Hello):
             return
         self.limits = hello.limits
+        if hello.limits.test_clock:
+            from scaleenv.sandbox.guards import enable_test_clock
+
+            enable_test_clock()
         executor.install_alarm()
         self.gate = lockdown(hello.limits, os.getcwd())
         self.send(Reply(0))

@@ -17,7 +17,7 @@ from typing import Any
 import trio
 
 from scaleenv.replay.logcopy import append_all
-from scaleenv.sandbox import SandboxPool
+from scaleenv.sandbox import Limits, SandboxPool
 from scaleenv.store.events.base import Ref
 from scaleenv.store.events.episodes import EpisodeEnded, EpisodeStarted, MessageSent, RewardGiven, ToolCallRequest, ToolExecuted
 from scaleenv.store.events.synth import DomainSynthesized, SchemaDefined, ToolAccepted
@@ -36,12 +36,14 @@ from scaleenv.store.specs import DbState, DomainSpec, FieldSpec, ToolSpec
 from scaleenv.store.writer import Pending
 from tests.shop import CODE, SHOP
 
-WHOAMI = ToolSpec(name="whoami", description="Which handler answered (nondeterministic on purpose).",
+# Test-only: the sandbox gives tools no clock or randomness; Limits(test_clock=True) adds a
+# clock_ns() builtin for exactly this corpus, so --verify can be shown catching it.
+TEST_CLOCK = Limits(test_clock=True)
+WHOAMI = ToolSpec(name="whoami", description="When the call ran (nondeterministic on purpose).",
                   params=[], returns=[FieldSpec(name="handler", type="str")], reads=[], writes=[], mutates=False)
 WHOAMI_CODE = '''
 def whoami(db):
-    handler = lambda: 0
-    return {"handler": f"{handler}"}
+    return {"handler": "tick " + str(clock_ns())}
 '''
 
 
@@ -94,7 +96,7 @@ async def _record(nondeterministic: bool) -> list[Pending]:
                                                code_digest="x", rounds=0), "engine")
     add("domain/d00", DomainSynthesized(domain=spec.name, verified=sorted(code), rejected=[]), "engine")
     state = shop_state()
-    async with SandboxPool(workers=1) as pool:
+    async with SandboxPool(workers=1, limits=TEST_CLOCK if nondeterministic else Limits()) as pool:
         ts = "task/d00/t000"
         add(ts, ChainSampled(domain=spec.name, tools=[s.tool for s in GOLDEN]), "sampler")
         add(ts, TaskInstantiated(domain=spec.name, initial_state=state, needed=[("customers", "c1"), ("orders", "ord_0001")],

@@ -1,0 +1,3 @@
+def attack(db):
+    handler = lambda: 0
+    return {"leak": f"{handler}"}

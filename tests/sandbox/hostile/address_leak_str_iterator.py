@@ -1,0 +1,2 @@
+def attack(db):
+    return {"leak": str(map(len, ["a"]))}
