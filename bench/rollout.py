@@ -25,6 +25,7 @@ import argparse
 import json
 import math
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -33,8 +34,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import trio
 
+from scaleenv.agents.llm.recorded import RecordedBackend, read_calls
 from scaleenv.agents.llm.port import Completion, LlmRequest
 from scaleenv.agents.llm.sim import LatencyModel, NoiseModel, SimBackend
 from scaleenv.replay.projection import fold
@@ -73,16 +76,36 @@ def build_template(path: Path, domains: int, tasks_per_domain: int) -> int:
 
 
 class TimedSim(SimBackend):
-    """The sim backend that also notes when each call ended and how long it slept."""
+    """The sim backend that also notes when each call ended."""
 
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
-        self.ends: list[tuple[float, float]] = []
+        self.ends: list[float] = []
 
     async def complete(self, request: LlmRequest, json_schema: dict[str, Any], schema_name: str) -> Completion:
         out = await super().complete(request, json_schema, schema_name)
-        self.ends.append((time.perf_counter(), out.latency_s))
+        self.ends.append(time.perf_counter())
         return out
+
+
+class TimedReplay(RecordedBackend):
+    """The sim's recorded answers, served after the sim's latency model sleeps (no model compute here).
+
+    The sleep is drawn from the same log-normal model, seeded by the request seed, so the
+    latencies match the live sim's; the answers are the ones the sim gave for the same requests.
+    """
+
+    def __init__(self, calls: list[LlmCalled], latency: LatencyModel) -> None:
+        super().__init__(calls, source="recording")
+        self.latency = latency
+        self.ends: list[float] = []
+
+    async def complete(self, request: LlmRequest, json_schema: dict[str, Any], schema_name: str) -> Completion:
+        out = await super().complete(request, json_schema, schema_name)
+        delay = self.latency.sample(random.Random(request.seed ^ 0x5EED), out.completion_tokens)
+        await trio.sleep(delay)
+        self.ends.append(time.perf_counter())
+        return msgspec.structs.replace(out, latency_s=delay)
 
 
 def run_setting(setting: dict[str, Any]) -> dict[str, Any]:
@@ -96,7 +119,10 @@ def run_setting(setting: dict[str, Any]) -> dict[str, Any]:
         config = RunConfig(seed=SEED, domains=setting["domains"], tasks_per_domain=setting["tasks_per_domain"],
                            episodes_per_task=per_task)
         opts = EngineOptions(progress=False, sync=setting["sync"], concurrency=c, llm_concurrency=c)
-        return trio.run(_measure, path, config, opts, setting)
+        out = trio.run(_measure, path, config, opts, setting)
+        if setting.get("keep_as"):
+            shutil.copytree(path, setting["keep_as"])
+        return out
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -104,11 +130,15 @@ def run_setting(setting: dict[str, Any]) -> dict[str, Any]:
 async def _measure(path: Path, config: RunConfig, opts: EngineOptions, setting: dict[str, Any]) -> dict[str, Any]:
     c = setting["concurrency"]
     async with open_run(str(path), config, opts) as ctx:
-        timed: TimedSim | None = None
-        if setting.get("latency_base_s"):
-            timed = TimedSim(noise=NoiseModel(), latency=LatencyModel(
-                enabled=True, base_s=setting["latency_base_s"], per_token_s=0.0, sigma=setting["latency_sigma"]))
-            ctx.llm.backend = timed
+        latency = LatencyModel(enabled=bool(setting.get("latency_base_s")), base_s=setting.get("latency_base_s", 0.0),
+                               per_token_s=0.0, sigma=setting.get("latency_sigma", 0.0))
+        timed: TimedSim | TimedReplay
+        if setting.get("recording"):
+            # Engine only: the sim's answers for these very requests, recorded by an earlier run.
+            timed = TimedReplay(read_calls(setting["recording"]), latency)
+        else:
+            timed = TimedSim(noise=NoiseModel(), latency=latency)
+        ctx.llm.backend = timed
         first_seq = ctx.log.last_seq() + 1
         workers = ctx.sandbox.worker_pids()
         rss0 = _status_kb("self", "VmRSS")
@@ -155,10 +185,10 @@ async def _measure(path: Path, config: RunConfig, opts: EngineOptions, setting: 
         "engine_kb_per_episode": round(max(0, hwm - rss0) / c, 1),
         "workers_kb_per_episode": round(max(0, whwm - wrss0) / c, 1),
     }
-    if timed is not None and timed.ends:
+    if latency.enabled and timed.ends:
         mean_latency = latency_sum / llm_calls
         end = saturated_until[0] if saturated_until else t1
-        done = sum(1 for t, _ in timed.ends if t <= end)
+        done = sum(1 for t in timed.ends if t <= end)
         achieved = done / (end - t0)
         ideal = c / mean_latency
         out.update({"mean_latency_s": round(mean_latency, 4), "window_s": round(end - t0, 3),

@@ -83,8 +83,23 @@ def options_from(args: argparse.Namespace) -> EngineOptions:
     )
 
 
+def add_distributed_options(p: argparse.ArgumentParser) -> None:
+    d = p.add_argument_group("distributed rollouts (never changes a digest; needs: pip install 'scaleenv[ray]')")
+    d.add_argument("--ray", default=None, metavar="ADDRESS|local",
+                   help="spread episodes over a Ray cluster (an address such as ray://host:10001 or auto), "
+                        "or 'local' to start one on this machine; shards are merged back into --log")
+    d.add_argument("--shards", type=int, default=None, metavar="N",
+                   help="with --ray: episode shards, one worker and one shard log each (default: the cluster's CPUs)")
+
+
 def handle(args: argparse.Namespace) -> int:
     config = config_from(args)
+    if getattr(args, "shards", None) is not None and getattr(args, "ray", None) is None:
+        raise UsageError("--shards needs --ray ADDRESS|local")
+    if getattr(args, "ray", None) is not None:
+        from .distributed import handle_distributed
+
+        return handle_distributed(args, config, options_from(args), STAGES[args.command][1])
     try:
         options = options_from(args)
         stages = STAGES[args.command][1]
@@ -110,4 +125,6 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         p = sub.add_parser(name, parents=[common], help=help_text, description=help_text, epilog=EXAMPLES,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         add_run_options(p)
+        if rollouts in STAGES[name][1]:
+            add_distributed_options(p)
         p.set_defaults(handler=handle)

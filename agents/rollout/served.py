@@ -408,3 +408,34 @@ class Environments:
                         if not se.ended:
                             with trio.CancelScope(shield=True):
                                 await self._end(se, "timeout", "limit", f"no request for {self.idle_timeout:g}s")
+
+
+def stored_config(path: str) -> Any:
+    """The RunConfig a log was made with (ValueError if the path holds no run)."""
+    from pathlib import Path
+
+    import msgspec
+
+    from scaleenv.run_context import RunConfig
+    from scaleenv.store.log import Log
+
+    if not Path(path).exists():
+        raise ValueError(f"no log at {path} (make one with: scaleenv run --log {path})")
+    with Log.open(path, readonly=True) as event_log:
+        stored = event_log.meta_get("run_config")
+    if stored is None:
+        raise ValueError(f"{path} holds no run (no run_config in its metadata)")
+    return msgspec.convert(stored, RunConfig)
+
+
+@asynccontextmanager
+async def open_environments(path: str, options: Any = None, *, idle_timeout: float = 600.0,
+                            max_open: int = 1024) -> AsyncIterator[Environments]:
+    """Open the run at ``path`` for appending (the writer lock) and serve its kept tasks."""
+    from scaleenv.runner import EngineOptions, open_run
+
+    config = stored_config(path)
+    options = options if options is not None else EngineOptions(progress=False)
+    async with open_run(path, config, options) as ctx:
+        async with Environments.open(ctx, idle_timeout=idle_timeout, max_open=max_open) as envs:
+            yield envs
