@@ -108,8 +108,30 @@ class TimedReplay(RecordedBackend):
         return msgspec.structs.replace(out, latency_s=delay)
 
 
+CACHED_COMPILE_WORKER = (
+    "import functools\n"
+    "from scaleenv.sandbox import executor, policy\n"
+    "executor.compile_tool = functools.lru_cache(maxsize=4096)(policy.compile_tool)\n"
+    "from scaleenv.sandbox.worker import main\n"
+    "main()\n"
+)
+
+
+def _cache_worker_compiles() -> None:
+    """Experiment: sandbox workers that compile each tool source once, not once per session.
+
+    Patches how this process spawns workers (the sandbox itself is unchanged); used by
+    ``--what-if-compile-cache`` to show what a compile cache in the worker would give.
+    """
+    from scaleenv.sandbox import process
+
+    process.worker_command = lambda python=sys.executable: [python, "-s", "-P", "-c", CACHED_COMPILE_WORKER]
+
+
 def run_setting(setting: dict[str, Any]) -> dict[str, Any]:
     """One setting, in this (child) process: copy the template, run rollouts, measure."""
+    if setting.get("cached_compile"):
+        _cache_worker_compiles()
     work = Path(tempfile.mkdtemp(prefix="scaleenv-bench-rollout-"))
     try:
         path = work / "log"

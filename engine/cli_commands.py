@@ -16,3 +16,7 @@ except ImportError:  # pragma: no cover - while it is being written
 from . import cli_replay  # noqa: E402
 
 REGISTRARS.append(cli_replay.register)
+
+from . import cli_serve  # noqa: E402
+
+REGISTRARS.append(cli_serve.register)

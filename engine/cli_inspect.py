@@ -127,13 +127,12 @@ def handle_export(args: argparse.Namespace) -> int:
                 f.write(json.dumps(row, sort_keys=True, default=str) + "\n")
     else:
         try:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
+            import pyarrow  # noqa: F401
         except ImportError:
             raise UsageError("--format parquet needs pyarrow: pip install 'scaleenv[export]'") from None
-        # Nested columns as JSON text keep one schema for every row (tool results vary in shape).
-        flat = [{k: (json.dumps(v, sort_keys=True, default=str) if isinstance(v, dict | list) else v) for k, v in r.items()} for r in rows]
-        pq.write_table(pa.Table.from_pylist(flat), out)
+        from scaleenv.replay.export import write_parquet
+
+        write_parquet(rows, out)
     summary = {"episodes": len(rows), "out": str(out), "format": args.format}
     if args.json:
         print(json.dumps(summary))

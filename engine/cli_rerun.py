@@ -20,6 +20,10 @@ from .errors import UsageError
 from .runner import EngineOptions, open_verify, rollouts, stage1, stage2
 
 
+def _served(stream: str) -> bool:
+    return stream.startswith("episode/") and stream.rsplit("/", 1)[-1].startswith("s")
+
+
 def handle(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -34,7 +38,9 @@ def handle(args: argparse.Namespace) -> int:
         async with open_verify(args.log, options) as ctx:
             for stage in (stage1, stage2, rollouts):
                 await stage(ctx)
-            recorded = {s: n for s, n in ctx.log.streams()}
+            # Episodes served to an outside policy cannot be re-run (the policy is not ours);
+            # `scaleenv replay --verify` re-executes their tool calls instead.
+            recorded = {s: n for s, n in ctx.log.streams() if not _served(s)}
             ran = {s.id for s in ctx.streams_run}
             checked = sum(s.next_n for s in ctx.streams_run)
             first = sorted(ctx.divergences, key=lambda d: (d.stream, d.n))

@@ -152,20 +152,27 @@ async def rollouts(ctx: RunContext) -> None:
                 continue
             work.append((domain, task, g))
     ctx.progress.set_stage("rollout", {"episodes": len(work)})
-    rewards: list[float] = []
+    totals = [0.0, 0]  # sum of rewards, finished episodes (a running mean: O(1) per episode)
 
-    async def one(domain: Any, task: Any, g: int) -> None:
-        async with ctx.agents:
+    async def one(domain: Any, task: Any, g: int, token: object) -> None:
+        try:
             ctx.progress.add("running")
             r = await ctx.guarded(run_episode, ctx, domain, task, g)
-            rewards.append(r or 0.0)
+            totals[0] += r or 0.0
+            totals[1] += 1
             ctx.progress.add("running", -1)
             ctx.progress.add("episodes")
-            ctx.progress.set("mean reward", sum(rewards) / len(rewards))
+            ctx.progress.set("mean reward", totals[0] / totals[1])
+        finally:
+            ctx.agents.release_on_behalf_of(token)
 
     async with trio.open_nursery() as nursery:
         for domain, task, g in work:
-            nursery.start_soon(one, domain, task, g)
+            # Admit an episode before its task exists: only `concurrency` episode tasks are
+            # alive at a time, however many episodes the run has (memory stays flat).
+            token = object()
+            await ctx.agents.acquire_on_behalf_of(token)
+            nursery.start_soon(one, domain, task, g, token)
     ctx.progress.finish()
 
 
@@ -186,7 +193,10 @@ def summary(view: RunView) -> dict[str, Any]:
         for t in tasks:
             if t.status == "discarded":
                 discarded[t.reason] = discarded.get(t.reason, 0) + 1
-        episodes = [e for e in view.episodes.values() if e.task_id.startswith(slot + "/") and e.reward is not None]
+        # Local rollouts (…/g<attempt>); episodes served to outside policies (…/s<k>) are counted apart.
+        finished = [e for e in view.episodes.values() if e.task_id.startswith(slot + "/") and e.reward is not None]
+        episodes = [e for e in finished if e.episode_id.rsplit("/", 1)[-1].startswith("g")]
+        served = len(finished) - len(episodes)
         by_task: dict[str, list[float]] = {}
         for e in episodes:
             by_task.setdefault(e.task_id, []).append(e.reward.reward)  # type: ignore[union-attr]
@@ -213,6 +223,7 @@ def summary(view: RunView) -> dict[str, Any]:
             "mean_chain_length": round(sum(len(t.chain) for t in kept) / len(kept), 2) if kept else 0.0,
             "distractors_per_task": round(sum(len(t.distractors) for t in kept) / len(kept), 2) if kept else 0.0,
             "episodes": len(episodes),
+            "served_episodes": served,
             "pass_at_1": round(sum(sum(v) / len(v) for v in by_task.values()) / len(by_task), 4) if by_task else None,
             f"pass_at_{k}" if k else "pass_at_k": (
                 round(sum(pass_at_k(len(v), int(sum(v)), k) for v in by_task.values()) / len(by_task), 4) if by_task else None

@@ -70,3 +70,27 @@ def episode_rows(view: RunView, run_seed: int) -> Iterator[dict[str, Any]]:
             "assistant_token_ids": token_ids if any(t is not None for t in token_ids) else None,
             "assistant_logprobs": logprobs if any(lp is not None for lp in logprobs) else None,
         }
+
+
+JSON_TEXT_COLUMNS = ("tools",)
+"""Columns written as JSON text in parquet: each tool's parameter schema has its own
+properties, and a columnar struct would hold the union of every tool's properties (nulls
+for the others), which is no longer a valid schema. Every other column is written
+natively (``messages`` as a list of structs: absent keys read back as null, as in any
+chat dataset)."""
+
+
+def parquet_table(rows: list[dict[str, Any]]) -> Any:
+    """The rows as a pyarrow Table for parquet (needs pyarrow: ``pip install 'scaleenv[export]'``)."""
+    import pyarrow as pa
+
+    flat = [{k: (json.dumps(v, sort_keys=True, default=str) if k in JSON_TEXT_COLUMNS else v) for k, v in r.items()}
+            for r in rows]
+    return pa.Table.from_pylist(flat)
+
+
+def write_parquet(rows: list[dict[str, Any]], out: Any) -> None:
+    """Write the rows to a parquet file (nested columns native, see :data:`JSON_TEXT_COLUMNS`)."""
+    import pyarrow.parquet as pq
+
+    pq.write_table(parquet_table(rows), out)

@@ -15,6 +15,7 @@ from .errors import (
     NotALog,
     RecordDamaged,
     StreamPositionError,
+    UnencodableEvent,
     UnknownEventType,
     WriterClosed,
 )
@@ -34,6 +35,7 @@ from .writer import Pending, Writer
 __all__ = [
     "Codec", "Divergence", "IncompatibleEvent", "Log", "LogError", "LogFull", "LogLocked",
     "NewerLogFormat", "NotALog", "Pending", "Record", "RecordDamaged", "Stream",
-    "StreamDigest", "StreamPositionError", "UnknownEventType", "Writer", "WriterClosed",
+    "StreamDigest", "StreamPositionError", "UnencodableEvent", "UnknownEventType", "Writer",
+    "WriterClosed",
     "default_codec", "record_digest_bytes", "run_digest", "stream_digests",
 ]

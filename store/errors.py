@@ -120,5 +120,18 @@ class StreamPositionError(LogError):
                 f"n={self.expected} ({what}; two emitters on one stream is a bug)")
 
 
+class UnencodableEvent(LogError):
+    """An event could not be encoded (e.g. a str with lone surrogates): its append failed alone."""
+
+    def __init__(self, stream: str, n: int, reason: str) -> None:
+        super().__init__(stream, n, reason)
+        self.stream = stream
+        self.n = n
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"stream {self.stream!r} n={self.n}: the event cannot be stored: {self.reason}"
+
+
 class WriterClosed(LogError):
     """The writer task has stopped (closed, or failed: see ``__cause__``)."""

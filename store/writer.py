@@ -10,7 +10,9 @@ back only after the commit returned, so an acknowledged event is durable (with
 
 Each request is atomic (all its items or none) and is validated on its own: every
 item's ``n`` must be exactly its stream's next position, else that request fails with
-:class:`StreamPositionError` and the rest of the batch still commits.
+:class:`StreamPositionError` and the rest of the batch still commits; an event that
+cannot be encoded (a str with lone surrogates, nesting too deep) fails its own request
+with :class:`UnencodableEvent`, never the writer.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import TYPE_CHECKING, NamedTuple, TypeVar
 import lmdb
 import trio
 
-from .errors import LogFull, StreamPositionError, WriterClosed
+from .errors import LogFull, StreamPositionError, UnencodableEvent, WriterClosed
 from .events.base import Event, Ref
 from .log import _U64, _stream_len, seq_key
 from .record import Record, frame
@@ -253,18 +255,28 @@ class Writer:
                     r.error = exc
                     continue
                 recs: list[Record] = []
-                for it in r.items:
-                    seq += 1
-                    rec = Record(seq=seq, stream=it.stream, n=it.n, cause=it.cause,
-                                 actor=it.actor, wall_ns=wall, event=it.event)
-                    recs.append(rec)
-                    sk = seq_key(seq)
-                    ev_pairs.append((sk, frame(encode_body(
-                        seq, it.stream, it.n, it.cause, it.actor, wall, it.event))))
-                    p = prefixes.get(it.stream)
-                    if p is None:
-                        p = prefixes[it.stream] = it.stream.encode() + b"\0"
-                    st_pairs.append((p + it.n.to_bytes(_U64, "big"), sk))
+                r_ev: list[tuple[bytes, bytes]] = []
+                r_st: list[tuple[bytes, bytes]] = []
+                r_seq = seq
+                try:
+                    for it in r.items:
+                        r_seq += 1
+                        sk = seq_key(r_seq)
+                        r_ev.append((sk, frame(encode_body(
+                            r_seq, it.stream, it.n, it.cause, it.actor, wall, it.event))))
+                        recs.append(Record(seq=r_seq, stream=it.stream, n=it.n, cause=it.cause,
+                                           actor=it.actor, wall_ns=wall, event=it.event))
+                        p = prefixes.get(it.stream)
+                        if p is None:
+                            p = prefixes[it.stream] = it.stream.encode() + b"\0"
+                        st_pairs_key = p + it.n.to_bytes(_U64, "big")
+                        r_st.append((st_pairs_key, sk))
+                except Exception as exc:  # noqa: BLE001 - an unencodable event fails its own append only
+                    r.error = UnencodableEvent(it.stream, it.n, f"{type(exc).__name__}: {exc}")
+                    continue
+                seq = r_seq
+                ev_pairs.extend(r_ev)
+                st_pairs.extend(r_st)
                 overlay.update(local)
                 r.result = recs
             if ev_pairs:

@@ -65,6 +65,9 @@ class Completion(msgspec.Struct, frozen=True, kw_only=True):
     # Set when the text is a replay of an earlier call: who really produced it.
     backend: str | None = None
     model: str | None = None
+    # Set when replaying an answer the port stored only in part (it was too long): the
+    # recorded rejection, so the replayed attempt is rejected exactly as the original was.
+    rejected: str | None = None
 
 
 class Backend(Protocol):
@@ -142,6 +145,49 @@ def feedback_count(messages: list[dict[str, Any]]) -> int:
 
 REJECTED_PREFIX = "Your previous answer was rejected:"
 
+MAX_ANSWER_CHARS = 1 << 20
+"""Longer answers are rejected (no schema here needs a megabyte) and stored only in part."""
+STORED_PREFIX_CHARS = 16 << 10
+"""How much of a too-long answer ``LlmCalled.raw`` keeps (its length and digest go in ``error``)."""
+TOO_LONG = "answer too long:"
+FEEDBACK_CHARS = 4000
+"""How much of a rejected answer is fed back to the model on the retry."""
+
+
+def clean_text(text: str) -> str:
+    """``text`` as valid Unicode: lone surrogates (a JSON ``\\ud800`` a client decoded) become '?'.
+
+    A str holding them cannot be encoded as UTF-8, so it could be neither validated nor stored.
+    """
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode()
+    return text
+
+
+def bound_answer(completion: Completion) -> tuple[str, str | None]:
+    """(text to validate and store, rejection or None) for one backend answer.
+
+    An answer over :data:`MAX_ANSWER_CHARS` is rejected and only its first
+    :data:`STORED_PREFIX_CHARS` are kept; the rejection names its full length and digest.
+    A replayed partial answer carries its recorded rejection (``Completion.rejected``).
+    """
+    if completion.rejected is not None:
+        return completion.text, completion.rejected
+    text = clean_text(completion.text)
+    if len(text) <= MAX_ANSWER_CHARS:
+        return text, None
+    digest = hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+    return text[:STORED_PREFIX_CHARS], (
+        f"{TOO_LONG} {len(text)} characters (limit {MAX_ANSWER_CHARS}; blake2b-128 {digest}); "
+        f"only the first {STORED_PREFIX_CHARS} were kept")
+
+
+def recorded_rejection(event: LlmCalled) -> str | None:
+    """The rejection a replay of ``event`` must repeat without re-validating (a partial answer)."""
+    return event.error if event.error is not None and event.error.startswith(TOO_LONG) else None
+
 
 @functools.lru_cache(maxsize=1024)
 def schema_for(output_type: Any) -> tuple[dict[str, Any], str]:
@@ -178,6 +224,8 @@ def validation_error(raw: str, output_type: type[T]) -> tuple[T | None, str | No
         return None, f"schema violation: {exc}"
     except msgspec.DecodeError as exc:
         return None, f"not valid JSON: {exc}"
+    except RecursionError:
+        return None, "not valid JSON: nested too deeply"
 
 
 @attrs.define
@@ -224,7 +272,12 @@ class Llm:
                         raise
                     if not completion.latency_s:
                         completion = msgspec.structs.replace(completion, latency_s=time.perf_counter() - start)
-            value, error = validation_error(completion.text, output_type)
+            text, error = bound_answer(completion)
+            value = None
+            if error is None:
+                value, error = validation_error(text, output_type)
+            if error is not None:
+                completion = msgspec.structs.replace(completion, token_ids=None, logprobs=None)
             ref = await stream.emit(
                 LlmCalled(
                     role=request.role,
@@ -236,7 +289,7 @@ class Llm:
                     json_schema=json_schema,
                     seed=seed,
                     attempt=attempt,
-                    raw=completion.text,
+                    raw=text,
                     parsed=msgspec.to_builtins(value) if error is None else None,
                     error=error,
                     prompt_tokens=completion.prompt_tokens,
@@ -253,7 +306,7 @@ class Llm:
             last_error = error
             messages = [
                 *messages,
-                {"role": "assistant", "content": completion.text[:4000]},
+                {"role": "assistant", "content": text[:FEEDBACK_CHARS]},
                 {"role": "user", "content": f"{REJECTED_PREFIX} {error}\nAnswer again with one JSON object that matches the schema."},
             ]
         ref = await stream.emit(
@@ -279,6 +332,7 @@ class Llm:
                 logprobs=event.logprobs,
                 backend=event.backend,
                 model=event.model,
+                rejected=recorded_rejection(event),
             )
         return None
 

@@ -20,7 +20,7 @@ import structlog
 from scaleenv.store.events.llm import LlmCalled
 
 from .errors import RecordedDivergence
-from .port import Completion, LlmRequest, request_digest
+from .port import Completion, LlmRequest, recorded_rejection, request_digest
 
 log = structlog.get_logger("scaleenv.llm.recorded")
 
@@ -112,7 +112,7 @@ class RecordedBackend:
             return Completion(
                 text=call.raw, prompt_tokens=call.prompt_tokens, completion_tokens=call.completion_tokens,
                 latency_s=call.latency_s, token_ids=call.token_ids, logprobs=call.logprobs,
-                backend=call.backend, model=call.model,
+                backend=call.backend, model=call.model, rejected=recorded_rejection(call),
             )
         raise self._divergence(request, json_schema, schema_name, digest)
 

@@ -74,6 +74,10 @@ class _Episode:
     tool_calls: int = 0
     env_failures: int = 0
     last: Ref | None = None
+    tool_names: frozenset[str] = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.tool_names = frozenset(t["function"]["name"] for t in self.tools)
 
     async def emit(self, event: Any, actor: str, cause: Ref | None = None) -> Ref:
         self.last = await self.stream.emit(event, actor=actor, cause=cause if cause is not None else self.last)
@@ -130,7 +134,7 @@ class _Episode:
             self.user_view.append({"role": "assistant", "content": content})
 
     async def run_tool(self, call: ToolCallRequest) -> ToolExecuted:
-        names = {t["function"]["name"] for t in self.tools}
+        names = self.tool_names
         args: Any = None
         if call.name not in names:
             event = ToolExecuted(call_id=call.id, tool=call.name, args=None, ok=False, error_kind="unknown_tool",
@@ -174,10 +178,14 @@ class _Episode:
         result = score(task.expected_final, self.state, task.golden.expected_answers if task.golden else [], said)
         if result.reward == 0 and fault == "none":
             fault = "environment" if self.env_failures else "policy"
-        await self.emit(EpisodeEnded(reason=reason, fault=fault, turns=self.turns, tool_calls=self.tool_calls,  # type: ignore[arg-type]
-                                     detail=detail), "engine")
-        await self.emit(RewardGiven(reward=result.reward, breakdown=result.breakdown, diff=result.diff[:50],
-                                    reward_version=result.version), "grader")
+        ended = EpisodeEnded(reason=reason, fault=fault, turns=self.turns, tool_calls=self.tool_calls,  # type: ignore[arg-type]
+                             detail=detail)
+        reward = RewardGiven(reward=result.reward, breakdown=result.breakdown, diff=result.diff[:50],
+                             reward_version=result.version)
+        # Both in one append (one commit to wait for); the reward's cause is the end, as if emitted one by one.
+        ended_ref = Ref(self.stream.id, self.stream.next_n)
+        refs = await self.stream.emit_many([(ended, "engine", self.last), (reward, "grader", ended_ref)])
+        self.last = refs[-1]
         self.stream.finish()
         return result
 

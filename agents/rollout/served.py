@@ -132,7 +132,7 @@ def _check_list(value: Any, kind: type, name: str) -> Any:
 
 @attrs.define
 class Served:
-    ep: Episode
+    ep: Episode = attrs.field(repr=False)
     attempt: int
     lock: trio.Lock = attrs.field(factory=trio.Lock)
     touched: float = 0.0
@@ -154,12 +154,12 @@ def score_json(eid: str, reason: str, fault: str, ep: Episode, s: Score, detail:
 class Environments:
     """The kept tasks of one run, and the episodes served on them (many at once)."""
 
-    ctx: RunContext
-    view: RunView
+    ctx: RunContext = attrs.field(repr=False)
+    view: RunView = attrs.field(repr=False)
     idle_timeout: float = 600.0
     max_open: int = 1024
-    episodes: dict[str, Served] = attrs.field(factory=dict)
-    _next: dict[str, int] = attrs.field(factory=dict)
+    episodes: dict[str, Served] = attrs.field(factory=dict, repr=False)
+    _next: dict[str, int] = attrs.field(factory=dict, repr=False)
     _closing: bool = False
 
     @classmethod
@@ -395,7 +395,7 @@ class Environments:
         if s.reward == 0 and fault == "none":
             fault = "environment" if ep.env_failures else "policy"
         se.result = score_json(ep.eid, reason, fault, ep, s, detail)
-        log.info("episode ended", episode=ep.eid, reason=reason, reward=s.reward)
+        log.debug("episode ended", episode=ep.eid, reason=reason, reward=s.reward)
 
     async def _reaper(self) -> None:
         """End episodes nobody has touched for ``idle_timeout`` seconds."""

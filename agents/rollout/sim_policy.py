@@ -32,12 +32,15 @@ import attrs
 
 from ..llm.sim.backend import SimCall, register_role
 from .sim_text import (
+    CHANGE_RE,
     EMAIL_RE,
+    GENERIC,
     content_words,
     extract_facts,
     extract_ids,
     extract_numbers,
     humanize,
+    kind_fits,
     name_match,
     name_words,
     overlap,
@@ -65,7 +68,7 @@ VERB_SYNONYMS: dict[str, tuple[str, ...]] = {
     "renew": ("renew", "extend"),
     "delete": ("delete", "remove"),
     "remove": ("remove", "delete"),
-    "add": ("add", "include"),
+    "add": ("add", "include", "leave", "write", "post", "make", "new"),
     "request": ("request", "ask for", "borrow"),
     "submit": ("submit", "send", "file"),
     "transfer": ("transfer", "send", "move"),
@@ -88,6 +91,10 @@ PAST = {
     "edit": "edited", "open": "opened", "close": "closed", "start": "started", "suspend": "suspended",
     "file": "filed", "ship": "shipped", "settle": "settled", "redeem": "redeemed", "assign": "assigned",
 }
+# How a user says they do not hold something at all (not "I don't have it at hand right now").
+HARD_DECLINE_RE = re.compile(r"\b(don't know that|do not know that|don't have that|do not have that|no idea)\b", re.I)
+SOFT_DECLINE_RE = re.compile(r"\b(don't|do not|not sure|can't remember|don't remember)\b", re.I)
+TOOL_SLIP_RE = re.compile(r"^(arguments are not|unknown tool)", re.I)
 QUESTION_WORDS = frozenset("what which when where how status show list check tell find much many".split())
 APOLOGY = "I'm sorry, but I'm not able to help with this request right now."
 MAX_DEPTH = 4
@@ -143,6 +150,8 @@ class Planner:
     user_words: list[str] = attrs.field(factory=list)
     goal: Tool | None = None
     noisy: bool = True  # whether record choices may be mistaken this time
+    new_values: set[str] = attrs.field(factory=set)  # facts the user wants set ("change the email to ...")
+    _bad: set[tuple[str, str]] = attrs.field(factory=set)
 
     # ---------------------------------------------------------------- reading
     def read(self) -> None:
@@ -155,23 +164,38 @@ class Planner:
                 self.asked_all.update(asked_before)
                 continue
             found = extract_facts(text)
+            # "change the email to X": X is the new value to set, not something to look records up by.
+            changed = {"_".join(w for w in name_words(m.group(1)) if w not in ("my", "the")) for m in CHANGE_RE.finditer(text)}
             for k, v in found.items():
                 self.facts[k] = v
-            # A reply to our question binds to the asked name when the names differ ("date" <- "order_date").
+                if k in changed:
+                    self.new_values.add(k)
+                else:
+                    self.new_values.discard(k)
+            # A reply to our question binds to the asked name when the names differ ("date" <- "order_date"),
+            # never across kinds ("my ticket purchase id is ..." does not answer "attendee id").
             for p in asked_before:
                 if p in found:
                     continue
-                close = [k for k in found if name_match(p, k) >= 1 or set(name_words(p)) & set(name_words(k)) - {"id"}]
+                close = [k for k in found if kind_fits(p, found[k]) and (
+                    name_match(p, k) >= 1 or set(name_words(p)) & set(name_words(k)) - GENERIC)]
                 if len(close) == 1:
                     self.facts[p] = found[close[0]]
                 elif len(asked_before) == 1 and len(found) == 1:
-                    self.facts[p] = next(iter(found.values()))
-                elif not found and re.search(r"\b(don't|do not|not sure|no idea|can't remember|don't remember)\b", text, re.I):
+                    k, v = next(iter(found.items()))
+                    if set(name_words(k)) <= GENERIC and kind_fits(p, v):  # "the number is 42"
+                        self.facts[p] = v
+                if p in found or p in self.facts:
+                    continue
+                if HARD_DECLINE_RE.search(text):
+                    declined[p] = declined.get(p, 0) + 2  # the user does not hold it: do not ask again
+                elif not found and SOFT_DECLINE_RE.search(text):
                     declined[p] = declined.get(p, 0) + 1
             asked_before = []
             self.ids.extend(i for i in extract_ids(text) if i not in self.ids)
             self.numbers.extend(extract_numbers(text))
         self.unavailable = {p for p, n in declined.items() if n >= 2}
+        self._bad = self.bad_values()
         self.user_words = content_words(self.conv.user_text)
 
     # ---------------------------------------------------------------- goal
@@ -180,20 +204,29 @@ class Planner:
             return None
         # The request is the user's opening message; later ones mostly answer questions ("my email is ...").
         text = (self.conv.users[0][1] if self.conv.users else self.conv.user_text).lower()
-        uw = content_words(text)
-        verb_hits = {t.name: self._verb_used(t, text, uw) for t in self.tools.values()}
+        # Only the request itself, not facts offered with it ("my email is ...") nor idioms ("find out").
+        request = re.sub(r"\b(?:my|the|our)\s+[a-z ]{1,40}?\s+(?:is|are)\s+\S+", " ", text)
+        request = re.sub(r"\bfind out\b", "learn", request)
+        uw = content_words(request)
+        verb_hits = {t.name: self._verb_used(t, request, uw) for t in self.tools.values()}
         any_mut_verb = any(verb_hits[t.name] for t in self.tools.values() if t.mutating)
         question = "?" in text or bool(set(words(text)) & QUESTION_WORDS)
+        wants_all = bool(re.search(r"\b(all|every|list)\b", request))
 
         def score(t: Tool) -> tuple[float, int, int]:
             obj = [w for w in t.name_words[1:] if w not in ("by", "for", "of", "id")]
-            s = 2.0 * overlap(uw, obj) + 0.5 * overlap(uw, t.desc_words)
+            hits = overlap(uw, obj)
+            missed = sum(1 for w in obj if not any(similar(w, u) for u in uw))
+            # The noun decides between tools of the same kind ("event review" vs "ticket purchase").
+            s = 3.0 * hits - 1.0 * missed + 0.5 * overlap(uw, t.desc_words)
             if t.mutating and verb_hits[t.name]:
-                s += 5.0
+                s += 4.0
             elif not t.mutating and verb_hits[t.name]:
                 s += 1.0
             if not t.mutating and question and not any_mut_verb:
                 s += 2.0
+            if not t.mutating and t.returns_list == wants_all:
+                s += 1.0
             if t.mutating and not verb_hits[t.name]:
                 s -= 3.0  # never mutate what the user did not ask to change
             return (s, 1 if t.mutating == any_mut_verb else 0, -t.order)
@@ -202,7 +235,8 @@ class Planner:
 
     @staticmethod
     def _verb_used(t: Tool, text: str, uw: list[str]) -> bool:
-        for syn in VERB_SYNONYMS.get(t.verb, ()) + (t.verb,):
+        past = PAST.get(t.verb, t.verb + ("d" if t.verb.endswith("e") else "ed"))
+        for syn in VERB_SYNONYMS.get(t.verb, ()) + (t.verb, past):
             if " " in syn:
                 if syn in text:
                     return True
@@ -218,43 +252,87 @@ class Planner:
                 out.update((k, json.dumps(v, sort_keys=True)) for k, v in c.args.items())
         return out
 
-    def known(self, name: str, jtype: str, depth: int = 0) -> tuple[bool, Any, ToolPlan | None]:
+    def bad_values(self) -> set[tuple[str, str]]:
+        """(parameter, value) pairs a tool rejected by name ("the attendee must exist: ticket_purchase_596d")."""
+        out: set[tuple[str, str]] = set()
+        for c in self.conv.calls:
+            if not (c.answered and c.error is not None and c.args):
+                continue
+            for k, v in c.args.items():
+                if isinstance(v, str) and len(v) >= 3 and v.lower() in c.error.lower() and "must exist" in c.error.lower():
+                    out.add((k, str(v)))
+        return out
+
+    def _usable(self, name: str, value: Any) -> bool:
+        return kind_fits(name, value) and (name, str(value)) not in self._bad
+
+    def known(self, name: str, jtype: str, depth: int = 0, for_goal: bool = False) -> tuple[bool, Any, ToolPlan | None]:
         """(found, value, plan-to-disambiguate-first) for a parameter name."""
-        if name in self.facts:
+        def fact_ok(k: str) -> bool:
+            return (for_goal or k not in self.new_values) and self._usable(name, self.facts[k])
+
+        if name in self.facts and fact_ok(name):
             return True, _coerce(self.facts[name], jtype), None
+        # Exact field names of earlier tool results (a lookup of one candidate among several decides nothing).
         for c in reversed(self.conv.calls):
             if not c.ok:
                 continue
-            if isinstance(c.result, dict) and name in c.result:
-                return True, c.result[name], None
+            if isinstance(c.result, dict) and name in c.result and self._usable(name, c.result[name]):
+                if not self._candidate_lookup(c):
+                    return True, c.result[name], None
             if isinstance(c.result, list):
-                records = [r for r in c.result if isinstance(r, dict) and name in r]
+                records = [r for r in c.result if isinstance(r, dict) and self._usable(name, self._field(r, name))]
+                records = [r for r in records if self._field(r, name) is not None]
                 if not records:
                     continue
                 record, plan = self.select(c, records, depth)
                 if plan is not None:
                     return False, None, plan
                 if record is not None:
-                    return True, record[name], None
-        scored = [(name_match(name, k), k) for k in self.facts]
+                    return True, self._field(record, name), None
+        # A fact whose name fits exactly enough, and whose value is of the right kind.
+        scored = [(name_match(name, k), k) for k in self.facts if fact_ok(k)]
         best = max((s for s, _ in scored), default=0)
         if best >= 2 or (best == 1 and sum(1 for s, _ in scored if s == 1) == 1):
-            k = next(k for s, k in scored if s == best)
-            return True, _coerce(self.facts[k], jtype), None
+            tops = [k for s, k in scored if s == best]
+            if len(tops) == 1 or len({str(self.facts[k]) for k in tops}) == 1:
+                return True, _coerce(self.facts[tops[0]], jtype), None
         base = name.lower().removesuffix("_id").removesuffix("id").strip("_")
         if name.lower().endswith("id") and base:
             for i in reversed(self.ids):
-                prefix = i.split("_", 1)[0]
-                if base.startswith(prefix) or prefix.startswith(base):
+                if kind_fits(name, i) and self._usable(name, i):
                     return True, i, None
         if "email" in name.lower():
-            emails = EMAIL_RE.findall(self.conv.user_text)
+            emails = [e for e in EMAIL_RE.findall(self.conv.user_text) if (for_goal or e not in self._new_texts())]
             if emails:
                 return True, emails[-1], None
         t = _json_type(jtype)
         if t in ("integer", "number") and len(self.numbers) == 1 and not name.lower().endswith("id"):
             return True, _coerce(self.numbers[0], jtype), None
         return False, None, None
+
+    def _field(self, record: dict[str, Any], name: str) -> Any:
+        """A record's field, or the field of a lookup made with its values."""
+        if name in record:
+            return record[name]
+        for extra in self._joined(record):
+            if name in extra:
+                return extra[name]
+        return None
+
+    def _candidate_lookup(self, call: Call) -> bool:
+        """A lookup of one record of an earlier list of several (``get_order`` for each listed order)."""
+        if not call.args:
+            return False
+        for c in self.conv.calls:
+            if c is call or not c.ok or not isinstance(c.result, list) or len(c.result) < 2:
+                continue
+            if any(isinstance(r, dict) and all(r.get(a) == b for a, b in call.args.items()) for r in c.result):
+                return True
+        return False
+
+    def _new_texts(self) -> set[str]:
+        return {str(self.facts[k]) for k in self.new_values if k in self.facts}
 
     # ---------------------------------------------------------------- records
     def _joined(self, record: dict[str, Any]) -> list[dict[str, Any]]:
@@ -396,7 +474,7 @@ class Planner:
     def plan_tool(self, tool: Tool, depth: int = 0, visiting: frozenset[str] = frozenset()) -> ToolPlan:
         plan = ToolPlan()
         for p in tool.required:
-            found, value, first = self.known(p, tool.types.get(p, "string"), depth)
+            found, value, first = self.known(p, tool.types.get(p, "string"), depth, for_goal=tool is self.goal)
             if found:
                 plan.args[p] = _coerce(value, tool.types.get(p, "string"))
                 continue
@@ -409,11 +487,13 @@ class Planner:
                 if p not in plan.asks:
                     plan.asks.append(p)
                 continue
+            if sub.asks and not sub.calls and p not in plan.asks and self._askable(p):
+                plan.asks.append(p)  # the user may hold it; else what would let us look it up
             plan.calls.extend(c for c in sub.calls if c not in plan.calls)
             plan.asks.extend(a for a in sub.asks if a not in plan.asks)
         # Optional parameters the user named explicitly.
         for p in tool.types:
-            if p not in tool.required and p in self.facts:
+            if p not in tool.required and p in self.facts and (tool is self.goal or p not in self.new_values):
                 plan.args[p] = _coerce(self.facts[p], tool.types[p])
         return plan
 
@@ -494,19 +574,20 @@ class _Emit:
 
     def __init__(self, call: SimCall, turn: int, base: int, tools: dict[str, Tool]) -> None:
         self.call, self.turn, self.base, self.tools = call, turn, base, tools
+        self.careful = False  # no slips in how the calls are written (right after one)
 
     def tool_calls(self, calls: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
         out = []
         for k, (name, args) in enumerate(calls):
             args = dict(args)
             tool = self.tools.get(name)
-            if tool is not None and args and self.call.mistake(0.1):
+            if tool is not None and args and not self.careful and self.call.mistake(0.1):
                 p = self.call.rng.choice(sorted(args))
                 args[p] = _mistype(args[p], tool.types.get(p, "string"))
             text = json.dumps(args, sort_keys=True)
-            if self.call.mistake(0.15):
+            if not self.careful and self.call.mistake(0.15):
                 text = text[: max(1, len(text) * 2 // 3)]  # cut off mid-object
-            if self.call.mistake(0.05):
+            if not self.careful and self.call.mistake(0.05):
                 name = _misname(name, self.call)
             out.append({"id": f"call_{self.turn}_{self.base + k}", "name": name, "arguments": text})
         return {"content": "", "tool_calls": out}
@@ -581,9 +662,15 @@ def simulate_policy(call: SimCall) -> dict[str, Any]:
     if conv.last_role == "user" and call.mistake(0.05):
         return emit.say(APOLOGY)
 
-    goal_errors = [c for c in errors if c.name == goal.name]
-    if len(goal_errors) >= 2 or len(errors) >= 6:
-        last = errors[-1]
+    # A malformed call or a misspelt tool name is a one-off slip: the next call is written with care.
+    slips = [c for c in errors if TOOL_SLIP_RE.match(c.error or "")]
+    real = [c for c in errors if c not in slips]
+    last_call = conv.calls[-1] if conv.calls else None
+    if last_call is not None and last_call in slips:
+        emit.careful = True
+    goal_errors = [c for c in real if c.name == goal.name]
+    if len(goal_errors) >= 2 or len(real) >= 6 or len(slips) >= 4:
+        last = (real or errors)[-1]
         return emit.say(f"I'm sorry, I couldn't {_phrase(goal)}: {last.error}")
 
     plan = planner.plan_tool(goal)
@@ -605,7 +692,7 @@ def simulate_policy(call: SimCall) -> dict[str, Any]:
         return emit.say(_ask_message(asks, goal))
 
     # Never repeat a call that already failed with the same arguments: report instead.
-    failed = {(c.name, json.dumps(c.args, sort_keys=True)): c for c in errors if c.args is not None}
+    failed = {(c.name, json.dumps(c.args, sort_keys=True)): c for c in real if c.args is not None}
     for name, args in calls:
         bad = failed.get((name, json.dumps(args, sort_keys=True)))
         if bad is not None:

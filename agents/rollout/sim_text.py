@@ -14,8 +14,8 @@ from typing import Any
 
 WORD_RE = re.compile(r"[a-z0-9]+")
 EMAIL_RE = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
-# Record keys as the generator makes them: a short prefix, underscore, hex or digits.
-ID_RE = re.compile(r"\b([a-z]{2,8})_([0-9a-f]{3,12})\b")
+# Record keys as the generator makes them: a kind prefix (``tic``, ``ticket_purchase``), underscore, hex or digits.
+ID_RE = re.compile(r"\b([a-z]{2,}(?:_[a-z]{2,})*)_([0-9a-f]{3,12})\b")
 DATE_RE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
 NUMBER_RE = re.compile(r"(?<![\w.@-])-?\d+(?:\.\d+)?(?![\w@-])")
 QUOTED_RE = re.compile(r"\"([^\"]{1,80})\"|'([^']{2,80})'(?!\w)")
@@ -64,6 +64,11 @@ def name_words(name: str) -> list[str]:
     return [w for w in re.split(r"[^a-z0-9]+", name.lower()) if w]
 
 
+INFLECTIONS = frozenset(
+    "| e s es ed d ing led ling ling ation ations ion ions ment ments y ies ied al als ance".split(" ")
+) | {""}
+
+
 def similar(a: str, b: str) -> bool:
     """Loose word match: equal, a prefix of 4+ letters (order/orders), or 5+ common letters (cancel/cancelled)."""
     if a == b:
@@ -76,7 +81,8 @@ def similar(a: str, b: str) -> bool:
         if x != y:
             break
         n += 1
-    return n >= 5
+    # The same stem with inflections (cancel/cancelled, reserve/reservation), not other words (subscriber/subscription).
+    return n >= 5 and a[n:] in INFLECTIONS and b[n:] in INFLECTIONS
 
 
 def overlap(query: list[str], target: list[str]) -> int:
@@ -130,7 +136,42 @@ def extract_facts(text: str) -> dict[str, str]:
 
 
 def extract_ids(text: str) -> list[str]:
-    return [f"{a}_{b}" for a, b in ID_RE.findall(text.lower())]
+    return [f"{a}_{b}" for a, b in ID_RE.findall(text.lower()) if re.search(r"\d", b) or len(b) == 4]
+
+
+def id_kind(value: Any) -> str | None:
+    """The kind prefix of a record key (``ticket_purchase`` for ``ticket_purchase_596d``), or None."""
+    if not isinstance(value, str):
+        return None
+    m = ID_RE.fullmatch(value.strip().lower())
+    return m.group(1) if m else None
+
+
+def kind_fits(param: str, value: Any) -> bool:
+    """Whether a value may fill an id parameter: ``attendee_id`` takes ``attendee_2988`` or ``att_0003``,
+    never ``ticket_purchase_596d``, an email or a phrase. Other parameters take anything."""
+    p = param.lower()
+    if not (p.endswith("_id") or p == "id"):
+        return True
+    if isinstance(value, bool) or value is None:
+        return False
+    if isinstance(value, (int, float)):
+        return True
+    text = str(value).strip()
+    if not text or "@" in text or re.search(r"\s", text):
+        return False
+    kind = id_kind(text)
+    if kind is None:
+        return True  # some other id form (digits, codes): no kind to check
+    base = p.removesuffix("_id").removesuffix("id").strip("_")
+    if not base:
+        return True
+    a, b = base.replace("_", ""), kind.replace("_", "")
+    # The full stem, or a short prefix of it (keys of created records: ``tic_0003``).
+    if kind == base or (len(kind) <= 4 and b and a.startswith(b)):
+        return True
+    # A stem naming the same kind with another qualifier (``plan`` for ``broadband_plan``).
+    return base.split("_")[-1] == kind.split("_")[-1]
 
 
 def extract_numbers(text: str) -> list[float | int]:

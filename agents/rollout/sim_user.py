@@ -182,7 +182,8 @@ def simulate_user(call: SimCall) -> dict[str, Any]:
     last = str(assistant[-1].get("content") or "")
     given = _given(facts, conversation)
     asking = bool(ASK_RE.search(last))
-    asked = _asked_facts(last, facts) if asking else []
+    # What is asked for, not the purpose ("..., so I can reserve the ticket purchase?").
+    asked = _asked_facts(re.split(r",?\s+so (?:that )?I can\b", last)[0], facts) if asking else []
 
     if not asked and _is_success(last):
         return _turn(rng.choice(THANKS), done=True)

@@ -1,0 +1,171 @@
+"""Sharded rollouts without Ray: workers run in-process, shards merge into the same digests."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+import trio
+
+from scaleenv.agents.rollout import episode as episode_module
+from scaleenv.cli import main as cli_main
+from scaleenv.distributed import distributed_rollouts, plan, run_shard_async
+from scaleenv.runner import open_run, rollouts
+from scaleenv.shards import MergeConflict, existing_shards, merge_shards, shard_of, shard_path, shards_dir
+from scaleenv.store.log import Log
+
+from .conftest import CONFIG, OPTIONS, Base, episode_starts, stream_digests
+
+
+def test_shard_of_is_stable_and_spread() -> None:
+    # Fixed values: a stable hash of the stream id (blake2b), the same in every process and on every machine.
+    assert [shard_of(s, 4) for s in ("episode/d00/t000/g0", "episode/d00/t000/g1", "episode/d01/t003/g2")] == [2, 1, 0]
+    assert shard_of("episode/d00/t000/g0", 1) == 0
+    counts = [0] * 4
+    for d in range(8):
+        for t in range(10):
+            for g in range(4):
+                counts[shard_of(f"episode/d{d:02}/t{t:03}/g{g}", 4)] += 1
+    assert min(counts) > 60 and max(counts) < 100  # 320 streams, roughly even
+    with pytest.raises(ValueError):
+        shard_of("x", 0)
+
+
+@pytest.mark.parametrize("shards", [1, 3])
+def test_sharded_run_has_the_single_machine_digests(tmp_path: Path, base: Base, shards: int) -> None:
+    main = base.copy(tmp_path / "main")
+    result = distributed_rollouts(str(main), CONFIG, OPTIONS, shards=shards, executor="inprocess")
+    assert result["digest"] == base.digest
+    assert stream_digests(main) == base.streams
+    starts = episode_starts(main)
+    assert len(starts) == base.episodes and set(starts.values()) == {1}
+    d = result["distributed"]
+    assert d["episodes_assigned"] == base.episodes and d["failures"] == []
+    assert sum(w["fresh"] for w in d["workers"]) == base.episodes
+    assert d["merge"]["streams_merged"] == base.episodes
+    assert not shards_dir(main).exists()  # merged and removed
+    # Again: everything is done, nothing runs, nothing is merged, same digest.
+    again = distributed_rollouts(str(main), CONFIG, OPTIONS, shards=shards, executor="inprocess")
+    assert again["digest"] == base.digest
+    assert again["distributed"]["episodes_assigned"] == 0 and again["distributed"]["merge"]["events_merged"] == 0
+
+
+def test_merge_order_is_deterministic(tmp_path: Path, base: Base) -> None:
+    src = base.copy(tmp_path / "src")
+    distributed_rollouts(str(src), CONFIG, OPTIONS, shards=3, executor="inprocess", keep_shards=True)
+    shards = existing_shards(src)
+    assert len(shards) == 3
+
+    def merged(name: str, order: list[Path]) -> list[tuple[str, int]]:
+        main = base.copy(tmp_path / name)
+        with Log.open(main) as log:
+            stats = trio.run(merge_shards, log, order)
+            assert stats.streams_merged == base.episodes
+            return [(r.stream, r.n) for r in log.read()]
+
+    a = merged("a", shards)
+    b = merged("b", list(reversed(shards)))
+    assert a == b
+    episodes = [x for x in a if x[0].startswith("episode/")]
+    assert episodes == sorted(episodes)  # stream id, then n
+    with Log.open(src) as log:  # merging again into a log that holds them all adds nothing
+        again = trio.run(merge_shards, log, shards)
+    assert again.events_merged == 0 and again.streams_skipped == base.episodes
+
+
+def test_resumes_episodes_a_single_machine_run_left_half_done(tmp_path: Path, base: Base) -> None:
+    main = base.copy(tmp_path / "main")
+    start = Log.open(base.tasks, readonly=True)
+    stop_at = start.last_seq() + 300
+    start.close()
+
+    async def interrupted() -> None:
+        async with open_run(str(main), CONFIG, OPTIONS) as ctx:
+            with trio.move_on_after(60) as scope:
+                async with trio.open_nursery() as nursery:
+                    async def watch() -> None:
+                        while ctx.log.last_seq() < stop_at:
+                            await trio.sleep(0.001)
+                        scope.cancel()
+
+                    nursery.start_soon(watch)
+                    await rollouts(ctx)
+                    nursery.cancel_scope.cancel()
+
+    trio.run(interrupted)
+    with Log.open(main, readonly=True) as log:
+        partial = [s for s, n in log.streams("episode/") if n > 0]
+    assert partial, "the interrupted run should leave episodes in the main log"
+    result = distributed_rollouts(str(main), CONFIG, OPTIONS, shards=2, executor="inprocess")
+    assert result["digest"] == base.digest
+    assert set(episode_starts(main).values()) == {1}
+    assert sum(w["resumed"] for w in result["distributed"]["workers"]) > 0
+
+
+def test_leftover_shards_of_an_interrupted_run_are_merged_first(tmp_path: Path, base: Base,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    main = base.copy(tmp_path / "main")
+    with Log.open(main, readonly=True) as log:
+        works, _ = plan(log, str(main.resolve()), CONFIG, OPTIONS, 2)
+    first = works[0]
+
+    real = episode_module.run_episode
+    finished = 0
+    scope = trio.CancelScope()
+
+    async def counting(*args: Any) -> float:
+        nonlocal finished
+        r = await real(*args)
+        finished += 1
+        if finished >= 3:
+            scope.cancel()  # the worker is cut short after 3 episodes, with others in flight
+        return r
+
+    async def cut_short() -> None:
+        with scope:
+            await run_shard_async(first)
+
+    monkeypatch.setattr(episode_module, "run_episode", counting)
+    trio.run(cut_short)
+    monkeypatch.undo()
+    assert existing_shards(main) == [Path(first.shard_path)]
+    # A different shard count this time: the leftover shard is merged first, then the rest runs.
+    result = distributed_rollouts(str(main), CONFIG, OPTIONS, shards=3, executor="inprocess")
+    d = result["distributed"]
+    assert d["recovered_from_earlier_run"]["events_merged"] > 0
+    assert d["episodes_already_done"] > 0
+    assert result["digest"] == base.digest
+    assert set(episode_starts(main).values()) == {1}
+
+
+def test_merge_refuses_a_shard_that_contradicts_the_main_log(tmp_path: Path, base: Base) -> None:
+    src = base.copy(tmp_path / "src")
+    distributed_rollouts(str(src), CONFIG, OPTIONS, shards=1, executor="inprocess", keep_shards=True)
+    shard = shard_path(src, 0)
+    main = base.copy(tmp_path / "main")
+    with Log.open(shard, readonly=True) as s:
+        sid = next(iter(s.streams("episode/")))[0]
+        first = next(s.read_stream(sid))
+    wrong = msgspec.structs.replace(first.event, seed=first.event.seed + 1)
+
+    async def put_wrong() -> None:
+        async with log.writer() as w:
+            await w.append([(sid, 0, first.cause, first.actor, wrong)])
+
+    with Log.open(main) as log:
+        trio.run(put_wrong)
+        with pytest.raises(MergeConflict, match="differ at n=0"):
+            trio.run(merge_shards, log, [shard])
+
+
+def test_cli_flags_without_ray(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    log = str(tmp_path / "log")
+    assert cli_main(["rollout", "--log", log, "--shards", "2", "--quiet"]) == 2
+    assert "--shards needs --ray" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    assert cli_main(["rollout", "--log", log, "--ray", "local", "--quiet"]) == 2
+    assert "pip install 'scaleenv[ray]'" in capsys.readouterr().err

@@ -1,0 +1,138 @@
+"""What the rollout loop promises: bad calls are tool errors, every end is explained,
+user failures are the user's fault, and an interrupted rollout resumes without redoing work."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import trio
+
+import scaleenv.agents.rollout.episode as episode_module
+from scaleenv.agents.llm.port import Completion, LlmRequest
+from scaleenv.agents.llm.sim import NoiseModel, SimBackend
+from scaleenv.replay.projection import fold
+from scaleenv.runner import EngineOptions, open_run, project, rollouts, summary
+from scaleenv.store.events.episodes import EpisodeEnded, EpisodeStarted, RewardGiven, ToolExecuted
+from scaleenv.store.log import Log
+
+from .conftest import config, copy_template, roll
+
+
+def episode_events(path: Path) -> dict[str, list[Any]]:
+    by: dict[str, list[Any]] = {}
+    with Log.open(path, readonly=True) as log:
+        for rec in log.read():
+            if rec.stream.startswith("episode/"):
+                by.setdefault(rec.stream, []).append(rec.event)
+    return by
+
+
+def assert_every_episode_ended_once(by: dict[str, list[Any]]) -> None:
+    for stream, events in by.items():
+        kinds = Counter(type(e).__name__ for e in events)
+        assert kinds["EpisodeStarted"] == 1 and kinds["EpisodeEnded"] == 1 and kinds["RewardGiven"] == 1, (stream, kinds)
+        ended = next(e for e in events if isinstance(e, EpisodeEnded))
+        assert ended.reason and ended.fault
+        reward = next(e for e in events if isinstance(e, RewardGiven))
+        assert reward.reward in (0.0, 1.0)
+        # A failed episode always names whose fault it was (a success may still end on a late user error).
+        assert reward.reward == 1.0 or ended.fault != "none", (stream, ended, reward.reward)
+        assert isinstance(events[-1], RewardGiven)
+
+
+def test_malformed_tool_calls_are_tool_errors_and_episodes_still_end(template: Path, tmp_path: Path) -> None:
+    path = copy_template(template, tmp_path / "log")
+    roll(path, 10, noise=0.8)
+    by = episode_events(path)
+    assert by
+    assert_every_episode_ended_once(by)
+    kinds = Counter(e.error_kind for events in by.values() for e in events if isinstance(e, ToolExecuted) and not e.ok)
+    assert kinds["bad_json"] > 0 and kinds["unknown_tool"] > 0, kinds
+    bad = [s for s, events in by.items()
+           if any(isinstance(e, ToolExecuted) and e.error_kind in ("bad_json", "unknown_tool") for e in events)]
+    for stream in bad:
+        events = by[stream]
+        # The policy went on after the bad call: the error went back to it as a tool result.
+        first_bad = next(i for i, e in enumerate(events) if isinstance(e, ToolExecuted) and e.error_kind in ("bad_json", "unknown_tool"))
+        assert any(type(e).__name__ == "LlmCalled" and e.role == "policy" for e in events[first_bad:]), stream
+
+
+class UserBreaksDown(SimBackend):
+    """The sim, except that the simulated user answers garbage (never valid JSON) from ``from_turn`` on."""
+
+    def __init__(self, from_turn: int) -> None:
+        super().__init__(noise=NoiseModel())
+        self.from_turn = from_turn
+
+    async def complete(self, request: LlmRequest, json_schema: dict[str, Any], schema_name: str) -> Completion:
+        if request.role == "user" and request.context.get("turn", 0) >= self.from_turn:
+            return Completion(text="I am the customer and I refuse to speak JSON.", prompt_tokens=1, completion_tokens=9)
+        return await super().complete(request, json_schema, schema_name)
+
+
+def test_a_failing_user_simulator_is_the_users_fault(template: Path, tmp_path: Path) -> None:
+    for from_turn in (0, 1):  # at the opening, and mid-conversation
+        path = copy_template(template, tmp_path / f"log{from_turn}")
+        roll(path, 1, backend=UserBreaksDown(from_turn))
+        by = episode_events(path)
+        assert by
+        for stream, events in by.items():
+            ended = next(e for e in events if isinstance(e, EpisodeEnded))
+            assert (ended.reason, ended.fault) == ("error", "user"), (stream, ended)
+            assert "user" in ended.detail
+            assert isinstance(events[-1], RewardGiven) and events[-1].reward == 0.0
+        if from_turn == 1:
+            assert any(isinstance(e, EpisodeStarted) for events in by.values() for e in events)
+            assert any(type(e).__name__ == "LlmCalled" and e.role == "policy" for events in by.values() for e in events)
+
+
+def test_interrupted_rollout_resumes_without_rerunning_finished_episodes(template: Path, tmp_path: Path, monkeypatch: Any) -> None:
+    per_task = 4
+    whole = copy_template(template, tmp_path / "whole")
+    roll(whole, per_task)
+    path = copy_template(template, tmp_path / "interrupted")
+    opts = EngineOptions(progress=False, sync=False, concurrency=8)
+
+    async def interrupted(stop_after: int) -> None:
+        async with open_run(str(path), config(per_task), opts) as ctx:
+            with trio.CancelScope() as scope:  # what Ctrl-C does to the run's nursery
+                async def watch() -> None:
+                    while ctx.progress.counters.get("episodes", 0) < stop_after:
+                        await trio.sleep(0.001)
+                    scope.cancel()
+
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(watch)
+                    await rollouts(ctx)
+            assert scope.cancelled_caught, "the run finished before the interruption"
+
+    def finished(p: Path) -> set[str]:
+        with Log.open(p, readonly=True) as log:
+            return {eid for eid, ep in fold(log.read()).episodes.items() if ep.reward is not None}
+
+    for stop in (3, 9):
+        trio.run(interrupted, stop)
+    done_before = finished(path)
+    assert done_before
+    started: list[str] = []
+    real = episode_module.run_episode
+
+    async def counting(ctx: Any, domain: Any, task: Any, attempt: int) -> float:
+        started.append(episode_module.episode_id(task.task_id, attempt))
+        return await real(ctx, domain, task, attempt)
+
+    monkeypatch.setattr(episode_module, "run_episode", counting)
+    roll(path, per_task, concurrency=8)
+    assert started and not set(started) & done_before, "a finished episode was run again"
+    with Log.open(path, readonly=True) as a, Log.open(whole, readonly=True) as b:
+        resumed, uninterrupted = project(a), project(b)
+    assert len(resumed.episodes) == len(uninterrupted.episodes) == len(finished(whole))
+    by = episode_events(path)
+    assert_every_episode_ended_once(by)  # EpisodeStarted exactly once per episode stream
+    assert resumed.stream_digests() == uninterrupted.stream_digests()
+    assert summary(resumed)["digest"] == summary(uninterrupted)["digest"]
+    assert math.isclose(sum(e.reward.reward for e in resumed.episodes.values() if e.reward),
+                        sum(e.reward.reward for e in uninterrupted.episodes.values() if e.reward))
