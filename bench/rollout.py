@@ -1,20 +1,31 @@
 """Bench rollouts on the sim: engine throughput, latency efficiency, memory per episode.
 
 One template log is synthesized once (stage 1 + stage 2, ``sync=False``); every setting
-then runs in its own subprocess on a fresh copy of it (so settings neither share tasks'
-warm caches nor contaminate each other's peak memory), with ``episodes_per_task`` large
-enough that at least a few times ``concurrency`` episodes run.
+then runs in its own subprocess on a fresh copy of it (settings neither share warm
+caches nor contaminate each other's peak memory), with ``episodes_per_task`` large
+enough that at least ``concurrency`` episodes run.
 
-(a) zero latency: the engine's own cost. A *step* is one tool call executed and logged
-    (a ``ToolExecuted`` event); steps/s, episodes/s and events/s at concurrency 1, 10,
-    100, 1000, with durable logging (``sync=True``) and with ``sync=False``.
-(b) latency on: the sim sleeps a log-normal time per LLM call (``base_s`` median,
-    small ``sigma``, no per-token part). The ideal is ``concurrency / mean latency``
-    LLM calls/s; ``efficiency = achieved / ideal``, measured over the saturated window
-    (while episodes are still queued behind the concurrency limit, so the tail of the
-    last wave does not count against the engine).
-(c) memory: peak RSS (VmHWM) minus RSS before the rollouts, per in-flight episode, for
-    the engine process and for the sandbox workers (where the episodes' sessions live).
+The sim's role simulators are real CPU work in the engine's process (the simulated
+policy costs ~4 ms per call, far more than the engine's own work per call), which a
+served model would spend on its GPU server instead. So a first *recording* run rolls
+out every episode the bench needs with the live sim (its figures are reported as
+"live sim"); the settings below then replay the sim's answers for the very same
+requests (``RecordedBackend``: no model compute; every event, the port, the log, the
+sandbox run as usual) to measure the engine alone.
+
+(a) zero latency: a *step* is one tool call executed and logged (a ``ToolExecuted``
+    event); steps/s, episodes/s, events/s and LLM calls/s at concurrency 1, 10, 100,
+    1000, with durable logging (``sync=True``) and with ``sync=False``.
+(b) latency on: each LLM call sleeps the sim's log-normal latency (``--latency``
+    median, ``--sigma`` spread, no per-token part). The ideal is ``concurrency / mean
+    latency`` LLM calls/s; ``efficiency = achieved / ideal``, over the saturated window
+    (while episodes still queue behind the concurrency limit: the last wave's tail does
+    not count against the engine).
+(c) memory: peak RSS (VmHWM) minus RSS before the rollouts, divided by the concurrency,
+    for the engine process and for the sandbox workers (where the sessions live).
+(d) what if: the sandbox workers recompile every tool (RestrictedPython) for every
+    session, i.e. every episode; the same settings with workers that cache compiled
+    tools by source (patched at spawn in this bench only) show what that costs.
 
     .venv/bin/python bench/rollout.py [--quick] [--json]
 """
@@ -24,7 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import random
 import shutil
 import subprocess
@@ -37,14 +47,14 @@ from typing import Any
 import msgspec
 import trio
 
-from scaleenv.agents.llm.recorded import RecordedBackend, read_calls
 from scaleenv.agents.llm.port import Completion, LlmRequest
+from scaleenv.agents.llm.recorded import RecordedBackend, read_calls
 from scaleenv.agents.llm.sim import LatencyModel, NoiseModel, SimBackend
-from scaleenv.replay.projection import fold
 from scaleenv.run_context import RunConfig
 from scaleenv.runner import EngineOptions, open_run, project, rollouts, stage1, stage2
 from scaleenv.store.events.episodes import RewardGiven, ToolExecuted
 from scaleenv.store.events.llm import LlmCalled
+from scaleenv.store.log import Log
 
 SEED = 11
 
@@ -89,10 +99,10 @@ class TimedSim(SimBackend):
 
 
 class TimedReplay(RecordedBackend):
-    """The sim's recorded answers, served after the sim's latency model sleeps (no model compute here).
+    """The sim's recorded answers, served after the sim's latency model slept (no model compute here).
 
-    The sleep is drawn from the same log-normal model, seeded by the request seed, so the
-    latencies match the live sim's; the answers are the ones the sim gave for the same requests.
+    The sleep is drawn from the same log-normal model, seeded by the request seed; the
+    answers are the ones the sim gave for the same requests in the recording run.
     """
 
     def __init__(self, calls: list[LlmCalled], latency: LatencyModel) -> None:
@@ -103,7 +113,8 @@ class TimedReplay(RecordedBackend):
     async def complete(self, request: LlmRequest, json_schema: dict[str, Any], schema_name: str) -> Completion:
         out = await super().complete(request, json_schema, schema_name)
         delay = self.latency.sample(random.Random(request.seed ^ 0x5EED), out.completion_tokens)
-        await trio.sleep(delay)
+        if delay > 0:
+            await trio.sleep(delay)
         self.ends.append(time.perf_counter())
         return msgspec.structs.replace(out, latency_s=delay)
 
@@ -118,10 +129,9 @@ CACHED_COMPILE_WORKER = (
 
 
 def _cache_worker_compiles() -> None:
-    """Experiment: sandbox workers that compile each tool source once, not once per session.
+    """What if: sandbox workers that compile each tool source once, not once per session.
 
-    Patches how this process spawns workers (the sandbox itself is unchanged); used by
-    ``--what-if-compile-cache`` to show what a compile cache in the worker would give.
+    Patches how this (child) process spawns workers; the sandbox code is unchanged.
     """
     from scaleenv.sandbox import process
 
@@ -156,7 +166,7 @@ async def _measure(path: Path, config: RunConfig, opts: EngineOptions, setting: 
                                per_token_s=0.0, sigma=setting.get("latency_sigma", 0.0))
         timed: TimedSim | TimedReplay
         if setting.get("recording"):
-            # Engine only: the sim's answers for these very requests, recorded by an earlier run.
+            # Engine only: the sim's answers to these very requests, recorded by an earlier run.
             timed = TimedReplay(read_calls(setting["recording"]), latency)
         else:
             timed = TimedSim(noise=NoiseModel(), latency=latency)
@@ -165,15 +175,17 @@ async def _measure(path: Path, config: RunConfig, opts: EngineOptions, setting: 
         workers = ctx.sandbox.worker_pids()
         rss0 = _status_kb("self", "VmRSS")
         wrss0 = sum(_status_kb(p, "VmRSS") for p in workers)
-        saturated_until: list[float] = []
+        window: list[float] = []
 
         async def watch() -> None:
-            # The saturated window ends when no episode waits for the concurrency limit.
-            while True:
-                await trio.sleep(0.01)
-                if ctx.agents.statistics().tasks_waiting == 0 and ctx.agents.borrowed_tokens < c:
-                    saturated_until.append(time.perf_counter())
-                    return
+            # The saturated window: from when `c` episodes are first in flight until no
+            # episode waits for the concurrency limit any more (the last wave begins).
+            while ctx.agents.borrowed_tokens < c:
+                await trio.sleep(0.005)
+            window.append(time.perf_counter())
+            while ctx.agents.statistics().tasks_waiting or ctx.agents.borrowed_tokens >= c:
+                await trio.sleep(0.005)
+            window.append(time.perf_counter())
 
         t0 = time.perf_counter()
         async with trio.open_nursery() as nursery:
@@ -185,8 +197,6 @@ async def _measure(path: Path, config: RunConfig, opts: EngineOptions, setting: 
         whwm = sum(_status_kb(p, "VmHWM") for p in workers)
     steps = episodes = llm_calls = events = 0
     latency_sum = 0.0
-    from scaleenv.store.log import Log
-
     with Log.open(path, readonly=True) as log:
         for rec in log.read(first_seq):
             events += 1
@@ -209,11 +219,11 @@ async def _measure(path: Path, config: RunConfig, opts: EngineOptions, setting: 
     }
     if latency.enabled and timed.ends:
         mean_latency = latency_sum / llm_calls
-        end = saturated_until[0] if saturated_until else t1
-        done = sum(1 for t in timed.ends if t <= end)
-        achieved = done / (end - t0)
+        start, end = (window[0], window[1]) if len(window) == 2 and window[1] - window[0] > 1.0 else (t0, t1)
+        done = sum(1 for t in timed.ends if start < t <= end)
+        achieved = done / (end - start)
         ideal = c / mean_latency
-        out.update({"mean_latency_s": round(mean_latency, 4), "window_s": round(end - t0, 3),
+        out.update({"mean_latency_s": round(mean_latency, 4), "window_s": round(end - start, 3),
                     "llm_calls_per_s_window": round(achieved, 1), "ideal_llm_calls_per_s": round(ideal, 1),
                     "efficiency": round(achieved / ideal, 4)})
     return out
@@ -227,9 +237,17 @@ def in_subprocess(setting: dict[str, Any]) -> dict[str, Any]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _plan(quick: bool) -> dict[str, Any]:
+    if quick:
+        return {"tasks_per_domain": 3, "zero": [(1, 40), (10, 150), (100, 400), (1000, 1000)],
+                "latency": [(10, 30), (100, 300), (1000, 1000)]}
+    return {"tasks_per_domain": 5, "zero": [(1, 100), (10, 300), (100, 1000), (1000, 2000)],
+            "latency": [(10, 30), (100, 300), (1000, 2000)]}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="fewer episodes per setting, no 1000-in-flight latency run")
+    parser.add_argument("--quick", action="store_true", help="fewer tasks and episodes per setting")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object on the last line")
     parser.add_argument("--latency", type=float, default=0.2, help="median seconds per LLM call in (b)")
     parser.add_argument("--sigma", type=float, default=0.05, help="log-normal spread of the latency in (b)")
@@ -242,51 +260,84 @@ def main() -> int:
     def say(text: str) -> None:
         print(text, file=sys.stderr if args.json else sys.stdout, flush=True)
 
-    domains, tpd = 2, 5
-    scale = 0.3 if args.quick else 1.0
-    with tempfile.TemporaryDirectory(prefix="scaleenv-bench-template-") as tmp:
-        template = Path(tmp) / "template"
+    plan = _plan(args.quick)
+    domains, tpd = 2, plan["tasks_per_domain"]
+    started = time.perf_counter()
+    header = (f"{'conc':>5} {'sync':>5} {'episodes':>8} {'steps/s':>8} {'episodes/s':>10} {'events/s':>9} "
+              f"{'llm/s':>7} {'engine kB/ep':>12} {'workers kB/ep':>13}")
+
+    def row(r: dict[str, Any]) -> str:
+        return (f"{r['concurrency']:>5} {str(r['sync']):>5} {r['episodes']:>8} {r['steps_per_s']:>8} "
+                f"{r['episodes_per_s']:>10} {r['events_per_s']:>9} {r['llm_calls_per_s']:>7} "
+                f"{r['engine_kb_per_episode']:>12} {r['workers_kb_per_episode']:>13}")
+
+    with tempfile.TemporaryDirectory(prefix="scaleenv-bench-rollout-") as tmp:
+        template, recording = Path(tmp) / "template", Path(tmp) / "recording"
         t = time.perf_counter()
         tasks = build_template(template, domains, tpd)
-        say(f"template: {domains} domains, {tasks} kept tasks in {time.perf_counter() - t:.1f}s")
+        say(f"template: {domains} domains, {tasks} kept tasks, in {time.perf_counter() - t:.1f}s")
         base = {"template": str(template), "tasks": tasks, "domains": domains, "tasks_per_domain": tpd}
+        most = max(n for _, n in plan["zero"] + plan["latency"])
+        live = in_subprocess({**base, "concurrency": 100, "episodes": most, "sync": True, "keep_as": str(recording)})
+        say("live sim (engine + the sim's role simulators in this process), recording the answers:")
+        say(header)
+        say(row(live))
+        replay = {**base, "recording": str(recording)}
+
+        say("(a) engine only, zero latency (a step = one ToolExecuted; memory = peak RSS delta / concurrency)")
+        say(header)
         zero: list[dict[str, Any]] = []
-        say("(a) zero latency (a step = one ToolExecuted; memory = peak RSS delta / concurrency)")
-        say(f"{'conc':>5} {'sync':>5} {'episodes':>8} {'steps/s':>9} {'episodes/s':>10} {'events/s':>9} "
-            f"{'llm/s':>8} {'engine kB/ep':>12} {'workers kB/ep':>13}")
-        plan = [(1, 150), (10, 600), (100, 1500), (1000, 3000)]
         for sync in (True, False):
-            for c, n in plan:
-                r = in_subprocess({**base, "concurrency": c, "episodes": max(c, int(n * scale)), "sync": sync})
+            for c, n in plan["zero"]:
+                r = in_subprocess({**replay, "concurrency": c, "episodes": n, "sync": sync})
                 zero.append(r)
-                say(f"{c:>5} {str(sync):>5} {r['episodes']:>8} {r['steps_per_s']:>9} {r['episodes_per_s']:>10} "
-                    f"{r['events_per_s']:>9} {r['llm_calls_per_s']:>8} {r['engine_kb_per_episode']:>12} "
-                    f"{r['workers_kb_per_episode']:>13}")
+                say(row(r))
+
+        say(f"(b) engine only, latency on: median {args.latency}s, sigma {args.sigma}; "
+            "ideal = concurrency / mean latency LLM calls/s")
+        say(f"{'conc':>5} {'episodes':>8} {'mean lat':>8} {'window s':>8} {'llm/s':>8} {'ideal':>8} {'efficiency':>10}")
         lat: list[dict[str, Any]] = []
-        say(f"(b) latency on: median {args.latency}s, sigma {args.sigma}; ideal = concurrency / mean latency LLM calls/s")
-        say(f"{'conc':>5} {'episodes':>8} {'mean lat':>8} {'window s':>8} {'llm/s':>8} {'ideal':>8} {'efficiency':>10} "
-            f"{'engine kB/ep':>12}")
-        for c in ((10, 100) if args.quick else (10, 100, 1000)):
-            r = in_subprocess({**base, "concurrency": c, "episodes": 3 * c, "sync": True,
+        for c, n in plan["latency"]:
+            r = in_subprocess({**replay, "concurrency": c, "episodes": n, "sync": True,
                                "latency_base_s": args.latency, "latency_sigma": args.sigma})
             lat.append(r)
             say(f"{c:>5} {r['episodes']:>8} {r['mean_latency_s']:>8} {r['window_s']:>8} {r['llm_calls_per_s_window']:>8} "
-                f"{r['ideal_llm_calls_per_s']:>8} {r['efficiency']:>10.1%} {r['engine_kb_per_episode']:>12}")
-    top = max(c for c, _ in plan)
+                f"{r['ideal_llm_calls_per_s']:>8} {r['efficiency']:>10.1%}")
+
+        top, top_n = plan["zero"][-1]
+        say("(d) what if sandbox workers cached compiled tools (engine only, concurrency 1000, sync=True)")
+        what_if = in_subprocess({**replay, "concurrency": top, "episodes": top_n, "sync": True, "cached_compile": True})
+        say(header)
+        say(row(what_if))
+        lat_c, lat_n = plan["latency"][-1]
+        what_if_lat = in_subprocess({**replay, "concurrency": lat_c, "episodes": lat_n, "sync": True, "cached_compile": True,
+                                     "latency_base_s": args.latency, "latency_sigma": args.sigma})
+        say(f"  with latency on at {lat_c} in flight: efficiency {what_if_lat['efficiency']:.1%} "
+            f"({what_if_lat['llm_calls_per_s_window']} of {what_if_lat['ideal_llm_calls_per_s']} LLM calls/s)")
+
     at = {r["concurrency"]: r for r in zero if r["sync"]}
+    nosync = {r["concurrency"]: r for r in zero if not r["sync"]}
     eff = {r["concurrency"]: r["efficiency"] for r in lat}
     result = {
         "steps_per_s_zero_latency": at[top]["steps_per_s"],
-        "steps_per_s_zero_latency_nosync": next(r["steps_per_s"] for r in zero if not r["sync"] and r["concurrency"] == top),
+        "steps_per_s_zero_latency_nosync": nosync[top]["steps_per_s"],
         "efficiency_at_1000": eff.get(1000),
         "efficiency_at_100": eff.get(100),
+        "efficiency_at_10": eff.get(10),
+        "engine_kb_per_inflight_episode_at_1000": at[top]["engine_kb_per_episode"],
+        "workers_kb_per_inflight_episode_at_1000": at[top]["workers_kb_per_episode"],
         "targets": {"steps_per_s_zero_latency": 5000, "efficiency_at_1000": 0.9},
-        "baseline": {"steps_per_s_at_concurrency_1": at[1]["steps_per_s"],
-                     "note": "concurrency 1 is the serial baseline of the same engine"},
+        "baseline": {"steps_per_s_concurrency_1": at[1]["steps_per_s"], "live_sim_steps_per_s_concurrency_100": live["steps_per_s"],
+                     "note": "concurrency 1 is the serial baseline of the same engine; live sim includes the sim's own compute"},
+        "what_if_compile_cache": {"steps_per_s_zero_latency": what_if["steps_per_s"],
+                                  "efficiency_at_1000": what_if_lat["efficiency"]},
+        "live_sim": live,
         "zero_latency": zero,
         "latency": lat,
         "quick": args.quick,
+        "seconds": round(time.perf_counter() - started, 1),
     }
+    say(f"total {result['seconds']}s")
     if args.json:
         print(json.dumps(result))
     return 0

@@ -49,6 +49,16 @@ from .sim_text import (
 )
 from .sim_tools import Call, Conversation, Tool, parse_conversation, parse_tools
 
+# Mistake scales (x noise.mistakes, 0.15 by default). A wrong record among look-alikes is
+# the mistake a careless policy makes most and cannot undo: at the default rate about one
+# selection in four goes wrong, so rewards spread with the noise setting.
+WRONG_RECORD = 1.6
+GIVE_UP_EARLY = 0.2
+SKIP_STEP = 0.6
+# Claiming a state change that was never made (the goal call is never sent): the failure
+# a state-based reward exists to catch.
+CLAIM_DONE = 1.0
+
 # Verbs users say for what a tool's verb does (the tool's own verb always counts).
 VERB_SYNONYMS: dict[str, tuple[str, ...]] = {
     "cancel": ("cancel", "call off", "abort", "stop"),
@@ -236,6 +246,9 @@ class Planner:
     @staticmethod
     def _verb_used(t: Tool, text: str, uw: list[str]) -> bool:
         past = PAST.get(t.verb, t.verb + ("d" if t.verb.endswith("e") else "ed"))
+        # Words naming the tool's object are nouns here ("my salon bookings" does not say "book").
+        nouns = {o + sfx for o in t.name_words[1:] for sfx in ("", "s", "es")}
+        uw = [w for w in uw if w not in nouns]
         for syn in VERB_SYNONYMS.get(t.verb, ()) + (t.verb, past):
             if " " in syn:
                 if syn in text:
@@ -404,7 +417,7 @@ class Planner:
                 if scores[i] >= scores[best] - 0.5 and not failed_record(records[i]):
                     best = i
                     break
-        if self.noisy and self.call.mistake(0.5):
+        if self.noisy and self.call.mistake(WRONG_RECORD):
             others = [i for i in range(len(records)) if i != best]
             best = self.call.rng.choice(others)
         return records[best], None
@@ -423,6 +436,11 @@ class Planner:
             vals = [r.get(k) for r in rows]
             if all(isinstance(v, str) for v in vals) and len(set(vals)) == len(vals):
                 return k
+        # Nothing descriptive tells them apart: ask for the record's own id.
+        key = next(iter(rows[0]), None)
+        if key is not None and key.lower().endswith("id") and key not in self.asked_all and key not in self.unavailable \
+                and len({str(r.get(key)) for r in rows}) == len(rows):
+            return key
         return None
 
     def _goal_params(self) -> set[str]:
@@ -659,7 +677,7 @@ def simulate_policy(call: SimCall) -> dict[str, Any]:
                 return emit.tool_calls(first.calls)
         return emit.say(_done_message(goal, done_call.result, record))
 
-    if conv.last_role == "user" and call.mistake(0.05):
+    if conv.last_role == "user" and call.mistake(GIVE_UP_EARLY):
         return emit.say(APOLOGY)
 
     # A malformed call or a misspelt tool name is a one-off slip: the next call is written with care.
@@ -674,13 +692,15 @@ def simulate_policy(call: SimCall) -> dict[str, Any]:
         return emit.say(f"I'm sorry, I couldn't {_phrase(goal)}: {last.error}")
 
     plan = planner.plan_tool(goal)
+    if plan.ready and goal.mutating and call.mistake(CLAIM_DONE):
+        return emit.say(_done_message(goal, None, None))
     if plan.ready:
         calls = [(goal.name, plan.args)]
     elif plan.calls:
         calls = plan.calls
         # Skip a step and guess an argument of the goal (noise).
         missing = [p for p in goal.required if p not in plan.args]
-        if missing and call.mistake(0.2):
+        if missing and call.mistake(SKIP_STEP):
             args = dict(plan.args)
             for p in missing:
                 args[p] = _guess(p, goal.types.get(p, "string"), planner)

@@ -32,6 +32,8 @@ CHANGE_RE = re.compile(
     re.IGNORECASE,
 )
 
+KV_RE = re.compile(r"([a-z][a-z -]{0,30}?)\s*:\s*(\"[^\"]{1,80}\"|'[^']{1,80}'|[^,;]+)", re.IGNORECASE)
+
 STOP = frozenset(
     "a an the my me i you your we our to for of on in at by with and or is are be it this that "
     "please could would can will want like need just also some any from as do does did have has "
@@ -129,6 +131,13 @@ def extract_facts(text: str) -> dict[str, str]:
         if not value:
             continue
         facts["_".join(name_ws)] = value
+    # "make a new review (rating: 2, comment: "compact tent")"
+    for group in re.findall(r"\(([^()]*:[^()]*)\)", text):
+        for m in KV_RE.finditer(group):
+            name_ws = [w for w in name_words(m.group(1)) if w not in STOP]
+            value = _clean_value(m.group(2))
+            if name_ws and value:
+                facts.setdefault("_".join(name_ws), value)
     for email in EMAIL_RE.findall(text):
         if email not in facts.values():
             facts.setdefault("email", email)

@@ -35,6 +35,11 @@ def _words(ident: str) -> str:
     return ident.replace("_", " ")
 
 
+def _quoted(v: Any) -> str:
+    text = _value_text(v)
+    return f'"{text}"' if isinstance(v, str) and (" " in text or "," in text) else text
+
+
 def _status_target(tool: ToolSpec) -> str | None:
     for c in tool.contract:
         if c.when == "post" and c.op == "eq" and isinstance(c.right, str) and not is_result_post(c) \
@@ -59,7 +64,7 @@ def phrase(domain: DomainSpec, tool: ToolSpec, args: dict[str, Any]) -> str:
     if tool.mutates:
         created = created_table(domain, tool)
         if created is not None:
-            amounts = ", ".join(f"{_words(k)} {_value_text(v)}" for k, v in plain.items())
+            amounts = ", ".join(f"{_words(k)}: {_quoted(v)}" for k, v in plain.items())
             return f"make a new {_words(created.name).rstrip('s')} ({amounts})" if amounts \
                 else f"create a new {obj}"
         if verb == "cancel":
@@ -88,6 +93,50 @@ def phrase(domain: DomainSpec, tool: ToolSpec, args: dict[str, Any]) -> str:
     return f"find out the details of the {obj}"
 
 
+def _same_as(domain: DomainSpec, steps: list[dict[str, Any]], goal: str, facts: dict[str, Any],
+             targets: dict[str, Any]) -> str:
+    """Where a new record's references come from, when the user does not hold them but an earlier record has them:
+    "for the same performance as my ticket purchase ticket_purchase_596d"."""
+    tool = domain.tool(goal)
+    if tool is None or not steps or steps[-1].get("tool") != goal or created_table(domain, tool) is None:
+        return ""
+    args = steps[-1].get("args") or {}
+    held = {str(v) for v in facts.values()}
+    parts: list[str] = []
+    for p in tool.params:
+        if p.ref is None or p.name not in args or str(args[p.name]) in held:
+            continue
+        table = domain.table(p.ref)
+        if table is None or table.field("email") is not None:
+            continue  # the user's own account: "my" says it
+        source = _source_record(domain, steps[:-1], p.name, args[p.name], facts, targets)
+        if source:
+            parts.append(f"the same {_words(table.name).rstrip('s')} as {source}")
+    return ("for " + " and ".join(parts)) if parts else ""
+
+
+def _source_record(domain: DomainSpec, steps: list[dict[str, Any]], name: str, value: Any, facts: dict[str, Any],
+                   targets: dict[str, Any]) -> str:
+    record = targets.get("record") or {}
+    table = domain.table(str(targets.get("table") or ""))
+    if table is not None and str(record.get(name)) == str(value):
+        noun = _words(table.name).rstrip("s")
+        if str(targets.get("key")) in {str(v) for v in facts.values()}:
+            return f"my {noun} {targets.get('key')}"
+        for k, v in sorted(facts.items()):
+            if k in record and str(record[k]) == str(v) and not k.endswith("_id"):
+                return f"my {noun} with the {_words(k)} \"{_value_text(v)}\""
+    for step in reversed(steps):
+        t = domain.tool(step.get("tool", ""))
+        for k, v in (step.get("args") or {}).items():
+            ref = next((p.ref for p in (t.params if t else []) if p.name == k and p.ref), None)
+            rt = domain.table(ref) if ref else None
+            if rt is not None and rt.primary_key == k and k in facts and str(facts[k]) == str(v) \
+                    and rt.field(name) is not None:
+                return f"my {_words(rt.name).rstrip('s')} {v}"
+    return ""
+
+
 @register_role("task_writer")
 def task_writer(call: SimCall) -> dict[str, Any]:
     ctx = call.context
@@ -106,6 +155,9 @@ def task_writer(call: SimCall) -> dict[str, Any]:
                 goals.append(text)
     if not goals:
         goals = [f"get help with my account at {_words(domain.name)}"]
+    same = _same_as(domain, steps, goal, ctx.get("user_facts") or {}, ctx.get("targets") or {})
+    if same and goals:
+        goals[-1] += f" {same}"
     goal_text = goals[0] if len(goals) == 1 else ", then ".join(goals[:-1]) + " and finally " + goals[-1]
     persona, intro, style = rng.choice(PERSONAS)
     parts = [intro, rng.choice(OPENERS).format(goal=goal_text)]

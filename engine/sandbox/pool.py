@@ -27,6 +27,11 @@ from scaleenv.sandbox.state import apply_delta, copy_state
 from scaleenv.sandbox.types import CallOutcome, DbState, Limits, failure
 
 
+SPAWN_ATTEMPTS = 8
+"""Consecutive failed worker starts before the pool gives up (a worker killed during its
+handshake is simply started again)."""
+
+
 class SandboxError(RuntimeError):
     """A pool-level error (unknown session, rejected state, pool not running)."""
 
@@ -104,7 +109,7 @@ class SandboxPool:
     async def _run_slot(self, slot: _Slot, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         started = False
         while not self._closing:
-            proc = await WorkerProcess.spawn(self.limits, self._scratch, self._python)
+            proc = await self._spawn()
 
             def on_death(slot: _Slot = slot) -> None:
                 slot.ready = trio.Event()
@@ -128,6 +133,17 @@ class SandboxPool:
                         started = True
                         task_status.started()
                 await proc.died.wait()
+
+    async def _spawn(self) -> WorkerProcess:
+        """Start a worker, retrying one that dies before its handshake (e.g. killed from outside)."""
+        last: BaseException | None = None
+        for attempt in range(SPAWN_ATTEMPTS):
+            try:
+                return await WorkerProcess.spawn(self.limits, self._scratch, self._python)
+            except (RuntimeError, OSError, trio.BrokenResourceError, trio.TooSlowError) as exc:
+                last = exc
+                await trio.sleep(min(0.01 * 2**attempt, 1.0))
+        raise SandboxError(f"cannot start a sandbox worker ({SPAWN_ATTEMPTS} attempts): {last}")
 
     def _pick_slot(self) -> _Slot:
         return min(self._slots, key=lambda s: (len(s.sessions), s.index))

@@ -101,17 +101,22 @@ class WorkerProcess:
         )
         worker = cls(process, limits)
         assert process.stdin is not None and process.stdout is not None
-        await process.stdin.send_all(frame(request_encoder.encode(Hello(limits))))
-        with trio.fail_after(30):
-            while True:
-                data = await process.stdout.receive_some(65536)
-                if not data:
-                    process.kill()
-                    await process.wait()
-                    raise RuntimeError("sandbox worker exited during startup")
-                payloads = worker._buffer.feed(data)
-                if payloads:
-                    break
+        try:
+            await process.stdin.send_all(frame(request_encoder.encode(Hello(limits))))
+            with trio.fail_after(30):
+                while True:
+                    data = await process.stdout.receive_some(65536)
+                    if not data:
+                        raise RuntimeError("sandbox worker exited during startup")
+                    payloads = worker._buffer.feed(data)
+                    if payloads:
+                        break
+        except BaseException:
+            # Never leave a half-started worker behind (killed from outside, hung, cancelled).
+            with trio.CancelScope(shield=True):
+                process.kill()
+                await process.wait()
+            raise
         return worker
 
     async def request(

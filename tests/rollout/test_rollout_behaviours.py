@@ -83,7 +83,9 @@ def test_a_failing_user_simulator_is_the_users_fault(template: Path, tmp_path: P
             ended = next(e for e in events if isinstance(e, EpisodeEnded))
             assert (ended.reason, ended.fault) == ("error", "user"), (stream, ended)
             assert "user" in ended.detail
-            assert isinstance(events[-1], RewardGiven) and events[-1].reward == 0.0
+            assert isinstance(events[-1], RewardGiven)
+            if from_turn == 0:  # nothing was done: no reward (mid-conversation the goal may already be met)
+                assert events[-1].reward == 0.0
         if from_turn == 1:
             assert any(isinstance(e, EpisodeStarted) for events in by.values() for e in events)
             assert any(type(e).__name__ == "LlmCalled" and e.role == "policy" for events in by.values() for e in events)

@@ -187,3 +187,22 @@ def test_policy_is_deterministic_and_uses_only_call_rng() -> None:
     a = [policy(conv, seed, HIGH) for seed in range(20)]
     assert random.getstate() == state  # the global RNG is never touched
     assert a == [policy(conv, seed, HIGH) for seed in range(20)]
+
+
+def test_id_kinds_and_long_prefixes() -> None:
+    from scaleenv.agents.rollout.sim_text import extract_ids, kind_fits, similar
+    assert extract_ids("my id is ticket_purchase_596d, orde_1a2b") == ["ticket_purchase_596d", "orde_1a2b"]
+    assert not kind_fits("attendee_id", "ticket_purchase_596d") and kind_fits("attendee_id", "attendee_2988")
+    assert kind_fits("ticket_purchase_id", "tic_0003") and not kind_fits("client_id", "ada@example.com")
+    assert similar("cancel", "cancelled") and not similar("subscriber", "subscription")
+
+
+def test_policy_retries_cleanly_after_a_slip() -> None:
+    conv = [{"role": "user", "content": "Please cancel my order orde_1a2b."},
+            {"role": "assistant", "content": "", "tool_calls": [
+                {"id": "call_1_0", "type": "function", "function": {"name": "cancel_order", "arguments": '{"order_id": "or'}}]},
+            {"role": "tool", "tool_call_id": "call_1_0", "content": '{"error": "arguments are not a JSON object: ..."}'}]
+    for seed in range(20):
+        t = policy(conv, seed, NoiseModel(malformed=0.0, schema_violation=0.0, mistakes=1.0))
+        if t.tool_calls:
+            assert [(c.name, json.loads(c.arguments)) for c in t.tool_calls] == [("cancel_order", {"order_id": "orde_1a2b"})]
