@@ -241,7 +241,7 @@ def _plan(quick: bool) -> dict[str, Any]:
     if quick:
         return {"tasks_per_domain": 3, "zero": [(1, 40), (10, 150), (100, 400), (1000, 1000)],
                 "latency": [(10, 30), (100, 300), (1000, 1000)]}
-    return {"tasks_per_domain": 5, "zero": [(1, 100), (10, 300), (100, 1000), (1000, 2000)],
+    return {"tasks_per_domain": 5, "zero": [(1, 60), (10, 200), (100, 1000), (1000, 2000)],
             "latency": [(10, 30), (100, 300), (1000, 2000)]}
 
 
@@ -304,6 +304,14 @@ def main() -> int:
             say(f"{c:>5} {r['episodes']:>8} {r['mean_latency_s']:>8} {r['window_s']:>8} {r['llm_calls_per_s_window']:>8} "
                 f"{r['ideal_llm_calls_per_s']:>8} {r['efficiency']:>10.1%}")
 
+        live_lat = None
+        if not args.quick:
+            live_lat = in_subprocess({**base, "concurrency": 100, "episodes": 300, "sync": True,
+                                      "latency_base_s": args.latency, "latency_sigma": args.sigma})
+            r = live_lat
+            say(f"  live sim, 100 in flight: efficiency {r['efficiency']:.1%} ({r['llm_calls_per_s_window']} of "
+                f"{r['ideal_llm_calls_per_s']} LLM calls/s; the sim's own compute runs in the engine's process)")
+
         top, top_n = plan["zero"][-1]
         say("(d) what if sandbox workers cached compiled tools (engine only, concurrency 1000, sync=True)")
         what_if = in_subprocess({**replay, "concurrency": top, "episodes": top_n, "sync": True, "cached_compile": True})
@@ -332,6 +340,7 @@ def main() -> int:
         "what_if_compile_cache": {"steps_per_s_zero_latency": what_if["steps_per_s"],
                                   "efficiency_at_1000": what_if_lat["efficiency"]},
         "live_sim": live,
+        "live_sim_latency_at_100": live_lat,
         "zero_latency": zero,
         "latency": lat,
         "quick": args.quick,

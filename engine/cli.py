@@ -10,6 +10,7 @@ found a problem, 2 bad usage or input.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -87,11 +88,19 @@ def _report(command: str, exc: BaseException) -> int:
     if isinstance(first, UsageError | NotALog | NewerLogFormat | LogLocked):
         print(f"scaleenv {command}: {first}", file=sys.stderr)
         return EXIT_USAGE
+    if isinstance(first, BrokenPipeError):
+        # stdout was closed early (`scaleenv log dump | head`): not an error of the work.
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the interpreter flushes it at exit
+        except OSError:  # pragma: no cover
+            pass
+        return EXIT_OK
     known = (WorkFailed, LogError)
     try:
         from scaleenv.agents.llm.errors import BackendError, RecordedDivergence
+        from scaleenv.sandbox.pool import SandboxError
 
-        known = (*known, BackendError, RecordedDivergence)
+        known = (*known, BackendError, RecordedDivergence, SandboxError)
     except ImportError:  # pragma: no cover
         pass
     if isinstance(first, known):

@@ -25,11 +25,12 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import attrs
+import trio
 
 from scaleenv.store.errors import LogError
 from scaleenv.store.log import Log
 from scaleenv.store.record import Record, record_digest_bytes
-from scaleenv.store.writer import Pending
+from scaleenv.store.writer import Pending, Writer
 
 SHARDS_SUFFIX = ".shards"
 SHARD_META = "shard"
@@ -147,15 +148,21 @@ def _check_prefix(main: Log, shard: Log, sid: str, have: int) -> None:
             raise MergeConflict(f"stream {sid!r}: the main log and shard {shard.path} differ at n={a.n}")
 
 
-def merge_items(main: Log, shards: Sequence[Log], stats: MergeStats | None = None) -> Iterator[Pending]:
-    """The events to append to ``main``, in the deterministic merge order."""
+def checked_plan(main: Log, shards: Sequence[Log], stats: MergeStats | None = None) -> list[tuple[str, int, int, int]]:
+    """:func:`plan_merge`, with every prefix the main log already holds checked against its shard."""
     plan, seen = plan_merge(main, shards)
+    for sid, i, have, _length in plan:
+        _check_prefix(main, shards[i], sid, have)
     if stats is not None:
         stats.streams_seen += seen
         stats.streams_merged += len(plan)
         stats.streams_skipped += seen - len(plan)
+    return plan
+
+
+def merge_items(shards: Sequence[Log], plan: Sequence[tuple[str, int, int, int]]) -> Iterator[Pending]:
+    """The events to append to the main log, in the deterministic merge order."""
     for sid, i, have, _length in plan:
-        _check_prefix(main, shards[i], sid, have)
         for r in shards[i].read_stream(sid, have):
             yield Pending(r.stream, r.n, r.cause, r.actor, r.event)
 
@@ -166,23 +173,37 @@ async def merge_shards(main: Log, shard_paths: Sequence[str | os.PathLike[str]],
 
     Streams are taken in stream-id order, each from its position in the main log on, in
     batches of ``batch`` events (one transaction each). Running it again after a crash
-    merges only what is still missing.
+    merges only what is still missing. Raises :class:`MergeConflict` (before writing
+    anything) if a shard contradicts the main log.
     """
     stats = MergeStats(shards=len(shard_paths))
     t0 = time.perf_counter()
     opened = [Log.open(p, readonly=True) for p in shard_paths]
     try:
-        async with main.writer(max_batch=batch) as w:
-            buf: list[Pending] = []
-            for item in merge_items(main, opened, stats):
-                buf.append(item)
-                if len(buf) >= batch:
-                    await w.append(buf)
-                    stats.events_merged += len(buf)
-                    buf = []
-            if buf:
-                await w.append(buf)
-                stats.events_merged += len(buf)
+        plan = checked_plan(main, opened, stats)
+        if plan:
+            # Read batch i+1 (here, on the trio thread) while the writer commits batch i
+            # (on its own thread): one consumer keeps the append order, so the merged
+            # order is the plan's order.
+            send, recv = trio.open_memory_channel[list[Pending]](1)
+
+            async def consume(w: Writer) -> None:
+                async with recv:
+                    async for buf in recv:
+                        await w.append(buf)
+                        stats.events_merged += len(buf)
+
+            async with main.writer(max_batch=batch) as w, trio.open_nursery() as nursery:
+                nursery.start_soon(consume, w)
+                async with send:
+                    buf: list[Pending] = []
+                    for item in merge_items(opened, plan):
+                        buf.append(item)
+                        if len(buf) >= batch:
+                            await send.send(buf)
+                            buf = []
+                    if buf:
+                        await send.send(buf)
     finally:
         for s in opened:
             s.close()
@@ -191,6 +212,6 @@ async def merge_shards(main: Log, shard_paths: Sequence[str | os.PathLike[str]],
 
 
 __all__ = [
-    "MergeConflict", "MergeStats", "existing_shards", "merge_items", "merge_shards", "plan_merge",
+    "MergeConflict", "MergeStats", "checked_plan", "existing_shards", "merge_items", "merge_shards", "plan_merge",
     "recorded_shard_count", "remove_shards", "shard_of", "shard_path", "shards_dir",
 ]

@@ -5,6 +5,11 @@ the full message list (system, user, assistant with tool_calls, tool results), t
 reward and its breakdown, why the episode ended and whose fault it was, the seeds, and
 the token ids / logprobs per assistant turn whenever the backend returned them
 (re-tokenizing chat text is a known source of RL training bugs).
+
+Both formats load with Hugging Face ``datasets`` (``load_dataset("json" | "parquet")``),
+``messages`` as a list of OpenAI chat messages a chat template renders as they are. In
+parquet every column is native except ``tools`` (JSON text: see :data:`JSON_TEXT_COLUMNS`);
+columnar messages carry every key any message has (null where absent).
 """
 
 from __future__ import annotations

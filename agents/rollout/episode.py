@@ -194,13 +194,37 @@ Episode = _Episode
 """The episode's state and steps, shared by the local loop (``run_episode``) and served episodes."""
 
 
+_OFFERED: dict[int, tuple[DomainView, Any, tuple[str, ...], list[dict[str, Any]], str]] = {}
+_OFFERED_MAX = 256
+
+
+def offered(domain: DomainView) -> tuple[list[dict[str, Any]], str]:
+    """The tool schemas and the system prompt every episode of ``domain`` starts with.
+
+    Built once per domain view and shared by its episodes (read-only: nothing mutates
+    them), instead of once per episode; a changed spec or verified set rebuilds them.
+    """
+    assert domain.spec is not None
+    verified = tuple(domain.verified)
+    hit = _OFFERED.get(id(domain))
+    if hit is not None and hit[0] is domain and hit[1] is domain.spec and hit[2] == verified:
+        return hit[3], hit[4]
+    names = set(verified)
+    tools = openai_tools([t for t in domain.spec.tools if t.name in names])
+    prompt = policy_system_prompt(domain)
+    if len(_OFFERED) >= _OFFERED_MAX:
+        _OFFERED.clear()
+    _OFFERED[id(domain)] = (domain, domain.spec, verified, tools, prompt)
+    return tools, prompt
+
+
 def new_episode(ctx: RunContext, domain: DomainView, task: TaskView, eid: str) -> _Episode:
     """An episode of ``task`` in stream ``episode/<eid>``: verified tools offered, system prompt first."""
     assert domain.spec is not None and task.initial_state is not None and task.expected_final is not None
-    verified = [t for t in domain.spec.tools if t.name in set(domain.verified)]
+    tools, prompt = offered(domain)
     ep = _Episode(ctx=ctx, domain=domain, task=task, eid=eid, stream=ctx.stream(f"episode/{eid}"),
-                  state=task.initial_state, tools=openai_tools(verified))
-    ep.policy_messages.append({"role": "system", "content": policy_system_prompt(domain)})
+                  state=task.initial_state, tools=tools)
+    ep.policy_messages.append({"role": "system", "content": prompt})
     return ep
 
 

@@ -52,13 +52,17 @@ class _Slot:
     proc: WorkerProcess | None = None
     ready: trio.Event = attrs.field(factory=trio.Event)
     restarts: int = 0
+    stopped: bool = False
+    """The slot's task has ended (pool closing, or no worker could be started)."""
 
     async def current(self) -> WorkerProcess:
-        """The live process, waiting while it is being replaced."""
+        """The live process, waiting while it is being replaced; SandboxError once the slot stopped."""
         while True:
             await self.ready.wait()
             if self.proc is not None and not self.proc.dead:
                 return self.proc
+            if self.stopped:
+                raise SandboxError(f"sandbox worker slot {self.index} has stopped")
             await trio.lowlevel.checkpoint()
 
 
@@ -107,6 +111,14 @@ class SandboxPool:
     # ---- worker slots -------------------------------------------------
 
     async def _run_slot(self, slot: _Slot, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            await self._serve_slot(slot, task_status)
+        finally:
+            # Wake every caller waiting for this slot: they get a SandboxError, not a hang.
+            slot.stopped = True
+            slot.ready.set()
+
+    async def _serve_slot(self, slot: _Slot, task_status: trio.TaskStatus[None]) -> None:
         started = False
         while not self._closing:
             proc = await self._spawn()
@@ -260,11 +272,11 @@ class SandboxPool:
         """Forget the session (in the worker and in the parent)."""
         shadow = self._shadow(session_id)
         self._forget(session_id)
-        proc = await shadow.slot.current()
         try:
+            proc = await shadow.slot.current()
             await proc.request(lambda i: CloseReq(i, session_id))
-        except WorkerLost:
-            pass  # the replacement worker never loads a forgotten session
+        except (WorkerLost, SandboxError):
+            pass  # the replacement worker (if any) never loads a forgotten session
 
     async def run_once(
         self, tools: dict[str, str], state: DbState, tool_name: str, args: dict[str, Any]

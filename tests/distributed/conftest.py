@@ -26,6 +26,7 @@ class Base:
     """``tasks``: a log holding stages 1 and 2 only; ``digest``/``streams``: the single-machine rollout of it."""
 
     tasks: Path
+    single: Path
     digest: str
     streams: dict[str, str]
     episodes: int
@@ -64,4 +65,4 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Base:
     result = run_stages(single, rollouts)
     episodes = sum(d["episodes"] for d in result["domains"])
     assert episodes > 10, "the base run should have a fair number of episodes to shard"
-    return Base(tasks=tasks, digest=result["digest"], streams=stream_digests(single), episodes=episodes)
+    return Base(tasks=tasks, single=single, digest=result["digest"], streams=stream_digests(single), episodes=episodes)

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import msgspec
 import pytest
 import trio
 
-from scaleenv.agents.rollout import episode as episode_module
 from scaleenv.cli import main as cli_main
-from scaleenv.distributed import distributed_rollouts, plan, run_shard_async
+from scaleenv.distributed import distributed_rollouts, episode_stream, plan, run_shard_async
 from scaleenv.runner import open_run, rollouts
 from scaleenv.shards import MergeConflict, existing_shards, merge_shards, shard_of, shard_path, shards_dir
 from scaleenv.store.log import Log
@@ -105,38 +103,31 @@ def test_resumes_episodes_a_single_machine_run_left_half_done(tmp_path: Path, ba
     assert sum(w["resumed"] for w in result["distributed"]["workers"]) > 0
 
 
-def test_leftover_shards_of_an_interrupted_run_are_merged_first(tmp_path: Path, base: Base,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_leftover_shards_of_an_interrupted_run_are_merged_first(tmp_path: Path, base: Base) -> None:
     main = base.copy(tmp_path / "main")
     with Log.open(main, readonly=True) as log:
         works, _ = plan(log, str(main.resolve()), CONFIG, OPTIONS, 2)
     first = works[0]
+    assert len(first.items) > 4
+    # An earlier run with 2 shards: its worker 0 finished 3 episodes and died in the 4th (a prefix of it).
+    trio.run(run_shard_async, msgspec.structs.replace(first, items=first.items[:3]))
+    cut = episode_stream(*first.items[3])
+    with Log.open(base.single, readonly=True) as single:
+        prefix = list(single.read_stream(cut))[:4]
 
-    real = episode_module.run_episode
-    finished = 0
-    scope = trio.CancelScope()
+    async def died_mid_episode() -> None:
+        with Log.open(first.shard_path) as shard:
+            async with shard.writer() as w:
+                await w.append([(r.stream, r.n, r.cause, r.actor, r.event) for r in prefix])
 
-    async def counting(*args: Any) -> float:
-        nonlocal finished
-        r = await real(*args)
-        finished += 1
-        if finished >= 3:
-            scope.cancel()  # the worker is cut short after 3 episodes, with others in flight
-        return r
-
-    async def cut_short() -> None:
-        with scope:
-            await run_shard_async(first)
-
-    monkeypatch.setattr(episode_module, "run_episode", counting)
-    trio.run(cut_short)
-    monkeypatch.undo()
+    trio.run(died_mid_episode)
     assert existing_shards(main) == [Path(first.shard_path)]
     # A different shard count this time: the leftover shard is merged first, then the rest runs.
     result = distributed_rollouts(str(main), CONFIG, OPTIONS, shards=3, executor="inprocess")
     d = result["distributed"]
-    assert d["recovered_from_earlier_run"]["events_merged"] > 0
-    assert d["episodes_already_done"] > 0
+    assert d["recovered_from_earlier_run"]["streams_merged"] == 4
+    assert d["episodes_already_done"] == 3
+    assert sum(w["resumed"] for w in d["workers"]) == 1  # the cut episode resumes from the main log's prefix
     assert result["digest"] == base.digest
     assert set(episode_starts(main).values()) == {1}
 

@@ -47,7 +47,7 @@ def worker_kill_trial(workdir: Path, seed: int, config: tuple[str, ...], rng: ra
     kills = 0
     seen: set[int] = set()
     while proc.poll() is None:
-        time.sleep(rng.uniform(0.01, 0.15))
+        time.sleep(rng.uniform(0.2, 0.8))
         pids = worker_pids(proc.pid)
         seen.update(pids)
         if pids and kill_quietly(rng.choice(pids), signal.SIGKILL):

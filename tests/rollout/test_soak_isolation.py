@@ -52,10 +52,11 @@ def soak(template: Path, dest: Path, episodes: int, every: int, concurrency: int
 
 
 def _assert_flat(samples: list[tuple[int, int, int]], plateau_at: int, tolerance: float, slack_kb: int) -> None:
+    """The last 3 samples stay within ``tolerance`` + ``slack_kb`` of the highest of the first ``plateau_at + 1``."""
     for column, who in ((1, "engine"), (2, "sandbox workers")):
         plateau = max(s[column] for s in samples[: plateau_at + 1])
-        tail = samples[-3:]
-        grown = [(done, kb) for done, *kbs in tail for kb in [kbs[column - 1]] if kb > plateau * (1 + tolerance) + slack_kb]
+        limit = plateau * (1 + tolerance) + slack_kb
+        grown = [(s[0], s[column]) for s in samples[-3:] if s[column] > limit]
         assert not grown, f"{who} memory keeps growing: plateau {plateau} kB, then {grown}; all samples {samples}"
 
 
