@@ -59,7 +59,7 @@ def main() -> int:
                         f"workers killed={sum(t.kills for t in wk)}, crashed calls={sum(t.crashed_calls for t in wk)}, "
                         f"environment-fault episodes={sum(t.environment_faults for t in wk)}"))
         if can_mount_tmpfs():
-            sizes = [(rng.choice([384, 640, 1024, 2048]), 0) for _ in range(n_other)] + [(512, 448)]
+            sizes = [(rng.choice([768, 1280, 1792, 2560]), 0) for _ in range(n_other)] + [(512, 480)]
             df = [disk_full_trial(work, args.seed, config, size, pre) for size, pre in sizes]
             rows.append(row("disk full (tmpfs)", len(df), sum(t.survived(ref) for t in df), 0,
                             sum(t.resumed.digest == ref.digest for t in df),

@@ -247,7 +247,8 @@ def _plan(quick: bool) -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="fewer tasks and episodes per setting")
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer tasks and episodes, sync=True only, no live-sim or what-if latency runs")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object on the last line")
     parser.add_argument("--latency", type=float, default=0.2, help="median seconds per LLM call in (b)")
     parser.add_argument("--sigma", type=float, default=0.05, help="log-normal spread of the latency in (b)")
@@ -287,7 +288,7 @@ def main() -> int:
         say("(a) engine only, zero latency (a step = one ToolExecuted; memory = peak RSS delta / concurrency)")
         say(header)
         zero: list[dict[str, Any]] = []
-        for sync in (True, False):
+        for sync in ((True,) if args.quick else (True, False)):
             for c, n in plan["zero"]:
                 r = in_subprocess({**replay, "concurrency": c, "episodes": n, "sync": sync})
                 zero.append(r)
@@ -317,18 +318,20 @@ def main() -> int:
         what_if = in_subprocess({**replay, "concurrency": top, "episodes": top_n, "sync": True, "cached_compile": True})
         say(header)
         say(row(what_if))
-        lat_c, lat_n = plan["latency"][-1]
-        what_if_lat = in_subprocess({**replay, "concurrency": lat_c, "episodes": lat_n, "sync": True, "cached_compile": True,
-                                     "latency_base_s": args.latency, "latency_sigma": args.sigma})
-        say(f"  with latency on at {lat_c} in flight: efficiency {what_if_lat['efficiency']:.1%} "
-            f"({what_if_lat['llm_calls_per_s_window']} of {what_if_lat['ideal_llm_calls_per_s']} LLM calls/s)")
+        what_if_lat: dict[str, Any] = {}
+        if not args.quick:
+            lat_c, lat_n = plan["latency"][-1]
+            what_if_lat = in_subprocess({**replay, "concurrency": lat_c, "episodes": lat_n, "sync": True,
+                                         "cached_compile": True, "latency_base_s": args.latency, "latency_sigma": args.sigma})
+            say(f"  with latency on at {lat_c} in flight: efficiency {what_if_lat['efficiency']:.1%} "
+                f"({what_if_lat['llm_calls_per_s_window']} of {what_if_lat['ideal_llm_calls_per_s']} LLM calls/s)")
 
     at = {r["concurrency"]: r for r in zero if r["sync"]}
     nosync = {r["concurrency"]: r for r in zero if not r["sync"]}
     eff = {r["concurrency"]: r["efficiency"] for r in lat}
     result = {
         "steps_per_s_zero_latency": at[top]["steps_per_s"],
-        "steps_per_s_zero_latency_nosync": nosync[top]["steps_per_s"],
+        "steps_per_s_zero_latency_nosync": nosync[top]["steps_per_s"] if nosync else None,
         "efficiency_at_1000": eff.get(1000),
         "efficiency_at_100": eff.get(100),
         "efficiency_at_10": eff.get(10),
@@ -338,7 +341,7 @@ def main() -> int:
         "baseline": {"steps_per_s_concurrency_1": at[1]["steps_per_s"], "live_sim_steps_per_s_concurrency_100": live["steps_per_s"],
                      "note": "concurrency 1 is the serial baseline of the same engine; live sim includes the sim's own compute"},
         "what_if_compile_cache": {"steps_per_s_zero_latency": what_if["steps_per_s"],
-                                  "efficiency_at_1000": what_if_lat["efficiency"]},
+                                  "efficiency_at_1000": what_if_lat.get("efficiency")},
         "live_sim": live,
         "live_sim_latency_at_100": live_lat,
         "zero_latency": zero,

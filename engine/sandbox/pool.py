@@ -32,6 +32,11 @@ SPAWN_ATTEMPTS = 8
 handshake is simply started again)."""
 
 
+OPEN_ATTEMPTS = 2
+"""Opens of one session that may kill a worker before the session is refused (the first
+death may come from outside: a worker killed by the OOM killer or an operator)."""
+
+
 class SandboxError(RuntimeError):
     """A pool-level error (unknown session, rejected state, pool not running)."""
 
@@ -195,17 +200,24 @@ class SandboxPool:
         self._shadows[session_id] = shadow
         slot.sessions.add(session_id)
 
-        def forget(_: WorkerLost) -> None:  # the open itself killed the worker: do not restore it
-            self._forget(session_id)
-
+        losses = 0
         while True:
             proc = await slot.current()
+            if losses and session_id not in self._shadows:
+                # Retrying after the worker died mid-open: host the session again.
+                self._shadows[session_id] = shadow
+                slot.sessions.add(session_id)
             try:
                 reply = await proc.request(lambda i: OpenReq(i, session_id, shadow.tools, shadow.state), on_lost=None)
             except WorkerLost as lost:
                 if lost.executing:
-                    forget(lost)
-                    raise SandboxError(f"opening session {session_id!r} killed the worker ({lost.reason})") from None
+                    # Do not let the replacement worker restore it: the open itself may be what kills.
+                    self._forget(session_id)
+                    losses += 1
+                    if losses >= OPEN_ATTEMPTS:
+                        raise SandboxError(f"opening session {session_id!r} killed the worker "
+                                           f"{losses} times ({lost.reason})") from None
+                    continue  # perhaps killed from outside: try once more on the replacement
                 if session_id not in self._shadows:
                     raise SandboxError(f"session {session_id!r} was lost") from None
                 continue

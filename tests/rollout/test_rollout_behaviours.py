@@ -3,11 +3,13 @@ user failures are the user's fault, and an interrupted rollout resumes without r
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import trio
 
 import scaleenv.agents.rollout.episode as episode_module
@@ -50,7 +52,44 @@ def test_malformed_tool_calls_are_tool_errors_and_episodes_still_end(template: P
     assert by
     assert_every_episode_ended_once(by)
     kinds = Counter(e.error_kind for events in by.values() for e in events if isinstance(e, ToolExecuted) and not e.ok)
+    assert kinds["bad_json"] + kinds["unknown_tool"] > 0, kinds
+    _bad_calls_went_back_to_the_policy(by)
+
+
+class SlipperyPolicy(SimBackend):
+    """The sim, except that the policy's first tool call of each episode is malformed: an
+    unknown tool name or cut-off JSON arguments (by the parity of the request's seed)."""
+
+    async def complete(self, request: LlmRequest, json_schema: dict[str, Any], schema_name: str) -> Completion:
+        out = await super().complete(request, json_schema, schema_name)
+        if request.role != "policy" or any(m.get("role") == "tool" for m in request.messages):
+            return out
+        try:
+            turn = json.loads(out.text)
+        except json.JSONDecodeError:
+            return out
+        if not turn.get("tool_calls"):
+            return out
+        call = turn["tool_calls"][0]
+        if request.seed % 2:
+            call["name"] = "no_such_tool"
+        else:
+            call["arguments"] = call["arguments"][: max(1, len(call["arguments"]) // 2)]
+        return msgspec.structs.replace(out, text=json.dumps(turn))
+
+
+def test_injected_bad_json_and_unknown_tools_never_kill_an_episode(template: Path, tmp_path: Path) -> None:
+    path = copy_template(template, tmp_path / "log")
+    roll(path, 4, backend=SlipperyPolicy(noise=NoiseModel.off()))
+    by = episode_events(path)
+    assert_every_episode_ended_once(by)
+    kinds = Counter(e.error_kind for events in by.values() for e in events if isinstance(e, ToolExecuted) and not e.ok)
     assert kinds["bad_json"] > 0 and kinds["unknown_tool"] > 0, kinds
+    _bad_calls_went_back_to_the_policy(by)
+
+
+def _bad_calls_went_back_to_the_policy(by: dict[str, list[Any]]) -> None:
+    """Every episode with a malformed call ended scored, and the policy spoke again after it."""
     bad = [s for s, events in by.items()
            if any(isinstance(e, ToolExecuted) and e.error_kind in ("bad_json", "unknown_tool") for e in events)]
     for stream in bad:
