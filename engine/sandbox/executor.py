@@ -3,6 +3,8 @@ timeout alarm, error classification, delta computation and rollback."""
 
 from __future__ import annotations
 
+import functools
+
 import linecache
 import signal
 import traceback
@@ -41,6 +43,14 @@ class _Tool:
             self.func = namespace[compiled.name]
 
 
+@functools.lru_cache(maxsize=512)
+def _compile_cached(source: str, name: str) -> CompiledTool:
+    """Compile each (source, name) once per worker: every episode of a domain opens a
+    session with the same tools, and RestrictedPython's compile dominated session cost.
+    The code object is immutable; each session still runs it in a fresh namespace."""
+    return compile_tool(source, name)
+
+
 class Session:
     """A resident session: its tools and its state."""
 
@@ -49,7 +59,7 @@ class Session:
         self.tools: dict[str, _Tool] = {}
         for name, source in sorted(tools.items()):
             with gate.loading():
-                compiled = compile_tool(source, name)
+                compiled = _compile_cached(source, name)
             filename = compiled.filename
             lines = source.splitlines(keepends=True)
             linecache.cache[filename] = (len(source), None, lines, filename)
