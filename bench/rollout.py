@@ -23,9 +23,8 @@ sandbox run as usual) to measure the engine alone.
     not count against the engine).
 (c) memory: peak RSS (VmHWM) minus RSS before the rollouts, divided by the concurrency,
     for the engine process and for the sandbox workers (where the sessions live).
-(d) what if: the sandbox workers recompile every tool (RestrictedPython) for every
-    session, i.e. every episode; the same settings with workers that cache compiled
-    tools by source (patched at spawn in this bench only) show what that costs.
+(Sandbox workers compile each tool once per worker; before that, RestrictedPython's
+compile on every episode's session took ~85% of the workers' time.)
 
     .venv/bin/python bench/rollout.py [--quick] [--json]
 """
@@ -119,29 +118,10 @@ class TimedReplay(RecordedBackend):
         return msgspec.structs.replace(out, latency_s=delay)
 
 
-CACHED_COMPILE_WORKER = (
-    "import functools\n"
-    "from scaleenv.sandbox import executor, policy\n"
-    "executor.compile_tool = functools.lru_cache(maxsize=4096)(policy.compile_tool)\n"
-    "from scaleenv.sandbox.worker import main\n"
-    "main()\n"
-)
-
-
-def _cache_worker_compiles() -> None:
-    """What if: sandbox workers that compile each tool source once, not once per session.
-
-    Patches how this (child) process spawns workers; the sandbox code is unchanged.
-    """
-    from scaleenv.sandbox import process
-
-    process.worker_command = lambda python=sys.executable: [python, "-s", "-P", "-c", CACHED_COMPILE_WORKER]
 
 
 def run_setting(setting: dict[str, Any]) -> dict[str, Any]:
     """One setting, in this (child) process: copy the template, run rollouts, measure."""
-    if setting.get("cached_compile"):
-        _cache_worker_compiles()
     work = Path(tempfile.mkdtemp(prefix="scaleenv-bench-rollout-"))
     try:
         path = work / "log"
@@ -313,18 +293,7 @@ def main() -> int:
             say(f"  live sim, 100 in flight: efficiency {r['efficiency']:.1%} ({r['llm_calls_per_s_window']} of "
                 f"{r['ideal_llm_calls_per_s']} LLM calls/s; the sim's own compute runs in the engine's process)")
 
-        top, top_n = plan["zero"][-1]
-        say("(d) what if sandbox workers cached compiled tools (engine only, concurrency 1000, sync=True)")
-        what_if = in_subprocess({**replay, "concurrency": top, "episodes": top_n, "sync": True, "cached_compile": True})
-        say(header)
-        say(row(what_if))
-        what_if_lat: dict[str, Any] = {}
-        if not args.quick:
-            lat_c, lat_n = plan["latency"][-1]
-            what_if_lat = in_subprocess({**replay, "concurrency": lat_c, "episodes": lat_n, "sync": True,
-                                         "cached_compile": True, "latency_base_s": args.latency, "latency_sigma": args.sigma})
-            say(f"  with latency on at {lat_c} in flight: efficiency {what_if_lat['efficiency']:.1%} "
-                f"({what_if_lat['llm_calls_per_s_window']} of {what_if_lat['ideal_llm_calls_per_s']} LLM calls/s)")
+        top, _ = plan["zero"][-1]
 
     at = {r["concurrency"]: r for r in zero if r["sync"]}
     nosync = {r["concurrency"]: r for r in zero if not r["sync"]}
@@ -340,8 +309,6 @@ def main() -> int:
         "targets": {"steps_per_s_zero_latency": 5000, "efficiency_at_1000": 0.9},
         "baseline": {"steps_per_s_concurrency_1": at[1]["steps_per_s"], "live_sim_steps_per_s_concurrency_100": live["steps_per_s"],
                      "note": "concurrency 1 is the serial baseline of the same engine; live sim includes the sim's own compute"},
-        "what_if_compile_cache": {"steps_per_s_zero_latency": what_if["steps_per_s"],
-                                  "efficiency_at_1000": what_if_lat.get("efficiency")},
         "live_sim": live,
         "live_sim_latency_at_100": live_lat,
         "zero_latency": zero,
