@@ -9,6 +9,7 @@ that reads naturally.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -71,6 +72,7 @@ INFLECTIONS = frozenset(
 ) | {""}
 
 
+@functools.lru_cache(maxsize=65536)
 def similar(a: str, b: str) -> bool:
     """Loose word match: equal, a prefix of 4+ letters (order/orders), or 5+ common letters (cancel/cancelled)."""
     if a == b:
@@ -89,7 +91,12 @@ def similar(a: str, b: str) -> bool:
 
 def overlap(query: list[str], target: list[str]) -> int:
     """How many distinct query words loosely match some target word."""
-    return sum(1 for q in set(query) if any(similar(q, t) for t in target))
+    return _overlap(frozenset(query), tuple(target))
+
+
+@functools.lru_cache(maxsize=16384)
+def _overlap(query: frozenset[str], target: tuple[str, ...]) -> int:
+    return sum(1 for q in query if any(similar(q, t) for t in target))
 
 
 def humanize(name: str) -> str:
