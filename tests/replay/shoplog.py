@@ -77,10 +77,10 @@ def _delta(outcome: Any) -> list[RecordChange]:
     return [RecordChange(table=c.table, key=c.key, before=c.before, after=c.after) for c in outcome.delta]
 
 
-async def _record(nondeterministic: bool) -> list[Pending]:
-    spec = SHOP if not nondeterministic else DomainSpec(name=SHOP.name, description=SHOP.description,
-                                                        tables=SHOP.tables, tools=[*SHOP.tools, WHOAMI])
-    code = dict(CODE) if not nondeterministic else {**CODE, "whoami": WHOAMI_CODE}
+async def _record(nondeterministic: bool, extra: tuple[tuple[ToolSpec, str], ...] = ()) -> list[Pending]:
+    tools = [*SHOP.tools, *([WHOAMI] if nondeterministic else []), *(t for t, _ in extra)]
+    spec = DomainSpec(name=SHOP.name, description=SHOP.description, tables=SHOP.tables, tools=tools)
+    code = {**CODE, **({"whoami": WHOAMI_CODE} if nondeterministic else {}), **{t.name: c for t, c in extra}}
     calls = list(EPISODE_CALLS) + ([("whoami", {})] if nondeterministic else [])
     items: list[Pending] = []
 
@@ -131,8 +131,9 @@ async def _record(nondeterministic: bool) -> list[Pending]:
     return items
 
 
-def build_shop_log(path: str | Path, *, nondeterministic: bool = False) -> None:
-    """Write the shop run to a new log at ``path``."""
-    items = trio.run(_record, nondeterministic)
+def build_shop_log(path: str | Path, *, nondeterministic: bool = False,
+                   extra: tuple[tuple[ToolSpec, str], ...] = ()) -> None:
+    """Write the shop run to a new log at ``path`` (``extra``: more verified tools, with their code)."""
+    items = trio.run(_record, nondeterministic, extra)
     with Log.open(path, sync=False) as lg:
         trio.run(append_all, lg, items)
