@@ -197,8 +197,14 @@ def _verify(args: argparse.Namespace) -> int:
 def _diff(args: argparse.Namespace) -> int:
     from scaleenv.replay.logdiff import diff_logs, render
 
-    with _open(args.log_a) as a, _open(args.log_b) as b:
-        d = diff_logs(a, b)
+    from pathlib import Path
+
+    if Path(args.log_a).resolve() == Path(args.log_b).resolve():
+        with _open(args.log_a) as a:  # one log against itself (LMDB allows one handle per process)
+            d = diff_logs(a, a)
+    else:
+        with _open(args.log_a) as a, _open(args.log_b) as b:
+            d = diff_logs(a, b)
     if args.json:
         print(_dump(d.to_json()))
     else:
