@@ -90,7 +90,9 @@ class _Request:
     def __init__(self, items: list[Pending]) -> None:
         self.items = items
         self.done = trio.Event()
-        self.result: list[Record] | None = None
+        # (first seq, wall_ns) once committed: the records are built by the appender, off the
+        # writer thread, so building them overlaps the next batch's commit.
+        self.result: tuple[int, int] | None = None
         self.error: BaseException | None = None
 
 
@@ -125,7 +127,9 @@ class Writer:
         if req.error is not None:
             raise req.error
         assert req.result is not None
-        return req.result
+        first, wall = req.result
+        return [Record(seq=first + i, stream=it.stream, n=it.n, cause=it.cause, actor=it.actor,
+                       wall_ns=wall, event=it.event) for i, it in enumerate(req.items)]
 
     async def aclose(self) -> None:
         """Stop accepting appends, commit everything already sent, wait for the task."""
@@ -254,7 +258,6 @@ class Writer:
                 except (StreamPositionError, ValueError) as exc:
                     r.error = exc
                     continue
-                recs: list[Record] = []
                 r_ev: list[tuple[bytes, bytes]] = []
                 r_st: list[tuple[bytes, bytes]] = []
                 r_seq = seq
@@ -264,8 +267,6 @@ class Writer:
                         sk = seq_key(r_seq)
                         r_ev.append((sk, frame(encode_body(
                             r_seq, it.stream, it.n, it.cause, it.actor, wall, it.event))))
-                        recs.append(Record(seq=r_seq, stream=it.stream, n=it.n, cause=it.cause,
-                                           actor=it.actor, wall_ns=wall, event=it.event))
                         p = prefixes.get(it.stream)
                         if p is None:
                             p = prefixes[it.stream] = it.stream.encode() + b"\0"
@@ -274,11 +275,11 @@ class Writer:
                 except Exception as exc:  # noqa: BLE001 - an unencodable event fails its own append only
                     r.error = UnencodableEvent(it.stream, it.n, f"{type(exc).__name__}: {exc}")
                     continue
+                r.result = (seq + 1, wall)
                 seq = r_seq
                 ev_pairs.extend(r_ev)
                 st_pairs.extend(r_st)
                 overlay.update(local)
-                r.result = recs
             if ev_pairs:
                 consumed, added = txn.cursor(db=events_db).putmulti(ev_pairs, append=True)
                 if added != len(ev_pairs):
@@ -290,7 +291,7 @@ class Writer:
         self._next_n.update(overlay)
         self._last_seq = seq
         self.batches += 1
-        self.events += sum(len(r.result) for r in batch if r.result is not None)
+        self.events += sum(len(r.items) for r in batch if r.result is not None)
 
 
 def _check_stream_id(s: str) -> None:
