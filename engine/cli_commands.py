@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-from . import cli_inspect, cli_log, cli_rerun, cli_run
+from . import cli_inspect, cli_llm, cli_log, cli_replay, cli_rerun, cli_run, cli_serve
 
-REGISTRARS: list = [cli_run.register, cli_rerun.register, cli_inspect.register, cli_log.register]
-
-try:  # the sim-server command
-    from . import cli_llm
-
-    REGISTRARS.append(cli_llm.register)
-except ImportError:  # pragma: no cover - while it is being written
-    pass
-
-from . import cli_replay  # noqa: E402
-
-REGISTRARS.append(cli_replay.register)
-
-from . import cli_serve  # noqa: E402
-
-REGISTRARS.append(cli_serve.register)
+REGISTRARS: list = [
+    cli_run.register,      # run, synth, tasks, rollout
+    cli_replay.register,   # replay, diff, regrade
+    cli_rerun.register,    # rerun
+    cli_inspect.register,  # audit, show, export
+    cli_serve.register,    # serve, serve-mcp
+    cli_llm.register,      # sim-server
+    cli_log.register,      # log info|dump|tail|check
+]

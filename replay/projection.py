@@ -16,14 +16,13 @@ import attrs
 import networkx as nx
 
 from scaleenv.store.events.episodes import EpisodeEnded, EpisodeStarted, MessageSent, RewardGiven, ToolExecuted
-from scaleenv.store.events.llm import LlmCalled, LlmExhausted
+from scaleenv.store.events.llm import LlmCalled
 from scaleenv.store.events.synth import (
     CodeProposed,
     DomainFailed,
     DomainSynthesized,
     GraphEdgeAdded,
     SchemaDefined,
-    TestsRun,
     ToolAccepted,
     ToolRejected,
 )
@@ -220,8 +219,6 @@ def _apply_tool(d: DomainView, name: str, event: Any) -> None:
     elif isinstance(event, ToolRejected):
         t.status = "rejected"
         t.reasons = list(event.reasons)
-    elif isinstance(event, TestsRun | LlmExhausted):
-        pass
 
 
 def _apply_task(task: TaskView, event: Any) -> None:
