@@ -313,18 +313,38 @@ class Log:
         """
         found: list[RecordDamaged] = []
         expect = 1
+        where: dict[int, tuple[str, int]] = {}  # seq -> (stream, n) of every readable record
         for chunk in self._raw_chunks(1):
             for s, v in chunk:
                 if s != expect:
                     found.extend(RecordDamaged(m, "missing (gap in seqs)") for m in range(expect, s))
                 expect = s + 1
                 try:
-                    self.codec.decode(v, s)
+                    r = self.codec.decode(v, s)
+                    where[s] = (r.stream, r.n)
                 except RecordDamaged as exc:
                     found.append(exc)
                 except LogError:
                     pass
+        found.extend(self._check_stream_index(where))
         return found
+
+    def _check_stream_index(self, where: dict[int, tuple[str, int]]) -> list[RecordDamaged]:
+        """The per-stream index must point every (stream, n) at the record that holds it."""
+        bad: list[RecordDamaged] = []
+        indexed: set[int] = set()
+        with self._begin(db=self._streams) as txn:
+            for k, v in txn.cursor():
+                stream, n = k[:-9].decode(errors="replace"), int.from_bytes(k[-8:], "big")
+                seq = int.from_bytes(v, "big")
+                indexed.add(seq)
+                held = where.get(seq)
+                if held is not None and held != (stream, n):
+                    bad.append(RecordDamaged(seq, f"stream index entry {stream}#{n} points here, "
+                                                  f"but this record is {held[0]}#{held[1]}"))
+        bad.extend(RecordDamaged(seq, f"record {st}#{n} has no stream index entry")
+                   for seq, (st, n) in sorted(where.items()) if seq not in indexed)
+        return bad
 
     async def follow(self, from_seq: int = 1, poll_interval: float = 0.05) -> AsyncIterator[Record]:
         """Yield records from ``from_seq`` on, waiting for new commits (any process).

@@ -68,3 +68,22 @@ async def test_bad_records_written_raw(log_path, codec) -> None:
         assert "magic" in found[4] and "truncated" in found[9]
         assert "CRC" in found[15] and "missing" in found[17]
         assert log.get(5).event.text.startswith("MARK-00005")
+
+
+
+async def test_check_verifies_the_stream_index(log_path, codec) -> None:
+    """A per-stream index entry pointing at the wrong record is reported by seq."""
+    from scaleenv.store.log import stream_key
+
+    await _fill(log_path, codec, 9)  # s0#0 = seq 1, s1#0 = seq 2, ...
+    with Log.open(log_path, readonly=True, codec=codec) as log:
+        assert log.check() == []
+    env = lmdb.open(str(log_path), max_dbs=8)
+    streams = env.open_db(b"streams")
+    with env.begin(write=True, db=streams) as txn:
+        txn.put(stream_key("s0", 0), seq_key(2))  # s0#0 now points at s1#0's record
+    env.close()
+    with Log.open(log_path, readonly=True, codec=codec) as log:
+        reasons = {d.seq: d.reason for d in log.check()}
+    assert "s0#0 points here" in reasons[2] and "s1#0" in reasons[2]
+    assert "has no stream index entry" in reasons[1]
