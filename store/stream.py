@@ -165,6 +165,8 @@ class Stream:
         """Declare the agent done; raises Divergence if the log recorded more events."""
         if self.mode != "append" and self.next_n < len(self.recorded):
             raise Divergence(self.stream_id, self.next_n, self.recorded[self.next_n], None)
+        if self.writer is not None:
+            self.writer.forget(self.stream_id)
 
     def __repr__(self) -> str:
         return (f"Stream({self.stream_id!r}, mode={self.mode!r}, next_n={self.next_n}, "

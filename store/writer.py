@@ -144,6 +144,11 @@ class Writer:
             n = self.log.stream_length(stream)
         return n
 
+    def forget(self, stream: str) -> None:
+        """Drop a finished stream's cached next position (it is reloaded from the index if
+        the stream is ever appended to again), so memory does not grow with streams done."""
+        self._next_n.pop(stream, None)
+
     @property
     def last_seq(self) -> int:
         return self._last_seq

@@ -125,16 +125,29 @@ def render_messages(role: str, instructions: str, context: dict[str, Any], task:
 
 
 def parse_rendered(messages: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
-    """The (role, context) a rendered request was made from (the inverse of render_messages)."""
+    """The (role, context) a rendered request was made from (the inverse of render_messages).
+
+    Only the first user message can carry the context, and only as render_messages writes
+    it (a block that ends the message); anything else — a conversation in which a user
+    happens to type ``<context>`` — has no context.
+    """
     role = ""
     context: dict[str, Any] = {}
     for m in messages:
         content = m.get("content") or ""
-        if m.get("role") == "system" and content.startswith(ROLE_TAG):
+        if m.get("role") == "system" and content.startswith(ROLE_TAG) and "]" in content:
             role = content[len(ROLE_TAG):content.index("]")]
-        if m.get("role") == "user" and CONTEXT_OPEN in content and not context:
-            body = content[content.index(CONTEXT_OPEN) + len(CONTEXT_OPEN):content.rindex(CONTEXT_CLOSE)]
-            context = json.loads(body)
+    first_user = next((m for m in messages if m.get("role") == "user"), None)
+    content = str((first_user or {}).get("content") or "")
+    opener, closer = f"\n{CONTEXT_OPEN}\n", f"\n{CONTEXT_CLOSE}"
+    if content.endswith(closer) and opener in content:
+        body = content[content.index(opener) + len(opener):-len(closer)]
+        try:
+            decoded = json.loads(body)
+        except json.JSONDecodeError:
+            decoded = None
+        if isinstance(decoded, dict):
+            context = decoded
     return role, context
 
 

@@ -161,3 +161,18 @@ async def test_run_digest_independent_of_task_interleaving(tmp_path, codec) -> N
             assert live == replayed
             digests.append((live, order))
     assert len({d for d, _ in digests}) == 1
+
+
+async def test_a_finished_stream_is_forgotten_by_the_writer_and_can_still_continue(log_path, codec) -> None:
+    """Memory per finished stream is released; appending again later resumes at the right n."""
+    with Log.open(log_path, codec=codec) as log:
+        async with log.writer() as w:
+            s = Stream(w, "episode/a")
+            await s.emit(Said(text="one"), actor="t")
+            await s.emit(Said(text="two"), actor="t")
+            s.finish()
+            assert "episode/a" not in w._next_n  # noqa: SLF001 - the point of the test
+            again = Stream(w, "episode/a", recorded=list(log.read_stream("episode/a")), mode="append")
+            ref = await again.emit(Said(text="three"), actor="t")
+            assert ref.n == 2
+        assert [r.n for r in log.read_stream("episode/a")] == [0, 1, 2]
