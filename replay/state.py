@@ -42,6 +42,11 @@ def state_digest(state: DbState) -> str:
     return hashlib.blake2b(payload, digest_size=16).hexdigest()
 
 
+def record_changes(changes: Iterable[Any]) -> list[RecordChange]:
+    """A sandbox outcome's delta as the log's RecordChange events carry it."""
+    return [RecordChange(table=c.table, key=c.key, before=c.before, after=c.after) for c in changes]
+
+
 def apply_delta(state: DbState, delta: Iterable[RecordChange]) -> DbState:
     """The state after a call's delta (a new dict; untouched tables are shared, not copied)."""
     out = dict(state)

@@ -13,14 +13,13 @@ import json
 from typing import Any
 
 import attrs
-import msgspec
 import structlog
 import trio
 
 from scaleenv.agents.llm.port import ROLE_TAG, LlmExhaustedError, LlmRequest, render_messages
 from scaleenv.replay.projection import DomainView, TaskView
 from scaleenv.replay.reward import Score, score
-from scaleenv.replay.state import apply_delta
+from scaleenv.replay.state import apply_delta, record_changes
 from scaleenv.run_context import RunContext
 from scaleenv.seeding import derive_seed
 from scaleenv.store.events import Ref
@@ -32,7 +31,6 @@ from scaleenv.store.events.episodes import (
     ToolCallRequest,
     ToolExecuted,
 )
-from scaleenv.store.events.tasks import RecordChange
 from scaleenv.store.specs import DbState
 
 from .answers import PolicyTurn, UserTurn
@@ -149,7 +147,7 @@ class _Episode:
                                      error=f"arguments are not a JSON object: {str(args)[:200]}")
             else:
                 outcome = await self.ctx.sandbox.call(self.eid, call.name, args)
-                delta = [RecordChange(table=c.table, key=c.key, before=c.before, after=c.after) for c in outcome.delta]
+                delta = record_changes(outcome.delta)
                 if outcome.ok:
                     event = ToolExecuted(call_id=call.id, tool=call.name, args=args, ok=True, result=outcome.result, delta=delta)
                     self.state = apply_delta(self.state, delta)

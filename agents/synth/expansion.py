@@ -21,9 +21,9 @@ import attrs
 from scaleenv.contracts import check_pre, evaluate
 from scaleenv.dbgen import make_record
 from scaleenv.replay.graph import data_feeds
-from scaleenv.replay.state import apply_delta
+from scaleenv.replay.state import apply_delta, record_changes
 from scaleenv.satisfy import satisfy, violate
-from scaleenv.store.events.tasks import ChainStep, GoldenStep, RecordChange
+from scaleenv.store.events.tasks import ChainStep, GoldenStep
 from scaleenv.store.specs import DbState, DomainSpec, ToolSpec
 
 
@@ -59,8 +59,10 @@ async def run_chain(sandbox: Any, tools: dict[str, str], state: DbState, steps: 
     return outcomes
 
 
-def _delta(outcome: Any) -> list[RecordChange]:
-    return [RecordChange(table=c.table, key=c.key, before=c.before, after=c.after) for c in outcome.delta]
+def golden_steps(steps: list[ChainStep], outcomes: list[Any]) -> list[GoldenStep]:
+    """Executed chain steps with their results and the exact record changes they made."""
+    return [GoldenStep(tool=s.tool, args=s.args, result=o.result, delta=record_changes(o.delta))
+            for s, o in zip(steps, outcomes)]
 
 
 def _key_of(spec: DomainSpec, tool: ToolSpec, element: dict[str, Any]) -> tuple[str, str] | None:
@@ -166,7 +168,7 @@ async def expand(
             results.append(last.result)
         if not restart:
             outcomes = await run_chain(sandbox, tools_code, initial, steps, session)
-            golden = [GoldenStep(tool=s.tool, args=s.args, result=o.result, delta=_delta(o)) for s, o in zip(steps, outcomes)]
+            golden = golden_steps(steps, outcomes)
             return Expansion(initial=initial, steps=steps, golden=golden, picks=picks, fed=fed)
     raise ExpansionFailed("no_convergence", f"expansion of {chain} did not converge in {iterations} iterations")
 

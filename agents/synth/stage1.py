@@ -22,7 +22,7 @@ import structlog
 import trio
 
 from scaleenv.agents.llm.port import LlmExhaustedError, LlmRequest, render_messages
-from scaleenv.contracts import check_post
+from scaleenv.contracts import check_post, render
 from scaleenv.dbgen import generate_state
 from scaleenv.run_context import RunContext
 from scaleenv.sandbox import check_source
@@ -46,10 +46,9 @@ from scaleenv.store.events.synth import (
     ToolAccepted,
     ToolRejected,
 )
-from scaleenv.store.events.tasks import RecordChange
 from scaleenv.store.specs import DbState, DomainSpec, ToolSpec
 from scaleenv.replay.graph import derive_edges
-from scaleenv.replay.state import apply_delta, canonical
+from scaleenv.replay.state import apply_delta, canonical, record_changes
 from scaleenv.specs_check import validate_domain
 
 from . import prompts
@@ -293,8 +292,6 @@ def contract_cases(spec: DomainSpec, tool: ToolSpec, state: DbState, rng: Any) -
         if broken is None:
             continue
         vargs, vdb = broken
-        from scaleenv.contracts import render
-
         cases.append(TestCase(name=f"contract/violate/{i}", source="contract", args=vargs, state=vdb, expect="error",
                               condition=i, note=f"breaks: {render(cond)}"))
     return cases
@@ -318,7 +315,7 @@ def judge(spec: DomainSpec, tool: ToolSpec, case: TestCase, outcome: Any) -> Cas
     kind = "ok" if outcome.ok else outcome.error.kind
     message = "" if outcome.ok else outcome.error.message
     tb = "" if outcome.ok else (outcome.error.traceback or "")
-    delta = [msgspec.convert(msgspec.to_builtins(c), RecordChange) for c in outcome.delta]
+    delta = record_changes(outcome.delta)
 
     def result(passed: bool, failure: str = "") -> CaseResult:
         return CaseResult(name=case.name, passed=passed, outcome=kind, message=message[:500], traceback=tb[:2000], failure=failure)

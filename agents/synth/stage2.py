@@ -34,7 +34,15 @@ from scaleenv.store.specs import DbState, DomainSpec
 from . import prompts
 from .answers import InstructionAnswer
 from .chains import sample_chains
-from .expansion import ExpansionFailed, expand, final_state, identifying_facts, make_distractors, run_chain
+from .expansion import (
+    ExpansionFailed,
+    expand,
+    final_state,
+    golden_steps,
+    identifying_facts,
+    make_distractors,
+    run_chain,
+)
 
 log = structlog.get_logger("scaleenv.tasks")
 
@@ -137,9 +145,7 @@ async def instantiate_task(ctx: RunContext, domain: DomainView, tid: str, chain:
     if len(outcomes) < len(exp.steps) or not outcomes[-1].ok:
         bad = outcomes[-1]
         return await discard("chain_failed", f"{exp.steps[len(outcomes) - 1].tool}: {bad.error.kind}: {bad.error.message}")
-    from .expansion import GoldenStep, _delta
-
-    golden = [GoldenStep(tool=s.tool, args=s.args, result=o.result, delta=_delta(o)) for s, o in zip(exp.steps, outcomes)]
+    golden = golden_steps(exp.steps, outcomes)
     final = final_state(initial, golden)
     answers = _expected_answers(spec, goal.name, golden[-1].result, facts) if not goal.mutates else []
     cause = await stream.emit(
