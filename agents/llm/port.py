@@ -124,6 +124,12 @@ def render_messages(role: str, instructions: str, context: dict[str, Any], task:
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
+def rendered_request(role: str, instructions: str, context: dict[str, Any], task: str) -> LlmRequest:
+    """A request whose messages are rendered from its structured context (every synthesizer
+    role and the simulated user; the rollout policy sends its conversation instead)."""
+    return LlmRequest(role=role, messages=render_messages(role, instructions, context, task), context=context)
+
+
 def parse_rendered(messages: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
     """The (role, context) a rendered request was made from (the inverse of render_messages).
 

@@ -16,7 +16,7 @@ import attrs
 import structlog
 import trio
 
-from scaleenv.agents.llm.port import ROLE_TAG, LlmExhaustedError, LlmRequest, render_messages
+from scaleenv.agents.llm.port import ROLE_TAG, LlmExhaustedError, LlmRequest, rendered_request
 from scaleenv.replay.projection import DomainView, TaskView
 from scaleenv.replay.reward import Score, score
 from scaleenv.replay.state import apply_delta, record_changes
@@ -92,7 +92,7 @@ class _Episode:
         }
         gen = await self.ctx.llm.generate(
             self.stream,
-            LlmRequest(role="user", messages=render_messages("user", USER_INSTRUCTIONS, context, "Reply as the customer."), context=context),
+            rendered_request("user", USER_INSTRUCTIONS, context, "Reply as the customer."),
             UserTurn,
             cause=self.last,
         )

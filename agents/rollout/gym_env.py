@@ -106,8 +106,8 @@ class _Host:
         self._thread.join()
 
 
-class ChatMessages(gymnasium.Space):  # type: ignore[type-arg]
-    """A list of OpenAI-style chat messages (``{"role", "content", ...}``)."""
+class _JsonSpace(gymnasium.Space):  # type: ignore[type-arg]
+    """A space of JSON-like Python values (no numpy shape; not flattenable)."""
 
     def __init__(self) -> None:
         super().__init__(shape=None, dtype=None)
@@ -115,6 +115,10 @@ class ChatMessages(gymnasium.Space):  # type: ignore[type-arg]
     @property
     def is_np_flattenable(self) -> bool:
         return False
+
+
+class ChatMessages(_JsonSpace):
+    """A list of OpenAI-style chat messages (``{"role", "content", ...}``)."""
 
     def contains(self, x: Any) -> bool:
         return isinstance(x, list) and all(
@@ -134,15 +138,8 @@ _SAMPLES = ("Hello! How can I help you today?", "Could you tell me your email, p
             "Could you give me the id of the record you mean?", "Done: it has been updated.")
 
 
-class AssistantTurn(gymnasium.Space):  # type: ignore[type-arg]
+class AssistantTurn(_JsonSpace):
     """One assistant turn: ``{"content": str, "tool_calls": [OpenAI tool calls]}`` or a string."""
-
-    def __init__(self) -> None:
-        super().__init__(shape=None, dtype=None)
-
-    @property
-    def is_np_flattenable(self) -> bool:
-        return False
 
     def contains(self, x: Any) -> bool:
         if isinstance(x, str):

@@ -21,7 +21,7 @@ import msgspec
 import structlog
 import trio
 
-from scaleenv.agents.llm.port import LlmExhaustedError, LlmRequest, render_messages
+from scaleenv.agents.llm.port import LlmExhaustedError, rendered_request
 from scaleenv.contracts import check_post, render
 from scaleenv.dbgen import generate_state
 from scaleenv.run_context import RunContext
@@ -106,11 +106,7 @@ async def _design(ctx: RunContext, stream: Any, slot: int) -> tuple[DomainSpec |
     variety_seed = derive_seed(ctx.seed, "domain-variety")
     for round_ in range(ctx.config.schema_rounds):
         context = {"slot": slot, "variety_seed": variety_seed, "round": round_, "feedback": feedback}
-        request = LlmRequest(
-            role="architect",
-            messages=render_messages("architect", prompts.ARCHITECT, context, "Design the domain."),
-            context=context,
-        )
+        request = rendered_request("architect", prompts.ARCHITECT, context, "Design the domain.")
         try:
             gen = await ctx.llm.generate(stream, request, DomainSpec, cause=cause)
         except LlmExhaustedError as exc:
@@ -162,7 +158,7 @@ async def synthesize_tool(ctx: RunContext, sid: str, spec: DomainSpec, tool: Too
         context = _context(spec, tool, round=0)
         gen = await llm.generate(
             stream,
-            LlmRequest(role="coder", messages=render_messages("coder", prompts.CODER, context, f"Write {tool.name}."), context=context),
+            rendered_request("coder", prompts.CODER, context, f"Write {tool.name}."),
             CodeAnswer,
             cause=cause,
         )
@@ -186,7 +182,7 @@ async def synthesize_tool(ctx: RunContext, sid: str, spec: DomainSpec, tool: Too
                 context = _context(spec, tool, code=code, round=round_)
                 review = await llm.generate(
                     stream,
-                    LlmRequest(role="reviewer", messages=render_messages("reviewer", prompts.REVIEWER, context, f"Review {tool.name}."), context=context),
+                    rendered_request("reviewer", prompts.REVIEWER, context, f"Review {tool.name}."),
                     ReviewAnswer,
                     cause=last,
                 )
@@ -222,7 +218,7 @@ async def synthesize_tool(ctx: RunContext, sid: str, spec: DomainSpec, tool: Too
             context = _context(spec, tool, code=code, round=round_ + 1, failures=failures[:8], objections=objections)
             fix = await llm.generate(
                 stream,
-                LlmRequest(role="repairer", messages=render_messages("repairer", prompts.REPAIRER, context, f"Repair {tool.name}."), context=context),
+                rendered_request("repairer", prompts.REPAIRER, context, f"Repair {tool.name}."),
                 CodeAnswer,
                 cause=last,
             )
@@ -253,7 +249,7 @@ async def _write_cases(
     context = _context(spec, tool, state=state)
     plan = await ctx.llm.generate(
         stream,
-        LlmRequest(role="tester", messages=render_messages("tester", prompts.TESTER, context, f"Test {tool.name}."), context=context),
+        rendered_request("tester", prompts.TESTER, context, f"Test {tool.name}."),
         TestPlan,
         cause=cause,
     )

@@ -16,7 +16,7 @@ import msgspec
 import structlog
 import trio
 
-from scaleenv.agents.llm.port import LlmExhaustedError, LlmRequest, render_messages
+from scaleenv.agents.llm.port import LlmExhaustedError, rendered_request
 from scaleenv.replay.projection import DomainView, RunView
 from scaleenv.replay.state import canonical, state_digest
 from scaleenv.run_context import RunContext
@@ -129,7 +129,7 @@ async def instantiate_task(ctx: RunContext, domain: DomainView, tid: str, chain:
     try:
         gen = await ctx.llm.generate(
             stream,
-            LlmRequest(role="task_writer", messages=render_messages("task_writer", prompts.TASK_WRITER, context, "Write the request."), context=context),
+            rendered_request("task_writer", prompts.TASK_WRITER, context, "Write the request."),
             InstructionAnswer,
             cause=cause,
         )
