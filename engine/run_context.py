@@ -18,7 +18,7 @@ import trio
 
 from scaleenv.agents.llm.port import Llm
 from scaleenv.store.log import Log
-from scaleenv.store.stream import Divergence, Stream
+from scaleenv.store.stream import AckMode, Divergence, Stream
 
 from .errors import leaf_exceptions
 
@@ -75,14 +75,19 @@ class RunContext:
     def seed(self) -> int:
         return self.config.seed
 
-    def stream(self, stream_id: str) -> Stream:
+    def stream(self, stream_id: str, *, ack: AckMode = "each") -> Stream:
+        """The stream ``stream_id``: resumed if the log holds some of it, verified in verify mode.
+
+        ``ack="deferred"``: emits do not wait for their commits; the agent must
+        ``await stream.flush()`` before it counts as done (see :mod:`scaleenv.store.stream`).
+        """
         source = self.reference if self.reference is not None else self.log
         recorded = list(source.read_stream(stream_id))
         if self.mode == "verify":
             stream = Stream(None, stream_id, recorded=recorded, mode="verify")
             self.streams_run.append(stream)
             return stream
-        return Stream(self.writer, stream_id, recorded=recorded, mode="resume" if recorded else "append")
+        return Stream(self.writer, stream_id, recorded=recorded, mode="resume" if recorded else "append", ack=ack)
 
     async def guarded(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
         """Run one agent; in verify mode a divergence is recorded (the others go on)."""

@@ -26,6 +26,7 @@ from scaleenv.sandbox import SandboxPool
 from scaleenv.store.log import Log
 from scaleenv.store.record import run_digest
 
+from scaleenv.store.gc_tuning import engine_gc
 from .progress import Progress
 from .run_context import RunConfig, RunContext, check_config
 
@@ -55,7 +56,7 @@ def sim_noise(level: float | None) -> NoiseModel:
 @asynccontextmanager
 async def open_verify(path: str, options: EngineOptions) -> AsyncIterator[RunContext]:
     """A context that re-runs every agent against a recorded log, appending nothing."""
-    with Log.open(path, readonly=True) as event_log:
+    with Log.open(path, readonly=True) as event_log, engine_gc():
         stored = event_log.meta_get("run_config")
         if stored is None:
             raise ValueError(f"{path} holds no run (no run_config in its metadata)")
@@ -84,7 +85,7 @@ async def open_verify(path: str, options: EngineOptions) -> AsyncIterator[RunCon
 
 @asynccontextmanager
 async def open_run(path: str, config: RunConfig, options: EngineOptions) -> AsyncIterator[RunContext]:
-    with Log.open(path, sync=options.sync) as event_log:
+    with Log.open(path, sync=options.sync) as event_log, engine_gc():
         stored = event_log.meta_get("run_config")
         check_config(stored, config, path)
         if stored is None:

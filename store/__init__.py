@@ -1,7 +1,7 @@
 """scaleenv.store: the event types, the LMDB event log, its writer task and readers.
 
 Public API: :class:`Log` (open, read, follow, check, writer), :class:`Writer` /
-:class:`Pending` (appending), :class:`Stream` (the per-stream handle agents emit
+:class:`Pending` / :class:`Ack` / :class:`Committed` (appending, waiting for commits), :class:`Stream` (the per-stream handle agents emit
 through, with resume/verify replay), :class:`Record` and :class:`Codec` (the stored
 record and its bytes), the digests, and the typed errors under :class:`LogError`.
 """
@@ -30,10 +30,10 @@ from .record import (
     stream_digests,
 )
 from .stream import Divergence, Stream
-from .writer import Pending, Writer
+from .writer import Ack, Committed, Pending, Writer
 
 __all__ = [
-    "Codec", "Divergence", "IncompatibleEvent", "Log", "LogError", "LogFull", "LogLocked",
+    "Ack", "Codec", "Committed", "Divergence", "IncompatibleEvent", "Log", "LogError", "LogFull", "LogLocked",
     "NewerLogFormat", "NotALog", "Pending", "Record", "RecordDamaged", "Stream",
     "StreamDigest", "StreamPositionError", "UnencodableEvent", "UnknownEventType", "Writer",
     "WriterClosed",

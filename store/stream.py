@@ -11,6 +11,17 @@ for its stream must emit the same events in the same order. Three modes:
 
 A mismatch raises :class:`Divergence` naming the stream, the position, both sides and
 the first differing fields, as Temporal's non-determinism errors do.
+
+Two ways to wait for the log (``ack``):
+
+- ``"each"`` (the default): every ``emit`` returns once its events are committed;
+- ``"deferred"``: ``emit`` returns once its events are sent to the writer (in order,
+  with backpressure); ``await stream.flush()`` waits until everything sent is committed
+  and raises the first failure. Episodes use this: they flush when they end, so an
+  episode is acknowledged as a whole, and none of a thousand episodes in flight sits
+  idle waiting for a commit in the middle of a conversation. A crash then loses at
+  most the unacknowledged tail of unfinished episodes, which resume re-runs (the writer
+  commits a stream's appends in order, so what survives is always a prefix).
 """
 
 from __future__ import annotations
@@ -23,9 +34,10 @@ import trio
 from .errors import LogError
 from .events.base import Event, Ref
 from .record import Record, StreamDigest, digest_bytes, event_digest_builtins, event_tag
-from .writer import Pending, Writer
+from .writer import Ack, Pending, Writer
 
 Mode = Literal["append", "resume", "verify"]
+AckMode = Literal["each", "deferred"]
 Emitted = tuple[Event, str, "Ref | None"]
 
 
@@ -95,9 +107,11 @@ class Stream:
     """Emit events into one stream, in one of the modes ``append``/``resume``/``verify``."""
 
     def __init__(self, writer: Writer | None, stream_id: str, *,
-                 recorded: Sequence[Record] = (), mode: Mode = "append") -> None:
+                 recorded: Sequence[Record] = (), mode: Mode = "append", ack: AckMode = "each") -> None:
         if mode not in ("append", "resume", "verify"):
             raise ValueError(f"mode must be append, resume or verify, not {mode!r}")
+        if ack not in ("each", "deferred"):
+            raise ValueError(f"ack must be each or deferred, not {ack!r}")
         if writer is None and mode != "verify":
             raise ValueError(f"mode {mode!r} needs a writer (only 'verify' runs without one)")
         for i, r in enumerate(recorded):
@@ -108,6 +122,8 @@ class Stream:
         self.recorded = tuple(recorded)
         self.mode: Mode = mode
         self.digest = StreamDigest()
+        self.ack: AckMode = ack
+        self._unacked: list[Ack] = []
         self._lock = trio.Lock()
         if mode == "append":
             for r in self.recorded:
@@ -133,38 +149,92 @@ class Stream:
 
     async def emit_many(self, items: Sequence[Emitted]) -> list[Ref]:
         """Emit several events in one append call (one transaction)."""
-        async with self._lock:
-            n = self.next_n
-            refs: list[Ref] = []
-            new: list[Pending] = []
-            digests: list[bytes] = []
-            for event, actor, cause in items:
-                if not isinstance(event, Event):
-                    raise TypeError(f"expected an Event, got {type(event).__name__}")
-                db = digest_bytes(self.stream_id, n, cause, actor, event)
-                if self.mode != "append" and n < len(self.recorded):
-                    rec = self.recorded[n]
-                    if _record_bytes(rec) != db:
-                        raise Divergence(self.stream_id, n, rec, (event, actor, cause))
-                elif self.mode == "verify":
-                    raise Divergence(self.stream_id, n, None, (event, actor, cause))
-                else:
-                    new.append(Pending(self.stream_id, n, cause, actor, event))
-                digests.append(db)
-                refs.append(Ref(self.stream_id, n))
-                n += 1
+        if self.ack == "deferred" and not self._lock.locked():
+            # Nobody else is emitting here and nothing is awaited unless the channel is
+            # full: the lock is only taken then.
+            await trio.lowlevel.checkpoint_if_cancelled()
+            prepared = self._prepare(items)
+            n, refs, new, digests = prepared
             if new:
                 assert self.writer is not None
-                await self.writer.append(new)
-            for d in digests:
-                self.digest.update_bytes(d)
-            self.next_n = n
+                try:
+                    self._unacked.append(self.writer.submit_nowait(new, after=self._last_unacked()))
+                except trio.WouldBlock:
+                    async with self._lock:  # acquired before any other emit can run
+                        return await self._emit(items, prepared)
+            self._advance(n, digests)
             return refs
+        async with self._lock:
+            return await self._emit(items)
+
+    async def _emit(self, items: Sequence[Emitted],
+                    prepared: tuple[int, list[Ref], list[Pending], list[bytes]] | None = None) -> list[Ref]:
+        n, refs, new, digests = prepared or self._prepare(items)
+        if new:
+            assert self.writer is not None
+            ack = await self.writer.submit(new, after=self._last_unacked())
+            if self.ack == "deferred":
+                self._unacked.append(ack)
+            else:
+                await ack.committed()
+        self._advance(n, digests)
+        return refs
+
+    def _prepare(self, items: Sequence[Emitted]) -> tuple[int, list[Ref], list[Pending], list[bytes]]:
+        """Check the items against the mode and the recorded stream; nothing changes yet."""
+        n = self.next_n
+        refs: list[Ref] = []
+        new: list[Pending] = []
+        digests: list[bytes] = []
+        sid, mode, recorded = self.stream_id, self.mode, self.recorded
+        for event, actor, cause in items:
+            if not isinstance(event, Event):
+                raise TypeError(f"expected an Event, got {type(event).__name__}")
+            db = digest_bytes(sid, n, cause, actor, event)
+            if mode != "append" and n < len(recorded):
+                rec = recorded[n]
+                if _record_bytes(rec) != db:
+                    raise Divergence(sid, n, rec, (event, actor, cause))
+            elif mode == "verify":
+                raise Divergence(sid, n, None, (event, actor, cause))
+            else:
+                new.append(Pending(sid, n, cause, actor, event))
+            digests.append(db)
+            refs.append(Ref(sid, n))
+            n += 1
+        return n, refs, new, digests
+
+    def _last_unacked(self) -> Ack | None:
+        return self._unacked[-1] if self._unacked else None
+
+    def _advance(self, n: int, digests: list[bytes]) -> None:
+        for d in digests:
+            self.digest.update_bytes(d)
+        self.next_n = n
+
+    async def flush(self) -> None:
+        """Wait until everything this stream sent is committed; raise the first failure.
+
+        A no-op with ``ack="each"`` (every emit already waited). Failed appends stay
+        failed: the stream's later appends were refused too (their positions no longer
+        follow), so the error is raised again by every later flush.
+        """
+        if not self._unacked:
+            await trio.lowlevel.checkpoint()
+            return
+        await self._unacked[-1].wait()  # committed in order: the last one decides last
+        for a in self._unacked:
+            if a.error is not None:
+                raise a.error
+        self._unacked.clear()
 
     def finish(self) -> None:
         """Declare the agent done; raises Divergence if the log recorded more events."""
         if self.mode != "append" and self.next_n < len(self.recorded):
             raise Divergence(self.stream_id, self.next_n, self.recorded[self.next_n], None)
+        if any(not a.done for a in self._unacked):
+            raise LogError(f"stream {self.stream_id!r} finished with appends not yet committed: "
+                           "await stream.flush() first")
         if self.writer is not None:
             self.writer.forget(self.stream_id)
 

@@ -19,15 +19,15 @@ from __future__ import annotations
 
 import errno
 import time
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, NamedTuple, TypeVar
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, NamedTuple, TypeVar, overload
 
 import lmdb
 import trio
 
 from .errors import LogFull, StreamPositionError, UnencodableEvent, WriterClosed
 from .events.base import Event, Ref
-from .log import _U64, _stream_len, seq_key
+from .log import _U64, _stream_len
 from .record import Record, frame
 
 if TYPE_CHECKING:
@@ -48,6 +48,13 @@ class Pending(NamedTuple):
     cause: Ref | None
     actor: str
     event: Event
+
+
+Item = Pending | tuple[str, int, Ref | None, str, Event]
+
+
+def _pending(items: Sequence[Item]) -> list[Pending]:
+    return [i if type(i) is Pending else Pending(*i) for i in items]  # noqa: E721
 
 
 def _is_disk_full(exc: BaseException) -> bool:
@@ -84,16 +91,116 @@ def commit_with_growth(log: Log, fn: Callable[[lmdb.Transaction], T]) -> T:
             raise
 
 
-class _Request:
-    __slots__ = ("items", "done", "result", "error")
+class Ack:
+    """One append in flight: its items, then its outcome; ``await ack.committed()``.
 
-    def __init__(self, items: list[Pending]) -> None:
+    A waiting task parks with ``trio.lowlevel.wait_task_rescheduled`` (cheaper than a
+    ``trio.Event`` per call, and an append is the hottest path in the engine); the
+    writer task reschedules it once ``result`` or ``error`` is set. Appends are
+    committed in the order they were sent, so once an ack is committed every append
+    sent before it by the same task is decided too (committed or failed).
+    """
+
+    __slots__ = ("items", "after", "task", "waiting", "done", "result", "error")
+
+    def __init__(self, items: list[Pending], after: Ack | None = None) -> None:
         self.items = items
-        self.done = trio.Event()
+        # The same stream's previous append not yet known committed: if it failed, this
+        # one fails with the same error (a stream in the log is always a prefix of what
+        # its agent emitted, never a prefix with a hole).
+        self.after = after
+        self.task: trio.lowlevel.Task | None = None
+        self.waiting = False
+        self.done = False
         # (first seq, wall_ns) once committed: the records are built by the appender, off the
-        # writer thread, so building them overlaps the next batch's commit.
+        # writer thread, and only when the caller looks at them (see Committed).
         self.result: tuple[int, int] | None = None
         self.error: BaseException | None = None
+
+    def finish(self) -> None:
+        """Mark done and wake the appender if it is (still) parked waiting for this."""
+        self.done = True
+        if self.waiting:
+            self.waiting = False
+            assert self.task is not None
+            trio.lowlevel.reschedule(self.task)
+
+    async def wait(self) -> None:
+        """Park until :meth:`finish`; a cancellation stops the wait, not the append."""
+        if self.done:
+            await trio.lowlevel.checkpoint()
+            return
+        self.task = trio.lowlevel.current_task()
+        self.waiting = True
+
+        def abort(_: object) -> trio.lowlevel.Abort:
+            self.waiting = False
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(abort)
+
+    async def committed(self) -> Committed:
+        """Wait until the writer decided this append; its records, or its error raised."""
+        await self.wait()
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        first, wall = self.result
+        return Committed(self.items, first, wall)
+
+
+class Committed(Sequence[Record]):
+    """The records of one committed append, built from its items on first access.
+
+    Most appenders only need to know the append is durable; building a ``Record`` per
+    event for every append was a measurable share of the append path.
+    """
+
+    __slots__ = ("_items", "_first", "_wall", "_records")
+
+    def __init__(self, items: list[Pending], first_seq: int, wall_ns: int) -> None:
+        self._items = items
+        self._first = first_seq
+        self._wall = wall_ns
+        self._records: list[Record] | None = None
+
+    @property
+    def first_seq(self) -> int:
+        return self._first
+
+    @property
+    def last_seq(self) -> int:
+        return self._first + len(self._items) - 1
+
+    def _all(self) -> list[Record]:
+        if self._records is None:
+            first, wall = self._first, self._wall
+            self._records = [Record(seq=first + i, stream=it.stream, n=it.n, cause=it.cause, actor=it.actor,
+                                    wall_ns=wall, event=it.event) for i, it in enumerate(self._items)]
+        return self._records
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @overload
+    def __getitem__(self, i: int) -> Record: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Record]: ...
+    def __getitem__(self, i: int | slice) -> Record | list[Record]:
+        return self._all()[i]
+
+    def __iter__(self) -> Iterator[Record]:
+        return iter(self._all())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Committed):
+            other = other._all()
+        return isinstance(other, list) and self._all() == other
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Committed(seq {self._first}..{self.last_seq}, {len(self._items)} records)"
 
 
 class Writer:
@@ -104,7 +211,7 @@ class Writer:
             raise ValueError("channel_size must be >= 1 (the channel is always bounded)")
         self.log = log
         self.max_batch = max_batch
-        self._send, self._recv = trio.open_memory_channel[_Request](channel_size)
+        self._send, self._recv = trio.open_memory_channel[Ack](channel_size)
         self._next_n: dict[str, int] = {}
         self._last_seq = log.last_seq()
         self._stopped = trio.Event()
@@ -113,23 +220,41 @@ class Writer:
         self.events = 0
 
     # -- appender side ------------------------------------------------------------
-    async def append(self, items: Sequence[Pending | tuple[str, int, Ref | None, str, Event]]
-                     ) -> list[Record]:
-        """Append items atomically; return the stored records once committed."""
+    async def append(self, items: Sequence[Item]) -> Sequence[Record]:
+        """Append items atomically; return the stored records once committed.
+
+        The records come back as a :class:`Committed` sequence (built when first looked at).
+        """
         if not items:
             return []
-        req = _Request([i if isinstance(i, Pending) else Pending(*i) for i in items])
+        return await (await self.submit(items)).committed()
+
+    async def submit(self, items: Sequence[Item], *, after: Ack | None = None) -> Ack:
+        """Send an append to the writer without waiting for its commit.
+
+        Waits only while the channel is full (backpressure). The returned :class:`Ack`
+        tells when (and whether) it was committed; nothing is durable before that.
+        ``after``: the previous append of the same stream(s), sent earlier; if it fails,
+        this one fails with the same error instead of being committed after a hole.
+        """
         try:
-            await self._send.send(req)
+            return self.submit_nowait(items, after=after)
+        except trio.WouldBlock:
+            req = Ack(_pending(items), after)
+            try:
+                await self._send.send(req)
+            except (trio.ClosedResourceError, trio.BrokenResourceError):
+                raise WriterClosed("the log writer has stopped") from self._failure
+            return req
+
+    def submit_nowait(self, items: Sequence[Item], *, after: Ack | None = None) -> Ack:
+        """:meth:`submit` if the channel has room now; else raises ``trio.WouldBlock``."""
+        req = Ack(_pending(items), after)
+        try:
+            self._send.send_nowait(req)
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             raise WriterClosed("the log writer has stopped") from self._failure
-        await req.done.wait()
-        if req.error is not None:
-            raise req.error
-        assert req.result is not None
-        first, wall = req.result
-        return [Record(seq=first + i, stream=it.stream, n=it.n, cause=it.cause, actor=it.actor,
-                       wall_ns=wall, event=it.event) for i, it in enumerate(req.items)]
+        return req
 
     async def aclose(self) -> None:
         """Stop accepting appends, commit everything already sent, wait for the task."""
@@ -183,7 +308,7 @@ class Writer:
             self._recv.close()
             self._stopped.set()
 
-    def _gather(self, first: _Request) -> list[_Request]:
+    def _gather(self, first: Ack) -> list[Ack]:
         batch = [first]
         count = len(first.items)
         while count < self.max_batch:
@@ -204,48 +329,56 @@ class Writer:
             err = WriterClosed("the log writer stopped before committing this append")
             err.__cause__ = cause
             r.error = err
-            r.done.set()
+            r.finish()
 
-    async def _commit(self, batch: list[_Request]) -> None:
+    async def _commit(self, batch: list[Ack]) -> None:
         try:
             with trio.CancelScope(shield=True):
                 await trio.to_thread.run_sync(self._commit_sync, batch)
         except LogFull as exc:
             for r in batch:
-                if not r.done.is_set():
+                if not r.done:
                     r.error = LogFull(exc.path, exc.reason)
-                    r.done.set()
+                    r.finish()
             return
         except BaseException as exc:
             for r in batch:
-                if not r.done.is_set():
+                if not r.done:
                     err = WriterClosed(f"the log writer failed: {exc!r}")
                     err.__cause__ = exc
                     r.error = err
-                    r.done.set()
+                    r.finish()
             raise
         for r in batch:
-            r.done.set()
+            r.finish()
 
     # -- the worker thread --------------------------------------------------------
-    def _commit_sync(self, batch: list[_Request]) -> None:
+    def _commit_sync(self, batch: list[Ack]) -> None:
         """Runs in a worker thread: begin, put, commit (retrying on map growth)."""
         log = self.log
         events_db, streams_db = log._events, log._streams
         encode_body = log.codec.encode_body
+        known = self._next_n
 
-        def build(txn: lmdb.Transaction) -> tuple[dict[str, int], int, list[_Request]]:
+        def build(txn: lmdb.Transaction) -> tuple[dict[str, int], int]:
+            # One pass per request: check each item's position and encode it; a request
+            # that fails is cut back out of the batch (it is atomic), the rest go on.
             wall = time.time_ns()
             overlay: dict[str, int] = {}
             seq = self._last_seq
             ev_pairs: list[tuple[bytes, bytes]] = []
             st_pairs: list[tuple[bytes, bytes]] = []
-            scur = txn.cursor(db=streams_db)
+            scur: lmdb.Cursor | None = None
             for r in batch:
                 r.error = None
                 r.result = None
+                if r.after is not None and r.after.error is not None:
+                    r.error = r.after.error  # decided already: it was sent (and built) first
+                    continue
                 local: dict[str, int] = {}
-                prefixes: dict[str, bytes] = {}
+                mark = len(ev_pairs)
+                r_seq = seq
+                it: Pending | None = None
                 try:
                     for it in r.items:
                         s = it.stream
@@ -253,56 +386,55 @@ class Writer:
                         if nxt is None:
                             nxt = overlay.get(s)
                             if nxt is None:
-                                nxt = self._next_n.get(s)
-                            if nxt is None:
-                                _check_stream_id(s)
-                                nxt = _stream_len(scur, s.encode() + b"\0")
+                                nxt = known.get(s)
+                                if nxt is None:
+                                    _check_stream_id(s)
+                                    if scur is None:
+                                        scur = txn.cursor(db=streams_db)
+                                    nxt = _stream_len(scur, s.encode() + b"\0")
                         if it.n != nxt:
                             raise StreamPositionError(s, nxt, it.n)
                         local[s] = nxt + 1
-                except (StreamPositionError, ValueError) as exc:
-                    r.error = exc
-                    continue
-                r_ev: list[tuple[bytes, bytes]] = []
-                r_st: list[tuple[bytes, bytes]] = []
-                r_seq = seq
-                try:
-                    for it in r.items:
                         r_seq += 1
-                        sk = seq_key(r_seq)
-                        r_ev.append((sk, frame(encode_body(
-                            r_seq, it.stream, it.n, it.cause, it.actor, wall, it.event))))
-                        p = prefixes.get(it.stream)
-                        if p is None:
-                            p = prefixes[it.stream] = it.stream.encode() + b"\0"
-                        st_pairs_key = p + it.n.to_bytes(_U64, "big")
-                        r_st.append((st_pairs_key, sk))
+                        sk = r_seq.to_bytes(_U64, "big")
+                        body = encode_body(r_seq, s, nxt, it.cause, it.actor, wall, it.event)
+                        ev_pairs.append((sk, frame(body)))
+                        st_pairs.append((s.encode() + b"\0" + nxt.to_bytes(_U64, "big"), sk))
+                except (StreamPositionError, BadStreamId) as exc:
+                    r.error = exc
+                except lmdb.Error:
+                    raise  # the store itself failed: the whole batch fails (see _commit)
                 except Exception as exc:  # noqa: BLE001 - an unencodable event fails its own append only
+                    assert it is not None
                     r.error = UnencodableEvent(it.stream, it.n, f"{type(exc).__name__}: {exc}")
+                if r.error is not None:
+                    del ev_pairs[mark:], st_pairs[mark:]
                     continue
                 r.result = (seq + 1, wall)
                 seq = r_seq
-                ev_pairs.extend(r_ev)
-                st_pairs.extend(r_st)
                 overlay.update(local)
             if ev_pairs:
                 consumed, added = txn.cursor(db=events_db).putmulti(ev_pairs, append=True)
                 if added != len(ev_pairs):
                     raise RuntimeError(f"events db out of order: added {added} of {len(ev_pairs)}")
                 txn.cursor(db=streams_db).putmulti(st_pairs)
-            return overlay, seq, batch
+            return overlay, seq
 
-        overlay, seq, _ = commit_with_growth(log, build)
-        self._next_n.update(overlay)
+        overlay, seq = commit_with_growth(log, build)
+        known.update(overlay)
         self._last_seq = seq
         self.batches += 1
         self.events += sum(len(r.items) for r in batch if r.result is not None)
 
 
+class BadStreamId(ValueError):
+    """A stream id that is empty, not a str, holds NUL or is too long."""
+
+
 def _check_stream_id(s: str) -> None:
     if not isinstance(s, str) or not s:
-        raise ValueError(f"stream id must be a non-empty str, got {s!r}")
+        raise BadStreamId(f"stream id must be a non-empty str, got {s!r}")
     if "\0" in s:
-        raise ValueError(f"stream id {s!r} contains NUL")
+        raise BadStreamId(f"stream id {s!r} contains NUL")
     if len(s.encode()) > MAX_STREAM_ID_BYTES:
-        raise ValueError(f"stream id {s[:40]!r}... is longer than {MAX_STREAM_ID_BYTES} bytes")
+        raise BadStreamId(f"stream id {s[:40]!r}... is longer than {MAX_STREAM_ID_BYTES} bytes")

@@ -21,6 +21,7 @@ import functools
 import hashlib
 import json
 import time
+from collections.abc import Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
 import attrs
@@ -50,7 +51,7 @@ class LlmRequest(msgspec.Struct, frozen=True, kw_only=True):
     max_tokens: int = 4096
     seed: int = 0
     # OpenAI function-tool schemas offered to the model (the rollout policy).
-    tools: list[dict[str, Any]] | None = None
+    tools: Sequence[dict[str, Any]] | None = None
 
 
 class Completion(msgspec.Struct, frozen=True, kw_only=True):
@@ -216,7 +217,44 @@ def schema_for(output_type: Any) -> tuple[dict[str, Any], str]:
     """
     schema = msgspec.json.schema(output_type)
     name = getattr(output_type, "__name__", "output")
+    if len(_SCHEMAS) >= 4 * 1024:
+        _SCHEMAS.clear()
+    _SCHEMAS[id(schema)] = (schema, msgspec.Raw(msgspec.msgpack.encode(schema, order="deterministic")))
     return schema, name
+
+
+_SCHEMAS: dict[int, tuple[dict[str, Any], msgspec.Raw]] = {}
+"""The schemas :func:`schema_for` built, pre-encoded for request digests (as many as it caches)."""
+
+
+_ENCODED: dict[int, tuple[Any, msgspec.Raw]] = {}
+_ENCODED_MAX = 512
+
+
+def _encoded_once(value: Any) -> Any:
+    """``value`` as pre-encoded deterministic msgpack, for a value passed again and again.
+
+    The schema of an output type and a domain's tool list are the same objects in every
+    call (``schema_for`` and the rollout's ``offered`` share them), and were re-encoded
+    for every request's digest. ``msgspec.Raw`` splices the cached bytes in verbatim, so
+    the digest is byte-for-byte what encoding the value would give. Keyed by identity,
+    holding the value itself so an id is never reused while cached. Only values that
+    cannot change under the cache are cached: tuples (a tool list is passed as one) and
+    the schemas ``schema_for`` made (shared and read-only already).
+    """
+    if type(value) is dict:
+        hit = _SCHEMAS.get(id(value))
+        return hit[1] if hit is not None and hit[0] is value else value
+    if type(value) is not tuple:
+        return value
+    hit = _ENCODED.get(id(value))
+    if hit is not None and hit[0] is value:
+        return hit[1]
+    if len(_ENCODED) >= _ENCODED_MAX:
+        _ENCODED.clear()
+    raw = msgspec.Raw(msgspec.msgpack.encode(value, order="deterministic"))
+    _ENCODED[id(value)] = (value, raw)
+    return raw
 
 
 def request_digest(request: LlmRequest, json_schema: dict[str, Any]) -> str:
@@ -224,11 +262,11 @@ def request_digest(request: LlmRequest, json_schema: dict[str, Any]) -> str:
         {
             "role": request.role,
             "messages": request.messages,
-            "schema": json_schema,
+            "schema": _encoded_once(json_schema),
             "seed": request.seed,
             "temperature": request.temperature,
             "max_tokens": request.max_tokens,
-            "tools": request.tools,
+            "tools": _encoded_once(request.tools),
         },
         order="deterministic",
     )

@@ -10,6 +10,7 @@ finished episode records why it ended and whose fault a failure was.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -32,6 +33,7 @@ from scaleenv.store.events.episodes import (
     ToolExecuted,
 )
 from scaleenv.store.specs import DbState
+from scaleenv.store.stream import AckMode
 
 from .answers import PolicyTurn, UserTurn
 from .tool_schemas import openai_tools
@@ -65,7 +67,7 @@ class _Episode:
     eid: str
     stream: Any
     state: DbState
-    tools: list[dict[str, Any]]
+    tools: Sequence[dict[str, Any]]
     policy_messages: list[dict[str, Any]] = attrs.field(factory=list)
     user_view: list[dict[str, str]] = attrs.field(factory=list)
     turns: int = 0
@@ -184,6 +186,7 @@ class _Episode:
         ended_ref = Ref(self.stream.id, self.stream.next_n)
         refs = await self.stream.emit_many([(ended, "engine", self.last), (reward, "grader", ended_ref)])
         self.last = refs[-1]
+        await self.stream.flush()  # the episode is acknowledged once all of it is committed
         self.stream.finish()
         return result
 
@@ -192,11 +195,11 @@ Episode = _Episode
 """The episode's state and steps, shared by the local loop (``run_episode``) and served episodes."""
 
 
-_OFFERED: dict[int, tuple[DomainView, Any, tuple[str, ...], list[dict[str, Any]], str]] = {}
+_OFFERED: dict[int, tuple[DomainView, Any, tuple[str, ...], tuple[dict[str, Any], ...], str]] = {}
 _OFFERED_MAX = 256
 
 
-def offered(domain: DomainView) -> tuple[list[dict[str, Any]], str]:
+def offered(domain: DomainView) -> tuple[tuple[dict[str, Any], ...], str]:
     """The tool schemas and the system prompt every episode of ``domain`` starts with.
 
     Built once per domain view and shared by its episodes (read-only: nothing mutates
@@ -208,7 +211,9 @@ def offered(domain: DomainView) -> tuple[list[dict[str, Any]], str]:
     if hit is not None and hit[0] is domain and hit[1] is domain.spec and hit[2] == verified:
         return hit[3], hit[4]
     names = set(verified)
-    tools = openai_tools([t for t in domain.spec.tools if t.name in names])
+    # A tuple: shared by every episode of the domain and never changed, so the LLM port
+    # may keep its encoding for request digests (see port._encoded_once).
+    tools = tuple(openai_tools([t for t in domain.spec.tools if t.name in names]))
     prompt = policy_system_prompt(domain)
     if len(_OFFERED) >= _OFFERED_MAX:
         _OFFERED.clear()
@@ -216,11 +221,17 @@ def offered(domain: DomainView) -> tuple[list[dict[str, Any]], str]:
     return tools, prompt
 
 
-def new_episode(ctx: RunContext, domain: DomainView, task: TaskView, eid: str) -> _Episode:
-    """An episode of ``task`` in stream ``episode/<eid>``: verified tools offered, system prompt first."""
+def new_episode(ctx: RunContext, domain: DomainView, task: TaskView, eid: str, *,
+                ack: AckMode = "each") -> _Episode:
+    """An episode of ``task`` in stream ``episode/<eid>``: verified tools offered, system prompt first.
+
+    ``ack="deferred"``: the episode's events are acknowledged together when it finishes
+    (local rollouts); served episodes keep ``"each"`` so every answer to a client
+    follows the commit of what it reports.
+    """
     assert domain.spec is not None and task.initial_state is not None and task.expected_final is not None
     tools, prompt = offered(domain)
-    ep = _Episode(ctx=ctx, domain=domain, task=task, eid=eid, stream=ctx.stream(f"episode/{eid}"),
+    ep = _Episode(ctx=ctx, domain=domain, task=task, eid=eid, stream=ctx.stream(f"episode/{eid}", ack=ack),
                   state=task.initial_state, tools=tools)
     ep.policy_messages.append({"role": "system", "content": prompt})
     return ep
@@ -228,7 +239,7 @@ def new_episode(ctx: RunContext, domain: DomainView, task: TaskView, eid: str) -
 
 async def run_episode(ctx: RunContext, domain: DomainView, task: TaskView, attempt: int) -> float:
     eid = episode_id(task.task_id, attempt)
-    ep = new_episode(ctx, domain, task, eid)
+    ep = new_episode(ctx, domain, task, eid, ack="deferred")
     await ep.start(attempt)
     reason, fault, detail = "error", "none", ""
     await ctx.sandbox.open_session(eid, domain.verified_code(), task.initial_state)

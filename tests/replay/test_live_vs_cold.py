@@ -6,6 +6,7 @@ the same digests at any concurrency (the design's promise).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,21 +17,39 @@ from scaleenv.replay.projection import fold
 from scaleenv.run_context import RunConfig
 from scaleenv.runner import EngineOptions, open_run, rollouts, stage1, stage2
 from scaleenv.store.log import Log
-from scaleenv.store.record import Record, StreamDigest
+from scaleenv.store.record import Record, StreamDigest, digest_bytes
+from scaleenv.store.writer import Ack, Pending
 
 
 class TapWriter:
-    """The run's real writer, with a digest per stream updated from every record it commits."""
+    """The run's real writer, with a digest per stream updated from every append sent to it.
+
+    (Episodes do not wait for each commit, so the tap sits where appends are sent; a
+    digest covers neither seq nor wall time, which only the commit assigns.)
+    """
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.digests: dict[str, StreamDigest] = {}
 
-    async def append(self, items: Any) -> list[Record]:
-        records = await self.inner.append(items)
-        for r in records:
-            self.digests.setdefault(r.stream, StreamDigest()).update(r)
-        return records
+    def _tap(self, items: Any) -> None:
+        for p in items:
+            p = p if isinstance(p, Pending) else Pending(*p)
+            self.digests.setdefault(p.stream, StreamDigest()).update_bytes(
+                digest_bytes(p.stream, p.n, p.cause, p.actor, p.event))
+
+    async def append(self, items: Any) -> Sequence[Record]:
+        self._tap(items)
+        return await self.inner.append(items)
+
+    async def submit(self, items: Any, **kw: Any) -> Ack:
+        self._tap(items)
+        return await self.inner.submit(items, **kw)
+
+    def submit_nowait(self, items: Any, **kw: Any) -> Ack:
+        ack = self.inner.submit_nowait(items, **kw)  # may raise WouldBlock: then not sent
+        self._tap(items)
+        return ack
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
