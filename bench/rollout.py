@@ -111,6 +111,9 @@ class TimedReplay(RecordedBackend):
 
     async def complete(self, request: LlmRequest, json_schema: dict[str, Any], schema_name: str) -> Completion:
         out = await super().complete(request, json_schema, schema_name)
+        if not self.latency.enabled:  # zero latency: no draw (seeding an RNG per call is not engine work)
+            self.ends.append(time.perf_counter())
+            return out
         delay = self.latency.sample(random.Random(request.seed ^ 0x5EED), out.completion_tokens)
         if delay > 0:
             await trio.sleep(delay)

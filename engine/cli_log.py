@@ -50,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     tail.set_defaults(handler=_tail)
 
     check = sub.add_parser("check", parents=[common],
-                           help="scan every record; list each damaged one by seq (exit 1 if any)")
+                           help="scan every record; list each damaged one by seq, each run of missing seqs once (exit 1 if any)")
     check.set_defaults(handler=_check)
 
 
@@ -171,11 +171,13 @@ def _check(args: argparse.Namespace) -> int:
         last = log.last_seq()
     if args.json:
         print(json.dumps({"ok": not damaged, "last_seq": last, "damaged": [
-            {"seq": d.seq, "reason": d.reason} for d in damaged]}))
+            {"seq": d.seq, "reason": d.reason} | ({} if d.through is None else {"through": d.through})
+            for d in damaged]}))
     else:
         for d in damaged:
             print(f"seq {d.seq}: {d.reason}")
-        print(f"{len(damaged)} damaged record(s) of {last}" if damaged else f"ok: {last} records intact")
+        print(f"{len(damaged)} problem(s) found in the records up to seq {last}" if damaged
+              else f"ok: {last} records intact")
     return EXIT_FAILED if damaged else EXIT_OK
 
 

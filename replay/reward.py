@@ -13,7 +13,7 @@ import attrs
 
 from scaleenv.store.specs import DbState
 
-from .state import canonical, diff_states
+from .state import diff_states, same
 
 REWARD_VERSION = "strict-1"
 
@@ -33,7 +33,7 @@ def _norm(text: str) -> str:
 def score(expected: DbState, actual: DbState, expected_answers: Iterable[str], said: Iterable[str]) -> Score:
     diff = diff_states(expected, actual)
     tables = sorted(set(expected) | set(actual))
-    matching = sum(canonical(expected.get(t, {})) == canonical(actual.get(t, {})) for t in tables)
+    matching = sum(same(expected.get(t, {}), actual.get(t, {})) for t in tables)
     spoken = _norm(" ".join(said))
     answers = list(expected_answers)
     found = [a for a in answers if _norm(str(a)) in spoken]

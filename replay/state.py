@@ -19,6 +19,13 @@ from scaleenv.store.events.tasks import RecordChange
 from scaleenv.store.specs import DbState
 
 
+def same(a: Any, b: Any) -> bool:
+    """Canonically equal: ``canonical(a) == canonical(b)``, without building either when
+    plain equality already says so (JSON values that are ``==`` are canonically equal:
+    ``25 == 25.0``, dict equality ignores key order; object keys are always str)."""
+    return a is b or a == b or canonical(a) == canonical(b)
+
+
 def canonical(value: Any) -> Any:
     """Normalise a JSON value: integral floats become ints, -0.0 becomes 0, dict keys sorted on encode."""
     if isinstance(value, bool) or value is None or isinstance(value, str):
@@ -67,9 +74,11 @@ def compute_delta(before: DbState, after: DbState) -> list[RecordChange]:
     changes: list[RecordChange] = []
     for table in sorted(set(before) | set(after)):
         old_rows, new_rows = before.get(table, {}), after.get(table, {})
+        if old_rows is new_rows or old_rows == new_rows:
+            continue
         for key in sorted(set(old_rows) | set(new_rows)):
             old, new = old_rows.get(key), new_rows.get(key)
-            if canonical(old) != canonical(new):
+            if not same(old, new):
                 changes.append(RecordChange(table=table, key=key, before=old, after=new))
     return changes
 
@@ -79,9 +88,11 @@ def diff_states(expected: DbState, actual: DbState) -> list[str]:
     lines: list[str] = []
     for table in sorted(set(expected) | set(actual)):
         exp_rows, act_rows = expected.get(table, {}), actual.get(table, {})
+        if exp_rows is act_rows or exp_rows == act_rows:
+            continue
         for key in sorted(set(exp_rows) | set(act_rows)):
             exp, act = exp_rows.get(key), act_rows.get(key)
-            if canonical(exp) == canonical(act):
+            if same(exp, act):
                 continue
             if exp is None:
                 lines.append(f"{table}[{key}]: unexpected record {act}")
@@ -89,6 +100,6 @@ def diff_states(expected: DbState, actual: DbState) -> list[str]:
                 lines.append(f"{table}[{key}]: missing record (expected {exp})")
             else:
                 for field in sorted(set(exp) | set(act)):
-                    if canonical(exp.get(field)) != canonical(act.get(field)):
+                    if not same(exp.get(field), act.get(field)):
                         lines.append(f"{table}[{key}].{field}: expected {exp.get(field)!r}, got {act.get(field)!r}")
     return lines

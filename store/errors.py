@@ -12,14 +12,21 @@ class LogError(Exception):
 
 
 class RecordDamaged(LogError):
-    """A stored record failed its integrity check (bad magic, CRC mismatch, truncated)."""
+    """A stored record failed its integrity check (bad magic, CRC mismatch, truncated).
 
-    def __init__(self, seq: int, reason: str) -> None:
-        super().__init__(seq, reason)
+    :meth:`Log.check` also reports a run of missing seqs as one ``RecordDamaged``: ``seq``
+    is the first missing seq and ``through`` the last (``None`` for a single record).
+    """
+
+    def __init__(self, seq: int, reason: str, through: int | None = None) -> None:
+        super().__init__(seq, reason, through)
         self.seq = seq
         self.reason = reason
+        self.through = through
 
     def __str__(self) -> str:
+        if self.through is not None and self.through != self.seq:
+            return f"records seq={self.seq}..{self.through} are damaged: {self.reason}"
         return f"record seq={self.seq} is damaged: {self.reason}"
 
 

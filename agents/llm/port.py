@@ -52,6 +52,9 @@ class LlmRequest(msgspec.Struct, frozen=True, kw_only=True):
     seed: int = 0
     # OpenAI function-tool schemas offered to the model (the rollout policy).
     tools: Sequence[dict[str, Any]] | None = None
+    # Set by the port: request_digest of this request (never part of the digest itself);
+    # a backend that looks answers up by digest (recorded) need not compute it again.
+    digest: str = ""
 
 
 class Completion(msgspec.Struct, frozen=True, kw_only=True):
@@ -308,8 +311,9 @@ class Llm:
         ref = cause
         for attempt in range(self.max_attempts):
             seed = derive_seed(self.run_seed, stream.id, stream.next_n)
-            req = msgspec.structs.replace(request, messages=messages, seed=seed)
+            req = msgspec.structs.replace(request, messages=messages, seed=seed, digest="")
             digest = request_digest(req, json_schema)
+            req = msgspec.structs.replace(req, digest=digest)
             completion = self._recorded(stream, digest)
             if completion is None:
                 async with self.limiter:

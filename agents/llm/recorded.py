@@ -104,7 +104,7 @@ class RecordedBackend:
         return cls(read_calls(log_path), source=str(log_path))
 
     async def complete(self, request: LlmRequest, json_schema: dict[str, Any], schema_name: str) -> Completion:
-        digest = request_digest(request, json_schema)
+        digest = request.digest or request_digest(request, json_schema)
         queue = self._by_digest.get(digest)
         if queue:
             call = queue.popleft()

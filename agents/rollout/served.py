@@ -21,12 +21,22 @@ itself as the local loop would: the user is done or gives up, ``max_turns`` or
 asked of it for ``idle_timeout`` seconds (``timeout``); or when the client ends it
 (``policy_stopped``, whose fault is the policy only if the reward is 0).
 
+A server that stops ends its open episodes first (reason ``error``, fault
+``environment``). One that is killed cannot, so the next server on the log does it
+before serving anything (:meth:`Environments.close_orphans`): every served episode
+with an EpisodeStarted but no EpisodeEnded gets the ordinary EpisodeEnded + RewardGiven
+pair, with the same reason and fault, the reward scored on the state folded from the
+episode's own events (the task's initial state and its ToolExecuted deltas). The
+writer lock makes a server the only one on its log, so an episode it finds unended at
+start belongs to no live server.
+
 This module knows nothing of HTTP: errors are :class:`ServeError` with an HTTP-like
 status that each front end maps to its own error shape.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import AsyncIterator
@@ -38,16 +48,25 @@ import structlog
 import trio
 
 from scaleenv.agents.llm.port import LlmExhaustedError
-from scaleenv.replay.projection import RunView, fold
+from scaleenv.replay.projection import DomainView, EpisodeView, RunView, TaskView, fold
 from scaleenv.replay.reward import Score
 from scaleenv.run_context import RunContext
-from scaleenv.store.events.episodes import ToolCallRequest, ToolExecuted
+from scaleenv.store.events import Ref
+from scaleenv.store.events.episodes import MessageSent, ToolCallRequest, ToolExecuted
+from scaleenv.store.stream import Stream
 
-from .episode import Episode, new_episode
+from .episode import Episode, new_episode, offered
 
 log = structlog.get_logger("scaleenv.serve")
 
 SERVED_ID = re.compile(r"^(?P<task>.+)/s(?P<k>\d+)$")
+
+STOPPED = ("error", "environment")
+"""Reason and fault of an episode ended because its server stopped (or was killed)."""
+STOPPED_DETAIL = "the server shut down before the episode ended"
+ORPHAN_DETAIL = "the server stopped (killed?) before the episode ended; ended when the next server started"
+ENV_FAILURE_KINDS = frozenset({"timeout", "memory", "crashed", "output_too_large"})
+"""Tool error kinds that are the environment's failure (as the local loop counts them)."""
 
 # Tool error kinds that are the caller's mistake (a 4xx on a single-call endpoint).
 CLIENT_ERROR_STATUS = {"unknown_tool": 404, "bad_json": 400, "bad_args": 422}
@@ -165,13 +184,20 @@ class Environments:
     @classmethod
     @asynccontextmanager
     async def open(cls, ctx: RunContext, *, idle_timeout: float = 600.0, max_open: int = 1024) -> AsyncIterator[Environments]:
-        """Serve the run behind ``ctx``; on exit every open episode is ended (reason ``error``)."""
+        """Serve the run behind ``ctx``; on exit every open episode is ended (reason ``error``).
+
+        Episodes a killed server left open are ended first (:meth:`close_orphans`). Only
+        one ``Environments`` may serve a log at a time (the writer lock sees to it
+        across processes).
+        """
         view = fold(ctx.log.read())
         envs = cls(ctx=ctx, view=view, idle_timeout=idle_timeout, max_open=max_open)
         for eid in view.episodes:
             m = SERVED_ID.match(eid)
             if m:
                 envs._next[m["task"]] = max(envs._next.get(m["task"], 0), int(m["k"]) + 1)
+        with trio.CancelScope(shield=True):  # a half-written ending would leave the stream unusable
+            await envs.close_orphans()
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(envs._reaper)
@@ -186,7 +212,7 @@ class Environments:
                     if not se.ended:
                         async with se.lock:
                             if not se.ended:
-                                await envs._end(se, "error", "environment", "the server shut down before the episode ended")
+                                await envs._end(se, *STOPPED, STOPPED_DETAIL)
 
     # ---- what is served ----------------------------------------------------------
 
@@ -270,7 +296,8 @@ class Environments:
                 await self.ctx.sandbox.open_session(eid, domain.verified_code(), task.initial_state)
                 user = await self._user_turn(se, opening=True)
         out: dict[str, Any] = {"episode_id": eid, "task_id": task_id, "domain": task.slot,
-                               "tools": ep.tools, "system_prompt": ep.policy_messages[0]["content"],
+                               # a copy: the schemas are shared by every episode of the domain
+                               "tools": copy.deepcopy(list(ep.tools)), "system_prompt": ep.policy_messages[0]["content"],
                                "messages": list(ep.policy_messages), "user": user,
                                "limits": {"max_turns": self.ctx.config.max_turns,
                                           "max_tool_calls": self.ctx.config.max_tool_calls,
@@ -390,12 +417,76 @@ class Environments:
             await self.ctx.sandbox.close_session(ep.eid)
         except Exception:  # noqa: BLE001 - the session may never have opened; the episode still ends
             log.warning("closing the sandbox session failed", episode=ep.eid, exc_info=True)
+        await self._finish(se, reason, fault, detail)
+
+    async def _finish(self, se: Served, reason: str, fault: str, detail: str) -> None:
+        ep = se.ep
         s = await ep.finish(reason, fault, detail)
         # finish() turns fault "none" into policy/environment for a zero reward (the same rule here).
         if s.reward == 0 and fault == "none":
             fault = "environment" if ep.env_failures else "policy"
         se.result = score_json(ep.eid, reason, fault, ep, s, detail)
         log.debug("episode ended", episode=ep.eid, reason=reason, reward=s.reward)
+
+    # ---- episodes a killed server left open ---------------------------------------
+
+    async def close_orphans(self) -> list[str]:
+        """End every served episode of the log that has no EpisodeEnded (its server was
+        killed), as a stopping server would have; returns their ids.
+
+        Each one's state is the fold of its own events (``self.view``, folded from the
+        log at start), never anything held in memory; it stays listed (ended, with its
+        result) so a client that comes back gets a 409 with the result, not a 404.
+        """
+        closed: list[str] = []
+        for eid in sorted(self.view.episodes):
+            ev = self.view.episodes[eid]
+            if ev.ended is not None or not SERVED_ID.match(eid) or eid in self.episodes:
+                continue
+            task = self.view.tasks.get(ev.task_id)
+            domain = self.view.domains.get(task.slot) if task is not None else None
+            if (task is None or domain is None or domain.spec is None or ev.state is None
+                    or task.expected_final is None):
+                log.warning("an unended served episode whose task is not in the log: left as it is", episode=eid)
+                continue
+            se = self._restore(ev, task, domain)
+            self.episodes[eid] = se
+            await self._finish(se, *STOPPED, ORPHAN_DETAIL)
+            closed.append(eid)
+        if closed:
+            log.warning("ended served episodes a stopped server left open", episodes=closed)
+        return closed
+
+    def _restore(self, ev: EpisodeView, task: TaskView, domain: DomainView) -> Served:
+        """A served episode rebuilt from its events, its stream positioned after the last one."""
+        sid = f"episode/{ev.episode_id}"
+        recorded = list(self.ctx.log.read_stream(sid))
+        stream = Stream(self.ctx.writer, sid, recorded=recorded, mode="append")
+        tools, prompt = offered(domain)
+        assert ev.state is not None
+        ep = Episode(ctx=self.ctx, domain=domain, task=task, eid=ev.episode_id, stream=stream,
+                     state=ev.state, tools=tools)
+        ep.policy_messages.append({"role": "system", "content": ev.system_prompt or prompt})
+        for item in ev.timeline:  # the counts and messages exactly as the steps built them
+            if isinstance(item, MessageSent):
+                message: dict[str, Any] = {"role": item.role, "content": item.content}
+                if item.role == "assistant" and item.tool_calls:
+                    message["tool_calls"] = [{"id": c.id, "type": "function",
+                                              "function": {"name": c.name, "arguments": c.arguments}}
+                                             for c in item.tool_calls]
+                elif item.role == "assistant":
+                    ep.turns += 1
+                if item.role == "user" or item.content:
+                    ep.user_view.append({"role": item.role, "content": item.content})
+                ep.policy_messages.append(message)
+            else:
+                ep.tool_calls += 1
+                if item.error_kind in ENV_FAILURE_KINDS:
+                    ep.env_failures += 1
+                ep.policy_messages.append({"role": "tool", "tool_call_id": item.call_id,
+                                           "content": tool_message(item)})
+        ep.last = Ref(sid, len(recorded) - 1) if recorded else None
+        return Served(ep=ep, attempt=ev.attempt)
 
     async def _reaper(self) -> None:
         """End episodes nobody has touched for ``idle_timeout`` seconds."""

@@ -10,6 +10,7 @@ one are retried transparently. Only the call that was running fails.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import sys
 import tempfile
@@ -22,7 +23,7 @@ import trio
 
 from scaleenv.sandbox.jsonval import InvalidValue, check_json, check_state
 from scaleenv.sandbox.process import WorkerLost, WorkerProcess
-from scaleenv.sandbox.protocol import CallReq, CloseReq, OpenReq, Reply, StateReq
+from scaleenv.sandbox.protocol import UNKNOWN_CODE, CallReq, CloseReq, OpenReq, Reply, StateReq
 from scaleenv.sandbox.state import apply_delta, copy_state
 from scaleenv.sandbox.types import CallOutcome, DbState, Limits, failure
 
@@ -30,6 +31,11 @@ from scaleenv.sandbox.types import CallOutcome, DbState, Limits, failure
 SPAWN_ATTEMPTS = 8
 """Consecutive failed worker starts before the pool gives up (a worker killed during its
 handshake is simply started again)."""
+
+
+CLOSE_GRACE_S = 10.0
+"""How long closing the pool waits, beyond a call's own hard limit, for workers to exit
+on end of input before they are killed (closing never waits on a worker forever)."""
 
 
 OPEN_ATTEMPTS = 2
@@ -46,6 +52,7 @@ class _Shadow:
     tools: dict[str, str]
     state: DbState
     slot: _Slot
+    code_id: str
 
 
 @attrs.define(eq=False)
@@ -81,6 +88,7 @@ class SandboxPool:
         self._python = python
         self._slots = [_Slot(i) for i in range(workers)]
         self._shadows: dict[str, _Shadow] = {}
+        self._code_ids: dict[tuple[tuple[str, str], ...], str] = {}
         self._stack = AsyncExitStack()
         self._nursery: trio.Nursery | None = None
         self._closing = False
@@ -109,6 +117,12 @@ class SandboxPool:
         for slot in self._slots:
             if slot.proc is not None:
                 await slot.proc.close()
+        if self._nursery is not None:
+            # A worker exits at end of input once its current call is done; one that does not
+            # is killed (the slots' tasks are cancelled, and a cancelled worker is killed).
+            grace = self.limits.timeout_s + self.limits.kill_grace_s + CLOSE_GRACE_S
+            self._nursery.cancel_scope.deadline = min(self._nursery.cancel_scope.deadline,
+                                                      trio.current_time() + grace)
         if not exc_info:
             exc_info = (None, None, None)
         return await self._stack.__aexit__(*exc_info)
@@ -140,7 +154,10 @@ class SandboxPool:
                     for session_id in sorted(slot.sessions):
                         shadow = self._shadows.get(session_id)
                         if shadow is not None:
-                            await proc.request(lambda i, s=session_id, sh=shadow: OpenReq(i, s, sh.tools, sh.state))
+                            known = shadow.code_id in proc.code_ids  # sent with an earlier session here
+                            await proc.request(lambda i, s=session_id, sh=shadow, k=known: OpenReq(
+                                i, s, None if k else sh.tools, sh.state, sh.code_id))
+                            proc.code_ids.add(shadow.code_id)
                 except WorkerLost:
                     proc.kill()
                 else:
@@ -149,6 +166,10 @@ class SandboxPool:
                     if not started:
                         started = True
                         task_status.started()
+                if self._closing:
+                    # The pool began closing while this worker was being started (a replacement
+                    # for one that died): _shutdown closed only the dead one, so close this one.
+                    await proc.close()
                 await proc.died.wait()
 
     async def _spawn(self) -> WorkerProcess:
@@ -196,7 +217,7 @@ class SandboxPool:
         except InvalidValue as exc:
             raise SandboxError(f"cannot open session {session_id!r}: {exc}") from None
         slot = self._pick_slot()
-        shadow = _Shadow(dict(tools), copy_state(state), slot)
+        shadow = _Shadow(dict(tools), copy_state(state), slot, self._code_id(tools))
         self._shadows[session_id] = shadow
         slot.sessions.add(session_id)
 
@@ -207,8 +228,11 @@ class SandboxPool:
                 # Retrying after the worker died mid-open: host the session again.
                 self._shadows[session_id] = shadow
                 slot.sessions.add(session_id)
+            known = shadow.code_id in proc.code_ids
             try:
-                reply = await proc.request(lambda i: OpenReq(i, session_id, shadow.tools, shadow.state), on_lost=None)
+                reply = await proc.request(
+                    lambda i: OpenReq(i, session_id, None if known else shadow.tools, shadow.state, shadow.code_id),
+                    on_lost=None)
             except WorkerLost as lost:
                 if lost.executing:
                     # Do not let the replacement worker restore it: the open itself may be what kills.
@@ -221,10 +245,28 @@ class SandboxPool:
                 if session_id not in self._shadows:
                     raise SandboxError(f"session {session_id!r} was lost") from None
                 continue
+            if reply.error is not None and known and reply.error.startswith(UNKNOWN_CODE):
+                proc.code_ids.discard(shadow.code_id)  # the worker let it go: send it in full
+                continue
             if reply.error is not None:
                 self._forget(session_id)
                 raise SandboxError(f"cannot open session {session_id!r}: {reply.error}")
+            proc.code_ids.add(shadow.code_id)
             return
+
+    def _code_id(self, tools: dict[str, str]) -> str:
+        """A digest naming a tool set (memoised: every episode of a domain sends the same)."""
+        key = tuple(tools.items())
+        code_id = self._code_ids.get(key)
+        if code_id is None:
+            if len(self._code_ids) >= 1024:
+                self._code_ids.clear()
+            h = hashlib.blake2b(digest_size=16)
+            for name, code in sorted(tools.items()):
+                h.update(f"{len(name)}:{name}{len(code)}:".encode())
+                h.update(code.encode())
+            code_id = self._code_ids[key] = h.hexdigest()
+        return code_id
 
     def _forget(self, session_id: str) -> None:
         shadow = self._shadows.pop(session_id, None)

@@ -81,6 +81,8 @@ class WorkerProcess:
         self._busy = trio.Event()
         self.on_death: Callable[[], None] | None = None
         self.died = trio.Event()
+        self.code_ids: set[str] = set()
+        """Tool sets this process was sent (see OpenReq.code_id); a new process knows none."""
 
     @property
     def pid(self) -> int:

@@ -25,12 +25,23 @@ class Hello(msgspec.Struct, tag="hello", array_like=True):
 
 
 class OpenReq(msgspec.Struct, tag="open", array_like=True):
-    """Compile `tools` and make `state` resident under `session`."""
+    """Compile `tools` and make `state` resident under `session`.
+
+    ``code_id`` names the tool set (a digest of it). A worker keeps the tool sets it was
+    sent; the pool sends ``tools=None`` for a set the worker already holds (the same
+    domain's code for every episode was most of what crossed the pipe). A worker that
+    does not hold it answers :data:`UNKNOWN_CODE` and the pool sends it again in full.
+    """
 
     id: int
     session: str
-    tools: dict[str, str]
+    tools: dict[str, str] | None
     state: Any
+    code_id: str = ""
+
+
+UNKNOWN_CODE = "unknown code set"
+"""The error a worker answers to an OpenReq naming a tool set it does not hold."""
 
 
 class CallReq(msgspec.Struct, tag="call", array_like=True):

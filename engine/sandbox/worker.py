@@ -7,6 +7,7 @@ Limits; the worker then locks itself down (`confine.lockdown`) and answers id 0.
 
 from __future__ import annotations
 
+import collections
 import os
 import sys
 
@@ -24,6 +25,7 @@ from scaleenv.sandbox.protocol import (
     FrameBuffer,
     Hello,
     OpenReq,
+    UNKNOWN_CODE,
     Reply,
     Request,
     StateReq,
@@ -32,6 +34,10 @@ from scaleenv.sandbox.protocol import (
     request_decoder,
 )
 from scaleenv.sandbox.types import failure
+
+
+MAX_CODE_SETS = 256
+"""Tool sets a worker keeps for later sessions (least recently used dropped first)."""
 
 
 class Worker:
@@ -43,6 +49,7 @@ class Worker:
         self.buffer = FrameBuffer()
         self.queue: list[bytes] = []
         self.sessions: dict[str, executor.Session] = {}
+        self.code_sets: collections.OrderedDict[str, dict[str, str]] = collections.OrderedDict()
         self.gate: Gate | None = None
         self.limits = None
 
@@ -76,8 +83,11 @@ class Worker:
                 outcome = failure("memory", f"{request.tool} exhausted the worker memory limit")
             return Reply(request.id, outcome=outcome)
         if isinstance(request, OpenReq):
+            tools = self.code_set(request)
+            if tools is None:
+                return Reply(request.id, error=f"{UNKNOWN_CODE} {request.code_id!r}")
             try:
-                self.sessions[request.session] = executor.Session(request.tools, request.state, self.gate)
+                self.sessions[request.session] = executor.Session(tools, request.state, self.gate)
             except (InvalidValue, MemoryError, RecursionError) as exc:
                 return Reply(request.id, error=f"{type(exc).__name__}: {exc}")
             return Reply(request.id)
@@ -90,6 +100,20 @@ class Worker:
             self.sessions.pop(request.session, None)
             return Reply(request.id)
         return Reply(0, error="unexpected request")
+
+    def code_set(self, request: OpenReq) -> dict[str, str] | None:
+        """The request's tool set: sent with it (and kept), or one kept earlier, or None."""
+        if request.tools is not None:
+            if request.code_id:
+                self.code_sets[request.code_id] = request.tools
+                self.code_sets.move_to_end(request.code_id)
+                while len(self.code_sets) > MAX_CODE_SETS:
+                    self.code_sets.popitem(last=False)
+            return request.tools
+        tools = self.code_sets.get(request.code_id)
+        if tools is not None:
+            self.code_sets.move_to_end(request.code_id)
+        return tools
 
     def run(self) -> None:
         """Handshake, lock down, then serve until stdin closes."""

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import faulthandler
 import shutil
+import tempfile
+import threading
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 import pytest
@@ -16,6 +20,11 @@ from scaleenv.run_context import RunConfig
 from scaleenv.runner import EngineOptions, open_run, project, rollouts, stage1, stage2, summary
 from scaleenv.store.events.episodes import EpisodeStarted
 from scaleenv.store.log import Log
+
+T = TypeVar("T")
+
+HANG_LIMIT_S = 600.0
+"""How long :func:`bounded` lets a call run before failing the test (a hang, not slowness)."""
 
 CONFIG = RunConfig(seed=5, domains=2, tasks_per_domain=4, episodes_per_task=3)
 OPTIONS = EngineOptions(progress=False, sync=False)
@@ -44,6 +53,33 @@ def run_stages(path: Path, *stages: Any, config: RunConfig = CONFIG) -> dict[str
             return summary(project(ctx.log))
 
     return trio.run(main)
+
+
+def bounded(fn: Callable[..., T], *args: Any, limit: float = HANG_LIMIT_S, **kw: Any) -> T:
+    """``fn(*args, **kw)`` on a thread; if it has not returned after ``limit`` seconds the
+    test fails with every thread's stack (a hang is a failure with a message, not a stuck
+    suite). The hung thread is a daemon, left behind."""
+    out: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            out["value"] = fn(*args, **kw)
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the test's thread
+            out["error"] = exc
+
+    t = threading.Thread(target=target, name=f"bounded:{getattr(fn, '__name__', fn)}", daemon=True)
+    t.start()
+    t.join(limit)
+    if t.is_alive():
+        with tempfile.TemporaryFile("w+") as f:
+            faulthandler.dump_traceback(f, all_threads=True)
+            f.seek(0)
+            stacks = f.read()
+        pytest.fail(f"{t.name} did not return within {limit:g}s: it hangs. Every thread's stack:\n{stacks}",
+                    pytrace=False)
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
 
 
 def stream_digests(path: Path) -> dict[str, str]:

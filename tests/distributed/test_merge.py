@@ -11,11 +11,10 @@ import trio
 
 from scaleenv.cli import main as cli_main
 from scaleenv.distributed import distributed_rollouts, episode_stream, plan, run_shard_async
-from scaleenv.runner import open_run, rollouts
 from scaleenv.shards import MergeConflict, existing_shards, merge_shards, shard_of, shard_path, shards_dir
 from scaleenv.store.log import Log
 
-from .conftest import CONFIG, OPTIONS, Base, episode_starts, stream_digests
+from .conftest import CONFIG, OPTIONS, Base, bounded, episode_starts, stream_digests
 
 
 def test_shard_of_is_stable_and_spread() -> None:
@@ -75,32 +74,30 @@ def test_merge_order_is_deterministic(tmp_path: Path, base: Base) -> None:
 
 
 def test_resumes_episodes_a_single_machine_run_left_half_done(tmp_path: Path, base: Base) -> None:
+    # What an interrupted single-machine run leaves: some episodes finished, some cut after
+    # a few events, the rest not started. (Built from the single-machine log rather than by
+    # interrupting a live run at a moment: under load a live run could finish first.)
     main = base.copy(tmp_path / "main")
-    start = Log.open(base.tasks, readonly=True)
-    stop_at = start.last_seq() + 300
-    start.close()
+    with Log.open(base.single, readonly=True) as single:
+        streams = sorted(sid for sid, _ in single.streams("episode/"))
+        left = {sid: list(single.read_stream(sid)) for sid in streams}
+    for i, sid in enumerate(streams):
+        left[sid] = left[sid] if i % 3 == 0 else left[sid][: 3 + i % 4] if i % 3 == 1 else []
 
     async def interrupted() -> None:
-        async with open_run(str(main), CONFIG, OPTIONS) as ctx:
-            with trio.move_on_after(60) as scope:
-                async with trio.open_nursery() as nursery:
-                    async def watch() -> None:
-                        while ctx.log.last_seq() < stop_at:
-                            await trio.sleep(0.001)
-                        scope.cancel()
+        with Log.open(main) as log:
+            async with log.writer() as w:
+                await w.append([(r.stream, r.n, r.cause, r.actor, r.event) for sid in streams for r in left[sid]])
 
-                    nursery.start_soon(watch)
-                    await rollouts(ctx)
-                    nursery.cancel_scope.cancel()
-
-    trio.run(interrupted)
+    bounded(trio.run, interrupted)
     with Log.open(main, readonly=True) as log:
         partial = [s for s, n in log.streams("episode/") if n > 0]
     assert partial, "the interrupted run should leave episodes in the main log"
-    result = distributed_rollouts(str(main), CONFIG, OPTIONS, shards=2, executor="inprocess")
+    result = bounded(distributed_rollouts, str(main), CONFIG, OPTIONS, shards=2, executor="inprocess")
     assert result["digest"] == base.digest
     assert set(episode_starts(main).values()) == {1}
-    assert sum(w["resumed"] for w in result["distributed"]["workers"]) > 0
+    assert sum(w["resumed"] for w in result["distributed"]["workers"]) == sum(1 for i in range(len(streams)) if i % 3 == 1)
+    assert result["distributed"]["episodes_already_done"] == sum(1 for i in range(len(streams)) if i % 3 == 0)
 
 
 def test_leftover_shards_of_an_interrupted_run_are_merged_first(tmp_path: Path, base: Base) -> None:
@@ -110,7 +107,7 @@ def test_leftover_shards_of_an_interrupted_run_are_merged_first(tmp_path: Path, 
     first = works[0]
     assert len(first.items) > 4
     # An earlier run with 2 shards: its worker 0 finished 3 episodes and died in the 4th (a prefix of it).
-    trio.run(run_shard_async, msgspec.structs.replace(first, items=first.items[:3]))
+    bounded(trio.run, run_shard_async, msgspec.structs.replace(first, items=first.items[:3]))
     cut = episode_stream(*first.items[3])
     with Log.open(base.single, readonly=True) as single:
         prefix = list(single.read_stream(cut))[:4]
@@ -120,10 +117,11 @@ def test_leftover_shards_of_an_interrupted_run_are_merged_first(tmp_path: Path, 
             async with shard.writer() as w:
                 await w.append([(r.stream, r.n, r.cause, r.actor, r.event) for r in prefix])
 
-    trio.run(died_mid_episode)
+    bounded(trio.run, died_mid_episode)
     assert existing_shards(main) == [Path(first.shard_path)]
     # A different shard count this time: the leftover shard is merged first, then the rest runs.
-    result = distributed_rollouts(str(main), CONFIG, OPTIONS, shards=3, executor="inprocess")
+    # (bounded: a hang, e.g. a sandbox pool waiting on a worker while it closes, fails the test.)
+    result = bounded(distributed_rollouts, str(main), CONFIG, OPTIONS, shards=3, executor="inprocess")
     d = result["distributed"]
     assert d["recovered_from_earlier_run"]["streams_merged"] == 4
     assert d["episodes_already_done"] == 3

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
+from pathlib import Path
 
 import trio
 
@@ -146,6 +148,33 @@ async def test_worker_killed_mid_call_restores_other_sessions() -> None:
         expected["stock"]["B"]["qty"] += 1
         assert await pool.get_state("bystander") == expected
         assert await pool.get_state("victim") == make_state()
+
+
+async def test_closing_while_a_replacement_worker_starts_does_not_hang(tmp_path: Path) -> None:
+    """A worker dies (a timeout kill under a loaded machine, say) and the pool is closed
+    while its replacement is still starting: the replacement must be closed as well, or
+    closing waits on it forever. (Limits with a long timeout: the pool's own kill-on-close
+    deadline must not be what ends it.)"""
+    slow, started = tmp_path / "slow", tmp_path / "started"
+    python = tmp_path / "python"
+    python.write_text(
+        f"#!{sys.executable}\nimport os, sys, time\n"
+        f"if os.path.exists({str(slow)!r}):\n"
+        f"    open({str(started)!r}, 'w').close()\n"
+        "    time.sleep(1)\n"
+        f"os.execv({sys.executable!r}, [{sys.executable!r}, *sys.argv[1:]])\n")
+    python.chmod(0o755)
+    closed = False
+    with trio.move_on_after(60):  # a bound on the hang, not a timing assertion
+        async with SandboxPool(workers=1, limits=Limits(timeout_s=600.0), python=str(python)) as pool:
+            [pid] = pool.worker_pids()
+            slow.touch()
+            os.kill(pid, signal.SIGKILL)
+            while not started.exists():  # the replacement is starting: close the pool now
+                await trio.sleep(0.01)
+        closed = True
+    assert closed, "closing the pool hung on a replacement worker started while it closed"
+    assert pool.restarts() == 1
 
 
 async def test_hard_timeout_kill_restores_sessions() -> None:

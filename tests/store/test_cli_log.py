@@ -78,3 +78,19 @@ async def test_tail_follows_and_stops_on_ctrl_c(tmp_path) -> None:
         time.sleep(0.1)
         child.send_signal(signal.SIGINT)
         assert child.wait(timeout=20) == 0
+
+
+async def test_check_prints_a_run_of_missing_seqs_once(tmp_path, capsys) -> None:
+    p = tmp_path / "run.lmdb"
+    await _make(p)
+    env = lmdb.open(str(p), max_dbs=8)
+    with env.begin(write=True) as txn:
+        db = env.open_db(b"events", txn=txn)
+        for seq in (2, 3, 4):
+            txn.delete(seq_key(seq), db=db)
+    env.close()
+    assert main(["log", "check", "--log", str(p), "--json"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert [(d["seq"], d.get("through")) for d in out["damaged"]] == [(2, 4)]
+    assert main(["log", "check", "--log", str(p)]) == 1
+    assert "seq 2: missing: seqs 2..4, 3 records" in capsys.readouterr().out

@@ -87,3 +87,57 @@ async def test_check_verifies_the_stream_index(log_path, codec) -> None:
         reasons = {d.seq: d.reason for d in log.check()}
     assert "s0#0 points here" in reasons[2] and "s1#0" in reasons[2]
     assert "has no stream index entry" in reasons[1]
+
+
+def _move_record(log_path, frm: int, to: int) -> None:
+    """Store seq ``frm``'s bytes under key ``to`` instead (what a damaged LMDB key does)."""
+    env = lmdb.open(str(log_path), max_dbs=8)
+    events = env.open_db(b"events")
+    with env.begin(write=True, db=events) as txn:
+        raw = bytes(txn.get(seq_key(frm)))
+        assert txn.get(seq_key(to)) is None
+        txn.delete(seq_key(frm))
+        txn.put(seq_key(to), raw)
+    env.close()
+
+
+async def test_check_names_a_record_under_a_flipped_key(log_path, codec) -> None:
+    """A bit flip in one key (seq 120 -> 2**16 + 120) is one entry naming that record, not
+    a run of 65,000 "missing" seqs; the stream index still finds nothing else wrong."""
+    await _fill(log_path, codec, 300)
+    wrong = 120 ^ (1 << 16)
+    _move_record(log_path, 120, wrong)
+    with Log.open(log_path, readonly=True, codec=codec) as log:
+        assert log.last_seq() == wrong
+        found = log.check()
+    assert len(found) == 1, [str(d) for d in found]
+    d = found[0]
+    assert isinstance(d, RecordDamaged) and d.seq == wrong and d.through is None
+    assert f"stored under seq={wrong} but says seq=120" in d.reason
+    assert "s2#39" in d.reason and "nothing is stored under seq 120" in d.reason
+
+
+async def test_check_names_both_records_of_swapped_keys(log_path, codec) -> None:
+    await _fill(log_path, codec, 30)
+    _move_record(log_path, 10, 1000)
+    _move_record(log_path, 20, 10)
+    _move_record(log_path, 1000, 20)
+    with Log.open(log_path, readonly=True, codec=codec) as log:
+        found = {d.seq: d.reason for d in log.check()}
+    assert sorted(found) == [10, 20]
+    assert "stored under seq=10 but says seq=20" in found[10]
+    assert "stored under seq=20 but says seq=10" in found[20]
+
+
+async def test_check_reports_a_run_of_missing_seqs_once(log_path, codec) -> None:
+    await _fill(log_path, codec, 300)
+    env = lmdb.open(str(log_path), max_dbs=8)
+    events = env.open_db(b"events")
+    with env.begin(write=True, db=events) as txn:
+        for seq in [*range(50, 250), 260]:
+            txn.delete(seq_key(seq))
+    env.close()
+    with Log.open(log_path, readonly=True, codec=codec) as log:
+        found = [d for d in log.check() if "gap in seqs" in d.reason]
+    assert [(d.seq, d.through) for d in found] == [(50, 249), (260, None)]
+    assert "50..249" in found[0].reason and "200 records" in found[0].reason
