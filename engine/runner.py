@@ -9,8 +9,9 @@ never redone.
 from __future__ import annotations
 
 import math
+from functools import partial
 from pathlib import Path
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -26,11 +27,16 @@ from scaleenv.sandbox import SandboxPool
 from scaleenv.store.log import Log
 from scaleenv.store.record import run_digest
 
-from scaleenv.store.gc_tuning import engine_gc
+from scaleenv.store.gc_tuning import engine_gc, frozen_heap
 from .progress import Progress
 from .run_context import RunConfig, RunContext, check_config
 
 log = structlog.get_logger("scaleenv.run")
+
+WRITER_CHANNEL = 4096
+"""Appends in flight to the log writer before appenders wait (backpressure). Episodes do
+not wait for their commits, so a thousand of them keep many appends in flight; with a
+shorter channel they parked on it, which cost more than the appends themselves."""
 
 
 class EngineOptions(msgspec.Struct, frozen=True, kw_only=True):
@@ -96,7 +102,7 @@ async def open_run(path: str, config: RunConfig, options: EngineOptions) -> Asyn
         )
         llm = Llm(backend, config.seed, limiter=trio.CapacityLimiter(options.llm_concurrency))
         try:
-            async with event_log.writer() as writer, SandboxPool(workers=options.sandbox_workers) as pool:
+            async with event_log.writer(channel_size=WRITER_CHANNEL) as writer, SandboxPool(workers=options.sandbox_workers) as pool:
                 yield RunContext(
                     log=event_log, writer=writer, llm=llm, sandbox=pool, config=config,
                     agents=trio.CapacityLimiter(options.concurrency), progress=Progress(enabled=options.progress),
@@ -156,25 +162,45 @@ async def rollouts(ctx: RunContext) -> None:
     totals = [0.0, 0]  # sum of rewards, finished episodes (a running mean: O(1) per episode)
 
     async def one(domain: Any, task: Any, g: int, token: object) -> None:
+        held = [True]
+
+        def release() -> None:  # the episode only waits for its commit now: its slot may go on
+            if held[0]:
+                held[0] = False
+                ctx.agents.release_on_behalf_of(token)
+
         try:
             ctx.progress.add("running")
-            r = await ctx.guarded(run_episode, ctx, domain, task, g)
+            r = await ctx.guarded(partial(run_episode, done_working=release), ctx, domain, task, g)
             totals[0] += r or 0.0
             totals[1] += 1
             ctx.progress.add("running", -1)
             ctx.progress.add("episodes")
             ctx.progress.set("mean reward", totals[0] / totals[1])
         finally:
-            ctx.agents.release_on_behalf_of(token)
+            release()
 
+    with frozen_heap():  # the projection lives throughout the rollouts: keep the collector off it
+        await _admit(ctx, work, one)
+    ctx.progress.finish()
+
+
+async def _admit(ctx: RunContext, work: list[tuple[Any, Any, int]],
+                 one: Callable[..., Awaitable[None]]) -> None:
     async with trio.open_nursery() as nursery:
         for domain, task, g in work:
             # Admit an episode before its task exists: only `concurrency` episode tasks are
             # alive at a time, however many episodes the run has (memory stays flat).
+            # Free slots are filled at once (a slot freed while the loop waits is handed to
+            # it, and the rest are taken without a trip through the scheduler each: when a
+            # wave of episodes ends together, a thousand runnable tasks make one trip long).
             token = object()
-            await ctx.agents.acquire_on_behalf_of(token)
+            await trio.lowlevel.checkpoint_if_cancelled()
+            try:
+                ctx.agents.acquire_on_behalf_of_nowait(token)
+            except trio.WouldBlock:
+                await ctx.agents.acquire_on_behalf_of(token)
             nursery.start_soon(one, domain, task, g, token)
-    ctx.progress.finish()
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:

@@ -4,8 +4,11 @@ CPython runs a generation-0 collection every 700 net container allocations, and 
 engine allocates a great many short-lived containers (events, messages, dicts of tool
 arguments) while holding a large live heap (the projection, a thousand episode tasks).
 Measured on the rollout bench's engine-only setting (1,000 episodes in flight), the
-default thresholds spent ~30% of the wall time in the collector; raising generation 0's
-threshold cut that to ~4% (`python bench/rollout.py --quick`, row "1000 True").
+default thresholds spent ~30% of the wall time in the collector; a generation-0 threshold
+of 20,000 left ~17% (the episodes in flight survive young collections, so each costs
+more with more of them); 50,000 leaves ~5% (`python bench/rollout.py --quick`, row
+"1000 True"; a collection then pauses the loop for tens of milliseconds, small beside
+model latency).
 
 Nothing in the engine relies on prompt cycle collection (records and events are acyclic,
 episode state is dropped when its task ends), so collecting less often changes memory only
@@ -24,7 +27,7 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-ENGINE_GEN0_THRESHOLD = 20_000
+ENGINE_GEN0_THRESHOLD = 50_000
 """Net container allocations between generation-0 collections while the engine runs."""
 
 
@@ -55,3 +58,26 @@ def engine_gc(gen0_threshold: int = ENGINE_GEN0_THRESHOLD) -> Iterator[None]:
         if _holders == 0 and _saved is not None:
             gc.set_threshold(*_saved)
             _saved = None
+
+
+@contextmanager
+def frozen_heap() -> Iterator[None]:
+    """Keep the collector off everything alive now, for the block.
+
+    For a long busy phase that starts right after a big load (rollouts after the
+    projection of the log): the loaded objects live throughout, yet sit in the young
+    generations, and the first generation-1 collection in the busy phase traversed them
+    all (~0.2 s mid-run on the rollout bench). ``gc.freeze()`` moves them to a permanent
+    generation without traversing anything; on exit they go back to the oldest one.
+    Garbage already waiting is parked with them until then (bounded: what the load left).
+    Nested use, or a process that froze objects itself, is left alone (``gc.unfreeze``
+    would also release what the process froze).
+    """
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()

@@ -16,6 +16,7 @@ from typing import Any
 
 import attrs
 import structlog
+import trio
 
 from scaleenv.store.events.llm import LlmCalled
 
@@ -104,6 +105,11 @@ class RecordedBackend:
         return cls(read_calls(log_path), source=str(log_path))
 
     async def complete(self, request: LlmRequest, json_schema: dict[str, Any], schema_name: str) -> Completion:
+        await trio.lowlevel.checkpoint()  # as any model call would: other tasks run meanwhile
+        return self.answer(request, json_schema, schema_name)
+
+    def answer(self, request: LlmRequest, json_schema: dict[str, Any], schema_name: str) -> Completion:
+        """The recorded answer to ``request`` (``complete`` without its scheduling point)."""
         digest = request.digest or request_digest(request, json_schema)
         queue = self._by_digest.get(digest)
         if queue:

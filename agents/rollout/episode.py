@@ -10,7 +10,7 @@ finished episode records why it ended and whose fault a failure was.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
@@ -74,6 +74,11 @@ class _Episode:
     tool_calls: int = 0
     env_failures: int = 0
     last: Ref | None = None
+    # The sandbox session opens at the first tool call (an episode that calls none never
+    # costs the workers anything); `sandbox_tools` gives the code to load. Served episodes
+    # open theirs up front and leave this None.
+    sandbox_tools: Callable[[], dict[str, str]] | None = None
+    session_open: bool = False
     tool_names: frozenset[str] = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -148,6 +153,10 @@ class _Episode:
                 event = ToolExecuted(call_id=call.id, tool=call.name, args=None, ok=False, error_kind="bad_json",
                                      error=f"arguments are not a JSON object: {str(args)[:200]}")
             else:
+                if not self.session_open and self.sandbox_tools is not None:
+                    # The first tool call opens the session (on the state so far: the initial one).
+                    await self.ctx.sandbox.open_session(self.eid, self.sandbox_tools(), self.state)
+                    self.session_open = True
                 outcome = await self.ctx.sandbox.call(self.eid, call.name, args)
                 delta = record_changes(outcome.delta)
                 if outcome.ok:
@@ -170,8 +179,11 @@ class _Episode:
                                        seed=derive_seed(self.ctx.seed, "episode", self.eid),
                                        system_prompt=self.policy_messages[0]["content"]), "engine")
 
-    async def finish(self, reason: str, fault: str, detail: str) -> Score:
-        """Score the final state, emit EpisodeEnded and RewardGiven, and finish the stream."""
+    async def finish(self, reason: str, fault: str, detail: str, *,
+                     done_working: Callable[[], None] | None = None) -> Score:
+        """Score the final state, emit EpisodeEnded and RewardGiven, and finish the stream.
+
+        ``done_working`` is called after the last emit, before waiting for the commit."""
         task = self.task
         assert task.expected_final is not None
         said = [m["content"] for m in self.user_view if m["role"] == "assistant"]
@@ -186,6 +198,8 @@ class _Episode:
         ended_ref = Ref(self.stream.id, self.stream.next_n)
         refs = await self.stream.emit_many([(ended, "engine", self.last), (reward, "grader", ended_ref)])
         self.last = refs[-1]
+        if done_working is not None:
+            done_working()
         await self.stream.flush()  # the episode is acknowledged once all of it is committed
         self.stream.finish()
         return result
@@ -237,12 +251,18 @@ def new_episode(ctx: RunContext, domain: DomainView, task: TaskView, eid: str, *
     return ep
 
 
-async def run_episode(ctx: RunContext, domain: DomainView, task: TaskView, attempt: int) -> float:
+async def run_episode(ctx: RunContext, domain: DomainView, task: TaskView, attempt: int, *,
+                      done_working: Callable[[], None] | None = None) -> float:
+    """Run one episode to its reward; returns once all of its events are committed.
+
+    ``done_working`` is called once the episode has emitted its last event and only
+    waits for the commit (a concurrency slot can go to the next episode then).
+    """
     eid = episode_id(task.task_id, attempt)
     ep = new_episode(ctx, domain, task, eid, ack="deferred")
+    ep.sandbox_tools = domain.verified_code
     await ep.start(attempt)
     reason, fault, detail = "error", "none", ""
-    await ctx.sandbox.open_session(eid, domain.verified_code(), task.initial_state)
     try:
         with structlog.contextvars.bound_contextvars(episode=eid):
             with trio.move_on_after(ctx.config.episode_timeout_s) as scope:
@@ -250,9 +270,10 @@ async def run_episode(ctx: RunContext, domain: DomainView, task: TaskView, attem
             if scope.cancelled_caught:
                 reason, fault, detail = "timeout", "limit", f"episode exceeded {ctx.config.episode_timeout_s}s"
     finally:
-        with trio.CancelScope(shield=True):
-            await ctx.sandbox.close_session(eid)
-    result = await ep.finish(reason, fault, detail)
+        if ep.session_open:
+            with trio.CancelScope(shield=True):
+                await ctx.sandbox.close_session(eid)
+    result = await ep.finish(reason, fault, detail, done_working=done_working)
     return result.reward
 
 

@@ -323,12 +323,17 @@ class SandboxPool:
         return copy_state(self._shadow(session_id).state)
 
     async def close_session(self, session_id: str) -> None:
-        """Forget the session (in the worker and in the parent)."""
+        """Forget the session (in the worker and in the parent).
+
+        Does not wait for the worker's answer (nothing depends on it, and a finished
+        episode should not hold its place while the worker works through its queue): the
+        close is queued behind the session's earlier requests and answered in order.
+        """
         shadow = self._shadow(session_id)
         self._forget(session_id)
         try:
             proc = await shadow.slot.current()
-            await proc.request(lambda i: CloseReq(i, session_id))
+            proc.post(lambda i: CloseReq(i, session_id))
         except (WorkerLost, SandboxError):
             pass  # the replacement worker (if any) never loads a forgotten session
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import itertools
 import math
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -81,6 +82,10 @@ class WorkerProcess:
         self._busy = trio.Event()
         self.on_death: Callable[[], None] | None = None
         self.died = trio.Event()
+        self._closed = False
+        self._writer_busy = False
+        assert process.stdin is not None
+        self._stdin_fd = process.stdin.fileno()
         self.code_ids: set[str] = set()
         """Tool sets this process was sent (see OpenReq.code_id); a new process knows none."""
 
@@ -128,6 +133,21 @@ class WorkerProcess:
         on_lost: Callable[[WorkerLost], None] | None = None,
     ) -> Reply:
         """Send a request and wait for its reply; raises WorkerLost if the worker dies."""
+        pending = self.post(build, on_reply=on_reply, on_lost=on_lost)
+        await pending.event.wait()
+        if pending.lost is not None:
+            raise pending.lost
+        assert pending.reply is not None
+        return pending.reply
+
+    def post(
+        self,
+        build: Callable[[int], Request],
+        on_reply: Callable[[Reply], None] | None = None,
+        on_lost: Callable[[WorkerLost], None] | None = None,
+    ) -> _Pending:
+        """Send a request without waiting: its reply (or loss) sets the returned handle's
+        ``event``. It is answered in order and timed by the watchdog like any other."""
         if self.dead:
             raise WorkerLost("crashed", executing=False)
         pending = _Pending(next(self._ids), on_reply=on_reply, on_lost=on_lost)
@@ -136,12 +156,30 @@ class WorkerProcess:
         if len(self._fifo) == 1:
             self._head_since = trio.current_time()
             self._busy.set()
-        self._send.send_nowait(frame(request_encoder.encode(build(pending.id))))
-        await pending.event.wait()
-        if pending.lost is not None:
-            raise pending.lost
-        assert pending.reply is not None
-        return pending.reply
+        self._write(frame(request_encoder.encode(build(pending.id))))
+        return pending
+
+    def _write(self, data: bytes) -> None:
+        """Write a frame to the worker now if nothing is queued before it, else queue it.
+
+        Under load the writer task may wait a whole scheduler round before it runs; the
+        pipe is non-blocking, so a frame that fits goes out at once, and only a remainder
+        (a full pipe) or a frame behind one still queued waits for the writer task.
+        """
+        if not self._closed and not self._writer_busy:
+            try:
+                written = os.write(self._stdin_fd, data)
+            except BlockingIOError:
+                written = 0
+            except OSError:
+                written = 0  # a dead worker: the writer task meets the same error and stops
+            if written == len(data):
+                return
+            data = data[written:]
+        # From here until the writer task has written all it was handed, every frame queues
+        # behind this one (a frame handed to the waiting writer task is in no buffer yet).
+        self._writer_busy = True
+        self._send.send_nowait(data)
 
     @property
     def in_flight(self) -> int:
@@ -170,6 +208,7 @@ class WorkerProcess:
 
     async def close(self) -> None:
         """Ask the worker to exit (end of input)."""
+        self._closed = True
         self._send.close()
 
     def _fail_all(self) -> None:
@@ -200,6 +239,8 @@ class WorkerProcess:
                     except (trio.WouldBlock, trio.EndOfChannel):
                         break
                 await self.process.stdin.send_all(b"".join(chunks))
+                if self._send.statistics().current_buffer_used == 0:
+                    self._writer_busy = False  # all handed over is written: frames may go direct again
             await self.process.stdin.aclose()
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass

@@ -165,9 +165,9 @@ def test_interrupted_rollout_resumes_without_rerunning_finished_episodes(templat
     started: list[str] = []
     real = episode_module.run_episode
 
-    async def counting(ctx: Any, domain: Any, task: Any, attempt: int) -> float:
+    async def counting(ctx: Any, domain: Any, task: Any, attempt: int, **kw: Any) -> float:
         started.append(episode_module.episode_id(task.task_id, attempt))
-        return await real(ctx, domain, task, attempt)
+        return await real(ctx, domain, task, attempt, **kw)
 
     monkeypatch.setattr(episode_module, "run_episode", counting)
     roll(path, per_task, concurrency=8)

@@ -137,6 +137,8 @@ class SimBackend:
         )
         if latency > 0:
             await trio.sleep(latency)
+        else:
+            await trio.lowlevel.checkpoint()  # as any model call would: other tasks run meanwhile
         return Completion(
             text=text, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, latency_s=latency
         )
