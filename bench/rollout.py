@@ -22,7 +22,9 @@ sandbox run as usual) to measure the engine alone.
     (while episodes still queue behind the concurrency limit: the last wave's tail does
     not count against the engine).
 (c) memory: peak RSS (VmHWM) minus RSS before the rollouts, divided by the concurrency,
-    for the engine process and for the sandbox workers (where the sessions live).
+    for the engine process and for the sandbox workers (where the sessions live). The
+    peak is reset just before the rollouts (``/proc/PID/clear_refs``), so loading the
+    recorded answers does not count.
 (Sandbox workers compile each tool once per worker; before that, RestrictedPython's
 compile on every episode's session took ~85% of the workers' time.)
 
@@ -68,6 +70,16 @@ def _status_kb(pid: int | str, field: str) -> int:
     except OSError:
         return 0
     return 0
+
+
+def _reset_peak(pid: int | str) -> bool:
+    """Reset the process's peak RSS (VmHWM) to its current RSS (Linux: clear_refs 5)."""
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
 
 
 def build_template(path: Path, domains: int, tasks_per_domain: int) -> int:
@@ -159,6 +171,8 @@ async def _measure(path: Path, config: RunConfig, opts: EngineOptions, setting: 
         ctx.llm.backend = timed
         first_seq = ctx.log.last_seq() + 1
         workers = ctx.sandbox.worker_pids()
+        # The peak must be the rollouts' own, not that of loading the recorded answers.
+        peak_reset = all([_reset_peak("self"), *(_reset_peak(p) for p in workers)])
         rss0 = _status_kb("self", "VmRSS")
         wrss0 = sum(_status_kb(p, "VmRSS") for p in workers)
         window: list[float] = []
@@ -209,6 +223,7 @@ async def _measure(path: Path, config: RunConfig, opts: EngineOptions, setting: 
         "events_per_s": round(events / wall, 1), "llm_calls_per_s": round(llm_calls / wall, 1),
         "engine_kb_per_episode": round(max(0, hwm - rss0) / c, 1),
         "workers_kb_per_episode": round(max(0, whwm - wrss0) / c, 1),
+        "peak_reset": peak_reset,
     }
     if latency.enabled and timed.ends:
         mean_latency = latency_sum / llm_calls

@@ -4,11 +4,11 @@ CPython runs a generation-0 collection every 700 net container allocations, and 
 engine allocates a great many short-lived containers (events, messages, dicts of tool
 arguments) while holding a large live heap (the projection, a thousand episode tasks).
 Measured on the rollout bench's engine-only setting (1,000 episodes in flight), the
-default thresholds spent ~30% of the wall time in the collector; a generation-0 threshold
-of 20,000 left ~17% (the episodes in flight survive young collections, so each costs
-more with more of them); 50,000 leaves ~5% (`python bench/rollout.py --quick`, row
-"1000 True"; a collection then pauses the loop for tens of milliseconds, small beside
-model latency).
+default thresholds spent ~30% of the rollout time in the collector. A generation-0
+threshold of 20,000, with the projection frozen during rollouts (:func:`frozen_heap`),
+leaves ~5-9%; 50,000 left ~3-5% but held ~45 MB more garbage at peak (cycles wait
+longer), so 20,000 it is (`python bench/rollout.py --quick`, rows "1000 True", and the
+memory columns).
 
 Nothing in the engine relies on prompt cycle collection (records and events are acyclic,
 episode state is dropped when its task ends), so collecting less often changes memory only
@@ -27,7 +27,7 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-ENGINE_GEN0_THRESHOLD = 50_000
+ENGINE_GEN0_THRESHOLD = 20_000
 """Net container allocations between generation-0 collections while the engine runs."""
 
 
