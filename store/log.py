@@ -429,6 +429,7 @@ class Log:
             raise LogError(f"{self.path} is open readonly")
         if self._writer is not None:
             raise LogError("this log already has a writer task")
+        self._check_tail()
         w = Writer(self, channel_size=channel_size, max_batch=max_batch)
         self._writer = w
         try:
@@ -437,6 +438,22 @@ class Log:
                     yield w
         finally:
             self._writer = None
+
+    def _check_tail(self) -> None:
+        """Refuse to append after a last record whose key is not its seq.
+
+        New events are numbered from the last key: a damaged key there (a bit flip that
+        moved a record far past the end) would number everything after it wrongly."""
+        last = self.last_seq()
+        if not last:
+            return
+        try:
+            self.get(last)
+        except RecordDamaged as exc:
+            raise RecordDamaged(exc.seq, f"{exc.reason}; new events would be numbered after it, so this "
+                                         f"log takes no appends: see `scaleenv log check --log {self.path}`") from None
+        except LogError:
+            pass  # an event type this code does not know: not damage
 
     @asynccontextmanager
     async def _running(self, w: Writer, nursery: trio.Nursery | None) -> AsyncIterator[None]:

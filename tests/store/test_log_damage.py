@@ -117,6 +117,17 @@ async def test_check_names_a_record_under_a_flipped_key(log_path, codec) -> None
     assert "s2#39" in d.reason and "nothing is stored under seq 120" in d.reason
 
 
+async def test_no_appends_after_a_last_record_under_a_wrong_key(log_path, codec) -> None:
+    await _fill(log_path, codec, 50)
+    _move_record(log_path, 20, 20 ^ (1 << 16))  # now the last key, far past the end
+    with Log.open(log_path, codec=codec) as log:
+        with pytest.raises(RecordDamaged, match="log check") as caught:
+            async with log.writer():
+                pass
+        assert caught.value.seq == 20 ^ (1 << 16) and "says seq=20" in str(caught.value)
+        assert log.last_seq() == 20 ^ (1 << 16)  # nothing was appended
+
+
 async def test_check_names_both_records_of_swapped_keys(log_path, codec) -> None:
     await _fill(log_path, codec, 30)
     _move_record(log_path, 10, 1000)
