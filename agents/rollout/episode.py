@@ -270,7 +270,7 @@ async def run_episode(ctx: RunContext, domain: DomainView, task: TaskView, attem
             if scope.cancelled_caught:
                 reason, fault, detail = "timeout", "limit", f"episode exceeded {ctx.config.episode_timeout_s}s"
     finally:
-        if ep.session_open:
+        if ctx.sandbox.has_session(eid):  # opened at a tool call (or an open cut short by the timeout)
             with trio.CancelScope(shield=True):
                 await ctx.sandbox.close_session(eid)
     result = await ep.finish(reason, fault, detail, done_working=done_working)

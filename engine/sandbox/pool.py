@@ -190,6 +190,10 @@ class SandboxPool:
         """Current pid of each worker slot (for tests and monitoring)."""
         return [slot.proc.pid if slot.proc is not None else -1 for slot in self._slots]
 
+    def has_session(self, session_id: str) -> bool:
+        """Whether the pool holds the session (opened, or being opened, and not closed)."""
+        return session_id in self._shadows
+
     def session_worker(self, session_id: str) -> int:
         """Index of the worker slot hosting `session_id`."""
         return self._shadow(session_id).slot.index

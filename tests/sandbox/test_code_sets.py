@@ -71,3 +71,12 @@ async def test_a_worker_that_lost_a_tool_set_gets_it_again() -> None:
         await pool.open_session("b", changed, make_state())
         out = await pool.call("b", "cancel_order", {"order_id": "o1", "reason": "late"})
         assert out.ok, out
+
+
+async def test_has_session_follows_open_and_close() -> None:
+    async with SandboxPool(workers=1) as pool:
+        assert not pool.has_session("a")
+        await pool.open_session("a", TOOLS, make_state())
+        assert pool.has_session("a")
+        await pool.close_session("a")
+        assert not pool.has_session("a")
