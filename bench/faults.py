@@ -40,7 +40,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="scaleenv-faults-") as tmp:
         work = Path(tmp)
         ref = reference(work, args.seed, config)
-        print(f"reference: {ref.events} events, digest {ref.digest[:16]}..., {ref.wall_s:.1f} s", file=sys.stderr)
+        print(f"reference: {ref.events} events, digest {ref.digest[:16]}..., {ref.wall_s:.1f} s, "
+              f"{ref.disk_kib} KiB on disk", file=sys.stderr)
         survived = lost = identical = 0
         stages: dict[str, int] = {}
         for i in range(args.trials):
@@ -59,7 +60,10 @@ def main() -> int:
                         f"workers killed={sum(t.kills for t in wk)}, crashed calls={sum(t.crashed_calls for t in wk)}, "
                         f"environment-fault episodes={sum(t.environment_faults for t in wk)}"))
         if can_mount_tmpfs():
-            sizes = [(rng.choice([768, 1280, 1792, 2560]), 0) for _ in range(n_other)] + [(512, 480)]
+            # Disks too small for the run: fractions of what the finished log takes (a log
+            # written in fewer, larger commits takes less, so fixed sizes would go stale).
+            sizes = [(max(512, int(ref.disk_kib * rng.choice([0.3, 0.45, 0.6, 0.75]))), 0)
+                     for _ in range(n_other)] + [(512, 480)]
             df = [disk_full_trial(work, args.seed, config, size, pre) for size, pre in sizes]
             rows.append(row("disk full (tmpfs)", len(df), sum(t.survived(ref) for t in df), 0,
                             sum(t.resumed.digest == ref.digest for t in df),

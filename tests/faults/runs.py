@@ -45,6 +45,8 @@ class Finished:
     wall_s: float
     stages: dict[str, tuple[int, int]] = attrs.field(factory=dict)
     """Stage -> (first seq, last seq) in this run's log (the same sizes in every run)."""
+    disk_kib: int = 0
+    """Disk space the finished log takes (allocated blocks), for sizing "full disk" trials."""
 
 
 def run_to_end(log: Path, seed: int, config: tuple[str, ...], timeout_s: float = 600) -> Finished:
@@ -188,5 +190,6 @@ def reference(workdir: Path, seed: int, config: tuple[str, ...]) -> Finished:
             st = stage_of(rec.stream)
             lo, _ = stages.get(st, (rec.seq, rec.seq))
             stages[st] = (lo, rec.seq)
+    disk_kib = sum(f.stat().st_blocks * 512 for f in log.iterdir() if f.is_file()) >> 10
     shutil.rmtree(log, ignore_errors=True)
-    return attrs.evolve(done, stages=stages)
+    return attrs.evolve(done, stages=stages, disk_kib=disk_kib)
