@@ -164,14 +164,6 @@ class Committed(Sequence[Record]):
         self._wall = wall_ns
         self._records: list[Record] | None = None
 
-    @property
-    def first_seq(self) -> int:
-        return self._first
-
-    @property
-    def last_seq(self) -> int:
-        return self._first + len(self._items) - 1
-
     def _all(self) -> list[Record]:
         if self._records is None:
             first, wall = self._first, self._wall
@@ -200,7 +192,7 @@ class Committed(Sequence[Record]):
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return f"Committed(seq {self._first}..{self.last_seq}, {len(self._items)} records)"
+        return f"Committed(seq {self._first}..{self._first + len(self._items) - 1}, {len(self._items)} records)"
 
 
 class Writer:
