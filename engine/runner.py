@@ -69,10 +69,9 @@ async def open_verify(path: str, options: EngineOptions) -> AsyncIterator[RunCon
         config = msgspec.convert(stored, RunConfig)
         if options.llm.startswith("recorded:") and Path(options.llm.partition(":")[2]).resolve() == Path(path).resolve():
             # The log being verified is already open here: read its recorded calls from it.
-            from scaleenv.agents.llm.recorded import RecordedBackend
-            from scaleenv.store.events.llm import LlmCalled
+            from scaleenv.agents.llm.recorded import RecordedBackend, whole_calls
 
-            backend: Any = RecordedBackend([r.event for r in event_log.read() if isinstance(r.event, LlmCalled)])
+            backend: Any = RecordedBackend(whole_calls(event_log.read()))
         else:
             backend = backend_from_spec(
                 options.llm, model=options.model, noise=sim_noise(options.noise), latency=LatencyModel(enabled=options.latency),

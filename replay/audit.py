@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 
 from scaleenv.contracts import render
-from scaleenv.store.events.llm import LlmCalled, LlmExhausted
+from scaleenv.store.events.llm import CallResolver, LlmCalled, LlmExhausted
 from scaleenv.store.events.synth import (
     CodeCheckFailed,
     CodeProposed,
@@ -60,10 +60,12 @@ def tool_audit(log: Log, stream: str) -> dict[str, Any]:
     versions: list[tuple[int, str]] = []
     verdict: dict[str, Any] = {"status": "pending"}
     case_sources: dict[str, list[str]] = {}
+    calls = CallResolver()
     for r in log.read_stream(stream):
         e = r.event
         base = {"n": r.n, "type": r.type, "actor": r.actor, "cause": str(r.cause) if r.cause else None}
         if isinstance(e, LlmCalled):
+            e = calls.resolve(r.stream, r.n, e)
             base.update(role=e.role, backend=e.backend, model=e.model, attempt=e.attempt, seed=e.seed,
                         messages=e.messages, raw=e.raw, error=e.error,
                         tokens={"prompt": e.prompt_tokens, "completion": e.completion_tokens})

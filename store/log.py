@@ -39,8 +39,15 @@ from .record import FORMAT_VERSION, Codec, Record, default_codec, unframe
 if TYPE_CHECKING:
     from .writer import Writer
 
-LOG_FORMAT_VERSION = 1
-"""The layout version of the LMDB environment (named dbs, key encodings)."""
+LOG_FORMAT_VERSION = 2
+"""The version of the log's layout and of what its events mean.
+
+1: the layout (named dbs, key encodings). 2: an ``llm.called`` event may refer to
+earlier calls of its stream instead of repeating their messages and schema
+(:mod:`scaleenv.store.events.llm`). A format-1 log is a format-2 log without such
+references, so this code reads both; a writer opened on a format-1 log marks it 2 before
+its first append, so that older code refuses it (it would misread the references).
+"""
 
 LMDB_LIB_VERSION = 0
 """New logs are created with py-lmdb's LMDB 0.9 engine (data format v1), pinned."""
@@ -430,6 +437,8 @@ class Log:
         if self._writer is not None:
             raise LogError("this log already has a writer task")
         self._check_tail()
+        if self.meta_get(META_PREFIX + "format") != LOG_FORMAT_VERSION:
+            self._write_small(self._meta, (META_PREFIX + "format").encode(), _meta_enc.encode(LOG_FORMAT_VERSION))
         w = Writer(self, channel_size=channel_size, max_batch=max_batch)
         self._writer = w
         try:

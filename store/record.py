@@ -189,10 +189,15 @@ _det = msgspec.msgpack.Encoder(order="deterministic")
 
 
 def event_digest_builtins(event: Event) -> dict[str, Any]:
-    """The event as builtins, minus its class's ``digest_exclude`` fields."""
+    """The event as builtins, minus its class's ``digest_exclude`` fields and the
+    ``digest_added`` fields that hold their default (see :mod:`.events.base`)."""
     b: dict[str, Any] = msgspec.to_builtins(event)
-    for name in type(event).digest_exclude:
+    cls = type(event)
+    for name in cls.digest_exclude:
         b.pop(name, None)
+    for name, default in cls.digest_added:
+        if b.get(name, default) == default:
+            b.pop(name, None)
     return b
 
 

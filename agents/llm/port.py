@@ -33,6 +33,7 @@ from scaleenv.seeding import derive_seed
 from scaleenv.store.events import Ref
 from scaleenv.store.events.llm import LlmCalled, LlmExhausted
 
+from .call_memory import STREAM_CALLS, Delta
 from .errors import RecordedDivergence
 
 T = TypeVar("T")
@@ -344,10 +345,13 @@ class Llm:
                         # Record what was asked: against a recorded stream this emit raises the
                         # stream's Divergence (first differing field, both sides); otherwise the
                         # request is kept in the log before the error stops this agent.
+                        stored = self._stored(stream, request.role, messages, schema_name, json_schema)
                         await stream.emit(
                             LlmCalled(role=request.role, backend=self.backend.name, model=self.backend.model,
-                                      request_digest=digest, messages=messages, schema_name=schema_name,
-                                      json_schema=json_schema, seed=seed, attempt=attempt, raw="", error=str(exc)),
+                                      request_digest=digest, messages=stored.messages, schema_name=schema_name,
+                                      json_schema=stored.json_schema, seed=seed, attempt=attempt, raw="",
+                                      error=str(exc), base_n=stored.base_n, base_len=stored.base_len,
+                                      schema_n=stored.schema_n),
                             actor=request.role, cause=cause,
                         )
                         raise
@@ -359,15 +363,19 @@ class Llm:
                 value, error = validation_error(text, output_type)
             if error is not None:
                 completion = msgspec.structs.replace(completion, token_ids=None, logprobs=None)
+            stored = self._stored(stream, request.role, messages, schema_name, json_schema)
             ref = await stream.emit(
                 LlmCalled(
                     role=request.role,
                     backend=completion.backend or self.backend.name,
                     model=completion.model or self.backend.model,
                     request_digest=digest,
-                    messages=messages,
+                    messages=stored.messages,
                     schema_name=schema_name,
-                    json_schema=json_schema,
+                    json_schema=stored.json_schema,
+                    base_n=stored.base_n,
+                    base_len=stored.base_len,
+                    schema_n=stored.schema_n,
                     seed=seed,
                     attempt=attempt,
                     raw=text,
@@ -382,6 +390,8 @@ class Llm:
                 actor=request.role,
                 cause=cause,
             )
+            STREAM_CALLS.of(stream).note(ref.n, request.role, messages, schema_name, json_schema,
+                                         carried_schema=stored.json_schema is not None)
             if error is None:
                 return Generated(value, ref, attempt + 1)  # type: ignore[arg-type]
             last_error = error
@@ -396,6 +406,17 @@ class Llm:
             cause=ref,
         )
         raise LlmExhaustedError(request.role, self.max_attempts, last_error, ref)
+
+    @staticmethod
+    def _stored(stream: StreamLike, role: str, messages: list[dict[str, Any]], schema_name: str,
+                json_schema: dict[str, Any]) -> Delta:
+        """How this call's request is stored: relative to the stream's earlier calls, or
+        whole where the stream holds a recorded call stored whole at this position (a log
+        of format 1, which a re-run must reproduce as it is)."""
+        record = stream.peek()
+        if record is not None and isinstance(record.event, LlmCalled) and record.event.whole:
+            return Delta(messages, None, 0, json_schema, None)
+        return STREAM_CALLS.of(stream).delta(role, messages, schema_name, json_schema)
 
     @staticmethod
     def _recorded(stream: StreamLike, digest: str) -> Completion | None:

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import os
 from collections import deque
+from collections.abc import Iterable
 from typing import Any
 
 import attrs
 import structlog
 import trio
 
-from scaleenv.store.events.llm import LlmCalled
+from scaleenv.store.events.llm import CallResolver, LlmCalled
+from scaleenv.store.record import Record
 
 from .errors import RecordedDivergence
 from .port import Completion, LlmRequest, recorded_rejection, request_digest
@@ -28,12 +30,19 @@ log = structlog.get_logger("scaleenv.llm.recorded")
 SNIPPET = 40
 
 
+def whole_calls(records: Iterable[Record]) -> list[LlmCalled]:
+    """Every ``LlmCalled`` among ``records`` (a log's, in log order), each whole: with its
+    full conversation and schema (stored calls may refer to earlier ones)."""
+    resolver = CallResolver()
+    return [resolver.resolve(r.stream, r.n, r.event) for r in records if isinstance(r.event, LlmCalled)]
+
+
 def read_calls(log_path: str | os.PathLike[str]) -> list[LlmCalled]:
-    """Every ``LlmCalled`` event of the log at ``log_path``, in log order."""
+    """Every ``LlmCalled`` event of the log at ``log_path``, whole, in log order."""
     from scaleenv.store.log import Log
 
     with Log.open(log_path, readonly=True) as source:
-        return [r.event for r in source.read() if isinstance(r.event, LlmCalled)]
+        return whole_calls(source.read())
 
 
 def _snippet(text: str, at: int) -> str:
@@ -84,7 +93,8 @@ def _closeness(recorded: LlmCalled, request: LlmRequest, schema: dict[str, Any])
 
 @attrs.define
 class RecordedBackend:
-    """Answers requests from the ``LlmCalled`` events of an earlier log."""
+    """Answers requests from the ``LlmCalled`` events of an earlier log (whole ones:
+    :func:`whole_calls`, :func:`read_calls`)."""
 
     calls: list[LlmCalled]
     source: str = ""
@@ -94,6 +104,10 @@ class RecordedBackend:
     _served: dict[str, int] = attrs.field(init=False, factory=dict)
 
     def __attrs_post_init__(self) -> None:
+        partial = next((c for c in self.calls if not c.whole), None)
+        if partial is not None:
+            raise ValueError(f"RecordedBackend needs whole calls, got one that refers to earlier calls "
+                             f"(role {partial.role!r}): read them with whole_calls() or read_calls()")
         for call in self.calls:
             self._by_digest.setdefault(call.request_digest, deque()).append(call)
         if not self.model:

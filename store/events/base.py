@@ -13,6 +13,11 @@ Schema evolution rules (tested in tests/store/test_evolution.py):
 
 Fields listed in ``digest_exclude`` are facts about *this* execution (wall-clock
 latency) and are left out of every digest.
+
+A field added to an event type that logs already hold is listed in its class's
+``digest_added`` with its default: while it holds that default it is left out of the
+digest, so an event written before the field existed keeps the digest it had (golden
+logs and ``replay --verify`` of old logs depend on it; tests/replay/test_golden.py).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ class Event(msgspec.Struct, tag_field="type", frozen=True, kw_only=True):
     """Base class of all event payloads. Subclasses pass ``tag="area.what"``."""
 
     digest_exclude: ClassVar[frozenset[str]] = frozenset()
+    digest_added: ClassVar[tuple[tuple[str, object], ...]] = ()
 
 
 class Ref(msgspec.Struct, frozen=True, array_like=True):

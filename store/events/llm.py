@@ -1,8 +1,25 @@
-"""Events of the LLM port: every model call, every attempt."""
+"""Events of the LLM port: every model call, every attempt.
+
+A call's conversation grows turn by turn, and each attempt used to store all of it
+again, with the whole JSON schema: a log's size grew with the square of a conversation's
+length. Since log format 2 an ``LlmCalled`` may instead *refer* to an earlier call of
+the same stream:
+
+- ``base_n``/``base_len``: the conversation is the first ``base_len`` messages of the
+  call at stream position ``base_n``, followed by ``messages``;
+- ``schema_n``: the JSON schema is the one the call at ``schema_n`` carries
+  (``json_schema`` is then None).
+
+A call without references (every call of a format-1 log) carries everything itself.
+:class:`CallResolver` turns stored calls back into whole ones; everything that shows or
+compares a call's request (audits, the recorded backend) reads it through one.
+"""
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
+
+import msgspec
 
 from .base import Event
 
@@ -12,6 +29,8 @@ class LlmCalled(Event, tag="llm.called"):
 
     ``parsed`` holds the validated output (as builtins) or ``error`` says why the raw
     text was rejected; a rejected attempt is followed by a retry in the same stream.
+    ``messages``/``json_schema`` may be relative to earlier calls of the stream (see
+    the module doc and :meth:`whole`).
     """
 
     role: str
@@ -20,10 +39,10 @@ class LlmCalled(Event, tag="llm.called"):
     request_digest: str
     messages: list[dict[str, Any]]
     schema_name: str
-    json_schema: dict[str, Any]
     seed: int
     attempt: int
     raw: str
+    json_schema: dict[str, Any] | None = None
     parsed: Any = None
     error: str | None = None
     prompt_tokens: int = 0
@@ -31,8 +50,17 @@ class LlmCalled(Event, tag="llm.called"):
     latency_s: float = 0.0
     token_ids: list[int] | None = None
     logprobs: list[float] | None = None
+    base_n: int | None = None
+    base_len: int = 0
+    schema_n: int | None = None
 
     digest_exclude: ClassVar[frozenset[str]] = frozenset({"latency_s"})
+    digest_added: ClassVar[tuple[tuple[str, object], ...]] = (("base_n", None), ("base_len", 0), ("schema_n", None))
+
+    @property
+    def whole(self) -> bool:
+        """True when the event carries its whole request (no reference to an earlier call)."""
+        return self.base_n is None and self.schema_n is None
 
 
 class LlmExhausted(Event, tag="llm.exhausted"):
@@ -41,6 +69,58 @@ class LlmExhausted(Event, tag="llm.exhausted"):
     role: str
     attempts: int
     last_error: str
+
+
+class UnresolvableCall(ValueError):
+    """A stored ``LlmCalled`` refers to a call its stream does not hold (a damaged or foreign log)."""
+
+    def __init__(self, stream: str, n: int, detail: str) -> None:
+        super().__init__(f"llm.called at {stream}#{n} cannot be resolved: {detail}")
+        self.stream = stream
+        self.n = n
+
+
+class CallResolver:
+    """Folds stored ``LlmCalled`` events, in stream order, into whole calls.
+
+    Feed it every ``LlmCalled`` of a stream in order (records of several streams may be
+    interleaved, as in a log's global order); :meth:`resolve` returns the call with its
+    whole conversation and schema and no references. It keeps each call's conversation
+    and schema (shared, not copied) until :meth:`forget` drops a stream.
+    """
+
+    def __init__(self) -> None:
+        self._calls: dict[str, dict[int, tuple[list[dict[str, Any]], dict[str, Any]]]] = {}
+
+    def resolve(self, stream: str, n: int, event: LlmCalled) -> LlmCalled:
+        seen = self._calls.setdefault(stream, {})
+        if event.whole:
+            if event.json_schema is None:
+                raise UnresolvableCall(stream, n, "it carries no json_schema and names no schema_n")
+            seen[n] = (event.messages, event.json_schema)
+            return event
+        messages, schema = event.messages, event.json_schema
+        if event.base_n is not None:
+            base = seen.get(event.base_n)
+            if base is None or event.base_n >= n:
+                raise UnresolvableCall(stream, n, f"base_n={event.base_n} is not an earlier llm.called of the stream")
+            if not 0 < event.base_len <= len(base[0]):
+                raise UnresolvableCall(stream, n, f"base_len={event.base_len} but the call at {event.base_n} "
+                                                  f"has {len(base[0])} messages")
+            messages = [*base[0][:event.base_len], *messages]
+        if event.schema_n is not None:
+            carrier = seen.get(event.schema_n)
+            if carrier is None or event.schema_n >= n:
+                raise UnresolvableCall(stream, n, f"schema_n={event.schema_n} is not an earlier llm.called of the stream")
+            schema = carrier[1]
+        if schema is None:
+            raise UnresolvableCall(stream, n, "it carries no json_schema and names no schema_n")
+        seen[n] = (messages, schema)
+        return msgspec.structs.replace(event, messages=messages, json_schema=schema,
+                                       base_n=None, base_len=0, schema_n=None)
+
+    def forget(self, stream: str) -> None:
+        self._calls.pop(stream, None)
 
 
 LLM_EVENTS = (LlmCalled, LlmExhausted)

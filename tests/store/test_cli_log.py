@@ -13,7 +13,7 @@ import lmdb
 from scaleenv.cli import main
 from scaleenv.store import Log
 from scaleenv.store.events.llm import LlmExhausted
-from scaleenv.store.log import seq_key
+from scaleenv.store.log import LOG_FORMAT_VERSION, seq_key
 
 
 async def _make(path) -> None:
@@ -35,7 +35,7 @@ async def test_info_dump_check(tmp_path, capsys) -> None:
     assert info["last_seq"] == 7 and info["events"] == 7 and info["streams"] == 3
     assert info["events_by_type"] == {"llm.exhausted": 7}
     assert info["events_by_stream_prefix"] == {"episode": 1, "tool": 6}
-    assert info["format"]["format"] == 1 and info["config"] == {"seed": 7}
+    assert info["format"]["format"] == LOG_FORMAT_VERSION and info["config"] == {"seed": 7}
 
     assert main(["log", "dump", "--log", str(p), "--json", "--stream", "tool/retail.t1"]) == 0
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]

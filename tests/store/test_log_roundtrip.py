@@ -24,6 +24,7 @@ from scaleenv.store import (
     StreamPositionError,
     WriterClosed,
 )
+from scaleenv.store.log import LOG_FORMAT_VERSION
 
 CODEC = Codec(TEST_EVENT_TYPES)
 CHILD = Path(__file__).parent / "store_child.py"
@@ -138,7 +139,7 @@ async def test_meta_and_snapshots(log_path) -> None:
         with pytest.raises(ValueError, match="reserved"):
             log.meta_set("scaleenv.format", 99)
         header = log.meta_items()
-        assert header["scaleenv.format"] == 1
+        assert header["scaleenv.format"] == LOG_FORMAT_VERSION
         assert header["scaleenv.lmdb_lib_version"][:2] == [0, 9]
         assert header["scaleenv.created_by"].startswith("scaleenv")
     with Log.open(log_path, readonly=True, codec=CODEC) as log:

@@ -1,0 +1,100 @@
+"""What of a model call's request its stream already holds (log format 2).
+
+The port stores each ``LlmCalled`` relative to the stream's earlier calls: the messages
+it shares with the last call of the same role (``base_n``/``base_len``) and the schema
+an earlier call already carries (``schema_n``) are referred to, not repeated. See
+:mod:`scaleenv.store.events.llm`.
+
+The references an event gets must be a function of the stream's earlier events alone:
+a resumed or verified agent re-emits its calls and must produce the very same events.
+So a stream's memory is rebuilt from its recorded events when the port first meets the
+stream past position 0, and otherwise grows only with the calls the port emits there.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+
+from scaleenv.store.events.llm import CallResolver, LlmCalled
+
+
+@attrs.frozen
+class Delta:
+    """The referring part of one call: what to store in its ``LlmCalled``."""
+
+    messages: list[dict[str, Any]]
+    base_n: int | None
+    base_len: int
+    json_schema: dict[str, Any] | None
+    schema_n: int | None
+
+
+@attrs.define
+class StreamCalls:
+    """The calls of one stream that later calls may refer to."""
+
+    last_by_role: dict[str, tuple[int, list[dict[str, Any]]]] = attrs.field(factory=dict)
+    schema_by_name: dict[str, tuple[int, dict[str, Any]]] = attrs.field(factory=dict)
+
+    def delta(self, role: str, messages: list[dict[str, Any]], schema_name: str, schema: dict[str, Any]) -> Delta:
+        """How a call with this request is stored, given the calls before it."""
+        base_n, base_len, rest = None, 0, messages
+        prev = self.last_by_role.get(role)
+        if prev is not None:
+            shared = _shared_prefix(prev[1], messages)
+            if shared:
+                base_n, base_len, rest = prev[0], shared, messages[shared:]
+        carrier = self.schema_by_name.get(schema_name)
+        if carrier is not None and (carrier[1] is schema or carrier[1] == schema):
+            return Delta(rest, base_n, base_len, None, carrier[0])
+        return Delta(rest, base_n, base_len, schema, None)
+
+    def note(self, n: int, role: str, messages: list[dict[str, Any]], schema_name: str,
+             schema: dict[str, Any], carried_schema: bool) -> None:
+        """Remember the call at stream position ``n`` (its whole messages and schema)."""
+        self.last_by_role[role] = (n, messages)
+        if carried_schema:
+            self.schema_by_name[schema_name] = (n, schema)
+
+
+def _shared_prefix(a: Sequence[dict[str, Any]], b: Sequence[dict[str, Any]]) -> int:
+    k = 0
+    for x, y in zip(a, b):
+        if x is not y and x != y:
+            break
+        k += 1
+    return k
+
+
+class CallMemory:
+    """Each live stream's :class:`StreamCalls`, dropped with the stream object."""
+
+    def __init__(self) -> None:
+        self._streams: weakref.WeakKeyDictionary[Any, StreamCalls] = weakref.WeakKeyDictionary()
+
+    def of(self, stream: Any) -> StreamCalls:
+        """The memory of ``stream``; built from its recorded events when first met mid-stream."""
+        calls = self._streams.get(stream)
+        if calls is None:
+            calls = StreamCalls()
+            start = stream.next_n
+            if start:
+                recorded = getattr(stream, "recorded", ())
+                resolver = CallResolver()
+                for r in recorded[:start]:
+                    if isinstance(r.event, LlmCalled):
+                        whole = resolver.resolve(r.stream, r.n, r.event)
+                        assert whole.json_schema is not None
+                        calls.note(r.n, whole.role, whole.messages, whole.schema_name, whole.json_schema,
+                                   carried_schema=r.event.json_schema is not None)
+            self._streams[stream] = calls
+        return calls
+
+
+STREAM_CALLS = CallMemory()
+"""The one memory of every port in the process: what a stream holds does not depend on
+which port (policy or user simulator, each with its own backend) emitted it."""
