@@ -3,10 +3,10 @@
 Role contexts (what each request's structured context holds; sim role simulators read
 exactly these keys):
 
-- user    {"instruction": str, "user_facts": {name: value}, "persona": str,
-           "conversation": [{"role": "user"|"assistant", "content": str}],  # user-visible turns only
-           "turn": int, "max_turns": int}
-          -> UserTurn. The first call (empty conversation) opens the episode with the goal.
+- user    {"instruction": str, "user_facts": {name: value}, "persona": str, "max_turns": int}
+          and, after it, the user-visible conversation as chat messages with roles flipped
+          (the customer is ``assistant``; :mod:`.user_chat`) -> UserTurn. The first call
+          (no conversation yet) opens the episode with the goal.
 - policy  {"conversation": [OpenAI chat messages: system/user/assistant(with tool_calls)/tool],
            "tools": [OpenAI function schemas], "turn": int}
           and the request's ``tools`` carries the same function schemas (a real model gets

@@ -17,7 +17,7 @@ import attrs
 import structlog
 import trio
 
-from scaleenv.agents.llm.port import ROLE_TAG, LlmExhaustedError, LlmRequest, rendered_request
+from scaleenv.agents.llm.port import ROLE_TAG, LlmExhaustedError, LlmRequest
 from scaleenv.replay.projection import DomainView, TaskView
 from scaleenv.replay.reward import Score, score
 from scaleenv.replay.state import apply_delta, record_changes
@@ -37,6 +37,7 @@ from scaleenv.store.stream import AckMode
 
 from .answers import PolicyTurn, UserTurn
 from .tool_schemas import openai_tools
+from .user_chat import user_request
 
 log = structlog.get_logger("scaleenv.rollout")
 
@@ -93,15 +94,10 @@ class _Episode:
             "instruction": self.task.instruction,
             "user_facts": self.task.user_facts,
             "persona": self.task.persona,
-            "conversation": self.user_view,
-            "turn": self.turns,
             "max_turns": self.ctx.config.max_turns,
         }
         gen = await self.ctx.llm.generate(
-            self.stream,
-            rendered_request("user", USER_INSTRUCTIONS, context, "Reply as the customer."),
-            UserTurn,
-            cause=self.last,
+            self.stream, user_request(USER_INSTRUCTIONS, context, self.user_view), UserTurn, cause=self.last,
         )
         self.last = gen.ref
         turn = gen.value

@@ -1,7 +1,8 @@
 """The sim's ``user`` role: a customer with a goal and a few facts only they know.
 
 Context (see :mod:`scaleenv.agents.rollout.answers`): ``instruction``, ``user_facts``,
-``persona``, ``conversation`` (user-visible turns only), ``turn``, ``max_turns``.
+``persona``, ``max_turns``; the conversation so far is the request's chat, roles flipped
+(:mod:`scaleenv.agents.rollout.user_chat`); the turn is the number of agent messages.
 
 - Opening (no assistant message yet): the goal from the instruction, in the first person,
   sometimes with one held fact up front (never all of them).
@@ -24,6 +25,7 @@ from typing import Any
 
 from ..llm.sim.backend import SimCall, register_role
 from .sim_text import mentions, say_fact, words
+from .user_chat import conversation_of
 
 SUCCESS_RE = re.compile(
     r"\b(done|cancell?ed|updated|booked|completed|complete|changed|created|placed|reserved|scheduled|confirmed|"
@@ -171,8 +173,12 @@ def simulate_user(call: SimCall) -> dict[str, Any]:
     rng = call.rng
     instruction = str(ctx.get("instruction") or "")
     facts: dict[str, Any] = dict(ctx.get("user_facts") or {})
-    conversation: list[dict[str, Any]] = [m for m in ctx.get("conversation") or [] if isinstance(m, dict)]
-    turn = int(ctx.get("turn") or 0)
+    if "conversation" in ctx:  # given in the context (the role as a pure function: the tests call it so)
+        conversation: list[dict[str, Any]] = [m for m in ctx.get("conversation") or [] if isinstance(m, dict)]
+        turn = int(ctx.get("turn") or 0)
+    else:
+        conversation = list(conversation_of(call.messages))
+        turn = sum(1 for m in conversation if m["role"] == "assistant")  # the agent's turns so far
     max_turns = int(ctx.get("max_turns") or 10)
 
     assistant = [m for m in conversation if m.get("role") == "assistant"]

@@ -15,6 +15,7 @@ import trio
 import scaleenv.agents.rollout.episode as episode_module
 from scaleenv.agents.llm.port import Completion, LlmRequest
 from scaleenv.agents.llm.sim import NoiseModel, SimBackend
+from scaleenv.agents.rollout.user_chat import conversation_of
 from scaleenv.replay.projection import fold
 from scaleenv.runner import EngineOptions, open_run, project, rollouts, summary
 from scaleenv.store.events.episodes import EpisodeEnded, EpisodeStarted, RewardGiven, ToolExecuted
@@ -107,7 +108,8 @@ class UserBreaksDown(SimBackend):
         self.from_turn = from_turn
 
     async def complete(self, request: LlmRequest, json_schema: dict[str, Any], schema_name: str) -> Completion:
-        if request.role == "user" and request.context.get("turn", 0) >= self.from_turn:
+        agent_turns = sum(1 for m in conversation_of(request.messages) if m["role"] == "assistant")
+        if request.role == "user" and agent_turns >= self.from_turn:
             return Completion(text="I am the customer and I refuse to speak JSON.", prompt_tokens=1, completion_tokens=9)
         return await super().complete(request, json_schema, schema_name)
 

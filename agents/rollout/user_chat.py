@@ -1,0 +1,45 @@
+"""The simulated user's requests: a role-flipped chat that only grows.
+
+``[system: the role and its instructions, user: the episode's fixed facts between
+<context> tags (render_messages), then the conversation so far with roles flipped]``:
+the customer's own messages are ``assistant`` messages and the agent's are ``user``
+messages, so the model answers the agent's last message as a chat model answers a user.
+
+Each request is the previous one plus the turns since, so the log stores only those
+(LlmCalled references, log format 2) where a context that embedded the conversation was
+stored whole on every call, growing with the square of the conversation's length.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..llm.port import REJECTED_PREFIX, LlmRequest, rendered_request
+
+FLIP = {"user": "assistant", "assistant": "user"}
+TASK = "Reply as the customer. The conversation follows: the agent's messages are the user's, yours the assistant's."
+
+
+def user_request(instructions: str, context: dict[str, Any], conversation: list[dict[str, str]]) -> LlmRequest:
+    """The request for the customer's next message; ``conversation`` holds the user-visible
+    turns (``user`` = the customer), ``context`` the facts that do not change."""
+    base = rendered_request("user", instructions, context, TASK)
+    return LlmRequest(role="user", context=base.context,
+                      messages=[*base.messages, *({"role": FLIP[m["role"]], "content": m["content"]}
+                                                  for m in conversation)])
+
+
+def conversation_of(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """The user-visible conversation a :func:`user_request` carries (``user`` = the
+    customer again), without the port's retry feedback (a rejected answer and the
+    message that rejected it)."""
+    out: list[dict[str, str]] = []
+    for m in messages[2:]:
+        role, content = m.get("role"), str(m.get("content") or "")
+        if role == "user" and content.startswith(REJECTED_PREFIX):
+            if out and out[-1]["role"] == "user":
+                out.pop()  # the rejected answer it follows
+            continue
+        if role in FLIP:
+            out.append({"role": FLIP[role], "content": content})
+    return out

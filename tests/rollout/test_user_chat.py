@@ -1,0 +1,62 @@
+"""The simulated user's chat layout: it only grows, and its conversation reads back exactly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+from hypothesis import given
+from hypothesis import strategies as st
+
+from scaleenv.agents.llm.port import REJECTED_PREFIX, Completion, Llm, LlmRequest
+from scaleenv.agents.rollout.answers import UserTurn
+from scaleenv.agents.rollout.user_chat import conversation_of, user_request
+from scaleenv.store import Stream
+from scaleenv.store.events.llm import LlmCalled
+
+CONTEXT = {"instruction": "Cancel my order.", "user_facts": {"email": "a@b.c"}, "persona": "terse", "max_turns": 8}
+_turns = st.lists(st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant"]), "content": st.text(max_size=20)}),
+                  max_size=8)
+
+
+@given(_turns)
+def test_the_conversation_reads_back_and_each_request_extends_the_last(conversation: list[dict[str, str]]) -> None:
+    req = user_request("Play the customer.", CONTEXT, conversation)
+    assert conversation_of(req.messages) == conversation
+    shorter = user_request("Play the customer.", CONTEXT, conversation[:-1])
+    assert req.messages[:len(shorter.messages)] == shorter.messages
+    # the customer speaks as the assistant: the agent's last message is what it answers
+    if conversation:
+        assert req.messages[-1]["role"] == {"user": "assistant", "assistant": "user"}[conversation[-1]["role"]]
+
+
+@attrs.define
+class Scripted:
+    script: list[str]
+    name: str = "scripted"
+    model: str = "s"
+    seen: list[LlmRequest] = attrs.field(factory=list)
+
+    async def complete(self, request: LlmRequest, json_schema: dict[str, Any], schema_name: str) -> Completion:
+        self.seen.append(request)
+        return Completion(text=self.script[len(self.seen) - 1])
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_retry_feedback_is_not_part_of_the_conversation(tmp_path) -> None:
+    from scaleenv.store import Log
+    conversation = [{"role": "user", "content": "Hi, cancel my order."}, {"role": "assistant", "content": "Your email?"}]
+    backend = Scripted(['{"message": 3}', '{"message": "a@b.c"}'])
+    with Log.open(tmp_path / "l", sync=False) as lg:
+        async with lg.writer() as w:
+            got = await Llm(backend, run_seed=1).generate(Stream(w, "episode/e"),
+                                                           user_request("Play.", CONTEXT, conversation), UserTurn)
+        calls = [r.event for r in lg.read() if isinstance(r.event, LlmCalled)]
+    assert got.value.message == "a@b.c"
+    retry = backend.seen[1].messages
+    assert retry[-1]["content"].startswith(REJECTED_PREFIX)
+    assert conversation_of(retry) == conversation_of(backend.seen[0].messages) == conversation
+    # stored relative to the first attempt: just the two feedback messages
+    assert (calls[1].base_n, len(calls[1].messages)) == (0, 2)
