@@ -39,6 +39,9 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     dump.add_argument("--from", dest="from_seq", type=int, default=1, metavar="SEQ",
                       help="start at this global seq (default 1)")
     dump.add_argument("--limit", type=int, default=None, metavar="N", help="stop after N events")
+    dump.add_argument("--whole-calls", action="store_true",
+                      help="print each llm.called with its whole conversation and schema (the log stores "
+                           "what a call shares with earlier calls of its stream as a reference: base_n, schema_n)")
     dump.set_defaults(handler=_dump)
 
     tail = sub.add_parser("tail", parents=[common],
@@ -127,20 +130,27 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _dump(args: argparse.Namespace) -> int:
+    import msgspec
+
     from scaleenv.store import LogError
+    from scaleenv.store.events.llm import CallResolver, LlmCalled, UnresolvableCall
 
     count = 0
+    calls = CallResolver() if args.whole_calls else None
     with _open(args) as log:
-        it = (log.read_stream(args.stream) if args.stream else log.read(args.from_seq))
+        # Whole calls need the calls before --from: read from the start, print from --from.
+        it = (log.read_stream(args.stream) if args.stream else log.read(1 if calls else args.from_seq))
         try:
             for r in it:
-                if args.stream and r.seq < args.from_seq:
+                if calls is not None and isinstance(r.event, LlmCalled):
+                    r = msgspec.structs.replace(r, event=calls.resolve(r.stream, r.n, r.event))
+                if r.seq < args.from_seq:
                     continue
                 _emit_line(_record_json(r))
                 count += 1
                 if args.limit is not None and count >= args.limit:
                     break
-        except LogError as exc:
+        except (LogError, UnresolvableCall) as exc:
             sys.stdout.flush()
             print(f"scaleenv log dump: {exc}", file=sys.stderr)
             return EXIT_FAILED

@@ -34,6 +34,7 @@ import trio
 
 from .gc_tuning import engine_gc
 from .errors import LogError, LogLocked, NewerLogFormat, NotALog, RecordDamaged
+from .events.llm import CallRefs, LlmCalled
 from .record import FORMAT_VERSION, Codec, Record, default_codec, unframe
 
 if TYPE_CHECKING:
@@ -328,6 +329,7 @@ class Log:
         unreadable: set[int] = set()
         expect = 1
         where: dict[int, tuple[str, int]] = {}  # seq -> (stream, n) of every readable record
+        calls = CallRefs()  # llm.called events may refer to earlier calls of their stream
         for chunk in self._raw_chunks(1):
             for s, v in chunk:
                 try:
@@ -339,6 +341,10 @@ class Log:
                 if b is not None and b.seq != s:
                     misplaced[s] = b  # leaves `expect` alone: a wrong key opens no gap
                     continue
+                if b is not None and isinstance(b.event, LlmCalled):
+                    problem = calls.problem(b.stream, b.n, b.event)
+                    if problem is not None:
+                        found.append(RecordDamaged(s, f"llm.called at {b.stream}#{b.n} cannot be resolved: {problem}"))
                 if s != expect:
                     gaps.append((expect, s - 1))
                 expect = s + 1
@@ -382,7 +388,7 @@ class Log:
             except (msgspec.DecodeError, LogError):
                 pass
             return _Body(key, "?", -1, readable=False)
-        return _Body(r.seq, r.stream, r.n, readable=True)
+        return _Body(r.seq, r.stream, r.n, readable=True, event=r.event)
 
     def _check_stream_index(self, where: dict[int, tuple[str, int]]) -> list[RecordDamaged]:
         """The per-stream index must point every (stream, n) at the record that holds it."""
@@ -494,6 +500,7 @@ class _Body(NamedTuple):
     n: int
     readable: bool
     """False for an event type this code cannot decode (not damage)."""
+    event: Any = None
 
 
 def _gap_entries(a: int, b: int, claimed: set[int]) -> Iterator[RecordDamaged]:

@@ -85,39 +85,64 @@ class CallResolver:
 
     Feed it every ``LlmCalled`` of a stream in order (records of several streams may be
     interleaved, as in a log's global order); :meth:`resolve` returns the call with its
-    whole conversation and schema and no references. It keeps each call's conversation
-    and schema (shared, not copied) until :meth:`forget` drops a stream.
+    whole conversation and schema and no references, or raises :class:`UnresolvableCall`.
+    It keeps each call's conversation and schema (shared, not copied) until
+    :meth:`forget` drops a stream.
     """
 
     def __init__(self) -> None:
+        self._refs = CallRefs()
         self._calls: dict[str, dict[int, tuple[list[dict[str, Any]], dict[str, Any]]]] = {}
 
     def resolve(self, stream: str, n: int, event: LlmCalled) -> LlmCalled:
+        problem = self._refs.problem(stream, n, event)
+        if problem is not None:
+            raise UnresolvableCall(stream, n, problem)
         seen = self._calls.setdefault(stream, {})
-        if event.whole:
-            if event.json_schema is None:
-                raise UnresolvableCall(stream, n, "it carries no json_schema and names no schema_n")
-            seen[n] = (event.messages, event.json_schema)
-            return event
         messages, schema = event.messages, event.json_schema
         if event.base_n is not None:
-            base = seen.get(event.base_n)
-            if base is None or event.base_n >= n:
-                raise UnresolvableCall(stream, n, f"base_n={event.base_n} is not an earlier llm.called of the stream")
-            if not 0 < event.base_len <= len(base[0]):
-                raise UnresolvableCall(stream, n, f"base_len={event.base_len} but the call at {event.base_n} "
-                                                  f"has {len(base[0])} messages")
-            messages = [*base[0][:event.base_len], *messages]
+            messages = [*seen[event.base_n][0][:event.base_len], *messages]
         if event.schema_n is not None:
-            carrier = seen.get(event.schema_n)
-            if carrier is None or event.schema_n >= n:
-                raise UnresolvableCall(stream, n, f"schema_n={event.schema_n} is not an earlier llm.called of the stream")
-            schema = carrier[1]
-        if schema is None:
-            raise UnresolvableCall(stream, n, "it carries no json_schema and names no schema_n")
+            schema = seen[event.schema_n][1]
+        assert schema is not None  # CallRefs.problem: a call without schema_n carries one
         seen[n] = (messages, schema)
+        if event.whole:
+            return event
         return msgspec.structs.replace(event, messages=messages, json_schema=schema,
                                        base_n=None, base_len=0, schema_n=None)
+
+    def forget(self, stream: str) -> None:
+        self._calls.pop(stream, None)
+        self._refs.forget(stream)
+
+
+class CallRefs:
+    """Checks the references of stored calls without keeping their messages (``log check``).
+
+    Keeps, per stream, each call's resolved message count and whether its schema is
+    known; :meth:`problem` says what is wrong with a call's references, or None.
+    """
+
+    def __init__(self) -> None:
+        self._calls: dict[str, dict[int, int]] = {}
+
+    def problem(self, stream: str, n: int, event: LlmCalled) -> str | None:
+        seen = self._calls.setdefault(stream, {})
+        count = len(event.messages)
+        if event.base_n is not None:
+            base = seen.get(event.base_n) if event.base_n < n else None
+            if base is None:
+                return f"base_n={event.base_n} is not an earlier llm.called of the stream"
+            if not 0 < event.base_len <= base:
+                return f"base_len={event.base_len} but the call at {event.base_n} has {base} messages"
+            count += event.base_len
+        if event.schema_n is not None:
+            if event.schema_n >= n or event.schema_n not in seen:
+                return f"schema_n={event.schema_n} is not an earlier llm.called of the stream"
+        elif event.json_schema is None:
+            return "it carries no json_schema and names no schema_n"
+        seen[n] = count
+        return None
 
     def forget(self, stream: str) -> None:
         self._calls.pop(stream, None)

@@ -198,3 +198,34 @@ async def test_a_writer_marks_a_format_1_log_as_format_2(tmp_path) -> None:
         async with lg.writer() as w:  # opening the writer is what marks it, before any append
             assert w.last_seq == 0
         assert lg.meta_get(META_PREFIX + "format") == LOG_FORMAT_VERSION == 2
+
+
+async def test_log_check_reports_a_call_whose_reference_dangles(writer, log) -> None:
+    from scaleenv.store import Pending
+    first = _call([{"role": "user", "content": "a"}], json_schema={"type": "object"})
+    good = _call([{"role": "user", "content": "b"}], base_n=0, base_len=1, schema_n=0)
+    dangling = _call([], base_n=0, base_len=5, schema_n=0)
+    await writer.append([Pending("episode/z", i, None, "policy", e) for i, e in enumerate((first, good, dangling))])
+    await writer.aclose()
+    found = log.check()
+    assert [(d.seq, d.reason) for d in found] == [
+        (3, "llm.called at episode/z#2 cannot be resolved: base_len=5 but the call at 0 has 1 messages")]
+
+
+async def test_log_dump_whole_calls_prints_what_was_sent(tmp_path, capsys) -> None:
+    import json
+
+    from scaleenv.cli import main
+    path = tmp_path / "run.lmdb"
+    backend = ScriptedBackend([ANSWER] * 20)
+    with Log.open(path, sync=False) as log:
+        async with log.writer() as w:
+            await _converse(Llm(backend, run_seed=3), Stream(w, "episode/x"), 3)
+    assert main(["log", "dump", "--log", str(path), "--whole-calls", "--from", "3"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [x["seq"] for x in lines] == [3, 4, 5, 6]  # printed from --from, resolved from the start
+    assert [x["event"]["messages"] for x in lines] == [r.messages for r in backend.requests[2:]]
+    assert all(x["event"]["base_n"] is None and x["event"]["json_schema"] for x in lines)
+    assert main(["log", "dump", "--log", str(path), "--from", "3"]) == 0
+    stored = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert stored[0]["event"]["base_n"] == 0 and stored[0]["event"]["json_schema"] is None
