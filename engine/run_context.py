@@ -70,6 +70,9 @@ class RunContext:
     # verify mode: the first divergence of each stream, and every stream an agent ran.
     divergences: list[Divergence] = attrs.field(factory=list)
     streams_run: list[Stream] = attrs.field(factory=list)
+    # True while an agents.rollout.served.Environments serves this run (one at a time: a
+    # second would take the first one's live episodes for a killed server's orphans).
+    served: bool = False
 
     @property
     def seed(self) -> int:

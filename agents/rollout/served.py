@@ -187,9 +187,22 @@ class Environments:
         """Serve the run behind ``ctx``; on exit every open episode is ended (reason ``error``).
 
         Episodes a killed server left open are ended first (:meth:`close_orphans`). Only
-        one ``Environments`` may serve a log at a time (the writer lock sees to it
-        across processes).
+        one ``Environments`` may serve a log at a time: the writer lock sees to it across
+        processes, ``RunContext.served`` within one (a second open raises RuntimeError).
         """
+        if ctx.served:
+            raise RuntimeError("this run is already served by an Environments in this process: share that one "
+                               "(a second would end the first one's open episodes as a killed server's)")
+        ctx.served = True
+        try:
+            async with cls._serving(ctx, idle_timeout, max_open) as envs:
+                yield envs
+        finally:
+            ctx.served = False
+
+    @classmethod
+    @asynccontextmanager
+    async def _serving(cls, ctx: RunContext, idle_timeout: float, max_open: int) -> AsyncIterator[Environments]:
         view = fold(ctx.log.read())
         envs = cls(ctx=ctx, view=view, idle_timeout=idle_timeout, max_open=max_open)
         for eid in view.episodes:
