@@ -34,7 +34,7 @@ import trio
 
 from .gc_tuning import engine_gc
 from .errors import LogError, LogLocked, NewerLogFormat, NotALog, RecordDamaged
-from .events.llm import CallRefs, LlmCalled
+from .events.llm import CallRefs, LlmCalled, UnresolvableCall
 from .record import FORMAT_VERSION, Codec, Record, default_codec, unframe
 
 if TYPE_CHECKING:
@@ -344,7 +344,7 @@ class Log:
                 if b is not None and isinstance(b.event, LlmCalled):
                     problem = calls.problem(b.stream, b.n, b.event)
                     if problem is not None:
-                        found.append(RecordDamaged(s, f"llm.called at {b.stream}#{b.n} cannot be resolved: {problem}"))
+                        found.append(RecordDamaged(s, str(UnresolvableCall(b.stream, b.n, problem))))
                 if s != expect:
                     gaps.append((expect, s - 1))
                 expect = s + 1
