@@ -107,6 +107,27 @@ def bench_raw(path: Path, batches: list[list[Pending]], sync: bool, group: int) 
     return total / dt
 
 
+async def append_all(w: Any, batches: list[list[Pending]], tasks: int) -> float:
+    """Append every batch through writer ``w`` from ``tasks`` trio tasks; seconds taken.
+
+    Streams are independent: each task gets whole streams, so their n stay in order."""
+    by_stream: dict[str, list[list[Pending]]] = {}
+    for b in batches:
+        by_stream.setdefault(b[0].stream, []).append(b)
+    queues = list(by_stream.values())
+
+    async def worker(k: int) -> None:
+        for q in queues[k::tasks]:
+            for b in q:
+                await w.append(b)
+
+    t0 = time.perf_counter()
+    async with trio.open_nursery() as n:
+        for k in range(tasks):
+            n.start_soon(worker, k)
+    return time.perf_counter() - t0
+
+
 def bench_scaleenv(path: Path, batches: list[list[Pending]], sync: bool, tasks: int
                    ) -> tuple[float, float]:
     """scaleenv writer with ``tasks`` concurrent appenders; (events/s, mean events/commit)."""
@@ -116,22 +137,7 @@ def bench_scaleenv(path: Path, batches: list[list[Pending]], sync: bool, tasks: 
     async def main() -> None:
         with Log.open(path, sync=sync, codec=CODEC, map_size=1 << 30) as log:
             async with log.writer() as w:
-                # Streams are independent: give each task whole streams so n stays in order.
-                by_stream: dict[str, list[list[Pending]]] = {}
-                for b in batches:
-                    by_stream.setdefault(b[0].stream, []).append(b)
-                queues = list(by_stream.values())
-
-                async def worker(k: int) -> None:
-                    for q in queues[k::tasks]:
-                        for b in q:
-                            await w.append(b)
-
-                t0 = time.perf_counter()
-                async with trio.open_nursery() as n:
-                    for k in range(tasks):
-                        n.start_soon(worker, k)
-                stats["dt"] = time.perf_counter() - t0
+                stats["dt"] = await append_all(w, batches, tasks)
                 stats["per_commit"] = w.events / max(1, w.batches)
 
     trio.run(main)

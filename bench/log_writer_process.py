@@ -153,10 +153,6 @@ class ProcessWriter(Writer):
 
 def bench_process(path: Path, batches: list[list[Any]], tasks: int, max_batch: int) -> float:
     total = sum(len(b) for b in batches)
-    by_stream: dict[str, list[list[Any]]] = {}
-    for b in batches:
-        by_stream.setdefault(b[0].stream, []).append(b)
-    queues = list(by_stream.values())
     with Log.open(path, sync=True, codec=bench.CODEC, map_size=4 << 30):
         pass  # the layout and header, as the engine creates them
     child = subprocess.Popen([sys.executable, "-c", CHILD, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
@@ -171,17 +167,7 @@ def bench_process(path: Path, batches: list[list[Any]], tasks: int, max_batch: i
                      trio.lowlevel.FdStream(os.dup(child.stdout.fileno())))
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(w.run)
-
-                async def worker(k: int) -> None:
-                    for q in queues[k::tasks]:
-                        for b in q:
-                            await w.append(b)
-
-                t0 = time.perf_counter()
-                async with trio.open_nursery() as n:
-                    for k in range(tasks):
-                        n.start_soon(worker, k)
-                dt = time.perf_counter() - t0
+                dt = await bench.append_all(w, batches, tasks)
                 await w.aclose()
                 await w.out.aclose()
                 await w.inp.aclose()

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import attrs
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scaleenv.agents.llm.port import REJECTED_PREFIX, Completion, Llm, LlmRequest
+from scaleenv.agents.llm.port import REJECTED_PREFIX, Llm
 from scaleenv.agents.rollout.answers import UserTurn
 from scaleenv.agents.rollout.user_chat import conversation_of, user_request
 from scaleenv.store import Stream
 from scaleenv.store.events.llm import LlmCalled
+from tests.llm.test_port import ScriptedBackend
 
 CONTEXT = {"instruction": "Cancel my order.", "user_facts": {"email": "a@b.c"}, "persona": "terse", "max_turns": 8}
 _turns = st.lists(st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant"]), "content": st.text(max_size=20)}),
@@ -30,33 +28,18 @@ def test_the_conversation_reads_back_and_each_request_extends_the_last(conversat
         assert req.messages[-1]["role"] == {"user": "assistant", "assistant": "user"}[conversation[-1]["role"]]
 
 
-@attrs.define
-class Scripted:
-    script: list[str]
-    name: str = "scripted"
-    model: str = "s"
-    seen: list[LlmRequest] = attrs.field(factory=list)
-
-    async def complete(self, request: LlmRequest, json_schema: dict[str, Any], schema_name: str) -> Completion:
-        self.seen.append(request)
-        return Completion(text=self.script[len(self.seen) - 1])
-
-    async def aclose(self) -> None:
-        return None
-
-
 async def test_retry_feedback_is_not_part_of_the_conversation(tmp_path) -> None:
     from scaleenv.store import Log
     conversation = [{"role": "user", "content": "Hi, cancel my order."}, {"role": "assistant", "content": "Your email?"}]
-    backend = Scripted(['{"message": 3}', '{"message": "a@b.c"}'])
+    backend = ScriptedBackend(['{"message": 3}', '{"message": "a@b.c"}'])
     with Log.open(tmp_path / "l", sync=False) as lg:
         async with lg.writer() as w:
             got = await Llm(backend, run_seed=1).generate(Stream(w, "episode/e"),
                                                            user_request("Play.", CONTEXT, conversation), UserTurn)
         calls = [r.event for r in lg.read() if isinstance(r.event, LlmCalled)]
     assert got.value.message == "a@b.c"
-    retry = backend.seen[1].messages
+    retry = backend.requests[1].messages
     assert retry[-1]["content"].startswith(REJECTED_PREFIX)
-    assert conversation_of(retry) == conversation_of(backend.seen[0].messages) == conversation
+    assert conversation_of(retry) == conversation_of(backend.requests[0].messages) == conversation
     # stored relative to the first attempt: just the two feedback messages
     assert (calls[1].base_n, len(calls[1].messages)) == (0, 2)
