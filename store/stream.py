@@ -121,16 +121,35 @@ class Stream:
         self.stream_id = stream_id
         self.recorded = tuple(recorded)
         self.mode: Mode = mode
-        self.digest = StreamDigest()
+        self._digest = StreamDigest()
+        # What the digest has yet to cover, in order: digest bytes already computed, or
+        # (n, cause, actor, event) whose bytes nothing has needed yet (see `digest`).
+        self._undigested: list[bytes | tuple[int, Ref | None, str, Event]] = []
         self.ack: AckMode = ack
         self._unacked: list[Ack] = []
         self._lock = trio.Lock()
         if mode == "append":
-            for r in self.recorded:
-                self.digest.update(r)
+            self._undigested.extend((r.n, r.cause, r.actor, r.event) for r in self.recorded)
             self.next_n = len(self.recorded)
         else:
             self.next_n = 0
+
+    @property
+    def digest(self) -> StreamDigest:
+        """The running digest of the stream's events so far.
+
+        Computed when asked, not per emit: nothing at run time reads it (a run's digest
+        is folded from the log), and an episode's thousand-odd events would otherwise pay
+        for canonical encoding and hashing that nobody looks at. Events compared with a
+        recorded stream (resume, verify) have their bytes computed anyway and are hashed
+        at once (recorded positions come first in a stream, so the chain stays in order).
+        """
+        if self._undigested:
+            sid = self.stream_id
+            for d in self._undigested:
+                self._digest.update_bytes(d if isinstance(d, bytes) else digest_bytes(sid, *d))
+            self._undigested.clear()
+        return self._digest
 
     @property
     def id(self) -> str:
@@ -168,7 +187,7 @@ class Stream:
             return await self._emit(items)
 
     async def _emit(self, items: Sequence[Emitted],
-                    prepared: tuple[int, list[Ref], list[Pending], list[bytes]] | None = None) -> list[Ref]:
+                    prepared: tuple[int, list[Ref], list[Pending], list[Any]] | None = None) -> list[Ref]:
         n, refs, new, digests = prepared or self._prepare(items)
         if new:
             assert self.writer is not None
@@ -180,26 +199,27 @@ class Stream:
         self._advance(n, digests)
         return refs
 
-    def _prepare(self, items: Sequence[Emitted]) -> tuple[int, list[Ref], list[Pending], list[bytes]]:
+    def _prepare(self, items: Sequence[Emitted]) -> tuple[int, list[Ref], list[Pending], list[Any]]:
         """Check the items against the mode and the recorded stream; nothing changes yet."""
         n = self.next_n
         refs: list[Ref] = []
         new: list[Pending] = []
-        digests: list[bytes] = []
+        digests: list[bytes | tuple[int, Ref | None, str, Event]] = []
         sid, mode, recorded = self.stream_id, self.mode, self.recorded
         for event, actor, cause in items:
             if not isinstance(event, Event):
                 raise TypeError(f"expected an Event, got {type(event).__name__}")
-            db = digest_bytes(sid, n, cause, actor, event)
             if mode != "append" and n < len(recorded):
                 rec = recorded[n]
+                db = digest_bytes(sid, n, cause, actor, event)
                 if _record_bytes(rec) != db:
                     raise Divergence(sid, n, rec, (event, actor, cause))
+                digests.append(db)
             elif mode == "verify":
                 raise Divergence(sid, n, None, (event, actor, cause))
             else:
                 new.append(Pending(sid, n, cause, actor, event))
-            digests.append(db)
+                digests.append((n, cause, actor, event))
             refs.append(Ref(sid, n))
             n += 1
         return n, refs, new, digests
@@ -207,9 +227,12 @@ class Stream:
     def _last_unacked(self) -> Ack | None:
         return self._unacked[-1] if self._unacked else None
 
-    def _advance(self, n: int, digests: list[bytes]) -> None:
+    def _advance(self, n: int, digests: list[Any]) -> None:
         for d in digests:
-            self.digest.update_bytes(d)
+            if not self._undigested and isinstance(d, bytes):
+                self._digest.update_bytes(d)  # computed for a comparison already: hash it now
+            else:
+                self._undigested.append(d)
         self.next_n = n
 
     async def flush(self) -> None:

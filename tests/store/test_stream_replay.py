@@ -176,3 +176,24 @@ async def test_a_finished_stream_is_forgotten_by_the_writer_and_can_still_contin
             ref = await again.emit(Said(text="three"), actor="t")
             assert ref.n == 2
         assert [r.n for r in log.read_stream("episode/a")] == [0, 1, 2]
+
+
+async def test_the_digest_covers_compared_and_appended_events_in_order(log) -> None:
+    """Resume: recorded positions are compared (their bytes hashed at once), later ones are
+    appended (hashed when the digest is asked for); read mid-way or at the end, the digest
+    is the log's."""
+    async with log.writer() as w:
+        first = Stream(w, "r")
+        for i in range(3):
+            await first.emit(Said(text=str(i)), actor="x")
+        resumed = Stream(w, "r", recorded=list(log.read_stream("r")), mode="resume")
+        for i in range(3):
+            await resumed.emit(Said(text=str(i)), actor="x")
+        assert resumed.digest.hexdigest() == first.digest.hexdigest()
+        for i in range(3, 6):
+            await resumed.emit(Said(text=str(i)), actor="x")
+            if i == 4:
+                mid = resumed.digest.hexdigest()
+                assert mid == StreamDigest.of(log.read_stream("r")).hexdigest()
+        assert resumed.digest.count == 6
+        assert resumed.digest.hexdigest() == StreamDigest.of(log.read_stream("r")).hexdigest() != mid
