@@ -21,8 +21,7 @@ import functools
 import hashlib
 import json
 import time
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
 import attrs
@@ -293,20 +292,27 @@ def validation_error(raw: str, output_type: type[T]) -> tuple[T | None, str | No
         return None, "not valid JSON: nested too deeply"
 
 
-@asynccontextmanager
-async def _held(limiter: trio.CapacityLimiter) -> AsyncIterator[None]:
+class _Held:
     """Hold a token of ``limiter``; with one free, take it without a trip through the
     scheduler (``async with limiter`` always yields once, and under load one trip costs
-    milliseconds per call: the backend's own wait is the call's scheduling point)."""
-    await trio.lowlevel.checkpoint_if_cancelled()
-    try:
-        limiter.acquire_nowait()
-    except trio.WouldBlock:
-        await limiter.acquire()
-    try:
-        yield
-    finally:
-        limiter.release()
+    milliseconds per call: the backend's own wait is the call's scheduling point).
+    A class, not an ``asynccontextmanager``: this runs on every model call, and the
+    generator machinery cost several times the work inside it."""
+
+    __slots__ = ("limiter",)
+
+    def __init__(self, limiter: trio.CapacityLimiter) -> None:
+        self.limiter = limiter
+
+    async def __aenter__(self) -> None:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        try:
+            self.limiter.acquire_nowait()
+        except trio.WouldBlock:
+            await self.limiter.acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.limiter.release()
 
 
 @attrs.define
@@ -337,7 +343,7 @@ class Llm:
             req = msgspec.structs.replace(req, digest=digest)
             completion = self._recorded(stream, digest)
             if completion is None:
-                async with _held(self.limiter):
+                async with _Held(self.limiter):
                     start = time.perf_counter()
                     try:
                         completion = await self.backend.complete(req, json_schema, schema_name)
