@@ -254,7 +254,7 @@ def _measure(a: argparse.Namespace) -> int:
             f"runs {', '.join(f'{x:,.0f}' for x in raws)})")
         deferred = bench_deferred(root / "deferred.lmdb", batches, sync, a.tasks)
         say(f"(b') scaleenv Stream, ack=deferred {deferred:>10,.0f} events/s  (what episodes do: each task "
-            "flushes at its stream's end; stream digests included)")
+            "flushes at its stream's end; the stream digest is computed only when read, as in the engine)")
         raw_call = bench_raw(root / "raw_call.lmdb", batches, sync, 1)
         say(f"(a') raw py-lmdb, 1 txn/append{raw_call:>12,.0f} events/s")
         es_batches = batches[: max(1, a.es_events // a.batch)]
