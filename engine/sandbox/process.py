@@ -78,7 +78,6 @@ class WorkerProcess:
         self._send, self._outbox = trio.open_memory_channel[bytes](math.inf)
         self._buffer = FrameBuffer()
         self._head_since = 0.0
-        self._progress = trio.Event()
         self._busy = trio.Event()
         self.on_death: Callable[[], None] | None = None
         self.died = trio.Event()
@@ -272,19 +271,19 @@ class WorkerProcess:
             pending.on_reply(reply)
         pending.event.set()
         self._head_since = trio.current_time()
-        self._progress.set()
 
     async def _watchdog(self) -> None:
+        """Kill the worker when one request stays at the head of the queue past the hard
+        limit. It sleeps until the head's deadline and looks again; replies do not wake it
+        (one wake-up per reply cost a scheduler trip and a cancel scope per tool call)."""
         hard = self.limits.timeout_s + self.limits.kill_grace_s
         while True:
             if not self._fifo:
                 self._busy = trio.Event()
                 await self._busy.wait()
                 continue
-            head = self._fifo[0]
-            self._progress = trio.Event()
-            with trio.move_on_at(self._head_since + hard) as scope:
-                await self._progress.wait()
-            if scope.cancelled_caught and self._fifo and self._fifo[0] == head:
+            head, since = self._fifo[0], self._head_since
+            await trio.sleep_until(since + hard)
+            if self._fifo and self._fifo[0] == head and self._head_since == since:
                 self.kill("timeout")
                 return
