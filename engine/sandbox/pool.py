@@ -22,13 +22,16 @@ import attrs
 import trio
 
 from scaleenv.sandbox.jsonval import InvalidValue, check_json, check_state
-from scaleenv.sandbox.process import WorkerLost, WorkerProcess
+from scaleenv.sandbox.process import WorkerLost, WorkerProcess, WorkerStartFailed
 from scaleenv.sandbox.protocol import UNKNOWN_CODE, CallReq, CloseReq, OpenReq, Reply, StateReq
 from scaleenv.sandbox.state import apply_delta, copy_state
 from scaleenv.sandbox.types import CallOutcome, DbState, Limits, failure
 
 
-SPAWN_ATTEMPTS = 8
+SPAWN_OWN_FAILURES = 3
+"""Starts a worker may fail on its own (exit, hang) before the pool gives up."""
+SPAWN_KILLED_BUDGET_S = 120.0
+"""How long the pool keeps replacing workers that are killed from outside while starting."""
 """Consecutive failed worker starts before the pool gives up (a worker killed during its
 handshake is simply started again)."""
 
@@ -150,22 +153,14 @@ class SandboxPool:
             proc.on_death = on_death
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(proc.serve)
-                try:
-                    for session_id in sorted(slot.sessions):
-                        shadow = self._shadows.get(session_id)
-                        if shadow is not None:
-                            known = shadow.code_id in proc.code_ids  # sent with an earlier session here
-                            await proc.request(lambda i, s=session_id, sh=shadow, k=known: OpenReq(
-                                i, s, None if k else sh.tools, sh.state, sh.code_id))
-                            proc.code_ids.add(shadow.code_id)
-                except WorkerLost:
-                    proc.kill()
-                else:
-                    slot.proc = proc
-                    slot.ready.set()
-                    if not started:
-                        started = True
-                        task_status.started()
+                # A replacement serves at once: each session is loaded into it from its
+                # shadow when it is next used (see _ensure_open), so a restart costs what
+                # is used afterwards, not a restore of everything the slot hosts.
+                slot.proc = proc
+                slot.ready.set()
+                if not started:
+                    started = True
+                    task_status.started()
                 if self._closing:
                     # The pool began closing while this worker was being started (a replacement
                     # for one that died): _shutdown closed only the dead one, so close this one.
@@ -173,15 +168,31 @@ class SandboxPool:
                 await proc.died.wait()
 
     async def _spawn(self) -> WorkerProcess:
-        """Start a worker, retrying one that dies before its handshake (e.g. killed from outside)."""
-        last: BaseException | None = None
-        for attempt in range(SPAWN_ATTEMPTS):
+        """Start a worker; retries are decided by why the last one died.
+
+        A worker killed by a signal during startup (someone else's SIGKILL, the OOM killer)
+        is started again, with backoff, for as long as that keeps happening, up to
+        ``SPAWN_KILLED_BUDGET_S`` seconds. A worker that fails on its own (exits, hangs,
+        cannot be executed) is tried ``SPAWN_OWN_FAILURES`` times in all: it would fail
+        the same way again. Awaits the handshake; cancellation kills a half-started worker.
+        """
+        own_failures = 0
+        deadline = trio.current_time() + SPAWN_KILLED_BUDGET_S
+        attempt = 0
+        while True:
             try:
                 return await WorkerProcess.spawn(self.limits, self._scratch, self._python)
-            except (RuntimeError, OSError, trio.BrokenResourceError, trio.TooSlowError) as exc:
-                last = exc
-                await trio.sleep(min(0.01 * 2**attempt, 1.0))
-        raise SandboxError(f"cannot start a sandbox worker ({SPAWN_ATTEMPTS} attempts): {last}")
+            except (OSError, WorkerStartFailed) as exc:  # OSError: could not be executed (or forked)
+                if not getattr(exc, "killed", False):
+                    own_failures += 1
+                    if own_failures >= SPAWN_OWN_FAILURES:
+                        raise SandboxError(f"cannot start a sandbox worker ({own_failures} failed starts): {exc}") from exc
+                elif trio.current_time() > deadline:
+                    raise SandboxError(
+                        f"cannot start a sandbox worker: every start for {SPAWN_KILLED_BUDGET_S:.0f} s was killed from outside ({exc})"
+                    ) from exc
+            await trio.sleep(min(0.01 * 2**attempt, 0.5))
+            attempt += 1
 
     def _pick_slot(self) -> _Slot:
         return min(self._slots, key=lambda s: (len(s.sessions), s.index))
@@ -232,14 +243,11 @@ class SandboxPool:
                 # Retrying after the worker died mid-open: host the session again.
                 self._shadows[session_id] = shadow
                 slot.sessions.add(session_id)
-            known = shadow.code_id in proc.code_ids
             try:
-                reply = await proc.request(
-                    lambda i: OpenReq(i, session_id, None if known else shadow.tools, shadow.state, shadow.code_id),
-                    on_lost=None)
+                await self._ensure_open(proc, session_id, shadow)
             except WorkerLost as lost:
                 if lost.executing:
-                    # Do not let the replacement worker restore it: the open itself may be what kills.
+                    # Do not let the replacement worker load it: the open itself may be what kills.
                     self._forget(session_id)
                     losses += 1
                     if losses >= OPEN_ATTEMPTS:
@@ -249,14 +257,39 @@ class SandboxPool:
                 if session_id not in self._shadows:
                     raise SandboxError(f"session {session_id!r} was lost") from None
                 continue
-            if reply.error is not None and known and reply.error.startswith(UNKNOWN_CODE):
-                proc.code_ids.discard(shadow.code_id)  # the worker let it go: send it in full
-                continue
-            if reply.error is not None:
+            except SandboxError:
                 self._forget(session_id)
-                raise SandboxError(f"cannot open session {session_id!r}: {reply.error}")
-            proc.code_ids.add(shadow.code_id)
+                raise
             return
+
+    async def _ensure_open(self, proc: WorkerProcess, session_id: str, shadow: _Shadow) -> None:
+        """Load the session into ``proc`` from its shadow unless it holds it already.
+
+        Awaits the worker's answer; raises WorkerLost if ``proc`` dies first and
+        SandboxError if the worker refuses the state. Concurrent callers share one open.
+        """
+        while session_id not in proc.sessions:
+            pending = proc.opening.get(session_id)
+            if pending is not None:
+                await pending.wait()
+                if proc.dead:
+                    raise WorkerLost(proc.kill_reason, executing=False)
+                continue
+            done = proc.opening[session_id] = trio.Event()
+            try:
+                known = shadow.code_id in proc.code_ids
+                reply = await proc.request(
+                    lambda i: OpenReq(i, session_id, None if known else shadow.tools, shadow.state, shadow.code_id))
+                if reply.error is not None and known and reply.error.startswith(UNKNOWN_CODE):
+                    proc.code_ids.discard(shadow.code_id)  # the worker let it go: send it in full
+                    continue
+                if reply.error is not None:
+                    raise SandboxError(f"cannot open session {session_id!r}: {reply.error}")
+                proc.code_ids.add(shadow.code_id)
+                proc.sessions.add(session_id)
+            finally:
+                del proc.opening[session_id]
+                done.set()
 
     def _code_id(self, tools: dict[str, str]) -> str:
         """A digest naming a tool set (memoised: every episode of a domain sends the same)."""
@@ -291,9 +324,18 @@ class SandboxPool:
             if reply.outcome is not None and reply.outcome.ok and session_id in self._shadows:
                 apply_delta(shadow.state, reply.outcome.delta)
 
+        reloads = 0
         while True:
             proc = await shadow.slot.current()
             try:
+                if session_id not in proc.sessions:
+                    try:
+                        await self._ensure_open(proc, session_id, shadow)
+                    except WorkerLost as lost:
+                        reloads += lost.executing
+                        if reloads >= OPEN_ATTEMPTS:
+                            return failure("crashed", f"reloading the session for {tool_name} killed the worker {reloads} times")
+                        continue
                 reply = await proc.request(lambda i: CallReq(i, session_id, tool_name, args), on_reply=on_reply)
             except WorkerLost as lost:
                 if not lost.executing:
@@ -313,6 +355,8 @@ class SandboxPool:
         shadow = self._shadow(session_id)
         while True:
             proc = await shadow.slot.current()
+            if session_id not in proc.sessions and session_id not in proc.opening:
+                return copy_state(shadow.state)  # exactly what loading it would give
             try:
                 reply = await proc.request(lambda i: StateReq(i, session_id))
             except WorkerLost:
@@ -337,7 +381,9 @@ class SandboxPool:
         self._forget(session_id)
         try:
             proc = await shadow.slot.current()
-            proc.post(lambda i: CloseReq(i, session_id))
+            if session_id in proc.sessions or session_id in proc.opening:
+                proc.sessions.discard(session_id)
+                proc.post(lambda i: CloseReq(i, session_id))  # answered after the open, in order
         except (WorkerLost, SandboxError):
             pass  # the replacement worker (if any) never loads a forgotten session
 

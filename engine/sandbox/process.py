@@ -40,6 +40,24 @@ set iteration order) identical in every worker, which `-I` would prevent (it
 ignores PYTHON* variables); `-s -P` give the rest of `-I`'s isolation."""
 
 
+HANDSHAKE_TIMEOUT_S = 30.0
+"""How long a new worker may take to lock itself down and answer the handshake."""
+
+
+class WorkerStartFailed(RuntimeError):
+    """A worker did not complete its handshake.
+
+    ``killed`` is True when the process died of a signal someone else sent (SIGKILL from
+    outside, the OOM killer): not the worker's own failure, so worth another start.
+    False means the worker exited on its own, hung past the handshake deadline or could
+    not be executed: starting it again would fail the same way.
+    """
+
+    def __init__(self, message: str, killed: bool) -> None:
+        super().__init__(message)
+        self.killed = killed
+
+
 class WorkerLost(Exception):
     """The worker died before answering a request."""
 
@@ -87,6 +105,10 @@ class WorkerProcess:
         self._stdin_fd = process.stdin.fileno()
         self.code_ids: set[str] = set()
         """Tool sets this process was sent (see OpenReq.code_id); a new process knows none."""
+        self.sessions: set[str] = set()
+        """Sessions this process holds; a replacement process holds none until each is used."""
+        self.opening: dict[str, trio.Event] = {}
+        """Sessions whose open was sent to this process and not yet answered."""
 
     @property
     def pid(self) -> int:
@@ -108,22 +130,32 @@ class WorkerProcess:
         worker = cls(process, limits)
         assert process.stdin is not None and process.stdout is not None
         try:
-            await process.stdin.send_all(frame(request_encoder.encode(Hello(limits))))
-            with trio.fail_after(30):
-                while True:
-                    data = await process.stdout.receive_some(65536)
-                    if not data:
-                        raise RuntimeError("sandbox worker exited during startup")
-                    payloads = worker._buffer.feed(data)
-                    if payloads:
-                        break
+            try:
+                await process.stdin.send_all(frame(request_encoder.encode(Hello(limits))))
+                with trio.fail_after(HANDSHAKE_TIMEOUT_S):
+                    while True:
+                        data = await process.stdout.receive_some(65536)
+                        if not data:
+                            break
+                        if worker._buffer.feed(data):
+                            return worker
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                pass  # the pipe broke: the process is gone; its exit status says why
+            except trio.TooSlowError:
+                raise WorkerStartFailed(f"sandbox worker gave no handshake within {HANDSHAKE_TIMEOUT_S} s", killed=False) from None
+            with trio.move_on_after(5):
+                await process.wait()
+            code = process.returncode
+            if code is not None and code < 0:
+                raise WorkerStartFailed(f"sandbox worker was killed by signal {-code} during startup", killed=True)
+            raise WorkerStartFailed(f"sandbox worker exited during startup (status {code})", killed=False)
         except BaseException:
             # Never leave a half-started worker behind (killed from outside, hung, cancelled).
             with trio.CancelScope(shield=True):
-                process.kill()
+                if process.returncode is None:
+                    process.kill()
                 await process.wait()
             raise
-        return worker
 
     async def request(
         self,

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import json
-import random
 import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import lmdb
 import msgspec
 import pytest
 
-from scaleenv.store.log import Log
+from scaleenv.store.errors import LogError
+from scaleenv.store.events.llm import LlmCalled
+from scaleenv.store.log import Log, seq_key
 
 SCALEENV = [sys.executable, "-m", "scaleenv"]
 
@@ -94,32 +96,70 @@ def finished_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def _damage(log_dir: Path, pick: Any) -> list[int]:
+    """Flip one byte inside the body of each record ``pick(records)`` names; return their seqs.
+
+    The damaged bytes are written back under the record's own key with LMDB itself, so
+    the damage lands exactly on the chosen records (a search of ``data.mdb`` for their
+    bytes is not: LMDB keeps stale copies of pages it has copied on write).
+    """
+    with Log.open(log_dir, readonly=True) as log:
+        records = list(log.read())
+    chosen = sorted(pick(records))
+    env = lmdb.open(str(log_dir), max_dbs=8)
+    events = env.open_db(b"events", create=False)
+    with env.begin(write=True, db=events) as txn:
+        for seq in chosen:
+            value = bytearray(txn.get(seq_key(seq)))
+            value[len(value) // 2] ^= 0xFF  # well inside the body, past the 7-byte header
+            txn.put(seq_key(seq), bytes(value))
+    env.close()
+    return chosen
+
+
+def _copy(finished_log: Path, to: Path) -> Path:
+    shutil.copytree(finished_log, to, ignore=shutil.ignore_patterns("writer.lock"))
+    return to
+
+
 def test_flipped_bytes_are_reported_by_seq_and_nothing_else_is_lost(finished_log: Path, tmp_path: Path) -> None:
-    damaged = tmp_path / "damaged"
-    shutil.copytree(finished_log, damaged, ignore=shutil.ignore_patterns("writer.lock"))
+    damaged = _copy(finished_log, tmp_path / "damaged")
     with Log.open(damaged, readonly=True) as log:
         total = log.count()
-    data = bytearray((damaged / "data.mdb").read_bytes())
-    rng = random.Random(11)
-    # Flip bytes inside record bodies: find our record magic and hit a few records' payloads.
-    starts = [i for i in range(len(data) - 16) if data[i:i + 2] == b"SE" and data[i + 2] == 1]
-    hit = rng.sample(starts, 5)
-    for i in hit:
-        data[i + 12] ^= 0xFF
-    (damaged / "data.mdb").write_bytes(bytes(data))
+    # Five records no other record refers to (model calls may be referred to by later ones).
+    hit = _damage(damaged, lambda recs: [r.seq for r in recs if r.type != "llm.called"][3::37][:5])
+    assert len(hit) == 5
     out = _cli("log", "check", "--log", damaged, "--json")
     assert out.returncode == 1, out.stderr
     report = json.loads(out.stdout)
-    assert 1 <= len(report["damaged"]) <= 5
-    assert all("seq" in d for d in report["damaged"])
+    assert sorted(d["seq"] for d in report["damaged"]) == hit
+    assert all("CRC" in d["reason"] for d in report["damaged"])
     dump = _cli("log", "dump", "--log", damaged)
     assert "Traceback" not in dump.stderr
     with Log.open(damaged, readonly=True) as log:
-        good = 0
+        unreadable = []
         for seq in range(1, total + 1):
             try:
                 log.get(seq)
-                good += 1
-            except Exception:  # noqa: BLE001 - counting what is still readable
-                pass
-    assert good >= total - len(report["damaged"])
+            except LogError:
+                unreadable.append(seq)
+    assert unreadable == hit
+
+
+def test_a_damaged_model_call_also_names_the_calls_that_refer_to_it(finished_log: Path, tmp_path: Path) -> None:
+    damaged = _copy(finished_log, tmp_path / "damaged")
+
+    def a_referred_call(recs: list[Any]) -> list[int]:
+        calls = [r for r in recs if isinstance(r.event, LlmCalled)]
+        by_pos = {(r.stream, r.n): r.seq for r in calls}
+        referrer = next(r for r in calls if r.event.base_n is not None)
+        return [by_pos[(referrer.stream, referrer.event.base_n)]]
+
+    [hit] = _damage(damaged, a_referred_call)
+    out = _cli("log", "check", "--log", damaged, "--json")
+    assert out.returncode == 1, out.stderr
+    report = json.loads(out.stdout)
+    crc = [d["seq"] for d in report["damaged"] if "CRC" in d["reason"]]
+    dangling = [d for d in report["damaged"] if "CRC" not in d["reason"]]
+    assert crc == [hit]
+    assert dangling and all("cannot be resolved" in d["reason"] and d["seq"] > hit for d in dangling)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 
-import trio
 
 from scaleenv.sandbox import SandboxPool
 from scaleenv.sandbox.protocol import OpenReq
@@ -49,14 +48,35 @@ async def test_a_replacement_worker_is_sent_the_code_again(monkeypatch) -> None:
     sent = _record_opens(monkeypatch)
     async with SandboxPool(workers=1) as pool:
         await pool.open_session("a", TOOLS, make_state())
-        os.kill(pool.worker_pids()[0], signal.SIGKILL)
-        with trio.fail_after(30):
-            while len(sent) < 2:  # the new process re-opens "a" from its shadow, code in full
-                await trio.sleep(0.01)
-        await pool.open_session("b", TOOLS, make_state())
-        assert [r.tools is not None for r in sent] == [True, True, False]
+        first = await pool._slots[0].current()
+        os.kill(first.pid, signal.SIGKILL)
+        await first.died.wait()
+        await pool.open_session("b", TOOLS, make_state())  # waits for the replacement
+        assert pool.worker_pids()[0] != first.pid
+        assert [(r.session, r.tools is not None) for r in sent] == [("a", True), ("b", True)]
+        out = await pool.call("a", "cancel_order", {"order_id": "o1", "reason": "late"})
+        assert out.ok, out  # "a" is loaded into the replacement from its shadow when used...
+        assert [(r.session, r.tools is not None) for r in sent][2:] == [("a", False)]  # ...code by reference
         out = await pool.call("b", "cancel_order", {"order_id": "o1", "reason": "late"})
         assert out.ok, out
+        assert len(sent) == 3
+
+
+async def test_a_restart_reloads_only_the_sessions_used_afterwards(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    sent = _record_opens(monkeypatch)
+    async with SandboxPool(workers=1) as pool:
+        for k in range(20):
+            await pool.open_session(f"s{k}", TOOLS, make_state())
+        assert (await pool.call("s3", "cancel_order", {"order_id": "o1", "reason": "late"})).ok
+        first = await pool._slots[0].current()
+        os.kill(first.pid, signal.SIGKILL)
+        await first.died.wait()
+        assert (await pool.get_state("s3"))["orders"]["o1"]["status"] == "cancelled"  # from the shadow
+        out = await pool.call("s3", "cancel_order", {"order_id": "o2", "reason": "late"})
+        assert out.ok, out
+        assert len(sent) == 21 and sent[-1].session == "s3"
+        state = await pool.get_state("s3")
+        assert state["orders"]["o1"]["status"] == state["orders"]["o2"]["status"] == "cancelled"
 
 
 async def test_a_worker_that_lost_a_tool_set_gets_it_again() -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import trio
 
 from scaleenv.sandbox import CallOutcome, Limits, RecordChange, SandboxPool, apply_delta
+from scaleenv.sandbox.pool import SandboxError
 from tests.sandbox.domain import TOOLS, make_state
 
 
@@ -214,3 +215,34 @@ async def test_many_concurrent_sessions(pool: SandboxPool) -> None:
         assert second.error is not None and second.error.kind == "tool_error"
     state = await pool.get_state("s1")
     assert state["orders"]["o1"]["status"] == "cancelled" and state["stock"]["A"]["qty"] == 12
+
+
+def _fake_python(tmp_path: Path, body: str) -> str:
+    """An executable the pool runs instead of Python: ``body`` in sh, then the real Python."""
+    path = tmp_path / "python"
+    path.write_text(f"#!/bin/sh\n{body}\nexec {sys.executable} \"$@\"\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+async def test_workers_killed_while_starting_are_started_again(tmp_path: Path) -> None:
+    # The first five starts are SIGKILLed before the handshake (as by someone else's kill):
+    # more than the three own failures the pool allows, so only the cause-driven retry passes.
+    counter = tmp_path / "starts"
+    python = _fake_python(tmp_path, f'echo x >> {counter}; [ "$(wc -l < {counter})" -le 5 ] && kill -9 $$')
+    async with SandboxPool(workers=1, limits=Limits(timeout_s=0.5, kill_grace_s=0.5), python=python) as p:
+        await p.open_session("s", TOOLS, make_state())
+        assert (await p.call("s", "cancel_order", {"order_id": "o1", "reason": "late"})).ok
+    assert len(counter.read_text().splitlines()) == 6
+
+
+async def test_a_worker_that_fails_on_its_own_is_given_up_with_its_status(tmp_path: Path) -> None:
+    counter = tmp_path / "starts"
+    python = _fake_python(tmp_path, f"echo x >> {counter}; exit 3")
+    try:
+        async with SandboxPool(workers=1, limits=Limits(timeout_s=0.5, kill_grace_s=0.5), python=python):
+            raise AssertionError("the pool started")
+    except* SandboxError as group:
+        [exc] = group.exceptions
+        assert "status 3" in str(exc) and "3 failed starts" in str(exc)
+    assert len(counter.read_text().splitlines()) == 3
