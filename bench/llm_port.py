@@ -28,8 +28,8 @@ import trio
 
 from scaleenv.agents.llm.openai_backend import OpenAIBackend
 from scaleenv.agents.llm.port import Llm, LlmExhaustedError, LlmRequest, render_messages, schema_for
-from scaleenv.agents.llm.sim import NoiseModel, SimBackend
-from scaleenv.agents.llm.sim_server import SimServer, serve_sim
+from scaleenv.agents.sim import NoiseModel, SimBackend
+from scaleenv.serve.sim_http import SimServer, serve_sim
 from scaleenv.store import Log, Stream
 from scaleenv.store.events import Ref
 

@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--verify-domains", type=int, default=4)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    from scaleenv.logs import configure_logging
+    from scaleenv.cli.logs import configure_logging
 
     configure_logging("console", "warning")
     out: dict[str, Any] = {}

@@ -339,7 +339,7 @@ def handle_distributed(args: Any, config: RunConfig, options: EngineOptions, sta
 
     from .cli import EXIT_OK
     from .runner import rollouts
-    from .table import render_summary
+    from scaleenv.cli.table import render_summary
 
     if args.shards is not None and args.shards < 1:
         raise UsageError("--shards must be at least 1")

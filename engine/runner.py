@@ -21,7 +21,7 @@ import trio
 
 from scaleenv.agents.llm.backends import backend_from_spec
 from scaleenv.agents.llm.port import Llm
-from scaleenv.agents.llm.sim import LatencyModel, NoiseModel
+from scaleenv.agents.sim import LatencyModel, NoiseModel
 from scaleenv.replay.projection import RunView, fold
 from scaleenv.sandbox import SandboxPool
 from scaleenv.store.log import Log

@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from scaleenv.contracts import render
+from scaleenv.model.contracts import render
 from scaleenv.store.events.llm import CallResolver, LlmCalled, LlmExhausted
 from scaleenv.store.events.synth import (
     CodeCheckFailed,

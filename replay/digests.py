@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 
 from .projection import DomainView, EpisodeView, RunView, TaskView
-from .state import canonical, state_digest
+from scaleenv.model.state import canonical, state_digest
 
 _det = msgspec.msgpack.Encoder(order="deterministic")
 

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from scaleenv.agents.rollout.episode import policy_system_prompt
-from scaleenv.agents.rollout.tool_schemas import openai_tools
+from scaleenv.model.tool_schemas import openai_tools
 from scaleenv.store.events.episodes import MessageSent, ToolExecuted
 
 from .projection import RunView

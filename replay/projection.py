@@ -37,8 +37,8 @@ from scaleenv.store.events.tasks import (
 from scaleenv.store.record import Record, StreamDigest
 from scaleenv.store.specs import DbState, DomainSpec
 
-from .graph import graph_from_edges
-from .state import apply_delta
+from scaleenv.model.graph import graph_from_edges
+from scaleenv.model.state import apply_delta
 
 
 @attrs.define

@@ -18,7 +18,7 @@ from scaleenv.store.log import Log
 from scaleenv.store.stream import Stream
 
 from .projection import EpisodeView, RunView, TaskView, fold
-from .reward import Score, score
+from scaleenv.model.reward import Score, score
 
 
 @attrs.frozen

@@ -37,7 +37,7 @@ from scaleenv.store.specs import DbState
 
 from .episode_state import EpisodeFold, resume_fold, start_fold, task_id_of, task_view
 from .projection import TaskView
-from .state import state_digest
+from scaleenv.model.state import state_digest
 
 log = structlog.get_logger("scaleenv.replay.snapshots")
 

@@ -21,7 +21,7 @@ from scaleenv.store.specs import DbState
 
 from .episode_state import Seek, episode_id_of, seek, stream_of, task_view
 from .projection import TaskView
-from .state import compute_delta
+from scaleenv.model.state import compute_delta
 
 
 class UnknownEpisode(LookupError):

@@ -35,7 +35,7 @@ from scaleenv.store.log import Log
 from scaleenv.store.record import Record
 
 from .projection import DomainView, RunView, fold
-from .state import canonical
+from scaleenv.model.state import canonical
 
 log = structlog.get_logger("scaleenv.replay.verify")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .port import Backend
-from .sim.backend import LatencyModel, NoiseModel, SimBackend
+from scaleenv.agents.sim.backend import LatencyModel, NoiseModel, SimBackend
 
 SPEC_FORMS = (
     "sim (the offline simulated LLM, default)",

@@ -19,8 +19,8 @@ import trio
 
 from scaleenv.agents.llm.port import ROLE_TAG, LlmExhaustedError, LlmRequest
 from scaleenv.replay.projection import DomainView, TaskView
-from scaleenv.replay.reward import Score, score
-from scaleenv.replay.state import apply_delta, record_changes
+from scaleenv.model.reward import Score, score
+from scaleenv.model.state import apply_delta, record_changes
 from scaleenv.run_context import RunContext
 from scaleenv.seeding import derive_seed
 from scaleenv.store.events import Ref
@@ -36,7 +36,7 @@ from scaleenv.store.specs import DbState
 from scaleenv.store.stream import AckMode
 
 from .answers import PolicyTurn, UserTurn
-from .tool_schemas import openai_tools
+from scaleenv.model.tool_schemas import openai_tools
 from .user_chat import user_request
 
 log = structlog.get_logger("scaleenv.rollout")

@@ -18,11 +18,11 @@ from typing import Any
 
 import attrs
 
-from scaleenv.contracts import check_pre, evaluate
-from scaleenv.dbgen import make_record
-from scaleenv.replay.graph import data_feeds
-from scaleenv.replay.state import apply_delta, record_changes
-from scaleenv.satisfy import satisfy, violate
+from scaleenv.model.contracts import check_pre, evaluate
+from scaleenv.model.dbgen import make_record
+from scaleenv.model.graph import data_feeds
+from scaleenv.model.state import apply_delta, record_changes
+from scaleenv.model.satisfy import satisfy, violate
 from scaleenv.store.events.tasks import ChainStep, GoldenStep
 from scaleenv.store.specs import DbState, DomainSpec, ToolSpec
 

@@ -22,11 +22,11 @@ import structlog
 import trio
 
 from scaleenv.agents.llm.port import LlmExhaustedError, rendered_request
-from scaleenv.contracts import check_post, render
-from scaleenv.dbgen import generate_state
+from scaleenv.model.contracts import check_post, render
+from scaleenv.model.dbgen import generate_state
 from scaleenv.run_context import RunContext
 from scaleenv.sandbox import check_source
-from scaleenv.satisfy import satisfy, violate
+from scaleenv.model.satisfy import satisfy, violate
 from scaleenv.seeding import derive_seed, rng_for
 from scaleenv.store.events import Ref
 from scaleenv.store.events.synth import (
@@ -47,9 +47,9 @@ from scaleenv.store.events.synth import (
     ToolRejected,
 )
 from scaleenv.store.specs import DbState, DomainSpec, ToolSpec
-from scaleenv.replay.graph import derive_edges
-from scaleenv.replay.state import apply_delta, canonical, record_changes
-from scaleenv.specs_check import validate_domain
+from scaleenv.model.graph import derive_edges
+from scaleenv.model.state import apply_delta, canonical, record_changes
+from scaleenv.model.specs_check import validate_domain
 
 from . import prompts
 from .answers import CodeAnswer, ReviewAnswer, TestPlan

@@ -18,7 +18,7 @@ import trio
 
 from scaleenv.agents.llm.port import LlmExhaustedError, rendered_request
 from scaleenv.replay.projection import DomainView, RunView
-from scaleenv.replay.state import canonical, state_digest
+from scaleenv.model.state import canonical, state_digest
 from scaleenv.run_context import RunContext
 from scaleenv.seeding import rng_for
 from scaleenv.store.events.tasks import (

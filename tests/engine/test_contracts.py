@@ -7,9 +7,9 @@ import random
 
 import pytest
 
-from scaleenv.contracts import ContractSyntaxError, check_post, check_pre, evaluate, parse_term, render, validate_contract
-from scaleenv.dbgen import generate_state
-from scaleenv.satisfy import satisfy, violate
+from scaleenv.model.contracts import ContractSyntaxError, check_post, check_pre, evaluate, parse_term, render, validate_contract
+from scaleenv.model.dbgen import generate_state
+from scaleenv.model.satisfy import satisfy, violate
 from scaleenv.store.specs import Condition, ToolSpec
 from tests.shop import CODE, SHOP
 
@@ -121,7 +121,7 @@ def test_some_eq_and_result_terms() -> None:
 
 
 def test_graph_has_state_edge_from_creation_to_cancellation() -> None:
-    from scaleenv.replay.graph import derive_edges
+    from scaleenv.model.graph import derive_edges
 
     edges = derive_edges(SHOP, [t.name for t in SHOP.tools])
     kinds = {(e.src, e.dst, e.kind) for e in edges}

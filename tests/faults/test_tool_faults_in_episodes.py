@@ -8,7 +8,7 @@ from pathlib import Path
 import msgspec
 import trio
 
-from scaleenv.agents.rollout.served import open_environments
+from scaleenv.serve.environments import open_environments
 from scaleenv.run_context import RunConfig
 from scaleenv.runner import EngineOptions
 from scaleenv.store.events.episodes import EpisodeEnded, ToolExecuted

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import trio
 
-from scaleenv.agents.llm.sim_server import SimServer, serve_sim
+from scaleenv.serve.sim_http import SimServer, serve_sim
 from scaleenv.store import Log, Stream
 from scaleenv.store.events.llm import LlmCalled
 

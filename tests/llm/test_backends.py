@@ -6,7 +6,7 @@ import pytest
 
 from scaleenv.agents.llm.backends import backend_from_spec
 from scaleenv.agents.llm.openai_backend import OpenAIBackend
-from scaleenv.agents.llm.sim import LatencyModel, NoiseModel, SimBackend
+from scaleenv.agents.sim import LatencyModel, NoiseModel, SimBackend
 
 
 async def test_specs() -> None:

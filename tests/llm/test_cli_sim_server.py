@@ -9,7 +9,7 @@ import trio
 
 from scaleenv.agents.llm.openai_backend import OpenAIBackend
 from scaleenv.agents.llm.port import LlmRequest, render_messages, schema_for
-from scaleenv.agents.llm.sim import SimBackend
+from scaleenv.agents.sim import SimBackend
 
 from .structs import Plan
 

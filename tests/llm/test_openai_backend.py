@@ -8,8 +8,8 @@ import trio
 from scaleenv.agents.llm.errors import BackendError
 from scaleenv.agents.llm.openai_backend import OpenAIBackend
 from scaleenv.agents.llm.port import Llm, LlmExhaustedError, LlmRequest, render_messages, schema_for
-from scaleenv.agents.llm.sim import SimBackend
-from scaleenv.agents.llm.sim_server import SimServer
+from scaleenv.agents.sim import SimBackend
+from scaleenv.serve.sim_http import SimServer
 from scaleenv.store import Log, Stream
 
 from .conftest import llm_calls

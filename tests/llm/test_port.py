@@ -8,7 +8,7 @@ import attrs
 import pytest
 
 from scaleenv.agents.llm.port import REJECTED_PREFIX, Completion, Llm, LlmExhaustedError, LlmRequest, render_messages
-from scaleenv.agents.llm.sim import NoiseModel, SimBackend
+from scaleenv.agents.sim import NoiseModel, SimBackend
 from scaleenv.store.events.llm import LlmCalled, LlmExhausted
 
 from .conftest import events_of, stream

@@ -7,7 +7,7 @@ import pytest
 from scaleenv.agents.llm.errors import RecordedDivergence
 from scaleenv.agents.llm.port import Llm, LlmRequest, render_messages, request_digest, schema_for
 from scaleenv.agents.llm.recorded import RecordedBackend
-from scaleenv.agents.llm.sim import SimBackend
+from scaleenv.agents.sim import SimBackend
 from scaleenv.store import Log, Stream
 from scaleenv.store.events.llm import LlmCalled
 

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scaleenv.agents.llm.port import Llm, LlmRequest, render_messages, schema_for, validation_error
-from scaleenv.agents.llm.sim import NoiseModel, SimBackend
-from scaleenv.agents.llm.sim.schema_instance import instance
+from scaleenv.agents.sim import NoiseModel, SimBackend
+from scaleenv.agents.sim.schema_instance import instance
 from scaleenv.seeding import derive_seed
 from scaleenv.store import Log, Stream
 

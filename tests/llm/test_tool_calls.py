@@ -6,7 +6,7 @@ import json
 
 from scaleenv.agents.llm.openai_backend import OpenAIBackend
 from scaleenv.agents.llm.port import Llm, LlmRequest, render_messages, schema_for
-from scaleenv.agents.llm.sim import NoiseModel, SimBackend, SimCall, register_role
+from scaleenv.agents.sim import NoiseModel, SimBackend, SimCall, register_role
 from scaleenv.agents.llm.tool_calls import message_to_text, text_to_message
 from scaleenv.store import Stream
 

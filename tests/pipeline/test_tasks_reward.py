@@ -9,8 +9,8 @@ import pytest
 import trio
 
 from scaleenv.replay.projection import RunView, fold
-from scaleenv.replay.reward import score
-from scaleenv.replay.state import apply_delta, canonical, compute_delta, state_digest
+from scaleenv.model.reward import score
+from scaleenv.model.state import apply_delta, canonical, compute_delta, state_digest
 from scaleenv.sandbox import SandboxPool
 from scaleenv.store.log import Log
 from scaleenv.store.specs import DbState

@@ -12,7 +12,7 @@ import pytest
 import structlog
 
 from scaleenv.cli import main
-from scaleenv.logs import configure_logging
+from scaleenv.cli.logs import configure_logging
 from tests.replay.goldens import GOLDEN_LOG, STAGES, load_prefix
 from tests.replay.shoplog import build_shop_log
 

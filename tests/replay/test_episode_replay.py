@@ -68,7 +68,7 @@ def test_llm_calls_shown_on_request(golden_run: Path, cli) -> None:
 
 def test_interactive_steps_with_piped_commands(shop_run: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "scaleenv.cli", "replay", "--log", str(shop_run), "--episode", EP, "--interactive"],
+        [sys.executable, "-m", "scaleenv", "replay", "--log", str(shop_run), "--episode", EP, "--interactive"],
         input="n\nn\np\ng 9\nbogus\nq\nn\n", capture_output=True, text=True, timeout=60, check=False,
     )
     assert proc.returncode == 0, proc.stderr

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from scaleenv.replay.projection import fold
-from scaleenv.replay.reward import REWARD_VERSION
+from scaleenv.model.reward import REWARD_VERSION
 from scaleenv.store.events.episodes import RewardGiven
 from scaleenv.store.log import Log
 

@@ -14,7 +14,7 @@ import trio
 
 import scaleenv.agents.rollout.episode as episode_module
 from scaleenv.agents.llm.port import Completion, LlmRequest
-from scaleenv.agents.llm.sim import NoiseModel, SimBackend
+from scaleenv.agents.sim import NoiseModel, SimBackend
 from scaleenv.agents.rollout.user_chat import conversation_of
 from scaleenv.replay.projection import fold
 from scaleenv.runner import EngineOptions, open_run, project, rollouts, summary

@@ -9,7 +9,7 @@ import pytest
 import trio
 
 from scaleenv.replay.projection import RunView, fold
-from scaleenv.replay.state import canonical
+from scaleenv.model.state import canonical
 from scaleenv.run_context import RunContext
 from scaleenv.store.events.episodes import ToolExecuted
 from scaleenv.store.log import Log

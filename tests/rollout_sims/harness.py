@@ -14,10 +14,10 @@ from typing import Any
 import attrs
 import msgspec
 
-from scaleenv.agents.llm.sim.backend import NoiseModel, SimCall
-from scaleenv.agents.rollout import sim_policy, sim_user
+from scaleenv.agents.sim.backend import NoiseModel, SimCall
+from scaleenv.agents.sim import policy as sim_policy, user as sim_user
 from scaleenv.agents.rollout.answers import PolicyTurn, UserTurn
-from scaleenv.dbgen import ADJ, NOUNS, generate_state
+from scaleenv.model.dbgen import ADJ, NOUNS, generate_state
 from scaleenv.seeding import derive_seed
 from scaleenv.store.specs import DomainSpec, FieldSpec, ParamSpec, ToolSpec
 from tests.shop import CODE as SHOP_CODE

@@ -9,11 +9,11 @@ import re
 import msgspec
 
 from scaleenv.agents.llm.port import render_messages
-from scaleenv.agents.llm.sim.backend import NoiseModel, SimBackend
-from scaleenv.agents.rollout import sim_policy, sim_user
+from scaleenv.agents.sim.backend import NoiseModel, SimBackend
+from scaleenv.agents.sim import policy as sim_policy, user as sim_user
 from scaleenv.agents.rollout.answers import PolicyTurn, UserTurn
-from scaleenv.agents.rollout.sim_text import extract_facts
-from scaleenv.agents.rollout.sim_tools import parse_returns
+from scaleenv.agents.sim.text import extract_facts
+from scaleenv.agents.sim.tools import parse_returns
 from tests.rollout_sims.harness import DOMAIN, run_episode, sim_call, success_rate, tool_schemas
 
 OFF = NoiseModel.off()
@@ -190,7 +190,7 @@ def test_policy_is_deterministic_and_uses_only_call_rng() -> None:
 
 
 def test_id_kinds_and_long_prefixes() -> None:
-    from scaleenv.agents.rollout.sim_text import extract_ids, kind_fits, similar
+    from scaleenv.agents.sim.text import extract_ids, kind_fits, similar
     assert extract_ids("my id is ticket_purchase_596d, orde_1a2b") == ["ticket_purchase_596d", "orde_1a2b"]
     assert not kind_fits("attendee_id", "ticket_purchase_596d") and kind_fits("attendee_id", "attendee_2988")
     assert kind_fits("ticket_purchase_id", "tic_0003") and not kind_fits("client_id", "ada@example.com")

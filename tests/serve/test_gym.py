@@ -11,7 +11,7 @@ gymnasium = pytest.importorskip("gymnasium", reason="the gym adapter needs gymna
 
 from gymnasium.utils import env_checker, passive_env_checker  # noqa: E402
 
-from scaleenv.agents.rollout.gym_env import ScaleEnvGym  # noqa: E402
+from scaleenv.serve.gym import ScaleEnvGym  # noqa: E402
 from scaleenv.replay.projection import fold  # noqa: E402
 from scaleenv.store.log import Log  # noqa: E402
 

@@ -9,8 +9,8 @@ from typing import Any
 import httpx2 as httpx
 import trio
 
-from scaleenv.agents.rollout.serve_http import serve_environments
-from scaleenv.agents.rollout.served import open_environments
+from scaleenv.serve.http import serve_environments
+from scaleenv.serve.environments import open_environments
 from scaleenv.cli import main as cli_main
 from scaleenv.replay.projection import fold
 from scaleenv.store.events.episodes import EpisodeEnded, EpisodeStarted, MessageSent, RewardGiven, ToolExecuted

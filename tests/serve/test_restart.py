@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx2 as httpx
 
-from scaleenv.agents.rollout.served import ORPHAN_DETAIL
+from scaleenv.serve.environments import ORPHAN_DETAIL
 from scaleenv.replay.projection import fold
 from scaleenv.runner import summary
 from scaleenv.store.events.episodes import EpisodeEnded, EpisodeStarted, RewardGiven, ToolExecuted

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from scaleenv.contracts import check_post
+from scaleenv.model.contracts import check_post
 
 
 class ToolError(Exception):

@@ -7,11 +7,11 @@ import random
 
 import pytest
 
-from scaleenv.agents.sim_world.codegen import BUG_KINDS, applicable_bugs, generate
-from scaleenv.agents.sim_world.states import make_state
-from scaleenv.agents.sim_world.testplan import plan_cases
-from scaleenv.agents.sim_world.vocab import COMBOS, build_domain
-from scaleenv.contracts import check_post, check_pre
+from scaleenv.agents.sim.world.codegen import BUG_KINDS, applicable_bugs, generate
+from scaleenv.agents.sim.world.states import make_state
+from scaleenv.agents.sim.world.testplan import plan_cases
+from scaleenv.agents.sim.world.vocab import COMBOS, build_domain
+from scaleenv.model.contracts import check_post, check_pre
 
 from .helpers import call, failures
 

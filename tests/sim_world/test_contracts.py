@@ -7,12 +7,12 @@ import random
 
 import pytest
 
-from scaleenv.agents.sim_world.codegen import generate
-from scaleenv.agents.sim_world.states import make_state
-from scaleenv.agents.sim_world.vocab import COMBOS, VOCABULARY_SIZE, build_domain
-from scaleenv.contracts import check_post, evaluate, render, validate_contract
-from scaleenv.replay.graph import derive_edges
-from scaleenv.satisfy import satisfy, violate
+from scaleenv.agents.sim.world.codegen import generate
+from scaleenv.agents.sim.world.states import make_state
+from scaleenv.agents.sim.world.vocab import COMBOS, VOCABULARY_SIZE, build_domain
+from scaleenv.model.contracts import check_post, evaluate, render, validate_contract
+from scaleenv.model.graph import derive_edges
+from scaleenv.model.satisfy import satisfy, violate
 from scaleenv.store.specs import DomainSpec
 
 from .helpers import call

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import trio
 
-from scaleenv.contracts import render
+from scaleenv.model.contracts import render
 from scaleenv.run_context import RunConfig
 from scaleenv.runner import EngineOptions, open_run, project, stage1, summary
 from scaleenv.store.events.synth import TestCasesProposed, TestsRun, ToolAccepted

@@ -7,10 +7,10 @@ import random
 import msgspec
 
 from scaleenv.agents.llm.port import render_messages, schema_for
-from scaleenv.agents.llm.sim import NoiseModel, SimBackend
-from scaleenv.agents.sim_world.codegen import applicable_bugs, generate
-from scaleenv.agents.sim_world.states import make_state
-from scaleenv.agents.sim_world.vocab import COMBOS, build_domain
+from scaleenv.agents.sim import NoiseModel, SimBackend
+from scaleenv.agents.sim.world.codegen import applicable_bugs, generate
+from scaleenv.agents.sim.world.states import make_state
+from scaleenv.agents.sim.world.vocab import COMBOS, build_domain
 from scaleenv.agents.synth import answers
 from scaleenv.store.specs import DomainSpec
 

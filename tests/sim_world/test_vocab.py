@@ -5,12 +5,12 @@ from __future__ import annotations
 import networkx as nx
 import pytest
 
-from scaleenv.agents.sim_world.vocab import COMBOS, VOCABULARY_SIZE, build_domain, domain_for
-from scaleenv.contracts import validate_contract
+from scaleenv.agents.sim.world.vocab import COMBOS, VOCABULARY_SIZE, build_domain, domain_for
+from scaleenv.model.contracts import validate_contract
 from scaleenv.store.specs import DomainSpec
 
 try:
-    from scaleenv.specs_check import validate_domain
+    from scaleenv.model.specs_check import validate_domain
 except ImportError:  # pragma: no cover
     validate_domain = None
 

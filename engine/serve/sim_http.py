@@ -28,8 +28,8 @@ import attrs
 import trio
 
 from .http_json import HttpError, serve_json
-from .sim.backend import SimBackend
-from .tool_calls import text_to_message
+from scaleenv.agents.sim.backend import SimBackend
+from scaleenv.agents.llm.tool_calls import text_to_message
 
 
 def schema_from_body(body: dict[str, Any]) -> tuple[dict[str, Any], str]:

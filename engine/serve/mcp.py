@@ -25,7 +25,7 @@ from typing import Any
 import mcp_types as types
 from mcp.server.lowlevel import Server
 
-from .served import Environments, ServeError
+from scaleenv.serve.environments import Environments, ServeError
 
 SAY = "talk_to_user"
 END = "end_episode"

@@ -49,13 +49,13 @@ import trio
 
 from scaleenv.agents.llm.port import LlmExhaustedError
 from scaleenv.replay.projection import DomainView, EpisodeView, RunView, TaskView, fold
-from scaleenv.replay.reward import Score
+from scaleenv.model.reward import Score
 from scaleenv.run_context import RunContext
 from scaleenv.store.events import Ref
 from scaleenv.store.events.episodes import MessageSent, ToolCallRequest, ToolExecuted
 from scaleenv.store.stream import Stream
 
-from .episode import Episode, new_episode, offered
+from scaleenv.agents.rollout.episode import Episode, new_episode, offered
 
 log = structlog.get_logger("scaleenv.serve")
 

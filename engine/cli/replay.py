@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 import structlog
 
-from .cli import EXIT_FAILED, EXIT_OK, UsageError
+from scaleenv.cli import EXIT_FAILED, EXIT_OK, UsageError
 
 log = structlog.get_logger("scaleenv.replay")
 
@@ -219,7 +219,7 @@ def _regrade(args: argparse.Namespace) -> int:
     import trio
 
     from scaleenv.replay.regrade import append_rewards, changes, regrade_view
-    from scaleenv.replay.reward import REWARD_VERSION
+    from scaleenv.model.reward import REWARD_VERSION
     from scaleenv.store.errors import LogLocked
 
     with _open(args.log) as ro:

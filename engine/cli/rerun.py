@@ -14,9 +14,9 @@ from typing import Any
 
 import trio
 
-from .cli import EXIT_FAILED, EXIT_OK
-from .errors import UsageError
-from .runner import EngineOptions, open_verify, rollouts, stage1, stage2
+from scaleenv.cli import EXIT_FAILED, EXIT_OK
+from scaleenv.errors import UsageError
+from scaleenv.runner import EngineOptions, open_verify, rollouts, stage1, stage2
 
 
 def _served(stream: str) -> bool:

@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from .errors import UsageError, WorkFailed, leaf_exceptions
+from scaleenv.errors import UsageError, WorkFailed, leaf_exceptions
 from .logs import configure_logging
 
 EXIT_OK = 0
@@ -42,9 +42,9 @@ Registrar = Callable[[argparse._SubParsersAction, argparse.ArgumentParser], None
 
 
 def _registrars() -> list[Registrar]:
-    from . import cli_commands
+    from scaleenv.cli import commands
 
-    return cli_commands.REGISTRARS
+    return commands.REGISTRARS
 
 
 def build_parser() -> argparse.ArgumentParser:

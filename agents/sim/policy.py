@@ -30,8 +30,8 @@ from typing import Any
 
 import attrs
 
-from ..llm.sim.backend import SimCall, register_role
-from .sim_text import (
+from scaleenv.agents.sim.backend import SimCall, register_role
+from scaleenv.agents.sim.text import (
     CHANGE_RE,
     EMAIL_RE,
     GENERIC,
@@ -47,7 +47,7 @@ from .sim_text import (
     similar,
     words,
 )
-from .sim_tools import Call, Conversation, Tool, parse_conversation, parse_tools
+from scaleenv.agents.sim.tools import Call, Conversation, Tool, parse_conversation, parse_tools
 
 # Mistake scales (x noise.mistakes, 0.15 by default). A wrong record among look-alikes is
 # the mistake a careless policy makes most and cannot undo: at the default rate about one

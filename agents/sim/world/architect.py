@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from scaleenv.agents.llm.sim.backend import SimCall, register_role
+from scaleenv.agents.sim.backend import SimCall, register_role
 
 from .vocab import domain_for
 

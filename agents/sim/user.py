@@ -23,9 +23,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..llm.sim.backend import SimCall, register_role
-from .sim_text import mentions, say_fact, words
-from .user_chat import conversation_of
+from scaleenv.agents.sim.backend import SimCall, register_role
+from scaleenv.agents.sim.text import mentions, say_fact, words
+from scaleenv.agents.rollout.user_chat import conversation_of
 
 SUCCESS_RE = re.compile(
     r"\b(done|cancell?ed|updated|booked|completed|complete|changed|created|placed|reserved|scheduled|confirmed|"

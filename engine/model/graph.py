@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 import networkx as nx
 
-from scaleenv.contracts import FieldRef, Literal, RecordRef, parse_term, right_term
+from scaleenv.model.contracts import FieldRef, Literal, RecordRef, parse_term, right_term
 from scaleenv.store.events.synth import GraphEdgeAdded
 from scaleenv.store.specs import Condition, DomainSpec, ToolSpec
 

@@ -15,7 +15,7 @@ import sys
 from functools import partial
 from typing import Any
 
-from .cli import EXIT_OK, UsageError
+from scaleenv.cli import EXIT_OK, UsageError
 
 EXAMPLES = """examples:
   scaleenv run --log envs.lmdb --seed 1
@@ -42,7 +42,7 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
 
 
 def _options(args: argparse.Namespace) -> Any:
-    from .runner import EngineOptions
+    from scaleenv.runner import EngineOptions
 
     if args.noise is not None and not 0 <= args.noise <= 1:
         raise UsageError("--noise must be between 0 and 1")
@@ -84,8 +84,8 @@ async def _stop_on_signal(scope: Any) -> None:
 def _serve(args: argparse.Namespace) -> int:
     import trio
 
-    from scaleenv.agents.rollout.serve_http import serve_environments
-    from scaleenv.agents.rollout.served import open_environments
+    from scaleenv.serve.http import serve_environments
+    from scaleenv.serve.environments import open_environments
 
     if not 0 <= args.port <= 65535:
         raise UsageError("--port must be between 0 and 65535")
@@ -120,10 +120,10 @@ def _serve_mcp(args: argparse.Namespace) -> int:
     import trio
 
     try:
-        from scaleenv.agents.rollout import serve_mcp
+        from scaleenv.serve import mcp as serve_mcp
     except ImportError as exc:
         raise UsageError(f"serve-mcp needs the mcp extra: pip install 'scaleenv[mcp]' ({exc})") from None
-    from scaleenv.agents.rollout.served import ServeError, open_environments
+    from scaleenv.serve.environments import ServeError, open_environments
 
     options = _options(args)
 

@@ -6,7 +6,7 @@ provided ``ToolError`` when a pre-condition fails, mutating ``db`` in place, ret
 a JSON-able dict (or list of dicts). It stays inside the restricted subset: no imports,
 no names starting with ``_``, no f-strings, only the allowed builtins.
 
-The translation is generic over the contract grammar of ``scaleenv.contracts``:
+The translation is generic over the contract grammar of ``scaleenv.model.contracts``:
 pre-conditions become guards in order, post-conditions become updates (amounts read
 before any update), a written table no condition names gets a new record with a key
 derived from the state. ``generate(..., bug=KIND)`` injects one realistic bug.
@@ -23,7 +23,7 @@ from typing import Any
 
 import attrs
 
-from scaleenv.contracts import RESULT, FieldRef, Literal, Param, ParamField, RecordRef, Term, Wildcard, parse_term, render, right_term
+from scaleenv.model.contracts import RESULT, FieldRef, Literal, Param, ParamField, RecordRef, Term, Wildcard, parse_term, render, right_term
 from scaleenv.store.specs import Condition, DomainSpec, TableSpec, ToolSpec
 
 BUG_KINDS = (
@@ -569,7 +569,7 @@ def _emit_match(w: _Writer, i: int, cond: Condition, left: FieldRef, right: Term
 
 
 def _tables(term: Term) -> list[tuple[str, str | None]]:
-    from scaleenv.contracts import term_tables_fields
+    from scaleenv.model.contracts import term_tables_fields
 
     return term_tables_fields(term)
 

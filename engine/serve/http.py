@@ -1,5 +1,5 @@
 """The environments over HTTP/1.1 + JSON (``scaleenv serve``), on the trio/h11 server of
-:mod:`scaleenv.agents.llm.http_json` (the one ``sim-server`` uses).
+:mod:`scaleenv.serve.http_json` (the one ``sim-server`` uses).
 
 Routes (ids contain slashes: ``d00/t003``, ``d00/t003/s0``):
 
@@ -26,9 +26,9 @@ from typing import Any
 
 import trio
 
-from scaleenv.agents.llm.http_json import serve_json
+from scaleenv.serve.http_json import serve_json
 
-from .served import Environments, ServeError
+from scaleenv.serve.environments import Environments, ServeError
 
 ROUTES = ("GET /v1/health, GET /v1/domains[/<slot>[/tasks]], GET /v1/tasks[/<task_id>], POST /v1/episodes, "
           "GET /v1/episodes/<id>, POST /v1/episodes/<id>/step|tool|message|end")

@@ -10,8 +10,8 @@ from typing import Any
 
 import msgspec
 
-from .cli import EXIT_FAILED, EXIT_OK
-from .errors import UsageError
+from scaleenv.cli import EXIT_FAILED, EXIT_OK
+from scaleenv.errors import UsageError
 
 
 def _open(path: str) -> Any:
@@ -50,7 +50,7 @@ def _state_lines(state: dict[str, Any], marked: set[tuple[str, str]], mark: str)
 
 def handle_show(args: argparse.Namespace) -> int:
     from scaleenv.replay.projection import fold
-    from scaleenv.contracts import render
+    from scaleenv.model.contracts import render
 
     with _open(args.log) as log:
         view = fold(log.read())

@@ -9,9 +9,9 @@ from typing import Any
 
 import trio
 
-from .cli import EXIT_OK, UsageError
-from .run_context import RunConfig
-from .runner import EngineOptions, open_run, project, rollouts, stage1, stage2, summary
+from scaleenv.cli import EXIT_OK, UsageError
+from scaleenv.run_context import RunConfig
+from scaleenv.runner import EngineOptions, open_run, project, rollouts, stage1, stage2, summary
 from .table import render_summary
 
 STAGES = {
@@ -97,7 +97,7 @@ def handle(args: argparse.Namespace) -> int:
     if getattr(args, "shards", None) is not None and getattr(args, "ray", None) is None:
         raise UsageError("--shards needs --ray ADDRESS|local")
     if getattr(args, "ray", None) is not None:
-        from .distributed import handle_distributed
+        from scaleenv.distributed import handle_distributed
 
         return handle_distributed(args, config, options_from(args), STAGES[args.command][1])
     try:

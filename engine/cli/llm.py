@@ -11,7 +11,7 @@ import argparse
 import sys
 from functools import partial
 
-from .cli import EXIT_OK, UsageError
+from scaleenv.cli import EXIT_OK, UsageError
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -34,8 +34,8 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 def _serve(args: argparse.Namespace) -> int:
     import trio
 
-    from scaleenv.agents.llm.sim import LatencyModel, NoiseModel, SimBackend
-    from scaleenv.agents.llm.sim_server import SimServer, serve_sim
+    from scaleenv.agents.sim import LatencyModel, NoiseModel, SimBackend
+    from scaleenv.serve.sim_http import SimServer, serve_sim
 
     if args.noise is not None and not 0 <= args.noise <= 1:
         raise UsageError("--noise must be between 0 and 1")

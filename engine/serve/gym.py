@@ -38,7 +38,7 @@ from typing import Any
 import gymnasium
 import trio
 
-from .served import Environments, ServeError, open_environments
+from scaleenv.serve.environments import Environments, ServeError, open_environments
 
 LIMIT_REASONS = frozenset({"max_turns", "max_tool_calls", "timeout"})
 

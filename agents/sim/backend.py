@@ -26,7 +26,7 @@ import attrs
 import msgspec
 import trio
 
-from ..port import Completion, LlmRequest, feedback_count, parse_rendered
+from scaleenv.agents.llm.port import Completion, LlmRequest, feedback_count, parse_rendered
 from .schema_instance import instance
 
 
@@ -99,7 +99,7 @@ def role_simulators() -> dict[str, RoleSimulator]:
 
 def _load_builtin_roles() -> None:
     # Role simulators live next to the agents they imitate; importing registers them.
-    from scaleenv.agents import sim_roles  # noqa: F401
+    from scaleenv.agents.sim import roles  # noqa: F401
 
 
 def _violate_schema(value: Any, rng: random.Random) -> Any:

@@ -12,8 +12,8 @@ from typing import Any
 
 import msgspec
 
-from scaleenv.agents.llm.sim.backend import SimCall, register_role
-from scaleenv.contracts import Literal, parse_term, right_term
+from scaleenv.agents.sim.backend import SimCall, register_role
+from scaleenv.model.contracts import Literal, parse_term, right_term
 from scaleenv.store.specs import DomainSpec, ToolSpec
 
 from .codegen import created_table, is_result_post

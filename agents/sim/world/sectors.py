@@ -3,7 +3,7 @@
 Each sector names its party (who acts), its transaction (what they do) with a status
 lifecycle, and an optional location and note table; each variant names a concrete
 domain and its resource (what the transaction consumes). Combined with the flavors in
-:mod:`scaleenv.agents.sim_world.vocab` they give hundreds of distinct domains.
+:mod:`scaleenv.agents.sim.world.vocab` they give hundreds of distinct domains.
 
 Lifecycle convention: ``statuses = [initial, after_pay, after_advance, cancelled]``.
 """

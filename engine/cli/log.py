@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from .cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from scaleenv.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 _json = msgspec.json.Encoder()
 
@@ -60,7 +60,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 def _open(args: argparse.Namespace) -> Any:
     from scaleenv.store import Log, LogError
 
-    from .cli import UsageError
+    from scaleenv.cli import UsageError
 
     try:
         return Log.open(args.log, readonly=True)

@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-from scaleenv.agents.llm.sim.backend import SimCall, register_role
+from scaleenv.agents.sim.backend import SimCall, register_role
 from scaleenv.store.specs import DomainSpec, ToolSpec
 
 from .codegen import applicable_bugs, generate, is_result_post
