@@ -30,7 +30,7 @@ import trio
 
 from scaleenv.agents.llm.port import Completion, Llm, LlmRequest
 from scaleenv.agents.rollout.answers import PolicyTurn, UserTurn
-from scaleenv.agents.rollout.user_chat import user_request
+from scaleenv.agents.llm.user_chat import user_request
 from scaleenv.store import Log, Stream
 from scaleenv.store.events.llm import CallResolver, LlmCalled
 from scaleenv.store.record import Record, digest_bytes, frame

@@ -72,7 +72,7 @@ class MemoryStream:
 
 def _request(i: int) -> LlmRequest:
     ctx = {"domain": "retail", "tool": f"tool_{i % 50}", "tables": ["orders", "customers"], "i": i}
-    return LlmRequest(role="bench/schema", messages=render_messages("bench/schema", "Define the tool.", ctx, "Write its schema."), context=ctx)
+    return LlmRequest(role="bench/schema", messages=render_messages("Define the tool.", ctx, "Write its schema."), context=ctx)
 
 
 async def _generate(llm: Llm, stream: Any, i: int) -> None:

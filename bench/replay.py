@@ -28,7 +28,7 @@ from typing import Any
 
 import trio
 
-from scaleenv.replay.episode_state import seek
+from scaleenv.replay.snapshots import seek
 from scaleenv.replay.logcopy import append_all
 from scaleenv.replay.projection import fold
 from scaleenv.replay.snapshots import build_snapshots

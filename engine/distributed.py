@@ -39,6 +39,7 @@ import msgspec
 import structlog
 import trio
 
+from scaleenv.agents.rollout.episode import episode_id, run_episode
 from scaleenv.replay.projection import RunView, fold
 from scaleenv.store.log import Log
 from scaleenv.store.writer import Pending
@@ -69,8 +70,6 @@ class ShardWork(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def episode_stream(task_id: str, attempt: int) -> str:
-    from scaleenv.agents.rollout.episode import episode_id
-
     return f"episode/{episode_id(task_id, attempt)}"
 
 
@@ -99,8 +98,6 @@ def load_context(main: Log, task_ids: Sequence[str]) -> RunView:
 
 async def run_shard_async(work: ShardWork, main: Log | None = None) -> dict[str, Any]:
     """Run one shard's episodes into its own log; returns what it did (skipped, resumed, fresh)."""
-    from scaleenv.agents.rollout.episode import episode_id, run_episode
-
     own = main is None
     src = Log.open(work.main_path, readonly=True) if main is None else main
     try:
@@ -332,45 +329,7 @@ def distributed_rollouts(main_path: str, config: RunConfig, options: EngineOptio
             ray.shutdown()
 
 
-def handle_distributed(args: Any, config: RunConfig, options: EngineOptions, stages: Sequence[Any]) -> int:
-    """``scaleenv run|rollout --ray ...``: earlier stages here, on the driver; rollouts over the shards."""
-    import json
-    import sys
-
-    from .cli import EXIT_OK
-    from .runner import rollouts
-    from scaleenv.cli.table import render_summary
-
-    if args.shards is not None and args.shards < 1:
-        raise UsageError("--shards must be at least 1")
-    before = [s for s in stages if s is not rollouts]
-    try:
-        if before:
-            async def main() -> None:
-                async with open_run(args.log, config, options) as ctx:
-                    for stage in before:
-                        await stage(ctx)
-
-            trio.run(main)
-        result = distributed_rollouts(args.log, config, options, shards=args.shards, executor="ray",
-                                      ray_address=args.ray)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    if args.json:
-        print(json.dumps(result, sort_keys=True))
-    else:
-        sys.stdout.write(render_summary(result))
-        d = result["distributed"]
-        m = d["merge"]
-        sys.stdout.write(
-            f"distributed: {d['shards']} shards, {d['episodes_assigned']} episodes run "
-            f"({d['episodes_already_done']} already done); workers {d['seconds']['workers']:.1f}s, "
-            f"merge {m['events_merged']} events in {m['seconds']:.2f}s\n"
-        )
-    return EXIT_OK
-
-
 __all__ = [
-    "ShardWork", "handle_distributed", "context_streams", "default_shards", "distributed_rollouts", "load_context", "plan",
+    "ShardWork", "context_streams", "default_shards", "distributed_rollouts", "load_context", "plan",
     "ray_available", "run_shard_async", "shard_task",
 ]

@@ -19,9 +19,12 @@ import msgspec
 import structlog
 import trio
 
-from scaleenv.agents.llm.backends import backend_from_spec
 from scaleenv.agents.llm.port import Llm
-from scaleenv.agents.sim import LatencyModel, NoiseModel
+from scaleenv.agents.llm.recorded import RecordedBackend, whole_calls
+from scaleenv.agents.rollout.episode import episode_id, run_episode
+from scaleenv.agents.synth.stage1 import slot_id, synthesize_domain
+from scaleenv.agents.synth.stage2 import instantiate_domain
+from scaleenv.backend_spec import backend_from_spec, sim_latency, sim_noise
 from scaleenv.replay.projection import RunView, fold
 from scaleenv.sandbox import SandboxPool
 from scaleenv.store.log import Log
@@ -53,12 +56,6 @@ class EngineOptions(msgspec.Struct, frozen=True, kw_only=True):
     progress: bool = True
 
 
-def sim_noise(level: float | None) -> NoiseModel:
-    if level is None:
-        return NoiseModel()
-    return NoiseModel(malformed=level * 0.2, schema_violation=level * 0.2, mistakes=level)
-
-
 @asynccontextmanager
 async def open_verify(path: str, options: EngineOptions) -> AsyncIterator[RunContext]:
     """A context that re-runs every agent against a recorded log, appending nothing."""
@@ -69,12 +66,10 @@ async def open_verify(path: str, options: EngineOptions) -> AsyncIterator[RunCon
         config = msgspec.convert(stored, RunConfig)
         if options.llm.startswith("recorded:") and Path(options.llm.partition(":")[2]).resolve() == Path(path).resolve():
             # The log being verified is already open here: read its recorded calls from it.
-            from scaleenv.agents.llm.recorded import RecordedBackend, whole_calls
-
             backend: Any = RecordedBackend(whole_calls(event_log.read()))
         else:
             backend = backend_from_spec(
-                options.llm, model=options.model, noise=sim_noise(options.noise), latency=LatencyModel(enabled=options.latency),
+                options.llm, model=options.model, noise=sim_noise(options.noise), latency=sim_latency(options.latency),
             )
         llm = Llm(backend, config.seed, limiter=trio.CapacityLimiter(options.llm_concurrency))
         try:
@@ -97,7 +92,7 @@ async def open_run(path: str, config: RunConfig, options: EngineOptions) -> Asyn
             event_log.meta_set("run_config", msgspec.to_builtins(config))
         backend = backend_from_spec(
             options.llm, model=options.model, noise=sim_noise(options.noise),
-            latency=LatencyModel(enabled=options.latency),
+            latency=sim_latency(options.latency),
         )
         llm = Llm(backend, config.seed, limiter=trio.CapacityLimiter(options.llm_concurrency))
         try:
@@ -115,8 +110,6 @@ def project(event_log: Log) -> RunView:
 
 
 async def stage1(ctx: RunContext) -> None:
-    from scaleenv.agents.synth.stage1 import slot_id, synthesize_domain
-
     view = project(ctx.log)
     todo = [s for s in range(ctx.config.domains)
             if ctx.mode == "verify" or view.domains.get(slot_id(s)) is None
@@ -130,8 +123,6 @@ async def stage1(ctx: RunContext) -> None:
 
 
 async def stage2(ctx: RunContext) -> None:
-    from scaleenv.agents.synth.stage2 import instantiate_domain
-
     view = project(ctx.log)
     ctx.progress.set_stage("tasks")
     async with trio.open_nursery() as nursery:
@@ -143,8 +134,6 @@ async def stage2(ctx: RunContext) -> None:
 
 
 async def rollouts(ctx: RunContext) -> None:
-    from scaleenv.agents.rollout.episode import episode_id, run_episode
-
     view = project(ctx.log)
     work = []
     for tid in sorted(view.tasks):

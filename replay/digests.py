@@ -43,8 +43,8 @@ def task_summary(t: TaskView) -> dict[str, Any]:
 
 def episode_summary(e: EpisodeView) -> dict[str, Any]:
     return {
-        "task_id": e.task_id, "attempt": e.attempt, "seed": e.seed, "steps": e.steps,
-        "messages": len(e.messages), "tool_calls": len(e.tool_calls),
+        "task_id": e.task_id, "attempt": e.attempt, "seed": e.seed, "steps": len(e.timeline),
+        "messages": len(e.messages), "tool_calls": e.tool_calls, "turns": e.turns,
         "state": state_digest(e.state) if e.state is not None else None,
         "ended": e.ended, "rewards": e.rewards,
     }

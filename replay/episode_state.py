@@ -34,11 +34,6 @@ def stream_of(episode_id: str) -> str:
     return episode_id if episode_id.startswith("episode/") else f"episode/{episode_id}"
 
 
-def restore_digest(hexdigest: str, count: int) -> StreamDigest:
-    """A :class:`StreamDigest` positioned after ``count`` records with chain value ``hexdigest``."""
-    return StreamDigest.restore(hexdigest, count)
-
-
 @attrs.define
 class EpisodeFold:
     """A fold of one episode stream in progress: the view, and how many records it holds."""
@@ -114,36 +109,3 @@ def fold_to(log: Log, f: EpisodeFold, n: int) -> EpisodeFold:
         for r in itertools.islice(log.read_stream(f.stream, from_n=f.n), n - f.n):
             f.feed(r)
     return f
-
-
-@attrs.frozen
-class Seek:
-    """The state after ``n`` records, the snapshot used (or None) and the events touched."""
-
-    stream: str
-    n: int
-    state: DbState
-    digest: str
-    touched: int
-    snapshot_n: int | None
-
-
-def seek(log: Log, stream: str, n: int, *, task: TaskView | None = None, use_snapshots: bool = True) -> Seek:
-    """The episode's state after its first ``n`` records (clamped to the stream's length)."""
-    from .snapshots import load_nearest
-
-    length = log.stream_length(stream)
-    n = max(0, min(n, length))
-    if task is None:
-        task = task_view(log, task_id_of(log, stream))
-    f: EpisodeFold | None = None
-    touched = 0
-    snap_n: int | None = None
-    if use_snapshots:
-        f, touched = load_nearest(log, stream, n, task)
-        snap_n = f.n if f is not None else None
-    if f is None:
-        f = start_fold(stream, task)
-    fold_to(log, f, n)
-    return Seek(stream=stream, n=f.n, state=f.state, digest=f.digest.hexdigest(), touched=touched + f.touched,
-                snapshot_n=snap_n)

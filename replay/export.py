@@ -18,14 +18,21 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from scaleenv.agents.rollout.episode import policy_system_prompt
 from scaleenv.model.tool_schemas import openai_tools
-from scaleenv.store.events.episodes import MessageSent, ToolExecuted
+from scaleenv.store.events.episodes import MessageSent
 
 from .projection import RunView
 
 
 def episode_rows(view: RunView, run_seed: int) -> Iterator[dict[str, Any]]:
+    """One row per finished episode, ``messages`` exactly as the policy was sent them.
+
+    ``messages`` is :meth:`EpisodeView.trajectory`: the episode's fold
+    (:mod:`scaleenv.replay.episode`) through the policy's last answer, i.e. the last
+    request the policy was sent plus that answer, with tool results worded as the
+    policy read them. A turn the port had to retry is exported as it was accepted; the
+    rejected attempts stay in the log (``llm.called``), not in the trajectory.
+    """
     for eid in sorted(view.episodes):
         ep = view.episodes[eid]
         reward = ep.reward
@@ -36,25 +43,10 @@ def episode_rows(view: RunView, run_seed: int) -> Iterator[dict[str, Any]]:
         if task is None or domain is None or domain.spec is None:
             continue
         verified = [t for t in domain.spec.tools if t.name in set(domain.verified)]
-        messages: list[dict[str, Any]] = [{"role": "system", "content": ep.system_prompt or policy_system_prompt(domain)}]
-        token_ids: list[list[int] | None] = []
-        logprobs: list[list[float] | None] = []
-        for event in ep.timeline:
-            if isinstance(event, MessageSent):
-                msg: dict[str, Any] = {"role": event.role, "content": event.content}
-                if event.tool_calls:
-                    msg["tool_calls"] = [
-                        {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-                        for c in event.tool_calls
-                    ]
-                if event.role == "assistant":
-                    token_ids.append(event.token_ids)
-                    logprobs.append(event.logprobs)
-                messages.append(msg)
-            elif isinstance(event, ToolExecuted):
-                content = event.result if event.ok else {"error": event.error, "kind": event.error_kind}
-                messages.append({"role": "tool", "tool_call_id": event.call_id, "name": event.tool,
-                                 "content": json.dumps(content, sort_keys=True, default=str)})
+        assistant = [e for e in ep.timeline if isinstance(e, MessageSent) and e.role == "assistant"]
+        token_ids = [e.token_ids for e in assistant]
+        logprobs = [e.logprobs for e in assistant]
+        messages = ep.trajectory()
         yield {
             "episode_id": eid,
             "task_id": ep.task_id,

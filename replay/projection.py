@@ -15,7 +15,7 @@ from typing import Any
 import attrs
 import networkx as nx
 
-from scaleenv.store.events.episodes import EpisodeEnded, EpisodeStarted, MessageSent, RewardGiven, ToolExecuted
+from scaleenv.store.events.episodes import EpisodeStarted
 from scaleenv.store.events.llm import LlmCalled
 from scaleenv.store.events.synth import (
     CodeProposed,
@@ -36,6 +36,9 @@ from scaleenv.store.events.tasks import (
 )
 from scaleenv.store.record import Record, StreamDigest
 from scaleenv.store.specs import DbState, DomainSpec
+
+from .episode import EpisodeView
+from .episode import apply as apply_episode
 
 from scaleenv.model.graph import graph_from_edges
 from scaleenv.model.state import apply_delta
@@ -94,28 +97,6 @@ class TaskView:
     @property
     def finished(self) -> bool:
         return self.status in ("kept", "discarded")
-
-
-@attrs.define
-class EpisodeView:
-    episode_id: str
-    task_id: str = ""
-    domain: str = ""
-    attempt: int = 0
-    seed: int = 0
-    system_prompt: str = ""
-    messages: list[MessageSent] = attrs.field(factory=list)
-    tool_calls: list[ToolExecuted] = attrs.field(factory=list)
-    state: DbState | None = None
-    ended: EpisodeEnded | None = None
-    rewards: list[RewardGiven] = attrs.field(factory=list)
-    steps: int = 0
-    # Messages and tool results in stream order (what a trajectory is).
-    timeline: list[MessageSent | ToolExecuted] = attrs.field(factory=list)
-
-    @property
-    def reward(self) -> RewardGiven | None:
-        return self.rewards[-1] if self.rewards else None
 
 
 @attrs.define
@@ -250,24 +231,6 @@ def _apply_task(task: TaskView, event: Any) -> None:
 
 def _apply_episode(view: RunView, ep: EpisodeView, event: Any) -> None:
     if isinstance(event, EpisodeStarted):
-        ep.task_id = event.task_id
-        ep.domain = event.domain
-        ep.attempt = event.attempt
-        ep.seed = event.seed
-        ep.system_prompt = event.system_prompt
         task = view.tasks.get(event.task_id)
         ep.state = task.initial_state if task else None
-    elif isinstance(event, MessageSent):
-        ep.messages.append(event)
-        ep.timeline.append(event)
-        ep.steps += 1
-    elif isinstance(event, ToolExecuted):
-        ep.tool_calls.append(event)
-        ep.timeline.append(event)
-        ep.steps += 1
-        if event.ok and ep.state is not None:
-            ep.state = apply_delta(ep.state, event.delta)
-    elif isinstance(event, EpisodeEnded):
-        ep.ended = event
-    elif isinstance(event, RewardGiven):
-        ep.rewards.append(event)
+    apply_episode(ep, event)

@@ -39,9 +39,8 @@ class Regrade:
 
 def rescore(ep: EpisodeView, task: TaskView) -> Score:
     """The current reward code on the episode's final state (as the episode loop scores it)."""
-    said = [m.content for m in ep.messages if m.role == "assistant" and m.content]
     answers = task.golden.expected_answers if task.golden else []
-    return score(task.expected_final or {}, ep.state or {}, answers, said)
+    return score(task.expected_final or {}, ep.state or {}, answers, ep.said)
 
 
 def changes(view: RunView) -> tuple[list[Regrade], int]:

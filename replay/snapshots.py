@@ -32,10 +32,10 @@ import msgspec
 import structlog
 
 from scaleenv.store.log import Log
-from scaleenv.store.record import record_digest_bytes
+from scaleenv.store.record import StreamDigest, record_digest_bytes
 from scaleenv.store.specs import DbState
 
-from .episode_state import EpisodeFold, resume_fold, start_fold, task_id_of, task_view
+from .episode_state import EpisodeFold, fold_to, resume_fold, start_fold, task_id_of, task_view
 from .projection import TaskView
 from scaleenv.model.state import state_digest
 
@@ -141,9 +141,7 @@ def load_nearest(event_log: Log, stream: str, n: int, task: TaskView | None) -> 
         if snap is None:
             log.warning("snapshot ignored", stream=stream, n=pos, reason=why)
             continue
-        from .episode_state import restore_digest
-
-        return resume_fold(stream, task, pos, snap.state, restore_digest(snap.digest, pos)), touched
+        return resume_fold(stream, task, pos, snap.state, StreamDigest.restore(snap.digest, pos)), touched
     return None, touched
 
 
@@ -221,3 +219,34 @@ def snapshot_value(event_log: Log, stream: str, n: int) -> Any:
         return None if raw is None else _snap_dec.decode(raw)
     except msgspec.MsgspecError:
         return None
+
+
+@attrs.frozen
+class Seek:
+    """The state after ``n`` records, the snapshot used (or None) and the events touched."""
+
+    stream: str
+    n: int
+    state: DbState
+    digest: str
+    touched: int
+    snapshot_n: int | None
+
+
+def seek(log: Log, stream: str, n: int, *, task: TaskView | None = None, use_snapshots: bool = True) -> Seek:
+    """The episode's state after its first ``n`` records (clamped to the stream's length)."""
+    length = log.stream_length(stream)
+    n = max(0, min(n, length))
+    if task is None:
+        task = task_view(log, task_id_of(log, stream))
+    f: EpisodeFold | None = None
+    touched = 0
+    snap_n: int | None = None
+    if use_snapshots:
+        f, touched = load_nearest(log, stream, n, task)
+        snap_n = f.n if f is not None else None
+    if f is None:
+        f = start_fold(stream, task)
+    fold_to(log, f, n)
+    return Seek(stream=stream, n=f.n, state=f.state, digest=f.digest.hexdigest(), touched=touched + f.touched,
+                snapshot_n=snap_n)

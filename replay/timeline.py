@@ -19,7 +19,8 @@ from scaleenv.store.log import Log
 from scaleenv.store.record import Record
 from scaleenv.store.specs import DbState
 
-from .episode_state import Seek, episode_id_of, seek, stream_of, task_view
+from .episode_state import episode_id_of, stream_of, task_view
+from .snapshots import Seek, seek
 from .projection import TaskView
 from scaleenv.model.state import compute_delta
 

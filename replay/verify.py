@@ -4,7 +4,7 @@ Three kinds of recorded calls are re-run against state rebuilt from the log:
 
 - ``tests``: each ``TestsRun`` of a tool stream: its cases (the stream's
   ``TestCasesProposed``) against the code of the ``CodeProposed`` with the same
-  ``code_digest``, each case judged again with stage 1's ``judge``; pass/fail and the
+  ``code_digest``, each case judged again with ``scaleenv.model.judge``; pass/fail and the
   outcome kind are compared per case;
 - ``golden``: each task's ``GoldenChainExecuted``, step by step in one session opened on
   the task's initial state with the domain's verified code;
@@ -36,6 +36,7 @@ from scaleenv.store.record import Record
 
 from .projection import DomainView, RunView, fold
 from scaleenv.model.state import canonical
+from scaleenv.model.judge import judge
 
 log = structlog.get_logger("scaleenv.replay.verify")
 
@@ -140,8 +141,6 @@ class _Verifier:
         tool_spec = spec.tool(name) if spec else None
         if spec is None or tool_spec is None:
             return
-        from scaleenv.agents.synth.stage1 import judge
-
         codes: dict[str, str] = {}
         cases: list[Any] = []
         for r in self.log.read_stream(stream):

@@ -26,7 +26,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import lmdb
 import msgspec
@@ -35,10 +35,10 @@ import trio
 from .gc_tuning import engine_gc
 from .errors import LogError, LogLocked, NewerLogFormat, NotALog, RecordDamaged
 from .events.llm import CallRefs, LlmCalled, UnresolvableCall
+from .keys import U64, seq_key, stream_key, stream_len
 from .record import FORMAT_VERSION, Codec, Record, default_codec, unframe
+from .writer import Writer, commit_with_growth
 
-if TYPE_CHECKING:
-    from .writer import Writer
 
 LOG_FORMAT_VERSION = 2
 """The version of the log's layout and of what its events mean.
@@ -58,17 +58,8 @@ READ_CHUNK = 1024
 LOCK_FILE = "writer.lock"
 META_PREFIX = "scaleenv."
 
-_U64 = 8
 _meta_enc = msgspec.msgpack.Encoder()
 _meta_dec = msgspec.msgpack.Decoder()
-
-
-def seq_key(seq: int) -> bytes:
-    return seq.to_bytes(_U64, "big")
-
-
-def stream_key(stream: str, n: int) -> bytes:
-    return stream.encode() + b"\0" + n.to_bytes(_U64, "big")
 
 
 def _created_by() -> str:
@@ -205,8 +196,6 @@ class Log:
     def _write_small(self, db: Any, key: bytes, value: bytes) -> None:
         if self.readonly:
             raise LogError(f"{self.path} is open readonly")
-        from .writer import commit_with_growth
-
         def put(txn: lmdb.Transaction) -> None:
             txn.put(key, value, db=db)
 
@@ -265,9 +254,9 @@ class Log:
             seqs: list[int] = []
             with self._begin(db=self._streams) as txn:
                 cur = txn.cursor()
-                if cur.set_range(prefix + n.to_bytes(_U64, "big")):
+                if cur.set_range(prefix + n.to_bytes(U64, "big")):
                     for k, v in cur:
-                        if not k.startswith(prefix) or len(k) != len(prefix) + _U64:
+                        if not k.startswith(prefix) or len(k) != len(prefix) + U64:
                             break
                         seqs.append(int.from_bytes(v, "big"))
                         if len(seqs) >= READ_CHUNK:
@@ -288,7 +277,7 @@ class Log:
         """How many events ``stream`` holds (0 if none)."""
         prefix = stream.encode() + b"\0"
         with self._begin(db=self._streams) as txn:
-            return _stream_len(txn.cursor(), prefix)
+            return stream_len(txn.cursor(), prefix)
 
     def streams(self, prefix: str = "") -> Iterator[tuple[str, int]]:
         """``(stream id, length)`` for every stream starting with ``prefix``, sorted."""
@@ -303,7 +292,7 @@ class Log:
                     if not k.startswith(p):
                         break
                     sid = k[: k.index(b"\0")]
-                    out.append((sid.decode(), _stream_len(cur, sid + b"\0")))
+                    out.append((sid.decode(), stream_len(cur, sid + b"\0")))
                     start = sid + b"\1"
             yield from out
             if len(out) < READ_CHUNK:
@@ -436,8 +425,6 @@ class Log:
         ``max_batch`` bounds the events group-committed in one transaction.
         On exit (or cancellation) everything already sent is committed first.
         """
-        from .writer import Writer
-
         if self.readonly:
             raise LogError(f"{self.path} is open readonly")
         if self._writer is not None:
@@ -514,19 +501,6 @@ def _gap_entries(a: int, b: int, claimed: set[int]) -> Iterator[RecordDamaged]:
                    RecordDamaged(lo, f"missing: seqs {lo}..{hi}, {hi - lo + 1} records "
                                      "(gap in seqs)", through=hi))
         start = m + 1
-
-
-def _stream_len(cur: lmdb.Cursor, prefix: bytes) -> int:
-    """Length of the stream whose keys start with ``prefix`` (id + NUL)."""
-    if cur.set_range(prefix[:-1] + b"\1"):
-        if not cur.prev():
-            return 0
-    elif not cur.last():
-        return 0
-    k = bytes(cur.key())
-    if not k.startswith(prefix) or len(k) != len(prefix) + _U64:
-        return 0
-    return int.from_bytes(k[len(prefix):], "big") + 1
 
 
 def _take_lock(p: Path) -> int:

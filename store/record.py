@@ -21,6 +21,7 @@ from typing import Any, Union
 import msgspec
 
 from .errors import IncompatibleEvent, NewerLogFormat, RecordDamaged, UnknownEventType
+from .events import ALL_EVENT_TYPES
 from .events.base import Event, Ref
 
 MAGIC = b"SE"
@@ -82,8 +83,6 @@ class Codec:
     def event_types(self) -> tuple[type[Event], ...]:
         if self._given is not None:
             return self._given
-        from .events import ALL_EVENT_TYPES
-
         return ALL_EVENT_TYPES
 
     def _build(self) -> msgspec.msgpack.Decoder[Any]:

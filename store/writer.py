@@ -27,7 +27,7 @@ import trio
 
 from .errors import LogFull, StreamPositionError, UnencodableEvent, WriterClosed
 from .events.base import Event, Ref
-from .log import _U64, _stream_len
+from .keys import U64, stream_len
 from .record import Record, frame
 
 if TYPE_CHECKING:
@@ -383,15 +383,15 @@ class Writer:
                                     _check_stream_id(s)
                                     if scur is None:
                                         scur = txn.cursor(db=streams_db)
-                                    nxt = _stream_len(scur, s.encode() + b"\0")
+                                    nxt = stream_len(scur, s.encode() + b"\0")
                         if it.n != nxt:
                             raise StreamPositionError(s, nxt, it.n)
                         local[s] = nxt + 1
                         r_seq += 1
-                        sk = r_seq.to_bytes(_U64, "big")
+                        sk = r_seq.to_bytes(U64, "big")
                         body = encode_body(r_seq, s, nxt, it.cause, it.actor, wall, it.event)
                         ev_pairs.append((sk, frame(body)))
-                        st_pairs.append((s.encode() + b"\0" + nxt.to_bytes(_U64, "big"), sk))
+                        st_pairs.append((s.encode() + b"\0" + nxt.to_bytes(U64, "big"), sk))
                 except (StreamPositionError, BadStreamId) as exc:
                     r.error = exc
                 except lmdb.Error:

@@ -31,13 +31,8 @@ import time
 from typing import Any, Literal
 
 import attrs
-import openai
-import outlines
 import structlog
 import trio
-from outlines.exceptions import APIError as OutlinesAPIError
-from outlines.inputs import Chat
-from outlines.types import JsonSchema
 
 from .errors import BackendError
 from .port import Completion, LlmRequest
@@ -46,6 +41,8 @@ from .tool_calls import message_to_text
 log = structlog.get_logger("scaleenv.llm.openai")
 
 CALL_HEADER = "x-scaleenv-call"
+ROLE_HEADER = "x-scaleenv-role"
+"""The role a request is for, out of band (``scaleenv sim-server`` reads it; real servers ignore it)."""
 Flavor = Literal["openai", "vllm"]
 _RETRY_STATUSES = frozenset({408, 409, 425, 429}) | frozenset(range(500, 600))
 
@@ -58,9 +55,22 @@ def _usage_of(body: bytes) -> tuple[int, int]:
     return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
 
 
+def _sdk() -> Any:
+    """The openai and outlines modules, imported on first use (together ~1.3 s: a run on the
+    sim, and ``scaleenv --help``, never pay for them)."""
+    import openai
+    import outlines
+    import outlines.exceptions
+    import outlines.inputs
+    import outlines.types
+
+    return openai, outlines
+
+
 def classify(exc: BaseException) -> tuple[bool, int | None, str] | None:
     """(retryable, HTTP status, detail) for a transport/HTTP failure, or None if it is not one."""
-    if isinstance(exc, OutlinesAPIError):
+    openai, outlines = _sdk()
+    if isinstance(exc, outlines.exceptions.APIError):
         inner = exc.original_exception
         if inner is not None and classify(inner) is not None:
             return classify(inner)
@@ -73,7 +83,7 @@ def classify(exc: BaseException) -> tuple[bool, int | None, str] | None:
     return None
 
 
-def _status_detail(exc: openai.APIStatusError) -> str:
+def _status_detail(exc: Any) -> str:
     body = exc.body
     if isinstance(body, dict):
         err = body.get("error", body)
@@ -95,12 +105,13 @@ class OpenAIBackend:
     backoff_s: float = 0.5  # first backoff; doubles each time, capped at backoff_max_s
     backoff_max_s: float = 8.0
     name: str = "openai"
-    _client: openai.AsyncOpenAI = attrs.field(init=False)
+    _client: Any = attrs.field(init=False)
     _outlines: Any = attrs.field(init=False)
     _usage: dict[str, tuple[int, int]] = attrs.field(init=False, factory=dict)
     _ids: Any = attrs.field(init=False, factory=lambda: itertools.count(1))
 
     def __attrs_post_init__(self) -> None:
+        openai, outlines = _sdk()
         http_client = openai.DefaultAsyncHttpxClient(event_hooks={"response": [self._on_response]})
         self._client = openai.AsyncOpenAI(
             base_url=self.base_url, api_key=self.api_key or "EMPTY", max_retries=0,
@@ -150,7 +161,7 @@ class OpenAIBackend:
     async def _once(self, request: LlmRequest, json_schema: dict[str, Any], call_id: str) -> str:
         kwargs: dict[str, Any] = {
             "seed": request.seed, "temperature": request.temperature, "max_tokens": request.max_tokens,
-            "extra_headers": {CALL_HEADER: call_id},
+            "extra_headers": {CALL_HEADER: call_id, ROLE_HEADER: request.role},
         }
         if request.tools:
             result = await self._client.chat.completions.create(
@@ -159,7 +170,8 @@ class OpenAIBackend:
             message = result.choices[0].message
             calls = [c.model_dump(mode="json") for c in (message.tool_calls or [])]
             return message_to_text(message.content, calls, json_schema)
-        text = await self._outlines(Chat(list(request.messages)), JsonSchema(json_schema), **kwargs)
+        _, outlines = _sdk()
+        text = await self._outlines(outlines.inputs.Chat(list(request.messages)), outlines.types.JsonSchema(json_schema), **kwargs)
         return text if isinstance(text, str) else ""
 
     async def aclose(self) -> None:

@@ -39,7 +39,6 @@ T = TypeVar("T")
 
 CONTEXT_OPEN = "<context>"
 CONTEXT_CLOSE = "</context>"
-ROLE_TAG = "[scaleenv role="
 
 
 class LlmRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -120,14 +119,14 @@ class LlmExhaustedError(Exception):
         self.ref = ref
 
 
-def render_messages(role: str, instructions: str, context: dict[str, Any], task: str) -> list[dict[str, Any]]:
+def render_messages(instructions: str, context: dict[str, Any], task: str) -> list[dict[str, Any]]:
     """Render a request as chat messages a real model can read.
 
     The structured context is embedded verbatim as JSON between ``<context>`` tags:
     real models need the facts, and it lets a simulated model behind an HTTP API
     (``scaleenv sim-server``) answer exactly as the in-process sim does.
     """
-    system = f"{ROLE_TAG}{role}]\n{instructions}\nAnswer with one JSON object that matches the given schema."
+    system = f"{instructions}\nAnswer with one JSON object that matches the given schema."
     user = f"{task}\n\n{CONTEXT_OPEN}\n{json.dumps(context, sort_keys=True)}\n{CONTEXT_CLOSE}"
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
@@ -135,22 +134,17 @@ def render_messages(role: str, instructions: str, context: dict[str, Any], task:
 def rendered_request(role: str, instructions: str, context: dict[str, Any], task: str) -> LlmRequest:
     """A request whose messages are rendered from its structured context (every synthesizer
     role and the simulated user; the rollout policy sends its conversation instead)."""
-    return LlmRequest(role=role, messages=render_messages(role, instructions, context, task), context=context)
+    return LlmRequest(role=role, messages=render_messages(instructions, context, task), context=context)
 
 
-def parse_rendered(messages: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
-    """The (role, context) a rendered request was made from (the inverse of render_messages).
+def parse_rendered(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """The context a rendered request was made from (the inverse of render_messages).
 
     Only the first user message can carry the context, and only as render_messages writes
     it (a block that ends the message); anything else — a conversation in which a user
-    happens to type ``<context>`` — has no context.
+    happens to type ``<context>`` — has no context ({}). The request's role is never in
+    its text: it travels beside it (``LlmRequest.role``, the ``LlmCalled`` event).
     """
-    role = ""
-    context: dict[str, Any] = {}
-    for m in messages:
-        content = m.get("content") or ""
-        if m.get("role") == "system" and content.startswith(ROLE_TAG) and "]" in content:
-            role = content[len(ROLE_TAG):content.index("]")]
     first_user = next((m for m in messages if m.get("role") == "user"), None)
     content = str((first_user or {}).get("content") or "")
     opener, closer = f"\n{CONTEXT_OPEN}\n", f"\n{CONTEXT_CLOSE}"
@@ -159,10 +153,10 @@ def parse_rendered(messages: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]
         try:
             decoded = json.loads(body)
         except json.JSONDecodeError:
-            decoded = None
+            return {}
         if isinstance(decoded, dict):
-            context = decoded
-    return role, context
+            return decoded
+    return {}
 
 
 def feedback_count(messages: list[dict[str, Any]]) -> int:

@@ -21,6 +21,7 @@ import trio
 
 from scaleenv.store.events.llm import CallResolver, LlmCalled
 from scaleenv.store.record import Record
+from scaleenv.store.log import Log
 
 from .errors import RecordedDivergence
 from .port import Completion, LlmRequest, recorded_rejection, request_digest
@@ -39,8 +40,6 @@ def whole_calls(records: Iterable[Record]) -> list[LlmCalled]:
 
 def read_calls(log_path: str | os.PathLike[str]) -> list[LlmCalled]:
     """Every ``LlmCalled`` event of the log at ``log_path``, whole, in log order."""
-    from scaleenv.store.log import Log
-
     with Log.open(log_path, readonly=True) as source:
         return whole_calls(source.read())
 

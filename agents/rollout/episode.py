@@ -17,10 +17,13 @@ import attrs
 import structlog
 import trio
 
-from scaleenv.agents.llm.port import ROLE_TAG, LlmExhaustedError, LlmRequest
-from scaleenv.replay.projection import DomainView, TaskView
+from scaleenv.agents.llm.port import LlmExhaustedError, LlmRequest
 from scaleenv.model.reward import Score, score
-from scaleenv.model.state import apply_delta, record_changes
+from scaleenv.model.state import record_changes
+from scaleenv.model.tool_schemas import openai_tools
+from scaleenv.replay import episode as episode_fold
+from scaleenv.replay.episode import EpisodeView
+from scaleenv.replay.projection import DomainView, TaskView
 from scaleenv.run_context import RunContext
 from scaleenv.seeding import derive_seed
 from scaleenv.store.events import Ref
@@ -36,8 +39,7 @@ from scaleenv.store.specs import DbState
 from scaleenv.store.stream import AckMode
 
 from .answers import PolicyTurn, UserTurn
-from scaleenv.model.tool_schemas import openai_tools
-from .user_chat import user_request
+from scaleenv.agents.llm.user_chat import user_request
 
 log = structlog.get_logger("scaleenv.rollout")
 
@@ -54,7 +56,7 @@ def episode_id(task_id: str, attempt: int) -> str:
 def policy_system_prompt(domain: DomainView) -> str:
     assert domain.spec is not None
     return (
-        f"{ROLE_TAG}policy]\nYou are the support agent of {domain.spec.name}: {domain.spec.description}\n"
+        f"You are the support agent of {domain.spec.name}: {domain.spec.description}\n"
         "Help the customer using the tools. Ask for any information you need. Act only on the records "
         "the customer means; confirm the outcome to the customer when done."
     )
@@ -62,18 +64,19 @@ def policy_system_prompt(domain: DomainView) -> str:
 
 @attrs.define
 class _Episode:
+    """A live episode: its stream, and its view folded from what it emitted (``view``).
+
+    Every event goes through :meth:`emit`, which appends it and then applies it to
+    ``view`` with :func:`scaleenv.replay.episode.apply`, the fold replay and export use.
+    """
+
     ctx: RunContext
     domain: DomainView
     task: TaskView
     eid: str
     stream: Any
-    state: DbState
+    view: EpisodeView
     tools: Sequence[dict[str, Any]]
-    policy_messages: list[dict[str, Any]] = attrs.field(factory=list)
-    user_view: list[dict[str, str]] = attrs.field(factory=list)
-    turns: int = 0
-    tool_calls: int = 0
-    env_failures: int = 0
     last: Ref | None = None
     # The sandbox session opens at the first tool call (an episode that calls none never
     # costs the workers anything); `sandbox_tools` gives the code to load. Served episodes
@@ -85,8 +88,26 @@ class _Episode:
     def __attrs_post_init__(self) -> None:
         self.tool_names = frozenset(t["function"]["name"] for t in self.tools)
 
+    @property
+    def state(self) -> DbState:
+        assert self.view.state is not None
+        return self.view.state
+
+    @property
+    def policy_messages(self) -> list[dict[str, Any]]:
+        return self.view.messages
+
+    @property
+    def turns(self) -> int:
+        return self.view.turns
+
+    @property
+    def tool_calls(self) -> int:
+        return self.view.tool_calls
+
     async def emit(self, event: Any, actor: str, cause: Ref | None = None) -> Ref:
         self.last = await self.stream.emit(event, actor=actor, cause=cause if cause is not None else self.last)
+        episode_fold.apply(self.view, event)
         return self.last
 
     async def user_turn(self) -> UserTurn:
@@ -97,13 +118,11 @@ class _Episode:
             "max_turns": self.ctx.config.max_turns,
         }
         gen = await self.ctx.llm.generate(
-            self.stream, user_request(USER_INSTRUCTIONS, context, self.user_view), UserTurn, cause=self.last,
+            self.stream, user_request(USER_INSTRUCTIONS, context, self.view.user_view), UserTurn, cause=self.last,
         )
         self.last = gen.ref
         turn = gen.value
         await self.emit(MessageSent(role="user", content=turn.message), "user")
-        self.user_view.append({"role": "user", "content": turn.message})
-        self.policy_messages.append({"role": "user", "content": turn.message})
         return turn
 
     async def policy_turn(self) -> PolicyTurn:
@@ -125,14 +144,6 @@ class _Episode:
         """Record one assistant turn (from the policy here, or from an external policy when served)."""
         await self.emit(MessageSent(role="assistant", content=content, tool_calls=calls,
                                     token_ids=token_ids, logprobs=logprobs), "policy")
-        message: dict[str, Any] = {"role": "assistant", "content": content}
-        if calls:
-            message["tool_calls"] = [
-                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}} for c in calls
-            ]
-        self.policy_messages.append(message)
-        if content:
-            self.user_view.append({"role": "assistant", "content": content})
 
     async def run_tool(self, call: ToolCallRequest) -> ToolExecuted:
         names = self.tool_names
@@ -154,26 +165,21 @@ class _Episode:
                     await self.ctx.sandbox.open_session(self.eid, self.sandbox_tools(), self.state)
                     self.session_open = True
                 outcome = await self.ctx.sandbox.call(self.eid, call.name, args)
-                delta = record_changes(outcome.delta)
                 if outcome.ok:
-                    event = ToolExecuted(call_id=call.id, tool=call.name, args=args, ok=True, result=outcome.result, delta=delta)
-                    self.state = apply_delta(self.state, delta)
+                    event = ToolExecuted(call_id=call.id, tool=call.name, args=args, ok=True, result=outcome.result,
+                                         delta=record_changes(outcome.delta))
                 else:
-                    kind = outcome.error.kind
-                    if kind in ("timeout", "memory", "crashed", "output_too_large"):
-                        self.env_failures += 1
-                    event = ToolExecuted(call_id=call.id, tool=call.name, args=args, ok=False, error_kind=kind,
-                                         error=outcome.error.message[:1000])
+                    event = ToolExecuted(call_id=call.id, tool=call.name, args=args, ok=False,
+                                         error_kind=outcome.error.kind, error=outcome.error.message[:1000])
         await self.emit(event, "environment")
-        content = json.dumps(event.result if event.ok else {"error": event.error}, sort_keys=True, default=str)
-        self.policy_messages.append({"role": "tool", "tool_call_id": call.id, "content": content})
         return event
 
     async def start(self, attempt: int) -> None:
         """Emit EpisodeStarted (the system prompt is the first policy message)."""
+        _, prompt = offered(self.domain)
         await self.emit(EpisodeStarted(task_id=self.task.task_id, domain=self.domain.name, attempt=attempt,
                                        seed=derive_seed(self.ctx.seed, "episode", self.eid),
-                                       system_prompt=self.policy_messages[0]["content"]), "engine")
+                                       system_prompt=prompt), "engine")
 
     async def finish(self, reason: str, fault: str, detail: str, *,
                      done_working: Callable[[], None] | None = None) -> Score:
@@ -182,10 +188,9 @@ class _Episode:
         ``done_working`` is called after the last emit, before waiting for the commit."""
         task = self.task
         assert task.expected_final is not None
-        said = [m["content"] for m in self.user_view if m["role"] == "assistant"]
-        result = score(task.expected_final, self.state, task.golden.expected_answers if task.golden else [], said)
+        result = score(task.expected_final, self.state, task.golden.expected_answers if task.golden else [], self.view.said)
         if result.reward == 0 and fault == "none":
-            fault = "environment" if self.env_failures else "policy"
+            fault = "environment" if self.view.env_failures else "policy"
         ended = EpisodeEnded(reason=reason, fault=fault, turns=self.turns, tool_calls=self.tool_calls,  # type: ignore[arg-type]
                              detail=detail)
         reward = RewardGiven(reward=result.reward, breakdown=result.breakdown, diff=result.diff[:50],
@@ -240,11 +245,9 @@ def new_episode(ctx: RunContext, domain: DomainView, task: TaskView, eid: str, *
     follows the commit of what it reports.
     """
     assert domain.spec is not None and task.initial_state is not None and task.expected_final is not None
-    tools, prompt = offered(domain)
-    ep = _Episode(ctx=ctx, domain=domain, task=task, eid=eid, stream=ctx.stream(f"episode/{eid}", ack=ack),
-                  state=task.initial_state, tools=tools)
-    ep.policy_messages.append({"role": "system", "content": prompt})
-    return ep
+    tools, _ = offered(domain)
+    return _Episode(ctx=ctx, domain=domain, task=task, eid=eid, stream=ctx.stream(f"episode/{eid}", ack=ack),
+                    view=episode_fold.start(task.initial_state, eid), tools=tools)
 
 
 async def run_episode(ctx: RunContext, domain: DomainView, task: TaskView, attempt: int, *,
@@ -292,11 +295,9 @@ async def _converse(ep: _Episode) -> tuple[str, str, str]:
             if not turn.tool_calls:
                 break
             for call in turn.tool_calls:
-                ep.tool_calls += 1
-                if ep.tool_calls > cfg.max_tool_calls:
+                if ep.tool_calls >= cfg.max_tool_calls:
                     return "max_tool_calls", "limit", f"{cfg.max_tool_calls} tool calls"
                 await ep.run_tool(ToolCallRequest(id=call.id, name=call.name, arguments=call.arguments))
-        ep.turns += 1
         if not turn.content:
             return "policy_stopped", "policy", "the policy ended its turn without a message or a tool call"
         try:

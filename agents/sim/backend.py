@@ -17,89 +17,20 @@ in-process or over HTTP (``scaleenv sim-server``) gives the same text.
 from __future__ import annotations
 
 import json
-import math
 import random
-from collections.abc import Callable
 from typing import Any
 
 import attrs
-import msgspec
 import trio
 
 from scaleenv.agents.llm.port import Completion, LlmRequest, feedback_count, parse_rendered
-from .schema_instance import instance
-
-
-class NoiseModel(msgspec.Struct, frozen=True, kw_only=True):
-    """Rates of the sim's failures (0 disables each)."""
-
-    malformed: float = 0.03
-    schema_violation: float = 0.03
-    # Role-level mistakes, each role interprets it (a bug in code, a wrong record picked).
-    mistakes: float = 0.15
-
-    @classmethod
-    def off(cls) -> NoiseModel:
-        return cls(malformed=0.0, schema_violation=0.0, mistakes=0.0)
-
-
-class LatencyModel(msgspec.Struct, frozen=True, kw_only=True):
-    """Log-normal latency per call: median ``base_s + per_token_s * tokens``, spread ``sigma``."""
-
-    enabled: bool = False
-    base_s: float = 0.05
-    per_token_s: float = 0.0005
-    sigma: float = 0.3
-
-    def sample(self, rng: random.Random, tokens: int) -> float:
-        if not self.enabled:
-            return 0.0
-        median = self.base_s + self.per_token_s * tokens
-        return median * math.exp(rng.gauss(0.0, self.sigma))
-
-
-@attrs.define
-class SimCall:
-    """Everything a role simulator may look at, and its seeded randomness."""
-
-    role: str
-    context: dict[str, Any]
-    schema: dict[str, Any]
-    schema_name: str
-    messages: list[dict[str, Any]]
-    tools: list[dict[str, Any]] | None
-    attempt: int
-    rng: random.Random
-    noise: NoiseModel
-
-    def mistake(self, scale: float = 1.0) -> bool:
-        """Whether to make a role-level mistake this time (rate ``noise.mistakes * scale``)."""
-        return self.rng.random() < self.noise.mistakes * scale
-
-    def schema_instance(self) -> Any:
-        return instance(self.schema, self.rng)
-
-
-RoleSimulator = Callable[[SimCall], Any]
-_ROLES: dict[str, RoleSimulator] = {}
-
-
-def register_role(name: str) -> Callable[[RoleSimulator], RoleSimulator]:
-    def deco(fn: RoleSimulator) -> RoleSimulator:
-        _ROLES[name] = fn
-        return fn
-
-    return deco
+from . import roles  # noqa: F401  (importing it registers the built-in role simulators)
+from .call import LatencyModel, NoiseModel, RoleSimulator, SimCall, registered_roles, role_of_request
 
 
 def role_simulators() -> dict[str, RoleSimulator]:
-    _load_builtin_roles()
-    return dict(_ROLES)
-
-
-def _load_builtin_roles() -> None:
-    # Role simulators live next to the agents they imitate; importing registers them.
-    from scaleenv.agents.sim import roles  # noqa: F401
+    """The built-in role simulators (and any registered since), by role name."""
+    return registered_roles()
 
 
 def _violate_schema(value: Any, rng: random.Random) -> Any:
@@ -133,7 +64,7 @@ class SimBackend:
 
     async def complete(self, request: LlmRequest, json_schema: dict[str, Any], schema_name: str) -> Completion:
         text, prompt_tokens, completion_tokens, latency = self.answer(
-            request.messages, json_schema, schema_name, request.seed, request.tools
+            request.messages, json_schema, schema_name, request.seed, request.tools, role=request.role
         )
         if latency > 0:
             await trio.sleep(latency)
@@ -150,9 +81,17 @@ class SimBackend:
         schema_name: str,
         seed: int,
         tools: list[dict[str, Any]] | None = None,
+        *,
+        role: str | None = None,
     ) -> tuple[str, int, int, float]:
-        """The sim's answer as (text, prompt tokens, completion tokens, latency). Pure."""
-        role, context = parse_rendered(messages)
+        """The sim's answer as (text, prompt tokens, completion tokens, latency). Pure.
+
+        ``role`` is the role the request is for (in-process, the port says); without it,
+        it is read from the request itself (:func:`role_of_request`), as over HTTP.
+        """
+        if role is None:
+            role = role_of_request(schema_name, tools)
+        context = parse_rendered(messages)
         if not context:
             # A plain chat (the rollout policy): the conversation and the offered tools are the context.
             turn = sum(1 for m in messages if m.get("role") == "assistant")

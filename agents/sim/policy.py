@@ -30,7 +30,7 @@ from typing import Any
 
 import attrs
 
-from scaleenv.agents.sim.backend import SimCall, register_role
+from scaleenv.agents.sim.call import SimCall, register_role
 from scaleenv.agents.sim.text import (
     CHANGE_RE,
     EMAIL_RE,
@@ -652,7 +652,7 @@ def _guess(name: str, jtype: str, planner: Planner) -> Any:
     return rng.choice(known) if known else "unknown"
 
 
-@register_role("policy")
+@register_role("policy", answers="PolicyTurn")
 def simulate_policy(call: SimCall) -> dict[str, Any]:
     ctx = call.context
     tools = parse_tools(ctx.get("tools") or call.tools)

@@ -2,7 +2,7 @@
 
 Context (see :mod:`scaleenv.agents.rollout.answers`): ``instruction``, ``user_facts``,
 ``persona``, ``max_turns``; the conversation so far is the request's chat, roles flipped
-(:mod:`scaleenv.agents.rollout.user_chat`); the turn is the number of agent messages.
+(:mod:`scaleenv.agents.llm.user_chat`); the turn is the number of agent messages.
 
 - Opening (no assistant message yet): the goal from the instruction, in the first person,
   sometimes with one held fact up front (never all of them).
@@ -23,9 +23,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from scaleenv.agents.sim.backend import SimCall, register_role
+from scaleenv.agents.sim.call import SimCall, register_role
 from scaleenv.agents.sim.text import mentions, say_fact, words
-from scaleenv.agents.rollout.user_chat import conversation_of
+from scaleenv.agents.llm.user_chat import conversation_of
 
 SUCCESS_RE = re.compile(
     r"\b(done|cancell?ed|updated|booked|completed|complete|changed|created|placed|reserved|scheduled|confirmed|"
@@ -167,7 +167,7 @@ def _turn(message: str, *, done: bool = False, gave_up: bool = False) -> dict[st
     return {"message": message, "done": done, "gave_up": gave_up}
 
 
-@register_role("user")
+@register_role("user", answers="UserTurn")
 def simulate_user(call: SimCall) -> dict[str, Any]:
     ctx = call.context
     rng = call.rng

@@ -13,7 +13,7 @@ read exactly these keys):
 - tester     {"domain": DomainSpec, "tool": str, "state": DbState}   -> TestPlan
 - repairer   {"domain": DomainSpec, "tool": str, "code": str, "round": int,
               "failures": [{"case": str, "failure": str, "traceback": str}],
-              "objections": [str]}                                    -> CodeAnswer
+              "objections": [str]}                                    -> RepairAnswer
 - task_writer {"domain": DomainSpec, "steps": [{"tool", "args"}], "user_facts": {...},
               "goal_tool": str, "targets": {...}}                     -> InstructionAnswer
 """
@@ -26,6 +26,13 @@ import msgspec
 
 
 class CodeAnswer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    code: str
+    notes: str = ""
+
+
+class RepairAnswer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The repairer's new version of a tool's code, and what it says about the failures."""
+
     code: str
     notes: str = ""
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import trio
 
 from scaleenv.cli import EXIT_OK, UsageError
+from scaleenv.distributed import distributed_rollouts
 from scaleenv.run_context import RunConfig
 from scaleenv.runner import EngineOptions, open_run, project, rollouts, stage1, stage2, summary
 from .table import render_summary
@@ -128,3 +130,34 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         if rollouts in STAGES[name][1]:
             add_distributed_options(p)
         p.set_defaults(handler=handle)
+
+
+def handle_distributed(args: Any, config: RunConfig, options: EngineOptions, stages: Sequence[Any]) -> int:
+    """``scaleenv run|rollout --ray ...``: earlier stages here, on the driver; rollouts over the shards."""
+    if args.shards is not None and args.shards < 1:
+        raise UsageError("--shards must be at least 1")
+    before = [s for s in stages if s is not rollouts]
+    try:
+        if before:
+            async def main() -> None:
+                async with open_run(args.log, config, options) as ctx:
+                    for stage in before:
+                        await stage(ctx)
+
+            trio.run(main)
+        result = distributed_rollouts(args.log, config, options, shards=args.shards, executor="ray",
+                                      ray_address=args.ray)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if args.json:
+        print(json.dumps(result, sort_keys=True))
+    else:
+        sys.stdout.write(render_summary(result))
+        d = result["distributed"]
+        m = d["merge"]
+        sys.stdout.write(
+            f"distributed: {d['shards']} shards, {d['episodes_assigned']} episodes run "
+            f"({d['episodes_already_done']} already done); workers {d['seconds']['workers']:.1f}s, "
+            f"merge {m['events_merged']} events in {m['seconds']:.2f}s\n"
+        )
+    return EXIT_OK

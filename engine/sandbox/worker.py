@@ -18,6 +18,7 @@ import traceback  # noqa: F401
 
 from scaleenv.sandbox import executor
 from scaleenv.sandbox.confine import Gate, lockdown
+from scaleenv.sandbox.guards import enable_test_clock
 from scaleenv.sandbox.jsonval import InvalidValue
 from scaleenv.sandbox.protocol import (
     CallReq,
@@ -122,8 +123,6 @@ class Worker:
             return
         self.limits = hello.limits
         if hello.limits.test_clock:
-            from scaleenv.sandbox.guards import enable_test_clock
-
             enable_test_clock()
         executor.install_alarm()
         self.gate = lockdown(hello.limits, os.getcwd())

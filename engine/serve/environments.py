@@ -41,18 +41,24 @@ import json
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import attrs
+import msgspec
 import structlog
 import trio
 
 from scaleenv.agents.llm.port import LlmExhaustedError
-from scaleenv.replay.projection import DomainView, EpisodeView, RunView, TaskView, fold
+from scaleenv.replay import episode as episode_fold
+from scaleenv.replay.episode import EpisodeView, tool_message
+from scaleenv.replay.projection import DomainView, RunView, TaskView, fold
 from scaleenv.model.reward import Score
-from scaleenv.run_context import RunContext
+from scaleenv.run_context import RunConfig, RunContext
+from scaleenv.runner import EngineOptions, open_run
 from scaleenv.store.events import Ref
-from scaleenv.store.events.episodes import MessageSent, ToolCallRequest, ToolExecuted
+from scaleenv.store.log import Log
+from scaleenv.store.events.episodes import ToolCallRequest, ToolExecuted
 from scaleenv.store.stream import Stream
 
 from scaleenv.agents.rollout.episode import Episode, new_episode, offered
@@ -65,8 +71,6 @@ STOPPED = ("error", "environment")
 """Reason and fault of an episode ended because its server stopped (or was killed)."""
 STOPPED_DETAIL = "the server shut down before the episode ended"
 ORPHAN_DETAIL = "the server stopped (killed?) before the episode ended; ended when the next server started"
-ENV_FAILURE_KINDS = frozenset({"timeout", "memory", "crashed", "output_too_large"})
-"""Tool error kinds that are the environment's failure (as the local loop counts them)."""
 
 # Tool error kinds that are the caller's mistake (a 4xx on a single-call endpoint).
 CLIENT_ERROR_STATUS = {"unknown_tool": 404, "bad_json": 400, "bad_args": 422}
@@ -88,11 +92,6 @@ class ServeError(Exception):
 
 def served_episode_id(task_id: str, k: int) -> str:
     return f"{task_id}/s{k}"
-
-
-def tool_message(event: ToolExecuted) -> str:
-    """The tool message content the policy sees (exactly what the local loop feeds back)."""
-    return json.dumps(event.result if event.ok else {"error": event.error}, sort_keys=True, default=str)
 
 
 def tool_result_json(event: ToolExecuted) -> dict[str, Any]:
@@ -391,14 +390,12 @@ class Environments:
         results: list[dict[str, Any]] = []
         out: dict[str, Any] = {"episode_id": ep.eid, "tool_results": results, "user": None}
         for call in calls:
-            ep.tool_calls += 1
-            if ep.tool_calls > cfg.max_tool_calls:
+            if ep.tool_calls >= cfg.max_tool_calls:
                 await self._end(se, "max_tool_calls", "limit", f"{cfg.max_tool_calls} tool calls")
                 out.update(self._ending(se))
                 return out
             results.append(tool_result_json(await ep.run_tool(call)))
         if not calls:
-            ep.turns += 1
             if not content:
                 await self._end(se, "policy_stopped", "policy", "the policy ended its turn without a message or a tool call")
             else:
@@ -437,7 +434,7 @@ class Environments:
         s = await ep.finish(reason, fault, detail)
         # finish() turns fault "none" into policy/environment for a zero reward (the same rule here).
         if s.reward == 0 and fault == "none":
-            fault = "environment" if ep.env_failures else "policy"
+            fault = "environment" if ep.view.env_failures else "policy"
         se.result = score_json(ep.eid, reason, fault, ep, s, detail)
         log.debug("episode ended", episode=ep.eid, reason=reason, reward=s.reward)
 
@@ -475,29 +472,9 @@ class Environments:
         sid = f"episode/{ev.episode_id}"
         recorded = list(self.ctx.log.read_stream(sid))
         stream = Stream(self.ctx.writer, sid, recorded=recorded, mode="append")
-        tools, prompt = offered(domain)
-        assert ev.state is not None
-        ep = Episode(ctx=self.ctx, domain=domain, task=task, eid=ev.episode_id, stream=stream,
-                     state=ev.state, tools=tools)
-        ep.policy_messages.append({"role": "system", "content": ev.system_prompt or prompt})
-        for item in ev.timeline:  # the counts and messages exactly as the steps built them
-            if isinstance(item, MessageSent):
-                message: dict[str, Any] = {"role": item.role, "content": item.content}
-                if item.role == "assistant" and item.tool_calls:
-                    message["tool_calls"] = [{"id": c.id, "type": "function",
-                                              "function": {"name": c.name, "arguments": c.arguments}}
-                                             for c in item.tool_calls]
-                elif item.role == "assistant":
-                    ep.turns += 1
-                if item.role == "user" or item.content:
-                    ep.user_view.append({"role": item.role, "content": item.content})
-                ep.policy_messages.append(message)
-            else:
-                ep.tool_calls += 1
-                if item.error_kind in ENV_FAILURE_KINDS:
-                    ep.env_failures += 1
-                ep.policy_messages.append({"role": "tool", "tool_call_id": item.call_id,
-                                           "content": tool_message(item)})
+        tools, _ = offered(domain)
+        view = episode_fold.fold((r.event for r in recorded), task.initial_state, ev.episode_id)
+        ep = Episode(ctx=self.ctx, domain=domain, task=task, eid=ev.episode_id, stream=stream, view=view, tools=tools)
         ep.last = Ref(sid, len(recorded) - 1) if recorded else None
         return Served(ep=ep, attempt=ev.attempt)
 
@@ -516,13 +493,6 @@ class Environments:
 
 def stored_config(path: str) -> Any:
     """The RunConfig a log was made with (ValueError if the path holds no run)."""
-    from pathlib import Path
-
-    import msgspec
-
-    from scaleenv.run_context import RunConfig
-    from scaleenv.store.log import Log
-
     if not Path(path).exists():
         raise ValueError(f"no log at {path} (make one with: scaleenv run --log {path})")
     with Log.open(path, readonly=True) as event_log:
@@ -536,8 +506,6 @@ def stored_config(path: str) -> Any:
 async def open_environments(path: str, options: Any = None, *, idle_timeout: float = 600.0,
                             max_open: int = 1024) -> AsyncIterator[Environments]:
     """Open the run at ``path`` for appending (the writer lock) and serve its kept tasks."""
-    from scaleenv.runner import EngineOptions, open_run
-
     config = stored_config(path)
     options = options if options is not None else EngineOptions(progress=False)
     async with open_run(path, config, options) as ctx:

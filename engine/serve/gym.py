@@ -39,6 +39,7 @@ import gymnasium
 import trio
 
 from scaleenv.serve.environments import Environments, ServeError, open_environments
+from scaleenv.runner import EngineOptions
 
 LIMIT_REASONS = frozenset({"max_turns", "max_tool_calls", "timeout"})
 
@@ -165,8 +166,6 @@ class ScaleEnvGym(gymnasium.Env):  # type: ignore[type-arg]
     def __init__(self, log_path: str, task_id: str, *, options: Any = None, idle_timeout: float = 600.0,
                  render_mode: str | None = None) -> None:
         if options is None:
-            from scaleenv.runner import EngineOptions
-
             options = EngineOptions(progress=False)
         self.task_id = task_id
         self.render_mode = render_mode

@@ -58,7 +58,7 @@ class EnvHandler:
     def __init__(self, envs: Environments) -> None:
         self.envs = envs
 
-    async def __call__(self, method: str, path: str, raw: bytes) -> tuple[int, Any]:
+    async def __call__(self, method: str, path: str, raw: bytes, headers: dict[str, str] | None = None) -> tuple[int, Any]:
         try:
             return 200, await self.route(method, path.rstrip("/") or "/", raw)
         except ServeError as exc:

@@ -24,7 +24,8 @@ MAX_BODY = 64 << 20
 RECEIVE_SIZE = 65536
 SERVER = b"scaleenv-sim"
 
-Handler = Callable[[str, str, bytes], Awaitable[tuple[int, Any]]]
+Handler = Callable[[str, str, bytes, dict[str, str]], Awaitable[tuple[int, Any]]]
+"""``(method, path, body, headers) -> (status, JSON payload)``; header names are lower case."""
 
 
 class HttpError(Exception):
@@ -62,7 +63,7 @@ async def _next_event(stream: trio.SocketStream, conn: h11.Connection) -> Any:
         conn.receive_data(data)  # b"" signals EOF to h11
 
 
-async def _read_request(stream: trio.SocketStream, conn: h11.Connection) -> tuple[str, str, bytes] | None:
+async def _read_request(stream: trio.SocketStream, conn: h11.Connection) -> tuple[str, str, bytes, dict[str, str]] | None:
     event = await _next_event(stream, conn)
     if isinstance(event, h11.ConnectionClosed):
         return None
@@ -79,7 +80,8 @@ async def _read_request(stream: trio.SocketStream, conn: h11.Connection) -> tupl
             break
         elif isinstance(part, h11.ConnectionClosed):
             return None
-    return event.method.decode(), event.target.decode().split("?", 1)[0], bytes(body)
+    headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in event.headers}
+    return event.method.decode(), event.target.decode().split("?", 1)[0], bytes(body), headers
 
 
 async def _connection(stream: trio.SocketStream, handler: Handler) -> None:
@@ -97,9 +99,9 @@ async def _connection(stream: trio.SocketStream, handler: Handler) -> None:
                 return
             if request is None:
                 return
-            method, path, body = request
+            method, path, body, headers = request
             try:
-                status, payload = await handler(method, path, body)
+                status, payload = await handler(method, path, body, headers)
             except HttpError as exc:
                 status, payload = exc.status, error_body(exc.status, exc.message, exc.kind)
             except Exception as exc:  # noqa: BLE001 - one bad request must not stop the server

@@ -27,6 +27,8 @@ from typing import Any
 import attrs
 import trio
 
+from scaleenv.agents.llm.openai_backend import ROLE_HEADER
+
 from .http_json import HttpError, serve_json
 from scaleenv.agents.sim.backend import SimBackend
 from scaleenv.agents.llm.tool_calls import text_to_message
@@ -81,7 +83,7 @@ class SimServer:
     served: int = 0
     _ids: Any = attrs.field(factory=lambda: itertools.count(1))
 
-    async def handle(self, method: str, path: str, body: bytes) -> tuple[int, Any]:
+    async def handle(self, method: str, path: str, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, Any]:
         if path == "/v1/models":
             if method != "GET":
                 raise HttpError(405, f"{method} {path}: use GET")
@@ -89,10 +91,13 @@ class SimServer:
         if path == "/v1/chat/completions":
             if method != "POST":
                 raise HttpError(405, f"{method} {path}: use POST")
-            return 200, await self.chat(body)
+            return 200, await self.chat(body, (headers or {}).get(ROLE_HEADER))
         raise HttpError(404, f"no route {method} {path}; this server has POST /v1/chat/completions and GET /v1/models", "not_found_error")
 
-    async def chat(self, raw: bytes) -> dict[str, Any]:
+    async def chat(self, raw: bytes, role: str | None = None) -> dict[str, Any]:
+        """One chat completion. ``role``: the ``x-scaleenv-role`` header of scaleenv's own
+        client (out of band, never in the text); other clients' requests say nothing, and
+        the role is read from the request (offered tools: the policy; else the schema)."""
         try:
             body = json.loads(raw or b"null")
         except json.JSONDecodeError as exc:
@@ -108,7 +113,8 @@ class SimServer:
         if not isinstance(seed, int):
             raise HttpError(400, f"seed must be an integer, got {seed!r}")
         tools = body.get("tools") or None
-        text, prompt_tokens, completion_tokens, latency = self.sim.answer(messages, schema, schema_name, seed, tools)
+        text, prompt_tokens, completion_tokens, latency = self.sim.answer(messages, schema, schema_name, seed, tools,
+                                                                         role=role or None)
         if latency > 0:
             await trio.sleep(latency)
         content, tool_calls = text_to_message(text) if tools else (text, None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scaleenv.agents.llm.backends import backend_from_spec
+from scaleenv.backend_spec import backend_from_spec
 from scaleenv.agents.llm.openai_backend import OpenAIBackend
 from scaleenv.agents.sim import LatencyModel, NoiseModel, SimBackend
 

@@ -29,7 +29,7 @@ async def test_sim_server_subcommand() -> None:
         assert url.startswith("http://127.0.0.1:") and url.endswith("/v1")
         backend = OpenAIBackend(base_url=url, model="scaleenv-sim-1")
         schema, name = schema_for(Plan)
-        req = LlmRequest(role="test/x", messages=render_messages("test/x", "i", {"a": 1}, "t"), context={"a": 1}, seed=11)
+        req = LlmRequest(role="test/x", messages=render_messages("i", {"a": 1}, "t"), context={"a": 1}, seed=11)
         got = await backend.complete(req, schema, name)
         await backend.aclose()
         assert got.text == SimBackend().answer(req.messages, schema, name, 11)[0]

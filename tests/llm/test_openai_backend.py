@@ -18,7 +18,7 @@ from .structs import Pair, Person, Plan
 
 def _request(i: int, role: str = "test/generic") -> LlmRequest:
     ctx = {"item": i, "note": "é ü ✓"}
-    return LlmRequest(role=role, messages=render_messages(role, "Describe.", ctx, f"Describe item {i}."),
+    return LlmRequest(role=role, messages=render_messages("Describe.", ctx, f"Describe item {i}."),
                       context=ctx, seed=1000 + i, temperature=0.3, max_tokens=256)
 
 

@@ -33,7 +33,7 @@ class ScriptedBackend:
 
 
 def _request(role: str = "test/counter") -> LlmRequest:
-    return LlmRequest(role=role, messages=render_messages(role, "Count things.", {"k": 1}, "Count."), context={"k": 1})
+    return LlmRequest(role=role, messages=render_messages("Count things.", {"k": 1}, "Count."), context={"k": 1})
 
 
 async def test_malformed_is_retried_with_error_fed_back(writer, log) -> None:

@@ -17,7 +17,7 @@ from .structs import Pair, Person, Plan
 
 def _request(i: int, role: str = "test/writer") -> LlmRequest:
     ctx = {"item": i, "text": "a fairly long context string " * 5}
-    return LlmRequest(role=role, messages=render_messages(role, "Write.", ctx, f"Write item {i}."), context=ctx)
+    return LlmRequest(role=role, messages=render_messages("Write.", ctx, f"Write item {i}."), context=ctx)
 
 
 async def _record(path, run_seed: int = 4) -> list[tuple]:

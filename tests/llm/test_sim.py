@@ -20,7 +20,7 @@ from .structs import Pair, Person, Plan, PolicyTurn
 
 def _request(i: int) -> LlmRequest:
     ctx = {"item": i}
-    return LlmRequest(role="test/generic", messages=render_messages("test/generic", "Describe.", ctx, f"Describe item {i}."), context=ctx)
+    return LlmRequest(role="test/generic", messages=render_messages("Describe.", ctx, f"Describe item {i}."), context=ctx)
 
 
 async def _run(tmp_path, name: str, run_seed: int) -> list[bytes]:

@@ -35,7 +35,7 @@ def _policy(call: SimCall) -> dict:
 
 def _request(turn: int, seed: int) -> LlmRequest:
     ctx = {"turn": turn}
-    return LlmRequest(role="test/policy", messages=render_messages("test/policy", "Help the user.", ctx, "Next step."),
+    return LlmRequest(role="test/policy", messages=render_messages("Help the user.", ctx, "Next step."),
                       context=ctx, tools=TOOLS, seed=seed)
 
 
@@ -47,7 +47,7 @@ async def test_tool_calls_over_http_equal_in_process(sim_url: str) -> None:
     for i in range(40):
         req = _request(i, seed=500 + i)
         got = await backend.complete(req, schema, name)
-        text = sim.answer(req.messages, schema, name, req.seed, req.tools)[0]
+        text = sim.answer(req.messages, schema, name, req.seed, req.tools, role=req.role)[0]
         assert got.text == text
         kinds.add(bool(json.loads(text)["tool_calls"]))
     await backend.aclose()

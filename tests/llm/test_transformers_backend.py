@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="the transformers backend needs torch: pip install 'scaleenv[local]'")
 transformers = pytest.importorskip("transformers", reason="the transformers backend needs transformers: pip install 'scaleenv[local]'")
 
-from scaleenv.agents.llm.backends import backend_from_spec  # noqa: E402
+from scaleenv.backend_spec import backend_from_spec  # noqa: E402
 from scaleenv.agents.llm.port import Llm, LlmRequest, render_messages  # noqa: E402
 from scaleenv.store import Stream  # noqa: E402
 
@@ -45,7 +45,7 @@ async def test_random_weights_still_give_schema_valid_json(tiny_model: Path, log
     llm = Llm(backend, run_seed=1, max_attempts=1)
     for i in range(4):
         ctx = {"i": i}
-        req = LlmRequest(role="test/tiny", messages=render_messages("test/tiny", "Name it.", ctx, "Go."), context=ctx, max_tokens=200)
+        req = LlmRequest(role="test/tiny", messages=render_messages("Name it.", ctx, "Go."), context=ctx, max_tokens=200)
         got = await llm.generate(Stream(writer, f"tiny/{i}"), req, Tiny)
         assert isinstance(got.value, Tiny) and got.attempts == 1
     calls = llm_calls(log)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import trio
 
-from scaleenv.agents.synth.stage1 import _run_cases, contract_cases, judge  # noqa: F401
+from scaleenv.agents.synth.stage1 import _run_cases, contract_cases  # noqa: F401
 from scaleenv.model.dbgen import generate_state
 from scaleenv.run_context import RunConfig
 from scaleenv.runner import EngineOptions, open_run, stage1

@@ -10,7 +10,7 @@ from pathlib import Path
 import msgspec
 import structlog
 
-from scaleenv.replay.episode_state import seek
+from scaleenv.replay.snapshots import seek
 from scaleenv.replay.snapshots import (
     SnapshotIndex,
     build_snapshots,

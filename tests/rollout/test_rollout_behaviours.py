@@ -13,9 +13,10 @@ import msgspec
 import trio
 
 import scaleenv.agents.rollout.episode as episode_module
+import scaleenv.runner as runner_module
 from scaleenv.agents.llm.port import Completion, LlmRequest
 from scaleenv.agents.sim import NoiseModel, SimBackend
-from scaleenv.agents.rollout.user_chat import conversation_of
+from scaleenv.agents.llm.user_chat import conversation_of
 from scaleenv.replay.projection import fold
 from scaleenv.runner import EngineOptions, open_run, project, rollouts, summary
 from scaleenv.store.events.episodes import EpisodeEnded, EpisodeStarted, RewardGiven, ToolExecuted
@@ -154,14 +155,14 @@ def test_interrupted_rollout_resumes_without_rerunning_finished_episodes(templat
                 await trio.lowlevel.checkpoint()
             return await real(ctx, domain, task, attempt, **kw)
 
-        monkeypatch.setattr(episode_module, "run_episode", stopping)
+        monkeypatch.setattr(runner_module, "run_episode", stopping)
         try:
             async with open_run(str(path), config(per_task), opts) as ctx:
                 with trio.CancelScope() as scope:
                     await rollouts(ctx)
                 assert scope.cancelled_caught, "the run finished before the interruption"
         finally:
-            monkeypatch.setattr(episode_module, "run_episode", real)
+            monkeypatch.setattr(runner_module, "run_episode", real)
 
     def finished(p: Path) -> set[str]:
         with Log.open(p, readonly=True) as log:
@@ -177,7 +178,7 @@ def test_interrupted_rollout_resumes_without_rerunning_finished_episodes(templat
         started.append(episode_module.episode_id(task.task_id, attempt))
         return await real(ctx, domain, task, attempt, **kw)
 
-    monkeypatch.setattr(episode_module, "run_episode", counting)
+    monkeypatch.setattr(runner_module, "run_episode", counting)
     roll(path, per_task, concurrency=8)
     assert started and not set(started) & done_before, "a finished episode was run again"
     with Log.open(path, readonly=True) as a, Log.open(whole, readonly=True) as b:

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from scaleenv.agents.llm.port import REJECTED_PREFIX, Llm
 from scaleenv.agents.rollout.answers import UserTurn
-from scaleenv.agents.rollout.user_chat import conversation_of, user_request
+from scaleenv.agents.llm.user_chat import conversation_of, user_request
 from scaleenv.store import Stream
 from scaleenv.store.events.llm import LlmCalled
 from tests.llm.test_port import ScriptedBackend

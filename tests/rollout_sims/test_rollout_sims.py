@@ -172,10 +172,10 @@ def test_through_the_sim_backend() -> None:
     """The roles answer through SimBackend (rendered context, JSON text) and decode as the output types."""
     backend = SimBackend(noise=OFF)
     ctx = user_ctx([], turn=0)
-    text, *_ = backend.answer(render_messages("user", "Play the user.", ctx, "Your turn."), msgspec.json.schema(UserTurn), "UserTurn", 7)
+    text, *_ = backend.answer(render_messages("Play the user.", ctx, "Your turn."), msgspec.json.schema(UserTurn), "UserTurn", 7)
     assert "blue lamp" in msgspec.json.decode(text, type=UserTurn).message
     pctx = {"conversation": [{"role": "user", "content": "Cancel my order orde_1a2b."}], "tools": tool_schemas(DOMAIN), "turn": 1}
-    text, *_ = backend.answer(render_messages("policy", "Act.", pctx, "Your turn."), msgspec.json.schema(PolicyTurn),
+    text, *_ = backend.answer(render_messages("Act.", pctx, "Your turn."), msgspec.json.schema(PolicyTurn),
                               "PolicyTurn", 7, tool_schemas(DOMAIN))
     turn = msgspec.json.decode(text, type=PolicyTurn)
     assert turn.tool_calls and turn.tool_calls[0].name == "cancel_order"

@@ -14,6 +14,7 @@ pytest.importorskip("mcp", reason="serve-mcp needs the mcp SDK: pip install 'sca
 from mcp import Client, StdioServerParameters  # noqa: E402
 
 from scaleenv.replay.projection import fold  # noqa: E402
+from scaleenv.store.events.episodes import ToolExecuted  # noqa: E402
 from scaleenv.store.log import Log  # noqa: E402
 
 
@@ -47,4 +48,4 @@ async def test_mcp_stdio_golden_episode(run_log: Path) -> None:
         view = fold(event_log.read())
     ep = view.episodes[f"{task_id}/s0"]
     assert ep.reward is not None and ep.reward.reward == 1.0
-    assert sum(1 for e in ep.tool_calls if not e.ok) == 1
+    assert sum(1 for e in ep.timeline if isinstance(e, ToolExecuted) and not e.ok) == 1

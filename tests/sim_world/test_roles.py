@@ -23,8 +23,8 @@ CLEAN = NoiseModel(malformed=0.0, schema_violation=0.0, mistakes=0.15)
 def ask(role: str, context: dict, out_type: type, seed: int, noise: NoiseModel = CLEAN):
     backend = SimBackend(noise=noise)
     schema, name = schema_for(out_type)
-    messages = render_messages(role, "instructions", context, "task")
-    text, *_ = backend.answer(messages, schema, name, seed)
+    messages = render_messages("instructions", context, "task")
+    text, *_ = backend.answer(messages, schema, name, seed, role=role)
     return msgspec.json.decode(text, type=out_type), text
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from scaleenv.agents.sim.backend import SimCall, register_role
+from scaleenv.agents.sim.call import SimCall, register_role
 
 from .vocab import domain_for
 
@@ -53,7 +53,7 @@ def break_design(spec: dict[str, Any], kind: str, rng: Any) -> dict[str, Any]:
     return spec
 
 
-@register_role("architect")
+@register_role("architect", answers="DomainSpec")
 def architect(call: SimCall) -> dict[str, Any]:
     ctx = call.context
     spec = msgspec.to_builtins(domain_for(int(ctx.get("slot", 0)), int(ctx.get("variety_seed", 0))))

@@ -23,8 +23,22 @@ from typing import Any
 
 import attrs
 
-from scaleenv.model.contracts import RESULT, FieldRef, Literal, Param, ParamField, RecordRef, Term, Wildcard, parse_term, render, right_term
+from scaleenv.model.contracts import (
+    RESULT,
+    FieldRef,
+    Literal,
+    Param,
+    ParamField,
+    RecordRef,
+    Term,
+    Wildcard,
+    parse_term,
+    render,
+    right_term,
+    term_tables_fields,
+)
 from scaleenv.store.specs import Condition, DomainSpec, TableSpec, ToolSpec
+
 
 BUG_KINDS = (
     "missing_check", "wrong_key", "off_by_one", "wrong_transition", "forgot_update",
@@ -569,8 +583,6 @@ def _emit_match(w: _Writer, i: int, cond: Condition, left: FieldRef, right: Term
 
 
 def _tables(term: Term) -> list[tuple[str, str | None]]:
-    from scaleenv.model.contracts import term_tables_fields
-
     return term_tables_fields(term)
 
 

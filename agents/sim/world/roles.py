@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-from scaleenv.agents.sim.backend import SimCall, register_role
+from scaleenv.agents.sim.call import SimCall, register_role
 from scaleenv.store.specs import DomainSpec, ToolSpec
 
 from .codegen import applicable_bugs, generate, is_result_post
@@ -48,14 +48,14 @@ def _summary(tool: ToolSpec) -> str:
     return f"Implements {tool.name}: {pre} pre-condition guard(s) raising ToolError, {post} post-condition update(s){extra}."
 
 
-@register_role("coder")
+@register_role("coder", answers="CodeAnswer")
 def coder(call: SimCall) -> dict[str, Any]:
     domain, tool = _domain_tool(call)
     code, _ = write_code(domain, tool, call, CODER_BUG_SCALE)
     return {"code": code, "notes": _summary(tool)}
 
 
-@register_role("reviewer")
+@register_role("reviewer", answers="ReviewAnswer")
 def reviewer(call: SimCall) -> dict[str, Any]:
     domain, tool = _domain_tool(call)
     wrong, right = findings(domain, tool, str(call.context.get("code", "")))
@@ -65,7 +65,7 @@ def reviewer(call: SimCall) -> dict[str, Any]:
     return {"accept": not objections, "objections": objections}
 
 
-@register_role("tester")
+@register_role("tester", answers="TestPlan")
 def tester(call: SimCall) -> dict[str, Any]:
     domain, tool = _domain_tool(call)
     state = call.context.get("state") or {}
@@ -75,7 +75,7 @@ def tester(call: SimCall) -> dict[str, Any]:
     return {"cases": cases}
 
 
-@register_role("repairer")
+@register_role("repairer", answers="RepairAnswer")
 def repairer(call: SimCall) -> dict[str, Any]:
     domain, tool = _domain_tool(call)
     failures = call.context.get("failures") or []

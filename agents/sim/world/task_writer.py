@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from scaleenv.agents.sim.backend import SimCall, register_role
+from scaleenv.agents.sim.call import SimCall, register_role
 from scaleenv.model.contracts import Literal, parse_term, right_term
 from scaleenv.store.specs import DomainSpec, ToolSpec
 
@@ -137,7 +137,7 @@ def _source_record(domain: DomainSpec, steps: list[dict[str, Any]], name: str, v
     return ""
 
 
-@register_role("task_writer")
+@register_role("task_writer", answers="InstructionAnswer")
 def task_writer(call: SimCall) -> dict[str, Any]:
     ctx = call.context
     domain = msgspec.convert(ctx["domain"], DomainSpec)

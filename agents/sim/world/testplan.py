@@ -11,8 +11,9 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from scaleenv.model.contracts import UNDEFINED, FieldRef, Literal, Param, RecordRef, check_pre, eval_term, parse_term, right_term
+from scaleenv.model.contracts import UNDEFINED, FieldRef, Literal, Param, RecordRef, check_pre, eval_term, evaluate, parse_term, right_term
 from scaleenv.store.specs import DbState, DomainSpec, ToolSpec
+
 
 from .codegen import _is_match, _lookup_field, is_result_post
 from .states import STREETS
@@ -213,8 +214,6 @@ def plan_cases(domain: DomainSpec, tool: ToolSpec, state: DbState, rng: random.R
 
 
 def _breaks_only(tool: ToolSpec, index: int, args: dict[str, Any], state: DbState) -> bool:
-    from scaleenv.model.contracts import evaluate
-
     for i, c in enumerate(tool.contract):
         if c.when != "pre":
             continue

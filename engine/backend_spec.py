@@ -1,11 +1,18 @@
-"""``--llm`` values to backends: ``sim``, ``openai:URL``, ``vllm:URL``, ``transformers:PATH``, ``recorded:LOGPATH``."""
+"""``--llm`` values to backends: ``sim``, ``openai:URL``, ``vllm:URL``, ``transformers:PATH``, ``recorded:LOGPATH``.
+
+The one place that knows every backend, the sim included: the runner and the CLI wire a
+backend from its spec here, so the agents and the port never import the sim.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from .port import Backend
-from scaleenv.agents.sim.backend import LatencyModel, NoiseModel, SimBackend
+from scaleenv.agents.llm.openai_backend import OpenAIBackend
+from scaleenv.agents.llm.port import Backend
+from scaleenv.agents.llm.recorded import RecordedBackend
+from scaleenv.agents.llm.transformers_backend import TransformersBackend
+from scaleenv.agents.sim import LatencyModel, NoiseModel, SimBackend
 
 SPEC_FORMS = (
     "sim (the offline simulated LLM, default)",
@@ -53,19 +60,25 @@ def backend_from_spec(
             raise _bad(spec, f"'{kind}:' needs an http(s) URL")
         if not model:
             raise _bad(spec, f"'{kind}:URL' needs --model (the model name the server serves)")
-        from .openai_backend import OpenAIBackend
-
         return OpenAIBackend(base_url=arg, model=model, api_key=api_key or "EMPTY", flavor=kind, **options)  # type: ignore[arg-type]
     if kind == "transformers":
         if not arg:
             raise _bad(spec, "'transformers:' needs a model directory")
-        from .transformers_backend import TransformersBackend
-
         return TransformersBackend.load(arg, model=model)
     if kind == "recorded":
         if not arg:
             raise _bad(spec, "'recorded:' needs the path of an earlier log")
-        from .recorded import RecordedBackend
-
         return RecordedBackend.from_log(arg)
     raise _bad(spec, f"unknown backend {kind!r}")
+
+
+def sim_noise(level: float | None) -> NoiseModel:
+    """The sim's noise model for ``--noise LEVEL`` (None: the default model)."""
+    if level is None:
+        return NoiseModel()
+    return NoiseModel(malformed=level * 0.2, schema_violation=level * 0.2, mistakes=level)
+
+
+def sim_latency(enabled: bool) -> LatencyModel:
+    """The sim's latency model for ``--latency`` (off: answers come at once)."""
+    return LatencyModel(enabled=enabled)

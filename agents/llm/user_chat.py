@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..llm.port import REJECTED_PREFIX, LlmRequest, rendered_request
+from .port import REJECTED_PREFIX, LlmRequest, rendered_request
 
 FLIP = {"user": "assistant", "assistant": "user"}
 TASK = "Reply as the customer. The conversation follows: the agent's messages are the user's, yours the assistant's."

@@ -1,0 +1,144 @@
+"""One episode as a fold of its events: what the policy and the user see, counts, faults, state.
+
+``apply(state, event) -> state`` is the one definition of an episode. The live loop
+(``scaleenv.agents.rollout.episode``) emits an event and then applies it; served
+episodes, the export, the run projection and replay fold the recorded events with the
+same function. So the conversation a trainer exports is, message for message, the one
+the policy was sent, and the counts a served episode restores are the ones it had.
+
+What the policy sees (:attr:`EpisodeView.messages`, OpenAI chat format): the system
+prompt, then each user message, each assistant message (with its ``tool_calls``), and
+each tool result as a ``tool`` message whose content is :func:`tool_message`. What the
+user sees (:attr:`EpisodeView.user_view`): its own messages and the assistant's text.
+
+Counting rules: a *turn* is an assistant message without tool calls (the policy spoke to
+the user); ``tool_calls`` counts executed calls (``ToolExecuted``); a call that failed
+for the environment's own reasons (timeout, memory, crash, output too large) counts as
+an environment failure. ``apply`` takes ownership of the view (updated in place and
+returned, as the run projection's ``apply``); database states are never mutated.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+import attrs
+
+from scaleenv.model.state import apply_delta
+from scaleenv.store.events.episodes import (
+    EpisodeEnded,
+    EpisodeStarted,
+    MessageSent,
+    RewardGiven,
+    ToolCallRequest,
+    ToolExecuted,
+)
+from scaleenv.store.specs import DbState
+
+ENV_FAILURE_KINDS = frozenset({"timeout", "memory", "crashed", "output_too_large"})
+"""Tool error kinds that are the environment's failure, not the policy's."""
+
+
+def tool_message(event: ToolExecuted) -> str:
+    """The content of the ``tool`` message the policy is sent for an executed call."""
+    return json.dumps(event.result if event.ok else {"error": event.error}, sort_keys=True, default=str)
+
+
+def assistant_message(content: str, calls: Iterable[ToolCallRequest]) -> dict[str, Any]:
+    """An assistant message in OpenAI chat format (``tool_calls`` only when there are some)."""
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    listed = [{"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}} for c in calls]
+    if listed:
+        message["tool_calls"] = listed
+    return message
+
+
+@attrs.define
+class EpisodeView:
+    """Everything an episode's events define (see the module doc)."""
+
+    episode_id: str = ""
+    task_id: str = ""
+    domain: str = ""
+    attempt: int = 0
+    seed: int = 0
+    system_prompt: str = ""
+    messages: list[dict[str, Any]] = attrs.field(factory=list)
+    """What the policy is sent: system, user, assistant (with tool_calls) and tool messages."""
+    user_view: list[dict[str, str]] = attrs.field(factory=list)
+    """What the user sees: its own messages (``user``) and the assistant's text (``assistant``)."""
+    timeline: list[MessageSent | ToolExecuted] = attrs.field(factory=list)
+    """Messages and tool results in stream order."""
+    turns: int = 0
+    tool_calls: int = 0
+    env_failures: int = 0
+    ended: EpisodeEnded | None = None
+    rewards: list[RewardGiven] = attrs.field(factory=list)
+    state: DbState | None = None
+    """The episode's database: the task's initial state with every successful call's delta
+    (None when the task is unknown, e.g. a stream folded without its task)."""
+
+    @property
+    def reward(self) -> RewardGiven | None:
+        """The latest reward (a regrade appends a newer one)."""
+        return self.rewards[-1] if self.rewards else None
+
+    @property
+    def said(self) -> list[str]:
+        """Everything the assistant said to the user, in order (what required answers are checked in)."""
+        return [m["content"] for m in self.user_view if m["role"] == "assistant"]
+
+    def trajectory(self) -> list[dict[str, Any]]:
+        """The policy's conversation through its last assistant message: the last request it
+        was sent, plus its answer (what a trainer trains on; later tool results and user
+        replies were never part of a request)."""
+        last = max((i for i, m in enumerate(self.messages) if m["role"] == "assistant"), default=len(self.messages) - 1)
+        return self.messages[: last + 1]
+
+
+def start(initial_state: DbState | None, episode_id: str = "") -> EpisodeView:
+    """An episode before its first event: the task's initial database."""
+    return EpisodeView(episode_id=episode_id, state=initial_state)
+
+
+def apply(state: EpisodeView, event: Any) -> EpisodeView:
+    """``state`` after ``event`` (any other event type leaves it as it is)."""
+    if isinstance(event, MessageSent):
+        state.timeline.append(event)
+        if event.role == "assistant":
+            state.messages.append(assistant_message(event.content, event.tool_calls))
+            if event.content:
+                state.user_view.append({"role": "assistant", "content": event.content})
+            if not event.tool_calls:
+                state.turns += 1
+        else:
+            state.messages.append({"role": "user", "content": event.content})
+            state.user_view.append({"role": "user", "content": event.content})
+    elif isinstance(event, ToolExecuted):
+        state.timeline.append(event)
+        state.messages.append({"role": "tool", "tool_call_id": event.call_id, "content": tool_message(event)})
+        state.tool_calls += 1
+        if event.ok:
+            if state.state is not None:
+                state.state = apply_delta(state.state, event.delta)
+        elif event.error_kind in ENV_FAILURE_KINDS:
+            state.env_failures += 1
+    elif isinstance(event, EpisodeStarted):
+        state.task_id, state.domain, state.attempt, state.seed = event.task_id, event.domain, event.attempt, event.seed
+        state.system_prompt = event.system_prompt
+        state.messages = [{"role": "system", "content": event.system_prompt}]
+    elif isinstance(event, EpisodeEnded):
+        state.ended = event
+    elif isinstance(event, RewardGiven):
+        state.rewards.append(event)
+    return state
+
+
+def fold(events: Iterable[Any], initial_state: DbState | None, episode_id: str = "") -> EpisodeView:
+    """The view after ``events`` (an episode stream's events, in order)."""
+    state = start(initial_state, episode_id)
+    for event in events:
+        apply(state, event)
+    return state
