@@ -54,10 +54,11 @@ class ToolSpec(msgspec.Struct):
 
 
 class MemoryStream:
-    """The 4 stream members the port uses, in memory (isolates the port from the log)."""
+    """The stream members the port uses, in memory (isolates the port from the log)."""
 
     def __init__(self, stream_id: str) -> None:
         self.id = stream_id
+        self.memo: dict[str, Any] = {}
         self.next_n = 0
         self.events: list[Any] = []
 

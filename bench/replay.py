@@ -135,7 +135,7 @@ def bench_seek(path: Path, every: int, samples: int) -> dict[str, Any]:
 
 
 def bench_verify(path: Path, domains: int) -> dict[str, Any]:
-    from scaleenv.run_context import RunConfig
+    from scaleenv.config import RunConfig
     from scaleenv.runner import EngineOptions, open_run, rollouts, stage1, stage2
 
     config = RunConfig(seed=3, domains=domains, tasks_per_domain=4, episodes_per_task=2)

@@ -51,7 +51,7 @@ import trio
 from scaleenv.agents.llm.port import Completion, LlmRequest
 from scaleenv.agents.llm.recorded import RecordedBackend, read_calls
 from scaleenv.agents.sim import LatencyModel, NoiseModel, SimBackend
-from scaleenv.run_context import RunConfig
+from scaleenv.config import RunConfig
 from scaleenv.runner import EngineOptions, open_run, project, rollouts, stage1, stage2
 from scaleenv.store.events.episodes import RewardGiven, ToolExecuted
 from scaleenv.store.events.llm import LlmCalled

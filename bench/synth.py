@@ -18,7 +18,7 @@ from pathlib import Path
 
 import trio
 
-from scaleenv.run_context import RunConfig
+from scaleenv.config import RunConfig
 from scaleenv.runner import EngineOptions, open_run, project, stage1, summary
 
 

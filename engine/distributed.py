@@ -31,7 +31,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,14 +39,15 @@ import msgspec
 import structlog
 import trio
 
-from scaleenv.agents.rollout.episode import episode_id, run_episode
+from scaleenv.agents.rollout.episode import run_episode
 from scaleenv.replay.projection import RunView, fold
 from scaleenv.store.log import Log
 from scaleenv.store.writer import Pending
 
 from .errors import UsageError, WorkFailed
-from .run_context import RunConfig, check_config
-from .runner import EngineOptions, open_run, project, summary
+from scaleenv.config import RunConfig
+from scaleenv.streams import domain_stream, episode_id, episode_stream, task_stream, tool_streams_of
+from .runner import EngineOptions, adopt_config, open_run, project, summary
 from .shards import SHARD_META, MergeStats, existing_shards, merge_shards, remove_shards, shard_of, shard_path
 
 log = structlog.get_logger("scaleenv.distributed")
@@ -69,10 +70,6 @@ class ShardWork(msgspec.Struct, frozen=True, kw_only=True):
     fail_after: int | None = None
 
 
-def episode_stream(task_id: str, attempt: int) -> str:
-    return f"episode/{episode_id(task_id, attempt)}"
-
-
 # -- the worker ---------------------------------------------------------------------
 
 def context_streams(main: Log, task_ids: Sequence[str]) -> list[str]:
@@ -81,10 +78,10 @@ def context_streams(main: Log, task_ids: Sequence[str]) -> list[str]:
     This is exactly what a node without the main log would have to be shipped.
     """
     slots = sorted({t.split("/", 1)[0] for t in task_ids})
-    out = [f"task/{t}" for t in sorted(set(task_ids))]
+    out = [task_stream(t) for t in sorted(set(task_ids))]
     for slot in slots:
-        out.append(f"domain/{slot}")
-        out.extend(sid for sid, _ in main.streams(f"tool/{slot}/"))
+        out.append(domain_stream(slot))
+        out.extend(sid for sid, _ in main.streams(tool_streams_of(slot)))
     return out
 
 
@@ -124,7 +121,7 @@ async def run_shard_async(work: ShardWork, main: Log | None = None) -> dict[str,
                 if ep is not None and ep.reward is not None:
                     skipped += 1
                     continue
-                sid = f"episode/{eid}"
+                sid = episode_stream(eid)
                 have, main_has = shard.stream_length(sid), src.stream_length(sid)
                 if main_has > have:
                     # The main log holds a prefix (an interrupted single-machine run): carry it
@@ -182,7 +179,7 @@ def plan(main: Log, main_path: str, config: RunConfig, options: EngineOptions, s
         if view.tasks[tid].status != "kept":
             continue
         for g in range(config.episodes_per_task):
-            sid = episode_stream(tid, g)
+            sid = episode_stream(episode_id(tid, g))
             ep = view.episodes.get(sid.partition("/")[2])
             if ep is not None and ep.reward is not None:
                 finished += 1
@@ -260,7 +257,7 @@ def _run_ray(works: Sequence[ShardWork], max_retries: int) -> tuple[list[dict[st
     return sorted(results, key=lambda r: r["index"]), failures
 
 
-def distributed_rollouts(main_path: str, config: RunConfig, options: EngineOptions, *,
+def distributed_rollouts(main_path: str, config: RunConfig | Mapping[str, Any], options: EngineOptions, *,
                          shards: int | None = None, executor: Executor = "ray", ray_address: str = "local",
                          max_retries: int = 3, fail_after: int | None = None,
                          keep_shards: bool = False) -> dict[str, Any]:
@@ -281,9 +278,7 @@ def distributed_rollouts(main_path: str, config: RunConfig, options: EngineOptio
             raise UsageError("--shards must be at least 1")
         t0 = time.perf_counter()
         with Log.open(main_path, sync=options.sync) as main:
-            check_config(main.meta_get("run_config"), config, main_path)
-            if main.meta_get("run_config") is None:
-                main.meta_set("run_config", msgspec.to_builtins(config))
+            config = adopt_config(main, config)
             leftovers = existing_shards(main_path)
             recovered = MergeStats()
             if leftovers:

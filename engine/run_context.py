@@ -13,47 +13,16 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 import attrs
-import msgspec
 import trio
 
 from scaleenv.agents.llm.port import Llm
 from scaleenv.store.log import Log
+from scaleenv.config import RunConfig
 from scaleenv.store.stream import AckMode, Divergence, Stream
 
 from .errors import leaf_exceptions
 
 from .progress import Progress
-
-
-class RunConfig(msgspec.Struct, frozen=True, kw_only=True):
-    """The parameters that determine a run's events (stored in the log's metadata)."""
-
-    seed: int = 1
-    domains: int = 4
-    tasks_per_domain: int = 8
-    episodes_per_task: int = 4
-    max_repair_rounds: int = 3
-    schema_rounds: int = 3
-    chain_min: int = 2
-    chain_max: int = 4
-    distractors: int = 3
-    max_turns: int = 12
-    max_tool_calls: int = 16
-    test_rows: int = 4
-    # Wall-clock bound per episode (a safety net: on the sim it never fires).
-    episode_timeout_s: float = 300.0
-
-
-def check_config(stored: dict[str, Any] | None, config: RunConfig, path: str) -> None:
-    """A log holds one run: refuse to mix runs with different determining parameters."""
-    if stored is None:
-        return
-    mine = msgspec.to_builtins(config)
-    if stored.get("seed") != mine["seed"]:
-        raise ValueError(
-            f"{path} holds a run with --seed {stored.get('seed')}; this command asks for --seed {mine['seed']}. "
-            "Use another --log for another run."
-        )
 
 
 @attrs.define
@@ -73,6 +42,9 @@ class RunContext:
     # True while an agents.rollout.served.Environments serves this run (one at a time: a
     # second would take the first one's live episodes for a killed server's orphans).
     served: bool = False
+    memo: dict[str, Any] = attrs.field(factory=dict)
+    """What agents keep for the whole run under their own names (e.g. the tools offered to
+    each domain's episodes); it lives and dies with the run."""
 
     @property
     def seed(self) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from functools import partial
 from pathlib import Path
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -21,8 +21,8 @@ import trio
 
 from scaleenv.agents.llm.port import Llm
 from scaleenv.agents.llm.recorded import RecordedBackend, whole_calls
-from scaleenv.agents.rollout.episode import episode_id, run_episode
-from scaleenv.agents.synth.stage1 import slot_id, synthesize_domain
+from scaleenv.agents.rollout.episode import run_episode
+from scaleenv.agents.synth.stage1 import synthesize_domain
 from scaleenv.agents.synth.stage2 import instantiate_domain
 from scaleenv.backend_spec import backend_from_spec, sim_latency, sim_noise
 from scaleenv.replay.projection import RunView, fold
@@ -31,8 +31,10 @@ from scaleenv.store.log import Log
 from scaleenv.store.record import run_digest
 
 from scaleenv.store.gc_tuning import engine_gc, frozen_heap
+from scaleenv.config import ConfigError, RunConfig, make, reconcile
+from scaleenv.streams import episode_id, slot_id
 from .progress import Progress
-from .run_context import RunConfig, RunContext, check_config
+from .run_context import RunContext
 
 log = structlog.get_logger("scaleenv.run")
 
@@ -63,7 +65,7 @@ async def open_verify(path: str, options: EngineOptions) -> AsyncIterator[RunCon
         stored = event_log.meta_get("run_config")
         if stored is None:
             raise ValueError(f"{path} holds no run (no run_config in its metadata)")
-        config = msgspec.convert(stored, RunConfig)
+        config = make(stored)
         if options.llm.startswith("recorded:") and Path(options.llm.partition(":")[2]).resolve() == Path(path).resolve():
             # The log being verified is already open here: read its recorded calls from it.
             backend: Any = RecordedBackend(whole_calls(event_log.read()))
@@ -83,13 +85,35 @@ async def open_verify(path: str, options: EngineOptions) -> AsyncIterator[RunCon
             await llm.aclose()
 
 
+def adopt_config(event_log: Log, config: RunConfig | Mapping[str, Any]) -> RunConfig:
+    """The config of the run in ``event_log`` once ``config`` is applied to it, stored.
+
+    ``config`` is a whole :class:`RunConfig` (every field given) or a mapping of the fields
+    a command sets (the others keep the log's values). See :func:`scaleenv.config.reconcile`:
+    counts may grow, any other difference raises :class:`ConfigError` naming the field.
+    """
+    given = msgspec.to_builtins(config) if isinstance(config, RunConfig) else dict(config)
+    stored = event_log.meta_get("run_config")
+    try:
+        adopted = reconcile(stored, given)
+    except ConfigError as exc:
+        raise ConfigError(f"{event_log.path}: {exc}") from None
+    as_stored = msgspec.to_builtins(adopted)
+    if stored != as_stored:
+        event_log.meta_set("run_config", as_stored)
+    return adopted
+
+
 @asynccontextmanager
-async def open_run(path: str, config: RunConfig, options: EngineOptions) -> AsyncIterator[RunContext]:
+async def open_run(path: str, config: RunConfig | Mapping[str, Any], options: EngineOptions) -> AsyncIterator[RunContext]:
+    """Open the run in the log at ``path`` (created if absent) for appending; yields its context.
+
+    ``config``: a whole RunConfig, or the fields a command sets (see :func:`adopt_config`).
+    Holds the log's writer lock, its writer task, a sandbox pool and the LLM port until the
+    block exits; cancellation closes them in that order and loses nothing acknowledged.
+    """
     with Log.open(path, sync=options.sync) as event_log, engine_gc():
-        stored = event_log.meta_get("run_config")
-        check_config(stored, config, path)
-        if stored is None:
-            event_log.meta_set("run_config", msgspec.to_builtins(config))
+        config = adopt_config(event_log, config)
         backend = backend_from_spec(
             options.llm, model=options.model, noise=sim_noise(options.noise),
             latency=sim_latency(options.latency),

@@ -21,6 +21,7 @@ from scaleenv.store.events.synth import (
     ToolRejected,
 )
 from scaleenv.store.log import Log
+from scaleenv.streams import TOOL, domain_stream
 
 
 class UnknownTool(LookupError):
@@ -29,11 +30,11 @@ class UnknownTool(LookupError):
 
 def find_tool_streams(log: Log, query: str) -> list[str]:
     """Tool streams matching ``domain.tool``, ``slot/tool``, ``tool/slot/tool`` or a bare tool name."""
-    streams = [s for s, _ in log.streams("tool/")]
+    streams = [s for s, _ in log.streams(TOOL)]
     if query in streams:
         return [query]
-    if f"tool/{query}" in streams:
-        return [f"tool/{query}"]
+    if TOOL + query in streams:
+        return [TOOL + query]
     if "." in query:
         domain, _, tool = query.partition(".")
         matches = []
@@ -41,7 +42,7 @@ def find_tool_streams(log: Log, query: str) -> list[str]:
             if s.rsplit("/", 1)[-1] != tool:
                 continue
             slot = s.split("/")[1]
-            design = [r.event for r in log.read_stream(f"domain/{slot}") if isinstance(r.event, SchemaDefined)]
+            design = [r.event for r in log.read_stream(domain_stream(slot)) if isinstance(r.event, SchemaDefined)]
             if design and design[-1].spec.name == domain:
                 matches.append(s)
         return matches
@@ -50,7 +51,7 @@ def find_tool_streams(log: Log, query: str) -> list[str]:
 
 def tool_audit(log: Log, stream: str) -> dict[str, Any]:
     slot, tool = stream.split("/")[1], stream.split("/")[2]
-    domain_events = [r for r in log.read_stream(f"domain/{slot}")]
+    domain_events = [r for r in log.read_stream(domain_stream(slot))]
     spec = None
     for r in domain_events:
         if isinstance(r.event, SchemaDefined):

@@ -14,6 +14,7 @@ import msgspec
 
 from .projection import DomainView, EpisodeView, RunView, TaskView
 from scaleenv.model.state import canonical, state_digest
+from scaleenv.streams import domain_stream, episode_stream, task_stream
 
 _det = msgspec.msgpack.Encoder(order="deterministic")
 
@@ -54,10 +55,10 @@ def projection_digests(view: RunView) -> dict[str, str]:
     """``{"domain/d00": ..., "task/d00/t000": ..., "episode/...": ..., "run": ...}``."""
     out: dict[str, str] = {}
     for slot, d in sorted(view.domains.items()):
-        out[f"domain/{slot}"] = _digest(domain_summary(d))
+        out[domain_stream(slot)] = _digest(domain_summary(d))
     for tid, t in sorted(view.tasks.items()):
-        out[f"task/{tid}"] = _digest(task_summary(t))
+        out[task_stream(tid)] = _digest(task_summary(t))
     for eid, e in sorted(view.episodes.items()):
-        out[f"episode/{eid}"] = _digest(episode_summary(e))
+        out[episode_stream(eid)] = _digest(episode_summary(e))
     out["run"] = _digest({"events": view.events, "llm_calls": view.llm_calls, "llm_invalid": view.llm_invalid})
     return out

@@ -20,18 +20,9 @@ from scaleenv.store.events.episodes import EpisodeStarted
 from scaleenv.store.log import Log
 from scaleenv.store.record import Record, StreamDigest
 from scaleenv.store.specs import DbState
+from scaleenv.streams import episode_id_of, task_stream
 
 from .projection import EpisodeView, RunView, TaskView, apply, fold
-
-
-def episode_id_of(stream: str) -> str:
-    """``episode/d00/t003/g1`` -> ``d00/t003/g1``."""
-    return stream.split("/", 1)[1] if stream.startswith("episode/") else stream
-
-
-def stream_of(episode_id: str) -> str:
-    """``d00/t003/g1`` (or ``episode/d00/t003/g1``) -> ``episode/d00/t003/g1``."""
-    return episode_id if episode_id.startswith("episode/") else f"episode/{episode_id}"
 
 
 @attrs.define
@@ -77,7 +68,7 @@ def task_id_of(log: Log, stream: str) -> str:
 
 def task_view(log: Log, task_id: str) -> TaskView | None:
     """The task's projection, folded from its own stream only."""
-    view = fold(log.read_stream(f"task/{task_id}"))
+    view = fold(log.read_stream(task_stream(task_id)))
     return view.tasks.get(task_id)
 
 

@@ -19,6 +19,7 @@ from scaleenv.store.stream import Stream
 
 from .projection import EpisodeView, RunView, TaskView, fold
 from scaleenv.model.reward import Score, score
+from scaleenv.streams import episode_stream
 
 
 @attrs.frozen
@@ -80,7 +81,7 @@ async def append_rewards(event_log: Log, regrades: list[Regrade]) -> int:
         return 0
     async with event_log.writer() as w:
         for g in regrades:
-            sid = f"episode/{g.episode}"
+            sid = episode_stream(g.episode)
             recorded = list(event_log.read_stream(sid))
             ended = next((r for r in reversed(recorded) if isinstance(r.event, EpisodeEnded)), None)
             stream = Stream(w, sid, recorded=recorded, mode="append")

@@ -38,6 +38,7 @@ from scaleenv.store.specs import DbState
 from .episode_state import EpisodeFold, fold_to, resume_fold, start_fold, task_id_of, task_view
 from .projection import TaskView
 from scaleenv.model.state import state_digest
+from scaleenv.streams import EPISODE
 
 log = structlog.get_logger("scaleenv.replay.snapshots")
 
@@ -146,7 +147,7 @@ def load_nearest(event_log: Log, stream: str, n: int, task: TaskView | None) -> 
 
 
 def episode_streams(event_log: Log) -> Iterator[tuple[str, int]]:
-    yield from event_log.streams("episode/")
+    yield from event_log.streams(EPISODE)
 
 
 @attrs.frozen

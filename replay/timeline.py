@@ -19,10 +19,12 @@ from scaleenv.store.log import Log
 from scaleenv.store.record import Record
 from scaleenv.store.specs import DbState
 
-from .episode_state import episode_id_of, stream_of, task_view
+from .episode_state import task_view
 from .snapshots import Seek, seek
 from .projection import TaskView
 from scaleenv.model.state import compute_delta
+from scaleenv.streams import EPISODE, episode_id_of
+from scaleenv.streams import episode_stream as stream_of
 
 
 class UnknownEpisode(LookupError):
@@ -43,7 +45,7 @@ def resolve(log: Log, given: str) -> str:
     stream = stream_of(given.strip().strip("/"))
     if log.stream_length(stream) > 0:
         return stream
-    known = [episode_id_of(s) for s, _ in log.streams("episode/")]
+    known = [episode_id_of(s) for s, _ in log.streams(EPISODE)]
     raise UnknownEpisode(given, known[:8])
 
 

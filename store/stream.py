@@ -128,6 +128,9 @@ class Stream:
         self.ack: AckMode = ack
         self._unacked: list[Ack] = []
         self._lock = trio.Lock()
+        self.memo: dict[str, Any] = {}
+        """State the agents writing this stream keep about it (e.g. the LLM port's memory
+        of its earlier calls); it lives and dies with this stream object."""
         if mode == "append":
             self._undigested.extend((r.n, r.cause, r.actor, r.event) for r in self.recorded)
             self.next_n = len(self.recorded)

@@ -13,7 +13,6 @@ stream past position 0, and otherwise grows only with the calls the port emits t
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -70,31 +69,26 @@ def _shared_prefix(a: Sequence[dict[str, Any]], b: Sequence[dict[str, Any]]) -> 
     return k
 
 
-class CallMemory:
-    """Each live stream's :class:`StreamCalls`, dropped with the stream object."""
-
-    def __init__(self) -> None:
-        self._streams: weakref.WeakKeyDictionary[Any, StreamCalls] = weakref.WeakKeyDictionary()
-
-    def of(self, stream: Any) -> StreamCalls:
-        """The memory of ``stream``; built from its recorded events when first met mid-stream."""
-        calls = self._streams.get(stream)
-        if calls is None:
-            calls = StreamCalls()
-            start = stream.next_n
-            if start:
-                recorded = getattr(stream, "recorded", ())
-                resolver = CallResolver()
-                for r in recorded[:start]:
-                    if isinstance(r.event, LlmCalled):
-                        whole = resolver.resolve(r.stream, r.n, r.event)
-                        assert whole.json_schema is not None
-                        calls.note(r.n, whole.role, whole.messages, whole.schema_name, whole.json_schema,
-                                   carried_schema=r.event.json_schema is not None)
-            self._streams[stream] = calls
-        return calls
+MEMO_KEY = "llm.calls"
+"""Where a stream keeps its :class:`StreamCalls` (``Stream.memo``)."""
 
 
-STREAM_CALLS = CallMemory()
-"""The one memory of every port in the process: what a stream holds does not depend on
-which port (policy or user simulator, each with its own backend) emitted it."""
+def calls_of(stream: Any) -> StreamCalls:
+    """The memory of ``stream``'s earlier calls, kept on the stream itself (``stream.memo``),
+    so every port writing the stream (policy and user simulator, each with its own backend)
+    shares it; built from the stream's recorded events when first met mid-stream."""
+    calls = stream.memo.get(MEMO_KEY)
+    if calls is None:
+        calls = StreamCalls()
+        start = stream.next_n
+        if start:
+            recorded = getattr(stream, "recorded", ())
+            resolver = CallResolver()
+            for r in recorded[:start]:
+                if isinstance(r.event, LlmCalled):
+                    whole = resolver.resolve(r.stream, r.n, r.event)
+                    assert whole.json_schema is not None
+                    calls.note(r.n, whole.role, whole.messages, whole.schema_name, whole.json_schema,
+                               carried_schema=r.event.json_schema is not None)
+        stream.memo[MEMO_KEY] = calls
+    return calls

@@ -32,7 +32,7 @@ from scaleenv.seeding import derive_seed
 from scaleenv.store.events import Ref
 from scaleenv.store.events.llm import LlmCalled, LlmExhausted
 
-from .call_memory import STREAM_CALLS, Delta
+from .call_memory import Delta, calls_of
 from .errors import RecordedDivergence
 
 T = TypeVar("T")
@@ -89,9 +89,10 @@ class Backend(Protocol):
 
 
 class StreamLike(Protocol):
-    """The 4 members of ``scaleenv.store.stream.Stream`` the port uses (its id may be ``stream_id``)."""
+    """The members of ``scaleenv.store.stream.Stream`` the port uses (its id may be ``stream_id``)."""
 
     id: str
+    memo: dict[str, Any]
 
     @property
     def next_n(self) -> int: ...
@@ -216,58 +217,64 @@ def schema_for(output_type: Any) -> tuple[dict[str, Any], str]:
 
     The returned schema is shared between calls: treat it as read-only.
     """
-    schema = msgspec.json.schema(output_type)
-    name = getattr(output_type, "__name__", "output")
-    if len(_SCHEMAS) >= 4 * 1024:
-        _SCHEMAS.clear()
-    _SCHEMAS[id(schema)] = (schema, msgspec.Raw(msgspec.msgpack.encode(schema, order="deterministic")))
-    return schema, name
+    return msgspec.json.schema(output_type), getattr(output_type, "__name__", "output")
 
 
-_SCHEMAS: dict[int, tuple[dict[str, Any], msgspec.Raw]] = {}
-"""The schemas :func:`schema_for` built, pre-encoded for request digests (as many as it caches)."""
-
-
-_ENCODED: dict[int, tuple[Any, msgspec.Raw]] = {}
-_ENCODED_MAX = 512
-
-
-def _encoded_once(value: Any) -> Any:
-    """``value`` as pre-encoded deterministic msgpack, for a value passed again and again.
+class EncodingCache:
+    """Pre-encoded values a port passes again and again, for request digests (one per port).
 
     The schema of an output type and a domain's tool list are the same objects in every
-    call (``schema_for`` and the rollout's ``offered`` share them), and were re-encoded
+    call (``schema_for`` and the rollout's offered tools share them), and were re-encoded
     for every request's digest. ``msgspec.Raw`` splices the cached bytes in verbatim, so
     the digest is byte-for-byte what encoding the value would give. Keyed by identity,
     holding the value itself so an id is never reused while cached. Only values that
     cannot change under the cache are cached: tuples (a tool list is passed as one) and
-    the schemas ``schema_for`` made (shared and read-only already).
+    schemas the port got from ``schema_for`` (shared and read-only) and :meth:`pin` ned.
     """
-    if type(value) is dict:
-        hit = _SCHEMAS.get(id(value))
-        return hit[1] if hit is not None and hit[0] is value else value
-    if type(value) is not tuple:
+
+    def __init__(self, max_items: int = 512) -> None:
+        self.max_items = max_items
+        self._items: dict[int, tuple[Any, msgspec.Raw]] = {}
+
+    def _store(self, value: Any) -> msgspec.Raw:
+        if len(self._items) >= self.max_items:
+            self._items.clear()
+        raw = msgspec.Raw(msgspec.msgpack.encode(value, order="deterministic"))
+        self._items[id(value)] = (value, raw)
+        return raw
+
+    def pin(self, schema: dict[str, Any]) -> None:
+        """Cache a schema that will not change (one ``schema_for`` returned)."""
+        hit = self._items.get(id(schema))
+        if hit is None or hit[0] is not schema:
+            self._store(schema)
+
+    def encoded(self, value: Any) -> Any:
+        """``value``, or its cached encoding when it is a pinned schema or a tuple."""
+        hit = self._items.get(id(value))
+        if hit is not None and hit[0] is value:
+            return hit[1]
+        if type(value) is tuple:
+            return self._store(value)
         return value
-    hit = _ENCODED.get(id(value))
-    if hit is not None and hit[0] is value:
-        return hit[1]
-    if len(_ENCODED) >= _ENCODED_MAX:
-        _ENCODED.clear()
-    raw = msgspec.Raw(msgspec.msgpack.encode(value, order="deterministic"))
-    _ENCODED[id(value)] = (value, raw)
-    return raw
 
 
-def request_digest(request: LlmRequest, json_schema: dict[str, Any]) -> str:
+def request_digest(request: LlmRequest, json_schema: dict[str, Any], cache: EncodingCache | None = None) -> str:
+    """The digest of what a request asks (role, messages, schema, seed, sampling, tools).
+
+    ``cache`` (a port's) reuses the encoding of schemas and tool tuples sent before; the
+    digest is the same with or without it.
+    """
+    encoded = cache.encoded if cache is not None else (lambda v: v)
     payload = msgspec.msgpack.encode(
         {
             "role": request.role,
             "messages": request.messages,
-            "schema": _encoded_once(json_schema),
+            "schema": encoded(json_schema),
             "seed": request.seed,
             "temperature": request.temperature,
             "max_tokens": request.max_tokens,
-            "tools": _encoded_once(request.tools),
+            "tools": encoded(request.tools),
         },
         order="deterministic",
     )
@@ -317,6 +324,7 @@ class Llm:
     run_seed: int
     limiter: trio.CapacityLimiter = attrs.field(factory=lambda: trio.CapacityLimiter(64))
     max_attempts: int = 3
+    encodings: EncodingCache = attrs.field(factory=EncodingCache)
 
     async def generate(
         self,
@@ -327,13 +335,14 @@ class Llm:
         cause: Ref | None = None,
     ) -> Generated[T]:
         json_schema, schema_name = schema_for(output_type)
+        self.encodings.pin(json_schema)
         messages = list(request.messages)
         last_error = ""
         ref = cause
         for attempt in range(self.max_attempts):
             seed = derive_seed(self.run_seed, stream.id, stream.next_n)
             req = msgspec.structs.replace(request, messages=messages, seed=seed, digest="")
-            digest = request_digest(req, json_schema)
+            digest = request_digest(req, json_schema, self.encodings)
             req = msgspec.structs.replace(req, digest=digest)
             completion = self._recorded(stream, digest)
             if completion is None:
@@ -390,7 +399,7 @@ class Llm:
                 actor=request.role,
                 cause=cause,
             )
-            STREAM_CALLS.of(stream).note(ref.n, request.role, messages, schema_name, json_schema,
+            calls_of(stream).note(ref.n, request.role, messages, schema_name, json_schema,
                                          carried_schema=stored.json_schema is not None)
             if error is None:
                 return Generated(value, ref, attempt + 1)  # type: ignore[arg-type]
@@ -416,7 +425,7 @@ class Llm:
         record = stream.peek()
         if record is not None and isinstance(record.event, LlmCalled) and record.event.whole:
             return Delta(messages, None, 0, json_schema, None)
-        return STREAM_CALLS.of(stream).delta(role, messages, schema_name, json_schema)
+        return calls_of(stream).delta(role, messages, schema_name, json_schema)
 
     @staticmethod
     def _recorded(stream: StreamLike, digest: str) -> Completion | None:

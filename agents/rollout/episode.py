@@ -40,6 +40,7 @@ from scaleenv.store.stream import AckMode
 
 from .answers import PolicyTurn, UserTurn
 from scaleenv.agents.llm.user_chat import user_request
+from scaleenv.streams import episode_id, episode_stream
 
 log = structlog.get_logger("scaleenv.rollout")
 
@@ -47,10 +48,6 @@ USER_INSTRUCTIONS = """You play a customer talking to a support agent. Pursue th
 `instruction`; reveal a fact from `user_facts` only when the agent asks for it; never
 invent facts. Set done=true when the goal is achieved, gave_up=true if the agent cannot
 help."""
-
-
-def episode_id(task_id: str, attempt: int) -> str:
-    return f"{task_id}/g{attempt}"
 
 
 def policy_system_prompt(domain: DomainView) -> str:
@@ -176,7 +173,7 @@ class _Episode:
 
     async def start(self, attempt: int) -> None:
         """Emit EpisodeStarted (the system prompt is the first policy message)."""
-        _, prompt = offered(self.domain)
+        _, prompt = offered(self.ctx, self.domain)
         await self.emit(EpisodeStarted(task_id=self.task.task_id, domain=self.domain.name, attempt=attempt,
                                        seed=derive_seed(self.ctx.seed, "episode", self.eid),
                                        system_prompt=prompt), "engine")
@@ -210,29 +207,25 @@ Episode = _Episode
 """The episode's state and steps, shared by the local loop (``run_episode``) and served episodes."""
 
 
-_OFFERED: dict[int, tuple[DomainView, Any, tuple[str, ...], tuple[dict[str, Any], ...], str]] = {}
-_OFFERED_MAX = 256
-
-
-def offered(domain: DomainView) -> tuple[tuple[dict[str, Any], ...], str]:
+def offered(ctx: RunContext, domain: DomainView) -> tuple[tuple[dict[str, Any], ...], str]:
     """The tool schemas and the system prompt every episode of ``domain`` starts with.
 
-    Built once per domain view and shared by its episodes (read-only: nothing mutates
-    them), instead of once per episode; a changed spec or verified set rebuilds them.
+    Built once per domain and run (kept in ``ctx.memo``) and shared by its episodes
+    (read-only: nothing mutates them), instead of once per episode; a changed spec or
+    verified set rebuilds them.
     """
     assert domain.spec is not None
     verified = tuple(domain.verified)
-    hit = _OFFERED.get(id(domain))
-    if hit is not None and hit[0] is domain and hit[1] is domain.spec and hit[2] == verified:
-        return hit[3], hit[4]
+    cache: dict[str, tuple[Any, tuple[str, ...], tuple[dict[str, Any], ...], str]] = ctx.memo.setdefault("rollout.offered", {})
+    hit = cache.get(domain.slot)
+    if hit is not None and hit[0] is domain.spec and hit[1] == verified:
+        return hit[2], hit[3]
     names = set(verified)
     # A tuple: shared by every episode of the domain and never changed, so the LLM port
-    # may keep its encoding for request digests (see port._encoded_once).
+    # may keep its encoding for request digests (see port.EncodingCache).
     tools = tuple(openai_tools([t for t in domain.spec.tools if t.name in names]))
     prompt = policy_system_prompt(domain)
-    if len(_OFFERED) >= _OFFERED_MAX:
-        _OFFERED.clear()
-    _OFFERED[id(domain)] = (domain, domain.spec, verified, tools, prompt)
+    cache[domain.slot] = (domain.spec, verified, tools, prompt)
     return tools, prompt
 
 
@@ -245,8 +238,8 @@ def new_episode(ctx: RunContext, domain: DomainView, task: TaskView, eid: str, *
     follows the commit of what it reports.
     """
     assert domain.spec is not None and task.initial_state is not None and task.expected_final is not None
-    tools, _ = offered(domain)
-    return _Episode(ctx=ctx, domain=domain, task=task, eid=eid, stream=ctx.stream(f"episode/{eid}", ack=ack),
+    tools, _ = offered(ctx, domain)
+    return _Episode(ctx=ctx, domain=domain, task=task, eid=eid, stream=ctx.stream(episode_stream(eid), ack=ack),
                     view=episode_fold.start(task.initial_state, eid), tools=tools)
 
 

@@ -173,50 +173,49 @@ async def expand(
     raise ExpansionFailed("no_convergence", f"expansion of {chain} did not converge in {iterations} iterations")
 
 
-def make_distractors(
-    spec: DomainSpec, goal: ToolSpec, goal_args: dict[str, Any], initial: DbState, rng: random.Random, count: int
-) -> list[tuple[DbState, tuple[str, str]]]:
-    """Candidate look-alikes of the goal's target record: each is (state with it added, (table, key)).
+def make_distractor(
+    spec: DomainSpec, goal: ToolSpec, goal_args: dict[str, Any], state: DbState, rng: random.Random, n: int
+) -> tuple[DbState, tuple[str, str]] | None:
+    """The ``n``-th look-alike of the goal's target record added to ``state``: (new state, (table, key)).
 
-    Each candidate copies the target (same owner, same foreign keys) and changes one
-    thing: a field the goal's pre-condition depends on (a wrong state), or an
-    identifying attribute (a similar name, a neighbouring date or amount).
+    It copies the target (same owner, same foreign keys) and changes one thing: a field the
+    goal's pre-condition depends on (a wrong state, even ``n``), or an identifying attribute
+    (a similar name, a neighbouring date or amount, odd ``n``). ``state`` already holds the
+    look-alikes kept so far, so every one kept is in the task's initial state. None when
+    the goal names no target record.
     """
     target = None
     for p in goal.params:
-        if p.ref is not None and p.name in goal_args and str(goal_args[p.name]) in initial.get(p.ref, {}):
+        if p.ref is not None and p.name in goal_args and str(goal_args[p.name]) in state.get(p.ref, {}):
             target = (p.ref, str(goal_args[p.name]))
             break
     if target is None:
-        return []
+        return None
     table = spec.table(target[0])
     assert table is not None
-    base = initial[target[0]][target[1]]
-    out: list[tuple[DbState, tuple[str, str]]] = []
+    base = state[target[0]][target[1]]
     pre_indices = [i for i, c in enumerate(goal.contract) if c.when == "pre" and c.op not in ("exists", "absent")]
-    for n in range(count):
-        db = copy.deepcopy(initial)
-        key, fresh = make_record(table, db, rng)
-        record = dict(base)
-        record[table.primary_key] = key
-        db[target[0]][key] = record
-        if pre_indices and n % 2 == 0:
-            # A wrong-state look-alike: the goal's pre-condition fails on it.
-            args = dict(goal_args)
-            for p in goal.params:
-                if p.ref == target[0]:
-                    args[p.name] = key
-            broken = violate(spec, goal, rng.choice(pre_indices), args, db, rng)
-            if broken is not None and broken[0] == args:
-                db = broken[1]
-        else:
-            # An identifying-attribute look-alike: same owner, a different name/date/amount.
-            candidates = [f for f in table.fields if f.name != table.primary_key and f.ref is None and f.enum is None]
-            if candidates:
-                f = rng.choice(candidates)
-                record[f.name] = fresh[f.name]
-        out.append((db, (target[0], key)))
-    return out
+    db = copy.deepcopy(state)
+    key, fresh = make_record(table, db, rng)
+    record = dict(base)
+    record[table.primary_key] = key
+    db[target[0]][key] = record
+    if pre_indices and n % 2 == 0:
+        # A wrong-state look-alike: the goal's pre-condition fails on it.
+        args = dict(goal_args)
+        for p in goal.params:
+            if p.ref == target[0]:
+                args[p.name] = key
+        broken = violate(spec, goal, rng.choice(pre_indices), args, db, rng)
+        if broken is not None and broken[0] == args:
+            db = broken[1]
+    else:
+        # An identifying-attribute look-alike: same owner, a different name/date/amount.
+        candidates = [f for f in table.fields if f.name != table.primary_key and f.ref is None and f.enum is None]
+        if candidates:
+            f = rng.choice(candidates)
+            record[f.name] = fresh[f.name]
+    return db, (target[0], key)
 
 
 def identifying_facts(spec: DomainSpec, table: str, key: str, state: DbState, others: list[str]) -> dict[str, Any]:

@@ -50,15 +50,12 @@ from scaleenv.store.events.synth import (
 from scaleenv.store.specs import DbState, DomainSpec, ToolSpec
 from scaleenv.model.graph import derive_edges
 from scaleenv.model.specs_check import validate_domain
+from scaleenv.streams import domain_stream, slot_id, tool_stream
 
 from . import prompts
 from .answers import CodeAnswer, RepairAnswer, ReviewAnswer, TestPlan
 
 log = structlog.get_logger("scaleenv.synth")
-
-
-def slot_id(slot: int) -> str:
-    return f"d{slot:02d}"
 
 
 def code_digest(code: str) -> str:
@@ -78,7 +75,7 @@ class ToolVerdict:
 async def synthesize_domain(ctx: RunContext, slot: int) -> None:
     sid = slot_id(slot)
     with structlog.contextvars.bound_contextvars(domain_slot=sid):
-        stream = ctx.stream(f"domain/{sid}")
+        stream = ctx.stream(domain_stream(sid))
         spec, cause = await _design(ctx, stream, slot)
         if spec is None:
             ctx.progress.add("domains failed")
@@ -151,7 +148,7 @@ def _context(spec: DomainSpec, tool: ToolSpec, **extra: Any) -> dict[str, Any]:
 
 
 async def synthesize_tool(ctx: RunContext, sid: str, spec: DomainSpec, tool: ToolSpec, cause: Ref | None) -> ToolVerdict:
-    stream = ctx.stream(f"tool/{sid}/{tool.name}")
+    stream = ctx.stream(tool_stream(sid, tool.name))
     llm = ctx.llm
     max_rounds = ctx.config.max_repair_rounds
     try:

@@ -30,6 +30,7 @@ from scaleenv.store.events.tasks import (
     TaskKept,
 )
 from scaleenv.store.specs import DbState, DomainSpec
+from scaleenv.streams import task_id, task_stream
 
 from . import prompts
 from .answers import InstructionAnswer
@@ -40,15 +41,11 @@ from .expansion import (
     final_state,
     golden_steps,
     identifying_facts,
-    make_distractors,
+    make_distractor,
     run_chain,
 )
 
 log = structlog.get_logger("scaleenv.tasks")
-
-
-def task_id(slot: str, k: int) -> str:
-    return f"{slot}/t{k:03d}"
 
 
 def domain_chains(ctx: RunContext, domain: DomainView) -> list[list[str]]:
@@ -76,7 +73,7 @@ async def _task_agent(ctx: RunContext, domain: DomainView, tid: str, chain: list
 
 
 async def instantiate_task(ctx: RunContext, domain: DomainView, tid: str, chain: list[str]) -> bool:
-    stream = ctx.stream(f"task/{tid}")
+    stream = ctx.stream(task_stream(tid))
     spec = domain.spec
     rng = rng_for(ctx.seed, "task", tid)
     cause = await stream.emit(ChainSampled(domain=spec.name, tools=chain), actor="sampler")
@@ -97,10 +94,14 @@ async def instantiate_task(ctx: RunContext, domain: DomainView, tid: str, chain:
     goal_args = exp.steps[-1].args
     initial = exp.initial
     kept_distractors: list[tuple[str, str]] = []
-    for candidate, where in make_distractors(spec, goal, goal_args, initial, rng, ctx.config.distractors):
+    for n in range(ctx.config.distractors):
+        made = make_distractor(spec, goal, goal_args, initial, rng, n)
+        if made is None:
+            break
+        candidate, where = made
         outcomes = await run_chain(ctx.sandbox, code, candidate, exp.steps, f"distract/{tid}")
         if _same_story(exp, outcomes):
-            initial = candidate
+            initial = candidate  # the next look-alike is added on top of the ones kept
             kept_distractors.append(where)
     needed = sorted((t, k) for t, rows in exp.initial.items() for k in rows)
 

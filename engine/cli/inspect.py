@@ -12,6 +12,7 @@ import msgspec
 
 from scaleenv.cli import EXIT_FAILED, EXIT_OK
 from scaleenv.errors import UsageError
+from scaleenv.streams import TOOL, parse
 
 
 def _open(path: str) -> Any:
@@ -28,7 +29,7 @@ def handle_audit(args: argparse.Namespace) -> int:
     with _open(args.log) as log:
         streams = find_tool_streams(log, args.tool)
         if not streams:
-            known = sorted({s.split("/", 1)[1] for s, _ in log.streams("tool/")})[:12]
+            known = sorted({parse(s).id for s, _ in log.streams(TOOL)})[:12]
             raise UsageError(f"no tool {args.tool!r} in {args.log}; tools look like {known} (or DOMAIN.TOOL)")
         audits = [tool_audit(log, s) for s in streams]
     if args.json:

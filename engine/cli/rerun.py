@@ -17,10 +17,11 @@ import trio
 from scaleenv.cli import EXIT_FAILED, EXIT_OK
 from scaleenv.errors import UsageError
 from scaleenv.runner import EngineOptions, open_verify, rollouts, stage1, stage2
+from scaleenv.streams import EPISODE, is_served
 
 
 def _served(stream: str) -> bool:
-    return stream.startswith("episode/") and stream.rsplit("/", 1)[-1].startswith("s")
+    return stream.startswith(EPISODE) and is_served(stream)
 
 
 def handle(args: argparse.Namespace) -> int:

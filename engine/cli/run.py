@@ -12,7 +12,8 @@ import trio
 
 from scaleenv.cli import EXIT_OK, UsageError
 from scaleenv.distributed import distributed_rollouts
-from scaleenv.run_context import RunConfig
+from scaleenv.config import ConfigError, make
+from scaleenv.config import fields as config_fields
 from scaleenv.runner import EngineOptions, open_run, project, rollouts, stage1, stage2, summary
 from .table import render_summary
 
@@ -31,18 +32,15 @@ Running the same command again resumes from the log; finished work is not redone
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("what to build (determines the events)")
-    g.add_argument("--seed", type=int, default=1, help="run seed: every stream's randomness derives from it (default 1)")
-    g.add_argument("--domains", type=int, default=6, help="domains to synthesize (default 6)")
-    g.add_argument("--tasks-per-domain", "--per-domain", dest="tasks_per_domain", type=int, default=10,
-                   help="seed chains sampled per domain (default 10)")
-    g.add_argument("--episodes-per-task", type=int, default=4,
-                   help="attempts per task, as RL group sampling needs (default 4)")
-    g.add_argument("--repair-rounds", type=int, default=3, help="repair rounds before a tool is rejected (default 3)")
-    g.add_argument("--chain-length", default="2-4", help="seed chain length range MIN-MAX (default 2-4)")
-    g.add_argument("--distractors", type=int, default=3, help="look-alike records tried per task (default 3)")
-    g.add_argument("--max-turns", type=int, default=12, help="user turns per episode (default 12)")
-    g.add_argument("--max-tool-calls", type=int, default=16, help="tool calls per episode (default 16)")
+    g = p.add_argument_group(
+        "what to build (determines the events; on an existing log, what is left out keeps the run's value, "
+        "counts may grow and anything else must match)")
+    for f in config_fields():
+        rng = f.range_text()
+        g.add_argument(*f.flags, dest=f.name, type=f.type, default=None, metavar=f.type.__name__.upper(),
+                       help=f"{f.description} (default {f.default:g}{'; range ' + rng if rng else ''})")
+    g.add_argument("--chain-length", default=None, metavar="MIN-MAX",
+                   help="seed chain length range, a shorthand for --chain-min and --chain-max (e.g. 2-4)")
     e = p.add_argument_group("how to run it (never changes a digest)")
     e.add_argument("--llm", default="sim", help="model backend: sim (default), openai:URL, vllm:URL, transformers:PATH, recorded:LOG")
     e.add_argument("--model", default=None, help="model name for openai:/vllm: backends")
@@ -57,24 +55,25 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     e.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
-def config_from(args: argparse.Namespace) -> RunConfig:
-    try:
-        lo, hi = (int(x) for x in args.chain_length.split("-"))
-    except ValueError:
-        raise UsageError(f"--chain-length must be MIN-MAX (e.g. 2-4), got {args.chain_length!r}") from None
-    if not 1 <= lo <= hi <= 8:
-        raise UsageError(f"--chain-length needs 1 <= MIN <= MAX <= 8, got {args.chain_length!r}")
-    for name in ("domains", "tasks_per_domain", "episodes_per_task", "concurrency", "llm_concurrency", "sandbox_workers"):
+def config_from(args: argparse.Namespace) -> dict[str, Any]:
+    """The run fields this command sets (only those given), each checked against its range."""
+    given = {f.name: getattr(args, f.name) for f in config_fields() if getattr(args, f.name, None) is not None}
+    if args.chain_length is not None:
+        try:
+            lo, hi = (int(x) for x in args.chain_length.split("-"))
+        except ValueError:
+            raise UsageError(f"--chain-length must be MIN-MAX (e.g. 2-4), got {args.chain_length!r}") from None
+        given.update(chain_min=lo, chain_max=hi)
+    for name in ("concurrency", "llm_concurrency", "sandbox_workers"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
     if args.noise is not None and not 0 <= args.noise <= 1:
         raise UsageError("--noise must be between 0 and 1")
-    return RunConfig(
-        seed=args.seed, domains=args.domains, tasks_per_domain=args.tasks_per_domain,
-        episodes_per_task=args.episodes_per_task, max_repair_rounds=args.repair_rounds,
-        chain_min=lo, chain_max=hi, distractors=args.distractors, max_turns=args.max_turns,
-        max_tool_calls=args.max_tool_calls,
-    )
+    try:
+        make(given)  # every range, before anything is opened or written
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    return given
 
 
 def options_from(args: argparse.Namespace) -> EngineOptions:
@@ -99,8 +98,6 @@ def handle(args: argparse.Namespace) -> int:
     if getattr(args, "shards", None) is not None and getattr(args, "ray", None) is None:
         raise UsageError("--shards needs --ray ADDRESS|local")
     if getattr(args, "ray", None) is not None:
-        from scaleenv.distributed import handle_distributed
-
         return handle_distributed(args, config, options_from(args), STAGES[args.command][1])
     try:
         options = options_from(args)
@@ -132,7 +129,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         p.set_defaults(handler=handle)
 
 
-def handle_distributed(args: Any, config: RunConfig, options: EngineOptions, stages: Sequence[Any]) -> int:
+def handle_distributed(args: Any, config: dict[str, Any], options: EngineOptions, stages: Sequence[Any]) -> int:
     """``scaleenv run|rollout --ray ...``: earlier stages here, on the driver; rollouts over the shards."""
     if args.shards is not None and args.shards < 1:
         raise UsageError("--shards must be at least 1")

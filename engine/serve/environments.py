@@ -54,7 +54,8 @@ from scaleenv.replay import episode as episode_fold
 from scaleenv.replay.episode import EpisodeView, tool_message
 from scaleenv.replay.projection import DomainView, RunView, TaskView, fold
 from scaleenv.model.reward import Score
-from scaleenv.run_context import RunConfig, RunContext
+from scaleenv.config import RunConfig
+from scaleenv.run_context import RunContext
 from scaleenv.runner import EngineOptions, open_run
 from scaleenv.store.events import Ref
 from scaleenv.store.log import Log
@@ -62,6 +63,7 @@ from scaleenv.store.events.episodes import ToolCallRequest, ToolExecuted
 from scaleenv.store.stream import Stream
 
 from scaleenv.agents.rollout.episode import Episode, new_episode, offered
+from scaleenv.streams import episode_stream, served_episode_id
 
 log = structlog.get_logger("scaleenv.serve")
 
@@ -88,10 +90,6 @@ class ServeError(Exception):
 
     def to_json(self) -> dict[str, Any]:
         return {"error": {"message": self.message, "type": self.kind, "code": self.status}, **self.extra}
-
-
-def served_episode_id(task_id: str, k: int) -> str:
-    return f"{task_id}/s{k}"
 
 
 def tool_result_json(event: ToolExecuted) -> dict[str, Any]:
@@ -469,10 +467,10 @@ class Environments:
 
     def _restore(self, ev: EpisodeView, task: TaskView, domain: DomainView) -> Served:
         """A served episode rebuilt from its events, its stream positioned after the last one."""
-        sid = f"episode/{ev.episode_id}"
+        sid = episode_stream(ev.episode_id)
         recorded = list(self.ctx.log.read_stream(sid))
         stream = Stream(self.ctx.writer, sid, recorded=recorded, mode="append")
-        tools, _ = offered(domain)
+        tools, _ = offered(self.ctx, domain)
         view = episode_fold.fold((r.event for r in recorded), task.initial_state, ev.episode_id)
         ep = Episode(ctx=self.ctx, domain=domain, task=task, eid=ev.episode_id, stream=stream, view=view, tools=tools)
         ep.last = Ref(sid, len(recorded) - 1) if recorded else None

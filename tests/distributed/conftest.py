@@ -16,7 +16,7 @@ import pytest
 import trio
 
 from scaleenv.replay.projection import fold
-from scaleenv.run_context import RunConfig
+from scaleenv.config import RunConfig
 from scaleenv.runner import EngineOptions, open_run, project, rollouts, stage1, stage2, summary
 from scaleenv.store.events.episodes import EpisodeStarted
 from scaleenv.store.log import Log

@@ -10,7 +10,8 @@ import pytest
 import trio
 
 from scaleenv.cli import main as cli_main
-from scaleenv.distributed import distributed_rollouts, episode_stream, plan, run_shard_async
+from scaleenv.distributed import distributed_rollouts, plan, run_shard_async
+from scaleenv.streams import episode_id, episode_stream
 from scaleenv.shards import MergeConflict, existing_shards, merge_shards, shard_of, shard_path, shards_dir
 from scaleenv.store.log import Log
 
@@ -108,7 +109,7 @@ def test_leftover_shards_of_an_interrupted_run_are_merged_first(tmp_path: Path, 
     assert len(first.items) > 4
     # An earlier run with 2 shards: its worker 0 finished 3 episodes and died in the 4th (a prefix of it).
     bounded(trio.run, run_shard_async, msgspec.structs.replace(first, items=first.items[:3]))
-    cut = episode_stream(*first.items[3])
+    cut = episode_stream(episode_id(*first.items[3]))
     with Log.open(base.single, readonly=True) as single:
         prefix = list(single.read_stream(cut))[:4]
 

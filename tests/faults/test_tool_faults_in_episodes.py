@@ -9,7 +9,7 @@ import msgspec
 import trio
 
 from scaleenv.serve.environments import open_environments
-from scaleenv.run_context import RunConfig
+from scaleenv.config import RunConfig
 from scaleenv.runner import EngineOptions
 from scaleenv.store.events.episodes import EpisodeEnded, ToolExecuted
 from scaleenv.store.log import Log

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scaleenv.agents.llm.call_memory import STREAM_CALLS, StreamCalls
+from scaleenv.agents.llm.call_memory import StreamCalls, calls_of
 from scaleenv.agents.llm.port import Llm, LlmRequest
 from scaleenv.agents.llm.recorded import whole_calls
 from scaleenv.store import Log, Stream
@@ -83,12 +83,12 @@ async def test_a_rerun_against_the_log_reproduces_every_stored_call(writer, log,
                 await llm.generate(s, LlmRequest(role="user", messages=[{"role": "user", "content": f"u{t}"}],
                                                  context={}), Pair)
         head = list(again.read_stream("episode/x"))
-    mem = STREAM_CALLS.of(Stream(None, "episode/x", recorded=head, mode="verify"))
+    mem = calls_of(Stream(None, "episode/x", recorded=head, mode="verify"))
     assert mem.last_by_role == {} , "a stream met at position 0 starts empty"
     cont = Stream(None, "episode/x", recorded=recorded, mode="verify")
     for r in head:  # replay the first two turns' events as themselves, without the port
         await cont.emit(r.event, actor=r.actor, cause=r.cause)
-    mem = STREAM_CALLS.of(cont)
+    mem = calls_of(cont)
     assert mem.last_by_role["policy"][0] == 2 and mem.schema_by_name["Pair"][0] == 0
     llm = Llm(ScriptedBackend([]), run_seed=3)
     for t in range(2, 4):  # the port's first calls on this stream object: rebuilt memory

@@ -10,7 +10,7 @@ import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scaleenv.agents.llm.port import LlmRequest, request_digest, schema_for
+from scaleenv.agents.llm.port import EncodingCache, LlmRequest, request_digest, schema_for
 
 from .structs import Person
 
@@ -36,19 +36,23 @@ def _plain(request: LlmRequest, schema: dict[str, Any]) -> str:
 @given(tools=tool_lists, seed=st.integers(0, 2**31))
 def test_digest_equals_a_fresh_encoding(tools: list[dict[str, Any]], seed: int) -> None:
     schema, _ = schema_for(Person)
+    cache = EncodingCache()
+    cache.pin(schema)
     shared = tuple(tools)
     req = LlmRequest(role="policy", messages=[{"role": "user", "content": "hi"}], context={}, seed=seed, tools=shared)
-    first = request_digest(req, schema)
-    assert first == request_digest(req, schema) == _plain(req, schema)  # second call: from the cache
+    first = request_digest(req, schema, cache)
+    assert first == request_digest(req, schema, cache) == _plain(req, schema)  # second call: from the cache
+    assert first == request_digest(req, schema)  # no cache at all
     as_list = LlmRequest(role="policy", messages=req.messages, context={}, seed=seed, tools=list(tools))
-    assert request_digest(as_list, schema) == first  # a list (never cached) gives the same digest
+    assert request_digest(as_list, schema, cache) == first  # a list (never cached) gives the same digest
 
 
 def test_a_list_changed_between_calls_gets_a_new_digest() -> None:
     schema, _ = schema_for(Person)
     tools: list[dict[str, Any]] = [{"type": "function", "function": {"name": "a"}}]
+    cache = EncodingCache()
     req = LlmRequest(role="policy", messages=[], context={}, tools=tools)
-    before = request_digest(req, schema)
+    before = request_digest(req, schema, cache)
     tools.append({"type": "function", "function": {"name": "b"}})
-    assert request_digest(req, schema) != before
-    assert request_digest(req, schema) == _plain(req, schema)
+    assert request_digest(req, schema, cache) != before
+    assert request_digest(req, schema, cache) == _plain(req, schema)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import trio
 
-from scaleenv.run_context import RunConfig
+from scaleenv.config import RunConfig
 from scaleenv.runner import EngineOptions, open_run, project, rollouts, stage1, stage2, summary
 
 SMALL = RunConfig(seed=7, domains=2, tasks_per_domain=4, episodes_per_task=2)

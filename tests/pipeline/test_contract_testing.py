@@ -9,7 +9,7 @@ import trio
 
 from scaleenv.agents.synth.stage1 import _run_cases, contract_cases  # noqa: F401
 from scaleenv.model.dbgen import generate_state
-from scaleenv.run_context import RunConfig
+from scaleenv.config import RunConfig
 from scaleenv.runner import EngineOptions, open_run, stage1
 from scaleenv.sandbox import SandboxPool
 from scaleenv.store.events.synth import TestsRun, ToolAccepted, ToolRejected

@@ -36,6 +36,18 @@ def test_every_kept_task_is_proven_and_replays_to_its_expected_state(view: RunVi
             assert name not in task.instruction
 
 
+def test_every_listed_distractor_exists_in_the_initial_state(view: RunView) -> None:
+    listed = 0
+    for task in view.tasks.values():
+        if task.initial_state is None:
+            continue
+        for table, key in task.distractors:
+            assert key in task.initial_state.get(table, {}), (task.task_id, table, key)
+            assert (table, key) not in task.needed
+            listed += 1
+    assert listed >= 3  # the run made several, so the check means something
+
+
 def test_golden_chain_reexecuted_in_the_sandbox_reproduces_the_expected_state(view: RunView) -> None:
     async def main() -> None:
         async with SandboxPool(workers=1) as pool:

@@ -14,7 +14,7 @@ import pytest
 import trio
 
 from scaleenv.replay.projection import fold
-from scaleenv.run_context import RunConfig
+from scaleenv.config import RunConfig
 from scaleenv.runner import EngineOptions, open_run, rollouts, stage1, stage2
 from scaleenv.store.log import Log
 from scaleenv.store.record import Record, StreamDigest, digest_bytes

@@ -11,7 +11,8 @@ import msgspec
 import pytest
 import trio
 
-from scaleenv.run_context import RunConfig, RunContext
+from scaleenv.config import RunConfig
+from scaleenv.run_context import RunContext
 from scaleenv.runner import EngineOptions, open_run, project, rollouts, stage1, stage2
 
 TEMPLATE = RunConfig(seed=5, domains=2, tasks_per_domain=3, episodes_per_task=0)

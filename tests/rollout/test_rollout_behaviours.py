@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 import trio
 
-import scaleenv.agents.rollout.episode as episode_module
+from scaleenv.streams import episode_id
 import scaleenv.runner as runner_module
 from scaleenv.agents.llm.port import Completion, LlmRequest
 from scaleenv.agents.sim import NoiseModel, SimBackend
@@ -139,7 +139,7 @@ def test_interrupted_rollout_resumes_without_rerunning_finished_episodes(templat
     roll(whole, per_task)
     path = copy_template(template, tmp_path / "interrupted")
     opts = EngineOptions(progress=False, sync=False, concurrency=4)
-    real = episode_module.run_episode
+    real = runner_module.run_episode
 
     async def interrupted(stop_at: int) -> None:
         # Ctrl-C lands on the run's nursery exactly when its (stop_at + 1)-th episode is
@@ -175,7 +175,7 @@ def test_interrupted_rollout_resumes_without_rerunning_finished_episodes(templat
     started: list[str] = []
 
     async def counting(ctx: Any, domain: Any, task: Any, attempt: int, **kw: Any) -> float:
-        started.append(episode_module.episode_id(task.task_id, attempt))
+        started.append(episode_id(task.task_id, attempt))
         return await real(ctx, domain, task, attempt, **kw)
 
     monkeypatch.setattr(runner_module, "run_episode", counting)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from scaleenv.run_context import RunConfig
+from scaleenv.config import RunConfig
 from scaleenv.runner import EngineOptions
 from tests.pipeline.conftest import run_pipeline
 

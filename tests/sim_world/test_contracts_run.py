@@ -12,7 +12,7 @@ from pathlib import Path
 import trio
 
 from scaleenv.model.contracts import render
-from scaleenv.run_context import RunConfig
+from scaleenv.config import RunConfig
 from scaleenv.runner import EngineOptions, open_run, project, stage1, summary
 from scaleenv.store.events.synth import TestCasesProposed, TestsRun, ToolAccepted
 from scaleenv.store.log import Log
