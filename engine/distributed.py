@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
-import structlog
 import trio
 
 from scaleenv.agents.rollout.episode import run_episode
@@ -47,10 +46,11 @@ from scaleenv.store.writer import Pending
 from .errors import UsageError, WorkFailed
 from scaleenv.config import RunConfig
 from scaleenv.streams import domain_stream, episode_id, episode_stream, task_stream, tool_streams_of
+from scaleenv.logs import get_logger
 from .runner import EngineOptions, adopt_config, open_run, project, summary
 from .shards import SHARD_META, MergeStats, existing_shards, merge_shards, remove_shards, shard_of, shard_path
 
-log = structlog.get_logger("scaleenv.distributed")
+log = get_logger("scaleenv.distributed")
 
 Executor = Literal["ray", "inprocess"]
 FAIL_EXIT_CODE = 17

@@ -11,12 +11,11 @@ from __future__ import annotations
 import math
 from functools import partial
 from pathlib import Path
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import msgspec
-import structlog
 import trio
 
 from scaleenv.agents.llm.port import Llm
@@ -33,10 +32,11 @@ from scaleenv.store.record import run_digest
 from scaleenv.store.gc_tuning import engine_gc, frozen_heap
 from scaleenv.config import ConfigError, RunConfig, make, reconcile
 from scaleenv.streams import episode_id, slot_id
+from scaleenv.logs import get_logger
 from .progress import Progress
 from .run_context import RunContext
 
-log = structlog.get_logger("scaleenv.run")
+log = get_logger("scaleenv.run")
 
 WRITER_CHANNEL = 4096
 """Appends in flight to the log writer before appenders wait (backpressure). Episodes do
@@ -130,10 +130,15 @@ async def open_run(path: str, config: RunConfig | Mapping[str, Any], options: En
 
 
 def project(event_log: Log) -> RunView:
+    """The whole log folded into the run's view (domains, tools, graph, tasks, episodes)."""
     return fold(event_log.read())
 
 
 async def stage1(ctx: RunContext) -> None:
+    """Stage 1: synthesize every domain slot the log has not finished (one task per domain).
+
+    Awaits until every domain is done or failed; cancellation stops every agent, and the
+    next run resumes them from the log."""
     view = project(ctx.log)
     todo = [s for s in range(ctx.config.domains)
             if ctx.mode == "verify" or view.domains.get(slot_id(s)) is None
@@ -147,6 +152,9 @@ async def stage1(ctx: RunContext) -> None:
 
 
 async def stage2(ctx: RunContext) -> None:
+    """Stage 2: instantiate the tasks of every synthesized domain that are not finished.
+
+    Awaits until every task is kept or discarded; cancellation as for :func:`stage1`."""
     view = project(ctx.log)
     ctx.progress.set_stage("tasks")
     async with trio.open_nursery() as nursery:
@@ -158,6 +166,10 @@ async def stage2(ctx: RunContext) -> None:
 
 
 async def rollouts(ctx: RunContext) -> None:
+    """Run ``episodes_per_task`` episodes of every kept task that the log has not finished.
+
+    Awaits until all are scored and committed; at most ``concurrency`` run at once.
+    Cancellation ends the episodes in flight without their reward; they run again on resume."""
     view = project(ctx.log)
     work = []
     for tid in sorted(view.tasks):
@@ -222,7 +234,34 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - math.comb(n - c, k) / math.comb(n, k)
 
 
+STAGES: dict[str, Callable[[RunContext], Awaitable[None]]] = {"synth": stage1, "tasks": stage2, "rollout": rollouts}
+"""The pipeline's stages by name, in order."""
+
+
+def run(path: str, config: RunConfig | Mapping[str, Any] | None = None, options: EngineOptions | None = None,
+        stages: Sequence[str] = ("synth", "tasks", "rollout")) -> dict[str, Any]:
+    """Run ``stages`` of the pipeline on the log at ``path`` (created if absent); returns the summary.
+
+    Blocking (it runs its own trio loop). ``config`` as for :func:`open_run` (None: the log's
+    run, or the defaults on a new log). Running it again resumes where the log ends;
+    Ctrl-C loses nothing acknowledged.
+    """
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        raise ValueError(f"unknown stage(s) {unknown}; the stages are {list(STAGES)}")
+    opts = options if options is not None else EngineOptions()
+
+    async def main() -> dict[str, Any]:
+        async with open_run(path, config if config is not None else {}, opts) as ctx:
+            for name in stages:
+                await STAGES[name](ctx)
+            return summary(project(ctx.log))
+
+    return trio.run(main)
+
+
 def summary(view: RunView) -> dict[str, Any]:
+    """The run's figures per domain (tools, tasks, episodes, pass@k, ...) and its digest."""
     domains = []
     for slot in sorted(view.domains):
         d = view.domains[slot]

@@ -13,7 +13,8 @@ import random
 def derive_seed(run_seed: int, *parts: object) -> int:
     """A 63-bit seed from the run seed and any path of names/numbers."""
     text = "\x1f".join([str(run_seed), *map(str, parts)])  # one update: the same bytes, hashed at once
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big") >> 1
+    # surrogatepass: any str has bytes (a lone surrogate in a model-made name must not crash a run)
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big") >> 1
 
 
 def rng_for(run_seed: int, *parts: object) -> random.Random:

@@ -15,13 +15,15 @@ columnar messages carry every key any message has (null where absent).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from scaleenv.model.tool_schemas import openai_tools
 from scaleenv.store.events.episodes import MessageSent
 
-from .projection import RunView
+from scaleenv.store.log import Log
+
+from .projection import RunView, fold
 
 
 def episode_rows(view: RunView, run_seed: int) -> Iterator[dict[str, Any]]:
@@ -91,3 +93,28 @@ def write_parquet(rows: list[dict[str, Any]], out: Any) -> None:
     import pyarrow.parquet as pq
 
     pq.write_table(parquet_table(rows), out)
+
+
+def write_jsonl(rows: Iterable[dict[str, Any]], out: Any) -> int:
+    """Write the rows as JSON lines to the path ``out``; returns how many were written."""
+    n = 0
+    with open(out, "w") as f:
+        for row in rows:
+            f.write(json.dumps(row, sort_keys=True, default=str) + "\n")
+            n += 1
+    return n
+
+
+def export_log(log_path: Any, out: Any, fmt: str = "jsonl") -> int:
+    """Export every finished episode of the log at ``log_path`` to ``out`` (``jsonl`` or
+    ``parquet``); returns the number of episodes written. Reads the log only."""
+    if fmt not in ("jsonl", "parquet"):
+        raise ValueError(f"format must be jsonl or parquet, not {fmt!r}")
+    with Log.open(log_path, readonly=True) as log:
+        view = fold(log.read())
+        seed = int((log.meta_get("run_config") or {}).get("seed", 0))
+    rows = list(episode_rows(view, seed))
+    if fmt == "parquet":
+        write_parquet(rows, out)
+        return len(rows)
+    return write_jsonl(rows, out)

@@ -101,6 +101,9 @@ class TaskView:
 
 @attrs.define
 class RunView:
+    """A run folded: its domains (with tools and graph), tasks and episodes, and each
+    stream's digest. Built by :func:`fold`; updated by :func:`apply`."""
+
     domains: dict[str, DomainView] = attrs.field(factory=dict)
     tasks: dict[str, TaskView] = attrs.field(factory=dict)
     episodes: dict[str, EpisodeView] = attrs.field(factory=dict)
@@ -120,6 +123,7 @@ class RunView:
 
 
 def apply(view: RunView, record: Record) -> RunView:
+    """``view`` after ``record`` (updated in place and returned; see the module doc)."""
     view.events += 1
     digest = view.digests.get(record.stream)
     if digest is None:
@@ -156,6 +160,7 @@ def apply(view: RunView, record: Record) -> RunView:
 
 
 def fold(records: Iterable[Record], view: RunView | None = None) -> RunView:
+    """``records`` (in log order) folded into ``view`` (a new one by default), with :func:`apply`."""
     view = view if view is not None else RunView()
     for record in records:
         apply(view, record)

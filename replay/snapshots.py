@@ -29,7 +29,6 @@ from typing import Any
 
 import attrs
 import msgspec
-import structlog
 
 from scaleenv.store.log import Log
 from scaleenv.store.record import StreamDigest, record_digest_bytes
@@ -39,8 +38,9 @@ from .episode_state import EpisodeFold, fold_to, resume_fold, start_fold, task_i
 from .projection import TaskView
 from scaleenv.model.state import state_digest
 from scaleenv.streams import EPISODE
+from scaleenv.logs import get_logger
 
-log = structlog.get_logger("scaleenv.replay.snapshots")
+log = get_logger("scaleenv.replay.snapshots")
 
 SNAPSHOT_FORMAT = 1
 """The layout of a snapshot value."""

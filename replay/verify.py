@@ -24,7 +24,6 @@ from typing import Any
 
 import attrs
 import msgspec
-import structlog
 import trio
 
 from scaleenv.sandbox import CallOutcome, Limits, SandboxPool
@@ -37,8 +36,9 @@ from scaleenv.store.record import Record
 from .projection import DomainView, RunView, fold
 from scaleenv.model.state import canonical
 from scaleenv.model.judge import judge
+from scaleenv.logs import get_logger
 
-log = structlog.get_logger("scaleenv.replay.verify")
+log = get_logger("scaleenv.replay.verify")
 
 NOT_EXECUTED = frozenset({"unknown_tool", "bad_json"})
 """Error kinds of episode calls that the engine answered without calling the sandbox."""

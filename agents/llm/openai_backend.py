@@ -31,14 +31,14 @@ import time
 from typing import Any, Literal
 
 import attrs
-import structlog
 import trio
 
 from .errors import BackendError
 from .port import Completion, LlmRequest
 from .tool_calls import message_to_text
+from scaleenv.logs import get_logger
 
-log = structlog.get_logger("scaleenv.llm.openai")
+log = get_logger("scaleenv.llm.openai")
 
 CALL_HEADER = "x-scaleenv-call"
 ROLE_HEADER = "x-scaleenv-role"

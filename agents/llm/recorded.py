@@ -16,17 +16,17 @@ from collections.abc import Iterable
 from typing import Any
 
 import attrs
-import structlog
 import trio
 
 from scaleenv.store.events.llm import CallResolver, LlmCalled
 from scaleenv.store.record import Record
 from scaleenv.store.log import Log
+from scaleenv.logs import get_logger
 
 from .errors import RecordedDivergence
 from .port import Completion, LlmRequest, recorded_rejection, request_digest
 
-log = structlog.get_logger("scaleenv.llm.recorded")
+log = get_logger("scaleenv.llm.recorded")
 
 SNIPPET = 40
 

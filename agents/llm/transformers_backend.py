@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import structlog
 import trio
 
 from .port import Completion, LlmRequest
+from scaleenv.logs import get_logger
 
-log = structlog.get_logger("scaleenv.llm.transformers")
+log = get_logger("scaleenv.llm.transformers")
 
 GENERATOR_CACHE = 32
 

@@ -41,8 +41,9 @@ from scaleenv.store.stream import AckMode
 from .answers import PolicyTurn, UserTurn
 from scaleenv.agents.llm.user_chat import user_request
 from scaleenv.streams import episode_id, episode_stream
+from scaleenv.logs import get_logger
 
-log = structlog.get_logger("scaleenv.rollout")
+log = get_logger("scaleenv.rollout")
 
 USER_INSTRUCTIONS = """You play a customer talking to a support agent. Pursue the goal in
 `instruction`; reveal a fact from `user_facts` only when the agent asks for it; never

@@ -51,11 +51,12 @@ from scaleenv.store.specs import DbState, DomainSpec, ToolSpec
 from scaleenv.model.graph import derive_edges
 from scaleenv.model.specs_check import validate_domain
 from scaleenv.streams import domain_stream, slot_id, tool_stream
+from scaleenv.logs import get_logger
 
 from . import prompts
 from .answers import CodeAnswer, RepairAnswer, ReviewAnswer, TestPlan
 
-log = structlog.get_logger("scaleenv.synth")
+log = get_logger("scaleenv.synth")
 
 
 def code_digest(code: str) -> str:

@@ -31,6 +31,7 @@ from scaleenv.store.events.tasks import (
 )
 from scaleenv.store.specs import DbState, DomainSpec
 from scaleenv.streams import task_id, task_stream
+from scaleenv.logs import get_logger
 
 from . import prompts
 from .answers import InstructionAnswer
@@ -45,7 +46,7 @@ from .expansion import (
     run_chain,
 )
 
-log = structlog.get_logger("scaleenv.tasks")
+log = get_logger("scaleenv.tasks")
 
 
 def domain_chains(ctx: RunContext, domain: DomainView) -> list[list[str]]:

@@ -1,9 +1,7 @@
-"""Structured logging, configured in one place.
+"""The CLI's logging: diagnostics to stderr, as console text or JSON lines.
 
-Logs are diagnostics on stderr; they are never the audit trail (events are) and never
-feed a digest. Context (run, stream, episode, tool, domain) is bound with
-``structlog.contextvars`` so each trio task carries its own: trio spawns every task in a
-copy of its parent's context, so a binding made inside a task never leaks to siblings.
+Only the CLI configures logging (see :mod:`scaleenv.logs`: the library is silent until an
+application does). Logs are never the audit trail (events are) and never feed a digest.
 """
 
 from __future__ import annotations
@@ -14,45 +12,37 @@ from typing import Literal
 
 import structlog
 
+from scaleenv.logs import ROOT
+
 LogFormat = Literal["console", "json"]
 
 
 def configure_logging(fmt: LogFormat = "console", level: str = "info") -> None:
-    """Configure structlog for the whole process (idempotent)."""
+    """Send the ``scaleenv`` loggers' records to stderr, rendered as console text or JSON
+    lines, from ``level`` up (idempotent: the CLI calls it once per command)."""
     renderer: structlog.typing.Processor
     if fmt == "json":
         renderer = structlog.processors.JSONRenderer()
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping()[level.upper()]
-        ),
-        logger_factory=_StderrLoggerFactory(),
-        cache_logger_on_first_use=False,
-    )
+    handler = _StderrHandler()
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, structlog.processors.format_exc_info,
+                    renderer],
+        foreign_pre_chain=[structlog.stdlib.add_logger_name, structlog.stdlib.add_log_level,
+                           structlog.processors.TimeStamper(fmt="iso", utc=True)],
+    ))
+    root = logging.getLogger(ROOT)
+    root.handlers = [h for h in root.handlers if not isinstance(h, _StderrHandler)] + [handler]
+    root.setLevel(logging.getLevelNamesMapping()[level.upper()])
+    root.propagate = False
 
 
-class _StderrLogger:
-    """Writes each line to whatever ``sys.stderr`` is at write time (tests swap it)."""
+class _StderrHandler(logging.Handler):
+    """Writes each record to whatever ``sys.stderr`` is at write time (tests swap it)."""
 
-    def msg(self, message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
-
-    log = debug = info = warn = warning = error = critical = exception = fatal = msg
-
-
-class _StderrLoggerFactory:
-    def __call__(self, *args: object) -> _StderrLogger:
-        return _StderrLogger()
-
-
-def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
-    return structlog.get_logger(name)
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            print(self.format(record), file=sys.stderr, flush=True)
+        except Exception:  # noqa: BLE001 - a failed log line must never fail the work
+            self.handleError(record)

@@ -16,11 +16,11 @@ import json
 import sys
 from typing import Any, TextIO
 
-import structlog
 
 from scaleenv.cli import EXIT_FAILED, EXIT_OK, UsageError
+from scaleenv.logs import get_logger
 
-log = structlog.get_logger("scaleenv.replay")
+log = get_logger("scaleenv.replay")
 
 EXAMPLES = """examples:
   scaleenv replay --log run.lmdb --episode d00/t003/g1 --step 4

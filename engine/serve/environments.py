@@ -46,7 +46,6 @@ from typing import Any
 
 import attrs
 import msgspec
-import structlog
 import trio
 
 from scaleenv.agents.llm.port import LlmExhaustedError
@@ -64,8 +63,9 @@ from scaleenv.store.stream import Stream
 
 from scaleenv.agents.rollout.episode import Episode, new_episode, offered
 from scaleenv.streams import episode_stream, served_episode_id
+from scaleenv.logs import get_logger
 
-log = structlog.get_logger("scaleenv.serve")
+log = get_logger("scaleenv.serve")
 
 SERVED_ID = re.compile(r"^(?P<task>.+)/s(?P<k>\d+)$")
 

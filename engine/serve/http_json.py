@@ -15,10 +15,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import h11
-import structlog
 import trio
+from scaleenv.logs import get_logger
 
-log = structlog.get_logger("scaleenv.llm.http")
+log = get_logger("scaleenv.llm.http")
 
 MAX_BODY = 64 << 20
 RECEIVE_SIZE = 65536

@@ -12,21 +12,23 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import attrs
+import msgspec
 import pytest
 import trio
 
 from scaleenv.replay.projection import fold
 from scaleenv.config import RunConfig
-from scaleenv.runner import EngineOptions, open_run, project, rollouts, stage1, stage2, summary
+from scaleenv.runner import EngineOptions, open_run, project, rollouts, summary
 from scaleenv.store.events.episodes import EpisodeStarted
 from scaleenv.store.log import Log
+from tests.conftest import TEMPLATE, copy_log
 
 T = TypeVar("T")
 
 HANG_LIMIT_S = 600.0
 """How long :func:`bounded` lets a call run before failing the test (a hang, not slowness)."""
 
-CONFIG = RunConfig(seed=5, domains=2, tasks_per_domain=4, episodes_per_task=3)
+CONFIG = msgspec.structs.replace(TEMPLATE, episodes_per_task=3)
 OPTIONS = EngineOptions(progress=False, sync=False)
 
 
@@ -93,10 +95,9 @@ def episode_starts(path: Path) -> Counter[str]:
 
 
 @pytest.fixture(scope="package")
-def base(tmp_path_factory: pytest.TempPathFactory) -> Base:
+def base(template: Path, tmp_path_factory: pytest.TempPathFactory) -> Base:
     root = tmp_path_factory.mktemp("distributed")
-    tasks = root / "tasks"
-    run_stages(tasks, stage1, stage2)
+    tasks = copy_log(template, root / "tasks")
     single = shutil.copytree(tasks, root / "single")
     result = run_stages(single, rollouts)
     episodes = sum(d["episodes"] for d in result["domains"])

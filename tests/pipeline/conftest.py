@@ -5,13 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 import trio
 
 from scaleenv.config import RunConfig
 from scaleenv.runner import EngineOptions, open_run, project, rollouts, stage1, stage2, summary
+from scaleenv.store.log import Log
+from tests.conftest import TEMPLATE, copy_log, roll_out
 
-SMALL = RunConfig(seed=7, domains=2, tasks_per_domain=4, episodes_per_task=2)
+SMALL = msgspec.structs.replace(TEMPLATE, episodes_per_task=2)
 
 
 def run_pipeline(path: Path, config: RunConfig = SMALL, **options: Any) -> dict[str, Any]:
@@ -27,6 +30,9 @@ def run_pipeline(path: Path, config: RunConfig = SMALL, **options: Any) -> dict[
 
 
 @pytest.fixture(scope="module")
-def small_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
-    path = tmp_path_factory.mktemp("run") / "log"
-    return path, run_pipeline(path)
+def small_run(template: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """SMALL run to the end: the suite's template (stages 1 and 2) rolled out."""
+    path = copy_log(template, tmp_path_factory.mktemp("run") / "log")
+    roll_out(path, SMALL.episodes_per_task)
+    with Log.open(path, readonly=True) as log:
+        return path, summary(project(log))

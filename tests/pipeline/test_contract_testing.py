@@ -9,8 +9,6 @@ import trio
 
 from scaleenv.agents.synth.stage1 import _run_cases, contract_cases  # noqa: F401
 from scaleenv.model.dbgen import generate_state
-from scaleenv.config import RunConfig
-from scaleenv.runner import EngineOptions, open_run, stage1
 from scaleenv.sandbox import SandboxPool
 from scaleenv.store.events.synth import TestsRun, ToolAccepted, ToolRejected
 from scaleenv.store.log import Log
@@ -57,15 +55,9 @@ def test_code_that_breaks_a_postcondition_is_caught() -> None:
     assert failed and all("post-condition failed" in r.failure for r in failed)
 
 
-def test_sim_run_repairs_or_rejects_tools_caught_by_contract_cases(tmp_path: Path) -> None:
+def test_sim_run_repairs_or_rejects_tools_caught_by_contract_cases(synth8: Path) -> None:
     """On a real sim synthesis, contract cases catch first drafts, which are then repaired or rejected."""
-    path = tmp_path / "synth"
-
-    async def main() -> None:
-        async with open_run(str(path), RunConfig(seed=1, domains=8), EngineOptions(progress=False, sync=False)) as ctx:
-            await stage1(ctx)
-
-    trio.run(main)
+    path = synth8
     caught: dict[str, str] = {}
     with Log.open(path, readonly=True) as log:
         for r in log.read():

@@ -98,7 +98,10 @@ def test_reward_is_one_for_the_golden_chain_zero_for_a_distractor_or_nothing(vie
     acted = trio.run(act)
     wrong = score(expected, acted, answers, answers)
     assert wrong.reward == 0.0
-    assert any(f"[{goal.args[target_param]}]" in line or f"[{distractor_key}]" in line for line in wrong.diff), wrong.diff
+    # The diff names what differs: the target left as it was, the look-alike changed, or a
+    # record the call created pointing at the look-alike instead of the target.
+    assert wrong.diff and any(k in line for line in wrong.diff
+                              for k in (f"[{goal.args[target_param]}]", f"[{distractor_key}]", distractor_key)), wrong.diff
 
 
 def test_canonical_state_ignores_key_order_int_vs_float_and_reads() -> None:

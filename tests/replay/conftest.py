@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import json
 import shutil
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import structlog
 
 from scaleenv.cli import main
-from scaleenv.cli.logs import configure_logging
 from tests.replay.goldens import GOLDEN_LOG, STAGES, load_prefix
 from tests.replay.shoplog import build_shop_log
 
@@ -55,19 +53,11 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str
     return run
 
 
-class _CurrentStderr:
-    """Writes to whatever ``sys.stderr`` is now (configure_logging binds the object it sees)."""
-
-    def write(self, s: str) -> int:
-        return sys.stderr.write(s)
-
-    def flush(self) -> None:
-        sys.stderr.flush()
-
-
 @pytest.fixture(autouse=True)
-def _logging_follows_stderr():
-    """In-process CLI calls bind structlog to capsys's stderr, closed after the test: rebind."""
+def _logging_back_to_silent():
+    """In-process CLI calls configure the ``scaleenv`` loggers: undo it after each test."""
     yield
-    configure_logging("console", "warning")
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()))  # type: ignore[arg-type]
+    root = logging.getLogger("scaleenv")
+    root.handlers = [logging.NullHandler()]
+    root.setLevel(logging.NOTSET)
+    root.propagate = True

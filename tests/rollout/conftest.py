@@ -1,41 +1,21 @@
-"""Rollout tests share one synthesized template (stage 1 + 2); each test rolls out on a copy."""
+"""Rollout tests roll out on copies of the suite's template (stages 1 and 2: tests/conftest.py)."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import msgspec
-import pytest
 import trio
 
 from scaleenv.config import RunConfig
 from scaleenv.run_context import RunContext
-from scaleenv.runner import EngineOptions, open_run, project, rollouts, stage1, stage2
-
-TEMPLATE = RunConfig(seed=5, domains=2, tasks_per_domain=3, episodes_per_task=0)
-
-
-@pytest.fixture(scope="session")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A log holding synthesized domains and kept tasks, and no episode yet."""
-    path = tmp_path_factory.mktemp("rollout-template") / "log"
-
-    async def main() -> None:
-        async with open_run(str(path), TEMPLATE, EngineOptions(progress=False, sync=False)) as ctx:
-            await stage1(ctx)
-            await stage2(ctx)
-            assert any(t.status == "kept" for t in project(ctx.log).tasks.values())
-
-    trio.run(main)
-    return path
-
+from scaleenv.runner import EngineOptions, open_run, rollouts
+from tests.conftest import TEMPLATE, copy_log
 
 def copy_template(template: Path, dest: Path) -> Path:
-    shutil.copytree(template, dest)
-    return dest
+    return copy_log(template, dest)
 
 
 def config(episodes_per_task: int, **kw: Any) -> RunConfig:

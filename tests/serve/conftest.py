@@ -1,4 +1,4 @@
-"""A small real run (sim LLM, real LMDB, real sandbox) whose kept tasks are served."""
+"""The suite's template run (sim LLM, real LMDB, real sandbox), rolled out once, whose kept tasks are served."""
 
 from __future__ import annotations
 
@@ -7,19 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from scaleenv.config import RunConfig
-from scaleenv.runner import EngineOptions
-from tests.pipeline.conftest import run_pipeline
+import msgspec
 
-SERVE_RUN = RunConfig(seed=11, domains=2, tasks_per_domain=5, episodes_per_task=1)
+from scaleenv.runner import EngineOptions
+from tests.conftest import TEMPLATE, copy_log, roll_out
+
+SERVE_RUN = msgspec.structs.replace(TEMPLATE, episodes_per_task=1)
 OPTIONS = EngineOptions(progress=False, sync=False)
 
 
 @pytest.fixture(scope="session")
-def base_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("serve_base") / "log"
-    run_pipeline(path, SERVE_RUN)
-    return path
+def base_run(template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return roll_out(copy_log(template, tmp_path_factory.mktemp("serve_base") / "log"), SERVE_RUN.episodes_per_task)
 
 
 @pytest.fixture

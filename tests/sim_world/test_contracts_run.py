@@ -9,11 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import trio
-
 from scaleenv.model.contracts import render
-from scaleenv.config import RunConfig
-from scaleenv.runner import EngineOptions, open_run, project, stage1, summary
+from scaleenv.runner import project, summary
 from scaleenv.store.events.synth import TestCasesProposed, TestsRun, ToolAccepted
 from scaleenv.store.log import Log
 
@@ -52,15 +49,8 @@ def check_log(path: str | Path) -> dict:
     }
 
 
-def test_synth_8_seed_1_meets_the_contract_facts(tmp_path: Path) -> None:
-    path = tmp_path / "synth"
-
-    async def main() -> None:
-        async with open_run(str(path), RunConfig(seed=1, domains=8), EngineOptions(progress=False, sync=False)) as ctx:
-            await stage1(ctx)
-
-    trio.run(main)
-    facts = check_log(path)
+def test_synth_8_seed_1_meets_the_contract_facts(synth8: Path) -> None:
+    facts = check_log(synth8)
     assert facts["verified"] >= 60, facts
     assert facts["empty_contracts"] == [], facts
     assert facts["pre_conditions"] > facts["verified"], facts
