@@ -48,12 +48,32 @@ async def test_calls_in_the_backend_never_exceed_the_tokens(writer) -> None:
     assert llm.limiter.borrowed_tokens == 0
 
 
+class Stuck(Slow):
+    """A backend whose calls wait until cancelled; ``entered`` is set once one is inside."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = trio.Event()
+
+    async def complete(self, request: LlmRequest, json_schema: dict[str, Any], schema_name: str) -> Completion:
+        self.inside += 1
+        self.entered.set()
+        try:
+            await trio.sleep_forever()
+        finally:
+            self.inside -= 1
+        raise AssertionError("unreachable")
+
+
 async def test_a_cancelled_call_gives_its_token_back(writer) -> None:
-    backend = Slow()
+    backend = Stuck()
     llm = Llm(backend, run_seed=1, limiter=trio.CapacityLimiter(1))
-    with trio.move_on_after(0.005):  # one call inside the backend, the others waiting for the token
-        async with trio.open_nursery() as n:
-            for i in range(4):
-                n.start_soon(llm.generate, Stream(writer, f"c/{i}"), _req(), Pair)
+    async with trio.open_nursery() as n:
+        for i in range(4):
+            n.start_soon(llm.generate, Stream(writer, f"c/{i}"), _req(), Pair)
+        await backend.entered.wait()  # one call inside the backend, the others waiting for the token
+        assert backend.inside == 1 and llm.limiter.borrowed_tokens == 1
+        n.cancel_scope.cancel()
     assert llm.limiter.borrowed_tokens == 0 and backend.inside == 0
+    llm.backend = Slow()
     await llm.generate(Stream(writer, "after"), _req(), Pair)  # the token is free again

@@ -134,11 +134,15 @@ async def test_worker_killed_mid_call_restores_other_sessions() -> None:
         async def run(session: str, tool: str, args: dict[str, str]) -> None:
             results[session] = await pool.call(session, tool, args)
 
+        proc = await pool._slots[0].current()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(run, "victim", "spin", {})
-            await trio.sleep(0.2)
+            before = _cpu_ticks(pid)
+            while _cpu_ticks(pid) < before + 5:  # the worker burns CPU: spin is running
+                await trio.sleep(0.01)
             nursery.start_soon(run, "bystander", "cancel_order", {"order_id": "o2"})  # queued behind spin
-            await trio.sleep(0.05)
+            while len(proc._pending) < 2:  # the bystander's call is written behind it
+                await trio.sleep(0.01)
             os.kill(pid, signal.SIGKILL)
         victim = results["victim"].error
         assert victim is not None and victim.kind == "crashed"
@@ -215,6 +219,12 @@ async def test_many_concurrent_sessions(pool: SandboxPool) -> None:
         assert second.error is not None and second.error.kind == "tool_error"
     state = await pool.get_state("s1")
     assert state["orders"]["o1"]["status"] == "cancelled" and state["stock"]["A"]["qty"] == 12
+
+
+def _cpu_ticks(pid: int) -> int:
+    """User + system CPU time of a process, in clock ticks (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
 
 
 def _fake_python(tmp_path: Path, body: str) -> str:
