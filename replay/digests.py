@@ -12,6 +12,8 @@ from typing import Any
 
 import msgspec
 
+from scaleenv.store.specs import spec_builtins
+
 from .projection import DomainView, EpisodeView, RunView, TaskView
 from scaleenv.model.state import canonical, state_digest
 from scaleenv.streams import domain_stream, episode_stream, task_stream
@@ -26,7 +28,7 @@ def _digest(value: Any) -> str:
 def domain_summary(d: DomainView) -> dict[str, Any]:
     return {
         "name": d.name, "status": d.status, "verified": d.verified, "rejected": d.rejected,
-        "spec": d.spec, "edges": [msgspec.to_builtins(e) for e in d.edges],
+        "spec": spec_builtins(d.spec), "edges": [msgspec.to_builtins(e) for e in d.edges],
         "tools": {n: {"status": t.status, "code": t.code, "versions": t.code_versions, "rounds": t.rounds,
                       "reasons": t.reasons} for n, t in sorted(d.tools.items())},
         "llm_calls": d.llm_calls, "tokens": d.tokens,

@@ -23,6 +23,7 @@ import msgspec
 from .errors import IncompatibleEvent, NewerLogFormat, RecordDamaged, UnknownEventType
 from .events import ALL_EVENT_TYPES
 from .events.base import Event, Ref
+from .specs import drop_added
 
 MAGIC = b"SE"
 FORMAT_VERSION = 1
@@ -197,6 +198,8 @@ def event_digest_builtins(event: Event) -> dict[str, Any]:
     for name, default in cls.digest_added:
         if b.get(name, default) == default:
             b.pop(name, None)
+    if cls.digest_nested:
+        drop_added(event, b)
     return b
 
 

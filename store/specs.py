@@ -8,11 +8,47 @@ rules that check them live in ``scaleenv.model.specs_check`` and the contract ev
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import msgspec
 
 FieldType = Literal["str", "int", "float", "bool", "list[str]"]
+
+FieldKind = Literal[
+    "id",            # a record's key or a reference to one
+    "person_name",   # "Amara Okafor"
+    "org_name",      # "Northwind Logistics"
+    "title",         # a short name of a thing: a job title, a course, a product
+    "text",          # free text: a note, a description, a review
+    "email", "phone", "url", "city", "address",
+    "date",          # "2024-03-15"
+    "datetime",      # "2024-03-15 09:30:00"
+    "money",         # an amount in the domain's currency
+    "count",         # a number of things (stock, seats, attendees)
+    "quantity",      # an amount asked for (units in an order)
+    "rating",        # a score on a small scale (1..5)
+    "percent",
+    "number",        # any other number
+    "code",          # an identifier people type: a SKU, a ticker, a flight number
+    "label",         # a short word from an open set (a tag, a color)
+    "flag",          # a yes/no
+]
+"""What a column's values are, beyond their type: drives the data generated for it."""
+
+RewardPolicy = Literal["exact", "semantic", "exempt"]
+"""How the reward compares a column: ``exact`` (equal, canonically: 25 == 25.0),
+``semantic`` (free text that must mean the same: a deterministic text similarity) or
+``exempt`` (not compared: generated ids, stamps a tool sets itself, optional extras)."""
+
+
+class Evolving:
+    """Mixin for spec structs that gained fields after log format 2.
+
+    ``added`` lists ``(field, default)``; a digest leaves such a field out while it holds its
+    default, so records made before it existed keep their digests (as ``Event.digest_added``).
+    """
+
+    added: ClassVar[tuple[tuple[str, object], ...]] = ()
 
 # A JSON scalar as it may appear in a record or a contract literal.
 Scalar = str | int | float | bool | None
@@ -21,8 +57,8 @@ Scalar = str | int | float | bool | None
 DbState = dict[str, dict[str, dict[str, Any]]]
 
 
-class FieldSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """One column of a table, or one field of a tool's return value."""
+class FieldSpec(msgspec.Struct, Evolving, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One column of a table, or one field of a tool's return value (or parameter's shape)."""
 
     name: str
     type: FieldType
@@ -31,9 +67,23 @@ class FieldSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     ref: str | None = None
     # The closed set of values this field may take (statuses, tiers, categories).
     enum: list[str] | None = None
+    # What the values are (drives generated data); None: inferred from the name and type.
+    kind: FieldKind | None = None
+    # No two records of the table share a value of this column.
+    unique: bool = False
+    # Every record holds a value (not null).
+    required: bool = False
+    # The range of a number column (inclusive), when it has one.
+    minimum: float | None = None
+    maximum: float | None = None
+    # How the reward compares this column; None: exact.
+    reward: RewardPolicy | None = None
+
+    added: ClassVar[tuple[tuple[str, object], ...]] = (
+        ("kind", None), ("unique", False), ("required", False), ("minimum", None), ("maximum", None), ("reward", None))
 
 
-class TableSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class TableSpec(msgspec.Struct, Evolving, frozen=True, kw_only=True, forbid_unknown_fields=True):
     name: str
     description: str
     primary_key: str
@@ -46,7 +96,7 @@ class TableSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
         return None
 
 
-class ParamSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class ParamSpec(msgspec.Struct, Evolving, frozen=True, kw_only=True, forbid_unknown_fields=True):
     name: str
     type: FieldType
     description: str
@@ -69,7 +119,7 @@ ConditionOp = Literal[
 ]
 
 
-class Condition(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class Condition(msgspec.Struct, Evolving, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One pre- or post-condition of a tool, as data the engine evaluates.
 
     Terms are strings in a tiny grammar (parsed by ``scaleenv.model.contracts``):
@@ -91,7 +141,7 @@ class Condition(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     why: str = ""
 
 
-class ToolSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class ToolSpec(msgspec.Struct, Evolving, frozen=True, kw_only=True, forbid_unknown_fields=True):
     name: str
     description: str
     params: list[ParamSpec]
@@ -110,13 +160,16 @@ class ToolSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         return None
 
 
-class DomainSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """A domain's whole design: what the architect role returns."""
+class DomainSpec(msgspec.Struct, Evolving, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A domain's whole design: its tools (the architect's) and its tables (the database agent's)."""
 
     name: str
     description: str
     tables: list[TableSpec]
     tools: list[ToolSpec]
+    keywords: list[str] = []
+
+    added: ClassVar[tuple[tuple[str, object], ...]] = (("keywords", []),)
 
     def table(self, name: str) -> TableSpec | None:
         for t in self.tables:
@@ -129,3 +182,28 @@ class DomainSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
             if t.name == name:
                 return t
         return None
+
+
+def drop_added(value: Any, builtins: Any) -> Any:
+    """Drop from ``builtins`` (``value`` as ``msgspec.to_builtins`` gives it) every field an
+    :class:`Evolving` struct inside ``value`` added and holds at its default; returns ``builtins``.
+
+    What digests cover: data written before a field existed keeps its digest."""
+    if isinstance(value, msgspec.Struct):
+        for name, default in getattr(type(value), "added", ()):
+            if getattr(value, name) == default:
+                builtins.pop(name, None)
+        for name in value.__struct_fields__:
+            inner = getattr(value, name)
+            if isinstance(inner, msgspec.Struct | list) and name in builtins:
+                drop_added(inner, builtins[name])
+    elif isinstance(value, list):
+        for item, b in zip(value, builtins):
+            if isinstance(item, msgspec.Struct | list):
+                drop_added(item, b)
+    return builtins
+
+
+def spec_builtins(value: Any) -> Any:
+    """``value`` as builtins without the added fields at their defaults (see :func:`drop_added`)."""
+    return drop_added(value, msgspec.to_builtins(value))

@@ -18,6 +18,9 @@ A field added to an event type that logs already hold is listed in its class's
 ``digest_added`` with its default: while it holds that default it is left out of the
 digest, so an event written before the field existed keeps the digest it had (golden
 logs and ``replay --verify`` of old logs depend on it; tests/replay/test_golden.py).
+The same holds inside the data an event carries: a spec struct lists its added fields in
+``added`` (``scaleenv.store.specs.Evolving``), and an event that carries specs sets
+``digest_nested`` so its digest drops them too while they hold their defaults.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ class Event(msgspec.Struct, tag_field="type", frozen=True, kw_only=True):
 
     digest_exclude: ClassVar[frozenset[str]] = frozenset()
     digest_added: ClassVar[tuple[tuple[str, object], ...]] = ()
+    digest_nested: ClassVar[bool] = False
 
 
 class Ref(msgspec.Struct, frozen=True, array_like=True):

@@ -32,6 +32,7 @@ class SchemaDefined(Event, tag="domain.schema_defined"):
     """The validated design: tables, tools and their contracts."""
 
     spec: DomainSpec
+    digest_nested: ClassVar[bool] = True
 
 
 class CodeProposed(Event, tag="tool.code_proposed"):
@@ -118,6 +119,7 @@ class ToolAccepted(Event, tag="tool.accepted"):
     domain: str
     tool: str
     spec: ToolSpec
+    digest_nested: ClassVar[bool] = True
     code: str
     code_digest: str
     rounds: int
