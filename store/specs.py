@@ -116,6 +116,13 @@ ConditionOp = Literal[
     "unchanged",     # post only: left after == left before
     "some_eq",       # some record has left (table[*].field) == right: a lookup that must find something
     "none_eq",       # no record has left (table[*].field) == right: e.g. an email not yet taken
+    # post only, on a tool returning a list: the result lists exactly the records of the
+    # table (left: table[*].field) that pass every selects_* filter of the tool; a filter
+    # whose right side is an argument left out (None) does not filter.
+    "selects_eq",        # field == right
+    "selects_contains",  # right appears in the field's text (case-insensitive)
+    "selects_ge",        # field >= right
+    "selects_le",        # field <= right
 ]
 
 
@@ -130,7 +137,9 @@ class Condition(msgspec.Struct, Evolving, frozen=True, kw_only=True, forbid_unkn
     Examples: ``exists orders[$order_id]``,
     ``orders[$order_id].status in ["pending", "processing"]``,
     ``after: users[orders[$order_id].user_id].balance increases_by orders[$order_id].total``,
-    ``some customers[*].email == $email``, ``after: orders[$result.order_id].status == "pending"``.
+    ``some customers[*].email == $email``, ``after: orders[$result.order_id].status == "pending"``,
+    ``after: books[*].category selects == $category`` (the result lists the books of that category),
+    ``after: $result.count == count(orders[*].status == $status)``.
     """
 
     when: Literal["pre", "post"]

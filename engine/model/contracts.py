@@ -97,7 +97,18 @@ class FieldRef:
         return f"{self.record}.{self.field}"
 
 
-Term = Param | ParamField | Wildcard | Literal | RecordRef | FieldRef
+@attrs.frozen
+class Count:
+    """``count(table[*].field == TERM)``: how many records of the table have that value."""
+
+    column: FieldRef
+    value: Term
+
+    def __str__(self) -> str:
+        return f"count({self.column} == {self.value})"
+
+
+Term = Param | ParamField | Wildcard | Literal | RecordRef | FieldRef | Count
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -113,6 +124,23 @@ class _Parser:
     def skip_ws(self) -> None:
         while self.pos < len(self.text) and self.text[self.pos].isspace():
             self.pos += 1
+
+    def count(self) -> Term:
+        """``count(table[*].field == TERM)``, after the word ``count``."""
+        self.pos += 1  # "("
+        column = self.term()
+        if not (isinstance(column, FieldRef) and isinstance(column.record.key, Wildcard)):
+            raise self.error("count(...) needs table[*].field == TERM")
+        self.skip_ws()
+        if not self.text.startswith("==", self.pos):
+            raise self.error("expected '==' in count(...)")
+        self.pos += 2
+        value = self.term()
+        self.skip_ws()
+        if self.pos >= len(self.text) or self.text[self.pos] != ")":
+            raise self.error("expected ')' closing count(...)")
+        self.pos += 1
+        return Count(column, value)
 
     def term(self) -> Term:
         self.skip_ws()
@@ -140,8 +168,10 @@ class _Parser:
         if m and m.group() not in ("true", "false", "null"):
             self.pos = m.end()
             self.skip_ws()
+            if m.group() == "count" and self.pos < len(self.text) and self.text[self.pos] == "(":
+                return self.count()
             if self.pos >= len(self.text) or self.text[self.pos] != "[":
-                raise self.error(f"expected '[' after table name {m.group()!r}")
+                return Literal(m.group())  # a bare word is a string: active means "active"
             self.pos += 1
             key = self.term()
             self.skip_ws()
@@ -194,6 +224,10 @@ def eval_term(term: Term, args: dict[str, Any], db: DbState) -> Any:
         return UNDEFINED
     if isinstance(term, Literal):
         return term.value
+    if isinstance(term, Count):
+        value = eval_term(term.value, args, db)
+        rows = db.get(term.column.record.table, {})
+        return sum(1 for r in rows.values() if value is not UNDEFINED and _same(r.get(term.column.field), value))
     if isinstance(term, RecordRef):
         key = eval_term(term.key, args, db)
         if key is UNDEFINED or key is None:
@@ -213,6 +247,9 @@ def render(cond: Condition) -> str:
     if cond.op in ("exists", "absent", "unchanged"):
         return f"{prefix}{cond.op} {cond.left}" if cond.op != "unchanged" else f"{prefix}{cond.left} unchanged"
     right = json.dumps(cond.right) if isinstance(cond.right, list) else cond.right
+    if cond.op in SELECTS:
+        symbol = {"selects_eq": "==", "selects_contains": "contains", "selects_ge": ">=", "selects_le": "<="}[cond.op]
+        return f"{prefix}the result lists the {cond.left} {symbol} {right}"
     if cond.op in ("some_eq", "none_eq"):
         return f"{prefix}{'some' if cond.op == 'some_eq' else 'no'} {cond.left} == {right}"
     symbol = {"eq": "==", "ne": "!=", "ge": ">=", "gt": ">", "le": "<=", "lt": "<"}.get(cond.op, cond.op.replace("_", " "))
@@ -250,6 +287,8 @@ def evaluate(
     Terms of a post-condition are read in the state *after* the call, except the right
     side of increases_by/decreases_by and both sides' "before" value, read before it.
     """
+    if cond.op in SELECTS:
+        return check_selects([cond], args, db)
     left = parse_term(cond.left)
     right = right_term(cond)
     text = render(cond)
@@ -300,6 +339,77 @@ def evaluate(
     return Verdict(ok, "" if ok else f"{text}: {left} is {lval!r}, right side is {rval!r}")
 
 
+SELECTS = ("selects_eq", "selects_contains", "selects_ge", "selects_le")
+"""Ops that say which records a list result holds (post-conditions of listing tools)."""
+
+
+def _passes(op: str, value: Any, wanted: Any) -> bool:
+    if op == "selects_eq":
+        return _same(value, wanted)
+    if op == "selects_contains":
+        return isinstance(value, str) and str(wanted).lower() in value.lower()
+    a, b = _num(value), _num(wanted)
+    if a is None or b is None:  # dates and other text compare as text
+        if isinstance(value, str) and isinstance(wanted, str):
+            return value >= wanted if op == "selects_ge" else value <= wanted
+        return False
+    return a >= b if op == "selects_ge" else a <= b
+
+
+def selected(conds: list[Condition], args: dict[str, Any], db: DbState) -> tuple[str, list[str]]:
+    """The table the ``selects_*`` conditions filter and the keys of its records that pass
+    every filter (a filter whose right side is undefined or None, an argument left out,
+    does not filter), sorted."""
+    filters = []
+    table = ""
+    for cond in conds:
+        left = parse_term(cond.left)
+        assert isinstance(left, FieldRef)
+        table = left.record.table
+        wanted = eval_term(right_term(cond), args, db)  # type: ignore[arg-type]
+        if wanted is UNDEFINED or wanted is None:
+            continue
+        filters.append((cond.op, left.field, wanted))
+    rows = db.get(table, {})
+    keys = [k for k in sorted(rows) if all(_passes(op, rows[k].get(f), w) for op, f, w in filters)]
+    return table, keys
+
+
+def _canonical_item(item: Any) -> str:
+    if isinstance(item, dict):
+        return json.dumps({k: (int(v) if isinstance(v, float) and v.is_integer() else v) for k, v in item.items()},
+                          sort_keys=True, default=str)
+    return json.dumps(item, default=str)
+
+
+def check_selects(conds: list[Condition], args: dict[str, Any], db: DbState) -> Verdict:
+    """Whether ``$result`` lists exactly the records passing every filter of ``conds``."""
+    text = "; ".join(render(c) for c in conds)
+    result = args.get(RESULT, UNDEFINED)
+    if not isinstance(result, list):
+        return Verdict(False, f"{text}: the result is not a list ({str(result)[:80]})")
+    table, keys = selected(conds, args, db)
+    rows = db.get(table, {})
+    if not result:
+        return Verdict(not keys, "" if not keys else f"{text}: the result is empty; {len(keys)} record(s) pass, "
+                                                    f"e.g. {table}[{keys[0]}]")
+    fields = sorted({f for item in result if isinstance(item, dict) for f in item})
+    wanted = sorted(_canonical_item({f: rows[k].get(f) for f in fields}) for k in keys)
+    got = sorted(_canonical_item(item) for item in result)
+    if wanted == got:
+        return Verdict(True, "")
+    extra = [g for g in got if g not in wanted]
+    missing = [w for w in wanted if w not in got]
+    why = []
+    if extra:
+        why.append(f"{len(extra)} listed item(s) should not be there, e.g. {extra[0][:160]}")
+    if missing:
+        why.append(f"{len(missing)} record(s) are missing, e.g. {missing[0][:160]}")
+    if not why:
+        why.append(f"{len(got)} item(s) listed where {len(wanted)} pass (duplicates?)")
+    return Verdict(False, f"{text}: " + "; ".join(why))
+
+
 def check_pre(tool: ToolSpec, args: dict[str, Any], db: DbState) -> list[Verdict]:
     """Every pre-condition that does not hold (empty list: the call is allowed)."""
     return [v for c in tool.contract if c.when == "pre" for v in [evaluate(c, args, db)] if not v.holds]
@@ -310,7 +420,14 @@ def check_post(
 ) -> list[Verdict]:
     """Every post-condition that does not hold after a successful call (``$result`` is its return value)."""
     scope = {**args, RESULT: result}
-    return [v for c in tool.contract if c.when == "post" for v in [evaluate(c, scope, after, before)] if not v.holds]
+    failed = [v for c in tool.contract if c.when == "post" and c.op not in SELECTS
+              for v in [evaluate(c, scope, after, before)] if not v.holds]
+    selects = [c for c in tool.contract if c.when == "post" and c.op in SELECTS]
+    if selects:  # the filters of a listing hold together: the result is what passes all of them
+        verdict = check_selects(selects, scope, after)
+        if not verdict.holds:
+            failed.append(verdict)
+    return failed
 
 
 def term_tables_fields(term: Term) -> list[tuple[str, str | None]]:
@@ -322,6 +439,9 @@ def term_tables_fields(term: Term) -> list[tuple[str, str | None]]:
     elif isinstance(term, FieldRef):
         out.append((term.record.table, term.field))
         out.extend(term_tables_fields(term.record.key))
+    elif isinstance(term, Count):
+        out.extend(term_tables_fields(term.column))
+        out.extend(term_tables_fields(term.value))
     return out
 
 
@@ -332,6 +452,8 @@ def term_params(term: Term) -> list[str]:
         return term_params(term.key)
     if isinstance(term, FieldRef):
         return term_params(term.record.key)
+    if isinstance(term, Count):
+        return term_params(term.value)
     return []
 
 
@@ -354,10 +476,12 @@ def validate_contract(domain: DomainSpec, tool: ToolSpec) -> list[str]:
         if cond.op in ("exists", "absent") and not isinstance(terms[0], RecordRef):
             problems.append(f"{where}: {cond.op} needs a record term like table[$key]")
         wild = isinstance(terms[0], FieldRef) and isinstance(terms[0].record.key, Wildcard)
-        if cond.op in ("some_eq", "none_eq") and not wild:
+        if cond.op in ("some_eq", "none_eq", *SELECTS) and not wild:
             problems.append(f"{where}: {cond.op} needs a term like table[*].field on the left")
-        if wild and cond.op not in ("some_eq", "none_eq"):
-            problems.append(f"{where}: table[*] is only meaningful with some_eq / none_eq")
+        if wild and cond.op not in ("some_eq", "none_eq", *SELECTS):
+            problems.append(f"{where}: table[*] is only meaningful with some_eq / none_eq / selects_*")
+        if cond.op in SELECTS and (cond.when != "post" or not tool.returns_list):
+            problems.append(f"{where}: {cond.op} is an after-condition of a tool that returns a list")
         if cond.op not in ("exists", "absent", "unchanged") and cond.right is None:
             problems.append(f"{where}: {cond.op} needs a right-hand side")
         for term in terms:
@@ -372,4 +496,16 @@ def validate_contract(domain: DomainSpec, tool: ToolSpec) -> list[str]:
                     continue
                 if name not in param_names:
                     problems.append(f"{where}: unknown parameter ${name}")
+    selects_tables = set()
+    for cond in tool.contract:
+        if cond.op in SELECTS:
+            try:
+                left = parse_term(cond.left)
+            except ContractSyntaxError:
+                continue
+            if isinstance(left, FieldRef):
+                selects_tables.add(left.record.table)
+    if len(selects_tables) > 1:
+        problems.append(f"tool {tool.name}: its selects_* conditions filter several tables {sorted(selects_tables)}; "
+                        "a listing lists one table")
     return problems

@@ -7,10 +7,21 @@ import random
 
 import pytest
 
-from scaleenv.model.contracts import ContractSyntaxError, check_post, check_pre, evaluate, parse_term, render, validate_contract
+from scaleenv.model.contracts import (
+    Count,
+    ContractSyntaxError,
+    Literal,
+    check_post,
+    check_pre,
+    eval_term,
+    evaluate,
+    parse_term,
+    render,
+    validate_contract,
+)
 from scaleenv.model.dbgen import generate_state
 from scaleenv.model.satisfy import satisfy, violate
-from scaleenv.store.specs import Condition, ToolSpec
+from scaleenv.store.specs import Condition, ParamSpec, ToolSpec
 from tests.shop import CODE, SHOP
 
 
@@ -128,3 +139,53 @@ def test_graph_has_state_edge_from_creation_to_cancellation() -> None:
     assert ("create_order", "cancel_order", "state") in kinds
     assert ("find_customer_by_email", "list_customer_orders", "data") in kinds
     assert ("list_customer_orders", "cancel_order", "data") in kinds
+
+
+# --- listings (selects_*), counts and bare-word literals --------------------------------
+
+
+_BOOKS = {"books": {
+    "b1": {"book_id": "b1", "title": "The Blue Atlas", "category": "travel", "price": 12.0, "published": "2021-04-01"},
+    "b2": {"book_id": "b2", "title": "Red Rivers", "category": "travel", "price": 30.0, "published": "2019-01-20"},
+    "b3": {"book_id": "b3", "title": "blue notes", "category": "music", "price": 8.5, "published": "2023-07-09"},
+}}
+
+
+def _lister(*conds: Condition) -> ToolSpec:
+    return ToolSpec(name="search_books", description="", params=[
+        ParamSpec(name=n, type="str", description="", required=False) for n in ("category", "keyword", "max_price", "since")
+    ], returns=[], returns_list=True, reads=["books"], writes=[], mutates=False, contract=list(conds))
+
+
+def _sel(op: str, field: str, param: str) -> Condition:
+    return Condition(when="post", op=op, left=f"books[*].{field}", right=f"${param}")  # type: ignore[arg-type]
+
+
+def _items(*keys: str) -> list[dict[str, object]]:
+    return [{"book_id": k, "title": _BOOKS["books"][k]["title"]} for k in keys]
+
+
+def test_a_listing_must_hold_exactly_what_passes_every_filter() -> None:
+    tool = _lister(_sel("selects_eq", "category", "category"), _sel("selects_contains", "title", "keyword"),
+                   _sel("selects_le", "price", "max_price"), _sel("selects_ge", "published", "since"))
+    args = {"category": "travel", "keyword": "BLUE"}
+    assert check_post(tool, args, _BOOKS, _BOOKS, _items("b1")) == []
+    missing = check_post(tool, {"keyword": "blue"}, _BOOKS, _BOOKS, _items("b1"))  # category left out: no filter
+    assert len(missing) == 1 and "1 record(s) are missing" in missing[0].detail and "blue notes" in missing[0].detail
+    extra = check_post(tool, {"max_price": 20}, _BOOKS, _BOOKS, _items("b1", "b2", "b3"))
+    assert "should not be there" in extra[0].detail and "Red Rivers" in extra[0].detail
+    assert check_post(tool, {"since": "2020-01-01"}, _BOOKS, _BOOKS, _items("b1", "b3")) == []
+    assert check_post(tool, {"category": "poetry"}, _BOOKS, _BOOKS, []) == []
+    assert "is not a list" in check_post(tool, {}, _BOOKS, _BOOKS, {"book_id": "b1"})[0].detail
+
+
+def test_count_terms_and_bare_words() -> None:
+    term = parse_term("count(books[*].category == $c)")
+    assert isinstance(term, Count) and eval_term(term, {"c": "travel"}, _BOOKS) == 2
+    assert eval_term(term, {"c": "cooking"}, _BOOKS) == 0
+    assert parse_term("travel") == Literal("travel")  # a bare word is a string, as a model writes it
+    cond = Condition(when="post", op="eq", left="$result.count", right="count(books[*].category == $c)")
+    tool = ToolSpec(name="count_books", description="", params=[ParamSpec(name="c", type="str", description="")],
+                    returns=[], reads=["books"], writes=[], mutates=False, contract=[cond])
+    assert check_post(tool, {"c": "travel"}, _BOOKS, _BOOKS, {"count": 2}) == []
+    assert check_post(tool, {"c": "travel"}, _BOOKS, _BOOKS, {"count": 3})
