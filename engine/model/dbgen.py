@@ -7,6 +7,7 @@ seeded: the same (spec, rng state) gives the same records.
 from __future__ import annotations
 
 import copy
+import math
 import random
 from typing import Any
 
@@ -40,8 +41,92 @@ def new_key(table: TableSpec, db: DbState, rng: random.Random) -> str:
             return key
 
 
+ORG_FIRST = ("Northwind", "Bluepeak", "Harbor", "Sunline", "Cedar", "Meridian", "Lakeside", "Summit", "Redwood",
+             "Brightwater", "Granite", "Silverleaf", "Oakmont", "Riverside", "Crescent", "Evergreen")
+ORG_LAST = ("Group", "Partners", "Labs", "Works", "Collective", "Services", "Studio", "Company", "Holdings", "Co-op")
+TITLE_ADJ = ("Silver", "Northern", "Quiet", "Golden", "Urban", "Classic", "Modern", "Bright", "Hidden", "Wild",
+             "Second", "Open", "Little", "Grand", "Early", "Blue")
+TITLE_NOUN = ("Horizon", "Garden", "Bridge", "River", "Studio", "Harbor", "Forest", "Canvas", "Signal", "Orchard",
+              "Lantern", "Compass", "Meadow", "Atlas", "Summit", "Voyage")
+JOB_TITLES = ("Data Analyst", "Energy Analyst", "Backend Engineer", "Product Designer", "Sales Manager",
+              "Operations Lead", "Financial Analyst", "Support Specialist", "Marketing Coordinator", "QA Engineer")
+SENTENCES = ("Please call before arriving.", "Arrived on time and well packed.", "Needs a follow-up next week.",
+             "Prefers email over phone.", "The second visit went better than the first.", "Asked about weekend options.",
+             "Great experience overall.", "Budget is tight this quarter.", "Looking for something quieter.",
+             "Leave it at the front desk.", "Check the measurements again.", "Wants the earlier slot if it frees up.")
+LABELS = ("urgent", "weekly", "family", "vip", "archive", "draft", "travel", "work", "home", "later", "review", "green")
+
+
+def _range(field: FieldSpec, lo: float, hi: float) -> tuple[float, float]:
+    """The column's own range if it has one, else a plausible default; a huge declared range
+    (a ceiling, not a typical value) is narrowed to the plausible one."""
+    a = field.minimum if field.minimum is not None else lo
+    b = field.maximum if field.maximum is not None else hi
+    if b - a > 100 * (hi - lo):
+        b = max(a, min(b, a + (hi - lo)))
+    return a, max(a, b)
+
+
+def _by_kind(field: FieldSpec, table: TableSpec, rng: random.Random) -> Any:
+    """A value of the column's kind (see ``FieldSpec.kind``), within its range."""
+    k = field.kind
+    first, last = rng.choice(FIRST), rng.choice(LAST)
+    if k == "person_name":
+        return f"{first} {last}"
+    if k == "org_name":
+        return f"{rng.choice(ORG_FIRST)} {rng.choice(ORG_LAST)}"
+    if k == "title":
+        if "job" in table.name or "posting" in table.name:
+            return rng.choice(JOB_TITLES)
+        return f"{rng.choice(TITLE_ADJ)} {rng.choice(TITLE_NOUN)}"
+    if k == "text":
+        return rng.choice(SENTENCES)
+    if k == "email":
+        return f"{first.lower()}.{last.lower()}{rng.randint(1, 99)}@example.com"
+    if k == "phone":
+        return f"+1-555-{rng.randint(1000, 9999)}"
+    if k == "url":
+        return f"https://{rng.choice(TITLE_NOUN).lower()}{rng.randint(1, 99)}.example.com"
+    if k == "city":
+        return rng.choice(CITIES)
+    if k == "address":
+        return f"{rng.randint(1, 250)} {rng.choice(LAST)} St, {rng.choice(CITIES)}"
+    if k == "date":
+        return f"2024-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+    if k == "datetime":
+        return f"2024-{rng.randint(3, 9):02d}-{rng.randint(1, 28):02d} {rng.choice((9, 10, 11, 13, 14, 15, 16)):02d}:{rng.choice((0, 30)):02d}:00"
+    if k == "code":
+        return f"{''.join(rng.choice('ABCDEFGHJKLMNPRSTUVWXYZ') for _ in range(3))}-{rng.randint(100, 9999)}"
+    if k == "label":
+        return rng.choice(LABELS)
+    if k == "flag":
+        return rng.random() < 0.5
+    if field.type not in ("int", "float"):
+        return None
+    lo, hi = {"money": (5.0, 500.0), "count": (0, 40), "quantity": (1, 5), "rating": (1, 5), "percent": (0, 100),
+              "number": (0, 100)}.get(k or "", (1, 100))
+    a, b = _range(field, lo, hi)
+    if field.type == "int":
+        return rng.randint(int(math.ceil(a)), int(math.floor(b)))
+    return round(rng.uniform(a, b), 1 if k == "rating" else 2)
+
+
 def field_value(field: FieldSpec, table: TableSpec, db: DbState, rng: random.Random, key: str) -> Any:
-    """A plausible value for one field of a new record."""
+    """A plausible value for one field of a new record (unique columns get a value no other
+    record of the table holds)."""
+    value = _field_value(field, table, db, rng, key)
+    if field.unique and field.name != table.primary_key and not field.ref:
+        taken = {r.get(field.name) for k, r in db.get(table.name, {}).items() if k != key}
+        tries = 0
+        while value in taken and tries < 20:
+            value = _field_value(field, table, db, rng, key)
+            tries += 1
+        if value in taken:
+            value = f"{value}-{rng.randrange(16**4):04x}" if isinstance(value, str) else value
+    return value
+
+
+def _field_value(field: FieldSpec, table: TableSpec, db: DbState, rng: random.Random, key: str) -> Any:
     name = field.name.lower()
     if field.name == table.primary_key:
         return key
@@ -50,9 +135,16 @@ def field_value(field: FieldSpec, table: TableSpec, db: DbState, rng: random.Ran
         return rng.choice(keys) if keys else None
     if field.enum:
         return rng.choice(field.enum)
+    if field.kind is not None:
+        made = _by_kind(field, table, rng)
+        if made is not None:
+            return made
     if field.type == "bool":
         return rng.random() < 0.5
     if field.type == "int":
+        if field.minimum is not None or field.maximum is not None:
+            a, b = _range(field, 1, 100)
+            return rng.randint(int(math.ceil(a)), int(math.floor(b)))
         if any(w in name for w in ("stock", "seats", "capacity", "copies", "available")):
             return rng.randint(0, 20)
         if any(w in name for w in ("quantity", "count", "nights", "guests", "days")):
@@ -61,6 +153,9 @@ def field_value(field: FieldSpec, table: TableSpec, db: DbState, rng: random.Ran
             return rng.randint(1990, 2026)
         return rng.randint(1, 100)
     if field.type == "float":
+        if field.minimum is not None or field.maximum is not None:
+            a, b = _range(field, 5, 300)
+            return round(rng.uniform(a, b), 2)
         if any(w in name for w in ("balance", "credit", "limit")):
             return round(rng.uniform(0, 500), 2)
         return round(rng.uniform(5, 300), 2)

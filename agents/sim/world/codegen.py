@@ -25,6 +25,8 @@ import attrs
 
 from scaleenv.model.contracts import (
     RESULT,
+    SELECTS,
+    Count,
     FieldRef,
     Literal,
     Param,
@@ -42,6 +44,8 @@ from scaleenv.store.specs import Condition, DomainSpec, TableSpec, ToolSpec
 
 BUG_KINDS = (
     "missing_check", "wrong_key", "off_by_one", "wrong_transition", "forgot_update",
+    # A listing ignores one of its filters, or matches a keyword exactly instead of within the text.
+    "wrong_filter",
     # A new record starts in the wrong status (caught by ``after: t[$result.id].status == ...``).
     "wrong_initial_status",
     # A lookup finds that a record matches but returns another one (the first of the table).
@@ -106,8 +110,13 @@ def _uses_result(term: Term | None) -> bool:
 
 
 def is_result_post(cond: Condition) -> bool:
-    """A post-condition about the return value (the created or found record), not an update to make."""
-    return cond.when == "post" and (_uses_result(parse_term(cond.left)) or _uses_result(right_term(cond)))
+    """A post-condition about the return value (the created or found record, a listing, a
+    count), not an update to make."""
+    if cond.when != "post":
+        return False
+    if cond.op in SELECTS:
+        return True
+    return _uses_result(parse_term(cond.left)) or _uses_result(right_term(cond))
 
 
 def _is_match(cond: Condition) -> bool:
@@ -137,7 +146,8 @@ def created_table(domain: DomainSpec, tool: ToolSpec) -> TableSpec | None:
     """The table a creation tool adds a record to: written, not named by a param or a (non-$result) condition."""
     if not tool.mutates:
         return None
-    named = {t for c in tool.contract for term in [parse_term(c.left)] if not _uses_result(term) for t, _ in _tables(term)}
+    named = {t for c in tool.contract if c.op not in ("some_eq", "none_eq", *SELECTS)
+             for term in [parse_term(c.left)] if not _uses_result(term) for t, _ in _tables(term)}
     refs = {p.ref for p in tool.params if p.ref}
     for tname in tool.writes:
         if tname in named or tname in refs:
@@ -186,6 +196,8 @@ def applicable_bugs(domain: DomainSpec, tool: ToolSpec) -> list[str]:
         kinds.append("wrong_initial_status")
     if _lookup_pre(domain, tool) is not None:
         kinds.append("wrong_record")
+    if any(c.op in SELECTS for c in tool.contract):
+        kinds.append("wrong_filter")
     return kinds
 
 
@@ -375,6 +387,9 @@ def generate(domain: DomainSpec, tool: ToolSpec, bug: str | None = None, rng: ra
         if lookup_pre is None:
             raise ValueError(f"bug kind 'wrong_record' does not apply to {tool.name}")
         lookup_bug = "first_record"
+    elif bug == "wrong_filter":
+        if not any(c.op in SELECTS for c in tool.contract):
+            raise ValueError(f"bug kind 'wrong_filter' does not apply to {tool.name}")
     elif bug is not None:
         raise ValueError(f"unknown bug kind {bug!r}")
 
@@ -589,7 +604,8 @@ def _tables(term: Term) -> list[tuple[str, str | None]]:
 def _new_record_fields(w: _Writer, domain: DomainSpec, tool: ToolSpec, spec: TableSpec) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     params = {p.name: p for p in tool.params}
-    qty = next((p.name for p in tool.params if p.ref is None and p.type in ("int", "float")), None)
+    qty = next((p.name for p in tool.params if p.ref is None and p.required and p.type in ("int", "float")
+                and p.name in ("quantity", "qty", "units", "count", "nights", "days", "seats", "tickets")), None)
     price = None
     for p in tool.params:
         rec = w.bound.get(f"{p.ref}[${p.name}]") if p.ref else None
@@ -622,6 +638,15 @@ def _emit_return(w: _Writer, domain: DomainSpec, tool: ToolSpec, lookup: str | N
 
     if created is not None and set(names) <= {f.name for f in created[0].fields}:
         w.emit(f"return {proj('record')}")
+        return
+    counts = [(i, c) for i, c in enumerate(tool.contract) if c.when == "post" and c.op == "eq"
+              and isinstance(parse_term(c.left), ParamField) and isinstance(right_term(c), Count)]
+    if counts:
+        _emit_counts(w, counts)
+        return
+    selects = [(i, c) for i, c in enumerate(tool.contract) if c.when == "post" and c.op in SELECTS]
+    if tool.returns_list and selects:
+        _emit_listing(w, tool, selects, proj)
         return
     target = _target_table(domain, tool)
     if tool.returns_list and target is not None:
@@ -683,3 +708,60 @@ def _emit_return(w: _Writer, domain: DomainSpec, tool: ToolSpec, lookup: str | N
         w.emit("return {}")
     else:
         w.emit(f"return {proj(var)}")
+
+
+def _emit_counts(w: _Writer, counts: list[tuple[int, Condition]]) -> None:
+    """``$result.<field> == count(table[*].column == X)``: count the records and return the counts."""
+    out = []
+    for k, (i, cond) in enumerate(counts):
+        left, right = parse_term(cond.left), right_term(cond)
+        assert isinstance(left, ParamField) and isinstance(right, Count)
+        table, column = right.column.record.table, right.column.field
+        w.bind_all(right.value)
+        var = "n" if k == 0 else f"n{k + 1}"
+        w.emit(f"{var} = 0", feature=f"post:{i}")
+        w.emit(f"for key in sorted(db[{table!r}]):", feature=f"post:{i}")
+        w.emit(f"if db[{table!r}][key].get({column!r}) == {w.expr(right.value)}:", 2, feature=f"post:{i}")
+        w.emit(f"{var} = {var} + 1", 3, feature=f"post:{i}")
+        out.append(f"{left.field!r}: {var}")
+    w.emit("return {" + ", ".join(out) + "}")
+
+
+def _emit_listing(w: _Writer, tool: ToolSpec, selects: list[tuple[int, Condition]], proj: Any) -> None:
+    """A listing filtered by its selects_* post-conditions (an argument left out filters nothing)."""
+    dropped = w.rng.choice([i for i, _ in selects]) if w.bug == "wrong_filter" else None
+    clauses: list[tuple[int, str]] = []
+    table = ""
+    for i, cond in selects:
+        left, right = parse_term(cond.left), right_term(cond)
+        assert isinstance(left, FieldRef) and right is not None
+        table = left.record.table
+        w.bind_all(right)
+        value = w.expr(right)
+        field = f"rec.get({left.field!r})"
+        optional = isinstance(right, Param) and (p := tool.param(right.name)) is not None and not p.required
+        if cond.op == "selects_eq":
+            test = f"{field} == {value}"
+        elif cond.op == "selects_contains":
+            test = f"str({value}).lower() in str({field} or '').lower()"
+            if i == dropped:
+                test, dropped = f"{field} == {value}", None
+                w.detail = f"wrong filter: matches {left.field!r} exactly instead of within the text"
+        else:
+            sign = ">=" if cond.op == "selects_ge" else "<="
+            test = f"{field} is not None and {field} {sign} {value}"
+        if i == dropped:
+            w.detail = f"wrong filter: ignores {render(cond)}"
+            continue
+        clauses.append((i, f"({value} is None or {test})" if optional else f"({test})"))
+    w.emit("out = []")
+    w.emit(f"for key in sorted(db[{table!r}]):")
+    w.emit(f"rec = db[{table!r}][key]", 2)
+    if clauses:
+        w.emit(f"if {' and '.join(c for _, c in clauses)}:", 2, feature="filter")
+        for i, _ in clauses:
+            w.features.setdefault(f"post:{i}", []).append(f"if {' and '.join(c for _, c in clauses)}:")
+        w.emit(f"out.append({proj('rec')})", 3)
+    else:
+        w.emit(f"out.append({proj('rec')})", 2)
+    w.emit("return out")

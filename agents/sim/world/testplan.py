@@ -16,9 +16,11 @@ from scaleenv.store.specs import DbState, DomainSpec, ToolSpec
 
 
 from .codegen import _is_match, _lookup_field, is_result_post
+from scaleenv.model.contracts import SELECTS
+from scaleenv.model.dbgen import field_value
 from .states import STREETS
 
-MAX_CASES = 12
+MAX_CASES = 16
 
 
 def _post_eq_params(tool: ToolSpec) -> set[str]:
@@ -34,14 +36,44 @@ def _post_eq_params(tool: ToolSpec) -> set[str]:
 
 def _candidates(domain: DomainSpec, tool: ToolSpec, state: DbState, rng: random.Random) -> dict[str, list[Any]]:
     fresh = _post_eq_params(tool)
+    unused: dict[str, FieldRef] = {}  # params that must not be taken yet (none_eq): fresh values
+    for c in tool.contract:
+        if c.when == "pre" and c.op == "none_eq" and isinstance(right_term(c), Param):
+            left = parse_term(c.left)
+            if isinstance(left, FieldRef):
+                unused[right_term(c).name] = left  # type: ignore[union-attr]
     enum_params: dict[str, list[Any]] = {}
     for c in tool.contract:
         if c.when == "pre" and c.op == "in" and isinstance(c.right, list):
             left = parse_term(c.left)
             if isinstance(left, Param):
                 enum_params[left.name] = list(c.right)
+    # Listing filters: values taken from the column each one filters (a word of a text for a
+    # keyword, so a filter matching whole values only is caught).
+    filtered: dict[str, list[Any]] = {}
+    for c in tool.contract:
+        if c.op in SELECTS and isinstance(right_term(c), Param):
+            left = parse_term(c.left)
+            assert isinstance(left, FieldRef)
+            values = [rec.get(left.field) for rec in state.get(left.record.table, {}).values() if rec.get(left.field) is not None]
+            if c.op == "selects_contains":
+                pieces = sorted({w.strip(".,").lower() for v in values for w in str(v).split() if len(w) > 3})
+                filtered[right_term(c).name] = pieces[:8] or ["zz"]  # type: ignore[union-attr]
+            elif values:
+                filtered[right_term(c).name] = sorted(set(values), key=str)[:8]  # type: ignore[union-attr]
     out: dict[str, list[Any]] = {}
     for p in tool.params:
+        if p.name in filtered:
+            out[p.name] = [None, *filtered[p.name]] if not p.required else filtered[p.name]
+            continue
+        if p.name in unused:
+            column = unused[p.name]
+            table = domain.table(column.record.table)
+            spec = table.field(column.field) if table else None
+            taken = {str(r.get(column.field)) for r in state.get(column.record.table, {}).values()}
+            made = [field_value(spec, table, state, rng, "x") for _ in range(3)] if spec and table else []
+            out[p.name] = [v for v in made if str(v) not in taken] or [f"new_{p.name}_{rng.randrange(1000, 9999)}"]
+            continue
         if p.ref:
             vals: list[Any] = sorted(state.get(p.ref, {}))
         elif p.name in enum_params:
@@ -56,8 +88,12 @@ def _candidates(domain: DomainSpec, tool: ToolSpec, state: DbState, rng: random.
         else:
             seen = sorted({str(rec[p.name]) for t in tool.reads for rec in state.get(t, {}).values()
                            if p.type == "str" and p.name in rec and rec[p.name] is not None})
+            column = next(((t, f) for tn in (*tool.writes, *tool.reads) for t in [domain.table(tn)] if t is not None
+                           for f in [t.field(p.name)] if f is not None), None)
             if seen:
                 vals = seen
+            elif column is not None and p.type in ("int", "float") and (column[1].kind or column[1].maximum is not None):
+                vals = sorted({field_value(column[1], column[0], state, rng, "x") for _ in range(3)}, key=str)
             elif p.type == "int":
                 vals = [1, 2, 3]
             elif p.type == "float":
@@ -147,6 +183,15 @@ def plan_cases(domain: DomainSpec, tool: ToolSpec, state: DbState, rng: random.R
     valid = [a for a, bad in pool if not bad and label(a) == "ok"]
     for i, args in enumerate(valid[:2]):
         add(f"valid_{i + 1}", args, "a valid call on existing records")
+    if any(c.op in SELECTS for c in tool.contract):  # listings: each filter on its own, then together
+        for p in tool.params:
+            filters = [v for v in cands.get(p.name, []) if v is not None]
+            if filters and not p.required:
+                add(f"filter_{p.name}", {**{q.name: None for q in tool.params if not q.required},
+                                         **{q.name: (valid[0] if valid else {}).get(q.name) for q in tool.params if q.required},
+                                         p.name: rng.choice(filters)}, f"only the {p.name} filter")
+        for i, args in enumerate(valid[2:4]):
+            add(f"filters_{i + 1}", args, "several filters at once")
     base = valid[0] if valid else (pool[0][0] if pool else {})
 
     pres = [(i, c) for i, c in enumerate(tool.contract) if c.when == "pre"]
