@@ -12,7 +12,7 @@ run) and refuses any other difference, naming the field.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import attrs
 import msgspec
@@ -29,11 +29,18 @@ class RunConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     """The parameters that determine a run's events (stored in the log's metadata)."""
 
     seed: Annotated[int, Meta(ge=0, le=U63, description="run seed: every stream's randomness derives from it")] = 1
+    preset: Annotated[Literal["default", "paper"], Meta(
+        description="the domains' briefs: default (a seeded mix of the built-in catalogue) or paper (the paper's 16)")] = "default"
     domains: Annotated[int, Meta(ge=1, le=1_000_000, description="domains to synthesize")] = 6
+    min_tools: Annotated[int, Meta(ge=5, le=200, description="fewest tools a domain's brief asks for")] = 25
+    max_tools: Annotated[int, Meta(ge=5, le=200, description="most tools a domain's brief asks for")] = 32
     tasks_per_domain: Annotated[int, Meta(ge=1, le=100_000, description="seed chains sampled per domain",
                                           extra={"flags": ["--per-domain"]})] = 10
+    task_counts: list[Annotated[int, Meta(ge=0, le=100_000)]] = []
+    """Tasks per domain slot (the paper preset's table 8); empty: ``tasks_per_domain`` for every slot."""
     episodes_per_task: Annotated[int, Meta(ge=0, le=100_000,
                                            description="attempts per task, as RL group sampling needs")] = 4
+    graph_judge: Annotated[bool, Meta(description="a judge role reviews the dependency graph's candidate edges")] = False
     max_repair_rounds: Annotated[int, Meta(ge=0, le=50, description="repair rounds before a tool is rejected",
                                            extra={"flags": ["--repair-rounds"]})] = 3
     schema_rounds: Annotated[int, Meta(ge=1, le=20, description="design rounds before a domain is given up")] = 3
@@ -49,9 +56,39 @@ class RunConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     def __post_init__(self) -> None:
         if self.chain_min > self.chain_max:
             raise ConfigError(f"--chain-min {self.chain_min} is above --chain-max {self.chain_max}")
+        if self.min_tools > self.max_tools:
+            raise ConfigError(f"--min-tools {self.min_tools} is above --max-tools {self.max_tools}")
+
+    def tasks_for(self, slot: int) -> int:
+        """How many tasks domain ``slot`` gets."""
+        return self.task_counts[slot] if slot < len(self.task_counts) else self.tasks_per_domain
 
 
 GROWABLE = frozenset({"domains", "tasks_per_domain", "episodes_per_task"})
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "paper": {"preset": "paper", "domains": 16, "min_tools": 25, "max_tools": 70,
+              "task_counts": [512, 512, 256, 256, 128, 128, 128, 128, 64, 64, 64, 64, 64, 64, 64, 64]},
+}
+"""What ``--preset NAME`` sets; any option given beside it wins (``--preset paper --domains 2``).
+The paper preset is the paper's training mixture: its 16 domains with 25-70 tools each and
+the tasks per domain of its table 8 (2,560 in all)."""
+
+
+def with_preset(given: dict[str, Any]) -> dict[str, Any]:
+    """``given`` with its preset's values filled in where it sets nothing itself.
+
+    Setting ``tasks_per_domain`` replaces a preset's per-slot ``task_counts``."""
+    preset = given.get("preset")
+    if preset is None:
+        return given
+    if preset not in PRESETS:
+        raise ConfigError(f"--preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+    values = {**PRESETS[preset], **given}
+    if "tasks_per_domain" in given and "task_counts" not in given:
+        values.pop("task_counts", None)
+    return values
 """Counts that may grow on an existing run (more of the same work); they never shrink."""
 
 
@@ -95,6 +132,8 @@ def fields() -> list[Field]:
     for f in msgspec.structs.fields(RunConfig):
         meta = next((m for m in getattr(f.type, "__metadata__", ()) if isinstance(m, Meta)), Meta())
         base = f.type.__origin__ if hasattr(f.type, "__metadata__") else f.type
+        if base not in (int, float, str, bool) and getattr(base, "__origin__", None) is not Literal:
+            continue  # structured fields come from presets, not options
         ge = meta.ge if meta.ge is not None else meta.gt
         aliases = tuple((meta.extra or {}).get("flags", ()))
         out.append(Field(f.name, base, f.default, meta.description or "", ge, meta.le, aliases))
@@ -128,6 +167,7 @@ def reconcile(stored: dict[str, Any] | None, given: dict[str, Any]) -> RunConfig
     must equal the stored one, except the counts in :data:`GROWABLE`, which may grow.
     Raises :class:`ConfigError` naming the first field that differs.
     """
+    given = with_preset(given)
     if stored is None:
         return make(given)
     base = make(stored)

@@ -8,7 +8,7 @@ rules that check them live in ``scaleenv.model.specs_check`` and the contract ev
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 
@@ -191,6 +191,40 @@ class DomainSpec(msgspec.Struct, Evolving, frozen=True, kw_only=True, forbid_unk
             if t.name == name:
                 return t
         return None
+
+
+Name = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
+"""A snake_case identifier (tables, columns, tools, parameters, domains)."""
+
+
+class PlannedEntity(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A kind of record the domain keeps (a table to be), as the outline names it."""
+
+    name: Name
+    purpose: str
+
+
+class PlannedTool(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    name: Name
+    purpose: str
+
+
+class ToolGroup(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A workflow or entity group of the domain and the tools it needs (designed in one round)."""
+
+    name: Name
+    purpose: str
+    tools: list[PlannedTool]
+
+
+class DomainOutline(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The architect's first round: the domain's entities and its tools, grouped by workflow."""
+
+    name: Name
+    description: str
+    keywords: list[str]
+    entities: list[PlannedEntity]
+    groups: list[ToolGroup]
 
 
 def drop_added(value: Any, builtins: Any) -> Any:

@@ -73,14 +73,14 @@ _ROLES: dict[str, RoleSimulator] = {}
 _ROLE_OF_ANSWER: dict[str, str] = {}
 
 
-def register_role(name: str, answers: str | None = None) -> Callable[[RoleSimulator], RoleSimulator]:
+def register_role(name: str, answers: str | tuple[str, ...] | None = None) -> Callable[[RoleSimulator], RoleSimulator]:
     """Register a role simulator for role ``name``; ``answers`` names the output type the role
     answers with (a schema name, e.g. ``"CodeAnswer"``), so that a request that names no role
     (one over HTTP from any client) is answered by the role that type belongs to."""
     def deco(fn: RoleSimulator) -> RoleSimulator:
         _ROLES[name] = fn
-        if answers is not None:
-            _ROLE_OF_ANSWER[answers] = name
+        for answer in (answers,) if isinstance(answers, str) else (answers or ()):
+            _ROLE_OF_ANSWER[answer] = name
         return fn
 
     return deco

@@ -6,8 +6,17 @@ is the validation (``forbid_unknown_fields`` catches typos in model output).
 Role contexts (the structured context each role's request carries; sim role simulators
 read exactly these keys):
 
-- architect  {"slot": int, "variety_seed": int, "round": int, "feedback": [str]}
-             -> DomainSpec (scaleenv.store.specs)
+- architect, outline round  {"brief": {name, description, keywords, tools}, "taken": [names of the
+             other slots' domains], "round": int, "feedback": [str]} -> DomainOutline
+- architect, tool round  {"brief": {...}, "outline": DomainOutline, "group": str, "round": int,
+             "feedback": [str]} -> ToolGroupDesign (the tools of that group)
+- database  {"brief": {...}, "tools": [ToolSpec], "round": int, "previous": [TableSpec] (the
+             rejected tables, if any), "feedback": [str]} -> SchemaDesign
+- debugger  {"domain": {"name", "tables": [the tables the tool touches]}, "tool": ToolSpec, "code": str,
+             "failures": [{"case", "args", "expect", "outcome", "failure", "traceback"}], "round": int}
+             -> DebugAnswer
+- graph_judge  {"domain": str, "tools": {name: ToolSpec}, "candidates": [{"src", "dst", "kind", "why"}]}
+             -> GraphJudgeAnswer
 - coder      {"domain": DomainSpec, "tool": str, "round": 0}        -> CodeAnswer
 - reviewer   {"domain": DomainSpec, "tool": str, "code": str, "round": int} -> ReviewAnswer
 - tester     {"domain": DomainSpec, "tool": str, "state": DbState}   -> TestPlan
@@ -23,6 +32,42 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import msgspec
+
+from scaleenv.store.events.synth import CaseFix
+from scaleenv.store.specs import TableSpec, ToolSpec
+
+
+class ToolGroupDesign(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The tools of one group of the outline."""
+
+    tools: list[ToolSpec]
+
+
+class SchemaDesign(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The database agent's tables: every table and column the tools read and write."""
+
+    tables: list[TableSpec]
+
+
+class DebugAnswer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Which side of a failing test is wrong: the tool (give its whole new code) or the tests
+    (say, per wrong case, whether to drop it or expect the other outcome)."""
+
+    verdict: Literal["tool", "test"]
+    reason: str
+    code: str = ""
+    case_fixes: list[CaseFix] = []
+
+
+class EdgeVerdict(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    src: str
+    dst: str
+    keep: bool
+    reason: str
+
+
+class GraphJudgeAnswer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    verdicts: list[EdgeVerdict]
 
 
 class CodeAnswer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -1,5 +1,56 @@
 """Instructions for each synthesizer role (what a real model reads; the sim reads the context)."""
 
+OUTLINE = """You are the architect of a simulated business domain in which an AI support agent
+will help customers with tools. From the brief in the context (a name, a description,
+keywords and about how many tools), outline the domain: the kinds of records it keeps
+(`entities`: each a future table, snake_case plural, with its purpose) and the tools an
+agent needs, grouped by workflow or entity group (`groups`: each with a snake_case name,
+its purpose and its tools, each tool a snake_case name and its purpose). Aim for about
+the number of tools the brief asks for: per entity, the usual operations (create, get,
+find by a unique field, list by owner, search with filters, update a field, move along a
+status lifecycle, delete what nothing refers to) plus the workflow steps that make the
+domain (book, pay, cancel with refunds, schedule without conflicts, transfer between
+accounts, count). Tools must chain: an id one tool returns is a parameter of another.
+`taken` lists the domains other slots already design: stay distinct from them. After a
+rejected outline, `feedback` lists its problems: fix them."""
+
+TOOL_GROUP = """You design the tools of one group of the outline in the context (`group`).
+For each planned tool of that group give: a snake_case `name`, a `description` a support
+agent reads, typed `params` (str, int, float, bool or list[str]; `required`; `ref` naming
+the table whose id a parameter holds), the `returns` fields (as table columns: name, type,
+kind, ref, enum, unique, required, minimum, maximum, reward), `returns_list` when it
+returns a list, the tables it `reads` and `writes`, `mutates`, and its `contract`: the
+pre-conditions that must hold for the call to succeed and the post-conditions that hold
+after it. A condition is {"when": "pre"|"post", "op", "left", "right", "why"}; terms are
+`$param`, `$result.field`, `table[$param]` (a record), `table[$param].field`,
+`table[*].field` (every record's field), `count(table[*].field == $param)`, numbers, and
+words (`active` is the string "active"). Ops: exists, absent, eq, ne, in, not_in (right: a
+list), ge, gt, le, lt, some_eq and none_eq (left `table[*].field`: some record has / no
+record has that value), increases_by and decreases_by (post only), unchanged (post
+only), selects_eq, selects_contains, selects_ge, selects_le (post only, on a tool
+returning a list: the result lists exactly the records passing every such filter; a
+filter whose argument is left out does not filter). Examples:
+{"when": "pre", "op": "exists", "left": "orders[$order_id]", "why": "the order must exist"}
+{"when": "pre", "op": "in", "left": "orders[$order_id].status", "right": ["pending", "paid"]}
+{"when": "post", "op": "eq", "left": "orders[$order_id].status", "right": "cancelled"}
+{"when": "post", "op": "increases_by", "left": "products[orders[$order_id].product_id].stock", "right": "orders[$order_id].quantity"}
+{"when": "post", "op": "selects_contains", "left": "products[*].title", "right": "$keyword"}
+Use table and column names consistently across the group: the database is derived from
+your tools. After a rejected design, `feedback` lists the problems with your tools."""
+
+DATABASE = """You are the database agent. Derive the domain's tables from the tools in the
+context: every table and column the tools read, write, return or mention in their
+contracts, and nothing they do not need. Per table: a snake_case `name`, a
+`description`, its `primary_key` (a string id column, e.g. order_id for orders) and its
+`fields`. Per column: `type`, `kind` (id, person_name, org_name, title, text, email,
+phone, url, city, address, date, datetime, money, count, quantity, rating, percent,
+number, code, label, flag), `ref` (the table a foreign key points to), `enum` (a closed
+set of values), `unique`, `required` (never empty), `minimum`/`maximum` for numbers, and
+`reward`: how the final state is graded on it: exempt (generated ids, stamps a tool sets
+itself, optional extras), exact (quantities, prices, statuses, dates, ids the user gave)
+or semantic (free text that only needs to mean the same). De-duplicate: one table per kind
+of record. After a rejected schema, `previous` holds it and `feedback` its problems."""
+
 ARCHITECT = """You design one business domain for a tool-use agent environment.
 Give the domain a snake_case name and a description, its database tables (typed fields,
 a string primary key per table, foreign keys with `ref`, closed value sets with `enum`)
@@ -23,6 +74,20 @@ list concrete objections (which condition is not checked or not established, and
 TESTER = """Write test cases for the tool against the database state in the context: valid
 calls (expect "ok", with the record changes a mutating call must make), and calls that
 must fail cleanly (unknown ids, records in the wrong state: expect "error")."""
+
+DEBUGGER = """The tool's tests failed. Decide which side is wrong. If the tool is (it breaks its
+contract, crashes, or does not do what its description says), give `verdict` "tool" and
+the whole corrected function in `code`. If a test case is (it expects the wrong outcome
+for its arguments and state, or asserts something the contract does not promise), give
+`verdict` "test" and, per wrong case, a fix: drop it, or expect the other outcome. The
+context holds the tool, its contract, the tables it touches, its code and each failing
+case with its arguments, the expected and the actual outcome."""
+
+GRAPH_JUDGE = """You judge candidate dependency edges between a domain's tools. An edge
+src -> dst is real when running src can make dst callable or change what dst returns:
+src's output supplies dst's parameter (data), src establishes dst's pre-condition
+(state), or src writes a table dst reads (shared). For each candidate say keep or not,
+with a short reason."""
 
 REPAIRER = """The tool's code failed its review or its tests. Fix it. The context holds the
 code, the failing cases with their tracebacks, and the reviewer's objections. Return the

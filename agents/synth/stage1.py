@@ -31,32 +31,38 @@ from scaleenv.model.satisfy import satisfy, violate
 from scaleenv.seeding import derive_seed, rng_for
 from scaleenv.store.events import Ref
 from scaleenv.store.events.synth import (
+    CaseFix,
     CaseResult,
     CodeCheckFailed,
     CodeProposed,
-    DomainFailed,
-    DomainProposed,
     DomainSynthesized,
+    GraphEdgeJudged,
     RecordExpectation,
     ReviewGiven,
-    SchemaDefined,
-    SchemaRejected,
     TestCase,
     TestCasesProposed,
+    TestCasesRepaired,
+    ToolDebugged,
     TestsRun,
     ToolAccepted,
     ToolRejected,
 )
 from scaleenv.store.specs import DbState, DomainSpec, ToolSpec
 from scaleenv.model.graph import derive_edges
-from scaleenv.model.specs_check import validate_domain
+from scaleenv.model.briefs import briefs_for
+from scaleenv.model.scope import tool_scope, touched_tables
 from scaleenv.streams import domain_stream, slot_id, tool_stream
 from scaleenv.logs import get_logger
 
 from . import prompts
-from .answers import CodeAnswer, RepairAnswer, ReviewAnswer, TestPlan
+from .answers import CodeAnswer, DebugAnswer, GraphJudgeAnswer, RepairAnswer, ReviewAnswer, TestPlan
+from .design import DesignFailed, design_domain
 
 log = get_logger("scaleenv.synth")
+
+
+JUDGE_BATCH = 24
+"""Candidate edges the dependency judge reviews per call."""
 
 
 def code_digest(code: str) -> str:
@@ -74,11 +80,23 @@ class ToolVerdict:
 
 
 async def synthesize_domain(ctx: RunContext, slot: int) -> None:
+    """Design domain ``slot`` from its brief, synthesize its tools (concurrently), record the graph.
+
+    Awaits until the domain is done or failed; cancellation stops its agents (the run
+    resumes them from the log)."""
     sid = slot_id(slot)
+    cfg = ctx.config
+    # A slot's brief and what it is told depend on earlier slots only, so a run that grows
+    # (more domains on the same log) asks every existing slot exactly what it asked before.
+    briefs = briefs_for(cfg.preset, slot + 1, cfg.seed, cfg.min_tools, cfg.max_tools)
+    brief = briefs[slot]
+    taken = [b.name for b in briefs[:slot]]
     with structlog.contextvars.bound_contextvars(domain_slot=sid):
         stream = ctx.stream(domain_stream(sid))
-        spec, cause = await _design(ctx, stream, slot)
-        if spec is None:
+        try:
+            spec, cause = await design_domain(ctx, stream, slot, brief, taken,
+                                              variety=derive_seed(cfg.seed, "variety", slot) % 10_000)
+        except DesignFailed:
             ctx.progress.add("domains failed")
             return
         with structlog.contextvars.bound_contextvars(domain=spec.name):
@@ -88,48 +106,13 @@ async def synthesize_domain(ctx: RunContext, slot: int) -> None:
                     nursery.start_soon(ctx.guarded, _tool_task, ctx, sid, spec, tool, cause, verdicts)
             verified = sorted(n for n, v in verdicts.items() if v.accepted)
             rejected = sorted(n for n in (t.name for t in spec.tools) if n not in verified)
-            for edge in derive_edges(spec, verified):
-                await stream.emit(edge, actor="graph", cause=cause)
+            await record_graph(ctx, stream, spec, verified, cause)
             await stream.emit(
                 DomainSynthesized(domain=spec.name, verified=verified, rejected=rejected), actor="engine", cause=cause
             )
             stream.finish()
             ctx.progress.add("domains")
             log.info("domain synthesized", verified=len(verified), rejected=len(rejected))
-
-
-async def _design(ctx: RunContext, stream: Any, slot: int) -> tuple[DomainSpec | None, Ref | None]:
-    feedback: list[str] = []
-    cause: Ref | None = None
-    variety_seed = derive_seed(ctx.seed, "domain-variety")
-    for round_ in range(ctx.config.schema_rounds):
-        context = {"slot": slot, "variety_seed": variety_seed, "round": round_, "feedback": feedback}
-        request = rendered_request("architect", prompts.ARCHITECT, context, "Design the domain.")
-        try:
-            gen = await ctx.llm.generate(stream, request, DomainSpec, cause=cause)
-        except LlmExhaustedError as exc:
-            await stream.emit(DomainFailed(domain=f"slot {slot}", reason=str(exc)), actor="engine", cause=exc.ref)
-            stream.finish()
-            return None, None
-        spec = gen.value
-        ref = await stream.emit(
-            DomainProposed(domain=spec.name, description=spec.description, round=round_), actor="architect", cause=gen.ref
-        )
-        problems = validate_domain(spec)
-        if problems:
-            cause = await stream.emit(
-                SchemaRejected(domain=spec.name, round=round_, problems=problems), actor="engine", cause=ref
-            )
-            feedback = problems
-            continue
-        cause = await stream.emit(SchemaDefined(spec=spec), actor="engine", cause=ref)
-        return spec, cause
-    await stream.emit(
-        DomainFailed(domain=f"slot {slot}", reason=f"no valid design after {ctx.config.schema_rounds} rounds: {feedback[:5]}"),
-        actor="engine", cause=cause,
-    )
-    stream.finish()
-    return None, None
 
 
 # --------------------------------------------------------------------------- tool
@@ -144,8 +127,13 @@ async def _tool_task(
             ctx.progress.add("tools verified" if out[tool.name].accepted else "tools rejected")
 
 
-def _context(spec: DomainSpec, tool: ToolSpec, **extra: Any) -> dict[str, Any]:
-    return {"domain": msgspec.to_builtins(spec), "tool": tool.name, **extra}
+def tool_context(spec: DomainSpec, tool: ToolSpec, **extra: Any) -> dict[str, Any]:
+    """What a role working on one tool is given: the tool and the tables it touches (not the
+    whole domain: a call's size does not grow with the domain's)."""
+    scoped = tool_scope(spec, tool)
+    return {"domain": {"name": spec.name, "description": spec.description,
+                       "tables": msgspec.to_builtins(scoped.tables)},
+            "tool": msgspec.to_builtins(tool), **extra}
 
 
 async def synthesize_tool(ctx: RunContext, sid: str, spec: DomainSpec, tool: ToolSpec, cause: Ref | None) -> ToolVerdict:
@@ -153,7 +141,7 @@ async def synthesize_tool(ctx: RunContext, sid: str, spec: DomainSpec, tool: Too
     llm = ctx.llm
     max_rounds = ctx.config.max_repair_rounds
     try:
-        context = _context(spec, tool, round=0)
+        context = tool_context(spec, tool, round=0)
         gen = await llm.generate(
             stream,
             rendered_request("coder", prompts.CODER, context, f"Write {tool.name}."),
@@ -177,7 +165,7 @@ async def synthesize_tool(ctx: RunContext, sid: str, spec: DomainSpec, tool: Too
                 failures = [{"case": "static check", "failure": t, "traceback": ""} for t in texts]
                 reasons = texts
             else:
-                context = _context(spec, tool, code=code, round=round_)
+                context = tool_context(spec, tool, code=code, round=round_)
                 review = await llm.generate(
                     stream,
                     rendered_request("reviewer", prompts.REVIEWER, context, f"Review {tool.name}."),
@@ -209,11 +197,25 @@ async def synthesize_tool(ctx: RunContext, sid: str, spec: DomainSpec, tool: Too
                         )
                         stream.finish()
                         return ToolVerdict(tool.name, True, code)
-                    failures = [{"case": r.name, "failure": r.failure, "traceback": r.traceback} for r in results if not r.passed]
-                    reasons = [f"test {f['case']}: {f['failure']}" for f in failures]
+                    failing = [r for r in results if not r.passed]
+                    reasons = [f"test {r.name}: {r.failure}" for r in failing]
+                    if round_ == max_rounds:
+                        break
+                    verdict, last = await _debug(ctx, stream, spec, tool, code, cases, failing, round_ + 1, last)
+                    if verdict.verdict == "test":
+                        cases, last = await _repair_cases(stream, tool, cases, verdict.case_fixes, round_ + 1, last)
+                        continue  # the same code against the repaired tests
+                    code = verdict.code
+                    last = await stream.emit(
+                        CodeProposed(domain=spec.name, tool=tool.name, round=round_ + 1, author="debugger", code=code,
+                                     code_digest=code_digest(code)),
+                        actor="debugger", cause=last,
+                    )
+                    continue
             if round_ == max_rounds:
                 break
-            context = _context(spec, tool, code=code, round=round_ + 1, failures=failures[:8], objections=objections)
+            context = tool_context(spec, tool, code=code, round=round_ + 1, failures=failures[:8], objections=objections)
+            # (static check and review problems go to the repairer; failing tests to the debugger above)
             fix = await llm.generate(
                 stream,
                 rendered_request("repairer", prompts.REPAIRER, context, f"Repair {tool.name}."),
@@ -243,8 +245,8 @@ async def _write_cases(
     ctx: RunContext, stream: Any, sid: str, spec: DomainSpec, tool: ToolSpec, cause: Ref
 ) -> tuple[list[TestCase], Ref]:
     rng = rng_for(ctx.seed, "tests", sid, tool.name)
-    state = generate_state(spec, rng, rows=ctx.config.test_rows)
-    context = _context(spec, tool, state=state)
+    state = generate_state(tool_scope(spec, tool), rng, rows=ctx.config.test_rows)
+    context = tool_context(spec, tool, state=state)
     plan = await ctx.llm.generate(
         stream,
         rendered_request("tester", prompts.TESTER, context, f"Test {tool.name}."),
@@ -302,3 +304,76 @@ async def _run_cases(ctx: RunContext, spec: DomainSpec, tool: ToolSpec, code: st
         for i, case in enumerate(cases):
             nursery.start_soon(one, i, case)
     return [r for r in results if r is not None]
+
+
+# --------------------------------------------------------------------------- debugging
+
+
+def _failure_json(case: TestCase, result: CaseResult, spec: DomainSpec, tool: ToolSpec) -> dict[str, Any]:
+    touched = set(touched_tables(spec, tool))
+    return {"case": case.name, "args": case.args, "expect": case.expect, "outcome": result.outcome,
+            "message": result.message[:300], "failure": result.failure[:500], "traceback": result.traceback[-800:],
+            "expect_changes": [msgspec.to_builtins(e) for e in case.expect_changes],
+            "state": {t: rows for t, rows in case.state.items() if t in touched}}
+
+
+async def _debug(ctx: RunContext, stream: Any, spec: DomainSpec, tool: ToolSpec, code: str, cases: list[TestCase],
+                 failing: list[CaseResult], round_: int, cause: Ref) -> tuple[DebugAnswer, Ref]:
+    """Ask the debug role which side of the failing tests is wrong; record its verdict."""
+    by_name = {c.name: c for c in cases}
+    failures = [_failure_json(by_name[r.name], r, spec, tool) for r in failing[:8] if r.name in by_name]
+    context = tool_context(spec, tool, code=code, round=round_, failures=failures)
+    gen = await ctx.llm.generate(stream, rendered_request("debugger", prompts.DEBUGGER, context, f"Debug {tool.name}."),
+                                 DebugAnswer, cause=cause)
+    ref = await stream.emit(ToolDebugged(tool=tool.name, round=round_, verdict=gen.value.verdict, reason=gen.value.reason[:500]),
+                            actor="debugger", cause=gen.ref)
+    return gen.value, ref
+
+
+async def _repair_cases(stream: Any, tool: ToolSpec, cases: list[TestCase], fixes: list[CaseFix], round_: int,
+                        cause: Ref) -> tuple[list[TestCase], Ref]:
+    """The test cases with the debug role's fixes applied (a case it names that does not exist is ignored)."""
+    by_case = {f.case: f for f in fixes}
+    repaired: list[TestCase] = []
+    for case in cases:
+        fix = by_case.get(case.name)
+        if fix is None:
+            repaired.append(case)
+        elif fix.action == "expect_ok":
+            repaired.append(msgspec.structs.replace(case, expect="ok", expect_changes=[]))
+        elif fix.action == "expect_error":
+            repaired.append(msgspec.structs.replace(case, expect="error", expect_changes=[]))
+    applied = [f for f in fixes if f.case in {c.name for c in cases}]
+    ref = await stream.emit(TestCasesRepaired(tool=tool.name, round=round_, fixes=applied, cases=repaired),
+                            actor="debugger", cause=cause)
+    return repaired, ref
+
+
+# --------------------------------------------------------------------------- the graph
+
+
+async def record_graph(ctx: RunContext, stream: Any, spec: DomainSpec, verified: list[str], cause: Ref) -> None:
+    """The dependency graph of the verified tools, edge by edge; with ``graph_judge`` on, the
+    judge role reviews the candidates in batches first and its verdicts are events too."""
+    candidates = derive_edges(spec, verified)
+    if not ctx.config.graph_judge or not candidates:
+        for edge in candidates:
+            await stream.emit(edge, actor="graph", cause=cause)
+        return
+    tools = {t.name: msgspec.to_builtins(t) for t in spec.tools if t.name in verified}
+    for start in range(0, len(candidates), JUDGE_BATCH):
+        batch = candidates[start:start + JUDGE_BATCH]
+        names = sorted({e.src for e in batch} | {e.dst for e in batch})
+        context = {"domain": spec.name, "tools": {n: tools[n] for n in names},
+                   "candidates": [{"src": e.src, "dst": e.dst, "kind": e.kind, "why": e.why} for e in batch]}
+        gen = await ctx.llm.generate(stream, rendered_request("graph_judge", prompts.GRAPH_JUDGE, context, "Judge the edges."),
+                                     GraphJudgeAnswer, cause=cause)
+        verdicts = {(v.src, v.dst): v for v in gen.value.verdicts}
+        for edge in batch:
+            v = verdicts.get((edge.src, edge.dst))
+            keep = True if v is None else v.keep
+            ref = await stream.emit(GraphEdgeJudged(src=edge.src, dst=edge.dst, kind=edge.kind, keep=keep,
+                                                    reason=(v.reason if v else "no verdict: kept")[:300]),
+                                    actor="graph_judge", cause=gen.ref)
+            if keep:
+                await stream.emit(edge, actor="graph", cause=ref)

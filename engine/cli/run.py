@@ -6,13 +6,13 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import trio
 
 from scaleenv.cli import EXIT_OK, UsageError
 from scaleenv.distributed import distributed_rollouts
-from scaleenv.config import ConfigError, make
+from scaleenv.config import ConfigError, make, with_preset
 from scaleenv.config import fields as config_fields
 from scaleenv.runner import EngineOptions, open_run, project, rollouts, stage1, stage2, summary
 from .table import render_summary
@@ -37,8 +37,18 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         "counts may grow and anything else must match)")
     for f in config_fields():
         rng = f.range_text()
+        choices = getattr(f.type, "__args__", None) if getattr(f.type, "__origin__", None) is Literal else None
+        if choices is not None:
+            g.add_argument(*f.flags, dest=f.name, choices=choices, default=None,
+                           help=f"{f.description} (default {f.default})")
+            continue
+        if f.type is bool:
+            g.add_argument(*f.flags, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
+                           help=f"{f.description} (default {'on' if f.default else 'off'})")
+            continue
+        default = f"{f.default:g}" if isinstance(f.default, int | float) else str(f.default)
         g.add_argument(*f.flags, dest=f.name, type=f.type, default=None, metavar=f.type.__name__.upper(),
-                       help=f"{f.description} (default {f.default:g}{'; range ' + rng if rng else ''})")
+                       help=f"{f.description} (default {default}{'; range ' + rng if rng else ''})")
     g.add_argument("--chain-length", default=None, metavar="MIN-MAX",
                    help="seed chain length range, a shorthand for --chain-min and --chain-max (e.g. 2-4)")
     e = p.add_argument_group("how to run it (never changes a digest)")
@@ -70,6 +80,7 @@ def config_from(args: argparse.Namespace) -> dict[str, Any]:
     if args.noise is not None and not 0 <= args.noise <= 1:
         raise UsageError("--noise must be between 0 and 1")
     try:
+        given = with_preset(given)
         make(given)  # every range, before anything is opened or written
     except ConfigError as exc:
         raise UsageError(str(exc)) from None

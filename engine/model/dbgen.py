@@ -58,13 +58,13 @@ LABELS = ("urgent", "weekly", "family", "vip", "archive", "draft", "travel", "wo
 
 
 def _range(field: FieldSpec, lo: float, hi: float) -> tuple[float, float]:
-    """The column's own range if it has one, else a plausible default; a huge declared range
-    (a ceiling, not a typical value) is narrowed to the plausible one."""
+    """Where values of a column fall: the plausible range for its kind, within the column's
+    own range (a declared range is a limit, not a typical value); the column's range alone
+    when the two do not meet."""
     a = field.minimum if field.minimum is not None else lo
     b = field.maximum if field.maximum is not None else hi
-    if b - a > 100 * (hi - lo):
-        b = max(a, min(b, a + (hi - lo)))
-    return a, max(a, b)
+    pa, pb = max(a, lo), min(b, hi)
+    return (pa, pb) if pa <= pb else (a, max(a, b))
 
 
 def _by_kind(field: FieldSpec, table: TableSpec, rng: random.Random) -> Any:

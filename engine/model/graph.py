@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 import networkx as nx
 
-from scaleenv.model.contracts import FieldRef, Literal, RecordRef, parse_term, right_term
+from scaleenv.model.contracts import FieldRef, Literal, RecordRef, parse_term, right_term, term_tables_fields
 from scaleenv.store.events.synth import GraphEdgeAdded
 from scaleenv.store.specs import Condition, DomainSpec, ToolSpec
 
@@ -75,6 +75,25 @@ def _state_reasons(src: ToolSpec, dst: ToolSpec) -> list[str]:
     return reasons
 
 
+def _contract_tables(tool: ToolSpec) -> set[str]:
+    out: set[str] = set()
+    for cond in tool.contract:
+        try:
+            terms = [parse_term(cond.left), right_term(cond)]
+        except ValueError:
+            continue
+        out |= {t for term in terms if term is not None for t, _ in term_tables_fields(term)}
+    return out
+
+
+def shared_tables(src: ToolSpec, dst: ToolSpec) -> list[str]:
+    """Tables src writes that dst reads and depends on (names in its contract or parameters)."""
+    if not src.mutates:
+        return []
+    relied = _contract_tables(dst) | {p.ref for p in dst.params if p.ref}
+    return sorted(t for t in set(src.writes) & set(dst.reads) if t in relied)
+
+
 def derive_edges(domain: DomainSpec, verified: Iterable[str]) -> list[GraphEdgeAdded]:
     """Every edge between verified tools, in a deterministic order."""
     names = sorted(set(verified))
@@ -91,6 +110,11 @@ def derive_edges(domain: DomainSpec, verified: Iterable[str]) -> list[GraphEdgeA
             reasons = _state_reasons(tools[a], tools[b])
             if reasons:
                 edges.append(GraphEdgeAdded(domain=domain.name, src=a, dst=b, kind="state", why="; ".join(reasons)))
+            shared = [] if feeds or reasons else shared_tables(tools[a], tools[b])
+            if shared:
+                edges.append(GraphEdgeAdded(domain=domain.name, src=a, dst=b, kind="shared",
+                                            feeds=[("table", t) for t in shared],
+                                            why=f"{a} writes {', '.join(shared)}, which {b} reads"))
     return edges
 
 

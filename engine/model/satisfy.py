@@ -162,6 +162,17 @@ class _Solver:
                     rows[key] = record
             return
         taken = {str(r.get(left.field)) for r in rows.values()}
+        param = self.tool.param(right.name) if isinstance(right, Param) else None
+        if param is not None and param.ref is not None and value is not UNDEFINED and str(value) in taken:
+            # "nothing refers to this record any more" (a guarded delete): the records that do
+            # are re-pointed at another record of the same table, or removed.
+            others = sorted(k for k in self.db.get(param.ref, {}) if k != str(value))
+            for key in sorted(k for k, r in rows.items() if str(r.get(left.field)) == str(value)):
+                if others:
+                    rows[key] = {**rows[key], left.field: self.rng.choice(others)}
+                else:
+                    del rows[key]
+            return
         if isinstance(right, Param) and (value is UNDEFINED or str(value) in taken):
             spec = table.field(left.field)
             candidate = field_value(spec, table, self.db, self.rng, "x") if spec else f"{left.field}_new"

@@ -67,4 +67,19 @@ def validate_domain(domain: DomainSpec) -> list[str]:
         if tool.mutates and not any(c.when == "post" for c in tool.contract):
             problems.append(f"tool {tool.name!r} mutates state but has no post-condition")
         problems.extend(validate_contract(domain, tool))
+        problems.extend(_returns_problems(domain, tool))
     return problems
+
+
+def _returns_problems(domain: DomainSpec, tool: ToolSpec) -> list[str]:
+    """A tool returning records of a table (its key among the returned fields) returns columns of that table."""
+    names = {f.name for f in tool.returns}
+    for tname in (*tool.writes, *tool.reads):
+        table = domain.table(tname)
+        if table is None or table.primary_key not in names:
+            continue
+        missing = sorted(names - {f.name for f in table.fields})
+        if missing and not tool.mutates:
+            return [f"tool {tool.name!r} returns {missing} of {tname} records, but table {tname!r} has no such column(s)"]
+        return []
+    return []

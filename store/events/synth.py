@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Literal
 
 import msgspec
 
-from ..specs import DbState, DomainSpec, ToolSpec
+from ..specs import DbState, DomainOutline, DomainSpec, TableSpec, ToolSpec
 from .base import Event
 
 
@@ -18,6 +18,30 @@ class DomainProposed(Event, tag="domain.proposed"):
     domain: str
     description: str
     round: int
+
+
+class DomainOutlined(Event, tag="domain.outlined"):
+    """The architect's outline of the domain: its entities and its tools grouped by workflow."""
+
+    round: int
+    outline: DomainOutline
+
+
+class ToolsDesigned(Event, tag="domain.tools_designed"):
+    """The architect's tools for one group of the outline (one round of the tool design)."""
+
+    group: str
+    round: int
+    tools: list[ToolSpec]
+    digest_nested: ClassVar[bool] = True
+
+
+class SchemaDerived(Event, tag="domain.schema_derived"):
+    """The database agent's tables, derived from the tools: columns, keys, constraints, reward policies."""
+
+    round: int
+    tables: list[TableSpec]
+    digest_nested: ClassVar[bool] = True
 
 
 class SchemaRejected(Event, tag="domain.schema_rejected"):
@@ -94,10 +118,39 @@ class TestCasesProposed(Event, tag="tool.tests_proposed"):
     cases: list[TestCase]
 
 
+class CaseFix(msgspec.Struct, frozen=True, kw_only=True):
+    """A change to one test case the debug role asked for: the case was wrong, not the tool."""
+
+    case: str
+    action: Literal["drop", "expect_ok", "expect_error"]
+    reason: str = ""
+
+
+class ToolDebugged(Event, tag="tool.debugged"):
+    """The debug role's verdict on failing tests: the tool is wrong (a new version follows) or the tests are."""
+
+    tool: str
+    round: int
+    verdict: Literal["tool", "test"]
+    reason: str = ""
+
+
+class TestCasesRepaired(Event, tag="tool.tests_repaired"):
+    """The test cases after the debug role's fixes (the cases it found wrong dropped or relabelled)."""
+
+    __test__: ClassVar[bool] = False  # not a pytest test class
+
+    tool: str
+    round: int
+    fixes: list[CaseFix]
+    cases: list[TestCase]
+
+
 class CaseResult(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     passed: bool
-    outcome: Literal["ok", "tool_error", "exception", "timeout", "memory", "crashed", "output_too_large", "policy", "bad_args"]
+    outcome: Literal["ok", "tool_error", "exception", "timeout", "memory", "crashed", "output_too_large", "policy", "bad_args",
+                     "integrity"]
     message: str = ""
     traceback: str = ""
     # Why the case failed its expectation (empty when passed).
@@ -137,15 +190,25 @@ class GraphEdgeAdded(Event, tag="graph.edge_added"):
 
     kind "data": an output field of src supplies a parameter of dst (``feeds`` lists
     (field, param) pairs); kind "state": a post-condition of src establishes part of a
-    pre-condition of dst.
+    pre-condition of dst; kind "shared": src writes a table dst reads (``feeds`` names it).
     """
 
     domain: str
     src: str
     dst: str
-    kind: Literal["data", "state"]
+    kind: Literal["data", "state", "shared"]
     feeds: list[tuple[str, str]] = []
     why: str = ""
+
+
+class GraphEdgeJudged(Event, tag="graph.edge_judged"):
+    """The dependency judge's verdict on a candidate edge: kept (recorded as an edge next) or dropped."""
+
+    src: str
+    dst: str
+    kind: Literal["data", "state", "shared"]
+    keep: bool
+    reason: str
 
 
 class DomainSynthesized(Event, tag="domain.synthesized"):
@@ -164,7 +227,7 @@ class DomainFailed(Event, tag="domain.failed"):
 
 
 SYNTH_EVENTS = (
-    DomainProposed, SchemaRejected, SchemaDefined, CodeProposed, CodeCheckFailed,
-    ReviewGiven, TestCasesProposed, TestsRun, ToolAccepted, ToolRejected,
-    GraphEdgeAdded, DomainSynthesized, DomainFailed,
+    DomainProposed, DomainOutlined, ToolsDesigned, SchemaDerived, SchemaRejected, SchemaDefined, CodeProposed,
+    CodeCheckFailed, ReviewGiven, TestCasesProposed, ToolDebugged, TestCasesRepaired, TestsRun, ToolAccepted,
+    ToolRejected, GraphEdgeJudged, GraphEdgeAdded, DomainSynthesized, DomainFailed,
 )

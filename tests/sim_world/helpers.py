@@ -55,3 +55,11 @@ def failures(code: str, tool: Any, state: dict, cases: list[dict]) -> list[str]:
         if bad:
             out.append(f"{case['name']}: post {[v.detail for v in bad]}")
     return out
+
+
+def composed(i: int, tools: int = 40, seed: int = 1) -> Any:
+    """The sim's design for catalogue brief ``i`` (modulo its size) at ``tools`` tools."""
+    from scaleenv.agents.sim.world.composer import compose
+    from scaleenv.model.briefs import CATALOGUE
+
+    return compose(CATALOGUE[i % len(CATALOGUE)]._replace(tools=tools), seed).spec

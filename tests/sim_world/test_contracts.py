@@ -9,60 +9,55 @@ import pytest
 
 from scaleenv.agents.sim.world.codegen import generate
 from scaleenv.agents.sim.world.states import make_state
-from scaleenv.agents.sim.world.vocab import COMBOS, VOCABULARY_SIZE, build_domain
-from scaleenv.model.contracts import check_post, evaluate, render, validate_contract
+from scaleenv.model.contracts import check_post, evaluate, render
 from scaleenv.model.graph import derive_edges
 from scaleenv.model.satisfy import satisfy, violate
-from scaleenv.store.specs import DomainSpec
+from scaleenv.model.specs_check import validate_domain
 
-from .helpers import call
+from .helpers import call, composed
 
-ALL = [build_domain(c) for c in COMBOS]
-
-
-def _creation_and_lookup(d: DomainSpec) -> tuple[str, str, str, str]:
-    s = next(c for c in COMBOS if c.name == d.name).sector
-    return f"{s.create_verb}_{s.txn_one}", f"find_{s.party_one}_by_email", s.txn, s.party
+ALL = [composed(i, tools=t, seed=s) for i in range(30) for t, s in ((28, 1), (60, 2))]
 
 
 def test_every_tool_of_every_domain_has_a_valid_contract() -> None:
-    assert len(ALL) == VOCABULARY_SIZE == 312
+    assert len({d.name for d in ALL}) == 30
     for d in ALL:
+        assert validate_domain(d) == [], d.name
         for tool in d.tools:
             assert tool.contract, (d.name, tool.name)
-            assert validate_contract(d, tool) == [], (d.name, tool.name)
 
 
-def test_lookup_and_creation_contracts() -> None:
+def test_lookup_creation_and_listing_contracts() -> None:
+    kinds = {"find": 0, "create": 0, "list": 0, "count": 0}
     for d in ALL:
-        create, find, T, P = _creation_and_lookup(d)
-        txn = d.table(T)
-        party = d.table(P)
-        pk = txn.primary_key
-        texts = {render(c) for c in d.tool(find).contract}
-        assert f"some {P}[*].email == $email" in texts, d.name
-        assert f"after: {P}[$result.{party.primary_key}].email == $email" in texts, d.name
-        texts = {render(c) for c in d.tool(create).contract}
-        initial = txn.field("status").enum[0]
-        assert f"after: exists {T}[$result.{pk}]" in texts, d.name
-        assert f'after: {T}[$result.{pk}].status == "{initial}"' in texts, d.name
-        for p in d.tool(create).params:
-            if p.ref:
-                fk = next(f.name for f in txn.fields if f.ref == p.ref)
-                assert f"after: {T}[$result.{pk}].{fk} == ${p.name}" in texts, (d.name, p.name)
-        # The status a new record gets is one the cancel tool accepts.
-        cancel = d.tool(f"cancel_{txn.primary_key[:-3]}")
-        assert cancel is not None
-        allowed = next(c.right for c in cancel.contract if c.when == "pre" and c.op == "in")
-        assert initial in allowed, d.name
+        for tool in d.tools:
+            texts = {render(c) for c in tool.contract}
+            if tool.name.startswith("find_"):
+                field = tool.params[0].name
+                assert any(t.startswith("some ") and t.endswith(f"[*].{field} == ${field}") for t in texts), tool.name
+                kinds["find"] += 1
+            created = [c for c in tool.contract if c.when == "post" and c.op == "exists" and "$result." in c.left]
+            if created:
+                table = d.table(created[0].left.split("[", 1)[0])
+                assert table is not None and any(p.ref for p in tool.params) or not any(f.ref for f in table.fields)
+                status = table.field("status")
+                if status is not None:
+                    assert f'after: {table.name}[$result.{table.primary_key}].status == "{status.enum[0]}"' in texts or \
+                        any("status ==" in t and "$result" in t for t in texts), tool.name
+                kinds["create"] += 1
+            if any(c.op.startswith("selects_") for c in tool.contract):
+                assert tool.returns_list, tool.name
+                kinds["list"] += 1
+            if any("count(" in str(c.right) for c in tool.contract):
+                kinds["count"] += 1
+    assert all(n > 20 for n in kinds.values()), kinds
 
 
 @pytest.mark.parametrize("chunk", range(8))
 def test_bug_free_code_meets_every_post_and_refuses_every_violation(chunk: int) -> None:
     """On contract-derived calls (engine/satisfy.py): all posts hold, with $result; every pre can be broken and is refused."""
-    for combo in COMBOS[chunk::8]:
-        d = build_domain(combo)
-        rng = random.Random(combo.index)
+    for index, d in list(enumerate(ALL))[chunk::8]:
+        rng = random.Random(index)
         state = make_state(d, rng)
         for tool in d.tools:
             code = generate(d, tool).code
@@ -87,16 +82,8 @@ def test_bug_free_code_meets_every_post_and_refuses_every_violation(chunk: int) 
 
 def test_every_domain_has_state_edges_from_creation() -> None:
     for d in ALL:
-        create, _, T, _ = _creation_and_lookup(d)
         edges = derive_edges(d, [t.name for t in d.tools])
         state = [e for e in edges if e.kind == "state"]
         assert state, d.name
-        cancel = f"cancel_{d.table(T).primary_key[:-3]}"
-        initial = d.table(T).field("status").enum[0]
-        for name in (cancel, f"pay_{d.table(T).primary_key[:-3]}"):
-            if d.tool(name) is None:
-                continue
-            # create -> cancel/pay: the new record exists, and its status is one they require.
-            edge = [e for e in state if e.src == create and e.dst == name]
-            assert len(edge) == 1, (d.name, name)
-            assert f"creates {T} records" in edge[0].why and f"status to {initial!r}" in edge[0].why, edge[0].why
+        assert any("creates" in e.why for e in state), d.name
+        assert {e.kind for e in edges} >= {"data", "state"}

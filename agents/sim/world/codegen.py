@@ -183,9 +183,10 @@ def applicable_bugs(domain: DomainSpec, tool: ToolSpec) -> list[str]:
     posts = [c for c in tool.contract if c.when == "post" and not is_result_post(c)]
     if pres or _lookup_field(domain, tool) is not None:
         kinds.append("missing_check")
-    if any(c.op == "exists" and isinstance(parse_term(c.left), RecordRef) and isinstance(parse_term(c.left).key, Param) for c in pres) \
+    if (len(domain.tables) > 1 and any(c.op == "exists" and isinstance(parse_term(c.left), RecordRef)
+                                       and isinstance(parse_term(c.left).key, Param) for c in pres)) \
             or _lookup_field(domain, tool) is not None:
-        kinds.append("wrong_key")
+        kinds.append("wrong_key")  # (looking a key up in another table needs another table)
     if any(c.op in _FLIP for c in pres) or any(c.op in ("increases_by", "decreases_by") for c in posts):
         kinds.append("off_by_one")
     if any(_transition_options(domain, c) for c in posts):

@@ -19,22 +19,15 @@ from __future__ import annotations
 import random
 import zlib
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 import attrs
 
 from scaleenv.store.specs import Condition, DomainSpec, FieldSpec, ParamSpec, TableSpec, ToolSpec
 
-from .themes import BY_NAME, QUALIFIERS, THEMES, Theme
+from scaleenv.model.briefs import QUALIFIERS, Brief
 
-
-class Brief(NamedTuple):
-    """What a domain is asked to be: the stage-1 architect's input."""
-
-    name: str
-    description: str
-    keywords: tuple[str, ...]
-    tools: int  # the size asked for (tools); the composer lands near it
+from .themes import BY_NAME, THEMES, Theme
 
 
 @attrs.define
@@ -542,7 +535,7 @@ def _operations(entities: list[Entity], theme: Theme, rng: random.Random) -> lis
         for col, ref in e.fks:
             children.setdefault(ref, []).append((e, col))
     for e in entities:
-        T, one = e.table, e.one
+        T = e.table
         ops.common(e)
         kind = e.archetype
         if kind == "party":
@@ -686,7 +679,7 @@ def _stock_ops(ops: _Ops, e: Entity) -> None:
 
 
 def _txn_ops(ops: _Ops, e: Entity, by_table: dict[str, Entity], rng: random.Random) -> None:
-    T, one = e.table, e.one
+    T = e.table
     # the item the transaction consumes: a referenced catalog entity with "available"
     item_col, item = next(((c, by_table[r]) for c, r in e.fks if by_table[r].archetype == "catalog"), (None, None))
     payer_col, payer = next(((c, by_table[r]) for c, r in e.fks if by_table[r].column("balance") is not None), (None, None))
@@ -781,11 +774,17 @@ def theme_for(brief: Brief) -> Theme:
     if base in BY_NAME:
         return BY_NAME[base]
     words_of = set(brief.name.split("_")) | {w for k in brief.keywords for w in k.split()}
-    best = max(THEMES, key=lambda t: (len(words_of & (set(t.name.split("_")) | {w for k in t.keywords for w in k.split()})),
-                                      -THEMES.index(t)))
-    if words_of & (set(best.name.split("_")) | {w for k in best.keywords for w in k.split()}):
+    best = max(THEMES, key=lambda t: (len(words_of & _theme_words(t)), -THEMES.index(t)))
+    if words_of & _theme_words(best):
         return best
     return THEMES[zlib.crc32(brief.name.encode()) % len(THEMES)]
+
+
+def _theme_words(theme: Theme) -> set[str]:
+    words_ = set(theme.name.split("_"))
+    for spec in theme.entities:
+        words_ |= set(spec.split(":")[0].split("_"))
+    return words_
 
 
 def compose(brief: Brief, seed: int) -> Composition:

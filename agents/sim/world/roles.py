@@ -7,7 +7,8 @@ from typing import Any
 import msgspec
 
 from scaleenv.agents.sim.call import SimCall, register_role
-from scaleenv.store.specs import DomainSpec, ToolSpec
+from scaleenv.model.contracts import check_pre
+from scaleenv.store.specs import DomainSpec, TableSpec, ToolSpec
 
 from .codegen import applicable_bugs, generate, is_result_post
 from .review import findings
@@ -23,10 +24,11 @@ REPAIR_FAIL_SCALE = 3.0
 
 
 def _domain_tool(call: SimCall) -> tuple[DomainSpec, ToolSpec]:
-    domain = msgspec.convert(call.context["domain"], DomainSpec)
-    tool = domain.tool(call.context["tool"])
-    if tool is None:
-        raise KeyError(f"tool {call.context['tool']!r} is not in domain {domain.name!r}")
+    """The tool a call is about and its domain as the call gives it (the tables the tool touches)."""
+    d = call.context["domain"]
+    tool = msgspec.convert(call.context["tool"], ToolSpec)
+    domain = DomainSpec(name=d.get("name", "domain"), description=d.get("description", ""),
+                        tables=msgspec.convert(d.get("tables") or [], list[TableSpec]), tools=[tool])
     return domain, tool
 
 
@@ -91,3 +93,58 @@ def repairer(call: SimCall) -> dict[str, Any]:
                 "notes": "Rewrote the tool to address " + (", ".join(addressed) or "the review") + "."}
     return {"code": generate(domain, tool, None, call.rng).code,
             "notes": "Rewrote the tool from its contract to address " + (", ".join(addressed) or "the review") + "."}
+
+
+# A debugger blames the wrong side with this probability (scale of noise.mistakes).
+DEBUG_MISTAKE_SCALE = 0.5
+
+
+@register_role("debugger", answers="DebugAnswer")
+def debugger(call: SimCall) -> dict[str, Any]:
+    """Which side of the failing tests is wrong: the sim compares the code with the code its
+    contract implies; a wrong test is relabelled by the contract, or dropped."""
+    domain, tool = _domain_tool(call)
+    code = str(call.context.get("code", ""))
+    correct = generate(domain, tool, None, call.rng).code
+    tool_is_right = code.strip() == correct.strip()
+    if call.mistake(DEBUG_MISTAKE_SCALE):
+        tool_is_right = not tool_is_right
+    failures = call.context.get("failures") or []
+    if tool_is_right:
+        fixes = []
+        for f in failures:
+            state = f.get("state") or {}
+            should = "error" if check_pre(tool, f.get("args") or {}, state) else "ok"
+            if should != f.get("expect"):
+                fixes.append({"case": f["case"], "action": f"expect_{should}", "reason": f"the contract says {should}"})
+            else:
+                fixes.append({"case": f["case"], "action": "drop",
+                              "reason": "it asserts changes the contract does not promise"})
+        return {"verdict": "test", "reason": "the code does what its contract says; these cases expect otherwise",
+                "case_fixes": fixes}
+    kinds = applicable_bugs(domain, tool)
+    if call.mistake(REPAIR_FAIL_SCALE) and kinds:
+        return {"verdict": "tool", "reason": "rewrote the failing branch", "code": generate(domain, tool, call.rng.choice(kinds), call.rng).code}
+    return {"verdict": "tool", "reason": f"{len(failures)} case(s) show the tool breaks its contract; rewritten from it",
+            "code": correct}
+
+
+@register_role("graph_judge", answers="GraphJudgeAnswer")
+def graph_judge(call: SimCall) -> dict[str, Any]:
+    """Keeps data and state edges; a shared-table edge only when the destination reads a
+    column the source writes (a column its contract or its returns name)."""
+    tools = {n: msgspec.convert(t, ToolSpec) for n, t in (call.context.get("tools") or {}).items()}
+    out = []
+    for c in call.context.get("candidates") or []:
+        keep, reason = True, f"{c['kind']}: {c.get('why', '')}"[:200]
+        if c["kind"] == "shared":
+            src, dst = tools.get(c["src"]), tools.get(c["dst"])
+            written = {f.name for f in src.returns} if src else set()
+            read = {f.name for f in dst.returns} | {p.name for p in dst.params} if dst else set()
+            keep = bool(written & read - {"status"}) or call.rng.random() < 0.5
+            reason = "the destination reads what the source writes" if keep else "they share a table but no column"
+        if call.mistake(0.2):
+            keep = not keep
+            reason = "judged the other way"
+        out.append({"src": c["src"], "dst": c["dst"], "keep": keep, "reason": reason})
+    return {"verdicts": out}

@@ -12,7 +12,7 @@ from typing import Any
 from scaleenv.store.specs import DbState, DomainSpec, FieldSpec, TableSpec
 
 from .codegen import _key_prefix
-from .sectors import PARTY_NAMES
+from scaleenv.model.dbgen import FIRST, LAST
 
 STREETS = ("Elm Street", "Harbor Road", "Maple Avenue", "Station Square", "Mill Lane", "Park Row")
 CITIES = ("Lisbon", "Oslo", "Austin", "Kyoto", "Lagos", "Quito", "Perth")
@@ -46,7 +46,7 @@ def _value(field: FieldSpec, i: int, rng: random.Random, state: DbState, table: 
         if name == "email":
             return f"user{i + 1}.{rng.randrange(100, 999)}@example.com"
         if name == "name":
-            return PARTY_NAMES[(i + rng.randrange(len(PARTY_NAMES))) % len(PARTY_NAMES)]
+            return f"{FIRST[(i + rng.randrange(len(FIRST))) % len(FIRST)]} {rng.choice(LAST)}"
         if name == "city":
             return rng.choice(CITIES)
         if name == "phone":

@@ -93,7 +93,10 @@ def _candidates(domain: DomainSpec, tool: ToolSpec, state: DbState, rng: random.
             if seen:
                 vals = seen
             elif column is not None and p.type in ("int", "float") and (column[1].kind or column[1].maximum is not None):
-                vals = sorted({field_value(column[1], column[0], state, rng, "x") for _ in range(3)}, key=str)
+                made = {field_value(column[1], column[0], state, rng, "x") for _ in range(3)}
+                if column[1].minimum is not None:  # the smallest value: what little is left can still be asked for
+                    made.add(int(column[1].minimum) if p.type == "int" else float(column[1].minimum))
+                vals = sorted(made, key=str)
             elif p.type == "int":
                 vals = [1, 2, 3]
             elif p.type == "float":
