@@ -15,10 +15,14 @@ from scaleenv.store.events.synth import (
     GraphEdgeAdded,
     ReviewGiven,
     SchemaDefined,
+    GraphEdgeJudged,
     TestCasesProposed,
+    TestCasesRepaired,
     TestsRun,
     ToolAccepted,
+    ToolDebugged,
     ToolRejected,
+    ToolsDesigned,
 )
 from scaleenv.store.log import Log
 from scaleenv.streams import TOOL, domain_stream
@@ -90,6 +94,10 @@ def tool_audit(log: Log, stream: str) -> dict[str, Any]:
             for c in e.cases:
                 if c.condition is not None and tool_spec is not None:
                     case_sources.setdefault(render(tool_spec.contract[c.condition]), []).append(c.name)
+        elif isinstance(e, ToolDebugged):
+            base.update(round=e.round, verdict=e.verdict, reason=e.reason)
+        elif isinstance(e, TestCasesRepaired):
+            base.update(round=e.round, fixes=[msgspec.to_builtins(f) for f in e.fixes], cases=len(e.cases))
         elif isinstance(e, TestsRun):
             base.update(round=e.round, code_digest=e.code_digest, passed=e.passed, failed=e.failed,
                         results=[msgspec.to_builtins(x) for x in e.results])
@@ -103,6 +111,13 @@ def tool_audit(log: Log, stream: str) -> dict[str, Any]:
         for r in domain_events
         if isinstance(r.event, GraphEdgeAdded) and tool in (r.event.src, r.event.dst)
     ]
+    judged = [
+        {"src": r.event.src, "dst": r.event.dst, "kind": r.event.kind, "keep": r.event.keep, "reason": r.event.reason}
+        for r in domain_events
+        if isinstance(r.event, GraphEdgeJudged) and tool in (r.event.src, r.event.dst)
+    ]
+    designed = next((r.event.group for r in domain_events if isinstance(r.event, ToolsDesigned)
+                     and any(t.name == tool for t in r.event.tools)), None)
     contract = []
     if tool_spec is not None:
         for c in tool_spec.contract:
@@ -116,13 +131,16 @@ def tool_audit(log: Log, stream: str) -> dict[str, Any]:
         "contract": contract,
         "history": entries,
         "verdict": verdict,
+        "designed_in_group": designed,
         "graph_edges": edges,
+        "graph_judgements": judged,
     }
 
 
 def render_audit(a: dict[str, Any], full: bool = False) -> str:
     cut = (lambda s, n: s) if full else (lambda s, n: s if len(s) <= n else s[:n] + f"... [{len(s) - n} more chars; --full]")
-    out = [f"# {a['domain']}.{a['tool']}  ({a['stream']})", f"verdict: {a['verdict']}", "", "## contract"]
+    out = [f"# {a['domain']}.{a['tool']}  ({a['stream']})", f"verdict: {a['verdict']}",
+           f"designed in group: {a.get('designed_in_group')}", "", "## contract"]
     for c in a["contract"]:
         cases = ", ".join(c["cases"]) if c["cases"] else ("(checked after every successful call)" if c["when"] == "post" else "(no case)")
         out.append(f"- {c['condition']}    cases: {cases}")
@@ -156,10 +174,16 @@ def render_audit(a: dict[str, Any], full: bool = False) -> str:
             for r in h["results"]:
                 if not r["passed"]:
                     out.append(f"    x {r['name']}: {r['failure']}")
+        elif t == "tool.debugged":
+            out.append(f"    round {h['round']}: the {'tool' if h['verdict'] == 'tool' else 'tests'} are wrong: {h['reason']}")
+        elif t == "tool.tests_repaired":
+            out.extend(f"    ~ {f['case']}: {f['action']} ({f['reason']})" for f in h["fixes"])
         elif t in ("tool.accepted", "tool.rejected"):
             out.append(f"    {a['verdict']}")
     out.append("")
     out.append("## graph edges")
     for e in a["graph_edges"]:
         out.append(f"- {e['src']} -> {e['dst']} [{e['kind']}] {e['why']}")
+    for j in a.get("graph_judgements", []):
+        out.append(f"- judged {j['src']} -> {j['dst']} [{j['kind']}]: {'kept' if j['keep'] else 'dropped'}, {j['reason']}")
     return "\n".join(out) + "\n"

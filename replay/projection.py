@@ -20,6 +20,9 @@ from scaleenv.store.events.llm import LlmCalled
 from scaleenv.store.events.synth import (
     CodeProposed,
     DomainFailed,
+    DomainOutlined,
+    GraphEdgeJudged,
+    TestCasesRepaired,
     DomainSynthesized,
     GraphEdgeAdded,
     SchemaDefined,
@@ -53,6 +56,10 @@ class ToolView:
     code_versions: int = 0
     rounds: int = 0
     reasons: list[str] = attrs.field(factory=list)
+    code_repairs: int = 0
+    """New versions of the code after the first (from the repairer or the debug role)."""
+    fixture_repairs: int = 0
+    """Times the debug role found the tests wrong and repaired them."""
 
 
 @attrs.define
@@ -67,6 +74,11 @@ class DomainView:
     rejected: list[str] = attrs.field(factory=list)
     llm_calls: int = 0
     tokens: int = 0
+    groups: dict[str, list[str]] = attrs.field(factory=dict)
+    """The outline's tool groups (workflows): group -> tool names."""
+    judged: int = 0
+    dropped: int = 0
+    """Candidate edges the dependency judge reviewed, and dropped."""
 
     def graph(self) -> nx.MultiDiGraph:
         return graph_from_edges(self.edges, self.verified)
@@ -183,6 +195,11 @@ def _apply_domain(d: DomainView, event: Any) -> None:
             d.tools.setdefault(t.name, ToolView(slot=d.slot, name=t.name))
     elif isinstance(event, GraphEdgeAdded):
         d.edges.append(event)
+    elif isinstance(event, DomainOutlined):
+        d.groups = {g.name: [t.name for t in g.tools] for g in event.outline.groups}
+    elif isinstance(event, GraphEdgeJudged):
+        d.judged += 1
+        d.dropped += not event.keep
     elif isinstance(event, DomainSynthesized):
         d.status = "done"
         d.verified = list(event.verified)
@@ -199,6 +216,9 @@ def _apply_tool(d: DomainView, name: str, event: Any) -> None:
         t.code = event.code
         t.code_versions += 1
         t.rounds = event.round
+        t.code_repairs += event.round > 0
+    elif isinstance(event, TestCasesRepaired):
+        t.fixture_repairs += 1
     elif isinstance(event, ToolAccepted):
         t.status = "accepted"
         t.code = event.code

@@ -332,7 +332,11 @@ async def _debug(ctx: RunContext, stream: Any, spec: DomainSpec, tool: ToolSpec,
 
 async def _repair_cases(stream: Any, tool: ToolSpec, cases: list[TestCase], fixes: list[CaseFix], round_: int,
                         cause: Ref) -> tuple[list[TestCase], Ref]:
-    """The test cases with the debug role's fixes applied (a case it names that does not exist is ignored)."""
+    """The test cases with the debug role's fixes applied. Only the tester's cases can be
+    wrong: cases derived from the contract itself are the contract, and a fix naming one
+    (or no case at all) is not applied."""
+    disputable = {c.name for c in cases if c.source == "tester"}
+    fixes = [f for f in fixes if f.case in disputable]
     by_case = {f.case: f for f in fixes}
     repaired: list[TestCase] = []
     for case in cases:
@@ -343,8 +347,7 @@ async def _repair_cases(stream: Any, tool: ToolSpec, cases: list[TestCase], fixe
             repaired.append(msgspec.structs.replace(case, expect="ok", expect_changes=[]))
         elif fix.action == "expect_error":
             repaired.append(msgspec.structs.replace(case, expect="error", expect_changes=[]))
-    applied = [f for f in fixes if f.case in {c.name for c in cases}]
-    ref = await stream.emit(TestCasesRepaired(tool=tool.name, round=round_, fixes=applied, cases=repaired),
+    ref = await stream.emit(TestCasesRepaired(tool=tool.name, round=round_, fixes=fixes, cases=repaired),
                             actor="debugger", cause=cause)
     return repaired, ref
 

@@ -21,12 +21,12 @@ def render_summary(result: dict[str, Any]) -> str:
     for d in result["domains"]:
         passk = next((v for k, v in d.items() if k.startswith("pass_at_") and k != "pass_at_1"), None)
         rows.append([
-            d["slot"], d["name"] or "-", d["tools_verified"], d["tools_rejected"], d["repair_rounds"],
+            d["slot"], d["name"] or "-", d.get("tables", "-"), d["tools_verified"], d["tools_rejected"], d["repair_rounds"],
             d["graph_edges"], d["llm_calls"], d["tokens"], d["tasks"], sum(d["tasks_discarded"].values()),
             d["episodes"], d["pass_at_1"], passk, d["mean_turns"], d["mean_tool_calls"],
         ])
     table = render_table(
-        ["slot", "domain", "verified", "rejected", "repairs", "edges", "llm calls", "tokens", "tasks",
+        ["slot", "domain", "tables", "verified", "rejected", "repairs", "edges", "llm calls", "tokens", "tasks",
          "discarded", "episodes", "pass@1", "pass@k", "turns", "tool calls"],
         rows,
     )

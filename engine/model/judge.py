@@ -53,6 +53,15 @@ def judge(spec: DomainSpec, tool: ToolSpec, case: TestCase, outcome: Any) -> Cas
     broken = check_post(tool, case.args, case.state, after, outcome.result)
     if broken:
         return result(False, "post-condition failed: " + "; ".join(v.detail for v in broken))
+    if case.expect_changes:
+        # Success means the transition is exactly the expected one: every record the call
+        # changed is one the case expects to change, or a record it creates (new, in a table
+        # it writes: its generated key cannot be known before the call).
+        expected = {(e.table, e.key) for e in case.expect_changes}
+        stray = [(c.table, c.key) for c in delta
+                 if (c.table, c.key) not in expected and not (c.before is None and c.table in tool.writes)]
+        if stray:
+            return result(False, f"changed records the case does not expect: {stray[:5]}")
     return result(True)
 
 
