@@ -27,7 +27,7 @@ from scaleenv.store.specs import Condition, DomainSpec, FieldSpec, ParamSpec, Ta
 
 from scaleenv.model.briefs import QUALIFIERS, Brief
 
-from .themes import BY_NAME, THEMES, Theme
+from .themes import BY_NAME, GENERIC, THEMES, Theme
 
 
 @attrs.define
@@ -116,9 +116,41 @@ def _entities_of(theme: Theme) -> list[Entity]:
     return out
 
 
+def _generic(pool: list[Entity], rng: random.Random) -> list[Entity]:
+    """The generic entities whose placeholders resolve to the theme's own entities."""
+    taken = {e.table for e in pool}
+    by_arch: dict[str, list[str]] = {}
+    for e in pool:
+        by_arch.setdefault(e.archetype, []).append(e.table)
+    out = []
+    for spec in GENERIC:
+        parts = spec.split(":")
+        if parts[0] in taken:
+            continue
+        parents = []
+        ok = True
+        for p in (parts[3].split(",") if len(parts) > 3 and parts[3] else []):
+            if p.startswith("@"):
+                options = by_arch.get(p[1:], [])
+                if not options:
+                    ok = False
+                    break
+                parents.append(rng.choice(options))
+            else:
+                parents.append(p)
+        if ok:
+            out.append(Entity(parts[0], parts[1], parts[2], parents))
+    return out
+
+
 def _choose(theme: Theme, rng: random.Random, n_tables: int) -> list[Entity]:
-    """A connected subset of the theme's entities, parents kept where possible."""
+    """A connected subset of the theme's entities, parents kept where possible; a domain
+    larger than its theme adds generic entities (tickets, notifications, tags...)."""
     pool = _entities_of(theme)
+    if n_tables > len(pool):
+        extra = _generic(pool, rng)
+        rng.shuffle(extra)
+        pool = pool + extra
     by_table = {e.table: e for e in pool}
     core = [e for e in pool if e.archetype in ("txn",)][:1] or pool[:1]
     chosen: dict[str, Entity] = {}
@@ -792,8 +824,8 @@ def compose(brief: Brief, seed: int) -> Composition:
     theme = theme_for(brief)
     rng = random.Random(zlib.crc32(f"{brief.name}/{seed}".encode()))
     target = max(20, brief.tools)
-    # about 3 tools per table: tables follow from the size asked for, within the theme's reach
-    n_tables = max(5, min(len(theme.entities), 22, round(target / 3.2) + rng.randint(-1, 1)))
+    # about 3 tools per table: tables follow from the size asked for (5 to 22)
+    n_tables = max(5, min(22, round(target / 3.2) + rng.randint(-1, 1)))
     entities = _choose(theme, rng, n_tables)
     _wire(entities, rng)
     for e in entities:

@@ -237,3 +237,19 @@ MORE_THEMES: tuple[Theme, ...] = (
 THEMES: tuple[Theme, ...] = PAPER_THEMES + MORE_THEMES
 BY_NAME = {t.name: t for t in THEMES}
 
+GENERIC: tuple[str, ...] = (
+    "support_tickets:support_ticket:txn:@party",
+    "ticket_replies:ticket_reply:note:support_tickets",
+    "notifications:notification:message:@party,@party",
+    "addresses:address:location:@party",
+    "attachments:attachment:doc:@txn",
+    "audit_entries:audit_entry:history:@txn",
+    "tags:tag:tag",
+    "item_tags:item_tag:link:@catalog,tags",
+    "favorites:favorite:link:@party,@catalog",
+    "reports:report:doc:@party",
+    "wallets:wallet:ledger:@party",
+    "reminders:reminder:event:@party",
+)
+"""Entities any domain may keep besides its theme's (a large domain adds some): ``@party``,
+``@txn``, ``@catalog`` stand for one of the domain's own entities of that archetype."""
