@@ -6,6 +6,7 @@ backend from its spec here, so the agents and the port never import the sim.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from scaleenv.agents.llm.openai_backend import OpenAIBackend
@@ -43,7 +44,7 @@ def backend_from_spec(
 ) -> Backend:
     """The backend an ``--llm`` value names. Raises ValueError naming the spec and the valid forms.
 
-    ``noise``/``latency`` configure the sim; ``api_key`` (default ``"EMPTY"``) and
+    ``noise``/``latency`` configure the sim; ``api_key`` (default ``$OPENAI_API_KEY``, else ``"EMPTY"``) and
     ``options`` (``retries``, ``backoff_s``, ``timeout_s``) the HTTP backends.
     """
     spec = (spec or "sim").strip()
@@ -60,7 +61,9 @@ def backend_from_spec(
             raise _bad(spec, f"'{kind}:' needs an http(s) URL")
         if not model:
             raise _bad(spec, f"'{kind}:URL' needs --model (the model name the server serves)")
-        return OpenAIBackend(base_url=arg, model=model, api_key=api_key or "EMPTY", flavor=kind, **options)  # type: ignore[arg-type]
+        # OPENAI_API_KEY, as the openai SDK reads it: the bearer token of a server that wants one
+        key = api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
+        return OpenAIBackend(base_url=arg, model=model, api_key=key, flavor=kind, **options)  # type: ignore[arg-type]
     if kind == "transformers":
         if not arg:
             raise _bad(spec, "'transformers:' needs a model directory")

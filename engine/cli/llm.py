@@ -12,6 +12,8 @@ import sys
 from functools import partial
 
 from scaleenv.cli import EXIT_OK, UsageError
+from scaleenv.cli.netopts import add_network_options, network_setup
+from scaleenv.serve.limits import SIM_SERVER_LIMITS
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -20,7 +22,8 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         "sim-server", parents=[common], help="serve the sim LLM over the OpenAI chat-completions API",
         description=("Serve the seeded sim LLM at http://HOST:PORT/v1 (POST /v1/chat/completions, "
                      "GET /v1/models). Honours response_format json_schema, vLLM structured_outputs, "
-                     "seed and tools."),
+                     "seed and tools. Clients authenticate with their API key: with --token (or SCALEENV_TOKEN) "
+                     "set, the key must be one of the tokens (openai: api_key=TOKEN or OPENAI_API_KEY)."),
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
     p.add_argument("--port", type=int, default=8000, help="port to bind; 0 picks a free one (default %(default)s)")
@@ -28,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
                    help="mistake rate of the simulated roles, 0..1 (default 0.15; malformed/schema noise is 0.2x it)")
     p.add_argument("--latency", action="store_true", help="sleep like real inference (log-normal per call)")
     p.add_argument("--model", default=None, help="model name to report (default scaleenv-sim-1)")
+    add_network_options(p, limits=SIM_SERVER_LIMITS, arguments=False)
     p.set_defaults(handler=_serve)
 
 
@@ -41,6 +45,7 @@ def _serve(args: argparse.Namespace) -> int:
         raise UsageError("--noise must be between 0 and 1")
     if not 0 <= args.port <= 65535:
         raise UsageError("--port must be between 0 and 65535")
+    net = network_setup(args, "scaleenv sim-server", limits=SIM_SERVER_LIMITS)
     noise = NoiseModel() if args.noise is None else NoiseModel(
         malformed=0.2 * args.noise, schema_violation=0.2 * args.noise, mistakes=args.noise)
     sim = SimBackend(noise=noise, latency=LatencyModel(enabled=args.latency))
@@ -50,9 +55,12 @@ def _serve(args: argparse.Namespace) -> int:
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
-            port = await nursery.start(partial(serve_sim, args.host, args.port, server=server))
+            port = await nursery.start(partial(serve_sim, args.host, args.port, server=server, auth=net.auth,
+                                               limits=net.limits, ssl_context=net.ssl_context))
+            net.announce()
             # the one line a user needs, on stderr (stdout stays free for --json tools)
-            sys.stderr.write(f"scaleenv sim-server: serving {sim.model} at http://{args.host}:{port}/v1\n")
+            sys.stderr.write(f"scaleenv sim-server: serving {sim.model} at {net.scheme}://{args.host}:{port}/v1 "
+                             f"({net.auth.describe()})\n")
             sys.stderr.flush()
 
     try:

@@ -1,10 +1,14 @@
 """``scaleenv serve`` and ``scaleenv serve-mcp``: a run's environments for an outside policy.
 
 ``serve`` puts every kept task of the log behind an HTTP/1.1 JSON API (an RL trainer
-opens episodes, calls tools, talks to the simulated user, ends and gets the reward);
-``serve-mcp`` exposes one episode of one task as an MCP server. Either way every call
-is an event in the log, in an ``episode/<task>/s<k>`` stream, so served episodes replay,
-verify and export like local ones. The simulated user runs on ``--llm`` (default sim).
+opens episodes, calls tools, talks to the simulated user, ends and gets the reward;
+GET /openapi.json describes it); ``serve-mcp`` serves episodes as MCP servers (one over
+stdio, any number over streamable HTTP). Either way every call is an event in the log,
+in an ``episode/<task>/s<k>`` stream, so served episodes replay, verify and export like
+local ones. The simulated user runs on ``--llm`` (default sim).
+
+Listening on anything but a loopback address needs a token (--token or SCALEENV_TOKEN);
+each episode belongs to the token that opened it.
 """
 
 from __future__ import annotations
@@ -16,15 +20,19 @@ from functools import partial
 from typing import Any
 
 from scaleenv.cli import EXIT_OK, UsageError
+from scaleenv.cli.netopts import add_network_options, network_setup
 
 EXAMPLES = """examples:
   scaleenv run --log envs.lmdb --seed 1
+  export SCALEENV_TOKEN=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')
   scaleenv serve --log envs.lmdb --port 8100
-  curl -s localhost:8100/v1/tasks
-  curl -s -XPOST localhost:8100/v1/episodes -d '{"task_id": "d00/t001"}'
-  curl -s -XPOST localhost:8100/v1/episodes/d00/t001/s0/tool -d '{"name": "get_attendee", "arguments": {"attendee_id": "a1"}}'
-  curl -s -XPOST localhost:8100/v1/episodes/d00/t001/s0/message -d '{"content": "Done: your ticket is cancelled."}'
-  curl -s -XPOST localhost:8100/v1/episodes/d00/t001/s0/end
+  curl -s localhost:8100/v1/tasks -H "Authorization: Bearer $SCALEENV_TOKEN"
+  curl -s -XPOST localhost:8100/v1/episodes -H "Authorization: Bearer $SCALEENV_TOKEN" -d '{"task_id": "d00/t001"}'
+      # -> "episode_id": "d00/t001/s0-<capability>"; use it as E below
+  curl -s -XPOST localhost:8100/v1/episodes/$E/tool -H "Authorization: Bearer $SCALEENV_TOKEN" \
+       -d '{"name": "get_attendee", "arguments": {"attendee_id": "a1"}}'
+  curl -s -XPOST localhost:8100/v1/episodes/$E/message -H "Authorization: Bearer $SCALEENV_TOKEN" -d '{"content": "Done."}'
+  curl -s -XPOST localhost:8100/v1/episodes/$E/end -H "Authorization: Bearer $SCALEENV_TOKEN"
   scaleenv export --log envs.lmdb --out episodes.jsonl    # (after stopping the server) served episodes too"""
 
 
@@ -91,20 +99,26 @@ def _serve(args: argparse.Namespace) -> int:
         raise UsageError("--port must be between 0 and 65535")
     if args.max_episodes < 1:
         raise UsageError("--max-episodes must be at least 1")
+    net = network_setup(args, "scaleenv serve")
     options = _options(args)
 
     async def main() -> None:
-        async with open_environments(args.log, options, idle_timeout=args.idle_timeout, max_open=args.max_episodes) as envs:
+        async with open_environments(args.log, options, idle_timeout=args.idle_timeout, max_open=args.max_episodes,
+                                     limits=net.limits) as envs:
             if not envs.kept_tasks():
                 raise UsageError(f"{args.log} holds no kept task to serve (run: scaleenv run --log {args.log})")
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
-                port = await nursery.start(partial(serve_environments, envs, args.host, args.port))
+                port = await nursery.start(partial(serve_environments, envs, args.host, args.port, auth=net.auth,
+                                                   limits=net.limits, ssl_context=net.ssl_context))
                 tasks = len(envs.kept_tasks())
+                url = f"{net.scheme}://{_url_host(args.host)}:{port}/v1"
                 if args.json:
-                    print(json.dumps({"url": f"http://{args.host}:{port}/v1", "port": port, "tasks": tasks}), flush=True)
-                sys.stderr.write(f"scaleenv serve: {tasks} tasks of {args.log} at http://{args.host}:{port}/v1 "
-                                 "(GET /v1/tasks; POST /v1/episodes)\n")
+                    print(json.dumps({"url": url, "port": port, "tasks": tasks, "auth": net.auth.required,
+                                      "tls": net.ssl_context is not None}), flush=True)
+                net.announce()
+                sys.stderr.write(f"scaleenv serve: {tasks} tasks of {args.log} at {url} ({net.auth.describe()}; "
+                                 "GET /v1/tasks; POST /v1/episodes; GET /openapi.json)\n")
                 sys.stderr.flush()
 
     try:
@@ -116,6 +130,10 @@ def _serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
 def _serve_mcp(args: argparse.Namespace) -> int:
     import trio
 
@@ -125,17 +143,33 @@ def _serve_mcp(args: argparse.Namespace) -> int:
         raise UsageError(f"serve-mcp needs the mcp extra: pip install 'scaleenv[mcp]' ({exc})") from None
     from scaleenv.serve.environments import ServeError, open_environments
 
+    if args.transport == "stdio" and args.task is None:
+        raise UsageError("serve-mcp --transport stdio needs --task (the one episode it serves)")
+    if not 0 <= args.port <= 65535:
+        raise UsageError("--port must be between 0 and 65535")
+    net = network_setup(args, "scaleenv serve-mcp") if args.transport == "http" else None
     options = _options(args)
 
     async def main() -> Any:
-        async with open_environments(args.log, options, idle_timeout=args.idle_timeout) as envs:
+        async with open_environments(args.log, options, idle_timeout=args.idle_timeout,
+                                     limits=net.limits if net else None) as envs:
             try:
                 if args.transport == "stdio":
                     return await serve_mcp.serve_mcp_stdio(envs, args.task)
+                assert net is not None
+                if args.task is not None:
+                    envs.task_json(args.task)
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
-                    binds, eid = await nursery.start(partial(serve_mcp.serve_mcp_http, envs, args.task, args.host, args.port))
-                    sys.stderr.write(f"scaleenv serve-mcp: episode {eid} at {binds[0]}/mcp (streamable HTTP)\n")
+                    binds = await nursery.start(partial(
+                        serve_mcp.serve_mcp_http, envs, args.host, args.port, task_id=args.task, auth=net.auth,
+                        limits=net.limits, certfile=net.certfile, keyfile=net.keyfile))
+                    if args.json:
+                        print(json.dumps({"url": f"{binds[0]}/mcp", "auth": net.auth.required,
+                                          "tls": net.certfile is not None}), flush=True)
+                    net.announce()
+                    sys.stderr.write(f"scaleenv serve-mcp: {binds[0]}/mcp ({net.auth.describe()}; open_episode there "
+                                     "answers each episode's endpoint, /mcp/episodes/<id>)\n")
                     sys.stderr.flush()
                 return None
             except ServeError as exc:
@@ -162,17 +196,22 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
     p.add_argument("--port", type=int, default=8100, help="port to bind; 0 picks a free one (default %(default)s)")
     p.add_argument("--max-episodes", type=int, default=1024, help="episodes open at once (default 1024; more get 429)")
+    add_network_options(p)
     _engine_options(p)
     p.set_defaults(handler=_serve)
 
     m = sub.add_parser(
-        "serve-mcp", parents=[common], help="serve one episode of a task as an MCP server (stdio or streamable HTTP)",
-        description=("Open one episode of --task and expose its tools as MCP tools, plus talk_to_user (the simulated "
-                     "user replies) and end_episode (the reward). Needs: pip install 'scaleenv[mcp]'."),
+        "serve-mcp", parents=[common], help="serve episodes as MCP servers (one over stdio, many over streamable HTTP)",
+        description=("Expose an episode's tools as MCP tools, plus talk_to_user (the simulated user replies) and "
+                     "end_episode (the reward). stdio: one episode of --task. http: the control endpoint /mcp has "
+                     "list_tasks and open_episode; each episode is served at /mcp/episodes/<id>, any number at once. "
+                     "Needs: pip install 'scaleenv[mcp]'."),
     )
-    m.add_argument("--task", required=True, metavar="ID", help="kept task id, e.g. d00/t003")
+    m.add_argument("--task", default=None, metavar="ID",
+                   help="kept task id, e.g. d00/t003 (stdio: required; http: what open_episode opens when not told)")
     m.add_argument("--transport", choices=["stdio", "http"], default="stdio", help="MCP transport (default stdio)")
     m.add_argument("--host", default="127.0.0.1", help="http transport: address to bind (default %(default)s)")
     m.add_argument("--port", type=int, default=8101, help="http transport: port (default %(default)s)")
+    add_network_options(m)
     _engine_options(m)
     m.set_defaults(handler=_serve_mcp)

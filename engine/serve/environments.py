@@ -30,6 +30,10 @@ episode's own events (the task's initial state and its ToolExecuted deltas). The
 writer lock makes a server the only one on its log, so an episode it finds unended at
 start belongs to no live server.
 
+Requests over :class:`~scaleenv.serve.limits.Limits` (tool arguments too large or nested
+too deep, names too long) are refused with :class:`~scaleenv.serve.limits.LimitExceeded`
+before anything is recorded; error messages echo client input only clipped.
+
 This module knows nothing of HTTP: errors are :class:`ServeError` with an HTTP-like
 status that each front end maps to its own error shape.
 """
@@ -64,6 +68,7 @@ from scaleenv.store.stream import Stream
 from scaleenv.agents.rollout.episode import Episode, new_episode, offered
 from scaleenv.streams import episode_stream, served_episode_id
 from scaleenv.logs import get_logger
+from scaleenv.serve.limits import LimitExceeded, Limits, check_arguments_text, check_name, clip
 
 log = get_logger("scaleenv.serve")
 
@@ -111,7 +116,7 @@ def parse_tool_calls(raw: Any, first_id: int) -> list[ToolCallRequest]:
         return []
     if not isinstance(raw, list):
         raise ServeError(400, "tool_calls must be a list of {id, type: function, function: {name, arguments}}")
-    calls = []
+    calls: list[ToolCallRequest] = []
     for i, c in enumerate(raw):
         if not isinstance(c, dict):
             raise ServeError(400, f"tool_calls[{i}] must be an object")
@@ -128,7 +133,10 @@ def tool_call(name: Any, arguments: Any, call_id: Any, n: int, where: str = "req
     if arguments is None:
         arguments = "{}"
     elif isinstance(arguments, dict):
-        arguments = json.dumps(arguments)
+        try:
+            arguments = json.dumps(arguments)
+        except RecursionError:
+            raise LimitExceeded(400, "max_depth", f"{where}: arguments nest too deep to encode") from None
     elif not isinstance(arguments, str):
         raise ServeError(400, f"{where}: 'arguments' must be a JSON object or a string holding one")
     if call_id is None:
@@ -136,6 +144,15 @@ def tool_call(name: Any, arguments: Any, call_id: Any, n: int, where: str = "req
     elif not isinstance(call_id, str) or not call_id:
         raise ServeError(400, f"{where}: 'id' must be a non-empty string")
     return ToolCallRequest(id=call_id, name=name, arguments=arguments)
+
+
+def check_calls(calls: list[ToolCallRequest], limits: Limits) -> None:
+    """Refuse calls over the limits (LimitExceeded), before any of them is recorded."""
+    for i, call in enumerate(calls):
+        where = f"tool_calls[{i}]" if len(calls) > 1 else "tool call"
+        check_name(call.name, limits, f"{where}: name")
+        check_name(call.id, limits, f"{where}: id")
+        check_arguments_text(call.arguments, limits, where)
 
 
 def _check_list(value: Any, kind: type, name: str) -> Any:
@@ -174,13 +191,15 @@ class Environments:
     view: RunView = attrs.field(repr=False)
     idle_timeout: float = 600.0
     max_open: int = 1024
+    limits: Limits = attrs.field(factory=Limits)
     episodes: dict[str, Served] = attrs.field(factory=dict, repr=False)
     _next: dict[str, int] = attrs.field(factory=dict, repr=False)
     _closing: bool = False
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, ctx: RunContext, *, idle_timeout: float = 600.0, max_open: int = 1024) -> AsyncIterator[Environments]:
+    async def open(cls, ctx: RunContext, *, idle_timeout: float = 600.0, max_open: int = 1024,
+                   limits: Limits | None = None) -> AsyncIterator[Environments]:
         """Serve the run behind ``ctx``; on exit every open episode is ended (reason ``error``).
 
         Episodes a killed server left open are ended first (:meth:`close_orphans`). Only
@@ -192,16 +211,17 @@ class Environments:
                                "(a second would end the first one's open episodes as a killed server's)")
         ctx.served = True
         try:
-            async with cls._serving(ctx, idle_timeout, max_open) as envs:
+            async with cls._serving(ctx, idle_timeout, max_open, limits or Limits()) as envs:
                 yield envs
         finally:
             ctx.served = False
 
     @classmethod
     @asynccontextmanager
-    async def _serving(cls, ctx: RunContext, idle_timeout: float, max_open: int) -> AsyncIterator[Environments]:
+    async def _serving(cls, ctx: RunContext, idle_timeout: float, max_open: int,
+                       limits: Limits) -> AsyncIterator[Environments]:
         view = fold(ctx.log.read())
-        envs = cls(ctx=ctx, view=view, idle_timeout=idle_timeout, max_open=max_open)
+        envs = cls(ctx=ctx, view=view, idle_timeout=idle_timeout, max_open=max_open, limits=limits)
         for eid in view.episodes:
             m = SERVED_ID.match(eid)
             if m:
@@ -250,7 +270,7 @@ class Environments:
         for d in self.domains_json():
             if d["domain"] == slot or d["name"] == slot:
                 return d
-        raise ServeError(404, f"unknown domain {slot!r}; known: {[d['domain'] for d in self.domains_json()]}", "not_found_error")
+        raise ServeError(404, f"unknown domain {clip(slot)}; known: {[d['domain'] for d in self.domains_json()]}", "not_found_error")
 
     def tasks_json(self, domain: str | None = None) -> list[dict[str, Any]]:
         if domain is not None:
@@ -260,7 +280,7 @@ class Environments:
     def task_json(self, task_id: str) -> dict[str, Any]:
         t = self.view.tasks.get(task_id)
         if t is None or task_id not in self.kept_tasks(t.slot):
-            raise ServeError(404, f"unknown task {task_id!r} (a kept task id like d00/t003; GET /v1/tasks lists them)",
+            raise ServeError(404, f"unknown task {clip(task_id)} (a kept task id like d00/t003; GET /v1/tasks lists them)",
                              "not_found_error")
         d = self.view.domains[t.slot]
         return {"task_id": task_id, "domain": t.slot, "domain_name": d.name, "chain_length": len(t.chain),
@@ -271,7 +291,7 @@ class Environments:
     def get(self, eid: str) -> Served:
         se = self.episodes.get(eid)
         if se is None:
-            raise ServeError(404, f"unknown episode {eid!r} (open one with POST /v1/episodes)", "not_found_error")
+            raise ServeError(404, f"unknown episode {clip(eid)} (open one with POST /v1/episodes)", "not_found_error")
         return se
 
     def status_json(self, eid: str) -> dict[str, Any]:
@@ -328,6 +348,7 @@ class Environments:
         async with se.lock:
             self._check_open(se)
             calls = parse_tool_calls(tool_calls, se.ep.tool_calls + 1)
+            check_calls(calls, self.limits)
             with trio.CancelScope(shield=True):
                 return await self._step(se, content, calls, tids, lps)
 
@@ -335,13 +356,16 @@ class Environments:
                         token_ids: Any = None, logprobs: Any = None) -> dict[str, Any]:
         """One tool call as its own assistant turn. A call the environment could not even
         try (unknown tool, arguments not a JSON object, arguments the tool does not take)
-        is recorded as the tool error it is, as local, and raised as a 4xx ServeError."""
+        is recorded as the tool error it is, as local, and raised as a 4xx ServeError.
+        The answer's ``tool_results`` holds the call's result (none when a limit ended the
+        episode before it ran)."""
         se = self.get(eid)
         tids = _check_list(token_ids, int, "token_ids")
         lps = _check_list(logprobs, float, "logprobs")
         async with se.lock:
             self._check_open(se)
             call = tool_call(name, arguments, call_id, se.ep.tool_calls + 1)
+            check_calls([call], self.limits)
             with trio.CancelScope(shield=True):
                 out = await self._step(se, "", [call], tids, lps)
         results = out["tool_results"]
@@ -349,9 +373,8 @@ class Environments:
             res = results[0]
             status = CLIENT_ERROR_STATUS.get(res.get("error_kind") or "")
             if status is not None:
-                raise ServeError(status, f"tool call {call.name!r} failed: {res['error']}", res["error_kind"],
+                raise ServeError(status, f"tool call {clip(call.name)} failed: {res['error']}", res["error_kind"],
                                  tool_result=res, ended=out["ended"], result=out.get("result"))
-            out.update(res)
         return out
 
     async def say(self, eid: str, content: Any, *, token_ids: Any = None, logprobs: Any = None) -> dict[str, Any]:
@@ -502,10 +525,10 @@ def stored_config(path: str) -> Any:
 
 @asynccontextmanager
 async def open_environments(path: str, options: Any = None, *, idle_timeout: float = 600.0,
-                            max_open: int = 1024) -> AsyncIterator[Environments]:
+                            max_open: int = 1024, limits: Limits | None = None) -> AsyncIterator[Environments]:
     """Open the run at ``path`` for appending (the writer lock) and serve its kept tasks."""
     config = stored_config(path)
     options = options if options is not None else EngineOptions(progress=False)
     async with open_run(path, config, options) as ctx:
-        async with Environments.open(ctx, idle_timeout=idle_timeout, max_open=max_open) as envs:
+        async with Environments.open(ctx, idle_timeout=idle_timeout, max_open=max_open, limits=limits) as envs:
             yield envs

@@ -30,6 +30,8 @@ import trio
 from scaleenv.agents.llm.openai_backend import ROLE_HEADER
 
 from .http_json import HttpError, serve_json
+from scaleenv.serve.auth import Auth
+from scaleenv.serve.limits import SIM_SERVER_LIMITS, Limits
 from scaleenv.agents.sim.backend import SimBackend
 from scaleenv.agents.llm.tool_calls import text_to_message
 
@@ -134,7 +136,10 @@ class SimServer:
 
 
 async def serve_sim(host: str = "127.0.0.1", port: int = 0, *, server: SimServer | None = None,
+                    auth: Auth | None = None, limits: Limits | None = None, ssl_context: Any = None,
                     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
-    """Serve the sim until cancelled. ``await nursery.start(serve_sim, host, 0)`` returns the bound port."""
+    """Serve the sim until cancelled. ``await nursery.start(serve_sim, host, 0)`` returns the bound port.
+    ``auth``, ``limits``, ``ssl_context``: as for :func:`~scaleenv.serve.http_json.serve_json`."""
     app = server or SimServer()
-    await serve_json(app.handle, host, port, task_status=task_status)
+    await serve_json(app.handle, host, port, auth=auth, limits=limits or SIM_SERVER_LIMITS, ssl_context=ssl_context,
+                     task_status=task_status)

@@ -31,7 +31,7 @@ async def golden_policy(c: httpx.AsyncClient, task: Any, task_id: str) -> dict[s
         if i % 2:  # both shapes: one tool per request, and a whole assistant turn (OpenAI tool_calls)
             r = await c.post(f"/v1/episodes/{eid}/tool", json={"name": step.tool, "arguments": step.args})
             assert r.status_code == 200, r.text
-            assert r.json()["ok"], r.text
+            assert r.json()["tool_result"]["ok"], r.text
         else:
             call = {"id": f"golden_{i}", "type": "function",
                     "function": {"name": step.tool, "arguments": json.dumps(step.args)}}
@@ -77,7 +77,7 @@ async def test_serve_concurrent_episodes_replay_export(run_log: Path, tmp_path: 
                         res = await golden_policy(c, envs.view.tasks[tid], tid)
                     else:
                         res = await idle_policy(c, tid)
-                    results[res["episode_id"]] = res
+                    results[res["log_episode_id"]] = res
 
                 async with trio.open_nursery() as clients:  # 20 episodes at once
                     for i in range(20):
@@ -141,7 +141,7 @@ async def _errors(c: httpx.AsyncClient, task_id: str, task: Any) -> None:
     r = await c.post(f"/v1/episodes/{eid}/tool", json={"name": tool, "arguments": {"not_a_param": 1}})
     assert r.status_code == 422 and r.json()["error"]["type"] == "bad_args"
     r = await c.post(f"/v1/episodes/{eid}/tool", json={"arguments": {}})
-    assert r.status_code == 400 and "'name'" in r.json()["error"]["message"]
+    assert r.status_code == 400 and "field `name`" in r.json()["error"]["message"]
     r = await c.post(f"/v1/episodes/{eid}/message", json={"content": ""})
     assert r.status_code == 400
     r = await c.post(f"/v1/episodes/{eid}/step", json={"tool_calls": "nope"})
@@ -153,4 +153,4 @@ async def _errors(c: httpx.AsyncClient, task_id: str, task: Any) -> None:
     r = await c.post(f"/v1/episodes/{eid}/end")  # idempotent
     assert r.status_code == 200 and r.json()["reason"] == "policy_stopped"
     r = await c.post(f"/v1/episodes/{eid}/message", json={"content": "hello?"})
-    assert r.status_code == 409 and r.json()["result"]["reason"] == "policy_stopped"
+    assert r.status_code == 409 and r.json()["outcome"]["reason"] == "policy_stopped"
