@@ -373,7 +373,9 @@ async def serve_mcp_http(envs: Environments, host: str, port: int, *, task_id: s
     limits = limits if limits is not None else envs.limits
     front = McpEnvironments(envs, task_id)
     server = front.server()
-    sdk_app = server.streamable_http_app(host=host, max_request_body_size=limits.max_body_bytes)
+    # JSON answers, not SSE streams: nothing here notifies a client mid-request, and plain
+    # JSON is what simple trainer clients read most easily.
+    sdk_app = server.streamable_http_app(host=host, max_request_body_size=limits.max_body_bytes, json_response=True)
     config = Config()
     config.bind = [f"{host}:{port}"]
     config.accesslog = None

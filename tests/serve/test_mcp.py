@@ -49,3 +49,98 @@ async def test_mcp_stdio_golden_episode(run_log: Path) -> None:
     ep = view.episodes[f"{task_id}/s0"]
     assert ep.reward is not None and ep.reward.reward == 1.0
     assert sum(1 for e in ep.timeline if isinstance(e, ToolExecuted) and not e.ok) == 1
+
+
+# ---- streamable HTTP: many episodes, tokens -------------------------------------------
+
+from collections.abc import AsyncIterator  # noqa: E402
+from contextlib import asynccontextmanager  # noqa: E402
+
+import httpx2 as httpx  # noqa: E402
+from mcp.client.streamable_http import streamable_http_client  # noqa: E402
+
+from scaleenv.serve.auth import Auth  # noqa: E402
+from scaleenv.serve.environments import open_environments  # noqa: E402
+from scaleenv.serve.limits import Limits  # noqa: E402
+from scaleenv.serve.mcp import serve_mcp_http  # noqa: E402
+
+from .conftest import OPTIONS  # noqa: E402
+
+TOKEN_A = "mcp-token-a-0123456789abcdef"
+TOKEN_B = "mcp-token-b-0123456789abcdef"
+
+
+@asynccontextmanager
+async def _client(url: str, token: str | None, mode: str) -> AsyncIterator[Client]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with httpx.AsyncClient(headers=headers, timeout=httpx.Timeout(60, read=120)) as http:
+        async with Client(streamable_http_client(url, http_client=http), mode=mode) as client:  # type: ignore[arg-type]
+            yield client
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])  # sessions (initialize handshake) and the per-request protocol
+async def test_mcp_http_serves_many_episodes_each_to_its_token(run_log: Path, mode: str) -> None:
+    auth = Auth.from_tokens([TOKEN_A, TOKEN_B])
+    async with open_environments(str(run_log), OPTIONS, limits=Limits(max_body_bytes=64 * 1024)) as envs:
+        tasks = envs.kept_tasks()
+        async with trio.open_nursery() as nursery:
+            binds = await nursery.start(lambda task_status: serve_mcp_http(
+                envs, "127.0.0.1", 0, auth=auth, task_status=task_status))
+            base = binds[0]
+            with trio.fail_after(120):
+                opened: dict[str, dict] = {}
+
+                async def open_one(token: str, task_id: str) -> None:
+                    async with _client(f"{base}/mcp", token, mode) as client:
+                        names = [t.name for t in (await client.list_tools()).tools]
+                        assert names == ["list_tasks", "open_episode"]
+                        res = await client.call_tool("open_episode", {"task_id": task_id})
+                        assert not res.is_error, res.content
+                        opened[res.structured_content["episode_id"]] = {**res.structured_content, "token": token}
+
+                async with trio.open_nursery() as clients:  # several episodes at once, two tokens
+                    for i, tid in enumerate(tasks[:4]):
+                        clients.start_soon(open_one, TOKEN_A if i % 2 == 0 else TOKEN_B, tid)
+                assert len(opened) == 4 and len({o["log_episode_id"] for o in opened.values()}) == 4
+
+                # A plays one of its episodes to reward 1 at the episode's own endpoint
+                mine = next(o for o in opened.values() if o["token"] == TOKEN_A)
+                task = envs.view.tasks[mine["task_id"]]
+                async with _client(f"{base}{mine['mcp_path']}", TOKEN_A, mode) as client:
+                    names = [t.name for t in (await client.list_tools()).tools]
+                    assert "talk_to_user" in names and all(s.tool in names for s in task.golden.steps)
+                    prompt = await client.get_prompt("episode")
+                    assert prompt.messages[0].content.text == mine["user"]["message"]
+                    deep: dict = {}
+                    for _ in range(50):
+                        deep = {"x": deep}
+                    bad = await client.call_tool(task.golden.steps[0].tool, deep)
+                    assert bad.is_error and bad.structured_content["error"]["param"] == "max_depth"
+                    for step in task.golden.steps:
+                        res = await client.call_tool(step.tool, step.args)
+                        assert not res.is_error, res.content
+                    answers = " ".join(str(a) for a in task.golden.expected_answers)
+                    await client.call_tool("talk_to_user", {"message": f"All done: it has been completed. {answers}"})
+                    end = await client.call_tool("end_episode", {})
+                    assert end.structured_content["reward"] == 1.0
+
+                # B's token cannot reach A's episode; no token reaches nothing
+                async with httpx.AsyncClient(timeout=60) as raw:
+                    for token in (TOKEN_B, None):
+                        headers = {"Authorization": f"Bearer {token}"} if token else {}
+                        headers.update({"Accept": "application/json, text/event-stream", "Content-Type": "application/json"})
+                        r = await raw.post(f"{base}{mine['mcp_path']}", headers=headers, content=json.dumps(
+                            {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}))
+                        assert r.status_code == (404 if token else 401), r.text
+                    r = await raw.post(f"{base}/mcp", headers={"Authorization": f"Bearer {TOKEN_A}"},
+                                       content=b"x" * (65 * 1024))
+                    assert r.status_code == 413 and r.json()["error"]["param"] == "max_body_bytes"
+                with pytest.raises(Exception):
+                    async with _client(f"{base}{mine['mcp_path']}", TOKEN_B, mode) as client:
+                        await client.list_tools()
+            nursery.cancel_scope.cancel()
+    with Log.open(str(run_log), readonly=True) as event_log:
+        view = fold(event_log.read())
+    served = {o["log_episode_id"]: view.episodes[o["log_episode_id"]] for o in opened.values()}
+    assert all(ep.ended is not None for ep in served.values())  # the others were ended when the server stopped
+    assert served[mine["log_episode_id"]].reward.reward == 1.0  # type: ignore[union-attr]
