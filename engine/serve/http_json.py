@@ -120,6 +120,11 @@ async def _read_head(stream: trio.abc.Stream, conn: h11.Connection, limits: Limi
             raise _Closed
         if not isinstance(event, h11.Request):
             raise _Refused(400, error_body(400, f"expected a request, got {type(event).__name__}", "invalid_request_error"))
+        # h11 bounds a head that arrives in pieces; one that arrives whole is measured here
+        size = len(event.method) + len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers) + 12
+        if size > limits.max_header_bytes:
+            raise _Refused(431, LimitExceeded(431, "max_header_bytes", f"request line and headers are larger than "
+                                              f"max_header_bytes={limits.max_header_bytes}").to_json())
         return event
     if conn.trailing_data[0]:  # part of a request arrived
         raise _Refused(408, LimitExceeded(408, "header_timeout_s", f"the request head did not arrive within "
