@@ -8,8 +8,10 @@ principal for, hand ``(method, path, body, headers)`` to an async handler (with
 
 Errors the handler raises as :class:`HttpError` (or
 :class:`~scaleenv.serve.limits.LimitExceeded`) become JSON error bodies in OpenAI's shape
-``{"error": {"message", "type", "code"}}``; anything else becomes a 500 with the same
-shape and is logged.
+``{"error": {"message", "type", "code"}}``; a RecursionError (a parser meeting input
+nested as deep as Python goes) is a 400 naming ``max_depth``; anything else becomes a
+500 with the same shape and is logged. A body that is not UTF-8 never reaches the
+handler (400).
 
 What a client may cost the server is bounded by :class:`~scaleenv.serve.limits.Limits`:
 the request head must arrive within ``header_timeout_s`` of the server starting to wait
@@ -177,6 +179,11 @@ async def _connection(stream: trio.abc.Stream, handler: Handler, auth: Auth, lim
                     # recorded nowhere: no log line, no event
                     raise _Refused(401, unauthorized_json(), [(b"www-authenticate", b'Bearer realm="scaleenv"')])
                 body = await _read_body(stream, conn, request, limits)
+                try:
+                    body.decode("utf-8")  # JSON is UTF-8 (RFC 8259): refused here for every handler
+                except UnicodeDecodeError as exc:
+                    raise _Refused(400, error_body(400, f"request body is not UTF-8 (byte {exc.start})",
+                                                   "invalid_request_error")) from None
             except _Refused as refused:
                 if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
                     await _send(stream, conn, refused.status, refused.payload, refused.headers, close=True)
@@ -190,6 +197,9 @@ async def _connection(stream: trio.abc.Stream, handler: Handler, auth: Auth, lim
                 status, payload = exc.status, error_body(exc.status, exc.message, exc.kind)
             except LimitExceeded as exc:
                 status, payload = exc.status, exc.to_json()
+            except RecursionError:  # a parser went as deep as Python goes: the input nests too deep
+                err = LimitExceeded(400, "max_depth", "request body nests too deep to decode")
+                status, payload = err.status, err.to_json()
             except Exception as exc:  # noqa: BLE001 - one bad request must not stop the server
                 log.exception("handler failed", method=method, path=clip(path))
                 status, payload = 500, error_body(500, f"internal error: {type(exc).__name__}: {shorten(str(exc), 200)}",

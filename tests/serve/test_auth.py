@@ -10,7 +10,6 @@ a warning. sim-server takes the token as the OpenAI API key. TLS is served direc
 
 from __future__ import annotations
 
-import datetime
 import hmac
 import json
 import ssl
@@ -34,7 +33,7 @@ from scaleenv.serve.sim_http import serve_sim
 from scaleenv.store.log import Log
 from tests.llm.structs import Plan
 
-from .conftest import OPTIONS
+from .conftest import OPTIONS, self_signed
 
 TOKEN_A = "trainer-a-0123456789abcdefghij"
 TOKEN_B = "trainer-b-0123456789abcdefghij"
@@ -150,31 +149,8 @@ async def test_serve_lets_in_only_tokens_and_keeps_episodes_to_their_token(run_l
         assert [r.stream for r in event_log.read_stream(f"episode/{log_id}")]  # the log knows it by its plain id
 
 
-def _self_signed(tmp: Path) -> tuple[str, str]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    import ipaddress
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return str(cert_path), str(key_path)
-
-
 async def test_tls_served_directly_with_tokens(tmp_path: Path) -> None:
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed(tmp_path)
     auth = Auth.from_tokens([TOKEN_A])
     async with trio.open_nursery() as nursery:
         port = await nursery.start(lambda task_status: serve_sim(
@@ -246,7 +222,7 @@ def test_insecure_starts_with_a_warning_every_time() -> None:
 
 
 def test_serve_json_line_says_auth_and_tls(run_log: Path, tmp_path: Path) -> None:
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed(tmp_path)
     proc = subprocess.Popen([sys.executable, "-m", "scaleenv", "serve", "--log", str(run_log), "--port", "0", "--json",
                              "--no-sync", "--sandbox-workers", "1", "--token", TOKEN_A, "--tls-cert", cert,
                              "--tls-key", key], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)

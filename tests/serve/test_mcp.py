@@ -64,7 +64,7 @@ from scaleenv.serve.environments import open_environments  # noqa: E402
 from scaleenv.serve.limits import Limits  # noqa: E402
 from scaleenv.serve.mcp import serve_mcp_http  # noqa: E402
 
-from .conftest import OPTIONS  # noqa: E402
+from .conftest import OPTIONS, self_signed  # noqa: E402
 
 TOKEN_A = "mcp-token-a-0123456789abcdef"
 TOKEN_B = "mcp-token-b-0123456789abcdef"
@@ -126,12 +126,16 @@ async def test_mcp_http_serves_many_episodes_each_to_its_token(run_log: Path, mo
 
                 # B's token cannot reach A's episode; no token reaches nothing
                 async with httpx.AsyncClient(timeout=60) as raw:
-                    for token in (TOKEN_B, None):
+                    for token, status in ((TOKEN_B, 404), (None, 401), ("wrong-token-0123456789abcdef", 401)):
                         headers = {"Authorization": f"Bearer {token}"} if token else {}
                         headers.update({"Accept": "application/json, text/event-stream", "Content-Type": "application/json"})
-                        r = await raw.post(f"{base}{mine['mcp_path']}", headers=headers, content=json.dumps(
-                            {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}))
-                        assert r.status_code == (404 if token else 401), r.text
+                        for path in (mine["mcp_path"], "/mcp"):
+                            r = await raw.post(f"{base}{path}", headers=headers, content=json.dumps(
+                                {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}))
+                            if status == 404 and path == "/mcp":  # B's token is let in; only A's episode is hidden
+                                assert r.status_code not in (401, 404), r.text
+                            else:
+                                assert r.status_code == status, r.text
                     r = await raw.post(f"{base}/mcp", headers={"Authorization": f"Bearer {TOKEN_A}"},
                                        content=b"x" * (65 * 1024))
                     assert r.status_code == 413 and r.json()["error"]["param"] == "max_body_bytes"
@@ -144,3 +148,23 @@ async def test_mcp_http_serves_many_episodes_each_to_its_token(run_log: Path, mo
     served = {o["log_episode_id"]: view.episodes[o["log_episode_id"]] for o in opened.values()}
     assert all(ep.ended is not None for ep in served.values())  # the others were ended when the server stopped
     assert served[mine["log_episode_id"]].reward.reward == 1.0  # type: ignore[union-attr]
+
+
+async def test_mcp_http_over_tls(run_log: Path, tmp_path: Path) -> None:
+    import ssl
+
+    cert, key = self_signed(tmp_path)
+    async with open_environments(str(run_log), OPTIONS) as envs:
+        async with trio.open_nursery() as nursery:
+            binds = await nursery.start(lambda task_status: serve_mcp_http(
+                envs, "127.0.0.1", 0, auth=Auth.from_tokens([TOKEN_A]), certfile=cert, keyfile=key,
+                task_id=envs.kept_tasks()[0], task_status=task_status))
+            assert binds[0].startswith("https://")
+            verify = ssl.create_default_context(cafile=cert)
+            with trio.fail_after(120):
+                async with httpx.AsyncClient(verify=verify, headers={"Authorization": f"Bearer {TOKEN_A}"},
+                                             timeout=60) as http:
+                    async with Client(streamable_http_client(f"{binds[0]}/mcp", http_client=http)) as client:  # type: ignore[arg-type]
+                        res = await client.call_tool("open_episode", {})  # --task's default
+                        assert not res.is_error and res.structured_content["task_id"] == envs.kept_tasks()[0]
+            nursery.cancel_scope.cancel()
