@@ -22,6 +22,10 @@ from scaleenv.serve.auth import TOKEN_ENV, Auth, BindRefused, check_bind, tls_co
 from scaleenv.serve.limits import Limits
 
 _DEFAULTS = Limits()
+LIMIT_OPTIONS = {"max_body_bytes": "--max-body-bytes", "max_header_bytes": "--max-header-bytes",
+                 "header_timeout_s": "--header-timeout", "body_timeout_s": "--body-timeout",
+                 "max_argument_bytes": "--max-argument-bytes", "max_depth": "--max-depth"}
+"""Each :class:`Limits` field and the option that sets it."""
 
 
 @attrs.frozen
@@ -82,14 +86,12 @@ def network_setup(args: argparse.Namespace, what: str, *, limits: Limits = _DEFA
         warning = check_bind(args.host, auth, insecure=args.insecure, what=what)
     except BindRefused as exc:
         raise UsageError(str(exc)) from None
-    try:
-        chosen = attrs.evolve(
-            limits, max_body_bytes=args.max_body_bytes, max_header_bytes=args.max_header_bytes,
-            header_timeout_s=args.header_timeout, body_timeout_s=args.body_timeout,
-            **({"max_argument_bytes": args.max_argument_bytes, "max_depth": args.max_depth}
-               if hasattr(args, "max_depth") else {}))
-    except ValueError as exc:
-        raise UsageError(f"bad limit: {exc}") from None
+    chosen = {field: getattr(args, option.removeprefix("--").replace("-", "_"))
+              for field, option in LIMIT_OPTIONS.items() if hasattr(args, option.removeprefix("--").replace("-", "_"))}
+    for field, value in chosen.items():
+        if not value > 0:
+            raise UsageError(f"{LIMIT_OPTIONS[field]} must be positive, got {value}")
+    picked = attrs.evolve(limits, **chosen)
     if (args.tls_cert is None) != (args.tls_key is None):
         raise UsageError("--tls-cert and --tls-key go together")
     context = None
@@ -101,4 +103,4 @@ def network_setup(args: argparse.Namespace, what: str, *, limits: Limits = _DEFA
             context = tls_context(args.tls_cert, args.tls_key)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-    return Network(auth, chosen, args.tls_cert, args.tls_key, context, warning)
+    return Network(auth, picked, args.tls_cert, args.tls_key, context, warning)

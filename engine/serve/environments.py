@@ -10,7 +10,9 @@ EpisodeEnded, RewardGiven. It replays, verifies and exports like any other.
 
 Ids: ``<task>/s<k>``, ``k`` counting per task from the served episodes already in the
 log (so a restarted server never reuses one, and ``s`` never collides with the local
-``g<attempt>``). ``EpisodeStarted.attempt`` is ``k``.
+``g<attempt>``). ``EpisodeStarted.attempt`` is ``k``. These plain ids are what the log,
+the LLM seeds and the digests see; the network front ends hand clients the id sealed
+with a capability of the token that opened the episode (:mod:`scaleenv.serve.auth`).
 
 One assistant turn (:meth:`Environments.step`) follows the local loop exactly: the
 turn is recorded as one MessageSent (content + tool calls); its tool calls run in

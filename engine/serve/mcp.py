@@ -4,7 +4,7 @@ An episode's MCP tools are its verified tools (input schema = the OpenAI functio
 parameters), plus:
 
 - ``talk_to_user {"message"}``: a message to the simulated user; returns the reply (and
-  whether the user is done, and the outcome once the episode has ended);
+  whether the user is done, and the ``outcome`` once the episode has ended);
 - ``end_episode {}``: end the episode; returns the outcome: reward, breakdown and diff.
 
 The prompt ``episode`` carries the system prompt and the user's opening message. Tool
@@ -67,7 +67,18 @@ def _text(obj: Any) -> str:
     return obj if isinstance(obj, str) else json.dumps(obj, sort_keys=True, default=str)
 
 
+def _public(out: dict[str, Any]) -> dict[str, Any]:
+    """An answer with the names of the HTTP API: the episode's score is ``outcome``
+    (``result`` is only ever a tool's result, inside ``tool_results``)."""
+    if "result" not in out:
+        return out
+    renamed = {k: v for k, v in out.items() if k != "result"}
+    renamed["outcome"] = out["result"]
+    return renamed
+
+
 def _error(obj: dict[str, Any]) -> types.CallToolResult:
+    obj = _public(obj)
     return types.CallToolResult(content=[types.TextContent(text=_text(obj))], structured_content=obj, is_error=True)
 
 
@@ -120,7 +131,7 @@ class EpisodeTools:
                 text = user.get("message", "")
                 if out["ended"]:
                     text += f"\n[episode ended: {out['result']['reason']}; reward {out['result']['reward']}]"
-                return types.CallToolResult(content=[types.TextContent(text=text)], structured_content=out)
+                return types.CallToolResult(content=[types.TextContent(text=text)], structured_content=_public(out))
             out = await self.envs.step(self.eid, "", [{"id": None, "name": name, "arguments": args}])
         except ServeError as exc:
             return _error(exc.to_json())
@@ -128,9 +139,9 @@ class EpisodeTools:
             return _error(exc.to_json())
         if out["ended"] and not out["tool_results"]:
             return types.CallToolResult(content=[types.TextContent(text=_text(out["result"]))],
-                                        structured_content=out, is_error=True)
+                                        structured_content=_public(out), is_error=True)
         res = out["tool_results"][0]
-        return types.CallToolResult(content=[types.TextContent(text=res["content"])], structured_content=out,
+        return types.CallToolResult(content=[types.TextContent(text=res["content"])], structured_content=_public(out),
                                     is_error=not res["ok"])
 
 

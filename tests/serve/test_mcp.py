@@ -168,3 +168,31 @@ async def test_mcp_http_over_tls(run_log: Path, tmp_path: Path) -> None:
                         res = await client.call_tool("open_episode", {})  # --task's default
                         assert not res.is_error and res.structured_content["task_id"] == envs.kept_tasks()[0]
             nursery.cancel_scope.cancel()
+
+
+async def test_mcp_http_cuts_off_slow_clients(run_log: Path) -> None:
+    """Hypercorn closes a connection whose head has not arrived within --header-timeout (one
+    trickling bytes too); the front middleware answers a slow body with 408 naming the limit."""
+    async with open_environments(str(run_log), OPTIONS) as envs:
+        async with trio.open_nursery() as nursery:
+            binds = await nursery.start(lambda task_status: serve_mcp_http(
+                envs, "127.0.0.1", 0, auth=Auth.from_tokens([TOKEN_A]),
+                limits=Limits(header_timeout_s=1, body_timeout_s=1), task_status=task_status))
+            port = int(binds[0].rsplit(":", 1)[1])
+            with trio.fail_after(120):
+                half_head = await trio.open_tcp_stream("127.0.0.1", port)
+                await half_head.send_all(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+                assert await half_head.receive_some(1000) == b""  # closed, unanswered
+                await half_head.aclose()
+
+                half_body = await trio.open_tcp_stream("127.0.0.1", port)
+                await half_body.send_all(f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN_A}\r\n"
+                                         "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"js".encode())
+                answer = b""
+                while b"body_timeout_s" not in answer:
+                    chunk = await half_body.receive_some(4096)
+                    assert chunk, answer
+                    answer += chunk
+                assert answer.startswith(b"HTTP/1.1 408")
+                await half_body.aclose()
+            nursery.cancel_scope.cancel()
