@@ -39,6 +39,7 @@ import hmac
 import ipaddress
 import json
 import os
+import re
 import secrets
 import ssl
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
@@ -53,6 +54,7 @@ TOKEN_ENV = "SCALEENV_TOKEN"
 PRINCIPAL_SCOPE_KEY = "scaleenv.principal"
 """Where :class:`BearerAuthASGI` puts the principal in the ASGI scope."""
 
+_TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")
 CAP_SEPARATOR = "-"
 CAP_CHARS = 26  # base32 characters: 130 bits
 MIN_TOKEN_CHARS = 16
@@ -95,8 +97,8 @@ class Auth:
         digests: list[bytes] = []
         principals: list[Principal] = []
         for i, token in enumerate(tokens):
-            if not isinstance(token, str) or len(token.strip()) < MIN_TOKEN_CHARS or token != token.strip():
-                raise ValueError(f"token #{i + 1} must be at least {MIN_TOKEN_CHARS} characters without surrounding "
+            if not isinstance(token, str) or len(token) < MIN_TOKEN_CHARS or not _TOKEN_CHARS.fullmatch(token):
+                raise ValueError(f"token #{i + 1} must be at least {MIN_TOKEN_CHARS} printable ASCII characters without "
                                  "spaces (make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))')")
             digest = hashlib.sha256(token.encode()).digest()
             if digest in digests:
@@ -122,7 +124,7 @@ class Auth:
         if not self.digests:
             return self.anonymous
         token = _bearer(authorization)
-        presented = hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest() if token is not None else b"\0" * 32
+        presented = hashlib.sha256(token.encode("latin-1", "replace")).digest() if token is not None else b"\0" * 32
         found = -1
         for i, digest in enumerate(self.digests):
             if self.compare(presented, digest):

@@ -18,7 +18,8 @@ the request head must arrive within ``header_timeout_s`` of the server starting 
 for it (a connection idle that long is closed; one that sent part of a head gets 408) and
 fit in ``max_header_bytes`` (431); a body declared or sent larger than
 ``max_body_bytes`` gets 413 before it is read, one slower than ``body_timeout_s`` gets
-408. Each refusal names its limit and closes the connection. A request without a valid
+408 (and a client that does not read its answer within that long is dropped). Each
+refusal names its limit and closes the connection. A request without a valid
 token gets 401 before its body is read, and is logged nowhere.
 """
 
@@ -204,7 +205,10 @@ async def _connection(stream: trio.abc.Stream, handler: Handler, auth: Auth, lim
                 log.exception("handler failed", method=method, path=clip(path))
                 status, payload = 500, error_body(500, f"internal error: {type(exc).__name__}: {shorten(str(exc), 200)}",
                                                   "server_error")
-            await _send(stream, conn, status, payload)
+            with trio.move_on_after(limits.body_timeout_s) as sending:  # a client that does not read its answer
+                await _send(stream, conn, status, payload)
+            if sending.cancelled_caught:
+                return
             if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
                 return
             try:

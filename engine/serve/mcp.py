@@ -44,7 +44,7 @@ from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from mcp.server.lowlevel import Server
 
-from scaleenv.serve.auth import PRINCIPAL_SCOPE_KEY, Auth, Principal, seal, send_unauthorized, unseal
+from scaleenv.serve.auth import PRINCIPAL_SCOPE_KEY, Auth, BearerAuthASGI, Principal, seal, unseal
 from scaleenv.serve.environments import Environments, ServeError
 from scaleenv.serve.limits import LimitExceeded, Limits, clip
 
@@ -285,14 +285,14 @@ async def _json_response(send: Any, status: int, body: dict[str, Any]) -> None:
 
 
 class McpFront:
-    """ASGI middleware in front of the SDK's app: the bearer token, the episode in the URL
-    (``/mcp/episodes/<id>`` is served as ``/mcp`` with the episode in the scope), and the
-    body limits (size, read time), so nothing unauthenticated or oversized reaches it."""
+    """ASGI middleware in front of the SDK's app, behind :class:`BearerAuthASGI`: the
+    episode in the URL (``/mcp/episodes/<id>`` is served as ``/mcp`` with the episode in
+    the scope) and the body limits (size, read time), so nothing addressed to another
+    token's episode, or oversized, reaches the SDK."""
 
-    def __init__(self, app: Any, envs: Environments, auth: Auth, limits: Limits) -> None:
+    def __init__(self, app: Any, envs: Environments, limits: Limits) -> None:
         self.app = app
         self.envs = envs
-        self.auth = auth
         self.limits = limits
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -301,14 +301,9 @@ class McpFront:
             return
         if scope["type"] != "http":
             return
-        header = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k.lower() == b"authorization"), None)
-        who = self.auth.authenticate(header)
-        if who is None:  # recorded nowhere
-            await send_unauthorized(send)
-            return
+        who: Principal = scope[PRINCIPAL_SCOPE_KEY]
         path: str = scope["path"].rstrip("/")
         scope = dict(scope)
-        scope[PRINCIPAL_SCOPE_KEY] = who
         # The SDK binds its sessions to this principal (another token's request for a
         # session gets 404, as for an unknown one).
         scope["user"] = AuthenticatedUser(AccessToken(token=who.name, client_id=who.name, scopes=[]))
@@ -394,7 +389,7 @@ async def serve_mcp_http(envs: Environments, host: str, port: int, *, task_id: s
     config.keep_alive_timeout = limits.header_timeout_s
     if certfile is not None and keyfile is not None:
         config.certfile, config.keyfile = certfile, keyfile
-    app = McpFront(sdk_app, envs, auth, limits)
+    app = BearerAuthASGI(McpFront(sdk_app, envs, limits), auth)
     async with server.session_manager.run(), trio.open_nursery() as nursery:
         binds = await nursery.start(lambda task_status: serve(app, config, task_status=task_status))  # type: ignore[arg-type]
         task_status.started(binds)

@@ -63,8 +63,10 @@ def test_every_token_is_compared_every_time_on_equal_length_digests() -> None:
         # no early exit: all five compared, whether the first, the last or none matched
         assert calls == [(32, 32)] * 5, (header, calls)
     assert Auth().authenticate(None) is not None  # no tokens configured: anyone, as the anonymous principal
-    with pytest.raises(ValueError, match="token #2 must be at least 16 characters"):
+    with pytest.raises(ValueError, match="token #2 must be at least 16 printable ASCII"):
         Auth.from_tokens([tokens[0], "short"])
+    with pytest.raises(ValueError, match="token #1"):
+        Auth.from_tokens(["with a space 0123456789"])
 
 
 def test_capabilities_name_only_their_principal() -> None:
