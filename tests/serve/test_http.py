@@ -111,6 +111,7 @@ async def test_serve_concurrent_episodes_replay_export(run_log: Path, tmp_path: 
     some = sorted(results)[0]
     assert await trio.to_thread.run_sync(cli, "replay", "--episode", some) == 0
     assert await trio.to_thread.run_sync(cli, "replay", "--verify") == 0
+    assert await trio.to_thread.run_sync(cli, "rerun") == 0  # served episodes (plain ids in the log) are skipped
     out = tmp_path / "episodes.jsonl"
     assert await trio.to_thread.run_sync(cli, "export", "--out", str(out)) == 0
     rows = {row["episode_id"]: row for row in map(json.loads, out.read_text().splitlines())}
