@@ -385,6 +385,7 @@ async def serve_mcp_http(envs: Environments, host: str, port: int, *, task_id: s
     config = Config()
     config.bind = [f"{host}:{port}"]
     config.accesslog = None
+    config.loglevel = "WARNING"  # errors still reach stderr; our own line says where it listens
     config.h11_max_incomplete_size = limits.max_header_bytes
     config.keep_alive_timeout = limits.header_timeout_s
     if certfile is not None and keyfile is not None:
