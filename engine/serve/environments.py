@@ -359,8 +359,8 @@ class Environments:
         """One tool call as its own assistant turn. A call the environment could not even
         try (unknown tool, arguments not a JSON object, arguments the tool does not take)
         is recorded as the tool error it is, as local, and raised as a 4xx ServeError.
-        The answer's ``tool_results`` holds the call's result (none when a limit ended the
-        episode before it ran)."""
+        The answer is :meth:`step`'s plus ``tool_result``: the call's result (None when a
+        limit ended the episode before it ran); ``result`` stays the episode's."""
         se = self.get(eid)
         tids = _check_list(token_ids, int, "token_ids")
         lps = _check_list(logprobs, float, "logprobs")
@@ -377,6 +377,7 @@ class Environments:
             if status is not None:
                 raise ServeError(status, f"tool call {clip(call.name)} failed: {res['error']}", res["error_kind"],
                                  tool_result=res, ended=out["ended"], result=out.get("result"))
+        out["tool_result"] = results[0] if results else None
         return out
 
     async def say(self, eid: str, content: Any, *, token_ids: Any = None, logprobs: Any = None) -> dict[str, Any]:
