@@ -88,7 +88,8 @@ async def test_serve_concurrent_episodes_replay_export(run_log: Path, tmp_path: 
     assert len(results) == 20
     golden = [r for r in results.values() if r["detail"] != "the client ended the episode" or r["tool_calls"]]
     idle = [r for r in results.values() if r["tool_calls"] == 0 and r["turns"] == 0]
-    assert len(idle) == 10 and all(r["reward"] == 0.0 and r["fault"] == "policy" for r in idle)
+    assert len(idle) == 10 and all(r["reward"] == 0.0 and r["fault"] == "policy" for r in idle), \
+        [(r["log_episode_id"], r["reward"], r["fault"], r["diff"]) for r in idle if r["reward"] != 0.0 or r["fault"] != "policy"]
     assert len(golden) == 10 and all(r["reward"] == 1.0 for r in golden), [r for r in golden if r["reward"] != 1.0]
 
     # The log holds them exactly as local rollouts are recorded.
