@@ -239,6 +239,12 @@ class Log:
             if len(chunk) < READ_CHUNK:
                 return
 
+    def read_raw(self, from_seq: int = 1, to_seq: int | None = None) -> Iterator[list[tuple[int, bytes]]]:
+        """Undecoded records in global order from ``from_seq``, in chunks of ``(seq, bytes)``
+        pairs (one short read txn per chunk), for readers that decode only what they need
+        (:func:`scaleenv.store.record.unframe` checks a record's frame and CRC)."""
+        return self._raw_chunks(from_seq, to_seq)
+
     def read(self, from_seq: int = 1, to_seq: int | None = None) -> Iterator[Record]:
         """Records in global order from ``from_seq``; raises on the first damaged one."""
         dec = self.codec.decode

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scaleenv.cli import inspect, llm, log, replay, rerun, run, serve
+from scaleenv.cli import inspect, llm, log, replay, rerun, run, serve, ui
 
 REGISTRARS: list = [
     run.register,      # run, synth, tasks, rollout
@@ -12,4 +12,5 @@ REGISTRARS: list = [
     serve.register,    # serve, serve-mcp
     llm.register,      # sim-server
     log.register,      # log info|dump|tail|check
+    ui.register,       # ui
 ]

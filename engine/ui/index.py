@@ -1,0 +1,443 @@
+"""The UI's whole-log index: a light fold of every record, kept up to date while a run writes.
+
+Pages that list or count across the run (the run page, task and episode lists) read this
+index; pages about one thing (a domain, a tool, a task, an episode) read that thing's own
+streams (``Log.read_stream``). So a page costs what it shows, not what the log holds.
+
+What is kept, per kind of stream:
+
+- ``domain/*`` and ``tool/*``: folded with :func:`scaleenv.replay.projection.apply` itself
+  (the synthesis streams are small), so a domain's figures are the run summary's;
+- ``task/*``: one :class:`TaskRow` (status, chain, counts, instruction): not the states;
+- ``episode/*``: one :class:`EpisodeRow` (task, ending, turns, tool calls, latest reward),
+  from ``episode.started|ended|reward`` only; the rest of an episode is only counted;
+- every record: its commit second (``wall_ns``) in :attr:`RunIndex.throughput`.
+
+Records are decoded selectively: each record's frame and envelope are read, and the
+event is decoded only when its type is one the index keeps (most of a large log is the
+episodes' ``llm.called`` events, which are only counted). A damaged record is listed
+in :attr:`RunIndex.problems` and skipped; an event type this code does not know is
+counted in :attr:`RunIndex.unknown` and skipped: the viewer shows the rest.
+
+:meth:`RunIndex.catch_up` is synchronous and bounded (``limit`` records); the server's
+follower (:func:`follow`) calls it in slices, so pages keep answering while a large log
+is indexed, then polls the log for new commits (a reader sees a writer's commits in any
+process; it takes no lock).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import attrs
+import msgspec
+import trio
+
+from scaleenv.replay.projection import RunView
+from scaleenv.replay.projection import apply as apply_projection
+from scaleenv.runner import pass_at_k
+from scaleenv.store.errors import LogError, RecordDamaged
+from scaleenv.store.events.episodes import EpisodeEnded, EpisodeStarted, RewardGiven
+from scaleenv.store.events.tasks import (
+    ChainSampled,
+    InstructionWritten,
+    TaskDiscarded,
+    TaskInstantiated,
+    TaskKept,
+)
+from scaleenv.store.log import Log
+from scaleenv.store.record import Codec, unframe
+
+_ENVELOPE = msgspec.msgpack.Decoder(tuple[int, str, int, msgspec.Raw, str, int, msgspec.Raw])
+
+
+class _Kind(msgspec.Struct):
+    """Only the tag of an event (msgspec skips the other fields without building them)."""
+
+    type: str
+
+
+_KIND = msgspec.msgpack.Decoder(_Kind)
+
+TASK_TAGS = frozenset({"task.chain_sampled", "task.instantiated", "task.instruction", "task.kept", "task.discarded"})
+EPISODE_TAGS = frozenset({"episode.started", "episode.ended", "episode.reward"})
+MAX_PROBLEMS = 100
+
+
+@attrs.define(slots=True)
+class TaskRow:
+    task_id: str
+    slot: str
+    domain: str = ""
+    status: str = "pending"  # pending | kept | discarded
+    reason: str = ""
+    chain: list[str] = attrs.field(factory=list)
+    needed: int = 0
+    distractors: int = 0
+    instruction: str = ""
+
+
+@attrs.define(slots=True)
+class EpisodeRow:
+    episode_id: str
+    task_id: str
+    slot: str
+    served: bool
+    """An episode served to an outside policy (``.../s<k>``), not a local rollout (``.../g<k>``)."""
+    started_ns: int = 0
+    ended_ns: int | None = None
+    reason: str | None = None
+    fault: str | None = None
+    turns: int | None = None
+    tool_calls: int | None = None
+    reward: float | None = None
+    reward_version: str | None = None
+    events: int = 0
+
+    @property
+    def status(self) -> str:
+        if self.reward is not None:
+            return "scored"
+        return "ended" if self.ended_ns is not None else "running"
+
+    @property
+    def ending(self) -> str | None:
+        return None if self.reason is None else f"{self.reason}/{self.fault}"
+
+
+@attrs.define
+class RunIndex:
+    """See the module doc. ``seq`` is the last record folded; ``version`` counts updates."""
+
+    seq: int = 0
+    events: int = 0
+    version: int = 0
+    synth: RunView = attrs.field(factory=RunView)
+    tasks: dict[str, TaskRow] = attrs.field(factory=dict)
+    episodes: dict[str, EpisodeRow] = attrs.field(factory=dict)
+    tasks_by_slot: dict[str, list[str]] = attrs.field(factory=dict)
+    episodes_by_task: dict[str, list[str]] = attrs.field(factory=dict)
+    episodes_by_slot: dict[str, list[str]] = attrs.field(factory=dict)
+    streams: dict[str, int] = attrs.field(factory=dict)
+    """Events per stream kind (``domain``, ``tool``, ``task``, ``episode``, ...)."""
+    types: dict[str, int] = attrs.field(factory=dict)
+    throughput: dict[int, list[int]] = attrs.field(factory=dict)
+    """Commit second -> [events, llm calls, tool calls, episodes ended]."""
+    problems: list[dict[str, Any]] = attrs.field(factory=list)
+    problem_count: int = 0
+    unknown: int = 0
+
+    # -- folding ------------------------------------------------------------------
+    def feed(self, seq: int, raw: bytes | memoryview, codec: Codec) -> None:
+        """Fold one stored record (its bytes as the log holds them)."""
+        self.seq = max(self.seq, seq)
+        try:
+            body = unframe(raw, seq)
+            _, stream, n, _cause, _actor, wall_ns, event_raw = _ENVELOPE.decode(body)
+            tag = _KIND.decode(event_raw).type
+        except RecordDamaged as exc:
+            self._problem(seq, exc.reason)
+            return
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            self._problem(seq, f"undecodable record: {exc}")
+            return
+        except LogError as exc:  # a newer record format
+            self._problem(seq, str(exc))
+            return
+        self.events += 1
+        kind, _, rest = stream.partition("/")
+        self.streams[kind] = self.streams.get(kind, 0) + 1
+        self.types[tag] = self.types.get(tag, 0) + 1
+        bucket = self.throughput.get(wall_ns // 1_000_000_000)
+        if bucket is None:
+            bucket = self.throughput[wall_ns // 1_000_000_000] = [0, 0, 0, 0]
+        bucket[0] += 1
+        if tag == "llm.called":
+            bucket[1] += 1
+        elif tag == "episode.tool":
+            bucket[2] += 1
+        elif tag == "episode.ended":
+            bucket[3] += 1
+        if kind in ("domain", "tool"):
+            record = _decode(self, raw, seq, codec)
+            if record is not None:
+                apply_projection(self.synth, record)
+        elif kind == "task" and tag in TASK_TAGS:
+            record = _decode(self, raw, seq, codec)
+            if record is not None:
+                self._task(rest, record.event)
+        elif kind == "episode":
+            row = self.episodes.get(rest)
+            if row is None:
+                task_id = rest.rsplit("/", 1)[0]
+                row = self.episodes[rest] = EpisodeRow(
+                    episode_id=rest, task_id=task_id, slot=task_id.split("/", 1)[0],
+                    served=not rest.rsplit("/", 1)[-1].startswith("g"), started_ns=wall_ns)
+                self.episodes_by_task.setdefault(task_id, []).append(rest)
+                self.episodes_by_slot.setdefault(row.slot, []).append(rest)
+            row.events = max(row.events, n + 1)
+            if tag in EPISODE_TAGS:
+                record = _decode(self, raw, seq, codec)
+                if record is not None:
+                    self._episode(row, record.event, wall_ns)
+
+    def _problem(self, seq: int, reason: str) -> None:
+        self.problem_count += 1
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append({"seq": seq, "reason": reason})
+
+    def _task(self, task_id: str, event: Any) -> None:
+        row = self.tasks.get(task_id)
+        if row is None:
+            slot = task_id.split("/", 1)[0]
+            row = self.tasks[task_id] = TaskRow(task_id=task_id, slot=slot)
+            self.tasks_by_slot.setdefault(slot, []).append(task_id)
+        if isinstance(event, ChainSampled):
+            row.domain = event.domain
+            row.chain = list(event.tools)
+        elif isinstance(event, TaskInstantiated):
+            row.needed = len(event.needed)
+            row.distractors = len(event.distractors)
+        elif isinstance(event, InstructionWritten):
+            row.instruction = event.instruction
+        elif isinstance(event, TaskKept):
+            row.status = "kept"
+        elif isinstance(event, TaskDiscarded):
+            row.status = "discarded"
+            row.reason = event.reason
+
+    def _episode(self, row: EpisodeRow, event: Any, wall_ns: int) -> None:
+        if isinstance(event, EpisodeStarted):
+            if event.task_id != row.task_id:  # the event is the authority on its task
+                self.episodes_by_task[row.task_id].remove(row.episode_id)
+                self.episodes_by_slot[row.slot].remove(row.episode_id)
+                row.task_id, row.slot = event.task_id, event.task_id.split("/", 1)[0]
+                self.episodes_by_task.setdefault(row.task_id, []).append(row.episode_id)
+                self.episodes_by_slot.setdefault(row.slot, []).append(row.episode_id)
+        elif isinstance(event, EpisodeEnded):
+            row.ended_ns = wall_ns
+            row.reason, row.fault, row.turns, row.tool_calls = event.reason, event.fault, event.turns, event.tool_calls
+        elif isinstance(event, RewardGiven):
+            row.reward, row.reward_version = event.reward, event.reward_version
+
+    def feed_records(self, records: Iterable[tuple[int, bytes | memoryview]], codec: Codec) -> int:
+        """Fold ``(seq, bytes)`` pairs in order; returns how many."""
+        count = 0
+        for seq, raw in records:
+            self.feed(seq, raw, codec)
+            count += 1
+        if count:
+            self.version += 1
+        return count
+
+    def catch_up(self, log: Log, limit: int | None = None) -> int:
+        """Fold up to ``limit`` records committed after :attr:`seq`; returns how many."""
+        to_seq = None if limit is None else self.seq + limit
+        count = 0
+        for chunk in log.read_raw(self.seq + 1, to_seq):
+            count += self.feed_records(chunk, log.codec)
+        return count
+
+    # -- reading ------------------------------------------------------------------
+    @property
+    def slots(self) -> list[str]:
+        return sorted(set(self.synth.domains) | set(self.tasks_by_slot) | set(self.episodes_by_slot))
+
+    def domain_figures(self) -> list[dict[str, Any]]:
+        """Per domain, the figures of the run summary (``scaleenv run``'s table), plus live counts."""
+        return [self.figures(slot) for slot in self.slots]
+
+    def figures(self, slot: str) -> dict[str, Any]:
+        """One domain's figures (see :meth:`domain_figures`)."""
+        rows = [self.episodes[e] for e in self.episodes_by_slot.get(slot, [])]
+        d = self.synth.domains.get(slot)
+        tasks = [self.tasks[t] for t in self.tasks_by_slot.get(slot, [])]
+        kept = [t for t in tasks if t.status == "kept"]
+        discarded: dict[str, int] = {}
+        for t in tasks:
+            if t.status == "discarded":
+                discarded[t.reason] = discarded.get(t.reason, 0) + 1
+        finished = [r for r in rows if r.reward is not None]
+        local = [r for r in finished if not r.served]
+        by_task: dict[str, list[float]] = {}
+        for r in local:
+            by_task.setdefault(r.task_id, []).append(r.reward)  # type: ignore[arg-type]
+        k = max((len(v) for v in by_task.values()), default=0)
+        reasons: dict[str, int] = {}
+        for r in local:
+            if r.ending is not None:
+                reasons[r.ending] = reasons.get(r.ending, 0) + 1
+        return {
+            "slot": slot,
+            "name": d.name if d else "",
+            "status": d.status if d else "designing",
+            "tools_proposed": len(d.tools) if d else 0,
+            "tools_verified": len(d.verified) if d else 0,
+            "tools_rejected": len(d.rejected) if d else 0,
+            "repair_rounds": sum(t.rounds for t in d.tools.values()) if d else 0,
+            "graph_edges": len(d.edges) if d else 0,
+            "state_edges": sum(e.kind == "state" for e in d.edges) if d else 0,
+            "llm_calls": d.llm_calls if d else 0,
+            "tokens": d.tokens if d else 0,
+            "tasks": len(kept),
+            "tasks_pending": sum(t.status == "pending" for t in tasks),
+            "tasks_discarded": discarded,
+            "mean_chain_length": round(sum(len(t.chain) for t in kept) / len(kept), 2) if kept else 0.0,
+            "distractors_per_task": round(sum(t.distractors for t in kept) / len(kept), 2) if kept else 0.0,
+            "episodes": len(local),
+            "served_episodes": len(finished) - len(local),
+            "episodes_running": sum(r.ended_ns is None for r in rows),
+            "pass_at_1": round(sum(sum(v) / len(v) for v in by_task.values()) / len(by_task), 4) if by_task else None,
+            "k": k,
+            "pass_at_k": (round(sum(pass_at_k(len(v), int(sum(v)), k) for v in by_task.values()) / len(by_task), 4)
+                          if by_task else None),
+            "mean_turns": round(sum(r.turns or 0 for r in local) / len(local), 2) if local else None,
+            "mean_tool_calls": round(sum(r.tool_calls or 0 for r in local) / len(local), 2) if local else None,
+            "end_reasons": reasons,
+        }
+
+    def charts(self) -> dict[str, Any]:
+        """The run page's distributions, per domain slot, over finished local episodes."""
+        rewards = [0.1 * i for i in range(11)]
+        reward_bins: dict[str, list[int]] = {}
+        turns: dict[str, dict[int, int]] = {}
+        calls: dict[str, dict[int, int]] = {}
+        endings: dict[str, dict[str, int]] = {}
+        for r in self.episodes.values():
+            if r.served or r.reward is None:
+                continue
+            bins = reward_bins.setdefault(r.slot, [0] * 10)
+            bins[min(9, max(0, int(math.floor(r.reward * 10 + 1e-9))))] += 1
+            if r.turns is not None:
+                t = turns.setdefault(r.slot, {})
+                t[r.turns] = t.get(r.turns, 0) + 1
+            if r.tool_calls is not None:
+                c = calls.setdefault(r.slot, {})
+                c[r.tool_calls] = c.get(r.tool_calls, 0) + 1
+            if r.ending is not None:
+                e = endings.setdefault(r.slot, {})
+                e[r.ending] = e.get(r.ending, 0) + 1
+        return {
+            "reward": {"edges": [round(x, 1) for x in rewards], "series": reward_bins},
+            "turns": _histogram(turns),
+            "tool_calls": _histogram(calls),
+            "endings": endings,
+        }
+
+    def throughput_series(self, points: int = 240) -> dict[str, Any]:
+        """Commits over time, in at most ``points`` buckets: per second rates of each count."""
+        if not self.throughput:
+            return {"start_ns": None, "bucket_s": 1, "series": {}, "t": []}
+        first, last = min(self.throughput), max(self.throughput)
+        width = max(1, math.ceil((last - first + 1) / points))
+        n = (last - first) // width + 1
+        names = ("events", "llm_calls", "tool_calls", "episodes_ended")
+        series = {name: [0.0] * n for name in names}
+        for second, counts in self.throughput.items():
+            i = (second - first) // width
+            for name, c in zip(names, counts):
+                series[name][i] += c / width
+        return {"start_ns": first * 1_000_000_000, "bucket_s": width,
+                "t": [i * width for i in range(n)],
+                "series": {k: [round(v, 2) for v in vs] for k, vs in series.items()}}
+
+    def task_rows(self, slot: str | None = None, status: str | None = None) -> list[TaskRow]:
+        ids = self.tasks_by_slot.get(slot, []) if slot else list(self.tasks)
+        rows = [self.tasks[t] for t in ids]
+        if status:
+            rows = [r for r in rows if r.status == status]
+        return sorted(rows, key=lambda r: natural_key(r.task_id))
+
+    def episode_rows(self, *, task: str | None = None, slot: str | None = None, ending: str | None = None,
+                     status: str | None = None, min_reward: float | None = None,
+                     max_reward: float | None = None) -> list[EpisodeRow]:
+        if task is not None:
+            rows = [self.episodes[e] for e in self.episodes_by_task.get(task, [])]
+            rows.sort(key=lambda r: natural_key(r.episode_id))
+        elif slot:
+            rows = [self.episodes[e] for e in self.episodes_by_slot.get(slot, [])]
+        else:
+            rows = list(self.episodes.values())
+        if slot:
+            rows = [r for r in rows if r.slot == slot]
+        if ending:
+            rows = [r for r in rows if r.ending == ending or r.reason == ending]
+        if status:
+            rows = [r for r in rows if r.status == status]
+        if min_reward is not None:
+            rows = [r for r in rows if r.reward is not None and r.reward >= min_reward]
+        if max_reward is not None:
+            rows = [r for r in rows if r.reward is not None and r.reward <= max_reward]
+        return rows
+
+
+def _decode(index: RunIndex, raw: bytes | memoryview, seq: int, codec: Codec) -> Any:
+    """The whole record, or None (a damaged one is listed, an unknown type counted)."""
+    try:
+        return codec.decode(raw, seq)
+    except RecordDamaged as exc:
+        index._problem(seq, exc.reason)
+    except LogError:  # an event type (or a version of one) this code does not know
+        index.unknown += 1
+    return None
+
+
+def _histogram(per_slot: dict[str, dict[int, int]], max_bars: int = 30) -> dict[str, Any]:
+    """Integer values -> bars of equal width (at most ``max_bars``), per slot."""
+    top = max((v for counts in per_slot.values() for v in counts), default=0)
+    width = max(1, math.ceil((top + 1) / max_bars))
+    bars = top // width + 1
+    series = {}
+    for slot, counts in per_slot.items():
+        out = [0] * bars
+        for value, c in counts.items():
+            out[value // width] += c
+        series[slot] = out
+    return {"edges": [i * width for i in range(bars + 1)], "width": width, "series": series}
+
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(text: str) -> tuple[Any, ...]:
+    """``d00/t3/g10`` sorts after ``d00/t3/g9``."""
+    return tuple(int(p) if p.isdigit() else p for p in _DIGITS.split(text))
+
+
+class Follower:
+    """Keeps a :class:`RunIndex` up to date with a log; wakes waiters when it moved."""
+
+    def __init__(self, log: Log, index: RunIndex | None = None, *, slice_size: int = 20_000,
+                 poll_interval: float = 0.25) -> None:
+        self.log = log
+        self.index = index or RunIndex()
+        self.slice_size = slice_size
+        self.poll_interval = poll_interval
+        self.caught_up = trio.Event()
+        self._moved = trio.Event()
+
+    @property
+    def log_seq(self) -> int:
+        return self.log.last_seq()
+
+    async def run(self) -> None:
+        """Fold the log, then poll for new commits; runs until cancelled (cancellation
+        lands between slices, never inside one: the index stays consistent)."""
+        while True:
+            got = self.index.catch_up(self.log, self.slice_size)
+            if got:
+                self._moved.set()
+                self._moved = trio.Event()
+                await trio.lowlevel.checkpoint()
+                continue
+            self.caught_up.set()
+            await trio.sleep(self.poll_interval)
+
+    async def wait_past(self, seq: int, timeout: float) -> None:
+        """Return once the index is past ``seq`` or after ``timeout`` seconds."""
+        with trio.move_on_after(timeout):
+            while self.index.seq <= seq:
+                await self._moved.wait()
