@@ -37,6 +37,7 @@ export async function taskPage(main, taskId, query) {
     const changed = new Set(t.changed.map(([tb, k]) => tb + "\u0000" + k));
     const golden = v.golden || { steps: [], expected_answers: [] };
     const rest = Object.fromEntries(Object.entries(v).filter(([k]) => !KNOWN.includes(k)));
+    const absent = v.initial_state ? v.distractors.filter(([tb, k]) => !((v.initial_state[tb] || {})[k])) : [];
     drawEpisodes(t.episodes);
     mount(main, 
       h("header", { class: "page-head" }, h("h1", null, `Task ${t.task_id}`), h("span", { class: "muted" }, "in ", link(`/domains/${enc(slot)}`, v.domain || slot)),
@@ -53,6 +54,9 @@ export async function taskPage(main, taskId, query) {
           h("code", null, `${s.tool}(${argText(s.args)})`), h("div", { class: "label" }, "result"), renderValue(s.result, 1),
           s.delta.length ? h("ul", { class: "delta" }, s.delta.map(deltaLine)) : h("div", { class: "muted" }, "changed nothing"))))),
       section(`Initial state (${fmt.num(v.needed.length)} needed records, ${fmt.num(v.distractors.length)} distractors marked)`,
+        absent.length ? h("p", { class: "error-message absent-distractors" },
+          `${absent.length} of the ${v.distractors.length} distractors task.instantiated lists are not in the initial state: `,
+          absent.map(([tb, k]) => `${tb}[${k}]`).join(", ")) : null,
         renderState(v.initial_state, { marks, emptyText: "not instantiated yet" })),
       section("Expected final state (records the golden chain changed are marked)",
         renderState(v.expected_final, { marks, changed, emptyText: "the golden chain has not run yet" })),
