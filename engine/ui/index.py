@@ -133,56 +133,80 @@ class RunIndex:
     # -- folding ------------------------------------------------------------------
     def feed(self, seq: int, raw: bytes | memoryview, codec: Codec) -> None:
         """Fold one stored record (its bytes as the log holds them)."""
-        self.seq = max(self.seq, seq)
-        try:
-            body = unframe(raw, seq)
-            _, stream, n, _cause, _actor, wall_ns, event_raw = _ENVELOPE.decode(body)
-            tag = _KIND.decode(event_raw).type
-        except RecordDamaged as exc:
-            self._problem(seq, exc.reason)
-            return
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            self._problem(seq, f"undecodable record: {exc}")
-            return
-        except LogError as exc:  # a newer record format
-            self._problem(seq, str(exc))
-            return
-        self.events += 1
-        kind, _, rest = stream.partition("/")
-        self.streams[kind] = self.streams.get(kind, 0) + 1
-        self.types[tag] = self.types.get(tag, 0) + 1
-        bucket = self.throughput.get(wall_ns // 1_000_000_000)
-        if bucket is None:
-            bucket = self.throughput[wall_ns // 1_000_000_000] = [0, 0, 0, 0]
-        bucket[0] += 1
-        if tag == "llm.called":
-            bucket[1] += 1
-        elif tag == "episode.tool":
-            bucket[2] += 1
-        elif tag == "episode.ended":
-            bucket[3] += 1
-        if kind in ("domain", "tool"):
-            record = _decode(self, raw, seq, codec)
-            if record is not None:
-                apply_projection(self.synth, record)
-        elif kind == "task" and tag in TASK_TAGS:
-            record = _decode(self, raw, seq, codec)
-            if record is not None:
-                self._task(rest, record.event)
-        elif kind == "episode":
-            row = self.episodes.get(rest)
-            if row is None:
-                task_id = rest.rsplit("/", 1)[0]
-                row = self.episodes[rest] = EpisodeRow(
-                    episode_id=rest, task_id=task_id, slot=task_id.split("/", 1)[0],
-                    served=not rest.rsplit("/", 1)[-1].startswith("g"), started_ns=wall_ns)
-                self.episodes_by_task.setdefault(task_id, []).append(rest)
-                self.episodes_by_slot.setdefault(row.slot, []).append(rest)
-            row.events = max(row.events, n + 1)
-            if tag in EPISODE_TAGS:
+        self.feed_records([(seq, raw)], codec)
+
+    def feed_records(self, records: Iterable[tuple[int, bytes | memoryview]], codec: Codec) -> int:
+        """Fold ``(seq, bytes)`` pairs in order; returns how many.
+
+        The hot loop of a cold start (every record of a large log passes here once), so
+        it keeps to local names; most records are only counted."""
+        count = good = 0
+        envelope, streams, types, throughput, episodes = _ENVELOPE.decode, self.streams, self.types, self.throughput, self.episodes
+        seq = self.seq
+        for seq, raw in records:
+            count += 1
+            try:
+                _, stream, n, _cause, _actor, wall_ns, event_raw = envelope(unframe(raw, seq))
+                tag = _tag(event_raw)
+            except RecordDamaged as exc:
+                self._problem(seq, exc.reason)
+                continue
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                self._problem(seq, f"undecodable record: {exc}")
+                continue
+            except LogError as exc:  # a newer record format
+                self._problem(seq, str(exc))
+                continue
+            good += 1
+            kind, _, rest = stream.partition("/")
+            streams[kind] = streams.get(kind, 0) + 1
+            types[tag] = types.get(tag, 0) + 1
+            second = wall_ns // 1_000_000_000
+            bucket = throughput.get(second)
+            if bucket is None:
+                bucket = throughput[second] = [0, 0, 0, 0]
+            bucket[0] += 1
+            if kind == "episode":
+                row = episodes.get(rest)
+                if row is None:
+                    row = self._new_episode(rest, wall_ns)
+                if n >= row.events:
+                    row.events = n + 1
+                if tag == "llm.called":
+                    bucket[1] += 1
+                elif tag in EPISODE_TAGS:
+                    if tag == "episode.ended":
+                        bucket[3] += 1
+                    record = _decode(self, raw, seq, codec)
+                    if record is not None:
+                        self._episode(row, record.event, wall_ns)
+                elif tag == "episode.tool":
+                    bucket[2] += 1
+            elif tag == "llm.called" and kind not in ("domain", "tool"):
+                bucket[1] += 1
+            elif kind in ("domain", "tool"):
+                bucket[1] += tag == "llm.called"
                 record = _decode(self, raw, seq, codec)
                 if record is not None:
-                    self._episode(row, record.event, wall_ns)
+                    apply_projection(self.synth, record)
+            elif kind == "task" and tag in TASK_TAGS:
+                record = _decode(self, raw, seq, codec)
+                if record is not None:
+                    self._task(rest, record.event)
+        if count:
+            self.events += good
+            self.seq = max(self.seq, seq)
+            self.version += 1
+        return count
+
+    def _new_episode(self, episode_id: str, wall_ns: int) -> EpisodeRow:
+        task_id, _, attempt = episode_id.rpartition("/")
+        row = self.episodes[episode_id] = EpisodeRow(
+            episode_id=episode_id, task_id=task_id, slot=task_id.split("/", 1)[0],
+            served=not attempt.startswith("g"), started_ns=wall_ns)
+        self.episodes_by_task.setdefault(task_id, []).append(episode_id)
+        self.episodes_by_slot.setdefault(row.slot, []).append(episode_id)
+        return row
 
     def _problem(self, seq: int, reason: str) -> None:
         self.problem_count += 1
@@ -222,16 +246,6 @@ class RunIndex:
             row.reason, row.fault, row.turns, row.tool_calls = event.reason, event.fault, event.turns, event.tool_calls
         elif isinstance(event, RewardGiven):
             row.reward, row.reward_version = event.reward, event.reward_version
-
-    def feed_records(self, records: Iterable[tuple[int, bytes | memoryview]], codec: Codec) -> int:
-        """Fold ``(seq, bytes)`` pairs in order; returns how many."""
-        count = 0
-        for seq, raw in records:
-            self.feed(seq, raw, codec)
-            count += 1
-        if count:
-            self.version += 1
-        return count
 
     def catch_up(self, log: Log, limit: int | None = None) -> int:
         """Fold up to ``limit`` records committed after :attr:`seq`; returns how many."""
@@ -372,6 +386,19 @@ class RunIndex:
         if max_reward is not None:
             rows = [r for r in rows if r.reward is not None and r.reward <= max_reward]
         return rows
+
+
+def _tag(event: msgspec.Raw) -> str:
+    """An event's tag. msgspec writes a tagged struct's tag first (``{"type": "llm.called", ...}``),
+    so it is read from the first bytes; anything laid out otherwise is decoded the slow way."""
+    b = memoryview(event)
+    head = b[0]
+    i = 1 if 0x80 <= head <= 0x8F else 3 if head == 0xDE else 5 if head == 0xDF else 0
+    if i and b[i:i + 5] == b"\xa4type":
+        size = b[i + 5]
+        if 0xA0 <= size <= 0xBF:
+            return bytes(b[i + 6:i + 6 + (size & 0x1F)]).decode()
+    return _KIND.decode(event).type
 
 
 def _decode(index: RunIndex, raw: bytes | memoryview, seq: int, codec: Codec) -> Any:

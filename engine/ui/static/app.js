@@ -147,6 +147,7 @@ async function route() {
     document.body.dataset.error = String(err.status || "");
   }
   window.scaleenvUi.lastLoadMs = performance.now() - t0;
+  window.scaleenvUi.readyAtMs = performance.now();  // since the browser began loading the URL
   document.body.dataset.ready = "1";
 }
 
