@@ -1,5 +1,5 @@
 // DOM helpers and the generic renderer. Everything on the page is built with DOM calls
-// and text nodes (never innerHTML): what a model wrote is shown as text, never as markup.
+// and text nodes (never an HTML parser): what a model wrote is shown as text, never as markup.
 
 export function h(tag, attrs, ...children) {
   const el = document.createElementNS(tag.startsWith("svg:") ? "http://www.w3.org/2000/svg" : "http://www.w3.org/1999/xhtml",
