@@ -15,6 +15,7 @@ each with a one-line message naming what was wrong.
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any
 
 import attrs
@@ -109,7 +110,7 @@ def head_json(follower: Follower) -> dict[str, Any]:
 def run_json(log: Log, follower: Follower) -> dict[str, Any]:
     ix = follower.index
     figures = ix.domain_figures()
-    scored = [r for r in ix.episodes.values() if r.reward is not None and not r.served]
+    scored = [r for st in ix.stats.values() for per in st.task_rewards.values() for r in per.values()]
     header = {k: v for k, v in log.meta_items().items() if k.startswith("scaleenv.")}
     return {
         "log": {"path": str(log.path), "config": log.meta_get("run_config"), "header": header,
@@ -122,9 +123,9 @@ def run_json(log: Log, follower: Follower) -> dict[str, Any]:
             "tasks_kept": sum(t.status == "kept" for t in ix.tasks.values()),
             "episodes": len(ix.episodes),
             "episodes_scored": len(scored),
-            "episodes_served": sum(r.served for r in ix.episodes.values()),
-            "episodes_running": sum(r.ended_ns is None for r in ix.episodes.values()),
-            "mean_reward": round(sum(r.reward for r in scored) / len(scored), 4) if scored else None,  # type: ignore[misc]
+            "episodes_served": sum(st.served for st in ix.stats.values()),
+            "episodes_running": sum(st.running for st in ix.stats.values()),
+            "mean_reward": round(math.fsum(scored) / len(scored), 4) if scored else None,
             "llm_calls": ix.types.get("llm.called", 0),
             "tool_calls": ix.types.get("episode.tool", 0),
         },

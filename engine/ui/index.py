@@ -108,6 +108,38 @@ class EpisodeRow:
         return None if self.reason is None else f"{self.reason}/{self.fault}"
 
 
+@attrs.define(slots=True)
+class SlotStats:
+    """One domain's episode figures, kept up to date as episodes end and are scored (a
+    regrade's newer reward replaces the older one), so the run page costs O(domains)."""
+
+    running: int = 0
+    served: int = 0
+    """Served episodes (``.../s<k>``) that are scored; counted apart from local ones."""
+    scored: int = 0
+    """Local episodes with a reward (what pass@k, turns and endings are over)."""
+    turns: int = 0
+    tool_calls: int = 0
+    endings: dict[str, int] = attrs.field(factory=dict)
+    reward_bins: list[int] = attrs.field(factory=lambda: [0] * 10)
+    turn_counts: dict[int, int] = attrs.field(factory=dict)
+    call_counts: dict[int, int] = attrs.field(factory=dict)
+    task_rewards: dict[str, dict[str, float]] = attrs.field(factory=dict)
+
+
+def _bump(counts: dict[Any, int], key: Any, by: int) -> None:
+    value = counts.get(key, 0) + by
+    if value:
+        counts[key] = value
+    else:
+        counts.pop(key, None)
+
+
+def reward_bin(reward: float) -> int:
+    """Which tenth of [0, 1] a reward falls in (1.0 in the last)."""
+    return min(9, max(0, int(math.floor(reward * 10 + 1e-9))))
+
+
 @attrs.define
 class RunIndex:
     """See the module doc. ``seq`` is the last record folded; ``version`` counts updates."""
@@ -121,6 +153,7 @@ class RunIndex:
     tasks_by_slot: dict[str, list[str]] = attrs.field(factory=dict)
     episodes_by_task: dict[str, list[str]] = attrs.field(factory=dict)
     episodes_by_slot: dict[str, list[str]] = attrs.field(factory=dict)
+    stats: dict[str, SlotStats] = attrs.field(factory=dict)
     streams: dict[str, int] = attrs.field(factory=dict)
     """Events per stream kind (``domain``, ``tool``, ``task``, ``episode``, ...)."""
     types: dict[str, int] = attrs.field(factory=dict)
@@ -206,7 +239,38 @@ class RunIndex:
             served=not attempt.startswith("g"), started_ns=wall_ns)
         self.episodes_by_task.setdefault(task_id, []).append(episode_id)
         self.episodes_by_slot.setdefault(row.slot, []).append(episode_id)
+        self._account(row, 1)
         return row
+
+    def _account(self, row: EpisodeRow, sign: int) -> None:
+        """Add (+1) or take back (-1) what ``row`` contributes to its domain's :class:`SlotStats`."""
+        st = self.stats.get(row.slot)
+        if st is None:
+            st = self.stats[row.slot] = SlotStats()
+        if row.ended_ns is None:
+            st.running += sign
+        if row.reward is None:
+            return
+        if row.served:
+            st.served += sign
+            return
+        st.scored += sign
+        per = st.task_rewards.setdefault(row.task_id, {})
+        if sign > 0:
+            per[row.episode_id] = row.reward
+        else:
+            per.pop(row.episode_id, None)
+            if not per:
+                del st.task_rewards[row.task_id]
+        st.turns += sign * (row.turns or 0)
+        st.tool_calls += sign * (row.tool_calls or 0)
+        st.reward_bins[reward_bin(row.reward)] += sign
+        if row.ending is not None:
+            _bump(st.endings, row.ending, sign)
+        if row.turns is not None:
+            _bump(st.turn_counts, row.turns, sign)
+        if row.tool_calls is not None:
+            _bump(st.call_counts, row.tool_calls, sign)
 
     def _problem(self, seq: int, reason: str) -> None:
         self.problem_count += 1
@@ -234,6 +298,7 @@ class RunIndex:
             row.reason = event.reason
 
     def _episode(self, row: EpisodeRow, event: Any, wall_ns: int) -> None:
+        self._account(row, -1)
         if isinstance(event, EpisodeStarted):
             if event.task_id != row.task_id:  # the event is the authority on its task
                 self.episodes_by_task[row.task_id].remove(row.episode_id)
@@ -246,6 +311,7 @@ class RunIndex:
             row.reason, row.fault, row.turns, row.tool_calls = event.reason, event.fault, event.turns, event.tool_calls
         elif isinstance(event, RewardGiven):
             row.reward, row.reward_version = event.reward, event.reward_version
+        self._account(row, 1)
 
     def catch_up(self, log: Log, limit: int | None = None) -> int:
         """Fold up to ``limit`` records committed after :attr:`seq`; returns how many."""
@@ -265,8 +331,8 @@ class RunIndex:
         return [self.figures(slot) for slot in self.slots]
 
     def figures(self, slot: str) -> dict[str, Any]:
-        """One domain's figures (see :meth:`domain_figures`)."""
-        rows = [self.episodes[e] for e in self.episodes_by_slot.get(slot, [])]
+        """One domain's figures (see :meth:`domain_figures`); O(tasks), not O(episodes)."""
+        st = self.stats.get(slot) or SlotStats()
         d = self.synth.domains.get(slot)
         tasks = [self.tasks[t] for t in self.tasks_by_slot.get(slot, [])]
         kept = [t for t in tasks if t.status == "kept"]
@@ -274,16 +340,8 @@ class RunIndex:
         for t in tasks:
             if t.status == "discarded":
                 discarded[t.reason] = discarded.get(t.reason, 0) + 1
-        finished = [r for r in rows if r.reward is not None]
-        local = [r for r in finished if not r.served]
-        by_task: dict[str, list[float]] = {}
-        for r in local:
-            by_task.setdefault(r.task_id, []).append(r.reward)  # type: ignore[arg-type]
+        by_task = {t: list(v.values()) for t, v in st.task_rewards.items()}
         k = max((len(v) for v in by_task.values()), default=0)
-        reasons: dict[str, int] = {}
-        for r in local:
-            if r.ending is not None:
-                reasons[r.ending] = reasons.get(r.ending, 0) + 1
         return {
             "slot": slot,
             "name": d.name if d else "",
@@ -301,44 +359,27 @@ class RunIndex:
             "tasks_discarded": discarded,
             "mean_chain_length": round(sum(len(t.chain) for t in kept) / len(kept), 2) if kept else 0.0,
             "distractors_per_task": round(sum(t.distractors for t in kept) / len(kept), 2) if kept else 0.0,
-            "episodes": len(local),
-            "served_episodes": len(finished) - len(local),
-            "episodes_running": sum(r.ended_ns is None for r in rows),
+            "episodes": st.scored,
+            "served_episodes": st.served,
+            "episodes_running": st.running,
             "pass_at_1": round(sum(sum(v) / len(v) for v in by_task.values()) / len(by_task), 4) if by_task else None,
             "k": k,
             "pass_at_k": (round(sum(pass_at_k(len(v), int(sum(v)), k) for v in by_task.values()) / len(by_task), 4)
                           if by_task else None),
-            "mean_turns": round(sum(r.turns or 0 for r in local) / len(local), 2) if local else None,
-            "mean_tool_calls": round(sum(r.tool_calls or 0 for r in local) / len(local), 2) if local else None,
-            "end_reasons": reasons,
+            "mean_turns": round(st.turns / st.scored, 2) if st.scored else None,
+            "mean_tool_calls": round(st.tool_calls / st.scored, 2) if st.scored else None,
+            "end_reasons": dict(st.endings),
         }
 
     def charts(self) -> dict[str, Any]:
-        """The run page's distributions, per domain slot, over finished local episodes."""
-        rewards = [0.1 * i for i in range(11)]
-        reward_bins: dict[str, list[int]] = {}
-        turns: dict[str, dict[int, int]] = {}
-        calls: dict[str, dict[int, int]] = {}
-        endings: dict[str, dict[str, int]] = {}
-        for r in self.episodes.values():
-            if r.served or r.reward is None:
-                continue
-            bins = reward_bins.setdefault(r.slot, [0] * 10)
-            bins[min(9, max(0, int(math.floor(r.reward * 10 + 1e-9))))] += 1
-            if r.turns is not None:
-                t = turns.setdefault(r.slot, {})
-                t[r.turns] = t.get(r.turns, 0) + 1
-            if r.tool_calls is not None:
-                c = calls.setdefault(r.slot, {})
-                c[r.tool_calls] = c.get(r.tool_calls, 0) + 1
-            if r.ending is not None:
-                e = endings.setdefault(r.slot, {})
-                e[r.ending] = e.get(r.ending, 0) + 1
+        """The run page's distributions, per domain slot, over scored local episodes."""
+        scored = {slot: st for slot, st in sorted(self.stats.items()) if st.scored}
         return {
-            "reward": {"edges": [round(x, 1) for x in rewards], "series": reward_bins},
-            "turns": _histogram(turns),
-            "tool_calls": _histogram(calls),
-            "endings": endings,
+            "reward": {"edges": [round(0.1 * i, 1) for i in range(11)],
+                       "series": {slot: list(st.reward_bins) for slot, st in scored.items()}},
+            "turns": _histogram({slot: st.turn_counts for slot, st in scored.items()}),
+            "tool_calls": _histogram({slot: st.call_counts for slot, st in scored.items()}),
+            "endings": {slot: dict(st.endings) for slot, st in scored.items() if st.endings},
         }
 
     def throughput_series(self, points: int = 240) -> dict[str, Any]:

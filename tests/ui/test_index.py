@@ -122,3 +122,24 @@ async def test_a_damaged_record_is_listed_and_skipped(ui_run: tuple[Path, dict[s
 def test_natural_order() -> None:
     ids = ["d00/t10/g1", "d00/t9/g10", "d00/t9/g2", "d01/t1/g1"]
     assert sorted(ids, key=natural_key) == ["d00/t9/g2", "d00/t9/g10", "d00/t10/g1", "d01/t1/g1"]
+
+
+async def test_a_regrade_replaces_the_reward_in_the_figures(ui_run: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
+    path = copy_log(ui_run[0], tmp_path / "log")
+    with Log.open(path) as log:
+        index = RunIndex()
+        index.catch_up(log)
+        row = next(r for r in index.episodes.values() if r.reward == 1.0 and not r.served)
+        sid = f"episode/{row.episode_id}"
+        n = log.stream_length(sid)
+        regrade = RewardGiven(reward=0.0, breakdown={"state": 0.0}, diff=["x"], reward_version="test-2")
+        await append_all(log, [Pending(sid, n, Ref(sid, n - 1), "grader", regrade)])
+        index.catch_up(log)  # incrementally: the old reward is taken back, the new one counted
+        expected = summary(fold(log.read()))
+        cold = RunIndex()
+        cold.catch_up(log)
+    assert index.episodes[row.episode_id].reward == 0.0
+    for got, want in zip(index.domain_figures(), expected["domains"]):
+        want = _comparable(want)
+        assert {k: got[k] for k in want} == want
+    assert index.domain_figures() == cold.domain_figures() and index.charts() == cold.charts()
