@@ -43,7 +43,7 @@ import trio
 from scaleenv.cli.logs import configure_logging
 from scaleenv.replay.logcopy import append_all
 from scaleenv.replay.projection import fold
-from scaleenv.run_context import RunConfig
+from scaleenv.config import RunConfig
 from scaleenv.runner import EngineOptions, open_run, rollouts, stage1, stage2
 from scaleenv.store.events.base import Ref
 from scaleenv.store.log import Log

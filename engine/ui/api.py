@@ -30,6 +30,7 @@ from scaleenv.replay.timeline import EpisodeReplay, UnknownEpisode, step_json
 from scaleenv.store.events.llm import LlmCalled, LlmExhausted
 from scaleenv.store.log import Log
 from scaleenv.store.record import Record
+from scaleenv.streams import domain_stream, slot_of, task_stream, tool_stream, tool_streams_of
 
 from .index import EpisodeRow, Follower, RunIndex, TaskRow
 from .layout import layered
@@ -151,13 +152,13 @@ def resolve_slot(index: RunIndex, given: str) -> str:
 
 def domain_json(log: Log, index: RunIndex, given: str, query: dict[str, str] | None = None) -> dict[str, Any]:
     slot = resolve_slot(index, given)
-    tool_streams = [s for s, _ in log.streams(f"tool/{slot}/")]
-    records = itertools.chain(log.read_stream(f"domain/{slot}"), *(log.read_stream(s) for s in tool_streams))
+    tool_streams = [s for s, _ in log.streams(tool_streams_of(slot))]
+    records = itertools.chain(log.read_stream(domain_stream(slot)), *(log.read_stream(s) for s in tool_streams))
     design: list[dict[str, Any]] = []
 
     def keep(rs: Any) -> Any:
         for r in rs:
-            if r.stream == f"domain/{slot}" and not isinstance(r.event, LlmCalled | LlmExhausted) \
+            if r.stream == domain_stream(slot) and not isinstance(r.event, LlmCalled | LlmExhausted) \
                     and r.type not in ("domain.schema_defined", "graph.edge_added"):
                 design.append(_event_json(r))
             yield r
@@ -216,9 +217,9 @@ def tasks_json(index: RunIndex, query: dict[str, str]) -> dict[str, Any]:
 
 def tool_json(log: Log, index: RunIndex, slot_given: str, tool: str) -> dict[str, Any]:
     slot = resolve_slot(index, slot_given)
-    stream = f"tool/{slot}/{tool}"
+    stream = tool_stream(slot, tool)
     if log.stream_length(stream) == 0:
-        known = [s.rsplit("/", 1)[-1] for s, _ in log.streams(f"tool/{slot}/")]
+        known = [s.rsplit("/", 1)[-1] for s, _ in log.streams(tool_streams_of(slot))]
         raise NotFound(f"no tool {tool!r} in domain {slot}; its tools: {', '.join(known) if known else '(none yet)'}")
     audit = tool_audit(log, stream)
     audit["slot"] = slot
@@ -229,9 +230,9 @@ def tool_json(log: Log, index: RunIndex, slot_given: str, tool: str) -> dict[str
 
 def resolve_task(index: RunIndex, log: Log, task_id: str) -> str:
     task_id = task_id.strip("/")
-    if task_id in index.tasks or log.stream_length(f"task/{task_id}") > 0:
+    if task_id in index.tasks or log.stream_length(task_stream(task_id)) > 0:
         return task_id
-    slot = task_id.split("/", 1)[0]
+    slot = slot_of(task_id)
     some = [t for t in index.tasks_by_slot.get(slot, [])][:8] or list(itertools.islice(index.tasks, 8))
     raise NotFound(f"no task {task_id!r} in the log; tasks look like {', '.join(some) if some else '(none yet)'}")
 
@@ -245,7 +246,7 @@ def task_json(log: Log, index: RunIndex, task_id: str, query: dict[str, str] | N
     shown = frozenset(data)
     events = []
     llm_calls = 0
-    for r in log.read_stream(f"task/{task_id}"):
+    for r in log.read_stream(task_stream(task_id)):
         if isinstance(r.event, LlmCalled | LlmExhausted):
             llm_calls += 1
             continue

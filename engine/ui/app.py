@@ -32,8 +32,9 @@ from functools import partial
 from importlib import resources
 from typing import Any
 
-import structlog
 import trio
+
+from scaleenv.logs import get_logger
 
 from scaleenv.store.log import Log
 
@@ -41,7 +42,7 @@ from . import api
 from .http import Request, Response, error_response, json_response, serve
 from .index import Follower
 
-log = structlog.get_logger("scaleenv.ui")
+log = get_logger("scaleenv.ui")
 
 Authorizer = Callable[[Request], "Response | None"]
 

@@ -16,10 +16,11 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import attrs
 import h11
-import structlog
 import trio
 
-log = structlog.get_logger("scaleenv.ui.http")
+from scaleenv.logs import get_logger
+
+log = get_logger("scaleenv.ui.http")
 
 RECEIVE_SIZE = 65536
 MAX_REQUEST_BODY = 1 << 16

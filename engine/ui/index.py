@@ -50,6 +50,7 @@ from scaleenv.store.events.tasks import (
 )
 from scaleenv.store.log import Log
 from scaleenv.store.record import Codec, unframe
+from scaleenv.streams import is_served, kind_of, slot_of, task_of_episode
 
 _ENVELOPE = msgspec.msgpack.Decoder(tuple[int, str, int, msgspec.Raw, str, int, msgspec.Raw])
 
@@ -191,7 +192,8 @@ class RunIndex:
                 self._problem(seq, str(exc))
                 continue
             good += 1
-            kind, _, rest = stream.partition("/")
+            kind = kind_of(stream)
+            rest = stream[len(kind) + 1:]  # the id inside the stream (slot, slot/tool, task id, episode id)
             streams[kind] = streams.get(kind, 0) + 1
             types[tag] = types.get(tag, 0) + 1
             second = wall_ns // 1_000_000_000
@@ -233,10 +235,9 @@ class RunIndex:
         return count
 
     def _new_episode(self, episode_id: str, wall_ns: int) -> EpisodeRow:
-        task_id, _, attempt = episode_id.rpartition("/")
+        task_id = task_of_episode(episode_id)
         row = self.episodes[episode_id] = EpisodeRow(
-            episode_id=episode_id, task_id=task_id, slot=task_id.split("/", 1)[0],
-            served=not attempt.startswith("g"), started_ns=wall_ns)
+            episode_id=episode_id, task_id=task_id, slot=slot_of(task_id), served=is_served(episode_id), started_ns=wall_ns)
         self.episodes_by_task.setdefault(task_id, []).append(episode_id)
         self.episodes_by_slot.setdefault(row.slot, []).append(episode_id)
         self._account(row, 1)
@@ -280,7 +281,7 @@ class RunIndex:
     def _task(self, task_id: str, event: Any) -> None:
         row = self.tasks.get(task_id)
         if row is None:
-            slot = task_id.split("/", 1)[0]
+            slot = slot_of(task_id)
             row = self.tasks[task_id] = TaskRow(task_id=task_id, slot=slot)
             self.tasks_by_slot.setdefault(slot, []).append(task_id)
         if isinstance(event, ChainSampled):
@@ -303,7 +304,7 @@ class RunIndex:
             if event.task_id != row.task_id:  # the event is the authority on its task
                 self.episodes_by_task[row.task_id].remove(row.episode_id)
                 self.episodes_by_slot[row.slot].remove(row.episode_id)
-                row.task_id, row.slot = event.task_id, event.task_id.split("/", 1)[0]
+                row.task_id, row.slot = event.task_id, slot_of(event.task_id)
                 self.episodes_by_task.setdefault(row.task_id, []).append(row.episode_id)
                 self.episodes_by_slot.setdefault(row.slot, []).append(row.episode_id)
         elif isinstance(event, EpisodeEnded):

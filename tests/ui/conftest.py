@@ -15,10 +15,9 @@ from typing import Any
 
 import pytest
 
-from scaleenv.run_context import RunConfig
-from tests.pipeline.conftest import run_pipeline
-
-UI_RUN = RunConfig(seed=3, domains=2, tasks_per_domain=4, episodes_per_task=2)
+from scaleenv.runner import project, summary
+from scaleenv.store.log import Log
+from tests.conftest import copy_log, roll_out
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 # The flags that work on these machines (see the machine notes): no sandbox as root, no
@@ -29,15 +28,12 @@ CHROME_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-qu
 
 
 @pytest.fixture(scope="session")
-def ui_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
-    """A small real run (sim LLM, real sandbox, real LMDB) and its summary."""
-    path = tmp_path_factory.mktemp("ui_run") / "log"
-    return path, run_pipeline(path, UI_RUN)
-
-
-def copy_log(src: Path, dest: Path) -> Path:
-    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("writer.lock"))
-    return dest
+def ui_run(template: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """A small real run (sim LLM, real sandbox, real LMDB): the suite's template rolled out,
+    two episodes per task; and its summary."""
+    path = roll_out(copy_log(template, tmp_path_factory.mktemp("ui_run") / "log"), 2)
+    with Log.open(path, readonly=True) as log:
+        return path, summary(project(log))
 
 
 class UiServer:
