@@ -59,7 +59,7 @@ def _event_json(r: Record, omit: frozenset[str] = frozenset()) -> dict[str, Any]
             "fields": {k: v for k, v in fields.items() if k not in omit}}
 
 
-def _int_param(query: dict[str, str], name: str, default: int, lo: int, hi: int | None = None) -> int:
+def int_param(query: dict[str, str], name: str, default: int, lo: int, hi: int | None = None) -> int:
     raw = query.get(name)
     if raw is None or raw == "":
         return default
@@ -72,7 +72,7 @@ def _int_param(query: dict[str, str], name: str, default: int, lo: int, hi: int 
     return value
 
 
-def _float_param(query: dict[str, str], name: str) -> float | None:
+def float_param(query: dict[str, str], name: str) -> float | None:
     raw = query.get(name)
     if raw is None or raw == "":
         return None
@@ -83,8 +83,8 @@ def _float_param(query: dict[str, str], name: str) -> float | None:
 
 
 def _page(rows: list[Any], query: dict[str, str], to_json: Any) -> dict[str, Any]:
-    offset = _int_param(query, "offset", 0, 0)
-    limit = _int_param(query, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    offset = int_param(query, "offset", 0, 0)
+    limit = int_param(query, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     return {"total": len(rows), "offset": offset, "limit": limit,
             "items": [to_json(r) for r in rows[offset: offset + limit]]}
 
@@ -279,7 +279,7 @@ def episodes_json(index: RunIndex, query: dict[str, str]) -> dict[str, Any]:
     slot = query.get("domain") or None
     rows = index.episode_rows(task=query.get("task") or None, slot=resolve_slot(index, slot) if slot else None,
                               ending=query.get("ending") or None, status=status,
-                              min_reward=_float_param(query, "min_reward"), max_reward=_float_param(query, "max_reward"))
+                              min_reward=float_param(query, "min_reward"), max_reward=float_param(query, "max_reward"))
     return _page(rows, query, episode_row_json)
 
 
@@ -288,7 +288,7 @@ def episode_json(log: Log, episode_id: str, query: dict[str, str]) -> dict[str, 
         replay = EpisodeReplay.load(log, episode_id)
     except UnknownEpisode as exc:
         raise NotFound(str(exc)) from None
-    k = _int_param(query, "step", replay.last_step, 0, replay.last_step)
+    k = int_param(query, "step", replay.last_step, 0, replay.last_step)
     out = replay.at(k, llm_calls=True)
     out["timeline"] = [step_json(s, llm_calls=True) for s in replay.steps]
     initial = replay.task.initial_state if replay.task else None

@@ -34,15 +34,11 @@ from typing import Any
 
 import trio
 
-from scaleenv.logs import get_logger
-
 from scaleenv.store.log import Log
 
 from . import api
 from .http import Request, Response, error_response, json_response, serve
 from .index import Follower
-
-log = get_logger("scaleenv.ui")
 
 Authorizer = Callable[[Request], "Response | None"]
 
@@ -147,8 +143,8 @@ class UiApp:
     async def _api(self, path: str, query: dict[str, str]) -> Response:
         log_, ix = self.log, self.index
         if path == "/head":
-            after = api._int_param(query, "after", -1, -1)
-            wait = api._float_param(query, "wait") or 0.0
+            after = api.int_param(query, "after", -1, -1)
+            wait = api.float_param(query, "wait") or 0.0
             if wait < 0:
                 raise api.BadParam(f"?wait={wait} must not be negative")
             if wait:
