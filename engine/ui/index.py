@@ -38,7 +38,7 @@ import trio
 
 from scaleenv.replay.projection import RunView
 from scaleenv.replay.projection import apply as apply_projection
-from scaleenv.runner import pass_at_k
+from scaleenv.runner import pass_at_k, summary
 from scaleenv.store.errors import LogError, RecordDamaged
 from scaleenv.store.events.episodes import EpisodeEnded, EpisodeStarted, RewardGiven
 from scaleenv.store.events.tasks import (
@@ -329,12 +329,18 @@ class RunIndex:
 
     def domain_figures(self) -> list[dict[str, Any]]:
         """Per domain, the figures of the run summary (``scaleenv run``'s table), plus live counts."""
-        return [self.figures(slot) for slot in self.slots]
+        synth = summary(self.synth)["domains"]
+        return [self.figures(slot, synth) for slot in self.slots]
 
-    def figures(self, slot: str) -> dict[str, Any]:
-        """One domain's figures (see :meth:`domain_figures`); O(tasks), not O(episodes)."""
+    def figures(self, slot: str, synth_figures: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """One domain's figures (see :meth:`domain_figures`); O(tasks), not O(episodes).
+
+        What synthesis made (tools, tables, repairs, edges, LLM calls, ...) is the run
+        summary's own (:func:`scaleenv.runner.summary` of the synthesis streams' view), so
+        a figure the summary gains shows here too; tasks and episodes come from the index."""
         st = self.stats.get(slot) or SlotStats()
-        d = self.synth.domains.get(slot)
+        synth = next((d for d in (synth_figures if synth_figures is not None else summary(self.synth)["domains"])
+                      if d["slot"] == slot), {"slot": slot, "name": "", "status": "designing"})
         tasks = [self.tasks[t] for t in self.tasks_by_slot.get(slot, [])]
         kept = [t for t in tasks if t.status == "kept"]
         discarded: dict[str, int] = {}
@@ -344,17 +350,7 @@ class RunIndex:
         by_task = {t: list(v.values()) for t, v in st.task_rewards.items()}
         k = max((len(v) for v in by_task.values()), default=0)
         return {
-            "slot": slot,
-            "name": d.name if d else "",
-            "status": d.status if d else "designing",
-            "tools_proposed": len(d.tools) if d else 0,
-            "tools_verified": len(d.verified) if d else 0,
-            "tools_rejected": len(d.rejected) if d else 0,
-            "repair_rounds": sum(t.rounds for t in d.tools.values()) if d else 0,
-            "graph_edges": len(d.edges) if d else 0,
-            "state_edges": sum(e.kind == "state" for e in d.edges) if d else 0,
-            "llm_calls": d.llm_calls if d else 0,
-            "tokens": d.tokens if d else 0,
+            **{key: value for key, value in synth.items() if not key.startswith("pass_at_")},
             "tasks": len(kept),
             "tasks_pending": sum(t.status == "pending" for t in tasks),
             "tasks_discarded": discarded,

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import trio
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -35,7 +36,13 @@ def load(browser: Any, url: str) -> None:
 
 
 def wait_ready(browser: Any) -> None:
-    WebDriverWait(browser, WAIT).until(lambda b: b.execute_script("return document.body.dataset.ready") == "1")
+    until(browser, lambda b: b.execute_script("return document.body.dataset.ready") == "1")
+
+
+def until(browser: Any, condition: Any) -> Any:
+    """Wait for ``condition(browser)``; a page redrawing itself meanwhile replaces the elements
+    a check held (stale), which only means: look again."""
+    return WebDriverWait(browser, WAIT, ignored_exceptions=(StaleElementReferenceException,)).until(condition)
 
 
 def console_errors(browser: Any) -> list[str]:
@@ -69,9 +76,9 @@ def test_run_page(browser: Any, ui_server: UiServer) -> None:
     bar = charts["Episode endings (reason/fault)"].find_elements(By.CSS_SELECTOR, "rect.bar")[0]
     ending = bar.get_attribute("data-category")
     bar.click()
-    WebDriverWait(browser, WAIT).until(lambda b: "/episodes?ending=" in b.current_url)
+    until(browser, lambda b: "/episodes?ending=" in b.current_url)
     wait_ready(browser)
-    WebDriverWait(browser, WAIT).until(lambda b: css(b, "td[data-col='ending']"))
+    until(browser, lambda b: css(b, "td[data-col='ending']"))
     shown = {td.text for td in css(browser, "td[data-col='ending']")}
     assert shown == {ending}
 
@@ -84,12 +91,15 @@ def test_domain_page_graph_and_hover(browser: Any, ui_server: UiServer) -> None:
     edges = css(browser, "svg.graph path.edge")
     assert len(edges) == len(d["edges"])
     assert {e.get_attribute("data-kind") for e in edges} == {e["kind"] for e in d["edges"]}
-    assert {s.get_attribute("data-kind") for s in css(browser, ".legend .swatch-line")} == {e["kind"] for e in d["edges"]}
+    swatches = css(browser, ".legend .swatch-line")
+    assert {s.get_attribute("data-kind") for s in swatches} == {e["kind"] for e in d["edges"]}
+    colours = [s.value_of_css_property("border-top-color") for s in swatches]
+    assert len(set(colours)) == len(colours)  # edge kinds are told apart
     # pointing at a tool highlights it, exactly its neighbours and exactly its edges
     name = max(d["verified"], key=lambda n: sum(n in (e["src"], e["dst"]) for e in d["edges"]))
     node = next(n for n in nodes if n.get_attribute("data-tool") == name)
     ActionChains(browser).move_to_element(node).perform()
-    WebDriverWait(browser, WAIT).until(lambda b: css(b, "svg.graph.focused"))
+    until(browser, lambda b: css(b, "svg.graph.focused"))
     neighbours = {e["dst"] for e in d["edges"] if e["src"] == name} | {e["src"] for e in d["edges"] if e["dst"] == name}
     assert [n.get_attribute("data-tool") for n in css(browser, "svg.graph .node.hl")] == [name]
     assert {n.get_attribute("data-tool") for n in css(browser, "svg.graph .node.nb")} == neighbours - {name}
@@ -101,7 +111,7 @@ def test_domain_page_graph_and_hover(browser: Any, ui_server: UiServer) -> None:
     assert len(css(browser, ".schema-table .badge-pk")) == len(tables)
     # clicking a tool opens its audit
     ActionChains(browser).move_to_element(node).click().perform()
-    WebDriverWait(browser, WAIT).until(lambda b: b.current_url.endswith(f"/tools/d00/{name}"))
+    until(browser, lambda b: b.current_url.endswith(f"/tools/d00/{name}"))
     wait_ready(browser)
     assert css(browser, "h1")[0].text == name
 
@@ -123,7 +133,8 @@ def test_tool_audit_page(browser: Any, ui_server: UiServer) -> None:
 
 
 def test_task_page_marks_distractors(browser: Any, ui_server: UiServer) -> None:
-    task_id = api(ui_server, "/api/tasks?status=kept&limit=1")["items"][0]["task_id"]
+    kept = api(ui_server, "/api/tasks?status=kept&limit=500")["items"]
+    task_id = max(kept, key=lambda row: (row["distractors"], row["task_id"]))["task_id"]
     t = api(ui_server, f"/api/tasks/{task_id}")
     load(browser, f"{ui_server.url}/tasks/{task_id}")
     states = css(browser, "section.card .state")
@@ -142,6 +153,11 @@ def test_task_page_marks_distractors(browser: Any, ui_server: UiServer) -> None:
     assert len(css(browser, "td[data-col='episode'] a")) == t["episodes"]["total"]
 
 
+def at_step(k: int) -> Any:
+    """The episode page shows step ``k`` and its URL says so."""
+    return lambda b: b.current_url.endswith(f"?step={k}") and css(b, ".step.current")[0].get_attribute("data-step") == str(k)
+
+
 def test_episode_replay_steps(browser: Any, ui_server: UiServer) -> None:
     eid = api(ui_server, "/api/episodes?status=scored&min_reward=1&limit=1")["items"][0]["episode_id"]
     e2 = api(ui_server, f"/api/episodes/{eid}?step=2")
@@ -151,19 +167,18 @@ def test_episode_replay_steps(browser: Any, ui_server: UiServer) -> None:
     assert css(browser, ".step-label")[0].text == f"step 2 of {e2['steps']}"
     # next: the URL names step 3 and the state pane shows what step 3 changed
     css(browser, "button.next")[0].click()
-    WebDriverWait(browser, WAIT).until(lambda b: b.current_url.endswith("?step=3")
-                                       and css(b, ".step.current")[0].get_attribute("data-step") == "3")
+    until(browser, at_step(3))
     e3 = api(ui_server, f"/api/episodes/{eid}?step=3")
     assert len(css(browser, ".state-pane ul.delta > li")) == len(e3["diff"])
     assert len(css(browser, ".state-pane tr.changed")) == len(e3["diff"])
     # the arrow keys step too; the last step shows the reward breakdown
     css(browser, "button.last")[0].click()
-    WebDriverWait(browser, WAIT).until(lambda b: b.current_url.endswith(f"?step={e2['steps']}"))
+    until(browser, at_step(e2["steps"]))
     reward = e2["summary"]["rewards"][-1]
     assert "reward " + ("1" if reward["reward"] == 1 else str(reward["reward"])) in css(browser, ".state-pane .reward-line")[0].text
     body = css(browser, "body")[0]
     ActionChains(browser).move_to_element(body).send_keys("\ue012").perform()  # ArrowLeft
-    WebDriverWait(browser, WAIT).until(lambda b: b.current_url.endswith(f"?step={e2['steps'] - 1}"))
+    until(browser, at_step(e2["steps"] - 1))
 
 
 def test_unknown_ids_show_the_servers_message(browser: Any, ui_server: UiServer) -> None:
@@ -193,7 +208,7 @@ def test_pages_follow_a_run_live_and_show_model_text_as_text(browser: Any, ui_ru
     server = UiServer(path)
     try:
         load(browser, server.url + "/")
-        WebDriverWait(browser, WAIT).until(lambda b: "live" in css(b, "#live")[0].text)
+        until(browser, lambda b: "live" in css(b, "#live")[0].text)
         before = api(server, "/api/run")["totals"]["episodes_served"]
         task_id = api(server, "/api/tasks?status=kept&limit=1")["items"][0]["task_id"]
         hostile = '<img src=x onerror="window.pwned=1"><script>window.pwned=1</script>'
@@ -201,7 +216,7 @@ def test_pages_follow_a_run_live_and_show_model_text_as_text(browser: Any, ui_ru
             trio.run(append_all, log, episode_items(task_id, "s0", reward=1.0, content=hostile))
         # the run page redraws itself when the log moves (no reload)
         stat = lambda b: [s.text for s in css(b, ".stat") if "episodes scored" in s.text][0]  # noqa: E731
-        WebDriverWait(browser, WAIT).until(lambda b: f"{before + 1} served" in stat(b))
+        until(browser, lambda b: f"{before + 1} served" in stat(b))
         assert browser.execute_script("return window.performance.getEntriesByType('navigation').length") == 1
         load(browser, f"{server.url}/episodes/{task_id}/s0?step=1")
         bubble = css(browser, ".step.current .bubble .content")[0]

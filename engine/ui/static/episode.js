@@ -66,9 +66,8 @@ export async function episodePage(main, episodeId, query) {
   let data = null;
   const go = async (step) => {
     k = String(Math.max(0, Math.min(data ? data.steps : step, step)));
-    const url = `/episodes/${enc(episodeId)}?step=${k}`;
-    history.replaceState(null, "", url);
     await draw(false, true);
+    history.replaceState(null, "", `/episodes/${enc(episodeId)}?step=${k}`);  // once step K is on screen
   };
   active = { path: location.pathname, go: (delta) => data && go(data.step + delta) };
   async function draw(following = false, stepped = false) {

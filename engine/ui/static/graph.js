@@ -3,10 +3,12 @@
 import { h, svg, clear, badge } from "./dom.js";
 import { PALETTE } from "./charts.js";
 
-const KIND_COLORS = { data: "#4e79a7", state: "#e15759" };
+const KIND_COLORS = { data: "#4e79a7", state: "#e15759", shared: "#59a14f" };
+const SPARE = PALETTE.filter((c) => !Object.values(KIND_COLORS).includes(c));
 
+// Each edge kind its own colour; a kind this page does not know takes a spare one.
 export function kindColor(kind, kinds) {
-  return KIND_COLORS[kind] || PALETTE[(2 + kinds.indexOf(kind)) % PALETTE.length];
+  return KIND_COLORS[kind] || SPARE[kinds.filter((k) => !(k in KIND_COLORS)).indexOf(kind) % SPARE.length];
 }
 
 export function drawGraph({ graph, edges, tools, onOpen }) {
