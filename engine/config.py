@@ -34,7 +34,7 @@ class RunConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     domains: Annotated[int, Meta(ge=1, le=1_000_000, description="domains to synthesize")] = 6
     min_tools: Annotated[int, Meta(ge=5, le=200, description="fewest tools a domain's brief asks for")] = 25
     max_tools: Annotated[int, Meta(ge=5, le=200, description="most tools a domain's brief asks for")] = 32
-    tasks_per_domain: Annotated[int, Meta(ge=1, le=100_000, description="seed chains sampled per domain",
+    tasks_per_domain: Annotated[int, Meta(ge=1, le=100_000, description="tasks instantiated per domain (each from a seed goal)",
                                           extra={"flags": ["--per-domain"]})] = 10
     task_counts: list[Annotated[int, Meta(ge=0, le=100_000)]] = []
     """Tasks per domain slot (the paper preset's table 8); empty: ``tasks_per_domain`` for every slot."""
@@ -44,11 +44,17 @@ class RunConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     max_repair_rounds: Annotated[int, Meta(ge=0, le=50, description="repair rounds before a tool is rejected",
                                            extra={"flags": ["--repair-rounds"]})] = 3
     schema_rounds: Annotated[int, Meta(ge=1, le=20, description="design rounds before a domain is given up")] = 3
-    chain_min: Annotated[int, Meta(ge=1, le=64, description="shortest seed chain (tools)")] = 2
-    chain_max: Annotated[int, Meta(ge=1, le=64, description="longest seed chain (tools)")] = 4
-    distractors: Annotated[int, Meta(ge=0, le=1000, description="look-alike records tried per task")] = 3
-    max_turns: Annotated[int, Meta(ge=1, le=10_000, description="user turns per episode")] = 12
-    max_tool_calls: Annotated[int, Meta(ge=1, le=100_000, description="tool calls per episode")] = 16
+    chain_min: Annotated[int, Meta(ge=1, le=64, description="shortest chain of a goal (tool calls)")] = 2
+    chain_max: Annotated[int, Meta(ge=1, le=64, description="longest chain of a goal (tool calls)")] = 4
+    distractors: Annotated[int, Meta(ge=0, le=1000, description="look-alike records tried per goal of a task")] = 2
+    min_goals: Annotated[int, Meta(ge=1, le=32, description="fewest goals (user requests) per task")] = 4
+    max_goals: Annotated[int, Meta(ge=1, le=32, description="most goals per task (beyond the fewest, the gate decides)")] = 8
+    min_env_tools: Annotated[int, Meta(ge=1, le=500, description="fewest tools a task's environment supports (|H|)")] = 20
+    gate_tau: Annotated[float, Meta(ge=0.0, le=1.0, description="the gate adds another goal while its p is at least this")] = 0.35
+    gate_k: Annotated[int, Meta(ge=1, le=64, description="candidate chains run to estimate feasibility g(D) for the gate")] = 2
+    background_rows: Annotated[int, Meta(ge=0, le=100_000, description="background records per table in a task's state")] = 24
+    max_turns: Annotated[int, Meta(ge=1, le=10_000, description="user turns per episode")] = 40
+    max_tool_calls: Annotated[int, Meta(ge=1, le=100_000, description="tool calls per episode")] = 80
     test_rows: Annotated[int, Meta(ge=1, le=1000, description="records per table in a tool's test database")] = 4
     episode_timeout_s: Annotated[float, Meta(ge=1.0, le=86_400.0,
                                              description="wall-clock bound per episode, seconds (a safety net)")] = 300.0
@@ -58,6 +64,8 @@ class RunConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
             raise ConfigError(f"--chain-min {self.chain_min} is above --chain-max {self.chain_max}")
         if self.min_tools > self.max_tools:
             raise ConfigError(f"--min-tools {self.min_tools} is above --max-tools {self.max_tools}")
+        if self.min_goals > self.max_goals:
+            raise ConfigError(f"--min-goals {self.min_goals} is above --max-goals {self.max_goals}")
 
     def tasks_for(self, slot: int) -> int:
         """How many tasks domain ``slot`` gets."""

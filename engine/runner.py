@@ -260,6 +260,14 @@ def run(path: str, config: RunConfig | Mapping[str, Any] | None = None, options:
     return trio.run(main)
 
 
+def _requests_raised(task: Any, episode: Any) -> int:
+    """How many of its task's requests the user raised in an episode (1 for a one-request task)."""
+    if task is None or not task.requests:
+        return 1
+    said = " ".join(" ".join(str(m.get("content") or "").split()) for m in episode.messages if m.get("role") == "user")
+    return max(1, sum(1 for r in task.requests if " ".join(r.split()) in said))
+
+
 def summary(view: RunView) -> dict[str, Any]:
     """The run's figures per domain (tools, tasks, episodes, pass@k, ...) and its digest."""
     domains = []
@@ -284,6 +292,10 @@ def summary(view: RunView) -> dict[str, Any]:
             if e.ended is not None:
                 key = f"{e.ended.reason}/{e.ended.fault}"
                 reasons[key] = reasons.get(key, 0) + 1
+        def mean(values: list[float]) -> float | None:
+            return round(sum(values) / len(values), 2) if values else None
+
+        requests = [_requests_raised(view.tasks.get(e.task_id), e) for e in episodes]
         domains.append({
             "slot": slot,
             "name": d.name,
@@ -306,6 +318,12 @@ def summary(view: RunView) -> dict[str, Any]:
             "tasks_discarded": discarded,
             "mean_chain_length": round(sum(len(t.chain) for t in kept) / len(kept), 2) if kept else 0.0,
             "distractors_per_task": round(sum(len(t.distractors) for t in kept) / len(kept), 2) if kept else 0.0,
+            "mean_env_tools": mean([len(t.env_tools) for t in kept]),
+            "mean_goals": mean([t.goals for t in kept]),
+            "mean_golden_tool_calls": mean([len(t.golden.steps) for t in kept if t.golden]),
+            "mean_background_rows": mean([t.background for t in kept]),
+            "task_tokens": sum(t.tokens for t in tasks),
+            "tokens_per_task": round((d.tokens + sum(t.tokens for t in tasks)) / len(kept)) if kept else None,
             "episodes": len(episodes),
             "served_episodes": served,
             "pass_at_1": round(sum(sum(v) / len(v) for v in by_task.values()) / len(by_task), 4) if by_task else None,
@@ -314,6 +332,8 @@ def summary(view: RunView) -> dict[str, Any]:
             ),
             "mean_turns": round(sum(e.ended.turns for e in episodes if e.ended) / len(episodes), 2) if episodes else None,
             "mean_tool_calls": round(sum(e.ended.tool_calls for e in episodes if e.ended) / len(episodes), 2) if episodes else None,
+            "mean_episode_tool_calls": mean([e.ended.tool_calls for e in episodes if e.ended]),
+            "mean_user_requests": mean([float(r) for r in requests]),
             "end_reasons": reasons,
         })
     return {

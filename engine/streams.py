@@ -42,6 +42,13 @@ def slot_id(slot: int) -> str:
     return f"d{slot:02d}"
 
 
+def slot_index(slot: str) -> int:
+    """The number of a domain slot (``d03`` -> 3)."""
+    if not re.fullmatch(_SLOT, slot):
+        raise ValueError(f"not a domain slot: {slot!r}")
+    return int(slot[1:])
+
+
 def task_id(slot: str, k: int) -> str:
     """The id of the ``k``-th task of domain ``slot``: ``d00/t003``."""
     return f"{slot}/t{k:03d}"

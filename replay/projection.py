@@ -31,6 +31,8 @@ from scaleenv.store.events.synth import (
 )
 from scaleenv.store.events.tasks import (
     ChainSampled,
+    ChainWritten,
+    GateDecided,
     GoldenChainExecuted,
     InstructionWritten,
     TaskDiscarded,
@@ -105,6 +107,22 @@ class TaskView:
     status: str = "pending"  # pending | kept | discarded
     reason: str = ""
     detail: str = ""
+    goal_ends: list[int] = attrs.field(factory=list)
+    """Where each goal's steps end in ``steps`` (exclusive); empty for a one-goal task of an older log."""
+    env_tools: list[str] = attrs.field(factory=list)
+    """The tools the task's environment supports (H); empty: every verified tool of the domain."""
+    background: int = 0
+    requests: list[str] = attrs.field(factory=list)
+    request_facts: list[dict[str, Any]] = attrs.field(factory=list)
+    programs: int = 0
+    """Chain programs written for it (refused or not)."""
+    gate: list[GateDecided] = attrs.field(factory=list)
+    llm_calls: int = 0
+    tokens: int = 0
+
+    @property
+    def goals(self) -> int:
+        return len(self.goal_ends) or (1 if self.steps else 0)
 
     @property
     def finished(self) -> bool:
@@ -151,6 +169,12 @@ def apply(view: RunView, record: Record) -> RunView:
             d = _domain(view, slot)
             d.llm_calls += 1
             d.tokens += event.prompt_tokens + event.completion_tokens
+        elif kind == "task":
+            t = view.tasks.get(rest)
+            if t is None:
+                t = view.tasks[rest] = TaskView(task_id=rest, slot=rest.split("/", 1)[0])
+            t.llm_calls += 1
+            t.tokens += event.prompt_tokens + event.completion_tokens
         return view
     if kind == "domain":
         _apply_domain(_domain(view, rest), event)
@@ -236,10 +260,21 @@ def _apply_task(task: TaskView, event: Any) -> None:
         task.needed = [tuple(x) for x in event.needed]  # type: ignore[misc]
         task.distractors = [tuple(x) for x in event.distractors]  # type: ignore[misc]
         task.steps = list(event.steps)
+        if event.goal_ends:
+            task.goal_ends = list(event.goal_ends)
+            task.chain = [s.tool for s in event.steps]
+        task.env_tools = list(event.env_tools)
+        task.background = event.background
     elif isinstance(event, InstructionWritten):
         task.instruction = event.instruction
         task.user_facts = dict(event.user_facts)
         task.persona = event.persona
+        task.requests = list(event.requests)
+        task.request_facts = [dict(f) for f in event.request_facts]
+    elif isinstance(event, ChainWritten):
+        task.programs += 1
+    elif isinstance(event, GateDecided):
+        task.gate.append(event)
     elif isinstance(event, GoldenChainExecuted):
         task.golden = event
         state = task.initial_state or {}

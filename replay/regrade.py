@@ -18,7 +18,10 @@ from scaleenv.store.log import Log
 from scaleenv.store.stream import Stream
 
 from .projection import EpisodeView, RunView, TaskView, fold
-from scaleenv.model.reward import Score, score
+from scaleenv.model.reward import Score
+from scaleenv.store.specs import DomainSpec
+
+from .grading import grade
 from scaleenv.streams import episode_stream
 
 
@@ -38,10 +41,9 @@ class Regrade:
                 "diff": self.score.diff[:10]}
 
 
-def rescore(ep: EpisodeView, task: TaskView) -> Score:
+def rescore(ep: EpisodeView, task: TaskView, spec: DomainSpec | None = None) -> Score:
     """The current reward code on the episode's final state (as the episode loop scores it)."""
-    answers = task.golden.expected_answers if task.golden else []
-    return score(task.expected_final or {}, ep.state or {}, answers, ep.said)
+    return grade(task, spec, ep.state or {}, ep.said)
 
 
 def changes(view: RunView) -> tuple[list[Regrade], int]:
@@ -54,7 +56,8 @@ def changes(view: RunView) -> tuple[list[Regrade], int]:
         if ep.ended is None or task is None or task.expected_final is None:
             continue
         checked += 1
-        new = rescore(ep, task)
+        domain = view.domains.get(task.slot)
+        new = rescore(ep, task, domain.spec if domain else None)
         old = ep.reward
         reasons: list[str] = []
         if old is None:

@@ -2,8 +2,8 @@
 
 Three kinds of recorded calls are re-run against state rebuilt from the log:
 
-- ``tests``: each ``TestsRun`` of a tool stream: its cases (the stream's
-  ``TestCasesProposed``) against the code of the ``CodeProposed`` with the same
+- ``tests``: each ``TestsRun`` of a tool stream: its cases (the stream's latest
+  ``TestCasesProposed`` or ``TestCasesRepaired``) against the code of the ``CodeProposed`` with the same
   ``code_digest``, each case judged again with ``scaleenv.model.judge``; pass/fail and the
   outcome kind are compared per case;
 - ``golden``: each task's ``GoldenChainExecuted``, step by step in one session opened on
@@ -28,7 +28,7 @@ import trio
 
 from scaleenv.sandbox import CallOutcome, Limits, SandboxPool
 from scaleenv.store.events.episodes import ToolExecuted
-from scaleenv.store.events.synth import CodeProposed, TestCasesProposed, TestsRun
+from scaleenv.store.events.synth import CodeProposed, TestCasesProposed, TestCasesRepaired, TestsRun
 from scaleenv.store.events.tasks import GoldenChainExecuted
 from scaleenv.store.log import Log
 from scaleenv.store.record import Record
@@ -147,7 +147,7 @@ class _Verifier:
             e = r.event
             if isinstance(e, CodeProposed):
                 codes[e.code_digest] = e.code
-            elif isinstance(e, TestCasesProposed):
+            elif isinstance(e, TestCasesProposed | TestCasesRepaired):  # the debug role may repair them
                 cases = list(e.cases)
             elif isinstance(e, TestsRun):
                 code = codes.get(e.code_digest)

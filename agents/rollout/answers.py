@@ -38,3 +38,8 @@ class PolicyTurn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
 
     content: str = ""
     tool_calls: list[PolicyToolCall] = []
+
+    def __post_init__(self) -> None:
+        if not self.content and not self.tool_calls:
+            # An empty completion says nothing and does nothing: invalid, so the port asks again.
+            raise ValueError("a turn needs a message to the user or at least one tool call")

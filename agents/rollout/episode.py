@@ -18,12 +18,13 @@ import structlog
 import trio
 
 from scaleenv.agents.llm.port import LlmExhaustedError, LlmRequest
-from scaleenv.model.reward import Score, score
+from scaleenv.model.reward import Score
 from scaleenv.model.state import record_changes
 from scaleenv.model.tool_schemas import openai_tools
 from scaleenv.replay import episode as episode_fold
 from scaleenv.replay.episode import EpisodeView
 from scaleenv.replay.projection import DomainView, TaskView
+from scaleenv.replay.grading import grade
 from scaleenv.run_context import RunContext
 from scaleenv.seeding import derive_seed
 from scaleenv.store.events import Ref
@@ -45,10 +46,12 @@ from scaleenv.logs import get_logger
 
 log = get_logger("scaleenv.rollout")
 
-USER_INSTRUCTIONS = """You play a customer talking to a support agent. Pursue the goal in
-`instruction`; reveal a fact from `user_facts` only when the agent asks for it; never
-invent facts. Set done=true when the goal is achieved, gave_up=true if the agent cannot
-help."""
+USER_INSTRUCTIONS = """You play a customer talking to a support agent. Pursue the goals in
+`instruction`: raise the requests in `requests` one at a time, in order (open with the
+first; raise the next only once the agent has settled the one before); reveal a fact
+from `user_facts` (`request_facts` says which request it belongs to) only when the agent
+asks for it; never invent facts. Set done=true when the last request is settled,
+gave_up=true if the agent cannot help."""
 
 
 def policy_system_prompt(domain: DomainView) -> str:
@@ -113,6 +116,8 @@ class _Episode:
             "instruction": self.task.instruction,
             "user_facts": self.task.user_facts,
             "persona": self.task.persona,
+            "requests": self.task.requests,
+            "request_facts": self.task.request_facts,
             "max_turns": self.ctx.config.max_turns,
         }
         gen = await self.ctx.llm.generate(
@@ -174,7 +179,7 @@ class _Episode:
 
     async def start(self, attempt: int) -> None:
         """Emit EpisodeStarted (the system prompt is the first policy message)."""
-        _, prompt = offered(self.ctx, self.domain)
+        _, prompt = offered(self.ctx, self.domain, self.task)
         await self.emit(EpisodeStarted(task_id=self.task.task_id, domain=self.domain.name, attempt=attempt,
                                        seed=derive_seed(self.ctx.seed, "episode", self.eid),
                                        system_prompt=prompt), "engine")
@@ -186,7 +191,7 @@ class _Episode:
         ``done_working`` is called after the last emit, before waiting for the commit."""
         task = self.task
         assert task.expected_final is not None
-        result = score(task.expected_final, self.state, task.golden.expected_answers if task.golden else [], self.view.said)
+        result = grade(task, self.domain.spec, self.state, self.view.said)
         if result.reward == 0 and fault == "none":
             fault = "environment" if self.view.env_failures else "policy"
         ended = EpisodeEnded(reason=reason, fault=fault, turns=self.turns, tool_calls=self.tool_calls,  # type: ignore[arg-type]
@@ -208,25 +213,29 @@ Episode = _Episode
 """The episode's state and steps, shared by the local loop (``run_episode``) and served episodes."""
 
 
-def offered(ctx: RunContext, domain: DomainView) -> tuple[tuple[dict[str, Any], ...], str]:
-    """The tool schemas and the system prompt every episode of ``domain`` starts with.
+def offered(ctx: RunContext, domain: DomainView, task: TaskView | None = None) -> tuple[tuple[dict[str, Any], ...], str]:
+    """The tool schemas and the system prompt an episode of ``task`` starts with: the
+    tools of the task's environment (H), or every verified tool of ``domain`` for a task
+    that names none (older logs).
 
-    Built once per domain and run (kept in ``ctx.memo``) and shared by its episodes
-    (read-only: nothing mutates them), instead of once per episode; a changed spec or
-    verified set rebuilds them.
+    Built once per tool set and run (kept in ``ctx.memo``) and shared by the episodes that
+    offer it (read-only: nothing mutates them), instead of once per episode; a changed spec
+    or verified set rebuilds them.
     """
     assert domain.spec is not None
     verified = tuple(domain.verified)
-    cache: dict[str, tuple[Any, tuple[str, ...], tuple[dict[str, Any], ...], str]] = ctx.memo.setdefault("rollout.offered", {})
-    hit = cache.get(domain.slot)
+    env = tuple(task.env_tools) if task is not None and task.env_tools else verified
+    cache: dict[tuple[str, tuple[str, ...]], tuple[Any, tuple[str, ...], tuple[dict[str, Any], ...], str]] = \
+        ctx.memo.setdefault("rollout.offered", {})
+    hit = cache.get((domain.slot, env))
     if hit is not None and hit[0] is domain.spec and hit[1] == verified:
         return hit[2], hit[3]
-    names = set(verified)
-    # A tuple: shared by every episode of the domain and never changed, so the LLM port
-    # may keep its encoding for request digests (see port.EncodingCache).
+    names = set(verified) & set(env)
+    # A tuple: shared by every episode offering these tools and never changed, so the LLM
+    # port may keep its encoding for request digests (see port.EncodingCache).
     tools = tuple(openai_tools([t for t in domain.spec.tools if t.name in names]))
     prompt = policy_system_prompt(domain)
-    cache[domain.slot] = (domain.spec, verified, tools, prompt)
+    cache[(domain.slot, env)] = (domain.spec, verified, tools, prompt)
     return tools, prompt
 
 
@@ -239,7 +248,7 @@ def new_episode(ctx: RunContext, domain: DomainView, task: TaskView, eid: str, *
     follows the commit of what it reports.
     """
     assert domain.spec is not None and task.initial_state is not None and task.expected_final is not None
-    tools, _ = offered(ctx, domain)
+    tools, _ = offered(ctx, domain, task)
     return _Episode(ctx=ctx, domain=domain, task=task, eid=eid, stream=ctx.stream(episode_stream(eid), ack=ack),
                     view=episode_fold.start(task.initial_state, eid), tools=tools)
 

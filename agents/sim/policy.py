@@ -14,8 +14,14 @@ never the golden chain) and re-derives its plan from the whole conversation on e
    said wins (titles, names, dates, statuses, ids of other lookups); when they tie, the
    planner looks the candidates up (``get_product(product_id)`` for each) or calls a tool
    that yields a discriminating field, then decides.
-5. After the goal succeeds it tells the user (mutations) or states the values (questions);
+5. Before a change it reads the record the change is about (``get_order`` before
+   ``cancel_order``) once. After the goal succeeds it tells the user (mutations) or states the values (questions);
    on a tool error it tries one fix (another record) or reports the error.
+6. Several requests in one conversation: the request at hand is the one the user raised
+   after the last reply that reported the previous one settled; its goal, the calls it
+   plans from, record choices and error budget are its own, while the facts the user gave
+   carry over. The goal's own record id is asked of the user once before it is inferred
+   through other records the conversation already points at.
 
 Noise (each a ``call.mistake(scale)``): a wrong record among look-alikes, a skipped
 lookup with a guessed argument, truncated JSON arguments, an unknown tool name or a
@@ -33,6 +39,7 @@ import attrs
 from scaleenv.agents.sim.call import SimCall, register_role
 from scaleenv.agents.sim.text import (
     CHANGE_RE,
+    reports_success,
     EMAIL_RE,
     GENERIC,
     content_words,
@@ -57,7 +64,7 @@ GIVE_UP_EARLY = 0.2
 SKIP_STEP = 0.6
 # Claiming a state change that was never made (the goal call is never sent): the failure
 # a state-based reward exists to catch.
-CLAIM_DONE = 1.0
+CLAIM_DONE = 0.25
 
 # Verbs users say for what a tool's verb does (the tool's own verb always counts).
 VERB_SYNONYMS: dict[str, tuple[str, ...]] = {
@@ -89,9 +96,12 @@ VERB_SYNONYMS: dict[str, tuple[str, ...]] = {
     "file": ("file", "make", "new", "submit", "open"),
     "initiate": ("initiate", "make", "new", "start"),
     "quote": ("quote", "make", "new", "get a quote"),
+    "register": ("register", "sign up", "enrol", "enroll"),
+    "record": ("record", "log", "note"),
+    "send": ("send", "write"),
 }
 # Every creation verb also answers to "make a new ...".
-for _verb in ("create", "place", "book", "reserve", "schedule", "request", "submit"):
+for _verb in ("create", "place", "book", "reserve", "schedule", "request", "submit", "register", "record", "send"):
     VERB_SYNONYMS[_verb] = tuple(dict.fromkeys(VERB_SYNONYMS[_verb] + ("make", "new")))
 PAST = {
     "cancel": "cancelled", "update": "updated", "change": "changed", "book": "booked", "create": "created",
@@ -161,7 +171,13 @@ class Planner:
     goal: Tool | None = None
     noisy: bool = True  # whether record choices may be mistaken this time
     new_values: set[str] = attrs.field(factory=set)  # facts the user wants set ("change the email to ...")
+    start: int = 0  # where the request at hand begins (a message position; see request_start)
     _bad: set[tuple[str, str]] = attrs.field(factory=set)
+
+    @property
+    def request_text(self) -> str:
+        """What the user said since the request at hand was raised."""
+        return "\n".join(t for p, t in self.conv.users if p >= self.start)
 
     # ---------------------------------------------------------------- reading
     def read(self) -> None:
@@ -206,14 +222,15 @@ class Planner:
             self.numbers.extend(extract_numbers(text))
         self.unavailable = {p for p, n in declined.items() if n >= 2}
         self._bad = self.bad_values()
-        self.user_words = content_words(self.conv.user_text)
+        self.user_words = content_words(self.request_text)
 
     # ---------------------------------------------------------------- goal
     def choose_goal(self) -> Tool | None:
         if not self.tools:
             return None
-        # The request is the user's opening message; later ones mostly answer questions ("my email is ...").
-        text = (self.conv.users[0][1] if self.conv.users else self.conv.user_text).lower()
+        # The request is the message that raised it; later ones mostly answer questions ("my email is ...").
+        opening = [t for p, t in self.conv.users if p >= self.start]
+        text = (opening[0] if opening else self.conv.user_text).lower()
         # Only the request itself, not facts offered with it ("my email is ...") nor idioms ("find out").
         request = re.sub(r"\b(?:my|the|our)\s+[a-z ]{1,40}?\s+(?:is|are)\s+\S+", " ", text)
         request = re.sub(r"\bfind out\b", "learn", request)
@@ -223,10 +240,19 @@ class Planner:
         question = "?" in text or bool(set(words(text)) & QUESTION_WORDS)
         wants_all = bool(re.search(r"\b(all|every|list)\b", request))
 
+        # "get my brand marked as inactive": the tool that moves records to that state.
+        marked = {m.group(1) for m in re.finditer(r"\bmarked as ([a-z_]+)", request)}
+        # "make a new review ...": the kind of record to create.
+        created = {m.group(1) for m in re.finditer(r"\bnew ([a-z_]+)", request)}
+
         def score(t: Tool) -> tuple[float, int, int]:
             obj = [w for w in t.name_words[1:] if w not in ("by", "for", "of", "id")]
             hits = overlap(uw, obj)
             missed = sum(1 for w in obj if not any(similar(w, u) for u in uw))
+            if t.mutating and marked and any(re.search(rf"\bto '?{re.escape(m)}\b", t.description.lower()) for m in marked):
+                verb_hits[t.name] = True
+            if t.mutating and created and obj and any(similar(obj[-1], c) for c in created):
+                hits += 1
             # The noun decides between tools of the same kind ("event review" vs "ticket purchase").
             s = 3.0 * hits - 1.0 * missed + 0.5 * overlap(uw, t.desc_words)
             if t.mutating and verb_hits[t.name]:
@@ -357,7 +383,7 @@ class Planner:
         return out
 
     def _score(self, record: dict[str, Any], others: list[dict[str, Any]], list_call: Call) -> float:
-        text = self.conv.user_text.lower()
+        text = self.request_text.lower()
         uw = set(words(text))
         s = 0.0
         values: list[tuple[str, Any]] = list(record.items())
@@ -501,6 +527,10 @@ class Planner:
                 plan.asks.extend(a for a in first.asks if a not in plan.asks)
                 continue
             sub = self.produce(p, depth, visiting | {tool.name})
+            if (tool is self.goal and sub is not None and sub.calls and not sub.asks and p.lower().endswith("_id")
+                    and p not in self.asked_all and self._askable(p)):
+                plan.asks.append(p)  # the record the request is about: ask before inferring it through other records
+                continue
             if sub is None:
                 if p not in plan.asks:
                     plan.asks.append(p)
@@ -514,6 +544,22 @@ class Planner:
             if p not in tool.required and p in self.facts and (tool is self.goal or p not in self.new_values):
                 plan.args[p] = _coerce(self.facts[p], tool.types[p])
         return plan
+
+    def check_first(self, goal: Tool, args: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+        """A read of the record a change is about (``get_order(order_id)`` before
+        ``cancel_order``), when one exists and it was not read yet for this request."""
+        for t in sorted(self.tools.values(), key=lambda t: t.order):
+            if t.mutating or t.returns_list or t.verb != "get" or not t.required:
+                continue
+            if not all(p in args and p.lower().endswith("id") for p in t.required):
+                continue
+            if not set(goal.name_words[1:]) & set(t.name_words[1:]):
+                continue  # a read of another kind of record
+            check = {p: args[p] for p in t.required}
+            if any(c.name == t.name and c.args == check for c in self.conv.calls):
+                return None
+            return t.name, check
+        return None
 
     def produce(self, name: str, depth: int, visiting: frozenset[str]) -> ToolPlan | None:
         """The cheapest way to learn ``name`` from a read tool, or None."""
@@ -535,6 +581,21 @@ class Planner:
         if not options:
             return None
         return min(options, key=lambda o: o[0])[1]
+
+
+def request_start(conv: Conversation) -> int:
+    """Where the request at hand begins: the latest user message that follows a reply in which
+    the assistant reported the previous one settled (the first user message otherwise)."""
+    start = conv.users[0][0] if conv.users else 0
+    said = sorted(conv.assistants)
+    for pos, _ in conv.users[1:]:
+        before = [t for p, t in said if p < pos]
+        if before and reports_success(before[-1]) and not ASKED_RE.search(before[-1]):
+            start = pos
+    return start
+
+
+ASKED_RE = re.compile(r"\?\s*$")
 
 
 def _empty(result: Any) -> bool:
@@ -659,15 +720,20 @@ def simulate_policy(call: SimCall) -> dict[str, Any]:
     conv = parse_conversation(ctx.get("conversation") or [])
     turn = int(ctx.get("turn") or 0)
     emit = _Emit(call, turn, len(conv.calls), tools)
-    planner = Planner(call=call, tools=tools, conv=conv)
+    start = request_start(conv)
+    # The planner sees the calls made for the request at hand; facts the user gave carry over.
+    current = [c for c in conv.calls if c.pos >= start]
+    planner = Planner(call=call, tools=tools, start=start,
+                      conv=Conversation(users=conv.users, assistants=conv.assistants, calls=current,
+                                        last_role=conv.last_role))
     planner.read()
     goal = planner.goal = planner.choose_goal()
     if goal is None:
         return emit.say("I'm sorry, I don't have any tools that can help with this.")
 
-    errors = [c for c in conv.calls if c.answered and c.error is not None]
+    errors = [c for c in current if c.answered and c.error is not None]
     # The goal already succeeded: report it (a question's answer may still need a record choice).
-    done_call = next((c for c in reversed(conv.calls) if c.ok and c.name == goal.name), None)
+    done_call = next((c for c in reversed(current) if c.ok and c.name == goal.name), None)
     if done_call is not None:
         record = None
         if isinstance(done_call.result, list) and done_call.result and all(isinstance(r, dict) for r in done_call.result):
@@ -683,7 +749,7 @@ def simulate_policy(call: SimCall) -> dict[str, Any]:
     # A malformed call or a misspelt tool name is a one-off slip: the next call is written with care.
     slips = [c for c in errors if TOOL_SLIP_RE.match(c.error or "")]
     real = [c for c in errors if c not in slips]
-    last_call = conv.calls[-1] if conv.calls else None
+    last_call = current[-1] if current else None
     if last_call is not None and last_call in slips:
         emit.careful = True
     goal_errors = [c for c in real if c.name == goal.name]
@@ -692,9 +758,12 @@ def simulate_policy(call: SimCall) -> dict[str, Any]:
         return emit.say(f"I'm sorry, I couldn't {_phrase(goal)}: {last.error}")
 
     plan = planner.plan_tool(goal)
-    if plan.ready and goal.mutating and call.mistake(CLAIM_DONE):
+    check = planner.check_first(goal, plan.args) if plan.ready and goal.mutating else None
+    if plan.ready and check is None and goal.mutating and call.mistake(CLAIM_DONE):
         return emit.say(_done_message(goal, None, None))
-    if plan.ready:
+    if check is not None:
+        calls = [check]  # look at the record before changing it, as a careful agent does
+    elif plan.ready:
         calls = [(goal.name, plan.args)]
     elif plan.calls:
         calls = plan.calls

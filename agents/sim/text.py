@@ -248,3 +248,25 @@ def mentions(text: str, name: str) -> int:
     if head in GENERIC and quals and q == 0:
         return 0
     return 1 + q
+
+
+SUCCESS_RE = re.compile(
+    r"\b(done|cancell?ed|updated|booked|completed|complete|changed|created|placed|reserved|scheduled|confirmed|"
+    r"processed|renewed|returned|refunded|paid|submitted|added|removed|deleted|set|transferred|registered|"
+    r"successful(?:ly)?|all set|here is|here are|here's|i found|has been|have been)\b"
+    r"|\byour\b[^.?!]{0,60}\b(?:is|are|was|were)\b",
+    re.IGNORECASE,
+)
+FAILURE_RE = re.compile(
+    r"\b(sorry|unable|cannot|can't|can not|couldn't|could not|failed|fail|error|not possible|unfortunately|"
+    r"isn't possible|wasn't able|not able|don't have access)\b",
+    re.IGNORECASE,
+)
+
+
+def reports_success(text: str) -> bool:
+    """A statement (not a question) reports the work done, and nothing says it failed."""
+    if FAILURE_RE.search(text):  # "could not be cancelled", "I'm unable to..."
+        return False
+    sentences = re.findall(r"[^.!?]+(?:[.!?]+|$)", re.sub(r"(?<=\w)\.(?=\w)", "", text))
+    return any(SUCCESS_RE.search(s) and not s.rstrip().endswith("?") for s in sentences)

@@ -1,7 +1,8 @@
 """The sim's ``user`` role: a customer with a goal and a few facts only they know.
 
 Context (see :mod:`scaleenv.agents.rollout.answers`): ``instruction``, ``user_facts``,
-``persona``, ``max_turns``; the conversation so far is the request's chat, roles flipped
+``persona``, ``max_turns``, and for a task of several goals ``requests`` (one message per
+goal, in order) with ``request_facts`` (what the user holds for each); the conversation so far is the request's chat, roles flipped
 (:mod:`scaleenv.agents.llm.user_chat`); the turn is the number of agent messages.
 
 - Opening (no assistant message yet): the goal from the instruction, in the first person,
@@ -10,8 +11,11 @@ Context (see :mod:`scaleenv.agents.rollout.answers`): ``instruction``, ``user_fa
   number", "title"...): gives every asked fact it holds ("Sure, my email is ..."); for a
   thing it does not hold it says so and offers a held fact not yet given. Noise
   (``call.mistake(0.3)``): answers vaguely instead of giving a fact.
-- The assistant reports the goal done (done/cancelled/updated/booked/here is/your X is...,
-  not negated): ``done=True``.
+- Several requests: the opening raises the first; once the assistant reports one settled
+  (done/cancelled/updated/booked/here is/your X is..., not negated) the user thanks it and
+  raises the next; the request at hand is the latest the user has said. Only its facts
+  are given when asked (another request's "guest id" may be another guest).
+- The assistant reports the last request settled: ``done=True``.
 - Gives up (``gave_up=True``) when the assistant keeps failing or asking the same thing,
   or the turn budget is nearly spent.
 
@@ -24,21 +28,9 @@ import re
 from typing import Any
 
 from scaleenv.agents.sim.call import SimCall, register_role
-from scaleenv.agents.sim.text import mentions, say_fact, words
+from scaleenv.agents.sim.text import FAILURE_RE, mentions, reports_success, say_fact, words
 from scaleenv.agents.llm.user_chat import conversation_of
 
-SUCCESS_RE = re.compile(
-    r"\b(done|cancell?ed|updated|booked|completed|complete|changed|created|placed|reserved|scheduled|confirmed|"
-    r"processed|renewed|returned|refunded|paid|submitted|added|removed|deleted|set|transferred|registered|"
-    r"successful(?:ly)?|all set|here is|here are|here's|i found|has been|have been)\b"
-    r"|\byour\b[^.?!]{0,60}\b(?:is|are|was|were)\b",
-    re.IGNORECASE,
-)
-FAILURE_RE = re.compile(
-    r"\b(sorry|unable|cannot|can't|can not|couldn't|could not|failed|fail|error|not possible|unfortunately|"
-    r"isn't possible|wasn't able|not able|don't have access)\b",
-    re.IGNORECASE,
-)
 ASK_RE = re.compile(
     r"\?|\b(could you|can you|would you|please (?:give|provide|tell|share|confirm)|what is your|what's your|"
     r"i need your|i'll need|i will need|need the|provide)\b",
@@ -119,14 +111,6 @@ def _join(parts: list[str]) -> str:
     return ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
-def _is_success(text: str) -> bool:
-    """A statement (not a question) reports the work done, and nothing says it failed."""
-    if FAILURE_RE.search(text):  # "could not be cancelled", "I'm unable to..."
-        return False
-    sentences = re.findall(r"[^.!?]+(?:[.!?]+|$)", re.sub(r"(?<=\w)\.(?=\w)", "", text))
-    return any(SUCCESS_RE.search(s) and not s.rstrip().endswith("?") for s in sentences)
-
-
 def _asked_facts(text: str, facts: dict[str, Any]) -> list[str]:
     scores = {k: mentions(text, k) for k in facts}
     asked = [k for k, s in scores.items() if s > 0]
@@ -167,12 +151,29 @@ def _turn(message: str, *, done: bool = False, gave_up: bool = False) -> dict[st
     return {"message": message, "done": done, "gave_up": gave_up}
 
 
+THANKS_NEXT = ("Thanks!", "Great, thank you.", "Perfect, thanks.", "Thanks, that's sorted.", "Good.")
+
+
+def _plain(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def current_request(requests: list[str], conversation: list[dict[str, Any]]) -> int:
+    """The request the user is on: the latest one they have said (0 before any)."""
+    said = " ".join(_plain(m.get("content") or "") for m in conversation if m.get("role") == "user")
+    for i in range(len(requests) - 1, 0, -1):
+        if _plain(requests[i]) in said:
+            return i
+    return 0
+
+
 @register_role("user", answers="UserTurn")
 def simulate_user(call: SimCall) -> dict[str, Any]:
     ctx = call.context
     rng = call.rng
     instruction = str(ctx.get("instruction") or "")
-    facts: dict[str, Any] = dict(ctx.get("user_facts") or {})
+    requests = [_plain(r) for r in ctx.get("requests") or [] if _plain(r)]
+    per_request = [dict(f) if isinstance(f, dict) else {} for f in ctx.get("request_facts") or []]
     if "conversation" in ctx:  # given in the context (the role as a pure function: the tests call it so)
         conversation: list[dict[str, Any]] = [m for m in ctx.get("conversation") or [] if isinstance(m, dict)]
         turn = int(ctx.get("turn") or 0)
@@ -180,10 +181,14 @@ def simulate_user(call: SimCall) -> dict[str, Any]:
         conversation = list(conversation_of(call.messages))
         turn = sum(1 for m in conversation if m["role"] == "assistant")  # the agent's turns so far
     max_turns = int(ctx.get("max_turns") or 10)
+    k = current_request(requests, conversation) if requests else 0
+    # The facts of the request at hand (another request's "guest id" may be another guest).
+    facts: dict[str, Any] = dict(per_request[k]) if k < len(per_request) else dict(ctx.get("user_facts") or {})
+    request = requests[k] if requests else goal_text(instruction)
 
     assistant = [m for m in conversation if m.get("role") == "assistant"]
     if not assistant:
-        return _turn(_opening(instruction, facts, call))
+        return _turn(_opening(request, per_request[0] if per_request else facts, call, plain=bool(requests)))
 
     last = str(assistant[-1].get("content") or "")
     given = _given(facts, conversation)
@@ -191,7 +196,9 @@ def simulate_user(call: SimCall) -> dict[str, Any]:
     # What is asked for, not the purpose ("..., so I can reserve the ticket purchase?").
     asked = _asked_facts(re.split(r",?\s+so (?:that )?I can\b", last)[0], facts) if asking else []
 
-    if not asked and _is_success(last):
+    if not asked and reports_success(last):
+        if k + 1 < len(requests):  # settled: on to the next request
+            return _turn(f"{rng.choice(THANKS_NEXT)} {requests[k + 1]}")
         return _turn(rng.choice(THANKS), done=True)
 
     budget_left = max_turns - turn
@@ -206,15 +213,17 @@ def simulate_user(call: SimCall) -> dict[str, Any]:
     if asked:
         return _turn(_answer(asked, facts, given, call))
     if asking:
-        return _turn(_dont_know(facts, given, call))
+        return _turn(_dont_know(facts, given, call, first=per_request[k] if k < len(per_request) else {}))
     if failing:
-        return _turn(f"That's not what I hoped for. Could you please try again? {goal_text(instruction)}")
-    return _turn(f"Sorry, I'm not sure that answers it. {goal_text(instruction)}")
+        return _turn(f"That's not what I hoped for. Could you please try again? {request}")
+    return _turn(f"Sorry, I'm not sure that answers it. {request}")
 
 
-def _opening(instruction: str, facts: dict[str, Any], call: SimCall) -> str:
+def _opening(request: str, facts: dict[str, Any], call: SimCall, *, plain: bool = False) -> str:
+    """The first message: the first request (already in the user's words when ``plain``;
+    else the instruction's request sentences), sometimes with one held fact up front."""
     rng = call.rng
-    text = rng.choice(OPENERS) + goal_text(instruction)
+    text = rng.choice(OPENERS) + (request if plain else goal_text(request))
     unsaid = sorted(k for k, v in facts.items() if not _mentioned(v, text))
     # Reveal at most one fact up front, and never the last one the instruction leaves unsaid.
     if len(unsaid) >= 2 and rng.random() < 0.4:
@@ -241,11 +250,12 @@ def _answer(asked: list[str], facts: dict[str, Any], given: set[str], call: SimC
     return text[0].upper() + text[1:]
 
 
-def _dont_know(facts: dict[str, Any], given: set[str], call: SimCall) -> str:
-    """Asked for something the user does not hold: say so, and offer a held fact not given yet."""
+def _dont_know(facts: dict[str, Any], given: set[str], call: SimCall, first: dict[str, Any] | None = None) -> str:
+    """Asked for something the user does not hold: say so, and offer a held fact not given yet
+    (one of the request at hand, ``first``, when there is one)."""
     rng = call.rng
     text = rng.choice(("I don't know that, sorry.", "I'm afraid I don't have that information.", "I don't have that."))
-    offer = sorted(k for k in facts if k not in given)
+    offer = sorted(k for k in (first or {}) if k not in given) or sorted(k for k in facts if k not in given)
     if offer:
         k = rng.choice(offer)
         text += f" But {say_fact(k, facts[k], rng.randrange(2))}, if that helps."

@@ -29,7 +29,7 @@ read exactly these keys):
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -112,3 +112,18 @@ class TestPlan(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 class InstructionAnswer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     instruction: str
     persona: str = ""
+    requests: list[str] = []
+
+
+class ChainAnswer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A goal's chain as a program of tool calls (see the chain writer's instructions)."""
+
+    program: str
+    summary: str = ""
+
+
+class GateAnswer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How compatible one more chain is with the task so far, 0 to 1 (continue when >= tau)."""
+
+    p: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
+    reason: str = ""

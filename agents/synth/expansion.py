@@ -1,28 +1,20 @@
-"""Dependency-aware expansion: the exact entities a chain needs, then look-alike distractors.
-
-The initial state starts empty. The chain is run (in the sandbox) step by step; each
-step's arguments are bound from earlier steps' outputs along data edges, and whenever a
-step's pre-conditions do not hold (or an earlier list returned nothing to bind), the
-contract solver changes the *initial* state so they will, and the chain is run again
-from the start. Chain predecessors are read-only tools, so a step's pre-state is the
-initial state. The result is the smallest consistent world in which the golden chain
-succeeds; distractors are then added around the target record and kept only if the
-chain still succeeds.
-"""
+"""Pieces of a task's world shared by stage 2: running calls in a sandbox session, the
+golden steps they give, look-alike distractors of a goal's target, and the facts that tell
+a record from its look-alikes (the goals themselves are realized in :mod:`.realize`)."""
 
 from __future__ import annotations
 
 import copy
 import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
-import attrs
+import trio
 
-from scaleenv.model.contracts import check_pre, evaluate
 from scaleenv.model.dbgen import make_record
-from scaleenv.model.graph import data_feeds
 from scaleenv.model.state import apply_delta, record_changes
-from scaleenv.model.satisfy import satisfy, violate
+from scaleenv.model.satisfy import violate
 from scaleenv.store.events.tasks import ChainStep, GoldenStep
 from scaleenv.store.specs import DbState, DomainSpec, ToolSpec
 
@@ -34,28 +26,26 @@ class ExpansionFailed(Exception):
         self.detail = detail
 
 
-@attrs.define
-class Expansion:
-    initial: DbState
-    steps: list[ChainStep]
-    golden: list[GoldenStep]
-    # (step index -> (table, key)) of the record a list step's output was bound from.
-    picks: dict[int, tuple[str, str]]
-    fed: dict[int, set[str]]
+@asynccontextmanager
+async def sandbox_session(sandbox: Any, tools: dict[str, str], state: DbState, session: str) -> AsyncIterator[None]:
+    """A sandbox session on ``state`` for the block's calls, closed after it (even on cancellation)."""
+    await sandbox.open_session(session, tools, state)
+    try:
+        yield
+    finally:
+        with trio.CancelScope(shield=True):
+            await sandbox.close_session(session)
 
 
 async def run_chain(sandbox: Any, tools: dict[str, str], state: DbState, steps: list[ChainStep], session: str) -> list[Any]:
     """Execute concrete steps in one sandbox session; the outcomes, stopping at the first failure."""
     outcomes = []
-    await sandbox.open_session(session, tools, state)
-    try:
+    async with sandbox_session(sandbox, tools, state, session):
         for step in steps:
             outcome = await sandbox.call(session, step.tool, step.args)
             outcomes.append(outcome)
             if not outcome.ok:
                 break
-    finally:
-        await sandbox.close_session(session)
     return outcomes
 
 
@@ -88,89 +78,6 @@ def _link(spec: DomainSpec, lister: ToolSpec, lister_args: dict[str, Any], table
                 record[f.name] = lister_args[param.name]
                 return True
     return False
-
-
-async def expand(
-    spec: DomainSpec,
-    chain: list[str],
-    tools_code: dict[str, str],
-    sandbox: Any,
-    rng: random.Random,
-    session: str,
-    *,
-    iterations: int = 10,
-) -> Expansion:
-    tools = [spec.tool(n) for n in chain]
-    if any(t is None for t in tools):
-        raise ExpansionFailed("unknown_tool", f"chain {chain} names a tool the domain lacks")
-    initial: DbState = {t.name: {} for t in spec.tables}
-    fixed: list[dict[str, Any]] = [{} for _ in chain]
-    picks: dict[int, tuple[str, str]] = {}
-    pick_index: dict[int, int] = {}
-    for _ in range(iterations):
-        steps: list[ChainStep] = []
-        results: list[Any] = []
-        fed: dict[int, set[str]] = {}
-        restart = False
-        for i, tool in enumerate(tools):
-            assert tool is not None
-            args = dict(fixed[i])
-            fed[i] = set()
-            for j in range(i):
-                prev = tools[j]
-                assert prev is not None
-                for field, param in data_feeds(prev, tool):
-                    if param in args and param not in fed[i] and param in fixed[i]:
-                        continue
-                    result = results[j]
-                    if isinstance(result, list):
-                        if not result:
-                            # Nothing to bind from: create the record this step needs, linked to the lister.
-                            solved = satisfy(spec, tool, initial, rng, {k: v for k, v in args.items() if k != param})
-                            if solved is None:
-                                raise ExpansionFailed("unsatisfiable", f"{tool.name} after empty {prev.name}")
-                            s_args, s_db = solved
-                            ref = tool.param(param).ref if tool.param(param) else None
-                            if ref is None or param not in s_args or not _link(spec, prev, steps[j].args, ref, str(s_args[param]), s_db):
-                                raise ExpansionFailed("unbindable", f"{prev.name} returned nothing for {tool.name}.{param}")
-                            initial = s_db
-                            restart = True
-                            break
-                        idx = pick_index.setdefault(j, rng.randrange(len(result))) % len(result)
-                        element = result[idx]
-                        if field in element:
-                            args[param] = element[field]
-                            fed[i].add(param)
-                            found = _key_of(spec, prev, element)
-                            if found:
-                                picks[j] = found
-                    elif isinstance(result, dict) and field in result:
-                        args[param] = result[field]
-                        fed[i].add(param)
-                if restart:
-                    break
-            if restart:
-                break
-            missing = [p.name for p in tool.params if p.required and p.name not in args]
-            if missing or check_pre(tool, args, initial):
-                solved = satisfy(spec, tool, initial, rng, args)
-                if solved is None:
-                    raise ExpansionFailed("unsatisfiable", f"pre-conditions of {tool.name} cannot hold with {args}")
-                s_args, initial = solved
-                fixed[i] = {k: v for k, v in s_args.items() if k not in fed[i]}
-                restart = True
-                break
-            steps.append(ChainStep(tool=tool.name, args=args))
-            outcomes = await run_chain(sandbox, tools_code, initial, steps, session)
-            last = outcomes[-1]
-            if not last.ok:
-                raise ExpansionFailed("step_failed", f"{tool.name}({args}) failed: {last.error.kind}: {last.error.message}")
-            results.append(last.result)
-        if not restart:
-            outcomes = await run_chain(sandbox, tools_code, initial, steps, session)
-            golden = golden_steps(steps, outcomes)
-            return Expansion(initial=initial, steps=steps, golden=golden, picks=picks, fed=fed)
-    raise ExpansionFailed("no_convergence", f"expansion of {chain} did not converge in {iterations} iterations")
 
 
 def make_distractor(
@@ -235,10 +142,6 @@ def identifying_facts(spec: DomainSpec, table: str, key: str, state: DbState, ot
     if not facts:
         facts[tspec.primary_key] = key
     return facts
-
-
-def still_valid(goal: ToolSpec, args: dict[str, Any], state: DbState) -> bool:
-    return all(evaluate(c, args, state).holds for c in goal.contract if c.when == "pre")
 
 
 def final_state(initial: DbState, golden: list[GoldenStep]) -> DbState:

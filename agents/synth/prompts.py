@@ -93,6 +93,36 @@ REPAIRER = """The tool's code failed its review or its tests. Fix it. The contex
 code, the failing cases with their tracebacks, and the reviewer's objections. Return the
 whole corrected function."""
 
-TASK_WRITER = """Write what a customer would say to a support agent to get this done: their
-goal in natural language, in their own voice. Do not name tools or steps. The customer
-knows the facts listed in user_facts and will give them when asked."""
+TASK_WRITER = """One customer has several things to get done with a support agent, one after
+another: `goals` lists them in order, each with the calls that achieve it (`steps`, for
+you only), the facts the customer holds for it (`user_facts`) and the record it is about
+(`targets`). Write `requests`: one message per goal, in order, in the customer's own voice
+and with their own reasons, as they would type it to open that request (plain words; no
+tool names, no steps, no internal ids the customer would not know; a fact may be
+mentioned but the customer keeps most of them until asked). Write `instruction`: a brief
+for someone playing this customer (who they are, what they want, in which order, the
+facts they hold and will give when asked). `persona`: a few words about them."""
+
+CHAIN_WRITER = """Write one goal of a customer's task as a short program of tool calls: the
+reference solution an agent should find. The goal ends with `goal_tool`; `candidates`
+are read tools that can come before it, and `domain` holds the tables they use. Write
+between length[0] and length[1] calls, each statement one of
+
+    name = call("tool_name", param=value, ...)
+    call("tool_name", param=value, ...)
+
+where a value is a literal (a string, number, bool or list) or an earlier result:
+`name["field"]`, or `name[0]["field"]` for the first element of a list. Feed each id a
+later call needs from an earlier result rather than writing it. Start from what a
+customer knows (an email, a name, a title, a date); `known` holds what this customer
+already gave for earlier goals: use the same values for the same things. Nothing else
+is allowed (no other functions, loops, attributes or imports): the program is parsed,
+then its calls run one by one. After a refused program, `feedback` says why: fix it.
+`program` is the source; `summary` one line on what it achieves."""
+
+GATE = """You decide whether a task gets one more goal. The task's environment holds
+`env_tools` tools and `goals` goals so far; `unused` tools of the domain are not used yet;
+`complexity` is c(H) = (tools + 0.5 x links between them) / 50; `feasibility` is the share
+of candidate chains over unused tools that ran on the task's data. Another goal makes the
+task richer but longer and harder to keep coherent. Return `p` in [0, 1], how strongly
+another goal should be added (it is added when p >= `tau`), and a one-line `reason`."""

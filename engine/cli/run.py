@@ -20,7 +20,7 @@ from .table import render_summary
 STAGES = {
     "run": ("synthesize domains, instantiate tasks and run episodes: the whole pipeline", (stage1, stage2, rollouts)),
     "synth": ("stage 1: design domains, write, test and repair tools, build the tool graph", (stage1,)),
-    "tasks": ("stage 2: sample tool chains, expand them into tasks, prove each solvable", (stage2,)),
+    "tasks": ("stage 2: multi-goal tasks from chain programs, environments grown to 20+ tools, each proven solvable", (stage2,)),
     "rollout": ("run episodes of a policy against the simulated user on every kept task", (rollouts,)),
 }
 

@@ -16,18 +16,28 @@ def render_table(headers: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _k(n: Any) -> Any:
+    """A token count in thousands (93412 -> 93k)."""
+    return f"{round(n / 1000)}k" if isinstance(n, int | float) and n >= 1000 else n
+
+
 def render_summary(result: dict[str, Any]) -> str:
+    """The run summary as the paper's table: per domain its tools and tables, its tasks (mean
+    environment size |H|, goals, golden tool calls, distractors, tokens per task) and its
+    episodes (pass@1, pass@k, turns, tool calls, user requests raised)."""
     rows = []
     for d in result["domains"]:
         passk = next((v for k, v in d.items() if k.startswith("pass_at_") and k != "pass_at_1"), None)
         rows.append([
-            d["slot"], d["name"] or "-", d.get("tables", "-"), d["tools_verified"], d["tools_rejected"], d["repair_rounds"],
-            d["graph_edges"], d["llm_calls"], d["tokens"], d["tasks"], sum(d["tasks_discarded"].values()),
-            d["episodes"], d["pass_at_1"], passk, d["mean_turns"], d["mean_tool_calls"],
+            d["slot"], d["name"] or "-", d.get("tables", "-"), d["tools_verified"], d["tools_rejected"],
+            d["graph_edges"], d["tasks"], sum(d["tasks_discarded"].values()), d.get("mean_env_tools"), d.get("mean_goals"),
+            d.get("mean_golden_tool_calls"), d["distractors_per_task"], _k(d.get("tokens_per_task")),
+            d["episodes"], d["pass_at_1"], passk, d["mean_turns"], d["mean_tool_calls"], d.get("mean_user_requests"),
         ])
     table = render_table(
-        ["slot", "domain", "tables", "verified", "rejected", "repairs", "edges", "llm calls", "tokens", "tasks",
-         "discarded", "episodes", "pass@1", "pass@k", "turns", "tool calls"],
+        ["slot", "domain", "tables", "tools", "rejected", "edges", "tasks", "discarded", "|H|", "goals",
+         "golden calls", "distractors", "tokens/task", "episodes", "pass@1", "pass@k", "turns", "tool calls",
+         "requests"],
         rows,
     )
     reasons: dict[str, int] = {}

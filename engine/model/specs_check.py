@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from scaleenv.store.specs import DomainSpec
+from scaleenv.store.specs import DomainSpec, ToolSpec
 
 from .contracts import validate_contract
 

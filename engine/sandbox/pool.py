@@ -237,9 +237,10 @@ class SandboxPool:
         slot.sessions.add(session_id)
 
         losses = 0
+        outside_deadline = trio.current_time() + SPAWN_KILLED_BUDGET_S
         while True:
             proc = await slot.current()
-            if losses and session_id not in self._shadows:
+            if session_id not in self._shadows:
                 # Retrying after the worker died mid-open: host the session again.
                 self._shadows[session_id] = shadow
                 slot.sessions.add(session_id)
@@ -249,6 +250,8 @@ class SandboxPool:
                 if lost.executing:
                     # Do not let the replacement worker load it: the open itself may be what kills.
                     self._forget(session_id)
+                    if await proc.killed_from_outside() and trio.current_time() < outside_deadline:
+                        continue  # someone else's SIGKILL says nothing about this session: open it again
                     losses += 1
                     if losses >= OPEN_ATTEMPTS:
                         raise SandboxError(f"opening session {session_id!r} killed the worker "
@@ -325,6 +328,7 @@ class SandboxPool:
                 apply_delta(shadow.state, reply.outcome.delta)
 
         reloads = 0
+        outside_deadline = trio.current_time() + SPAWN_KILLED_BUDGET_S
         while True:
             proc = await shadow.slot.current()
             try:
@@ -332,7 +336,9 @@ class SandboxPool:
                     try:
                         await self._ensure_open(proc, session_id, shadow)
                     except WorkerLost as lost:
-                        reloads += lost.executing
+                        if lost.executing and not (await proc.killed_from_outside()
+                                                   and trio.current_time() < outside_deadline):
+                            reloads += 1
                         if reloads >= OPEN_ATTEMPTS:
                             return failure("crashed", f"reloading the session for {tool_name} killed the worker {reloads} times")
                         continue

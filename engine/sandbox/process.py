@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import itertools
 import math
+import signal
 import os
 import subprocess
 import sys
@@ -90,6 +91,7 @@ class WorkerProcess:
         self.limits = limits
         self.dead = False
         self.kill_reason: Literal["timeout", "crashed"] = "crashed"
+        self.killed_by_us = False
         self._ids = itertools.count(1)
         self._pending: dict[int, _Pending] = {}
         self._fifo: collections.deque[int] = collections.deque()
@@ -221,7 +223,15 @@ class WorkerProcess:
         """SIGKILL the worker (its reader then fails the pending requests)."""
         if self.process.returncode is None:
             self.kill_reason = reason
+            self.killed_by_us = True
             self.process.kill()
+
+    async def killed_from_outside(self) -> bool:
+        """Once dead: whether a signal someone else sent ended it (SIGKILL from outside, the
+        OOM killer), not its own failure nor our kill. Awaits the process's exit status."""
+        with trio.CancelScope(shield=True):
+            await self.process.wait()
+        return not self.killed_by_us and self.process.returncode == -signal.SIGKILL
 
     async def serve(self) -> None:
         """Run reader, writer and watchdog until the worker dies or is closed."""
@@ -234,7 +244,11 @@ class WorkerProcess:
         finally:
             self._fail_all()
             with trio.CancelScope(shield=True):
-                self.kill()
+                if self.process.returncode is None:
+                    # Reap it: a worker whose output ended may not be reaped yet (someone
+                    # else's SIGKILL is still taking effect), or we are shutting down. Not a
+                    # kill of ours (killed_by_us stays as it was: see killed_from_outside).
+                    self.process.kill()
                 await self.process.wait()
 
     async def close(self) -> None:

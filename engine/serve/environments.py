@@ -496,7 +496,7 @@ class Environments:
         sid = episode_stream(ev.episode_id)
         recorded = list(self.ctx.log.read_stream(sid))
         stream = Stream(self.ctx.writer, sid, recorded=recorded, mode="append")
-        tools, _ = offered(self.ctx, domain)
+        tools, _ = offered(self.ctx, domain, task)
         view = episode_fold.fold((r.event for r in recorded), task.initial_state, ev.episode_id)
         ep = Episode(ctx=self.ctx, domain=domain, task=task, eid=ev.episode_id, stream=stream, view=view, tools=tools)
         ep.last = Ref(sid, len(recorded) - 1) if recorded else None

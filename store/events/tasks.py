@@ -24,6 +24,52 @@ class ChainSampled(Event, tag="task.chain_sampled"):
     tools: list[str]
 
 
+class ChainWritten(Event, tag="task.chain_written"):
+    """One goal's chain, as the chain writer wrote it: a program of tool calls (see
+    ``scaleenv.model.program``), and the goal tool it ends with."""
+
+    goal: int
+    goal_tool: str
+    program: str
+    round: int = 0
+    problem: str = ""
+    """Why the program was not used ("" when it was): the parser's refusal, or why it could not run."""
+
+
+class GoalRealized(Event, tag="task.goal_realized"):
+    """A goal's chain ran: its concrete calls (arguments resolved), on the initial state
+    patched so that it runs after the goals before it."""
+
+    goal: int
+    goal_tool: str
+    steps: list[ChainStep]
+    facts: dict[str, Any]
+    """What the user holds for this goal (the arguments no earlier result supplies)."""
+
+
+class EnvironmentExpanded(Event, tag="task.environment_expanded"):
+    """Breadth-first growth from the chains' tools over the graph: each tool that joined
+    (its inputs bound from the state, run, the state patched when it failed)."""
+
+    tools: list[str]
+    joined: list[str]
+    complexity: float
+    seeds: list[str] = []
+    """The tools H held before this growth (the goals' tools)."""
+
+
+class GateDecided(Event, tag="task.gate_decided"):
+    """The gate on adding another chain: c(H), the feasibility g(D) of the unused tools, the
+    gate's p, and whether another goal follows (p >= tau)."""
+
+    unused: int
+    complexity: float
+    feasibility: float
+    p: float
+    more: bool
+    reason: str = ""
+
+
 class RecordChange(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     """One record created, changed or deleted by a call (before/after None = absent)."""
 
@@ -41,6 +87,16 @@ class TaskInstantiated(Event, tag="task.instantiated"):
     needed: list[tuple[str, str]]
     distractors: list[tuple[str, str]]
     steps: list[ChainStep]
+    # Multi-goal tasks: where each goal's steps end in ``steps`` (exclusive), the tools the
+    # environment supports, and how many background records were added.
+    goal_ends: list[int] = []
+    env_tools: list[str] = []
+    background: int = 0
+    env_probes: dict[str, dict[str, Any]] = {}
+    """For each tool of the environment, arguments with which it runs meaningfully on
+    ``initial_state`` (reads first, then changes, in one session: interaction completeness)."""
+
+    digest_added = (("goal_ends", []), ("env_tools", []), ("background", 0), ("env_probes", {}))
 
 
 class InstructionWritten(Event, tag="task.instruction"):
@@ -48,6 +104,12 @@ class InstructionWritten(Event, tag="task.instruction"):
     instruction: str
     user_facts: dict[str, Any]
     persona: str = ""
+    # One request per goal, in the customer's words, in the order they are raised.
+    requests: list[str] = []
+    request_facts: list[dict[str, Any]] = []
+    """What the user holds for each request (``user_facts`` is their union, first value wins)."""
+
+    digest_added = (("requests", []), ("request_facts", []))
 
 
 class GoldenStep(msgspec.Struct, frozen=True, kw_only=True):
@@ -75,4 +137,5 @@ class TaskDiscarded(Event, tag="task.discarded"):
     detail: str = ""
 
 
-TASK_EVENTS = (ChainSampled, TaskInstantiated, InstructionWritten, GoldenChainExecuted, TaskKept, TaskDiscarded)
+TASK_EVENTS = (ChainSampled, ChainWritten, GoalRealized, EnvironmentExpanded, GateDecided, TaskInstantiated,
+               InstructionWritten, GoldenChainExecuted, TaskKept, TaskDiscarded)

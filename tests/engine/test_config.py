@@ -19,7 +19,8 @@ def test_every_field_refuses_values_out_of_its_range(field) -> None:  # type: ig
     for bad in (field.ge - 1, field.le + 1):
         with pytest.raises(ConfigError, match=field.flag):
             make({field.name: field.type(bad)})
-    pairs = {"chain_": ("chain_min", "chain_max"), "min_tools": ("min_tools", "max_tools"), "max_tools": ("min_tools", "max_tools")}
+    pairs = {"chain_": ("chain_min", "chain_max"), "min_tools": ("min_tools", "max_tools"), "max_tools": ("min_tools", "max_tools"),
+             "min_goals": ("min_goals", "max_goals"), "max_goals": ("min_goals", "max_goals")}
     pair = next((v for k, v in pairs.items() if field.name.startswith(k)), ())
     for bound in (field.ge, field.le):  # the bounds themselves are valid
         make({**{p: field.type(bound) for p in pair}, field.name: field.type(bound)})

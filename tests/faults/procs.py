@@ -37,6 +37,19 @@ def worker_pids(run_pid: int) -> list[int]:
     return [c for c in children(run_pid) if WORKER_MARK in cmdline(c)]
 
 
+def locked_down(pid: int) -> bool:
+    """Whether a sandbox worker has finished starting: its lockdown set a file-size limit of 0
+    (visible in /proc/<pid>/limits), which happens after its imports, before its handshake."""
+    try:
+        limits = Path(f"/proc/{pid}/limits").read_text()
+    except OSError:
+        return False
+    for line in limits.splitlines():
+        if line.startswith("Max file size"):
+            return line.split()[3] == "0"
+    return False
+
+
 def alive(pid: int) -> bool:
     """True while ``pid`` exists and is not a zombie."""
     try:

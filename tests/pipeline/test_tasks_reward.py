@@ -63,17 +63,28 @@ def test_golden_chain_reexecuted_in_the_sandbox_reproduces_the_expected_state(vi
     trio.run(main)
 
 
-def _task_with_distractor(view: RunView) -> Any:
+def _goal_with_distractor(view: RunView) -> tuple[Any, int, str, str]:
+    """(task, index of a mutating goal's last step, its parameter naming the target, a look-alike of the target)."""
     for task in sorted(view.tasks.values(), key=lambda t: t.task_id):
-        if task.status == "kept" and task.distractors and view.domains[task.slot].spec.tool(task.chain[-1]).mutates:  # type: ignore[union-attr]
-            return task
-    pytest.skip("no kept mutating task with a distractor in this run")
+        if task.status != "kept" or not task.distractors:
+            continue
+        spec = view.domains[task.slot].spec
+        for end in task.goal_ends or [len(task.golden.steps)]:
+            step = task.golden.steps[end - 1]
+            tool = spec.tool(step.tool)  # type: ignore[union-attr]
+            if not tool.mutates:
+                continue
+            for table, key in task.distractors:
+                param = next((p.name for p in tool.params if p.ref == table and p.name in step.args), None)
+                if param is not None:
+                    return task, end - 1, param, key
+    pytest.skip("no kept task with a distractor of a mutating goal in this run")
 
 
 def test_reward_is_one_for_the_golden_chain_zero_for_a_distractor_or_nothing(view: RunView) -> None:
-    task = _task_with_distractor(view)
+    task, at, target_param, distractor_key = _goal_with_distractor(view)
     domain = view.domains[task.slot]
-    goal = task.golden.steps[-1]
+    goal = task.golden.steps[at]
     expected = task.expected_final
     answers = task.golden.expected_answers
 
@@ -82,17 +93,15 @@ def test_reward_is_one_for_the_golden_chain_zero_for_a_distractor_or_nothing(vie
     nothing = score(expected, task.initial_state, answers, [])
     assert nothing.reward == 0.0 and nothing.diff
 
-    # The same goal call on a look-alike record (the distractor) instead of the target.
-    table, distractor_key = task.distractors[0]
-    target_param = next(p.name for p in domain.spec.tool(goal.tool).params if p.ref == table)  # type: ignore[union-attr]
+    # The same goal call on a look-alike record (the distractor) instead of the target; the
+    # other goals as the golden chain does them.
     wrong_args = {**goal.args, target_param: distractor_key}
 
     async def act() -> DbState:
         async with SandboxPool(workers=1) as pool:
             await pool.open_session("wrong", domain.verified_code(), task.initial_state)
-            for step in task.golden.steps[:-1]:
-                await pool.call("wrong", step.tool, step.args)
-            await pool.call("wrong", goal.tool, wrong_args)
+            for i, step in enumerate(task.golden.steps):
+                await pool.call("wrong", step.tool, wrong_args if i == at else step.args)
             return await pool.get_state("wrong")
 
     acted = trio.run(act)

@@ -30,6 +30,14 @@ def test_sim_run_verifies_clean(golden_run: Path) -> None:
     assert report.by_kind.get("tests", 0) > 0 and report.by_kind.get("golden", 0) > 0
 
 
+def test_tests_are_verified_against_the_cases_the_debug_role_repaired(template: Path) -> None:
+    """A TestsRun after a TestCasesRepaired ran the repaired cases: verify re-runs those."""
+    with Log.open(template, readonly=True) as lg:
+        assert any(isinstance(r.event, synth.TestCasesRepaired) for r in lg.read())
+    report = _verify(template)
+    assert report.divergences == [] and report.errors == []
+
+
 def test_shop_run_verifies_clean_including_episode_calls(shop_run: Path, cli) -> None:
     code, out, _ = cli("replay", "--log", shop_run, "--verify", "--json")
     got = json.loads(out)

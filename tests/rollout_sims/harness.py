@@ -98,6 +98,8 @@ class Task:
     instruction: str
     user_facts: dict[str, Any]
     target: str
+    requests: list[str] = attrs.field(factory=list)
+    request_facts: list[dict[str, Any]] = attrs.field(factory=list)
 
 
 def make_task(rng: random.Random, style: str = "plain") -> Task:
@@ -139,6 +141,30 @@ def make_task(rng: random.Random, style: str = "plain") -> Task:
                 user_facts={"email": db["customers"][cust]["email"], "product_title": title}, target=target)
 
 
+def make_two_goal_task(rng: random.Random) -> Task:
+    """Cancel two orders of one customer, one request after the other (the second raised once
+    the first is settled), among look-alike orders."""
+    task = make_task(rng)
+    db = task.db
+    cust = db["orders"][task.target]["customer_id"]
+    others = [o for o, r in sorted(db["orders"].items())
+              if r["customer_id"] == cust and o != task.target and r["status"] in ("pending", "processing")]
+    if not others:  # make one of the look-alikes cancellable
+        others = [o for o, r in sorted(db["orders"].items()) if r["customer_id"] == cust and o != task.target]
+        db["orders"][others[0]]["status"] = "pending"
+    second = others[0]
+    titles = [db["products"][db["orders"][k]["product_id"]]["title"] for k in (task.target, second)]
+    expected = copy.deepcopy(db)
+    for k in (task.target, second):
+        expected["orders"][k]["status"] = "cancelled"
+        expected["customers"][cust]["balance"] += expected["orders"][k]["total"]
+    email = db["customers"][cust]["email"]
+    requests = [f"Cancel my order for the {titles[0]}.", f"Also, please cancel my {titles[1]} order."]
+    facts = [{"email": email, "product_title": titles[0]}, {"email": email, "product_title": titles[1]}]
+    return Task(db=db, expected=expected, instruction=" ".join(requests), user_facts=facts[0], target=task.target,
+                requests=requests, request_facts=facts)
+
+
 def sim_call(role: str, context: dict, seed: int, noise: NoiseModel, output: type) -> SimCall:
     schema = msgspec.json.schema(output)
     return SimCall(role=role, context=context, schema=schema, schema_name=output.__name__, messages=[],
@@ -156,9 +182,10 @@ class Episode:
     policy_turns: list[dict]
 
 
-def run_episode(seed: int, noise: NoiseModel, *, max_turns: int = 10, max_steps: int = 8, style: str = "plain") -> Episode:
+def run_episode(seed: int, noise: NoiseModel, *, max_turns: int = 10, max_steps: int = 8, style: str = "plain",
+                goals: int = 1) -> Episode:
     rng = random.Random(derive_seed(seed, "task"))
-    task = make_task(rng, style)
+    task = make_task(rng, style) if goals == 1 else make_two_goal_task(rng)
     db = copy.deepcopy(task.db)
     tools = tool_schemas(DOMAIN)
     chat: list[dict] = [{"role": "system", "content": "You are the support agent of a small web shop. Use the tools."}]
@@ -171,6 +198,7 @@ def run_episode(seed: int, noise: NoiseModel, *, max_turns: int = 10, max_steps:
         nonlocal n
         n += 1
         ctx = {"instruction": task.instruction, "user_facts": task.user_facts, "persona": "",
+               "requests": task.requests, "request_facts": task.request_facts,
                "conversation": copy.deepcopy(visible), "turn": turn, "max_turns": max_turns}
         value = sim_user.simulate_user(sim_call("user", ctx, derive_seed(seed, "user", n), noise, UserTurn))
         user_turns.append(value)
@@ -217,5 +245,5 @@ def run_episode(seed: int, noise: NoiseModel, *, max_turns: int = 10, max_steps:
                    user_turns=user_turns, policy_turns=policy_turns)
 
 
-def success_rate(noise: NoiseModel, seeds: range, style: str = "plain") -> float:
-    return sum(run_episode(s, noise, style=style).success for s in seeds) / len(seeds)
+def success_rate(noise: NoiseModel, seeds: range, style: str = "plain", goals: int = 1) -> float:
+    return sum(run_episode(s, noise, style=style, goals=goals, max_turns=10 * goals).success for s in seeds) / len(seeds)

@@ -206,3 +206,57 @@ def test_policy_retries_cleanly_after_a_slip() -> None:
         t = policy(conv, seed, NoiseModel(malformed=0.0, schema_violation=0.0, mistakes=1.0))
         if t.tool_calls:
             assert [(c.name, json.loads(c.arguments)) for c in t.tool_calls] == [("cancel_order", {"order_id": "orde_1a2b"})]
+
+
+# ------------------------------------------------------------------ several requests
+def test_two_requests_one_after_the_other() -> None:
+    """The user raises the second request once the first is settled, never before; the policy
+    starts over on it (its own goal and record) while the user's email carries over."""
+    assert success_rate(OFF, SEEDS, goals=2) >= 0.8
+    for seed in range(10):
+        ep = run_episode(seed, OFF, goals=2, max_turns=20)
+        said = [m["content"] for m in ep.visible if m["role"] == "user"]
+        first = next(i for i, t in enumerate(said) if ep.task.requests[0] in t)
+        second = [i for i, t in enumerate(said) if ep.task.requests[1] in t]
+        assert first == 0 and second and second[0] > first
+        # Before the second request, the assistant reported the first one done.
+        before = [m["content"] for m in ep.visible if m["role"] == "assistant"][second[0] - 1]
+        assert before.startswith("Done"), before
+        if ep.success:
+            assert ep.user_turns[-1]["done"] and not any(t["done"] for t in ep.user_turns[:-1])
+
+
+def test_more_requests_lower_the_success_rate_under_noise() -> None:
+    noisy = NoiseModel()
+    assert success_rate(noisy, SEEDS, goals=2) <= success_rate(noisy, SEEDS)
+
+
+def test_user_gives_only_the_facts_of_the_request_at_hand() -> None:
+    ctx = user_ctx([{"role": "user", "content": "Cancel my order for the blue lamp."},
+                    {"role": "assistant", "content": "Done: I have cancelled the order."},
+                    {"role": "user", "content": "Thanks! Also, please cancel my red chair order."},
+                    {"role": "assistant", "content": "Could you tell me your product title?"}])
+    ctx["requests"] = ["Cancel my order for the blue lamp.", "Also, please cancel my red chair order."]
+    ctx["request_facts"] = [{"product_title": "blue lamp", "order_number": "A-17"}, {"product_title": "red chair"}]
+    reply = user(ctx)
+    assert "red chair" in reply.message and "blue lamp" not in reply.message and not reply.done
+    ctx["conversation"][-1] = {"role": "assistant", "content": "Could you tell me your order number?"}
+    assert "A-17" not in user(ctx).message  # another request's fact: not this one's
+    ctx["conversation"][-1] = {"role": "assistant", "content": "Done: I have cancelled the order."}
+    assert user(ctx).done  # the last request settled
+    ctx["conversation"] = ctx["conversation"][:2]
+    nxt = user(ctx)
+    assert ctx["requests"][1] in nxt.message and not nxt.done  # the first settled: the next request
+
+
+def test_policy_request_at_hand_starts_after_a_settled_one() -> None:
+    from scaleenv.agents.sim.tools import parse_conversation
+    conv = parse_conversation([
+        {"role": "user", "content": "Cancel my order for the blue lamp."},
+        {"role": "assistant", "content": "Could you tell me your email?"},
+        {"role": "user", "content": "ada@example.com"},
+        {"role": "assistant", "content": "Done: I have cancelled the order."},
+        {"role": "user", "content": "Thanks! Also, please cancel my red chair order."},
+    ])
+    assert sim_policy.request_start(conv) == 4
+    assert sim_policy.request_start(parse_conversation(conv_only := [{"role": "user", "content": "hi"}])) == 0 and conv_only

@@ -5,7 +5,7 @@ from contracts (with realistic bugs), review, test, debug and judge it.
 Importing the package registers the role simulators with the sim backend.
 """
 
-from . import architect, roles, task_writer  # noqa: F401  (registers the roles)
+from . import architect, chain_writer, roles, task_writer  # noqa: F401  (registers the roles)
 from .codegen import BUG_KINDS, applicable_bugs, generate
 from .composer import Composition, compose
 

@@ -513,7 +513,7 @@ class _Ops:
         self.tool(f"count_{T}_by_{field}", f"Count the {words(T)} with a given {words(field)}.",
                   [_p(field, "str", f"the {words(field)}")], [_f("count", "int", f"how many {words(T)}", kind="count")],
                   [T], [], [_pre("in", f"${field}", list(c.enum), why=f"unknown {words(field)}"),
-                            _post("eq", "$result.count", f"count({T}[*].{field} == ${field})")])
+                            _post("eq", "$result.count", f"count({T}[*].{field} == ${field})")], core=True)
 
     def find_by(self, e: Entity, field: str) -> None:
         if e.column(field) is None:
@@ -522,7 +522,8 @@ class _Ops:
         self.tool(f"find_{one}_by_{field}", f"Find {a(one)} by {words(field)}.", [_p(field, "str", f"the {words(field)}")],
                   self.cols(e, e.pk, *[c.name for c in e.columns if c.name in ("name", "title", "status")]), [T], [],
                   [_pre("some_eq", f"{T}[*].{field}", f"${field}", why=f"no {words(one)} has this {words(field)}"),
-                   _post("eq", f"{T}[$result.{e.pk}].{field}", f"${field}", why=f"the {words(one)} found has this {words(field)}")])
+                   _post("eq", f"{T}[$result.{e.pk}].{field}", f"${field}", why=f"the {words(one)} found has this {words(field)}")],
+                  core=True)  # where a customer's conversation starts: what they know, not an id
 
     def transitions(self, e: Entity, side: Callable[[str, str], tuple[list[Condition], list[Condition], list[str]]] | None = None) -> None:
         """Tools moving the status along the lifecycle; the last status is reachable (a cancellation)
@@ -584,6 +585,7 @@ def _operations(entities: list[Entity], theme: Theme, rng: random.Random) -> lis
                 ops.count_by(e, "status")
         elif kind == "org":
             ops.create(e, "add")
+            ops.find_by(e, "name")
             ops.search(e, "name", ("status",))
             if e.column("rating") is not None and rng.random() < 0.6:
                 ops.update_field(e, "rating")

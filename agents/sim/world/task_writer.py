@@ -1,9 +1,10 @@
 """The simulated task writer (stage 2): a natural user instruction for a golden chain.
 
-Context: {"domain", "steps": [{"tool", "args"}], "user_facts": {name: value},
-"goal_tool", "targets"}. The instruction states what the user wants (every state
-change of the chain, plus the goal) in plain words, never a tool name or the order of
-calls, and lists the facts the user knows and will share when asked.
+Context: {"domain", "goals": [{"goal_tool", "steps": [{"tool", "args"}], "user_facts",
+"targets"}], "user_facts": {name: value}}. For each goal a request in the customer's
+voice (every state change of its chain, plus its end, in plain words; never a tool name
+or the order of calls; a later request opens with "Also, ..."), and an instruction for
+whoever plays the customer: the goals in order and the facts they will share when asked.
 """
 
 from __future__ import annotations
@@ -137,37 +138,80 @@ def _source_record(domain: DomainSpec, steps: list[dict[str, Any]], name: str, v
     return ""
 
 
-@register_role("task_writer", answers="InstructionAnswer")
-def task_writer(call: SimCall) -> dict[str, Any]:
-    ctx = call.context
-    domain = msgspec.convert(ctx["domain"], DomainSpec)
-    steps = ctx.get("steps") or []
-    goal = ctx.get("goal_tool") or (steps[-1]["tool"] if steps else "")
-    rng = call.rng
-    goals: list[str] = []
+REASONS = ("", "", " It's a bit urgent.", " I've been meaning to sort this out.", " I want to get it right this time.",
+           " My plans changed.", " Someone asked me to take care of it.")
+NEXT = ("Also, ", "One more thing: ", "Next, ", "While I'm here, ", "And another thing: ", "")
+
+
+def _goal_phrase(domain: DomainSpec, goal: dict[str, Any], facts: dict[str, Any]) -> str:
+    """What one goal achieves, as the customer would say it (its state changes and its end)."""
+    steps = goal.get("steps") or []
+    name = goal.get("goal_tool") or (steps[-1]["tool"] if steps else "")
+    said: list[str] = []
     for step in steps:
         tool = domain.tool(step.get("tool", ""))
         if tool is None:
             continue
-        if tool.mutates or tool.name == goal:
+        if tool.mutates or tool.name == name:
             text = phrase(domain, tool, step.get("args") or {})
-            if text not in goals:
-                goals.append(text)
-    if not goals:
-        goals = [f"get help with my account at {_words(domain.name)}"]
-    same = _same_as(domain, steps, goal, ctx.get("user_facts") or {}, ctx.get("targets") or {})
-    if same and goals:
-        goals[-1] += f" {same}"
-    goal_text = goals[0] if len(goals) == 1 else ", then ".join(goals[:-1]) + " and finally " + goals[-1]
-    persona, intro, style = rng.choice(PERSONAS)
-    parts = [intro, rng.choice(OPENERS).format(goal=goal_text)]
+            if text not in said:
+                said.append(text)
+    if not said:
+        said = [f"get help with my account at {_words(domain.name)}"]
+    same = _same_as(domain, steps, name, goal.get("user_facts") or facts, goal.get("targets") or {})
+    if same:
+        said[-1] += f" {same}"
+    else:
+        which = _which(goal)
+        if which:
+            said[-1] += f" ({which})"
+    return said[0] if len(said) == 1 else ", then ".join(said[:-1]) + " and finally " + said[-1]
+
+
+def _which(goal: dict[str, Any]) -> str:
+    """What tells the goal's record apart, as the customer knows it (a title, a date; never an
+    id): the goal's facts that the record holds."""
+    record = (goal.get("targets") or {}).get("record") or {}
+    facts = goal.get("user_facts") or {}
+    steps = goal.get("steps") or []
+    setting = set((steps[-1].get("args") or {}) if steps else {})  # new values, not what tells the record apart
+    said = [f"{_words(k)}: {_quoted(v)}" for k, v in sorted(facts.items())
+            if not k.endswith("_id") and k not in setting and k in record and str(record[k]) == str(v)]
+    return ", ".join(said)
+
+
+def _request(text: str, first: bool, rng: Any) -> str:
+    lead = "" if first else rng.choice(NEXT)
+    body = rng.choice(OPENERS).format(goal=text)
+    if lead:
+        body = lead + body[0].lower() + body[1:]
+    return body + rng.choice(REASONS)
+
+
+@register_role("task_writer", answers="InstructionAnswer")
+def task_writer(call: SimCall) -> dict[str, Any]:
+    ctx = call.context
+    domain = msgspec.convert(ctx["domain"], DomainSpec)
+    rng = call.rng
     facts = ctx.get("user_facts") or {}
+    goals = ctx.get("goals")
+    if goals is None:  # one goal given as its steps (the older shape of the context)
+        goals = [{"goal_tool": ctx.get("goal_tool"), "steps": ctx.get("steps") or [], "user_facts": facts,
+                  "targets": ctx.get("targets") or {}}]
+    phrases = [_goal_phrase(domain, g, facts) for g in goals]
+    requests = [_request(p, i == 0, rng) for i, p in enumerate(phrases)]
+    persona, intro, style = rng.choice(PERSONAS)
+    if len(phrases) == 1:
+        parts = [intro, requests[0]]
+    else:
+        listed = " ".join(f"({i + 1}) {p}." for i, p in enumerate(phrases))
+        parts = [intro, f"You have {len(phrases)} things to sort out, one after another, raising the next once the "
+                        f"previous one is settled: {listed}"]
     if facts:
         listed = "; ".join(f"your {_words(k)} is {_value_text(v)}" for k, v in sorted(facts.items()))
         parts.append(rng.choice(FACT_LEADS) + listed + ".")
         parts.append("Do not volunteer everything at once; answer what the assistant asks.")
-    targets = ctx.get("targets") or {}
-    if targets.get("answer") is not None or targets.get("answers"):
+    if any((g.get("targets") or {}).get("answer") is not None or (g.get("targets") or {}).get("answers") for g in goals):
         parts.append("At the end, make sure the assistant tells you the result.")
     parts.append(style)
-    return {"instruction": " ".join(parts), "persona": persona}
+    return {"instruction": " ".join(parts), "persona": persona, "requests": requests}
