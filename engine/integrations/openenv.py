@@ -1,0 +1,175 @@
+"""The run's tasks as an OpenEnv environment (``pip install 'scaleenv[openenv]'``).
+
+Server (FastAPI from openenv-core, one session per WebSocket client)::
+
+    python -m scaleenv.integrations.openenv --log run.lmdb --port 8200
+
+Client (openenv-core's own ``EnvClient``)::
+
+    from scaleenv.integrations.openenv import ScaleEnvAction, ScaleEnvClient
+
+    with ScaleEnvClient(base_url="http://127.0.0.1:8200").sync() as env:
+        result = env.reset(seed=1, task_id="d00/t003")     # result.observation.messages, .tools
+        result = env.step(ScaleEnvAction(tool_calls=[{"type": "function", "function":
+                          {"name": "get_order", "arguments": "{\\"order_id\\": \\"o1\\"}"}}]))
+        result = env.step(ScaleEnvAction(text="<tool_call>{...}</tool_call>"))  # or raw model text
+        result.done, result.reward
+
+:class:`ScaleEnvEnvironment` is openenv-core's ``Environment`` over
+:class:`scaleenv.serve.gym.ScaleEnvGym` (one served episode per reset, recorded in the
+log like any; ``reset(seed=...)`` is deterministic as there): ``reset(seed, task_id)``
+opens an episode (``task_id`` None: one of the run's kept tasks drawn from the seed),
+``step(ScaleEnvAction)`` plays one assistant turn, given as ``content`` and
+``tool_calls`` (OpenAI form) or as the model's raw ``text`` (read by
+:func:`scaleenv.serve.tool_text.parse_turn`). Observations carry the new chat messages,
+the tools (on reset), the user's reply and, once ended, the episode's result; ``reward``
+is the rule-based reward when the episode ends, 0 before. Each WebSocket session is its
+own environment instance, so many episodes run at once (``max_concurrent_envs``); the
+engine is shared by all of them and held for the server's lifetime.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+from typing import Any
+
+from openenv.core import EnvClient
+from openenv.core.client_types import StepResult
+from openenv.core.env_server.http_server import create_app as openenv_app
+from openenv.core.env_server.interfaces import Environment
+from openenv.core.env_server.types import Action, Observation, State
+from pydantic import Field
+
+from scaleenv.runner import EngineOptions
+from scaleenv.serve.gym import ScaleEnvGym
+from scaleenv.serve.threaded import EngineThread
+from scaleenv.serve.tool_text import parse_turn
+
+
+class ScaleEnvAction(Action):
+    """One assistant turn: ``content`` and ``tool_calls`` (OpenAI form), or the model's raw ``text``."""
+
+    content: str = Field(default="", description="the message to the user (may be empty)")
+    tool_calls: list[dict[str, Any]] = Field(default_factory=list,
+                                             description="OpenAI tool calls {id?, type: function, function: {name, arguments}}")
+    text: str | None = Field(default=None, description="the model's raw text instead: tool calls written in it "
+                                                       "(Hermes/Qwen <tool_call> blocks or OpenAI JSON)")
+    token_ids: list[int] | None = Field(default=None, description="the turn's token ids, kept for export")
+    logprobs: list[float] | None = Field(default=None, description="the turn's token logprobs, kept for export")
+
+
+class ScaleEnvObservation(Observation):
+    """What a reset or a step shows the policy (``reward`` and ``done`` as openenv has them)."""
+
+    messages: list[dict[str, Any]] = Field(default_factory=list, description="the new chat messages, OpenAI style")
+    tools: list[dict[str, Any]] = Field(default_factory=list, description="the tools offered (on reset)")
+    episode_id: str = ""
+    task_id: str = ""
+    user: dict[str, Any] | None = Field(default=None, description="the user's reply: message, done, gave_up")
+    result: dict[str, Any] | None = Field(default=None, description="the episode's result once it has ended")
+    truncated: bool = Field(default=False, description="the episode ended at a limit (turns, tool calls, timeout)")
+    parsed: dict[str, Any] | None = Field(default=None, description="the assistant message a text action read as")
+
+
+class ScaleEnvState(State):
+    task_id: str | None = None
+    ended: bool = False
+
+
+class ScaleEnvEnvironment(Environment[ScaleEnvAction, ScaleEnvObservation, ScaleEnvState]):
+    """openenv-core's ``Environment`` over one :class:`~scaleenv.serve.gym.ScaleEnvGym` (see the module doc)."""
+
+    SUPPORTS_CONCURRENT_SESSIONS = True
+
+    def __init__(self, log: str, task: str | None = None, *, label: str = "", options: Any = None,
+                 idle_timeout: float = 600.0) -> None:
+        super().__init__()
+        self._gym = ScaleEnvGym(log, task, label=label, options=options, idle_timeout=idle_timeout)
+        self._state = ScaleEnvState()
+
+    def reset(self, seed: int | None = None, episode_id: str | None = None, task_id: str | None = None,
+              **kwargs: Any) -> ScaleEnvObservation:
+        """Open an episode (``episode_id`` is scaleenv's own: a client's is ignored)."""
+        obs, info = self._gym.reset(seed=seed, options={"task_id": task_id} if task_id else None)
+        self._state = ScaleEnvState(episode_id=info["episode_id"], step_count=0, task_id=info["task_id"],
+                                    ended=info["result"] is not None)
+        return ScaleEnvObservation(messages=obs, tools=info["tools"], episode_id=info["episode_id"],
+                                   task_id=info["task_id"], user=info["user"], result=info["result"],
+                                   done=info["result"] is not None, reward=0.0)
+
+    def step(self, action: ScaleEnvAction, timeout_s: float | None = None, **kwargs: Any) -> ScaleEnvObservation:
+        parsed = None
+        if action.text is not None:
+            turn = parse_turn(action.text)
+            content, calls, parsed = turn.content, turn.tool_calls, turn.message()
+        else:
+            content, calls = action.content, action.tool_calls
+        move: dict[str, Any] = {"content": content, "tool_calls": calls or None}
+        if action.token_ids is not None:
+            move["token_ids"] = action.token_ids
+        if action.logprobs is not None:
+            move["logprobs"] = action.logprobs
+        obs, reward, terminated, truncated, info = self._gym.step(move)
+        self._state.step_count += 1
+        self._state.ended = terminated or truncated
+        return ScaleEnvObservation(messages=obs, episode_id=self._state.episode_id or "",
+                                   task_id=self._state.task_id or "", user=info["user"], result=info["result"],
+                                   truncated=truncated, parsed=parsed, done=terminated or truncated, reward=reward)
+
+    @property
+    def state(self) -> ScaleEnvState:
+        return self._state
+
+    def close(self) -> None:
+        self._gym.close()
+
+
+class ScaleEnvClient(EnvClient[ScaleEnvAction, ScaleEnvObservation, ScaleEnvState]):
+    """openenv-core's WebSocket client for :class:`ScaleEnvEnvironment` (async; ``.sync()`` for a blocking one)."""
+
+    def _step_payload(self, action: ScaleEnvAction) -> dict[str, Any]:
+        return action.model_dump(exclude={"metadata"}, exclude_none=True)
+
+    def _parse_result(self, payload: dict[str, Any]) -> StepResult[ScaleEnvObservation]:
+        fields = dict(payload.get("observation") or {})
+        observation = ScaleEnvObservation(**fields, done=payload.get("done", False), reward=payload.get("reward"))
+        return StepResult(observation=observation, reward=payload.get("reward"), done=payload.get("done", False))
+
+    def _parse_state(self, payload: dict[str, Any]) -> ScaleEnvState:
+        return ScaleEnvState(**payload)
+
+
+def create_app(log: str, task: str | None = None, *, label: str = "", max_concurrent_envs: int = 64,
+               options: Any = None, idle_timeout: float = 600.0) -> Any:
+    """The OpenEnv FastAPI app serving the run at ``log`` (its engine held until the app shuts down)."""
+    options = options if options is not None else EngineOptions(progress=False)
+    engine = EngineThread.acquire(log, options, idle_timeout)  # fails here, not in the first session
+    app = openenv_app(functools.partial(ScaleEnvEnvironment, log, task, label=label, options=options,
+                                        idle_timeout=idle_timeout),
+                      ScaleEnvAction, ScaleEnvObservation, env_name="scaleenv", max_concurrent_envs=max_concurrent_envs)
+    app.router.on_shutdown.append(engine.release)
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m scaleenv.integrations.openenv --log PATH [--task ID] [--host H] [--port P]``."""
+    import uvicorn
+
+    parser = argparse.ArgumentParser(prog="python -m scaleenv.integrations.openenv",
+                                     description="Serve a run's tasks as an OpenEnv environment (WebSocket and HTTP).")
+    parser.add_argument("--log", default="scaleenv.lmdb", help="the run's log (default: scaleenv.lmdb)")
+    parser.add_argument("--task", default=None, help="serve one kept task (default: every kept task)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8200)
+    parser.add_argument("--max-sessions", type=int, default=64, help="concurrent WebSocket sessions")
+    args = parser.parse_args(argv)
+    try:
+        app = create_app(args.log, args.task, max_concurrent_envs=args.max_sessions)
+    except ValueError as exc:
+        parser.exit(2, f"{parser.prog}: {exc}\n")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()
