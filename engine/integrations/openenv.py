@@ -16,8 +16,8 @@ Client (openenv-core's own ``EnvClient``)::
         result.done, result.reward
 
 :class:`ScaleEnvEnvironment` is openenv-core's ``Environment`` over
-:class:`scaleenv.serve.gym.ScaleEnvGym` (one served episode per reset, recorded in the
-log like any; ``reset(seed=...)`` is deterministic as there): ``reset(seed, task_id)``
+:class:`scaleenv.serve.session.EpisodeSession` (one served episode per reset, recorded in
+the log like any; the same seed gives the same conversation): ``reset(seed, task_id)``
 opens an episode (``task_id`` None: one of the run's kept tasks drawn from the seed),
 ``step(ScaleEnvAction)`` plays one assistant turn, given as ``content`` and
 ``tool_calls`` (OpenAI form) or as the model's raw ``text`` (read by
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import random
 from typing import Any
 
 from openenv.core import EnvClient
@@ -42,9 +43,8 @@ from openenv.core.env_server.types import Action, Observation, State
 from pydantic import Field
 
 from scaleenv.runner import EngineOptions
-from scaleenv.serve.gym import ScaleEnvGym
+from scaleenv.serve.session import EpisodeSession
 from scaleenv.serve.threaded import EngineThread
-from scaleenv.serve.tool_text import parse_turn
 
 
 class ScaleEnvAction(Action):
@@ -78,51 +78,53 @@ class ScaleEnvState(State):
 
 
 class ScaleEnvEnvironment(Environment[ScaleEnvAction, ScaleEnvObservation, ScaleEnvState]):
-    """openenv-core's ``Environment`` over one :class:`~scaleenv.serve.gym.ScaleEnvGym` (see the module doc)."""
+    """openenv-core's ``Environment`` over an :class:`~scaleenv.serve.session.EpisodeSession` (see the module doc)."""
 
     SUPPORTS_CONCURRENT_SESSIONS = True
 
     def __init__(self, log: str, task: str | None = None, *, label: str = "", options: Any = None,
                  idle_timeout: float = 600.0) -> None:
         super().__init__()
-        self._gym = ScaleEnvGym(log, task, label=label, options=options, idle_timeout=idle_timeout)
+        self.task = task
+        self._session = EpisodeSession(log, label=label, options=options, idle_timeout=idle_timeout)
+        self._resets = 0
         self._state = ScaleEnvState()
 
     def reset(self, seed: int | None = None, episode_id: str | None = None, task_id: str | None = None,
               **kwargs: Any) -> ScaleEnvObservation:
-        """Open an episode (``episode_id`` is scaleenv's own: a client's is ignored)."""
-        obs, info = self._gym.reset(seed=seed, options={"task_id": task_id} if task_id else None)
-        self._state = ScaleEnvState(episode_id=info["episode_id"], step_count=0, task_id=info["task_id"],
-                                    ended=info["result"] is not None)
-        return ScaleEnvObservation(messages=obs, tools=info["tools"], episode_id=info["episode_id"],
-                                   task_id=info["task_id"], user=info["user"], result=info["result"],
-                                   done=info["result"] is not None, reward=0.0)
+        """Open an episode of ``task_id`` (default: the server's task, else one of the kept
+        tasks, drawn from ``seed`` or taken in turn). ``episode_id`` is scaleenv's own: a
+        client's is ignored."""
+        task = task_id or self.task
+        if task is None:
+            kept = self._session.kept_tasks
+            task = kept[random.Random(seed).randrange(len(kept)) if seed is not None else self._resets % len(kept)]
+        self._resets += 1
+        opened = self._session.open(task, seed=seed)
+        self._state = ScaleEnvState(episode_id=opened.episode_id, step_count=0, task_id=task,
+                                    ended=opened.result is not None)
+        return ScaleEnvObservation(messages=opened.messages, tools=opened.tools, episode_id=opened.episode_id,
+                                   task_id=task, user=opened.user, result=opened.result,
+                                   done=opened.result is not None, reward=0.0)
 
     def step(self, action: ScaleEnvAction, timeout_s: float | None = None, **kwargs: Any) -> ScaleEnvObservation:
-        parsed = None
         if action.text is not None:
-            turn = parse_turn(action.text)
-            content, calls, parsed = turn.content, turn.tool_calls, turn.message()
+            out = self._session.step_text(action.text, token_ids=action.token_ids, logprobs=action.logprobs)
         else:
-            content, calls = action.content, action.tool_calls
-        move: dict[str, Any] = {"content": content, "tool_calls": calls or None}
-        if action.token_ids is not None:
-            move["token_ids"] = action.token_ids
-        if action.logprobs is not None:
-            move["logprobs"] = action.logprobs
-        obs, reward, terminated, truncated, info = self._gym.step(move)
+            out = self._session.step(action.content, action.tool_calls or None, token_ids=action.token_ids,
+                                     logprobs=action.logprobs)
         self._state.step_count += 1
-        self._state.ended = terminated or truncated
-        return ScaleEnvObservation(messages=obs, episode_id=self._state.episode_id or "",
-                                   task_id=self._state.task_id or "", user=info["user"], result=info["result"],
-                                   truncated=truncated, parsed=parsed, done=terminated or truncated, reward=reward)
+        self._state.ended = out.ended
+        return ScaleEnvObservation(messages=out.messages, episode_id=self._state.episode_id or "",
+                                   task_id=self._state.task_id or "", user=out.user, result=out.result,
+                                   truncated=out.truncated, parsed=out.parsed, done=out.ended, reward=out.reward)
 
     @property
     def state(self) -> ScaleEnvState:
         return self._state
 
     def close(self) -> None:
-        self._gym.close()
+        self._session.close()
 
 
 class ScaleEnvClient(EnvClient[ScaleEnvAction, ScaleEnvObservation, ScaleEnvState]):

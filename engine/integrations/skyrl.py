@@ -13,7 +13,7 @@ Importing this module registers ``scaleenv`` with ``skyrl_gym``::
     env.close()
 
 :class:`ScaleEnvSkyRL` is skyrl-gym's ``BaseTextEnv`` over
-:class:`scaleenv.serve.gym.ScaleEnvTextGym`: ``init`` opens a served episode of the row's
+:class:`scaleenv.serve.session.EpisodeSession`: ``init`` opens a served episode of the row's
 task (``extra_info.task_id``) with the row's seed (``extra_info.seed``; same seed, same
 conversation) and returns its first messages, the system message carrying the tool
 schemas and the call format (SkyRL's generator renders the chat without ``tools``);
@@ -32,8 +32,9 @@ from typing import Any
 from skyrl_gym.envs.registration import register, registry
 from skyrl_gym.envs.base_text_env import BaseTextEnv, BaseTextEnvStepOutput
 
-from scaleenv.serve.gym import ScaleEnvTextGym
+from scaleenv.serve.session import EpisodeSession
 from scaleenv.serve.threaded import EngineThread
+from scaleenv.serve.tool_text import with_tools_block
 
 ENV_CLASS = "scaleenv"
 
@@ -51,25 +52,29 @@ class ScaleEnvSkyRL(BaseTextEnv):
             raise ValueError("the scaleenv SkyRL env needs the run's log: env_config={'log': PATH} "
                              "or extra_info.log in the dataset row")
         self.task_id: str | None = info.get("task_id")
+        if not self.task_id:
+            raise ValueError("the scaleenv SkyRL env needs the row's task: extra_info.task_id (see dataset_rows)")
         self.seed: int | None = info.get("seed")
         self.max_turns = int(info.get("max_turns") or config.get("max_turns") or 10_000)
-        self._gym = ScaleEnvTextGym(str(log), self.task_id, tools_in_prompt=True, label=str(config.get("label", "")),
-                                    options=config.get("options"))
+        self._session = EpisodeSession(str(log), label=str(config.get("label", "")), options=config.get("options"))
         self.episode_id: str | None = None
         self.result: dict[str, Any] | None = None
 
     def init(self, prompt: Any = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        """Open the episode; its first messages replace the row's prompt."""
-        obs, info = self._gym.reset(seed=self.seed)
-        self.episode_id, self.turns, self.result = info["episode_id"], 0, info["result"]
-        return obs, {"episode_id": info["episode_id"], "task_id": info["task_id"], "tools": info["tools"]}
+        """Open the episode; its first messages (the tools in the system message) replace the row's prompt."""
+        assert self.task_id is not None
+        opened = self._session.open(self.task_id, seed=self.seed)
+        self.episode_id, self.turns, self.result = opened.episode_id, 0, opened.result
+        return with_tools_block(opened.messages, opened.tools), {"episode_id": opened.episode_id,
+                                                                 "task_id": self.task_id, "tools": opened.tools}
 
     def step(self, action: str) -> BaseTextEnvStepOutput:
         self.turns += 1
-        obs, reward, terminated, truncated, info = self._gym.step(action)
-        self.result = info["result"]
-        return BaseTextEnvStepOutput(observations=obs, reward=reward, done=terminated or truncated,
-                                     metadata=info, postprocessed_action=None)
+        out = self._session.step_text(action)
+        self.result = out.result
+        metadata = {"user": out.user, "result": out.result, "parsed": out.parsed, "truncated": out.truncated}
+        return BaseTextEnvStepOutput(observations=out.messages, reward=out.reward, done=out.ended,
+                                     metadata=metadata, postprocessed_action=None)
 
     def get_metrics(self) -> dict[str, Any]:
         result = self.result or {}
@@ -77,7 +82,7 @@ class ScaleEnvSkyRL(BaseTextEnv):
                 "reward": result.get("reward", 0.0), "ended": float(self.result is not None)}
 
     def close(self) -> None:
-        self._gym.close()
+        self._session.close()
 
 
 def dataset_rows(log: str, *, repeats: int = 1, seed: int = 0) -> list[dict[str, Any]]:

@@ -54,7 +54,8 @@ open the same conversation, and the same actions continue it the same way;
 ``reset()`` without a seed continues the generator (gymnasium's rules). An episode left
 open is ended (``policy_stopped``) by the next reset and by ``close()``.
 
-Each reset is a served episode (``<task>/s<k>``), recorded in the log exactly as
+Each reset is a served episode (``<task>/s<k>``) of a
+:class:`scaleenv.serve.session.EpisodeSession`, recorded in the log exactly as
 ``scaleenv serve`` records it. The engine (trio, the log writer, the sandbox, the
 user's LLM) runs in one background thread per log and process
 (:class:`scaleenv.serve.threaded.EngineThread`), shared by every env on that log.
@@ -66,11 +67,9 @@ from typing import Any
 
 import gymnasium
 
-from scaleenv.serve.environments import ServeError
-from scaleenv.serve.threaded import EngineThread
-from scaleenv.serve.tool_text import ParsedTurn, parse_turn, tools_block
+from scaleenv.serve.session import EpisodeSession, Stepped
+from scaleenv.serve.tool_text import with_tools_block
 
-LIMIT_REASONS = frozenset({"max_turns", "max_tool_calls", "timeout"})
 SEED_BOUND = 2**63 - 1
 CHAT_ID = "scaleenv/Chat-v0"
 TEXT_ID = "scaleenv/Text-v0"
@@ -133,7 +132,7 @@ class ModelText(_JsonSpace):
 
 class ScaleEnvGym(gymnasium.Env):  # type: ignore[type-arg]
     """The kept tasks of the run in ``log`` as a gymnasium environment (``scaleenv/Chat-v0``;
-    see the module doc)."""
+    see the module doc). Built on :class:`scaleenv.serve.session.EpisodeSession`."""
 
     metadata = {"render_modes": ["ansi"], "render_fps": 1}  # fps: text frames have none, but the checker asks
 
@@ -142,121 +141,83 @@ class ScaleEnvGym(gymnasium.Env):  # type: ignore[type-arg]
         if render_mode not in (None, "ansi"):
             raise ValueError(f"render_mode must be None or 'ansi', not {render_mode!r}")
         self.task = task
-        self.label = label
         self.render_mode = render_mode
         self.observation_space = ChatMessages()
         self.action_space = self._action_space()
-        self.episode_id: str | None = None
-        self.task_id: str | None = None
         self.tools: list[dict[str, Any]] = []
-        self._ended = True
-        self._engine: EngineThread | None = EngineThread.acquire(log, options, idle_timeout)
+        self.session = EpisodeSession(log, label=label, options=options, idle_timeout=idle_timeout)
         try:
-            self.kept_tasks: list[str] = self._call("kept_tasks")
             if task is not None:
-                self._call("task_json", task)
-            elif not self.kept_tasks:
+                self.session.check_task(task)
+            elif not self.session.kept_tasks:
                 raise ValueError(f"{log} has no kept task to serve (run its stages first: scaleenv run --log {log})")
-        except ServeError as exc:
-            self.close()
-            raise ValueError(exc.message) from None
         except BaseException:
-            self.close()
+            self.session.close()
             raise
+
+    @property
+    def episode_id(self) -> str | None:
+        return self.session.episode_id
+
+    @property
+    def task_id(self) -> str | None:
+        return self.session.task_id
 
     def _action_space(self) -> gymnasium.Space:  # type: ignore[type-arg]
         return AssistantTurn()
-
-    def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        if self._engine is None:
-            raise RuntimeError("this environment is closed")
-        return self._engine.call(name, *args, **kwargs)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """End the open episode (if any) and open a new one; ``options={"task_id": ...}``
         picks its task. Returns the system prompt and the user's opening message."""
         super().reset(seed=seed)
-        self._end_open()
+        self.session.end_open()
         task = (options or {}).get("task_id") or self.task
+        kept = self.session.kept_tasks
         if task is None:
-            task = self.kept_tasks[int(self.np_random.integers(len(self.kept_tasks)))]
-        client_seed = int(self.np_random.integers(SEED_BOUND))
-        try:
-            opened = self._call("open_episode", task, seed=client_seed, label=self.label)
-        except ServeError as exc:
-            raise ValueError(exc.message) from None
-        self.episode_id, self.task_id = opened["episode_id"], task
-        self.tools = opened["tools"]
-        self._ended = opened["ended"]
-        obs = self._first_observation([dict(m) for m in opened["messages"]], opened["tools"])
-        info = {"episode_id": self.episode_id, "task_id": task, "tools": opened["tools"],
-                "user": opened["user"], "limits": opened["limits"], "result": _result(opened["result"])}
+            task = kept[int(self.np_random.integers(len(kept)))]
+        opened = self.session.open(task, seed=int(self.np_random.integers(SEED_BOUND)))
+        self.tools = opened.tools
+        obs = self._first_observation(opened.messages, opened.tools)
+        info = {"episode_id": opened.episode_id, "task_id": task, "tools": opened.tools, "user": opened.user,
+                "limits": opened.limits, "result": opened.result}
         return obs, info
 
     def _first_observation(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return messages
 
-    def _assistant(self, action: Any) -> tuple[str, Any, dict[str, Any], dict[str, Any]]:
-        """content, tool calls, extra step arguments and extra info for ``action``."""
+    def _play(self, action: Any) -> Stepped:
         if isinstance(action, str):
-            return action, None, {}, {}
+            return self.session.step(action)
         if isinstance(action, dict):
-            extra = {k: action[k] for k in ("token_ids", "logprobs") if k in action}
-            return action.get("content") or "", action.get("tool_calls"), extra, {}
+            return self.session.step(action.get("content") or "", action.get("tool_calls"),
+                                     token_ids=action.get("token_ids"), logprobs=action.get("logprobs"))
         raise TypeError(f"an action is an assistant message dict or a string, not {type(action).__name__}")
 
     def step(self, action: Any) -> tuple[list[dict[str, Any]], float, bool, bool, dict[str, Any]]:
-        if self.episode_id is None:
+        if self.session.episode_id is None:
             raise RuntimeError("call reset() before step()")
-        if self._ended:
-            raise RuntimeError(f"episode {self.episode_id} has ended; call reset() to start another")
-        content, tool_calls, extra, info = self._assistant(action)
-        try:
-            out = self._call("step", self.episode_id, content, tool_calls, **extra)
-        except ServeError as exc:
-            raise ValueError(exc.message) from None
-        obs = [{"role": "tool", "tool_call_id": r["call_id"], "content": r["content"]} for r in out["tool_results"]]
-        if out["user"] is not None:
-            obs.append({"role": "user", "content": out["user"]["message"]})
-        result = out["result"]
-        self._ended = bool(out["ended"])
-        reward = float(result["reward"]) if result else 0.0
-        truncated = self._ended and result is not None and result["reason"] in LIMIT_REASONS
-        terminated = self._ended and not truncated
-        info.update({"user": out["user"], "result": _result(result)})
-        return obs, reward, terminated, truncated, info
+        if self.session.ended:
+            raise RuntimeError(f"episode {self.session.episode_id} has ended; call reset() to start another")
+        out = self._play(action)
+        info: dict[str, Any] = {"user": out.user, "result": out.result}
+        if out.parsed is not None:
+            info["parsed"] = out.parsed
+        return out.messages, out.reward, out.ended and not out.truncated, out.truncated, info
 
     def end(self) -> dict[str, Any]:
         """End the current episode now (``policy_stopped``) and return its result."""
-        if self.episode_id is None:
-            raise RuntimeError("no episode: call reset() first")
-        result = self._call("end", self.episode_id)
-        self._ended = True
-        return result
+        return self.session.end()
 
     def render(self) -> str | None:
         """``ansi``: the episode's messages so far, as the log folds them, one per line."""
         if self.render_mode != "ansi":
             return None
-        if self.episode_id is None:
-            return ""
-        messages = self._call("status_json", self.episode_id)["messages"]
         return "\n".join(f"{m['role']}: {m.get('content', '')}" + (f" {m['tool_calls']}" if m.get("tool_calls") else "")
-                         for m in messages)
-
-    def _end_open(self) -> None:
-        if self.episode_id is not None and not self._ended:
-            self.end()
+                         for m in self.session.messages())
 
     def close(self) -> None:
         """End the open episode and give the engine back (safe to call twice)."""
-        if self._engine is None:
-            return
-        try:
-            self._end_open()
-        finally:
-            engine, self._engine = self._engine, None
-            engine.release()
+        self.session.close()
 
 
 class ScaleEnvTextGym(ScaleEnvGym):
@@ -276,22 +237,12 @@ class ScaleEnvTextGym(ScaleEnvGym):
         return ModelText()
 
     def _first_observation(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        if self.tools_in_prompt and messages and messages[0]["role"] == "system":
-            messages[0]["content"] = messages[0]["content"] + "\n\n" + tools_block(tools)
-        return messages
+        return with_tools_block(messages, tools) if self.tools_in_prompt else messages
 
-    def _assistant(self, action: Any) -> tuple[str, Any, dict[str, Any], dict[str, Any]]:
+    def _play(self, action: Any) -> Stepped:
         if not isinstance(action, str):
             raise TypeError(f"a Text-v0 action is the model's text (a string), not {type(action).__name__}")
-        turn: ParsedTurn = parse_turn(action)
-        return turn.content, turn.tool_calls or None, {}, {"parsed": turn.message()}
-
-
-def _result(result: dict[str, Any] | None) -> dict[str, Any] | None:
-    """An episode's result for an info dict: without its id (infos of equal steps are equal)."""
-    if result is None:
-        return None
-    return {k: v for k, v in result.items() if k != "episode_id"}
+        return self.session.step_text(action)
 
 
 def _register() -> None:

@@ -150,3 +150,13 @@ def tools_block(tools: list[dict[str, Any]]) -> str:
             "\"name\" and its \"arguments\" between <tool_call> and </tool_call>, one block per call, e.g.\n"
             "<tool_call>\n{\"name\": \"NAME\", \"arguments\": {\"PARAM\": \"VALUE\"}}\n</tool_call>\n"
             "The functions (JSON schemas, one per line):\n<tools>\n" + lines + "\n</tools>")
+
+
+def with_tools_block(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``messages`` with :func:`tools_block` appended to the system message (a copy)."""
+    out = [dict(m) for m in messages]
+    if out and out[0]["role"] == "system":
+        out[0]["content"] = out[0]["content"] + "\n\n" + tools_block(tools)
+    else:
+        out.insert(0, {"role": "system", "content": tools_block(tools)})
+    return out
