@@ -155,7 +155,13 @@ def create_app(log: str, task: str | None = None, *, label: str = "", max_concur
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m scaleenv.integrations.openenv --log PATH [--task ID] [--host H] [--port P]``."""
+    """``python -m scaleenv.integrations.openenv --log PATH [--task ID] [--host H] [--port P]``.
+
+    Prints one line on stderr once it accepts connections (``... at http://HOST:PORT``;
+    ``--port 0`` picks a free port)."""
+    import socket
+    import sys
+
     import uvicorn
 
     parser = argparse.ArgumentParser(prog="python -m scaleenv.integrations.openenv",
@@ -163,14 +169,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--log", default="scaleenv.lmdb", help="the run's log (default: scaleenv.lmdb)")
     parser.add_argument("--task", default=None, help="serve one kept task (default: every kept task)")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8200)
+    parser.add_argument("--port", type=int, default=8200, help="0: a free port")
     parser.add_argument("--max-sessions", type=int, default=64, help="concurrent WebSocket sessions")
     args = parser.parse_args(argv)
     try:
         app = create_app(args.log, args.task, max_concurrent_envs=args.max_sessions)
     except ValueError as exc:
         parser.exit(2, f"{parser.prog}: {exc}\n")
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
+    try:
+        sock.bind((args.host, args.port))
+    except OSError as exc:
+        parser.exit(2, f"{parser.prog}: cannot listen on {args.host}:{args.port}: {exc}\n")
+    sock.listen(128)  # clients queue from now on, before uvicorn accepts
+    port = sock.getsockname()[1]
+    sys.stderr.write(f"scaleenv openenv: serving {args.log} at http://{args.host}:{port}\n")
+    sys.stderr.flush()
+    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
 
 
 if __name__ == "__main__":
