@@ -64,6 +64,10 @@ class EpisodeView:
     domain: str = ""
     attempt: int = 0
     seed: int = 0
+    client_seed: int | None = None
+    """The seed a served episode's client opened it with (see ``EpisodeStarted``)."""
+    label: str = ""
+    """What a served episode's client opened it for ("" for an ordinary one)."""
     system_prompt: str = ""
     messages: list[dict[str, Any]] = attrs.field(factory=list)
     """What the policy is sent: system, user, assistant (with tool_calls) and tool messages."""
@@ -127,6 +131,7 @@ def apply(state: EpisodeView, event: Any) -> EpisodeView:
             state.env_failures += 1
     elif isinstance(event, EpisodeStarted):
         state.task_id, state.domain, state.attempt, state.seed = event.task_id, event.domain, event.attempt, event.seed
+        state.client_seed, state.label = event.client_seed, event.label
         state.system_prompt = event.system_prompt
         state.messages = [{"role": "system", "content": event.system_prompt}]
     elif isinstance(event, EpisodeEnded):

@@ -1,15 +1,27 @@
 """Trajectories for RL trainers: one row per finished episode, in OpenAI chat format.
 
-Each row carries the task id, domain, the tool schemas offered (OpenAI function format),
-the full message list (system, user, assistant with tool_calls, tool results), the
-reward and its breakdown, why the episode ended and whose fault it was, the seeds, and
-the token ids / logprobs per assistant turn whenever the backend returned them
-(re-tokenizing chat text is a known source of RL training bugs).
+Each row carries the task id, domain, which kind of episode it is, the tool schemas
+offered (OpenAI function format), the message list (system, user, assistant with
+tool_calls, tool results), the reward and its breakdown, why the episode ended and whose
+fault it was, the seeds, and the token ids / logprobs per assistant turn whenever the
+backend or the client gave them (re-tokenizing chat text is a known source of RL
+training bugs).
 
-Both formats load with Hugging Face ``datasets`` (``load_dataset("json" | "parquet")``),
-``messages`` as a list of OpenAI chat messages a chat template renders as they are. In
-parquet every column is native except ``tools`` (JSON text: see :data:`JSON_TEXT_COLUMNS`);
-columnar messages carry every key any message has (null where absent).
+Kinds (:data:`KINDS`): ``local`` (rolled out by the engine, ``.../g<k>``), ``served``
+(played by an outside policy through ``scaleenv serve``, MCP or gymnasium,
+``.../s<k>``), ``checker`` (served episodes labelled ``checker``: the ones gymnasium's
+env checker opens). :func:`export_log` writes :data:`DEFAULT_KINDS` unless told.
+
+Parquet has a typed schema (:data:`PARQUET_SCHEMA`): ``messages`` a list of message
+structs, ``tools`` a list of ``{type, function: {name, description, parameters}}``
+structs. A tool's ``parameters`` is a JSON Schema, whose shape differs from tool to tool
+(a struct would hold the union of every tool's properties, nulls for the others, which
+a chat template would print): it is Arrow's JSON type (parquet's JSON logical type),
+which Hugging Face ``datasets`` loads as the object itself, as it does
+``reward_breakdown``. So ``tokenizer.apply_chat_template(row["messages"],
+tools=row["tools"])`` renders a loaded row with no post-processing, exactly as it
+renders the episode's own messages (columnar messages carry every message field, null
+where a message has none). JSON lines keep each row as the plain JSON object.
 """
 
 from __future__ import annotations
@@ -19,15 +31,42 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from scaleenv.model.tool_schemas import openai_tools
+from scaleenv.replay.episode import EpisodeView
 from scaleenv.store.events.episodes import MessageSent
-
 from scaleenv.store.log import Log
+from scaleenv.streams import is_served
 
 from .projection import RunView, fold
 
+KINDS = ("local", "served", "checker")
+DEFAULT_KINDS = ("local", "served")
+"""What :func:`export_log` writes unless told: every episode but the env checker's."""
+CHECKER_LABEL = "checker"
 
-def episode_rows(view: RunView, run_seed: int) -> Iterator[dict[str, Any]]:
-    """One row per finished episode, ``messages`` exactly as the policy was sent them.
+MESSAGE_FIELDS = ("role", "content", "tool_calls", "tool_call_id")
+"""Every field a message of the episode fold has (parquet: one struct field each)."""
+
+
+def episode_kind(episode: EpisodeView) -> str:
+    """``local``, ``served`` or ``checker`` (see the module doc)."""
+    if not is_served(episode.episode_id):
+        return "local"
+    return "checker" if episode.label == CHECKER_LABEL else "served"
+
+
+def check_kinds(kinds: Iterable[str]) -> tuple[str, ...]:
+    """The kinds, checked (ValueError naming the unknown one and the known ones)."""
+    out = tuple(kinds)
+    for kind in out:
+        if kind not in KINDS:
+            raise ValueError(f"unknown episode kind {kind!r}: the kinds are {', '.join(KINDS)}")
+    if not out:
+        raise ValueError(f"no episode kind given: the kinds are {', '.join(KINDS)}")
+    return out
+
+
+def episode_rows(view: RunView, run_seed: int, kinds: Iterable[str] = KINDS) -> Iterator[dict[str, Any]]:
+    """One row per finished episode of the given kinds, ``messages`` exactly as the policy was sent them.
 
     ``messages`` is :meth:`EpisodeView.trajectory`: the episode's fold
     (:mod:`scaleenv.replay.episode`) through the policy's last answer, i.e. the last
@@ -35,10 +74,14 @@ def episode_rows(view: RunView, run_seed: int) -> Iterator[dict[str, Any]]:
     policy read them. A turn the port had to retry is exported as it was accepted; the
     rejected attempts stay in the log (``llm.called``), not in the trajectory.
     """
+    wanted = frozenset(check_kinds(kinds))
     for eid in sorted(view.episodes):
         ep = view.episodes[eid]
         reward = ep.reward
         if reward is None or ep.ended is None:
+            continue
+        kind = episode_kind(ep)
+        if kind not in wanted:
             continue
         task = view.tasks.get(ep.task_id)
         domain = view.domains.get(ep.task_id.split("/", 1)[0])
@@ -48,15 +91,16 @@ def episode_rows(view: RunView, run_seed: int) -> Iterator[dict[str, Any]]:
         assistant = [e for e in ep.timeline if isinstance(e, MessageSent) and e.role == "assistant"]
         token_ids = [e.token_ids for e in assistant]
         logprobs = [e.logprobs for e in assistant]
-        messages = ep.trajectory()
         yield {
             "episode_id": eid,
             "task_id": ep.task_id,
             "domain": ep.domain,
             "attempt": ep.attempt,
+            "kind": kind,
+            "label": ep.label,
             "instruction": task.instruction,
             "tools": openai_tools(verified),
-            "messages": messages,
+            "messages": ep.trajectory(),
             "reward": reward.reward,
             "reward_breakdown": reward.breakdown,
             "reward_version": reward.reward_version,
@@ -65,31 +109,67 @@ def episode_rows(view: RunView, run_seed: int) -> Iterator[dict[str, Any]]:
             "fault": ep.ended.fault,
             "turns": ep.ended.turns,
             "tool_calls": ep.ended.tool_calls,
-            "seeds": {"run": run_seed, "episode": ep.seed},
+            "seeds": {"run": run_seed, "episode": ep.seed, "client": ep.client_seed},
             "assistant_token_ids": token_ids if any(t is not None for t in token_ids) else None,
             "assistant_logprobs": logprobs if any(lp is not None for lp in logprobs) else None,
         }
 
 
-JSON_TEXT_COLUMNS = ("tools",)
-"""Columns written as JSON text in parquet: each tool's parameter schema has its own
-properties, and a columnar struct would hold the union of every tool's properties (nulls
-for the others), which is no longer a valid schema. Every other column is written
-natively (``messages`` as a list of structs: absent keys read back as null, as in any
-chat dataset)."""
+def _schemas() -> tuple[Any, Any]:
+    """(the parquet schema, the same with JSON columns as their string storage)."""
+    import pyarrow as pa
+
+    def build(json_type: Any) -> Any:
+        call = pa.struct([("id", pa.string()), ("type", pa.string()),
+                          ("function", pa.struct([("name", pa.string()), ("arguments", pa.string())]))])
+        message = pa.struct([("role", pa.string()), ("content", pa.string()), ("tool_calls", pa.list_(call)),
+                             ("tool_call_id", pa.string())])
+        tool = pa.struct([("type", pa.string()),
+                          ("function", pa.struct([("name", pa.string()), ("description", pa.string()),
+                                                  ("parameters", json_type)]))])
+        return pa.schema([
+            ("episode_id", pa.string()), ("task_id", pa.string()), ("domain", pa.string()), ("attempt", pa.int64()),
+            ("kind", pa.string()), ("label", pa.string()), ("instruction", pa.string()),
+            ("tools", pa.list_(tool)), ("messages", pa.list_(message)),
+            ("reward", pa.float64()), ("reward_breakdown", json_type), ("reward_version", pa.string()),
+            ("reward_diff", pa.list_(pa.string())), ("end_reason", pa.string()), ("fault", pa.string()),
+            ("turns", pa.int64()), ("tool_calls", pa.int64()),
+            ("seeds", pa.struct([("run", pa.int64()), ("episode", pa.int64()), ("client", pa.int64())])),
+            ("assistant_token_ids", pa.list_(pa.list_(pa.int64()))),
+            ("assistant_logprobs", pa.list_(pa.list_(pa.float64()))),
+        ])
+
+    return build(pa.json_()), build(pa.string())
+
+
+def _storage_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A row with its JSON-typed values as JSON text (key order kept: templates print it)."""
+    for i, m in enumerate(row["messages"]):
+        extra = set(m) - set(MESSAGE_FIELDS)
+        if extra:
+            raise ValueError(f"{row['episode_id']}: message {i} has fields the parquet schema lacks: {sorted(extra)}")
+    tools = [{**t, "function": {**t["function"], "parameters": json.dumps(t["function"]["parameters"])}}
+             for t in row["tools"]]
+    return {**row, "tools": tools, "reward_breakdown": json.dumps(row["reward_breakdown"])}
 
 
 def parquet_table(rows: list[dict[str, Any]]) -> Any:
-    """The rows as a pyarrow Table for parquet (needs pyarrow: ``pip install 'scaleenv[export]'``)."""
+    """The rows as a pyarrow Table with :func:`parquet_schema` (needs pyarrow >= 19:
+    ``pip install 'scaleenv[export]'``)."""
     import pyarrow as pa
 
-    flat = [{k: (json.dumps(v, sort_keys=True, default=str) if k in JSON_TEXT_COLUMNS else v) for k, v in r.items()}
-            for r in rows]
-    return pa.Table.from_pylist(flat)
+    schema, storage = _schemas()
+    table = pa.Table.from_pylist([_storage_row(r) for r in rows], schema=storage)
+    return table.cast(schema)
+
+
+def parquet_schema() -> Any:
+    """The export's parquet schema (a ``pyarrow.Schema``; see the module doc)."""
+    return _schemas()[0]
 
 
 def write_parquet(rows: list[dict[str, Any]], out: Any) -> None:
-    """Write the rows to a parquet file (nested columns native, see :data:`JSON_TEXT_COLUMNS`)."""
+    """Write the rows to a parquet file with the typed schema (see the module doc)."""
     import pyarrow.parquet as pq
 
     pq.write_table(parquet_table(rows), out)
@@ -105,16 +185,27 @@ def write_jsonl(rows: Iterable[dict[str, Any]], out: Any) -> int:
     return n
 
 
-def export_log(log_path: Any, out: Any, fmt: str = "jsonl") -> int:
-    """Export every finished episode of the log at ``log_path`` to ``out`` (``jsonl`` or
-    ``parquet``); returns the number of episodes written. Reads the log only."""
+def export_log(log_path: Any, out: Any, fmt: str = "jsonl", kinds: Iterable[str] = DEFAULT_KINDS) -> int:
+    """Export every finished episode of the given kinds (default: all but the env
+    checker's) of the log at ``log_path`` to ``out`` (``jsonl`` or ``parquet``); returns
+    the number of episodes written. Reads the log only."""
     if fmt not in ("jsonl", "parquet"):
         raise ValueError(f"format must be jsonl or parquet, not {fmt!r}")
+    kinds = check_kinds(kinds)
     with Log.open(log_path, readonly=True) as log:
         view = fold(log.read())
         seed = int((log.meta_get("run_config") or {}).get("seed", 0))
-    rows = list(episode_rows(view, seed))
+    rows = list(episode_rows(view, seed, kinds))
     if fmt == "parquet":
         write_parquet(rows, out)
         return len(rows)
     return write_jsonl(rows, out)
+
+
+def kind_counts(view: RunView) -> dict[str, int]:
+    """How many finished episodes of each kind the run holds."""
+    counts = dict.fromkeys(KINDS, 0)
+    for ep in view.episodes.values():
+        if ep.reward is not None and ep.ended is not None:
+            counts[episode_kind(ep)] += 1
+    return counts

@@ -50,6 +50,9 @@ class LlmRequest(msgspec.Struct, frozen=True, kw_only=True):
     temperature: float = 0.7
     max_tokens: int = 4096
     seed: int = 0
+    # What the call's seed derives from with the stream position, instead of the stream
+    # id (an episode opened with a client seed: see EpisodeStarted.client_seed).
+    seed_name: str = ""
     # OpenAI function-tool schemas offered to the model (the rollout policy).
     tools: Sequence[dict[str, Any]] | None = None
     # Set by the port: request_digest of this request (never part of the digest itself);
@@ -340,7 +343,7 @@ class Llm:
         last_error = ""
         ref = cause
         for attempt in range(self.max_attempts):
-            seed = derive_seed(self.run_seed, stream.id, stream.next_n)
+            seed = derive_seed(self.run_seed, request.seed_name or stream.id, stream.next_n)
             req = msgspec.structs.replace(request, messages=messages, seed=seed, digest="")
             digest = request_digest(req, json_schema, self.encodings)
             req = msgspec.structs.replace(req, digest=digest)

@@ -11,6 +11,13 @@ Generation is blocking (torch), so it runs in a worker thread
 seed seeds torch's global RNG right before that call, so each answer is a function of
 the request. One outlines ``Generator`` is kept per schema (the index build is the
 expensive part).
+
+A prompt longer than the model's context (``max_position_embeddings``) is refused with
+one :class:`~scaleenv.agents.llm.errors.BackendError` naming both lengths, before any
+generation; an answer is given at most the positions the context has left.
+
+CPU-only machines: install a CPU build of torch before the extra (the README says how),
+or pip takes the CUDA build, several GB.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from typing import Any
 import attrs
 import trio
 
+from .errors import BackendError
 from .port import Completion, LlmRequest
 from scaleenv.logs import get_logger
 
@@ -86,18 +94,35 @@ class TransformersBackend:
             self._generators.move_to_end(key)
         return gen
 
+    def context_length(self) -> int | None:
+        """The most positions the model takes (prompt and answer), from its config."""
+        config = getattr(self.hf_model, "config", None)
+        for name in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+            value = getattr(config, name, None)
+            if isinstance(value, int) and value > 0:
+                return value
+        return None
+
     def _generate(self, request: LlmRequest, json_schema: dict[str, Any]) -> tuple[str, int, int]:
         import torch
 
         prompt = render_prompt(self.tokenizer, request.messages)
+        prompt_tokens = len(self.tokenizer(prompt)["input_ids"])
+        max_new = request.max_tokens
+        context = self.context_length()
+        if context is not None:
+            if prompt_tokens >= context:
+                raise BackendError(self.name, self.model,
+                                   f"the prompt is {prompt_tokens} tokens, over the model's context of {context} "
+                                   "tokens: shorten the conversation (--max-turns) or use a model with a longer context")
+            max_new = min(max_new, context - prompt_tokens)  # an answer cut there is rejected by the port, as any
         gen = self._generator(json_schema)
         torch.manual_seed(request.seed)
         sample = request.temperature > 0
-        kwargs: dict[str, Any] = {"max_new_tokens": request.max_tokens, "do_sample": sample}
+        kwargs: dict[str, Any] = {"max_new_tokens": max_new, "do_sample": sample}
         if sample:
             kwargs["temperature"] = request.temperature
         text = gen(prompt, **kwargs)
-        prompt_tokens = len(self.tokenizer(prompt)["input_ids"])
         completion_tokens = len(self.tokenizer(text)["input_ids"])
         return text, prompt_tokens, completion_tokens
 

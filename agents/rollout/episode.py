@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
+import msgspec
 import structlog
 import trio
 
@@ -99,6 +100,14 @@ class _Episode:
         return self.view.messages
 
     @property
+    def seed_name(self) -> str:
+        """What the episode's model calls derive their seeds from (with the stream
+        position): "" for the stream id, or for an episode opened with a client seed,
+        :func:`client_seed_name` (see ``EpisodeStarted.client_seed``)."""
+        cs = self.view.client_seed
+        return "" if cs is None else client_seed_name(self.task.task_id, cs)
+
+    @property
     def turns(self) -> int:
         return self.view.turns
 
@@ -120,9 +129,10 @@ class _Episode:
             "request_facts": self.task.request_facts,
             "max_turns": self.ctx.config.max_turns,
         }
-        gen = await self.ctx.llm.generate(
-            self.stream, user_request(USER_INSTRUCTIONS, context, self.view.user_view), UserTurn, cause=self.last,
-        )
+        request = user_request(USER_INSTRUCTIONS, context, self.view.user_view)
+        if self.view.client_seed is not None:
+            request = msgspec.structs.replace(request, seed_name=self.seed_name)
+        gen = await self.ctx.llm.generate(self.stream, request, UserTurn, cause=self.last)
         self.last = gen.ref
         turn = gen.value
         await self.emit(MessageSent(role="user", content=turn.message), "user")
@@ -132,7 +142,8 @@ class _Episode:
         context = {"conversation": self.policy_messages, "tools": self.tools, "turn": self.turns}
         gen = await self.ctx.llm.generate(
             self.stream,
-            LlmRequest(role="policy", messages=list(self.policy_messages), context=context, tools=self.tools),
+            LlmRequest(role="policy", messages=list(self.policy_messages), context=context, tools=self.tools,
+                       seed_name=self.seed_name),
             PolicyTurn,
             cause=self.last,
         )
@@ -177,12 +188,17 @@ class _Episode:
         await self.emit(event, "environment")
         return event
 
-    async def start(self, attempt: int) -> None:
-        """Emit EpisodeStarted (the system prompt is the first policy message)."""
+    async def start(self, attempt: int, *, client_seed: int | None = None, label: str = "") -> None:
+        """Emit EpisodeStarted (the system prompt is the first policy message).
+
+        ``client_seed`` (served episodes): the episode's randomness derives from the task
+        and this seed instead of its id (see ``EpisodeStarted.client_seed``)."""
         _, prompt = offered(self.ctx, self.domain, self.task)
+        seed = (derive_seed(self.ctx.seed, "episode", self.eid) if client_seed is None
+                else derive_seed(self.ctx.seed, client_seed_name(self.task.task_id, client_seed)))
         await self.emit(EpisodeStarted(task_id=self.task.task_id, domain=self.domain.name, attempt=attempt,
-                                       seed=derive_seed(self.ctx.seed, "episode", self.eid),
-                                       system_prompt=prompt), "engine")
+                                       seed=seed, system_prompt=prompt, client_seed=client_seed, label=label),
+                        "engine")
 
     async def finish(self, reason: str, fault: str, detail: str, *,
                      done_working: Callable[[], None] | None = None) -> Score:
@@ -210,6 +226,11 @@ class _Episode:
 
 
 Episode = _Episode
+
+
+def client_seed_name(task_id: str, client_seed: int) -> str:
+    """The name an episode of ``task_id`` opened with ``client_seed`` derives its seeds from."""
+    return f"episode/{task_id}/seed/{client_seed}"
 """The episode's state and steps, shared by the local loop (``run_episode``) and served episodes."""
 
 

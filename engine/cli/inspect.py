@@ -114,31 +114,40 @@ def handle_show(args: argparse.Namespace) -> int:
 
 
 def handle_export(args: argparse.Namespace) -> int:
-    from scaleenv.replay.export import episode_rows
+    from scaleenv.replay.export import check_kinds, episode_rows, kind_counts, write_jsonl
     from scaleenv.replay.projection import fold
 
+    try:
+        kinds = check_kinds(k.strip() for k in args.only.split(",") if k.strip())
+    except ValueError as exc:
+        raise UsageError(f"--only: {exc}") from None
+    if args.format == "parquet":
+        try:
+            import pyarrow
+        except ImportError:
+            raise UsageError("--format parquet needs pyarrow: pip install 'scaleenv[export]'") from None
+        if not hasattr(pyarrow, "json_"):
+            raise UsageError(f"--format parquet needs pyarrow >= 19 (its JSON type), not {pyarrow.__version__}: "
+                             "pip install 'scaleenv[export]'")
     with _open(args.log) as log:
         view = fold(log.read())
         config = log.meta_get("run_config") or {}
-    rows = list(episode_rows(view, int(config.get("seed", 0))))
+    rows = list(episode_rows(view, int(config.get("seed", 0)), kinds))
+    left_out = {k: n for k, n in kind_counts(view).items() if k not in kinds and n}
     out = Path(args.out)
     if args.format == "jsonl":
-        with out.open("w") as f:
-            for row in rows:
-                f.write(json.dumps(row, sort_keys=True, default=str) + "\n")
+        write_jsonl(rows, out)
     else:
-        try:
-            import pyarrow  # noqa: F401
-        except ImportError:
-            raise UsageError("--format parquet needs pyarrow: pip install 'scaleenv[export]'") from None
         from scaleenv.replay.export import write_parquet
 
         write_parquet(rows, out)
-    summary = {"episodes": len(rows), "out": str(out), "format": args.format}
+    summary = {"episodes": len(rows), "out": str(out), "format": args.format, "kinds": list(kinds),
+               "left_out": left_out}
     if args.json:
         print(json.dumps(summary))
     else:
-        print(f"wrote {len(rows)} episodes to {out} ({args.format})", file=sys.stderr)
+        skipped = "".join(f"; left out {n} {k} episodes (--only {k} to include them)" for k, n in left_out.items())
+        print(f"wrote {len(rows)} episodes to {out} ({args.format}){skipped}", file=sys.stderr)
     return EXIT_OK if rows else EXIT_FAILED
 
 
@@ -156,4 +165,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p = sub.add_parser("export", parents=[common], help="write one row per finished episode for RL trainers (OpenAI chat format)")
     p.add_argument("--format", choices=["jsonl", "parquet"], default="jsonl")
     p.add_argument("--out", required=True, help="output file")
+    p.add_argument("--only", default="local,served", metavar="KINDS",
+                   help="which finished episodes to write, comma-separated: local (rolled out by the engine), "
+                        "served (played by an outside policy: serve, MCP, gymnasium), checker (served episodes "
+                        "labelled checker, e.g. opened by gymnasium's env checker); default: local,served")
     p.set_defaults(handler=handle_export)

@@ -75,6 +75,7 @@ from scaleenv.serve.limits import LimitExceeded, Limits, check_arguments_text, c
 log = get_logger("scaleenv.serve")
 
 SERVED_ID = re.compile(r"^(?P<task>.+)/s(?P<k>\d+)$")
+LABEL = re.compile(r"^(?:[a-z0-9][a-z0-9_.-]{0,31})?$")
 
 STOPPED = ("error", "environment")
 """Reason and fault of an episode ended because its server stopped (or was killed)."""
@@ -303,10 +304,22 @@ class Environments:
                 "turns": ep.turns, "tool_calls": ep.tool_calls, "messages": ep.policy_messages,
                 "result": se.result}
 
-    async def open_episode(self, task_id: Any) -> dict[str, Any]:
-        """Start an episode of a kept task: its tools and the user's opening message."""
+    async def open_episode(self, task_id: Any, *, seed: Any = None, label: Any = "") -> dict[str, Any]:
+        """Start an episode of a kept task: its tools and the user's opening message.
+
+        ``seed`` (an int in [0, 2**63)): the episode's model calls derive their seeds from
+        the task and this seed instead of the episode id, so two episodes of a task opened
+        with the same seed and sent the same turns are the same conversation (gymnasium's
+        ``reset(seed=...)``). ``label``: what the episode is for, recorded in its
+        EpisodeStarted (``checker`` for an env checker's episodes, which export leaves out
+        unless asked); lowercase letters, digits, ``_.-``, at most 32 characters.
+        """
         if not isinstance(task_id, str):
             raise ServeError(400, "'task_id' must be a string, e.g. \"d00/t003\"")
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63):
+            raise ServeError(400, f"'seed' must be an integer in [0, 2**63), not {seed!r:.40}")
+        if not isinstance(label, str) or not LABEL.match(label):
+            raise ServeError(400, f"'label' must be lowercase letters, digits and _.- (at most 32), not {label!r:.40}")
         if self._closing:
             raise ServeError(503, "the server is shutting down", "server_error")
         self.task_json(task_id)
@@ -324,7 +337,7 @@ class Environments:
         self.episodes[eid] = se
         async with se.lock:
             with trio.CancelScope(shield=True):  # a half-written step would leave the stream unusable
-                await ep.start(k)
+                await ep.start(k, client_seed=seed, label=label)
                 await self.ctx.sandbox.open_session(eid, domain.verified_code(), task.initial_state)
                 user = await self._user_turn(se, opening=True)
         out: dict[str, Any] = {"episode_id": eid, "task_id": task_id, "domain": task.slot,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import msgspec
 
@@ -17,6 +17,16 @@ class EpisodeStarted(Event, tag="episode.started"):
     seed: int
     # The policy's system prompt (what it was told about the environment).
     system_prompt: str = ""
+    # A served episode opened with a seed by its client (gymnasium's ``reset(seed=...)``):
+    # its model calls derive their seeds from (run seed, task, this seed, position) instead
+    # of the stream id, so two episodes of a task opened with one seed and sent the same
+    # turns are the same conversation. None: seeds derive from the stream id, as local.
+    client_seed: int | None = None
+    # What a served episode was opened for, named by its client ("" for an ordinary one;
+    # "checker" for gymnasium's env checker, which export leaves out unless asked).
+    label: str = ""
+
+    digest_added: ClassVar[tuple[tuple[str, object], ...]] = (("client_seed", None), ("label", ""))
 
 
 class ToolCallRequest(msgspec.Struct, frozen=True, kw_only=True):

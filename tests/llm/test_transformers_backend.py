@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch", reason="the transformers backend needs torc
 transformers = pytest.importorskip("transformers", reason="the transformers backend needs transformers: pip install 'scaleenv[local]'")
 
 from scaleenv.backend_spec import backend_from_spec  # noqa: E402
-from scaleenv.agents.llm.port import Llm, LlmRequest, render_messages  # noqa: E402
+from scaleenv.agents.llm.port import Llm, LlmExhaustedError, LlmRequest, render_messages  # noqa: E402
 from scaleenv.store import Stream  # noqa: E402
 
 from .conftest import llm_calls  # noqa: E402
@@ -50,3 +50,34 @@ async def test_random_weights_still_give_schema_valid_json(tiny_model: Path, log
         assert isinstance(got.value, Tiny) and got.attempts == 1
     calls = llm_calls(log)
     assert len(calls) == 4 and all(c.error is None and c.completion_tokens > 0 for c in calls)
+
+
+async def test_a_prompt_over_the_context_is_one_error_naming_both_lengths(tiny_model: Path, log, writer) -> None:
+    from scaleenv.agents.llm.errors import BackendError
+
+    backend = backend_from_spec(f"transformers:{tiny_model}", model=None)
+    assert backend.context_length() == 512  # the tiny model's n_positions
+    llm = Llm(backend, run_seed=1, max_attempts=1)
+    ctx = {"history": "alpha kind tags " * 400}  # a few thousand tokens
+    req = LlmRequest(role="test/tiny", messages=render_messages("Name it.", ctx, "Go."), context=ctx, max_tokens=200)
+    with pytest.raises(BackendError) as caught:
+        await llm.generate(Stream(writer, "tiny/long"), req, Tiny)
+    message = str(caught.value)
+    assert "over the model's context of 512 tokens" in message and "the prompt is " in message
+    prompt_tokens = int(message.split("the prompt is ", 1)[1].split(" ", 1)[0])
+    assert prompt_tokens > 512 and "\n" not in message
+    assert llm_calls(log) == []  # no answer, so no call recorded
+
+
+async def test_an_answer_gets_only_the_positions_the_context_has_left(tiny_model: Path, log, writer) -> None:
+    backend = backend_from_spec(f"transformers:{tiny_model}", model=None)
+    llm = Llm(backend, run_seed=1, max_attempts=1)
+    ctx = {"history": "alpha kind " * 90}  # a prompt of some 450 of the 512 positions
+    req = LlmRequest(role="test/tiny", messages=render_messages("Name it.", ctx, "Go."), context=ctx, max_tokens=4096)
+    try:  # no IndexError past the last position: the answer stops there
+        await llm.generate(Stream(writer, "tiny/near"), req, Tiny)
+    except LlmExhaustedError:
+        pass  # random weights rarely close the JSON in the positions left: the port rejects the cut answer
+    call = llm_calls(log)[-1]
+    # completion_tokens re-tokenizes the decoded text, which may count a few more than were generated
+    assert 400 < call.prompt_tokens < 512 and 0 < call.completion_tokens <= 512 - call.prompt_tokens + 8

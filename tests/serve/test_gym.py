@@ -1,72 +1,159 @@
-"""The gymnasium adapter, checked with gymnasium's own env checkers."""
+"""The gymnasium environments, checked with gymnasium's own ``check_env`` and ``make``."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 gymnasium = pytest.importorskip("gymnasium", reason="the gym adapter needs gymnasium: pip install 'scaleenv[gym]'")
 
-from gymnasium.utils import env_checker, passive_env_checker  # noqa: E402
+from gymnasium.utils.env_checker import check_env  # noqa: E402
 
-from scaleenv.serve.gym import ScaleEnvGym  # noqa: E402
-from scaleenv.replay.projection import fold  # noqa: E402
+import scaleenv.serve.gym as scaleenv_gym  # noqa: E402  (registers the ids)
+from scaleenv.replay.projection import TaskView, fold  # noqa: E402
+from scaleenv.store.events.episodes import EpisodeStarted  # noqa: E402
 from scaleenv.store.log import Log  # noqa: E402
 
 from .conftest import OPTIONS  # noqa: E402
 
 
-def test_gym_golden_and_checkers(run_log: Path) -> None:
+def kept(run_log: Path) -> dict[str, TaskView]:
     with Log.open(str(run_log), readonly=True) as event_log:
         view = fold(event_log.read())
-    task_id = sorted(t for t, v in view.tasks.items() if v.status == "kept")[0]
-    task = view.tasks[task_id]
-    env = ScaleEnvGym(str(run_log), task_id, options=OPTIONS, render_mode="ansi")
-    other = ScaleEnvGym(str(run_log), task_id, options=OPTIONS)  # a second env shares the engine thread
-    try:
-        # gymnasium's checks that apply (a new episode's simulated user is a new seeded
-        # stream, so the seed-determinism checks do not: two resets are two conversations)
-        passive_env_checker.check_observation_space(env.observation_space)
-        passive_env_checker.check_action_space(env.action_space)
-        env_checker.check_reset_return_type(env)
-        env_checker.check_reset_options(env)
-        env_checker.check_reset_return_info_deprecation(env)
-        env_checker.check_seed_deprecation(env)
-        env_checker.check_returned_data_not_reused(env)
-        passive_env_checker.env_reset_passive_checker(env, seed=3)
-        passive_env_checker.env_step_passive_checker(env, env.action_space.sample())
+    return {t: v for t, v in sorted(view.tasks.items()) if v.status == "kept"}
 
+
+def golden_call(step: Any, i: int) -> dict[str, Any]:
+    return {"id": f"c{i}", "type": "function", "function": {"name": step.tool, "arguments": json.dumps(step.args)}}
+
+
+def served_episodes(run_log: Path) -> dict[str, Any]:
+    with Log.open(str(run_log), readonly=True) as event_log:
+        view = fold(event_log.read())
+    return {e: v for e, v in view.episodes.items() if e.rsplit("/", 1)[-1].startswith("s")}
+
+
+def test_check_env_passes_in_full_and_labels_its_episodes(run_log: Path) -> None:
+    task_id = next(iter(kept(run_log)))
+    env = gymnasium.make(scaleenv_gym.CHAT_ID, log=str(run_log), task=task_id, label="checker", options=OPTIONS,
+                         render_mode="ansi")
+    try:
+        check_env(env.unwrapped)  # the whole checker: seeding, step determinism, data reuse, render, close twice
+    finally:
+        env.close()
+    served = served_episodes(run_log)
+    assert len(served) >= 8 and all(e.label == "checker" and e.ended is not None for e in served.values())
+
+
+def test_the_same_seed_and_actions_give_the_same_episode(run_log: Path) -> None:
+    tasks = kept(run_log)
+    task_id, task = next(iter(tasks.items()))
+    env = gymnasium.make(scaleenv_gym.CHAT_ID, log=str(run_log), options=OPTIONS)  # task drawn per reset
+    try:
+        runs = []
+        for seed in (7, 7, 8):
+            obs, info = env.reset(seed=seed, options={"task_id": task_id})
+            steps = [obs]
+            for text in ("Hello, could you tell me more about what you need?", "Could you confirm your details?"):
+                obs, reward, terminated, truncated, step_info = env.step(text)
+                steps.append((obs, reward, terminated, truncated, step_info))
+                if terminated or truncated:
+                    break
+            runs.append(steps)
+        assert runs[0] == runs[1]  # every observation, reward and info, not only the first message
+        openings = {env.reset(seed=s, options={"task_id": task_id})[0][1]["content"] for s in range(8, 16)}
+        assert len(openings) > 1  # the seed is what decides: other seeds, other conversations
+        drawn = {env.reset(seed=s)[1]["task_id"] for s in range(12)}
+        assert drawn <= set(tasks) and len(drawn) > 1  # without a task, each reset draws one from the seeded generator
+    finally:
+        env.close()
+    with Log.open(str(run_log), readonly=True) as event_log:
+        started = [r.event for r in event_log.read() if isinstance(r.event, EpisodeStarted)
+                   and r.stream.rsplit("/", 1)[-1].startswith("s")]
+    seeds = [e.client_seed for e in started]
+    assert seeds[0] == seeds[1] != seeds[2] and all(s is not None for s in seeds)
+    assert started[0].seed == started[1].seed  # the episode seed follows the client seed, not the episode id
+
+
+def test_chat_env_plays_the_golden_chain_to_reward_one(run_log: Path) -> None:
+    tasks = kept(run_log)
+    task_id, task = next(iter(tasks.items()))
+    env = gymnasium.make(scaleenv_gym.CHAT_ID, log=str(run_log), task=task_id, options=OPTIONS, render_mode="ansi")
+    other = gymnasium.make(scaleenv_gym.CHAT_ID, log=str(run_log), task=task_id, options=OPTIONS)  # shares the engine
+    try:
         obs, info = env.reset(seed=1)
-        assert obs[0]["role"] == "system" and obs[-1]["role"] == "user"
-        assert obs in env.observation_space and info["tools"]
+        assert obs[0]["role"] == "system" and obs[-1]["role"] == "user" and info["tools"]
+        messages = list(obs)
         for i, step in enumerate(task.golden.steps):
-            action = {"content": "", "tool_calls": [{"id": f"c{i}", "type": "function",
-                                                    "function": {"name": step.tool, "arguments": json.dumps(step.args)}}]}
-            assert action in env.action_space
+            action = {"content": "", "tool_calls": [golden_call(step, i)]}
             obs, reward, terminated, truncated, info = env.step(action)
             assert obs[0]["role"] == "tool" and obs[0]["tool_call_id"] == f"c{i}"
             assert reward == 0.0 and not terminated and not truncated
+            messages += [{"role": "assistant", "content": "", "tool_calls": action["tool_calls"]}, *obs]
         answers = " ".join(str(a) for a in task.golden.expected_answers)
         obs, reward, terminated, truncated, info = env.step(f"All done: it has been completed. {answers}")
         if not (terminated or truncated):
-            assert obs[-1]["role"] == "user"
-            result = env.end()
-            reward = result["reward"]
+            reward = env.unwrapped.end()["reward"]
         assert reward == 1.0
+        episode_id = env.unwrapped.episode_id
         assert "assistant" in env.render()
 
         obs, info = other.reset()
         obs, reward, terminated, truncated, info = other.step({"content": "", "tool_calls": []})
         assert terminated and not truncated and reward == 0.0  # an empty turn stops the episode, as local
-        assert info["result"]["reason"] == "policy_stopped"
-        with pytest.raises(RuntimeError):
+        assert info["result"]["reason"] == "policy_stopped" and "episode_id" not in info["result"]
+        with pytest.raises(RuntimeError, match="has ended"):
             other.step("hello")
     finally:
         other.close()
         env.close()
-    with Log.open(str(run_log), readonly=True) as event_log:
-        view = fold(event_log.read())
-    served = [e for e in view.episodes.values() if e.episode_id.rsplit("/", 1)[-1].startswith("s") and e.reward is not None]
-    assert len(served) >= 6 and any(e.reward.reward == 1.0 for e in served)  # type: ignore[union-attr]
+    episode = served_episodes(run_log)[episode_id]
+    assert episode.messages[: len(messages)] == messages  # observations appended in order are the log's fold
+    assert episode.reward.reward == 1.0 and episode.label == ""
+
+
+def test_text_env_reads_hermes_and_json_tool_calls(run_log: Path) -> None:
+    task_id, task = next(iter(kept(run_log).items()))
+    env = gymnasium.make(scaleenv_gym.TEXT_ID, log=str(run_log), task=task_id, options=OPTIONS, tools_in_prompt=True)
+    try:
+        obs, info = env.reset(seed=3)
+        assert "<tool_call>" in obs[0]["content"] and info["tools"][0]["function"]["name"] in obs[0]["content"]
+        for i, step in enumerate(task.golden.steps):
+            call = json.dumps({"name": step.tool, "arguments": step.args})
+            text = (f"<think>I need {step.tool}.</think>Let me look.\n<tool_call>\n{call}\n</tool_call>" if i % 2 == 0
+                    else json.dumps({"content": "", "tool_calls": [golden_call(step, i)]}))
+            obs, reward, terminated, truncated, info = env.step(text)
+            assert [m["role"] for m in obs] == ["tool"] and '"error"' not in obs[0]["content"], obs
+            parsed = info["parsed"]
+            assert parsed["tool_calls"][0]["function"]["name"] == step.tool
+            assert json.loads(parsed["tool_calls"][0]["function"]["arguments"]) == step.args
+            assert parsed["content"] == ("Let me look." if i % 2 == 0 else "")
+        answers = " ".join(str(a) for a in task.golden.expected_answers)
+        obs, reward, terminated, truncated, info = env.step(f"All done: it has been completed. {answers}")
+        if not (terminated or truncated):
+            reward = env.unwrapped.end()["reward"]
+        assert reward == 1.0
+        obs, info = env.reset(seed=4)
+        obs, reward, terminated, truncated, info = env.step('<tool_call>{"name": "no_such_tool", "arguments": {}}</tool_call>')
+        assert obs[0]["role"] == "tool" and "unknown tool" in obs[0]["content"]  # a tool error, as a real API gives
+        obs, reward, terminated, truncated, info = env.step("<tool_call>not json</tool_call>")
+        assert info["parsed"] == {"role": "assistant", "content": "<tool_call>not json</tool_call>"}
+        assert obs[-1]["role"] == "user" or terminated or truncated  # unparseable: a message to the user
+    finally:
+        env.close()
+
+
+def test_bad_arguments_are_one_clear_error(run_log: Path) -> None:
+    with pytest.raises(ValueError, match="unknown task 'd99/t999'"):
+        gymnasium.make(scaleenv_gym.CHAT_ID, log=str(run_log), task="d99/t999", options=OPTIONS)
+    with pytest.raises(ValueError, match="no log at"):
+        gymnasium.make(scaleenv_gym.CHAT_ID, log=str(run_log.parent / "missing"), options=OPTIONS)
+    with pytest.raises(ValueError, match="'label' must be"):
+        env = gymnasium.make(scaleenv_gym.CHAT_ID, log=str(run_log), label="Not A Label", options=OPTIONS)
+        try:
+            env.reset(seed=0)
+        finally:
+            env.close()

@@ -1,0 +1,13 @@
+"""Adapters for RL trainers' own environment interfaces, each a thin layer over the run's
+served episodes (:class:`scaleenv.serve.environments.Environments`, reached through
+:mod:`scaleenv.serve.gym` and :mod:`scaleenv.serve.threaded`), so every episode a
+trainer plays is recorded in the log like any served one:
+
+- :mod:`scaleenv.integrations.openenv`: an OpenEnv environment server and its client
+  (``pip install 'scaleenv[openenv]'``);
+- :mod:`scaleenv.integrations.skyrl`: a SkyRL-gym text environment (``scaleenv[skyrl]``);
+- :mod:`scaleenv.integrations.verifiers`: a verifiers multi-turn tool environment
+  (``load_environment``; ``scaleenv[verifiers]``).
+
+gymnasium itself needs no adapter: :mod:`scaleenv.serve.gym` registers its ids.
+"""
