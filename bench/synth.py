@@ -13,7 +13,9 @@ distinct brief would be 1.0 only if every domain were structurally new).
 
 ``--json`` prints one object on its last line with at least ``domains``,
 ``tools_per_domain``, ``tables_per_domain``, ``distinct_shape_share``,
-``tokens_per_domain`` (mean) and ``seconds``.
+``tokens_per_domain`` (mean), ``prompt_tokens_per_call_by_role``, ``per_tool_prompt_tokens``
+(a per-tool role's prompt in the smallest and the largest domain: it must not grow with the
+domain) and ``seconds``.
 """
 
 from __future__ import annotations
@@ -53,6 +55,43 @@ def shape_hash(spec: DomainSpec) -> str:
         return nx.weisfeiler_lehman_graph_hash(g, edge_attr="n", iterations=4)
 
 
+PER_TOOL_ROLES = ("coder", "reviewer", "tester", "debugger", "repairer")
+
+
+def _prompt_sizes(path: str, view: Any) -> dict[str, Any]:
+    """Prompt tokens (the sim's estimate: characters / 4) per call by role, per domain, and how
+    a per-tool role's prompt grows with the domain's size (largest domain / smallest)."""
+    by_role: dict[str, list[int]] = {}
+    per_domain: dict[str, int] = {}
+    per_tool_by_domain: dict[str, list[int]] = {}
+    with scaleenv.Log.open(path, readonly=True) as log:
+        for rec in log.read():
+            ev = rec.event
+            if type(ev).__name__ != "LlmCalled":
+                continue
+            by_role.setdefault(ev.role, []).append(ev.prompt_tokens)
+            kind, _, rest = rec.stream.partition("/")
+            slot = rest.split("/", 1)[0]
+            if kind in ("domain", "tool"):
+                per_domain[slot] = per_domain.get(slot, 0) + ev.prompt_tokens
+            if kind == "tool" and ev.role in PER_TOOL_ROLES:
+                per_tool_by_domain.setdefault(slot, []).append(ev.prompt_tokens)
+    sizes = {slot: len(d.tools) for slot, d in view.domains.items()}
+    means = {slot: statistics.mean(v) for slot, v in per_tool_by_domain.items() if v}
+    small = min(means, key=lambda s: (sizes.get(s, 0), s)) if means else None
+    large = max(means, key=lambda s: (sizes.get(s, 0), s)) if means else None
+    return {
+        "prompt_tokens_per_call_by_role": {r: round(statistics.mean(v)) for r, v in sorted(by_role.items())},
+        "calls_by_role": {r: len(v) for r, v in sorted(by_role.items())},
+        "prompt_tokens_per_domain": round(statistics.mean(per_domain.values())) if per_domain else 0,
+        "per_tool_prompt_tokens": {"smallest_domain_tools": sizes.get(small, 0) if small else 0,
+                                   "smallest": round(means[small]) if small else 0,
+                                   "largest_domain_tools": sizes.get(large, 0) if large else 0,
+                                   "largest": round(means[large]) if large else 0,
+                                   "ratio": round(means[large] / means[small], 3) if small and large else None},
+    }
+
+
 def run(domains: int, preset: str, seed: int, latency: bool, tmp: Path) -> dict[str, Any]:
     path = str(tmp / "log")
     config: dict[str, Any] = {"seed": seed, "domains": domains, "preset": preset, "episodes_per_task": 0}
@@ -64,6 +103,7 @@ def run(domains: int, preset: str, seed: int, latency: bool, tmp: Path) -> dict[
     with scaleenv.Log.open(path, readonly=True) as log:
         view = scaleenv.fold(log.read())
     specs = [d.spec for d in view.domains.values() if d.spec is not None]
+    prompts = _prompt_sizes(path, view)
     shapes = [shape_hash(s) for s in specs]
     rows = result["domains"]
     return {
@@ -80,6 +120,7 @@ def run(domains: int, preset: str, seed: int, latency: bool, tmp: Path) -> dict[
         "distinct_shapes": len(set(shapes)),
         "distinct_shape_share": len(set(shapes)) / len(shapes) if shapes else 0.0,
         "baseline_distinct_name_share": len({s.name for s in specs}) / len(specs) if specs else 0.0,
+        **prompts,
         "seconds": seconds,
         "cpu_seconds": cpu,
         "cpu_ms_per_tool": 1000 * cpu / max(1, sum(d["tools_proposed"] for d in rows)),
@@ -110,6 +151,10 @@ def main() -> None:
     print(f"graph edges: {out['edges_by_kind']}")
     print(f"LLM calls per domain {out['llm_calls_per_domain']:.0f}, tokens per domain {out['tokens_per_domain']:.0f} "
           "(the paper: ~546k)")
+    pt = out["per_tool_prompt_tokens"]
+    print(f"prompt tokens per call by role (the sim's estimate: chars/4): {out['prompt_tokens_per_call_by_role']}")
+    print(f"per-tool roles: {pt['smallest']} tokens per call in the smallest domain ({pt['smallest_domain_tools']} tools), "
+          f"{pt['largest']} in the largest ({pt['largest_domain_tools']} tools): x{pt['ratio']}")
     print(f"distinct relational shapes: {out['distinct_shapes']}/{out['domains']} = {out['distinct_shape_share']:.2f} "
           f"(baseline, distinct names: {out['baseline_distinct_name_share']:.2f})")
     if args.json:

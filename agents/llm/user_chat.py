@@ -17,7 +17,9 @@ from typing import Any
 from .port import REJECTED_PREFIX, LlmRequest, rendered_request
 
 FLIP = {"user": "assistant", "assistant": "user"}
-TASK = "Reply as the customer. The conversation follows: the agent's messages are the user's, yours the assistant's."
+TASK = ("Reply as the customer: open the conversation if nothing has been said yet, else answer the agent's last "
+        "message. In what follows the agent's messages have the user role and yours the assistant role; a message "
+        f"starting with {REJECTED_PREFIX!r} comes from the system checking your answer's format, not from the agent.")
 
 
 def user_request(instructions: str, context: dict[str, Any], conversation: list[dict[str, str]]) -> LlmRequest:

@@ -60,7 +60,9 @@ def policy_system_prompt(domain: DomainView) -> str:
     return (
         f"You are the support agent of {domain.spec.name}: {domain.spec.description}\n"
         "Help the customer using the tools. Ask for any information you need. Act only on the records "
-        "the customer means; confirm the outcome to the customer when done."
+        "the customer means; confirm the outcome to the customer when done. When the customer asks for "
+        "information, tell them the exact values from the tool results (numbers, dates, statuses, names as "
+        "the tools return them). The customer may raise several requests, one after another."
     )
 
 

@@ -1,5 +1,8 @@
 """Instructions for each synthesizer role (what a real model reads; the sim reads the context)."""
 
+from scaleenv.sandbox.guards import SAFE_BUILTINS
+from scaleenv.sandbox.policy import FORBIDDEN_NAMES
+
 OUTLINE = """You are the architect of a simulated business domain in which an AI support agent
 will help customers with tools. From the brief in the context (a name, a description,
 keywords and about how many tools), outline the domain: the kinds of records it keeps
@@ -62,18 +65,50 @@ post-conditions that hold after it, as Condition objects over terms `$param`,
 tool (ids) should be parameters of others. The context gives your slot (pick a domain
 different from other slots) and, after a rejected design, the problems to fix."""
 
+def _sandbox_rules() -> str:
+    """The sandbox's rules for tool code, rendered from the sandbox's own lists (so the prompt
+    never says other than what the checker enforces)."""
+    names = sorted(n for n in SAFE_BUILTINS if n not in ("None", "True", "False"))
+    banned = sorted(n for n in FORBIDDEN_NAMES if not n.startswith("_"))
+    return (
+        "The code runs in a sandbox (RestrictedPython and our own checks). It may use only these names: "
+        + ", ".join(names) + ", plus its parameters and local variables. Not allowed: imports, classes, "
+        "generators, `with`, `global`, decorators, names or attributes starting with `_`, string `.format` "
+        "(use f-strings), and the names " + ", ".join(banned) + ". Module-level statements other than the "
+        "function and constant assignments (str/int/float/bool/None/tuple) are refused; a helper function "
+        "must be nested inside the tool function. No randomness, no clock: the same call on the same state "
+        "must give the same result."
+    )
+
+
 CODER = """Write the tool as one Python function `def <tool>(db, <params>)` over `db`
-(table -> key -> record dict). Check every pre-condition and raise ToolError("clear
-message") when one fails, before changing anything; make every post-condition true;
-return the tool's `returns` fields (a list of such dicts when it returns a list). Use
-only plain Python: no imports, no attributes starting with `_`, no randomness or time."""
+(table -> key -> record dict; keys are the records' primary-key values). Check every
+pre-condition of the contract and raise ToolError("clear message naming the value") when
+one fails, before changing anything; then make every post-condition true and return the
+tool's `returns` fields (a list of such dicts when `returns_list`). Give a new record a key
+made from the table's prefix and a number after the records already there (e.g.
+`n = len(db["orders"]) + 1`, then `"ord_" + str(n).zfill(4)`, moving on while taken), and
+fill the fields the call does not set with the empty value of their type (or the first
+status of an `enum` lifecycle). Answer with the code only, no Markdown fences.
+""" + _sandbox_rules()
 
-REVIEWER = """Review the tool's code against its specification and contract. Accept it, or
-list concrete objections (which condition is not checked or not established, and where)."""
+REVIEWER = """Review the tool's code against its specification and contract. Reject it
+(`accept` false) only for a concrete defect: a pre-condition not checked (or checked after
+a change was made), a post-condition not established, a wrong returned field, a change to a
+record the tool should not touch, or code the sandbox will refuse. A rejection skips the
+tests and costs a repair round, and three in a row drop the tool: do not object to style,
+naming or messages. Each objection says which condition or line and what is wrong.
+`earlier` lists your objections to earlier versions and what was changed since."""
 
-TESTER = """Write test cases for the tool against the database state in the context: valid
-calls (expect "ok", with the record changes a mutating call must make), and calls that
-must fail cleanly (unknown ids, records in the wrong state: expect "error")."""
+TESTER = """Write test cases for the tool against the database state in the context (`state`):
+valid calls (`expect` "ok") and calls that must fail cleanly (unknown ids, records in the
+wrong state, values out of range: `expect` "error"). Each case runs alone on a fresh copy
+of `state`: cases do not see each other's changes. `args` are the call's arguments.
+`expect_changes` (for "ok" cases of a mutating tool) lists what must hold after the call:
+{table, key, field, value} = that record's field has that value, {table, key, deleted:
+true} = it is gone, {table, key} with no field = it exists. A record the call creates gets
+a key the code generates, which you cannot predict: do not name it in `expect_changes`.
+`note` says what the case checks."""
 
 DEBUGGER = """The tool's tests failed. Decide which side is wrong. If the tool is (it breaks its
 contract, crashes, or does not do what its description says), give `verdict` "tool" and
@@ -89,14 +124,16 @@ src's output supplies dst's parameter (data), src establishes dst's pre-conditio
 (state), or src writes a table dst reads (shared). For each candidate say keep or not,
 with a short reason."""
 
-REPAIRER = """The tool's code failed its review or its tests. Fix it. The context holds the
-code, the failing cases with their tracebacks, and the reviewer's objections. Return the
-whole corrected function."""
+REPAIRER = """The tool's code was refused by the sandbox's checker or by the reviewer. Fix it.
+The context holds the code, the checker's findings (`failures`, with line and column) and
+the reviewer's objections (`objections`). Return the whole corrected function, code only.
+""" + _sandbox_rules()
 
 TASK_WRITER = """One customer has several things to get done with a support agent, one after
 another: `goals` lists them in order, each with the calls that achieve it (`steps`, for
 you only), the facts the customer holds for it (`user_facts`) and the record it is about
-(`targets`). Write `requests`: one message per goal, in order, in the customer's own voice
+(`targets`); `must_tell` lists the values the agent will have to tell the customer for an
+information goal (its request must ask for them). Write `requests`: one message per goal, in order, in the customer's own voice
 and with their own reasons, as they would type it to open that request (plain words; no
 tool names, no steps, no internal ids the customer would not know; a fact may be
 mentioned but the customer keeps most of them until asked). Write `instruction`: a brief

@@ -155,6 +155,7 @@ async def synthesize_tool(ctx: RunContext, sid: str, spec: DomainSpec, tool: Too
         )
         cases: list[TestCase] | None = None
         reasons: list[str] = []
+        earlier: list[dict[str, Any]] = []  # the reviewer's objections to earlier versions, and who changed the code since
         for round_ in range(max_rounds + 1):
             failures: list[dict[str, str]] = []
             objections: list[str] = []
@@ -165,7 +166,7 @@ async def synthesize_tool(ctx: RunContext, sid: str, spec: DomainSpec, tool: Too
                 failures = [{"case": "static check", "failure": t, "traceback": ""} for t in texts]
                 reasons = texts
             else:
-                context = tool_context(spec, tool, code=code, round=round_)
+                context = tool_context(spec, tool, code=code, round=round_, earlier=earlier)
                 review = await llm.generate(
                     stream,
                     rendered_request("reviewer", prompts.REVIEWER, context, f"Review {tool.name}."),
@@ -179,6 +180,7 @@ async def synthesize_tool(ctx: RunContext, sid: str, spec: DomainSpec, tool: Too
                 if not review.value.accept:
                     objections = list(review.value.objections) or ["rejected without objections"]
                     reasons = [f"review: {o}" for o in objections]
+                    earlier.append({"round": round_, "objections": objections, "then": "the repairer rewrote the code"})
                 else:
                     if cases is None:
                         cases, last = await _write_cases(ctx, stream, sid, spec, tool, last)

@@ -477,14 +477,20 @@ async def instantiate_task(ctx: RunContext, domain: DomainView, tid: str) -> boo
                                   background=background,
                                   env_probes=probes), "expander")
 
-    # What the user holds for each goal, and the request in their words.
+    # What the user holds for each goal; what an information goal must be told (known before
+    # the writer writes, so the requests ask for it); the requests in the customer's words.
     request_facts = [_goal_facts(spec, b, g, distractors) for g in b.goals]
     facts: dict[str, Any] = {}
     for f in request_facts:
         for k, v in f.items():
             facts.setdefault(k, v)
+    must_tell: list[list[str]] = []
+    for i, g in enumerate(b.goals):
+        tool = spec.tool(g.tool)
+        must_tell.append(_expected_answers(golden[g.end - 1].result, request_facts[i]) if tool and not tool.mutates else [])
     goals_ctx = [{"goal_tool": g.tool, "steps": [{"tool": s.tool, "args": s.args} for s in b.steps[g.start:g.end]],
-                  "user_facts": canonical(request_facts[i]), "targets": canonical(_targets(spec, b, g))}
+                  "user_facts": canonical(request_facts[i]), "targets": canonical(_targets(spec, b, g)),
+                  "must_tell": must_tell[i]}
                  for i, g in enumerate(b.goals)]
     context = {"domain": msgspec.to_builtins(spec), "goals": goals_ctx, "user_facts": canonical(facts)}
     try:
@@ -501,11 +507,7 @@ async def instantiate_task(ctx: RunContext, domain: DomainView, tid: str) -> boo
                  "task_writer", cause=gen.ref)
 
     final = final_state(b.initial, golden)
-    answers: list[str] = []
-    for i, g in enumerate(b.goals):
-        tool = spec.tool(g.tool)
-        if tool is not None and not tool.mutates:
-            answers.extend(a for a in _expected_answers(golden[g.end - 1].result, request_facts[i]) if a not in answers)
+    answers = list(dict.fromkeys(a for tell in must_tell for a in tell))
     await b.emit(GoldenChainExecuted(steps=golden, final_digest=state_digest(final), expected_answers=answers), "verifier")
     unchanged = state_digest(final) == state_digest(b.initial)
     mutating = [g for g in b.goals if (t := spec.tool(g.tool)) is not None and t.mutates]
