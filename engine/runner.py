@@ -261,11 +261,14 @@ def run(path: str, config: RunConfig | Mapping[str, Any] | None = None, options:
 
 
 def _requests_raised(task: Any, episode: Any) -> int:
-    """How many of its task's requests the user raised in an episode (1 for a one-request task)."""
+    """How many of its task's requests the user raised in an episode (1 for a one-request task).
+
+    A request is raised when one user message holds it (whitespace aside); the run
+    index (``scaleenv ui``) counts the same way, message by message."""
     if task is None or not task.requests:
         return 1
-    said = " ".join(" ".join(str(m.get("content") or "").split()) for m in episode.messages if m.get("role") == "user")
-    return max(1, sum(1 for r in task.requests if " ".join(r.split()) in said))
+    said = [" ".join(str(m.get("content") or "").split()) for m in episode.messages if m.get("role") == "user"]
+    return max(1, sum(1 for r in task.requests if any(" ".join(r.split()) in m for m in said)))
 
 
 def summary(view: RunView) -> dict[str, Any]:

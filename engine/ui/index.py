@@ -43,6 +43,7 @@ from scaleenv.store.errors import LogError, RecordDamaged
 from scaleenv.store.events.episodes import EpisodeEnded, EpisodeStarted, RewardGiven
 from scaleenv.store.events.tasks import (
     ChainSampled,
+    GoldenChainExecuted,
     InstructionWritten,
     TaskDiscarded,
     TaskInstantiated,
@@ -63,7 +64,26 @@ class _Kind(msgspec.Struct):
 
 _KIND = msgspec.msgpack.Decoder(_Kind)
 
-TASK_TAGS = frozenset({"task.chain_sampled", "task.instantiated", "task.instruction", "task.kept", "task.discarded"})
+
+class _Said(msgspec.Struct):
+    """Who sent a message and what it says (its tool calls and token ids are skipped)."""
+
+    role: str
+    content: str = ""
+
+
+class _Tokens(msgspec.Struct):
+    """An LLM call's token counts only."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+_SAID = msgspec.msgpack.Decoder(_Said)
+_TOKENS = msgspec.msgpack.Decoder(_Tokens)
+
+TASK_TAGS = frozenset({"task.chain_sampled", "task.instantiated", "task.instruction", "task.golden_executed",
+                       "task.kept", "task.discarded"})
 EPISODE_TAGS = frozenset({"episode.started", "episode.ended", "episode.reward"})
 MAX_PROBLEMS = 100
 
@@ -79,6 +99,14 @@ class TaskRow:
     needed: int = 0
     distractors: int = 0
     instruction: str = ""
+    goals: int = 0
+    env_tools: int = 0
+    background: int = 0
+    golden_calls: int | None = None
+    tokens: int = 0
+    """Tokens of the LLM calls made for the task (the run summary's ``task_tokens``)."""
+    requests: list[str] = attrs.field(factory=list)
+    """The user's requests, whitespace folded (what an episode's user messages are matched against)."""
 
 
 @attrs.define(slots=True)
@@ -97,6 +125,12 @@ class EpisodeRow:
     reward: float | None = None
     reward_version: str | None = None
     events: int = 0
+    raised: int = 0
+    """Which of the task's requests a user message has held so far (a bit per request)."""
+
+    @property
+    def requests_raised(self) -> int:
+        return max(1, self.raised.bit_count())
 
     @property
     def status(self) -> str:
@@ -121,6 +155,10 @@ class SlotStats:
     """Local episodes with a reward (what pass@k, turns and endings are over)."""
     turns: int = 0
     tool_calls: int = 0
+    ended: int = 0
+    """Scored local episodes that have ended (what the mean episode tool calls are over)."""
+    requests: int = 0
+    """User requests raised over the scored local episodes."""
     endings: dict[str, int] = attrs.field(factory=dict)
     reward_bins: list[int] = attrs.field(factory=lambda: [0] * 10)
     turn_counts: dict[int, int] = attrs.field(factory=dict)
@@ -217,8 +255,12 @@ class RunIndex:
                         self._episode(row, record.event, wall_ns)
                 elif tag == "episode.tool":
                     bucket[2] += 1
+                elif tag == "episode.message":
+                    self._said(row, event_raw, seq)
             elif tag == "llm.called" and kind not in ("domain", "tool"):
                 bucket[1] += 1
+                if kind == "task":
+                    self._task_tokens(rest, event_raw, seq)
             elif kind in ("domain", "tool"):
                 bucket[1] += tag == "llm.called"
                 record = _decode(self, raw, seq, codec)
@@ -265,6 +307,8 @@ class RunIndex:
                 del st.task_rewards[row.task_id]
         st.turns += sign * (row.turns or 0)
         st.tool_calls += sign * (row.tool_calls or 0)
+        st.ended += sign * (row.ended_ns is not None)
+        st.requests += sign * row.requests_raised
         st.reward_bins[reward_bin(row.reward)] += sign
         if row.ending is not None:
             _bump(st.endings, row.ending, sign)
@@ -278,20 +322,62 @@ class RunIndex:
         if len(self.problems) < MAX_PROBLEMS:
             self.problems.append({"seq": seq, "reason": reason})
 
-    def _task(self, task_id: str, event: Any) -> None:
+    def _task_row(self, task_id: str) -> TaskRow:
         row = self.tasks.get(task_id)
         if row is None:
             slot = slot_of(task_id)
             row = self.tasks[task_id] = TaskRow(task_id=task_id, slot=slot)
             self.tasks_by_slot.setdefault(slot, []).append(task_id)
+        return row
+
+    def _task_tokens(self, task_id: str, event_raw: msgspec.Raw, seq: int) -> None:
+        try:
+            used = _TOKENS.decode(event_raw)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            self._problem(seq, f"undecodable LLM call: {exc}")
+            return
+        self._task_row(task_id).tokens += used.prompt_tokens + used.completion_tokens
+
+    def _said(self, row: EpisodeRow, event_raw: msgspec.Raw, seq: int) -> None:
+        """Mark the task's requests a user message holds (as the run summary counts them)."""
+        task = self.tasks.get(row.task_id)
+        if task is None or not task.requests:
+            return
+        try:
+            message = _SAID.decode(event_raw)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            self._problem(seq, f"undecodable message: {exc}")
+            return
+        if message.role != "user":
+            return
+        said = " ".join(message.content.split())
+        raised = row.raised
+        for i, request in enumerate(task.requests):
+            if request in said:
+                raised |= 1 << i
+        if raised != row.raised:
+            self._account(row, -1)
+            row.raised = raised
+            self._account(row, 1)
+
+    def _task(self, task_id: str, event: Any) -> None:
+        row = self._task_row(task_id)
         if isinstance(event, ChainSampled):
             row.domain = event.domain
             row.chain = list(event.tools)
         elif isinstance(event, TaskInstantiated):
             row.needed = len(event.needed)
             row.distractors = len(event.distractors)
+            row.goals = len(event.goal_ends) or (1 if event.steps else 0)
+            if event.goal_ends:
+                row.chain = [s.tool for s in event.steps]
+            row.env_tools = len(event.env_tools)
+            row.background = event.background
+        elif isinstance(event, GoldenChainExecuted):
+            row.golden_calls = len(event.steps)
         elif isinstance(event, InstructionWritten):
             row.instruction = event.instruction
+            row.requests = [" ".join(r.split()) for r in event.requests]
         elif isinstance(event, TaskKept):
             row.status = "kept"
         elif isinstance(event, TaskDiscarded):
@@ -349,6 +435,11 @@ class RunIndex:
                 discarded[t.reason] = discarded.get(t.reason, 0) + 1
         by_task = {t: list(v.values()) for t, v in st.task_rewards.items()}
         k = max((len(v) for v in by_task.values()), default=0)
+
+        def mean(values: list[int]) -> float | None:
+            return round(sum(values) / len(values), 2) if values else None
+
+        task_tokens = sum(t.tokens for t in tasks)
         return {
             **{key: value for key, value in synth.items() if not key.startswith("pass_at_")},
             "tasks": len(kept),
@@ -356,6 +447,12 @@ class RunIndex:
             "tasks_discarded": discarded,
             "mean_chain_length": round(sum(len(t.chain) for t in kept) / len(kept), 2) if kept else 0.0,
             "distractors_per_task": round(sum(t.distractors for t in kept) / len(kept), 2) if kept else 0.0,
+            "mean_env_tools": mean([t.env_tools for t in kept]),
+            "mean_goals": mean([t.goals for t in kept]),
+            "mean_golden_tool_calls": mean([t.golden_calls for t in kept if t.golden_calls is not None]),
+            "mean_background_rows": mean([t.background for t in kept]),
+            "task_tokens": task_tokens,
+            "tokens_per_task": round((synth.get("tokens", 0) + task_tokens) / len(kept)) if kept else None,
             "episodes": st.scored,
             "served_episodes": st.served,
             "episodes_running": st.running,
@@ -365,6 +462,8 @@ class RunIndex:
                           if by_task else None),
             "mean_turns": round(st.turns / st.scored, 2) if st.scored else None,
             "mean_tool_calls": round(st.tool_calls / st.scored, 2) if st.scored else None,
+            "mean_episode_tool_calls": round(st.tool_calls / st.ended, 2) if st.ended else None,
+            "mean_user_requests": round(st.requests / st.scored, 2) if st.scored else None,
             "end_reasons": dict(st.endings),
         }
 

@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 
 from scaleenv.cli import main
-from tests.replay.goldens import GOLDEN_LOG, STAGES, load_prefix
+from tests.replay.goldens import EXPECTED, GOLDEN_LOG, STAGES, load_prefix
 from tests.replay.shoplog import build_shop_log
 
 
 @pytest.fixture(scope="session")
 def golden_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The golden sim run (all stages) as a real LMDB log; copy it before writing."""
-    expected = json.loads((GOLDEN_LOG.parent / "expected.json").read_text())
+    expected = json.loads(EXPECTED.read_text())
     path = tmp_path_factory.mktemp("golden") / "run.lmdb"
     load_prefix(GOLDEN_LOG, expected[STAGES[-1]]["lines"], path)
     return path

@@ -1,8 +1,8 @@
 """Golden logs: small recorded runs (JSON lines) and what folding them must give.
 
-The golden run is ``golden/run.jsonl`` (a fixed-seed sim run); each stage's golden
-log is the prefix of it the log held when that stage ended (``lines`` in
-expected.json), and ``golden/expected.json`` holds, per stage, every
+The golden run is ``golden/run.<gen>.jsonl`` (a fixed-seed sim run, one per generation
+of the pipeline); each stage's golden log is the prefix of it the log held when that
+stage ended (``lines`` in expected.<gen>.json), and ``golden/expected.<gen>.json`` holds, per stage, every
 stream's per-event chain digests (16 hex chars each; the last is the stream digest's
 prefix), the full stream digests, the run digest and the projection digests.
 JSON lines rather than LMDB files: diff-friendly in review, independent of LMDB's page
@@ -25,8 +25,23 @@ from scaleenv.store.log import Log
 from scaleenv.store.record import StreamDigest, run_digest
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
-EXPECTED = GOLDEN_DIR / "expected.json"
-GOLDEN_LOG = GOLDEN_DIR / "run.jsonl"
+GENERATIONS = ("v1", "v2")
+"""Every golden run ever recorded (``run.<gen>.jsonl`` and ``expected.<gen>.json``). An
+older generation is kept when the pipeline changes what a run records: its log must
+still fold to the digests it had (old logs stay readable); regen writes the newest."""
+CURRENT = GENERATIONS[-1]
+
+
+def golden_log(generation: str = CURRENT) -> Path:
+    return GOLDEN_DIR / f"run.{generation}.jsonl"
+
+
+def expected_path(generation: str = CURRENT) -> Path:
+    return GOLDEN_DIR / f"expected.{generation}.json"
+
+
+EXPECTED = expected_path()
+GOLDEN_LOG = golden_log()
 STAGES = ("synth", "tasks", "rollout")
 SEED = 5
 CONFIG = {"seed": SEED, "domains": 1, "tasks_per_domain": 2, "episodes_per_task": 2}

@@ -3,7 +3,8 @@
     .venv/bin/python tests/replay/regen_golden.py
 
 Runs the sim pipeline at a fixed seed (1 domain, 2 tasks, 2 episodes per task) and dumps
-the log as JSON lines (golden/run.jsonl). Each stage's golden log is the prefix of it
+the log as JSON lines (golden/run.<newest generation>.jsonl; add a generation to
+goldens.GENERATIONS first when older logs must keep folding as they did). Each stage's golden log is the prefix of it
 that the log held when the stage ended (its line count is in expected.json: one file,
 no duplication). Every prefix is reloaded into a fresh LMDB log to prove the round trip
 keeps every digest, and golden/expected.json is written.

@@ -16,9 +16,9 @@ from scaleenv.replay.digests import projection_digests
 from scaleenv.replay.projection import fold
 from scaleenv.store.log import Log
 from scaleenv.store.record import StreamDigest, event_digest_builtins, run_digest
-from tests.replay.goldens import EXPECTED, GOLDEN_LOG, STAGES, load_prefix
+from tests.replay.goldens import GENERATIONS, STAGES, expected_path, golden_log, load_prefix
 
-EXPECT = json.loads(EXPECTED.read_text())
+EXPECT = {gen: json.loads(expected_path(gen).read_text()) for gen in GENERATIONS}
 
 
 def _first_difference(lg: Log, chains: dict[str, list[str]]) -> str:
@@ -34,10 +34,11 @@ def _first_difference(lg: Log, chains: dict[str, list[str]]) -> str:
     return "(no event differs; the stream set differs)"
 
 
+@pytest.mark.parametrize("generation", GENERATIONS)
 @pytest.mark.parametrize("stage", STAGES)
-def test_golden_log_folds_to_recorded_digests(stage: str, tmp_path: Path) -> None:
-    exp = EXPECT[stage]
-    load_prefix(GOLDEN_LOG, exp["lines"], tmp_path / "log.lmdb")
+def test_golden_log_folds_to_recorded_digests(generation: str, stage: str, tmp_path: Path) -> None:
+    exp = EXPECT[generation][stage]
+    load_prefix(golden_log(generation), exp["lines"], tmp_path / "log.lmdb")
     with Log.open(tmp_path / "log.lmdb", readonly=True) as lg:
         view = fold(lg.read())
         streams = view.stream_digests()
@@ -50,6 +51,7 @@ def test_golden_log_folds_to_recorded_digests(stage: str, tmp_path: Path) -> Non
         assert not changed, f"{stage}: the fold of the golden log changed for {changed}"
 
 
-def test_golden_stages_cover_the_pipeline() -> None:
-    kinds = [{s.split("/", 1)[0] for s in EXPECT[stage]["stream_digests"]} for stage in STAGES]
+@pytest.mark.parametrize("generation", GENERATIONS)
+def test_golden_stages_cover_the_pipeline(generation: str) -> None:
+    kinds = [{s.split("/", 1)[0] for s in EXPECT[generation][stage]["stream_digests"]} for stage in STAGES]
     assert kinds[0] >= {"domain", "tool"} and "task" in kinds[1] and "episode" in kinds[2]

@@ -208,11 +208,20 @@ def tokenizer_with(template: str) -> Any:
 @pytest.mark.parametrize("name", TEMPLATES)
 def test_real_chat_templates_render_parquet_rows_as_the_episode(exported: tuple[Path, Path], name: str) -> None:
     out, path = exported
-    tokenizer = tokenizer_with(chat_template(name))
+    template = chat_template(name)
+    tokenizer = tokenizer_with(template)
+    one_call_only = "only supports single tool-calls" in template  # e.g. Llama 3.1: no parallel calls
     expected = rows_of(path, ("local", "served"))
-    rendered = 0
+    rendered = refused = 0
     for row in load(out / "episodes.parquet"):
         want = expected[row["episode_id"]]
+        if one_call_only and any(len(m.get("tool_calls") or []) > 1 for m in want["messages"]):
+            # the template itself refuses an assistant turn with several calls, as loaded or not
+            for messages, tools in ((row["messages"], row["tools"]), (want["messages"], want["tools"])):
+                with pytest.raises(Exception, match="single tool-calls"):
+                    tokenizer.apply_chat_template(messages, tools=tools, tokenize=False)
+            refused += 1
+            continue
         text = tokenizer.apply_chat_template(row["messages"], tools=row["tools"], tokenize=False)  # as loaded
         assert text == tokenizer.apply_chat_template(want["messages"], tools=want["tools"], tokenize=False)
         for tool in want["tools"]:
@@ -220,7 +229,7 @@ def test_real_chat_templates_render_parquet_rows_as_the_episode(exported: tuple[
         ids = tokenizer.apply_chat_template(row["messages"], tools=row["tools"], tokenize=True)
         assert len(ids if isinstance(ids, list) else ids["input_ids"]) > 0
         rendered += 1
-    assert rendered == len(expected)
+    assert rendered + refused == len(expected) and rendered >= len(expected) // 2
 
 
 def test_only_refuses_an_unknown_kind_naming_it(exported: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:

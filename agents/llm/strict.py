@@ -1,0 +1,239 @@
+"""JSON Schemas every structured-output server accepts, and the way back to our answer types.
+
+OpenAI's strict mode accepts a subset of JSON Schema: every object lists all its properties
+in ``required`` and forbids others (``additionalProperties: false``), an optional property
+is nullable instead, and there are no free-form values (``{}``) or maps
+(``additionalProperties: <schema>``). msgspec's schemas for our answer types use all three.
+:func:`strict_schema` rewrites a schema into that subset, and marks in each rewritten node's
+``description`` what it did, so that :func:`from_strict` (the answer back to the original
+shape) and :func:`to_strict` (an original-shaped answer into the strict shape: the sim
+server answers so) need only the strict schema:
+
+- an optional property becomes required and nullable (``[optional]``): ``null`` means left
+  out, so the answer type's default applies;
+- a map ``{name: X}`` becomes a list of ``{"name", "value": X}`` pairs (``[map]``);
+- a free-form value becomes a string holding its JSON (``[json]``);
+- ``default`` is dropped (strict mode has no defaults).
+
+``$defs`` are rewritten the same way; ``$ref`` is kept. Pure functions, no I/O.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+OPTIONAL = "[optional] "
+MAP = "[map] "
+JSON = "[json] "
+_SCALARS = {"string", "number", "integer", "boolean", "null"}
+
+
+def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` rewritten into the strict subset (see the module doc)."""
+    out = _node(copy.deepcopy(schema))
+    if "$defs" in out:
+        out["$defs"] = {k: _node(v) for k, v in out["$defs"].items()}
+    return out
+
+
+def _describe(node: dict[str, Any], mark: str) -> dict[str, Any]:
+    node["description"] = mark + str(node.get("description", ""))
+    return node
+
+
+def _untyped(node: dict[str, Any]) -> bool:
+    return not any(k in node for k in ("type", "$ref", "anyOf", "oneOf", "allOf", "enum", "const", "properties"))
+
+
+def _node(node: Any) -> Any:
+    if not isinstance(node, dict):
+        return node
+    node.pop("default", None)
+    if _untyped(node):
+        return _describe({"type": "string", "description": node.get("description", "a JSON value")}, JSON)
+    for key in ("anyOf", "oneOf"):
+        if key in node:
+            node[key] = [_node(n) for n in node[key]]
+    if node.get("type") == "array" and "items" in node:
+        node["items"] = _node(node["items"])
+    if node.get("type") == "object" or "properties" in node:
+        props = node.get("properties")
+        extra = node.get("additionalProperties")
+        if not props and isinstance(extra, dict):
+            pair = {"type": "object", "additionalProperties": False, "required": ["name", "value"],
+                    "properties": {"name": {"type": "string"}, "value": _node(extra)}}
+            out = {"type": "array", "items": pair}
+            if "description" in node:
+                out["description"] = node["description"]
+            return _describe(out, MAP)
+        props = props or {}
+        required = set(node.get("required", []))
+        new_props = {}
+        for name, sub in props.items():
+            sub = _node(sub)
+            if name not in required:
+                sub = _describe(_nullable(sub), OPTIONAL)
+            new_props[name] = sub
+        node["properties"] = new_props
+        node["required"] = list(new_props)
+        node["additionalProperties"] = False
+    return node
+
+
+def _nullable(node: dict[str, Any]) -> dict[str, Any]:
+    t = node.get("type")
+    if isinstance(t, str) and t in _SCALARS and "enum" not in node:
+        return {**node, "type": [t, "null"]}
+    if isinstance(t, list):
+        return {**node, "type": [*t, "null"] if "null" not in t else t}
+    if "anyOf" in node:
+        if any(o.get("type") == "null" for o in node["anyOf"]):
+            return node
+        return {**node, "anyOf": [*node["anyOf"], {"type": "null"}]}
+    return {"anyOf": [node, {"type": "null"}]}
+
+
+# ---------------------------------------------------------------------- values
+
+
+def from_strict(value: Any, schema: dict[str, Any]) -> Any:
+    """An answer in the strict shape of ``schema`` (a :func:`strict_schema`) back in the
+    original shape: optional nulls left out, pairs as maps, JSON strings decoded."""
+    return _back(value, schema, schema.get("$defs", {}))
+
+
+def to_strict(value: Any, schema: dict[str, Any]) -> Any:
+    """An answer in the original shape put into the strict shape of ``schema``."""
+    return _forth(value, schema, schema.get("$defs", {}))
+
+
+def _resolve(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        return defs.get(ref.removeprefix("#/$defs/"), {})
+    return node
+
+
+def _marks(node: dict[str, Any]) -> set[str]:
+    """The rewrites marked at the start of a node's description (they may stack)."""
+    desc = str(node.get("description", ""))
+    found: set[str] = set()
+    while True:
+        mark = next((m for m in (OPTIONAL, MAP, JSON) if desc.startswith(m)), None)
+        if mark is None:
+            return found
+        found.add(mark)
+        desc = desc[len(mark):]
+
+
+def _options(node: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(node.get("anyOf") or node.get("oneOf") or [])
+
+
+def _fits(value: Any, node: dict[str, Any], defs: dict[str, Any]) -> bool:
+    node = _resolve(node, defs)
+    if _options(node):
+        return any(_fits(value, o, defs) for o in _options(node))
+    t = node.get("type")
+    types = t if isinstance(t, list) else [t]
+    checks = {"object": isinstance(value, dict), "array": isinstance(value, list),
+              "string": isinstance(value, str), "null": value is None, "boolean": isinstance(value, bool),
+              "integer": isinstance(value, int) and not isinstance(value, bool),
+              "number": isinstance(value, int | float) and not isinstance(value, bool)}
+    return any(checks.get(x, x is None) for x in types)
+
+
+def _pick(value: Any, node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    """The option of a union ``value`` belongs to (the first that fits)."""
+    for o in _options(node):
+        if _fits(value, o, defs):
+            return _resolve(o, defs)
+    return node
+
+
+def _back(value: Any, node: dict[str, Any], defs: dict[str, Any]) -> Any:
+    node = _resolve(node, defs)
+    marks = _marks(node)
+    if JSON in marks and isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value  # not JSON: the answer's validation names it
+    if MAP in marks and isinstance(value, list):
+        item = node.get("items", {})
+        vnode = _resolve(item, defs).get("properties", {}).get("value", {})
+        return {str(p.get("name")): _back(p.get("value"), vnode, defs) for p in value if isinstance(p, dict)}
+    if _options(node):
+        if value is None:
+            return None
+        return _back(value, _pick(value, node, defs), defs)
+    if isinstance(value, dict) and "properties" in node:
+        out = {}
+        for k, v in value.items():
+            sub = node["properties"].get(k)
+            if sub is None:
+                out[k] = v
+                continue
+            if v is None and OPTIONAL in _marks(sub):
+                continue  # left out: the default applies
+            out[k] = _back(v, sub, defs)
+        return out
+    if isinstance(value, list) and "items" in node:
+        return [_back(v, node["items"], defs) for v in value]
+    return value
+
+
+def _forth(value: Any, node: dict[str, Any], defs: dict[str, Any]) -> Any:
+    node = _resolve(node, defs)
+    marks = _marks(node)
+    if JSON in marks and not (value is None and OPTIONAL in marks):
+        return json.dumps(value, sort_keys=True)
+    if MAP in marks and isinstance(value, dict):
+        item = node.get("items", {})
+        vnode = _resolve(item, defs).get("properties", {}).get("value", {})
+        return [{"name": k, "value": _forth(v, vnode, defs)} for k, v in value.items()]
+    if _options(node):
+        if value is None:
+            return None
+        return _forth(value, _pick(value, node, defs), defs)
+    if isinstance(value, dict) and "properties" in node:
+        return {k: (_forth(value[k], sub, defs) if k in value else None) for k, sub in node["properties"].items()}
+    if isinstance(value, list) and "items" in node:
+        return [_forth(v, node["items"], defs) for v in value]
+    return value
+
+
+def strict_problems(schema: dict[str, Any]) -> list[str]:
+    """Where ``schema`` breaks OpenAI's strict-mode rules (empty when it keeps them all):
+    objects forbid extra properties and require every property, nothing is untyped, there
+    are no maps and no defaults. Paths are JSON-pointer-like."""
+    problems: list[str] = []
+
+    def walk(node: Any, path: str) -> None:
+        if not isinstance(node, dict):
+            return
+        if "default" in node:
+            problems.append(f"{path}: has a default")
+        if _untyped(node) and "$ref" not in node:
+            problems.append(f"{path}: untyped")
+            return
+        for key in ("anyOf", "oneOf"):
+            for i, o in enumerate(node.get(key, [])):
+                walk(o, f"{path}/{key}/{i}")
+        if "items" in node:
+            walk(node["items"], f"{path}/items")
+        if node.get("type") == "object" or "properties" in node:
+            if node.get("additionalProperties") is not False:
+                problems.append(f"{path}: additionalProperties is not false")
+            props = node.get("properties", {})
+            missing = sorted(set(props) - set(node.get("required", [])))
+            if missing:
+                problems.append(f"{path}: properties not required: {missing}")
+            for name, sub in props.items():
+                walk(sub, f"{path}/properties/{name}")
+    walk(schema, "#")
+    for name, sub in schema.get("$defs", {}).items():
+        walk(sub, f"#/$defs/{name}")
+    return problems
