@@ -9,10 +9,15 @@ class BackendError(Exception):
     Not a model answer, so the port records no ``LlmCalled`` event for it: it propagates
     to the caller (the run stops; running the same command again resumes from the log).
     Transient causes were already retried by the backend (see ``retryable``).
+
+    ``kind`` names the cause: ``connect`` (no connection), ``reset`` (the connection was
+    lost), ``timeout``, ``status`` (an HTTP error status, in ``status``), ``protocol``
+    (not HTTP), ``malformed`` (a body that is not a completion), ``truncated`` (a stream
+    cut short), ``stream`` (an error event in a stream); "" when not known.
     """
 
     def __init__(self, backend: str, url: str, detail: str, *, status: int | None = None,
-                 retryable: bool = False, attempts: int = 1) -> None:
+                 retryable: bool = False, attempts: int = 1, kind: str = "") -> None:
         where = f" at {url}" if url else ""
         code = f" (HTTP {status})" if status is not None else ""
         tries = f" after {attempts} attempts" if attempts > 1 else ""
@@ -23,6 +28,7 @@ class BackendError(Exception):
         self.status = status
         self.retryable = retryable
         self.attempts = attempts
+        self.kind = kind
 
 
 class RecordedDivergence(Exception):
