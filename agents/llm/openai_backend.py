@@ -1,178 +1,164 @@
-"""outlines over any OpenAI-compatible server (vLLM, SGLang, llama.cpp server, Ollama, OpenAI).
+"""Any OpenAI-compatible server (vLLM, SGLang, llama.cpp server, Ollama, OpenAI) behind the port.
 
-Runs under trio: ``openai.AsyncOpenAI`` does its I/O through an httpx-style client whose
-async transport is built on anyio, and anyio detects the running event loop (sniffio)
-and uses its trio backend, so awaiting the client (or outlines' async model wrapping it)
-inside a trio task needs no asyncio loop and no thread. ``tests/llm`` runs it under
-pytest-trio against the sim server over a real loopback socket.
+The backend of ``--llm openai:URL`` and ``--llm vllm:URL``. Each attempt is one chat
+completion through :class:`~.openai_client.OpenAIClient` (pooled keep-alive HTTP/1.1 on
+trio, msgspec in and out, retries and timeouts as that module says):
 
-Two paths:
+- no tools offered: the request carries the constraint outlines builds for the output
+  type's JSON schema (:mod:`.constraint`: ``response_format`` json_schema, strict, for
+  ``openai``; ``structured_outputs`` for ``vllm``) and the messages as outlines sends
+  them; the answer's ``content`` is the raw text the port validates;
+- tools offered (the rollout policy): ``tools`` go as the chat API takes them, with the
+  conversation as it is, and the returned message (content and tool calls) is folded
+  into the output type's JSON (:mod:`.tool_calls`).
 
-- no tools: ``outlines.from_openai(client, model)`` (or ``from_vllm`` for ``flavor="vllm"``)
-  awaited with ``outlines.types.JsonSchema(schema)``; outlines turns it into
-  ``response_format: json_schema`` (vLLM: ``structured_outputs``) and returns the raw
-  text, which the port validates;
-- tools offered (the rollout policy): outlines does not do tool calls, so the chat
-  completions API is called directly with ``tools`` and the returned message is folded
-  into the output type's JSON (:mod:`scaleenv.agents.llm.tool_calls`).
-
-Token usage: outlines returns only the text, so each request carries an
-``x-scaleenv-call`` header and an httpx response hook keeps the ``usage`` of the
-response with that id. The openai client's own retries are off (``max_retries=0``);
-transient failures (connection refused/reset, timeouts, 429, 5xx) are retried here a
-bounded number of times with exponential backoff, then raised as :class:`BackendError`.
+``stream=True`` asks for server-sent events and folds them into the same completion
+(``on_chunk`` sees each chunk as it comes; ``client.chat_stream`` hands them out raw);
+``logprobs=True`` asks for per-token log-probabilities (and, from vLLM, token ids), which
+the port keeps on valid answers. Usage comes from the response's ``usage``. Each request
+also carries an ``x-scaleenv-role`` header naming the role it is for (``scaleenv
+sim-server`` reads it; real servers ignore it). A refusal (``message.refusal`` with no
+content) is returned as the answer's text: the port rejects it and asks again.
 """
 
 from __future__ import annotations
 
-import itertools
-import json
 import time
+from collections.abc import Callable
 from typing import Any, Literal
 
 import attrs
-import trio
+import msgspec
 
+from .constraint import chat_messages, encoded_constraint, encoded_tools
 from .errors import BackendError
+from .openai_client import OpenAIClient
+from .openai_wire import ChatChunk, ChatCompletion, Choice
 from .port import Completion, LlmRequest
+from .retry import RetryPolicy
 from .tool_calls import message_to_text
-from scaleenv.logs import get_logger
 
-log = get_logger("scaleenv.llm.openai")
-
-CALL_HEADER = "x-scaleenv-call"
 ROLE_HEADER = "x-scaleenv-role"
 """The role a request is for, out of band (``scaleenv sim-server`` reads it; real servers ignore it)."""
 Flavor = Literal["openai", "vllm"]
-_RETRY_STATUSES = frozenset({408, 409, 425, 429}) | frozenset(range(500, 600))
+
+_encode = msgspec.json.Encoder().encode
+_STREAM_OPTIONS = msgspec.Raw(b'{"include_usage":true}')
 
 
-def _usage_of(body: bytes) -> tuple[int, int]:
-    try:
-        usage = json.loads(body).get("usage") or {}
-    except (ValueError, AttributeError):
-        return 0, 0
-    return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+_ROLE_HEADERS: dict[str, bytes] = {}
 
 
-def _sdk() -> Any:
-    """The openai and outlines modules, imported on first use (together ~1.3 s: a run on the
-    sim, and ``scaleenv --help``, never pay for them)."""
-    import openai
-    import outlines
-    import outlines.exceptions
-    import outlines.inputs
-    import outlines.types
-
-    return openai, outlines
+def _role_header(role: str) -> bytes:
+    header = _ROLE_HEADERS.get(role)
+    if header is None:
+        safe = "".join(ch for ch in role if " " <= ch <= "~")  # printable ASCII only: no header injection
+        header = f"{ROLE_HEADER}: {safe}\r\n".encode("ascii")
+        if len(_ROLE_HEADERS) < 4096:
+            _ROLE_HEADERS[role] = header
+    return header
 
 
-def classify(exc: BaseException) -> tuple[bool, int | None, str] | None:
-    """(retryable, HTTP status, detail) for a transport/HTTP failure, or None if it is not one."""
-    openai, outlines = _sdk()
-    if isinstance(exc, outlines.exceptions.APIError):
-        inner = exc.original_exception
-        if inner is not None and classify(inner) is not None:
-            return classify(inner)
-        return exc.retryable, exc.status_code, str(exc)
-    if isinstance(exc, openai.APIStatusError):
-        return exc.status_code in _RETRY_STATUSES, exc.status_code, _status_detail(exc)
-    if isinstance(exc, openai.APIConnectionError):  # includes APITimeoutError
-        cause = exc.__cause__ or exc.__context__
-        return True, None, f"{exc}" + (f" ({type(cause).__name__}: {cause})" if cause else "")
-    return None
+def token_data(choice: Choice) -> tuple[list[int] | None, list[float] | None]:
+    """(token ids, logprobs) of a choice, where the server returned them.
+
+    Token ids come from vLLM's ``token_ids`` (``return_token_ids``) or from logprob
+    tokens spelt ``token_id:N`` (``return_tokens_as_token_ids``)."""
+    entries = choice.logprobs.content if choice.logprobs is not None else None
+    logprobs = [e.logprob for e in entries] if entries else None
+    ids = choice.token_ids
+    if ids is None and entries and all(e.token.startswith("token_id:") for e in entries):
+        try:
+            ids = [int(e.token[9:]) for e in entries]
+        except ValueError:
+            ids = None
+    return ids, logprobs
 
 
-def _status_detail(exc: Any) -> str:
-    body = exc.body
-    if isinstance(body, dict):
-        err = body.get("error", body)
-        if isinstance(err, dict) and err.get("message"):
-            return str(err["message"])
-    return str(exc)
-
-
-@attrs.define
+@attrs.define(eq=False)
 class OpenAIBackend:
-    """outlines over an OpenAI-compatible server at ``base_url`` (which ends in ``/v1``)."""
+    """Chat completions from the OpenAI-compatible server at ``base_url`` (ending in ``/v1``)."""
 
     base_url: str
     model: str
     api_key: str = "EMPTY"
     flavor: Flavor = "openai"
-    timeout_s: float = 600.0
-    retries: int = 4  # extra attempts for transient failures
-    backoff_s: float = 0.5  # first backoff; doubles each time, capped at backoff_max_s
+    timeout_s: float = 600.0  # one attempt: connect, send, whole response
+    connect_timeout_s: float = 10.0
+    retries: int = 4  # extra attempts for failures the server cannot have acted on
+    unsafe_retries: int = 1  # of which, for failures it may have acted on (each logged)
+    backoff_s: float = 0.5  # first backoff; doubles each time, capped at backoff_max_s, jittered
     backoff_max_s: float = 8.0
+    retry_after_max_s: float = 60.0
+    max_connections: int = 1024
+    stream: bool = False
+    on_chunk: Callable[[ChatChunk], None] | None = None  # with stream=True: sees each chunk as it comes
+    logprobs: bool = False
     name: str = "openai"
-    _client: Any = attrs.field(init=False)
-    _outlines: Any = attrs.field(init=False)
-    _usage: dict[str, tuple[int, int]] = attrs.field(init=False, factory=dict)
-    _ids: Any = attrs.field(init=False, factory=lambda: itertools.count(1))
+    client: OpenAIClient = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
-        openai, outlines = _sdk()
-        http_client = openai.DefaultAsyncHttpxClient(event_hooks={"response": [self._on_response]})
-        self._client = openai.AsyncOpenAI(
-            base_url=self.base_url, api_key=self.api_key or "EMPTY", max_retries=0,
-            timeout=self.timeout_s, http_client=http_client,
-        )
-        loader = outlines.from_vllm if self.flavor == "vllm" else outlines.from_openai
-        self._outlines = loader(self._client, self.model)
-        if self.flavor == "vllm":
+        if self.flavor == "vllm" and self.name == "openai":
             self.name = "vllm"
+        policy = RetryPolicy(retries=self.retries, unsafe_retries=self.unsafe_retries, base_s=self.backoff_s,
+                             max_s=self.backoff_max_s, retry_after_max_s=self.retry_after_max_s)
+        self.client = OpenAIClient(self.base_url, api_key=self.api_key, name=self.name, timeout_s=self.timeout_s,
+                                   connect_timeout_s=self.connect_timeout_s, policy=policy,
+                                   max_connections=self.max_connections)
 
-    async def _on_response(self, response: Any) -> None:
-        call_id = response.request.headers.get(CALL_HEADER)
-        if call_id is not None and response.status_code == 200:
-            await response.aread()
-            self._usage[call_id] = _usage_of(response.content)
+    def body(self, request: LlmRequest, json_schema: dict[str, Any]) -> bytes:
+        """The encoded chat-completions request for one attempt (what goes on the wire)."""
+        body: dict[str, Any]
+        if request.tools:
+            body = {"model": self.model, "messages": request.messages, "max_tokens": request.max_tokens,
+                    "seed": request.seed, "temperature": request.temperature, "tools": encoded_tools(request.tools)}
+        else:
+            body = {"model": self.model, "messages": chat_messages(request.messages),
+                    "max_tokens": request.max_tokens, **encoded_constraint(self.flavor, json_schema),
+                    "seed": request.seed, "temperature": request.temperature}
+        if self.logprobs:
+            body["logprobs"] = True
+            if self.flavor == "vllm":
+                body["return_token_ids"] = True
+        if self.stream:
+            body["stream"] = True
+            body["stream_options"] = _STREAM_OPTIONS
+        return _encode(body)
 
     async def complete(self, request: LlmRequest, json_schema: dict[str, Any], schema_name: str) -> Completion:
-        call_id = str(next(self._ids))
+        """One attempt's answer. Awaits the server (retries included); raises
+        :class:`BackendError`. On cancellation the connection in use is closed."""
         start = time.perf_counter()
-        try:
-            text = await self._with_retries(request, json_schema, call_id)
-            prompt_tokens, completion_tokens = self._usage.get(call_id, (0, 0))
-        finally:
-            self._usage.pop(call_id, None)
-        return Completion(text=text, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-                          latency_s=time.perf_counter() - start)
+        data = self.body(request, json_schema)
+        headers = _role_header(request.role)
+        if self.stream:
+            result = await self.client.chat_folded(data, headers, self.on_chunk)
+        else:
+            result = await self.client.chat(data, headers)
+        return self.completion(result, request, json_schema, time.perf_counter() - start)
 
-    async def _with_retries(self, request: LlmRequest, json_schema: dict[str, Any], call_id: str) -> str:
-        delay = self.backoff_s
-        for attempt in range(self.retries + 1):
-            try:
-                return await self._once(request, json_schema, call_id)
-            except Exception as exc:
-                kind = classify(exc)
-                if kind is None:
-                    raise
-                retryable, status, detail = kind
-                if not retryable or attempt == self.retries:
-                    raise BackendError(self.name, self.base_url, detail, status=status,
-                                       retryable=retryable, attempts=attempt + 1) from exc
-                log.warning("transient backend failure; retrying", url=self.base_url, status=status,
-                            detail=detail, attempt=attempt + 1, backoff_s=delay)
-                await trio.sleep(delay)
-                delay = min(delay * 2, self.backoff_max_s)
-        raise AssertionError("unreachable")
-
-    async def _once(self, request: LlmRequest, json_schema: dict[str, Any], call_id: str) -> str:
-        kwargs: dict[str, Any] = {
-            "seed": request.seed, "temperature": request.temperature, "max_tokens": request.max_tokens,
-            "extra_headers": {CALL_HEADER: call_id, ROLE_HEADER: request.role},
-        }
+    def completion(self, result: ChatCompletion, request: LlmRequest, json_schema: dict[str, Any],
+                   latency_s: float) -> Completion:
+        """The port's view of a chat completion: the text to validate, tokens and timing."""
+        if not result.choices:
+            raise BackendError(self.name, self.base_url, "the completion has no choices", kind="malformed")
+        choice = result.choices[0]
+        message = choice.message
+        content = message.content if message.content is not None else message.refusal
         if request.tools:
-            result = await self._client.chat.completions.create(
-                model=self.model, messages=request.messages, tools=request.tools, **kwargs  # type: ignore[arg-type]
-            )
-            message = result.choices[0].message
-            calls = [c.model_dump(mode="json") for c in (message.tool_calls or [])]
-            return message_to_text(message.content, calls, json_schema)
-        _, outlines = _sdk()
-        text = await self._outlines(outlines.inputs.Chat(list(request.messages)), outlines.types.JsonSchema(json_schema), **kwargs)
-        return text if isinstance(text, str) else ""
+            calls = [{"id": c.id, "type": c.type, "function": {"name": c.function.name, "arguments": c.function.arguments}}
+                     for c in message.tool_calls or ()]
+            text = message_to_text(content, calls, json_schema)
+        else:
+            text = content or ""
+        token_ids, logprobs = token_data(choice)
+        usage = result.usage
+        return Completion(text=text, prompt_tokens=usage.prompt_tokens if usage else 0,
+                          completion_tokens=usage.completion_tokens if usage else 0, latency_s=latency_s,
+                          token_ids=token_ids, logprobs=logprobs)
 
     async def aclose(self) -> None:
-        await self._client.close()
+        await self.client.aclose()
+
+
+__all__ = ["ROLE_HEADER", "ChatChunk", "Flavor", "OpenAIBackend", "token_data"]

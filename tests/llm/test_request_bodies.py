@@ -1,0 +1,100 @@
+"""What scaleenv's client sends is what outlines + the openai SDK send, request for request.
+
+For every output type the roles use, the same request goes through outlines (its
+``from_openai``/``from_vllm`` models over the official ``AsyncOpenAI`` client: the path
+the backend used before) and through ``OpenAIBackend``, to a server on a loopback socket
+that records what arrives; the two JSON bodies must be equal. Requests with tools
+(the policy) are compared with the SDK's own ``chat.completions.create``, which is what
+the old backend called for them (outlines has no tool calls).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import outlines
+import openai
+import pytest
+import trio
+from outlines.inputs import Chat
+from outlines.types import JsonSchema
+
+from scaleenv.agents.llm.openai_backend import OpenAIBackend
+from scaleenv.agents.llm.port import LlmRequest, REJECTED_PREFIX, render_messages, schema_for
+from scaleenv.agents.llm.user_chat import user_request
+from scaleenv.agents.rollout.answers import PolicyTurn, UserTurn
+from scaleenv.agents.sim.call import answer_types
+from scaleenv.agents.synth import answers as synth
+from scaleenv.store.specs import DomainSpec
+
+from .scripted_server import ScriptedServer
+
+ROLE_TYPES: dict[str, Any] = {
+    "architect": DomainSpec, "coder": synth.CodeAnswer, "reviewer": synth.ReviewAnswer, "tester": synth.TestPlan,
+    "repairer": synth.RepairAnswer, "task_writer": synth.InstructionAnswer, "user": UserTurn, "policy": PolicyTurn,
+}
+TOOLS = ({"type": "function", "function": {
+    "name": "get_order", "description": "Find an order. Returns: order_id, status.",
+    "parameters": {"type": "object", "properties": {"order_id": {"type": "string", "description": "the id"}},
+                   "required": ["order_id"], "additionalProperties": False}}},)
+
+
+def test_the_list_is_every_output_type_a_role_answers_with() -> None:
+    assert {t.__name__: role for role, t in ROLE_TYPES.items()} == answer_types()
+
+
+def _request(role: str) -> LlmRequest:
+    ctx = {"domain": "retail", "note": "é ✓ \u2028", "round": 1}
+    if role == "user":
+        req = user_request("Play a customer.", ctx, [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello?"}])
+    else:
+        req = LlmRequest(role=role, messages=render_messages(f"You are the {role}.", ctx, "Answer."), context=ctx)
+    # as the port sends a retry: the rejected answer and the rejection follow
+    messages = [*req.messages, {"role": "assistant", "content": '{"oops": '},
+                {"role": "user", "content": f"{REJECTED_PREFIX} not valid JSON\nAnswer again."}]
+    return msgspec.structs.replace(req, messages=messages, seed=123456789012345678, temperature=0.3, max_tokens=777)
+
+
+POLICY_MESSAGES = [
+    {"role": "system", "content": "You are the support agent."},
+    {"role": "user", "content": "Where is my order o-1?"},
+    {"role": "assistant", "content": "", "tool_calls": [
+        {"id": "call_0", "type": "function", "function": {"name": "get_order", "arguments": '{"order_id": "o-1"}'}}]},
+    {"role": "tool", "tool_call_id": "call_0", "content": '{"status": "shipped"}'},
+]
+
+
+async def _sent(server: ScriptedServer) -> dict[str, Any]:
+    got = server.received[-1]
+    assert got.header("content-type") == "application/json" and got.header("authorization") == "Bearer sk-x"
+    return got.json
+
+
+@pytest.mark.parametrize("flavor", ["openai", "vllm"])
+@pytest.mark.parametrize("role", sorted(ROLE_TYPES))
+async def test_same_body_as_outlines_and_the_sdk(nursery: trio.Nursery, flavor: str, role: str) -> None:
+    server = await ScriptedServer().start(nursery)
+    schema, name = schema_for(ROLE_TYPES[role])
+    sdk = openai.AsyncOpenAI(base_url=server.url, api_key="sk-x", max_retries=0)
+    ours = OpenAIBackend(base_url=server.url, model="qwen-x", api_key="sk-x", flavor=flavor)
+    try:
+        if role == "policy":
+            req = LlmRequest(role="policy", messages=POLICY_MESSAGES, context={}, tools=TOOLS, seed=77,
+                             temperature=0.7, max_tokens=4096)
+            await sdk.chat.completions.create(model="qwen-x", messages=req.messages, tools=list(req.tools),
+                                              seed=req.seed, temperature=req.temperature, max_tokens=req.max_tokens)
+        else:
+            req = _request(role)
+            model = (outlines.from_vllm if flavor == "vllm" else outlines.from_openai)(sdk, "qwen-x")
+            await model(Chat(list(req.messages)), JsonSchema(schema), seed=req.seed,
+                        temperature=req.temperature, max_tokens=req.max_tokens)
+        theirs = await _sent(server)
+        await ours.complete(req, schema, name)
+        mine = await _sent(server)
+    finally:
+        await sdk.close()
+        await ours.aclose()
+    assert mine == theirs
+    key = "tools" if role == "policy" else ("structured_outputs" if flavor == "vllm" else "response_format")
+    assert key in mine  # the comparison is not of two empty constraints
