@@ -86,17 +86,23 @@ def message_to_text(content: str | None, tool_calls: list[dict[str, Any]] | None
 def text_to_message(text: str) -> tuple[str | None, list[dict[str, Any]] | None]:
     """Split an answer's JSON text into OpenAI ``content`` and ``tool_calls``.
 
-    An answer that is not an object with a well-formed ``tool_calls`` list (a malformed
-    or schema-violating answer) goes back verbatim as content, as a real model's would.
+    An object whose keys are among ``content`` (a string or null) and ``tool_calls`` (a
+    list of calls with a string ``name``), either one possibly absent, becomes that
+    message; anything else (malformed text, another shape) goes back verbatim as
+    content, as a model's text does when its tool calls cannot be parsed.
     """
     try:
         value = json.loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return text, None
-    if not isinstance(value, dict) or not isinstance(value.get("tool_calls"), list):
+    if not isinstance(value, dict) or not set(value) <= {"content", "tool_calls"}:
+        return text, None
+    content = value.get("content")
+    raw_calls = value.get("tool_calls", [])
+    if (content is not None and not isinstance(content, str)) or not isinstance(raw_calls, list):
         return text, None
     calls = []
-    for i, call in enumerate(value["tool_calls"]):
+    for i, call in enumerate(raw_calls):
         if not isinstance(call, dict) or not isinstance(call.get("name"), str):
             return text, None
         args = call.get("arguments", "")
@@ -105,7 +111,14 @@ def text_to_message(text: str) -> tuple[str | None, list[dict[str, Any]] | None]
             "type": "function",
             "function": {"name": call["name"], "arguments": args if isinstance(args, str) else json.dumps(args, sort_keys=True)},
         })
-    content = value.get("content")
-    if content is not None and not isinstance(content, str):
-        return text, None
     return content, calls or None
+
+
+def as_chat_message(text: str, schema: dict[str, Any]) -> str:
+    """The answer text a chat API with tools gives back for a model's ``text``: its message
+    (:func:`text_to_message`) folded into the output type's JSON (:func:`message_to_text`).
+
+    What an OpenAI-compatible server and this client make of an answer to a request with
+    tools, in one step: the sim answers in-process exactly as through ``sim-server``."""
+    content, calls = text_to_message(text)
+    return message_to_text(content, calls, schema)

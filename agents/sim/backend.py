@@ -10,6 +10,16 @@ in-process or over HTTP (``scaleenv sim-server``) gives the same text.
 - The noise model makes the failures real models make: malformed text and schema
   violations (caught by the port's validation and retried), and role-level mistakes
   (buggy code, wrong tool calls) that role simulators implement from ``call.mistake()``.
+  Malformed text and schema violations only happen where decoding is not constrained,
+  as with a real model: by default (``constrained=True``) the sim is a model served
+  with constrained decoding, as every backend of the port is (outlines sends the output
+  type's schema as a strict constraint), so only requests with tools, which no schema
+  constrains, can get them. ``constrained=False`` is a server that ignores the
+  constraint (the port's retries then see malformed and schema-violating answers).
+- A request with tools is answered as a chat API answers it: the model's text becomes a
+  message (content and tool calls; text that is not one stays content) and the port
+  gets that message folded into its output type (``tool_calls.as_chat_message``),
+  which is exactly what ``scaleenv sim-server`` and the openai backend make of it.
 - The latency model (log-normal per role, seeded) sleeps like inference would and
   reports token counts, so benchmarks can model real serving time.
 """
@@ -24,6 +34,7 @@ import attrs
 import trio
 
 from scaleenv.agents.llm.port import Completion, LlmRequest, feedback_count, parse_rendered
+from scaleenv.agents.llm.tool_calls import as_chat_message
 from . import roles  # noqa: F401  (importing it registers the built-in role simulators)
 from .call import LatencyModel, NoiseModel, RoleSimulator, SimCall, registered_roles, role_of_request
 
@@ -61,11 +72,15 @@ class SimBackend:
     latency: LatencyModel = attrs.field(factory=LatencyModel)
     name: str = "sim"
     model: str = "scaleenv-sim-1"
+    constrained: bool = True  # decoding holds the requested schema (requests without tools)
 
     async def complete(self, request: LlmRequest, json_schema: dict[str, Any], schema_name: str) -> Completion:
         text, prompt_tokens, completion_tokens, latency = self.answer(
-            request.messages, json_schema, schema_name, request.seed, request.tools, role=request.role
+            request.messages, json_schema, schema_name, request.seed, request.tools, role=request.role,
+            constrained=self.constrained and not request.tools,
         )
+        if request.tools:
+            text = as_chat_message(text, json_schema)
         if latency > 0:
             await trio.sleep(latency)
         else:
@@ -83,11 +98,15 @@ class SimBackend:
         tools: list[dict[str, Any]] | None = None,
         *,
         role: str | None = None,
+        constrained: bool = False,
     ) -> tuple[str, int, int, float]:
         """The sim's answer as (text, prompt tokens, completion tokens, latency). Pure.
 
         ``role`` is the role the request is for (in-process, the port says); without it,
         it is read from the request itself (:func:`role_of_request`), as over HTTP.
+        ``constrained``: decoding was constrained to ``json_schema``, so the answer is
+        schema-valid JSON (no malformed text, no schema violation; role mistakes stay).
+        The text is what the model wrote, before any chat API made a message of it.
         """
         if role is None:
             role = role_of_request(schema_name, tools)
@@ -105,10 +124,10 @@ class SimBackend:
         simulator = role_simulators().get(role)
         value = simulator(call) if simulator is not None else call.schema_instance()
         roll = noise_rng.random()
-        if roll < self.noise.schema_violation:
+        if not constrained and roll < self.noise.schema_violation:
             value = _violate_schema(value, noise_rng)
         text = json.dumps(value, sort_keys=True)
-        if self.noise.schema_violation <= roll < self.noise.schema_violation + self.noise.malformed:
+        if not constrained and self.noise.schema_violation <= roll < self.noise.schema_violation + self.noise.malformed:
             text = _malform(text, noise_rng)
         prompt_tokens = sum(len(str(m.get("content", ""))) for m in messages) // 4 + 1
         completion_tokens = len(text) // 4 + 1

@@ -91,6 +91,11 @@ def registered_roles() -> dict[str, RoleSimulator]:
     return dict(_ROLES)
 
 
+def answer_types() -> dict[str, str]:
+    """The output type each registered role answers with: schema name -> role."""
+    return dict(_ROLE_OF_ANSWER)
+
+
 def role_of_request(schema_name: str, tools: Any) -> str:
     """The role a request is for when it does not say: offered tools mean the policy (as for
     any chat model with tools); otherwise the role whose answers have the requested type

@@ -21,8 +21,8 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     p = subparsers.add_parser(
         "sim-server", parents=[common], help="serve the sim LLM over the OpenAI chat-completions API",
         description=("Serve the seeded sim LLM at http://HOST:PORT/v1 (POST /v1/chat/completions, "
-                     "GET /v1/models). Honours response_format json_schema, vLLM structured_outputs, "
-                     "seed and tools. Clients authenticate with their API key: with --token (or SCALEENV_TOKEN) "
+                     "GET /v1/models). Honours response_format json_schema (strict: always schema-valid "
+                     "JSON), vLLM structured_outputs, seed, tools, n and stream (server-sent events). Clients authenticate with their API key: with --token (or SCALEENV_TOKEN) "
                      "set, the key must be one of the tokens (openai: api_key=TOKEN or OPENAI_API_KEY)."),
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
@@ -30,6 +30,13 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     p.add_argument("--noise", type=float, default=None,
                    help="mistake rate of the simulated roles, 0..1 (default 0.15; malformed/schema noise is 0.2x it)")
     p.add_argument("--latency", action="store_true", help="sleep like real inference (log-normal per call)")
+    p.add_argument("--latency-median", type=float, default=None, metavar="SECONDS",
+                   help="with --latency: median seconds per call, whatever its length (default: 0.05 s + 0.5 ms per token)")
+    p.add_argument("--latency-sigma", type=float, default=None, metavar="SIGMA",
+                   help="with --latency: log-normal spread (default 0.3; 0.75 gives a tail to ~10x the median)")
+    p.add_argument("--unconstrained", action="store_true",
+                   help="ignore response_format/structured_outputs, as a server without constrained decoding: "
+                        "malformed and schema-violating answers get through (at the --noise rates)")
     p.add_argument("--model", default=None, help="model name to report (default scaleenv-sim-1)")
     add_network_options(p, limits=SIM_SERVER_LIMITS, arguments=False)
     p.set_defaults(handler=_serve)
@@ -45,13 +52,25 @@ def _serve(args: argparse.Namespace) -> int:
         raise UsageError("--noise must be between 0 and 1")
     if not 0 <= args.port <= 65535:
         raise UsageError("--port must be between 0 and 65535")
+    if args.latency_median is not None and not args.latency_median > 0:
+        raise UsageError(f"--latency-median must be a positive number of seconds, got {args.latency_median}")
+    if args.latency_sigma is not None and not 0 <= args.latency_sigma <= 3:
+        raise UsageError(f"--latency-sigma must be between 0 and 3, got {args.latency_sigma}")
+    if (args.latency_median is not None or args.latency_sigma is not None) and not args.latency:
+        raise UsageError("--latency-median and --latency-sigma need --latency")
     net = network_setup(args, "scaleenv sim-server", limits=SIM_SERVER_LIMITS)
     noise = NoiseModel() if args.noise is None else NoiseModel(
         malformed=0.2 * args.noise, schema_violation=0.2 * args.noise, mistakes=args.noise)
-    sim = SimBackend(noise=noise, latency=LatencyModel(enabled=args.latency))
+    latency = LatencyModel(enabled=args.latency)
+    if args.latency_median is not None:
+        latency = LatencyModel(enabled=True, base_s=args.latency_median, per_token_s=0.0, sigma=latency.sigma)
+    if args.latency_sigma is not None:
+        latency = LatencyModel(enabled=True, base_s=latency.base_s, per_token_s=latency.per_token_s,
+                               sigma=args.latency_sigma)
+    sim = SimBackend(noise=noise, latency=latency)
     if args.model:
         sim.model = args.model
-    server = SimServer(sim=sim)
+    server = SimServer(sim=sim, constrain=not args.unconstrained)
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:

@@ -4,7 +4,9 @@ One job: accept connections (plain or TLS), parse requests with h11 (keep-alive,
 Content-Length and chunked bodies, pipelining and ``Expect: 100-continue`` handled by
 h11's state machine), let in only the requests :class:`~scaleenv.serve.auth.Auth` names a
 principal for, hand ``(method, path, body, headers)`` to an async handler (with
-:func:`scaleenv.serve.auth.principal` set) and write its ``(status, JSON object)`` back.
+:func:`scaleenv.serve.auth.principal` set) and write its ``(status, JSON object)`` back, or,
+when the handler returns an :class:`EventStream`, its server-sent events as they come
+(chunked).
 
 Errors the handler raises as :class:`HttpError` (or
 :class:`~scaleenv.serve.limits.LimitExceeded`) become JSON error bodies in OpenAI's shape
@@ -26,7 +28,8 @@ token gets 401 before its body is read, and is logged nowhere.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 from typing import Any, NamedTuple
 
 import h11
@@ -57,6 +60,16 @@ class RawBody(NamedTuple):
 
     content_type: str
     data: bytes
+
+
+class EventStream:
+    """A handler's answer sent as server-sent events (``text/event-stream``, chunked): each
+    item of ``events`` (a whole ``data: ...`` event, bytes) is sent as soon as it is made."""
+
+    __slots__ = ("events",)
+
+    def __init__(self, events: AsyncIterator[bytes]) -> None:
+        self.events = events
 
 
 class HttpError(Exception):
@@ -98,6 +111,24 @@ async def _send(stream: trio.abc.Stream, conn: h11.Connection, status: int, body
     out = conn.send(h11.Response(status_code=status, headers=headers))
     out += conn.send(h11.Data(data=data)) + conn.send(h11.EndOfMessage())  # type: ignore[operator]
     await stream.send_all(out)
+
+
+async def _send_events(stream: trio.abc.Stream, conn: h11.Connection, status: int, body: EventStream,
+                       timeout_s: float) -> bool:
+    """Send an event stream; False if the client stopped reading (one send took over ``timeout_s``)."""
+    headers = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"), (b"server", SERVER)]
+    async with aclosing(body.events) as events:  # type: ignore[type-var]
+        pending = conn.send(h11.Response(status_code=status, headers=headers))
+        async for event in events:
+            with trio.move_on_after(timeout_s):
+                await stream.send_all(pending + conn.send(h11.Data(data=event)))  # type: ignore[operator]
+                pending = b""
+                continue
+            return False
+    with trio.move_on_after(timeout_s):
+        await stream.send_all(pending + conn.send(h11.EndOfMessage()))  # type: ignore[operator]
+        return True
+    return False
 
 
 async def _next_event(stream: trio.abc.Stream, conn: h11.Connection) -> Any:
@@ -205,10 +236,14 @@ async def _connection(stream: trio.abc.Stream, handler: Handler, auth: Auth, lim
                 log.exception("handler failed", method=method, path=clip(path))
                 status, payload = 500, error_body(500, f"internal error: {type(exc).__name__}: {shorten(str(exc), 200)}",
                                                   "server_error")
-            with trio.move_on_after(limits.body_timeout_s) as sending:  # a client that does not read its answer
-                await _send(stream, conn, status, payload)
-            if sending.cancelled_caught:
-                return
+            if isinstance(payload, EventStream):
+                if not await _send_events(stream, conn, status, payload, limits.body_timeout_s):
+                    return
+            else:
+                with trio.move_on_after(limits.body_timeout_s) as sending:  # a client that does not read its answer
+                    await _send(stream, conn, status, payload)
+                if sending.cancelled_caught:
+                    return
             if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
                 return
             try:

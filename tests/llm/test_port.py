@@ -57,7 +57,9 @@ async def test_malformed_is_retried_with_error_fed_back(writer, log) -> None:
 
 
 async def test_exhaustion_raises_and_emits_llm_exhausted(writer, log) -> None:
-    llm = Llm(SimBackend(noise=NoiseModel(malformed=1.0, schema_violation=0.0, mistakes=0.0)), run_seed=1, max_attempts=4)
+    # a server that ignores the constraint: every answer is malformed
+    unconstrained = SimBackend(noise=NoiseModel(malformed=1.0, schema_violation=0.0, mistakes=0.0), constrained=False)
+    llm = Llm(unconstrained, run_seed=1, max_attempts=4)
     with pytest.raises(LlmExhaustedError) as info:
         await llm.generate(stream(writer), _request(), Pair)
     assert info.value.attempts == 4 and info.value.role == "test/counter"
