@@ -1,23 +1,51 @@
-"""Bench the LLM port: its own overhead per call on the sim, and calls/s over HTTP.
+"""Bench the LLM port: its own overhead per call on the sim, and the OpenAI-protocol client.
 
 1. In-process: ``Llm.generate`` on the sim backend with zero latency, sequentially, into
    an in-memory stream (so the figure is the port, not the log) and into a real LMDB log
    (``sync=False``). Baseline: the same requests answered by ``SimBackend.answer``
    directly; ``port_share`` is the part of each call spent outside the sim.
-2. HTTP: the same port over ``scaleenv sim-server`` (in this process, its own trio task)
-   through the openai backend (real openai client + outlines, loopback socket) at a few
-   concurrency levels.
+2. HTTP calls/s: the same port over the sim server (in this process, its own trio task)
+   through the openai backend (scaleenv's client, loopback socket) at a few concurrency
+   levels (``http_calls_per_s*``); the server's work is in this process too.
+3. Client CPU per call, with the sim server in its own process (noise 0, no latency) and
+   32 calls in flight, the same requests (a json_schema-constrained chat completion, as
+   the synthesizers send) through three clients, measured in turns within one run:
+   ``http_client_cpu_us_per_call`` (scaleenv's client: ``OpenAIBackend.complete``, the
+   request built from the port's request), ``openai_sdk_cpu_us_per_call`` (the official
+   openai SDK's async client, same request bodies, what the backend used before), and
+   ``raw_http_cpu_us_per_call`` (a bare keep-alive HTTP/1.1 client: encode the body,
+   send, read by Content-Length, decode the JSON; the floor). CPU is this process's
+   (``time.process_time``) divided by the calls; the median of ``--rounds`` turns.
+4. ``http_efficiency_at_1000_realistic``: rollouts with 1,000 episodes in flight through
+   ``--llm openai:URL`` against a sim server process with realistic latency (log-normal,
+   median 1 s, sigma 0.75: a tail to ~10 s), default noise. As in bench/rollout.py:
+   efficiency = LLM calls/s achieved over the saturated window / the ideal
+   (1,000 / mean latency), the mean taken of the latencies the server slept. As there,
+   the sim's answers are recorded first (an in-process run of the same episodes) and the
+   server serves them by request seed after sleeping, so its process pays for serving,
+   not for the sim's role simulators (a model server's GPU work). Baseline in the same
+   run: the same episodes and sleeps with the recorded answers in-process
+   (``in_process_efficiency``, bench/rollout.py's setting (b)). CPU per call of the
+   engine's process and of the server's are reported next to it.
 
-    .venv/bin/python bench/llm_port.py [--calls N] [--http-calls N] [--json]
+    .venv/bin/python bench/llm_port.py [--calls N] [--http-calls N] [--cpu-calls N] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
+import math
+import os
+import random
+import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -28,7 +56,9 @@ import trio
 
 from scaleenv.agents.llm.openai_backend import OpenAIBackend
 from scaleenv.agents.llm.port import Llm, LlmExhaustedError, LlmRequest, render_messages, schema_for
-from scaleenv.agents.sim import NoiseModel, SimBackend
+from scaleenv.agents.sim import LatencyModel, NoiseModel, SimBackend
+from scaleenv.agents.llm.recorded import read_calls
+from scaleenv.serve.http_json import HttpError
 from scaleenv.serve.sim_http import SimServer, serve_sim
 from scaleenv.store import Log, Stream
 from scaleenv.store.events import Ref
@@ -126,6 +156,7 @@ async def bench_http(calls: int, levels: list[int]) -> dict[str, Any]:
         for level in levels:
             backend = OpenAIBackend(base_url=f"http://127.0.0.1:{port}/v1", model="scaleenv-sim-1")
             llm = Llm(backend, run_seed=1, limiter=trio.CapacityLimiter(level))
+            await _generate(llm, MemoryStream(f"warm/{level}"), calls)  # first use builds the constraint (imports outlines)
             start = time.perf_counter()
             async with trio.open_nursery() as n:
                 for i in range(calls):
@@ -138,14 +169,337 @@ async def bench_http(calls: int, levels: list[int]) -> dict[str, Any]:
     return out
 
 
+# --- 3. client CPU per call, the server in its own process -------------------------------
+
+
+class RecordingSim(SimBackend):
+    """The sim, noting the latency of each answer (what the server then sleeps)."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.slept: list[float] = []
+
+    def answer(self, *args: Any, **kwargs: Any) -> tuple[str, int, int, float]:
+        out = super().answer(*args, **kwargs)
+        self.slept.append(out[3])
+        return out
+
+
+class ReplaySim:
+    """The sim's answers recorded by an earlier in-process run, looked up by request seed, with
+    the latency model's sleep: the sim server then costs what serving costs, not the sim's
+    role simulators' compute (which a model server spends on its GPU). The recording is
+    exactly what the live sim server would answer: in-process and over HTTP the sim gives
+    the same events (tests/llm/test_run_over_http.py)."""
+
+    model = "scaleenv-sim-1"
+
+    def __init__(self, recording: str, latency: LatencyModel) -> None:
+        self.answers = {c.seed: c for c in read_calls(recording)}
+        self.latency = latency
+        self.slept: list[float] = []
+
+    def answer(self, messages: Any, json_schema: Any, schema_name: str, seed: int, tools: Any = None,
+               **_: Any) -> tuple[str, int, int, float]:
+        call = self.answers.get(seed)
+        if call is None:
+            raise HttpError(500, f"no recorded answer for seed {seed}")
+        slept = self.latency.sample(random.Random(seed ^ 0x5EED), call.completion_tokens)
+        self.slept.append(slept)
+        return call.raw, call.prompt_tokens, call.completion_tokens, slept
+
+
+class BenchSimServer(SimServer):
+    """The sim server, plus ``GET /bench/latencies``: the latency each answer slept (for the ideal)."""
+
+    async def handle(self, method: str, path: str, body: bytes, headers: dict[str, str] | None = None) -> Any:
+        if path == "/bench/latencies":
+            return 200, {"latencies": self.sim.slept}
+        return await super().handle(method, path, body, headers)
+
+
+def serve_child(spec: dict[str, Any]) -> None:
+    """``--serve-child``: a sim server process; prints its port on stdout, serves until killed."""
+    latency = LatencyModel(enabled=spec["latency_median"] > 0, base_s=spec["latency_median"], per_token_s=0.0,
+                           sigma=spec["latency_sigma"])
+    noise = NoiseModel() if spec["noise"] is None else NoiseModel(
+        malformed=0.2 * spec["noise"], schema_violation=0.2 * spec["noise"], mistakes=spec["noise"])
+    sim = ReplaySim(spec["recording"], latency) if spec.get("recording") else RecordingSim(noise=noise, latency=latency)
+    server = BenchSimServer(sim=sim)  # type: ignore[arg-type]
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(partial(serve_sim, "127.0.0.1", 0, server=server))
+            print(port, flush=True)
+
+    trio.run(main)
+
+
+class ServerProcess:
+    """A sim server in its own process (``with ServerProcess(...) as url``)."""
+
+    def __init__(self, noise: float | None, latency_median: float = 0.0, latency_sigma: float = 0.0,
+                 recording: str | None = None) -> None:
+        self.spec = {"noise": noise, "latency_median": latency_median, "latency_sigma": latency_sigma,
+                     "recording": recording}
+        self.proc: subprocess.Popen[str] | None = None
+        self.url = ""
+
+    def __enter__(self) -> str:
+        self.proc = subprocess.Popen([sys.executable, __file__, "--serve-child", json.dumps(self.spec)],
+                                     stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line.strip().isdigit():
+            raise RuntimeError(f"the sim server child did not start: {line!r}")
+        self.url = f"http://127.0.0.1:{int(line)}/v1"
+        return self.url
+
+    def cpu_s(self) -> float:
+        """CPU seconds the server process used so far (user + system)."""
+        assert self.proc is not None
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def latencies(self) -> list[float]:
+        base = self.url.rsplit("/v1", 1)[0]
+        with urllib.request.urlopen(f"{base}/bench/latencies") as r:  # noqa: S310 - our own loopback server
+            return json.loads(r.read())["latencies"]
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait()
+
+
+class RawClient:
+    """The floor: a bare keep-alive HTTP/1.1 client (encode, send, read by Content-Length, decode)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.encode = msgspec.json.Encoder().encode
+        self.head = b"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+
+    async def run(self, bodies: list[dict[str, Any]]) -> None:
+        stream = await trio.open_tcp_stream("127.0.0.1", self.port)
+        buf = bytearray()
+        async with stream:
+            for body in bodies:
+                data = self.encode(body)
+                await stream.send_all(b"%scontent-length: %d\r\n\r\n%s" % (self.head, len(data), data))
+                while True:
+                    end = buf.find(b"\r\n\r\n")
+                    if end >= 0:
+                        head = bytes(buf[:end]).lower()
+                        at = head.index(b"content-length:") + 15
+                        stop = head.find(b"\r\n", at)
+                        size = int(head[at:stop if stop >= 0 else len(head)])
+                        if len(buf) >= end + 4 + size:
+                            reply = msgspec.json.decode(bytes(buf[end + 4:end + 4 + size]))
+                            reply["choices"][0]["message"]["content"]
+                            del buf[:end + 4 + size]
+                            break
+                    data = await stream.receive_some(65536)
+                    if not data:
+                        raise RuntimeError("the server closed the connection")
+                    buf += data
+
+
+async def bench_client_cpu(url: str, calls: int, concurrency: int, rounds: int) -> dict[str, Any]:
+    """CPU per call of three clients doing the same requests (see the module docstring, 3)."""
+    import openai  # the SDK is a test/bench dependency only
+
+    schema, name = schema_for(ToolSpec)
+    requests = [_request(i) for i in range(calls)]
+    for i, r in enumerate(requests):  # seeds as the port would set them
+        requests[i] = msgspec.structs.replace(r, seed=1000 + i)
+    backend = OpenAIBackend(base_url=url, model="scaleenv-sim-1")
+    bodies = [json.loads(backend.body(r, schema)) for r in requests]
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    sdk = openai.AsyncOpenAI(base_url=url, api_key="EMPTY", max_retries=0)
+
+    async def ours(items: list[Any]) -> None:
+        for r in items:
+            await backend.complete(r, schema, name)
+
+    async def raw(items: list[Any]) -> None:
+        await RawClient(port).run(items)
+
+    async def official(items: list[Any]) -> None:
+        for body in items:
+            kwargs = dict(body)
+            reply = await sdk.chat.completions.create(**kwargs)
+            reply.choices[0].message.content
+
+    clients = {"http_client": (ours, requests), "raw_http": (raw, bodies), "openai_sdk": (official, bodies)}
+
+    async def run(client: Any, items: list[Any]) -> None:
+        async with trio.open_nursery() as nursery:
+            for k in range(concurrency):
+                nursery.start_soon(client, items[k::concurrency])
+
+    for client, items in clients.values():  # warm up: connections, imports, caches
+        await run(client, items[: 4 * concurrency])
+    samples: dict[str, list[float]] = {k: [] for k in clients}
+    order = list(clients)
+    for turn in range(rounds):
+        for key in order[turn % 3:] + order[:turn % 3]:
+            client, items = clients[key]
+            gc.collect()
+            start = time.process_time()
+            await run(client, items)
+            samples[key].append((time.process_time() - start) / len(items) * 1e6)
+    await backend.aclose()
+    await sdk.close()
+    out: dict[str, Any] = {f"{k}_cpu_us_per_call": round(statistics.median(v), 1) for k, v in samples.items()}
+    out["cpu_samples_us"] = {k: [round(x, 1) for x in v] for k, v in samples.items()}
+    out["http_client_vs_raw_floor"] = round(out["http_client_cpu_us_per_call"] / out["raw_http_cpu_us_per_call"], 2)
+    out["openai_sdk_vs_http_client"] = round(out["openai_sdk_cpu_us_per_call"] / out["http_client_cpu_us_per_call"], 1)
+    return out
+
+
+# --- 4. rollouts at 1,000 in flight through --llm openai: -----------------------------------
+
+
+class TimedHttp:
+    """The run's HTTP backend, noting when each call ended (for the saturated window)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.name, self.model = inner.name, inner.model
+        self.ends: list[float] = []
+
+    async def complete(self, request: LlmRequest, json_schema: dict[str, Any], schema_name: str) -> Any:
+        out = await self.inner.complete(request, json_schema, schema_name)
+        self.ends.append(time.perf_counter())
+        return out
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def rollout_child(setting: dict[str, Any]) -> dict[str, Any]:
+    """``--rollout-child``: rollouts on a copy of the template through ``openai:URL``."""
+    from rollout import SEED  # bench/rollout.py: the template's seed
+
+    from scaleenv.run_context import RunConfig
+    from scaleenv.runner import EngineOptions, open_run, rollouts
+
+    work = Path(tempfile.mkdtemp(prefix="scaleenv-bench-llm-"))
+    try:
+        path = work / "log"
+        shutil.copytree(setting["template"], path)
+        c = setting["concurrency"]
+        per_task = max(1, math.ceil(setting["episodes"] / setting["tasks"]))
+        config = RunConfig(seed=SEED, domains=setting["domains"], tasks_per_domain=setting["tasks_per_domain"],
+                           episodes_per_task=per_task)
+        opts = EngineOptions(llm=f"openai:{setting['url']}", model="scaleenv-sim-1", progress=False, sync=True,
+                             concurrency=c, llm_concurrency=c)
+
+        async def measure() -> dict[str, Any]:
+            async with open_run(str(path), config, opts) as ctx:
+                timed = TimedHttp(ctx.llm.backend)
+                ctx.llm.backend = timed
+                window: list[float] = []
+
+                async def watch() -> None:
+                    # The saturated window, as bench/rollout.py defines it: from when `c`
+                    # episodes are first in flight until the last episode is admitted.
+                    progress = ctx.progress
+                    while ctx.agents.borrowed_tokens < c:
+                        await trio.sleep(0.005)
+                    window.append(time.perf_counter())
+                    while True:
+                        total = progress.totals.get("episodes", 0)
+                        started = progress.counters.get("running", 0) + progress.counters.get("episodes", 0)
+                        if progress.stage == "rollout" and total and started >= total:
+                            break
+                        await trio.sleep(0.005)
+                    window.append(time.perf_counter())
+
+                samples: list[tuple[float, int, int]] = []
+
+                async def sample() -> None:
+                    while True:
+                        samples.append((time.perf_counter(), ctx.agents.borrowed_tokens, ctx.llm.limiter.borrowed_tokens))
+                        await trio.sleep(0.5)
+
+                cpu0, t0 = time.process_time(), time.perf_counter()
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(watch)
+                    nursery.start_soon(sample)
+                    await rollouts(ctx)
+                    nursery.cancel_scope.cancel()
+                t1, cpu1 = time.perf_counter(), time.process_time()
+            saturated = len(window) == 2 and window[1] - window[0] > 1.0
+            start, end = (window[0], window[1]) if saturated else (t0, t1)
+            done = sum(1 for t in timed.ends if start < t <= end)
+            inside = [(a, b) for t, a, b in samples if start < t <= end] or [(0, 0)]
+            return {"mean_episodes_in_flight": round(statistics.fmean(a for a, _ in inside), 1),
+                    "mean_llm_calls_in_flight": round(statistics.fmean(b for _, b in inside), 1),
+                    "llm_calls": len(timed.ends), "wall_s": round(t1 - t0, 2), "window_s": round(end - start, 2),
+                    "llm_calls_per_s_window": round(done / (end - start), 1), "saturated_window": saturated,
+                    "engine_cpu_s": round(cpu1 - cpu0, 2)}
+
+        return trio.run(measure)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def bench_realistic(concurrency: int, episodes: int, median: float, sigma: float) -> dict[str, Any]:
+    """Rollouts through ``--llm openai:`` against a sim server with realistic latency (4.)."""
+    from rollout import build_template, in_subprocess  # bench/rollout.py
+
+    with tempfile.TemporaryDirectory(prefix="scaleenv-bench-llm-") as tmp:
+        template, recording = Path(tmp) / "template", Path(tmp) / "recording"
+        domains, tpd = 2, 5
+        tasks = build_template(template, domains, tpd)
+        base = {"template": str(template), "tasks": tasks, "domains": domains, "tasks_per_domain": tpd}
+        # The sim's answers to these very episodes, in-process (bench/rollout.py's recording run).
+        in_subprocess({**base, "concurrency": 100, "episodes": episodes, "sync": False, "keep_as": str(recording)})
+        server = ServerProcess(noise=None, latency_median=median, latency_sigma=sigma, recording=str(recording))
+        with server as url:
+            server_cpu0 = server.cpu_s()
+            setting = {**base, "concurrency": concurrency, "episodes": episodes, "url": url}
+            proc = subprocess.run([sys.executable, __file__, "--rollout-child", json.dumps(setting)],
+                                  capture_output=True, text=True, check=False)
+            if proc.returncode != 0:
+                raise RuntimeError(f"the rollout child failed:\n{proc.stderr[-4000:]}")
+            result = json.loads(proc.stdout.strip().splitlines()[-1])
+            result["server_cpu_s"] = round(server.cpu_s() - server_cpu0, 2)
+            slept = server.latencies()
+        # Baseline, same run: the same episodes and sleeps with the answers in-process (no HTTP).
+        local = in_subprocess({**base, "recording": str(recording), "concurrency": concurrency, "episodes": episodes,
+                               "sync": True, "latency_base_s": median, "latency_sigma": sigma})
+    mean = statistics.fmean(slept)
+    ideal = concurrency / mean
+    result.update({"concurrency": concurrency, "episodes": episodes, "latency_median_s": median,
+                   "latency_sigma": sigma, "server_calls": len(slept), "mean_latency_s": round(mean, 4),
+                   "p99_latency_s": round(sorted(slept)[int(0.99 * (len(slept) - 1))], 3),
+                   "max_latency_s": round(max(slept), 3), "ideal_llm_calls_per_s": round(ideal, 1),
+                   "efficiency": round(result["llm_calls_per_s_window"] / ideal, 4),
+                   "engine_cpu_us_per_call": round(result["engine_cpu_s"] / result["llm_calls"] * 1e6),
+                   "server_cpu_us_per_call": round(result["server_cpu_s"] / len(slept) * 1e6),
+                   "in_process_efficiency": local["efficiency"],
+                   "in_process": {k: local[k] for k in ("llm_calls", "mean_latency_s", "llm_calls_per_s_window",
+                                                        "ideal_llm_calls_per_s", "efficiency", "saturated_window")}})
+    return result
+
+
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {"bench": "llm_port"}
     results.update(await bench_in_process(args.calls))
     http = await bench_http(args.http_calls, args.levels)
     results["http_calls_per_s_by_concurrency"] = http
     results["http_calls_per_s"] = max(http.values())
-    results["baseline"] = "sim_answer_calls_per_s (the sim alone, same requests); calls_per_s (in-process port) for HTTP"
+    results["baseline"] = ("sim_answer_calls_per_s (the sim alone, same requests); calls_per_s (in-process port) "
+                           "for HTTP; raw_http_cpu_us_per_call (a bare keep-alive client, same requests) and "
+                           "openai_sdk_cpu_us_per_call (the SDK, same requests) for http_client_cpu_us_per_call")
     results["http_vs_in_process"] = results["http_calls_per_s"] / results["calls_per_s"]
+    with ServerProcess(noise=0.0) as url:
+        results.update(await bench_client_cpu(url, args.cpu_calls, 32, args.rounds))
     return results
 
 
@@ -164,6 +518,27 @@ if __name__ == "__main__":
     parser.add_argument("--http-calls", type=int, default=400, help="HTTP calls per concurrency level (default %(default)s)")
     parser.add_argument("--levels", type=lambda s: [int(x) for x in s.split(",")], default=[1, 8, 32],
                         help="HTTP concurrency levels, comma-separated (default 1,8,32)")
+    parser.add_argument("--cpu-calls", type=int, default=1000,
+                        help="calls per client per round for the CPU comparison (default %(default)s)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the CPU comparison (default %(default)s)")
+    parser.add_argument("--episodes", type=int, default=3000,
+                        help="episodes of the realistic-latency rollout at 1,000 in flight (default %(default)s)")
+    parser.add_argument("--no-realistic", action="store_true", help="skip the realistic-latency rollout (4.)")
     parser.add_argument("--json", action="store_true", help="print one JSON object on the last line")
+    parser.add_argument("--serve-child", help=argparse.SUPPRESS)
+    parser.add_argument("--rollout-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    _print(trio.run(main, args), args.json)
+    if args.serve_child:
+        serve_child(json.loads(args.serve_child))
+        sys.exit(0)
+    if args.rollout_child:
+        print(json.dumps(rollout_child(json.loads(args.rollout_child))))
+        sys.exit(0)
+    out = trio.run(main, args)
+    if not args.no_realistic:
+        realistic = bench_realistic(1000, args.episodes, median=1.0, sigma=0.75)
+        out["http_efficiency_at_1000_realistic"] = realistic["efficiency"]
+        out["http_realistic"] = realistic
+    out["targets"] = {"http_client_vs_raw_floor": "<= 2", "openai_sdk_vs_http_client": ">= 10",
+                      "http_efficiency_at_1000_realistic": ">= 0.9"}
+    _print(out, args.json)

@@ -378,22 +378,23 @@ def _length(value: str, limit: int) -> int:
 
 def parse_head(head: bytes) -> Head:
     """Parse a response's status line and header lines (the bytes before the blank line)."""
-    lines = head.split(b"\r\n")
+    lines = head.decode("latin-1").split("\r\n")
     status_line = lines[0]
-    parts = status_line.split(b" ", 2)
-    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or len(parts[1]) != 3 or not parts[1].isdigit():
+    version, _, rest = status_line.partition(" ")
+    code, _, reason = rest.partition(" ")
+    if not version.startswith("HTTP/1.") or len(code) != 3 or not code.isdigit():
         raise ProtocolViolation(f"not an HTTP/1.x status line: {status_line[:60]!r}", sent=True, response_started=True)
     headers: dict[str, str] = {}
     for line in lines[1:]:
-        name, sep, value = line.partition(b":")
-        if not sep or not name or name != name.strip():
+        name, sep, value = line.partition(":")
+        if not sep or not name or name[0] in " \t" or name[-1] in " \t":
             raise ProtocolViolation(f"bad header line {line[:60]!r}", sent=True, response_started=True)
-        key = name.decode("latin-1").lower()
-        text = value.strip().decode("latin-1")
-        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+        key = name.lower()
+        value = value.strip()
+        headers[key] = f"{headers[key]}, {value}" if key in headers else value
     connection = headers.get("connection", "").lower()
-    keep_alive = "close" not in connection if parts[0] == b"HTTP/1.1" else "keep-alive" in connection
-    return Head(int(parts[1]), parts[2].decode("latin-1") if len(parts) > 2 else "", headers, keep_alive)
+    keep_alive = "close" not in connection if version == "HTTP/1.1" else "keep-alive" in connection
+    return Head(int(code), reason, headers, keep_alive)
 
 
 @attrs.define(eq=False)
