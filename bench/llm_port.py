@@ -53,6 +53,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 import structlog
 import trio
+from rollout import SEED, TimedReplay, build_template, in_subprocess  # bench/rollout.py: how rollouts are benchmarked
 
 from scaleenv.agents.llm.openai_backend import OpenAIBackend
 from scaleenv.agents.llm.port import Llm, LlmExhaustedError, LlmRequest, render_messages, schema_for
@@ -60,7 +61,10 @@ from scaleenv.agents.sim import LatencyModel, NoiseModel, SimBackend
 from scaleenv.agents.llm.recorded import read_calls
 from scaleenv.serve.http_json import HttpError
 from scaleenv.serve.sim_http import SimServer, serve_sim
+from scaleenv.run_context import RunConfig
+from scaleenv.runner import EngineOptions, open_run, rollouts
 from scaleenv.store import Log, Stream
+from scaleenv.store.events.llm import LlmCalled
 from scaleenv.store.events import Ref
 
 log = structlog.get_logger("bench.llm_port")
@@ -381,12 +385,8 @@ class TimedHttp:
 
 
 def rollout_child(setting: dict[str, Any]) -> dict[str, Any]:
-    """``--rollout-child``: rollouts on a copy of the template through ``openai:URL``."""
-    from rollout import SEED  # bench/rollout.py: the template's seed
-
-    from scaleenv.run_context import RunConfig
-    from scaleenv.runner import EngineOptions, open_run, rollouts
-
+    """``--rollout-child``: rollouts on a copy of the template, through ``openai:URL`` when the
+    setting names a URL, else with the recorded answers in-process after the same sleeps."""
     work = Path(tempfile.mkdtemp(prefix="scaleenv-bench-llm-"))
     try:
         path = work / "log"
@@ -395,12 +395,19 @@ def rollout_child(setting: dict[str, Any]) -> dict[str, Any]:
         per_task = max(1, math.ceil(setting["episodes"] / setting["tasks"]))
         config = RunConfig(seed=SEED, domains=setting["domains"], tasks_per_domain=setting["tasks_per_domain"],
                            episodes_per_task=per_task)
-        opts = EngineOptions(llm=f"openai:{setting['url']}", model="scaleenv-sim-1", progress=False, sync=True,
-                             concurrency=c, llm_concurrency=c)
+        over_http = bool(setting.get("url"))
+        opts = EngineOptions(llm=f"openai:{setting['url']}" if over_http else "sim", model="scaleenv-sim-1",
+                             progress=False, sync=True, concurrency=c, llm_concurrency=c)
 
         async def measure() -> dict[str, Any]:
             async with open_run(str(path), config, opts) as ctx:
-                timed = TimedHttp(ctx.llm.backend)
+                timed: Any
+                if over_http:
+                    timed = TimedHttp(ctx.llm.backend)
+                else:  # bench/rollout.py's replay: the recorded answers after the latency model's sleep
+                    latency = LatencyModel(enabled=True, base_s=setting["latency_median"], per_token_s=0.0,
+                                           sigma=setting["latency_sigma"])
+                    timed = TimedReplay(read_calls(setting["recording"]), latency)
                 ctx.llm.backend = timed
                 window: list[float] = []
 
@@ -426,6 +433,7 @@ def rollout_child(setting: dict[str, Any]) -> dict[str, Any]:
                         samples.append((time.perf_counter(), ctx.agents.borrowed_tokens, ctx.llm.limiter.borrowed_tokens))
                         await trio.sleep(0.5)
 
+                first_seq = ctx.log.last_seq() + 1
                 cpu0, t0 = time.process_time(), time.perf_counter()
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(watch)
@@ -433,13 +441,17 @@ def rollout_child(setting: dict[str, Any]) -> dict[str, Any]:
                     await rollouts(ctx)
                     nursery.cancel_scope.cancel()
                 t1, cpu1 = time.perf_counter(), time.process_time()
+            with Log.open(path, readonly=True) as lg:  # the latencies slept (in-process: the events say)
+                slept = [r.event.latency_s for r in lg.read(first_seq) if isinstance(r.event, LlmCalled)]
             saturated = len(window) == 2 and window[1] - window[0] > 1.0
             start, end = (window[0], window[1]) if saturated else (t0, t1)
             done = sum(1 for t in timed.ends if start < t <= end)
             inside = [(a, b) for t, a, b in samples if start < t <= end] or [(0, 0)]
             return {"mean_episodes_in_flight": round(statistics.fmean(a for a, _ in inside), 1),
                     "mean_llm_calls_in_flight": round(statistics.fmean(b for _, b in inside), 1),
-                    "llm_calls": len(timed.ends), "wall_s": round(t1 - t0, 2), "window_s": round(end - start, 2),
+                    "llm_calls": len(timed.ends),
+                    "mean_latency_s": round(statistics.fmean(slept), 4) if slept else None,
+                    "wall_s": round(t1 - t0, 2), "window_s": round(end - start, 2),
                     "llm_calls_per_s_window": round(done / (end - start), 1), "saturated_window": saturated,
                     "engine_cpu_s": round(cpu1 - cpu0, 2)}
 
@@ -448,43 +460,45 @@ def rollout_child(setting: dict[str, Any]) -> dict[str, Any]:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _rollout_in_child(setting: dict[str, Any]) -> dict[str, Any]:
+    proc = subprocess.run([sys.executable, __file__, "--rollout-child", json.dumps(setting)],
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the rollout child failed:\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def bench_realistic(concurrency: int, episodes: int, median: float, sigma: float) -> dict[str, Any]:
     """Rollouts through ``--llm openai:`` against a sim server with realistic latency (4.)."""
-    from rollout import build_template, in_subprocess  # bench/rollout.py
-
     with tempfile.TemporaryDirectory(prefix="scaleenv-bench-llm-") as tmp:
         template, recording = Path(tmp) / "template", Path(tmp) / "recording"
         domains, tpd = 2, 5
         tasks = build_template(template, domains, tpd)
-        base = {"template": str(template), "tasks": tasks, "domains": domains, "tasks_per_domain": tpd}
+        base = {"template": str(template), "tasks": tasks, "domains": domains, "tasks_per_domain": tpd,
+                "concurrency": concurrency, "episodes": episodes}
         # The sim's answers to these very episodes, in-process (bench/rollout.py's recording run).
-        in_subprocess({**base, "concurrency": 100, "episodes": episodes, "sync": False, "keep_as": str(recording)})
+        in_subprocess({**base, "concurrency": 100, "sync": False, "keep_as": str(recording)})
         server = ServerProcess(noise=None, latency_median=median, latency_sigma=sigma, recording=str(recording))
         with server as url:
             server_cpu0 = server.cpu_s()
-            setting = {**base, "concurrency": concurrency, "episodes": episodes, "url": url}
-            proc = subprocess.run([sys.executable, __file__, "--rollout-child", json.dumps(setting)],
-                                  capture_output=True, text=True, check=False)
-            if proc.returncode != 0:
-                raise RuntimeError(f"the rollout child failed:\n{proc.stderr[-4000:]}")
-            result = json.loads(proc.stdout.strip().splitlines()[-1])
+            result = _rollout_in_child({**base, "url": url})
             result["server_cpu_s"] = round(server.cpu_s() - server_cpu0, 2)
             slept = server.latencies()
-        # Baseline, same run: the same episodes and sleeps with the answers in-process (no HTTP).
-        local = in_subprocess({**base, "recording": str(recording), "concurrency": concurrency, "episodes": episodes,
-                               "sync": True, "latency_base_s": median, "latency_sigma": sigma})
-    mean = statistics.fmean(slept)
-    ideal = concurrency / mean
-    result.update({"concurrency": concurrency, "episodes": episodes, "latency_median_s": median,
-                   "latency_sigma": sigma, "server_calls": len(slept), "mean_latency_s": round(mean, 4),
-                   "p99_latency_s": round(sorted(slept)[int(0.99 * (len(slept) - 1))], 3),
-                   "max_latency_s": round(max(slept), 3), "ideal_llm_calls_per_s": round(ideal, 1),
-                   "efficiency": round(result["llm_calls_per_s_window"] / ideal, 4),
-                   "engine_cpu_us_per_call": round(result["engine_cpu_s"] / result["llm_calls"] * 1e6),
-                   "server_cpu_us_per_call": round(result["server_cpu_s"] / len(slept) * 1e6),
-                   "in_process_efficiency": local["efficiency"],
-                   "in_process": {k: local[k] for k in ("llm_calls", "mean_latency_s", "llm_calls_per_s_window",
-                                                        "ideal_llm_calls_per_s", "efficiency", "saturated_window")}})
+        # Baseline, same run: the same episodes, answers and sleeps, in-process (no HTTP).
+        local = _rollout_in_child({**base, "recording": str(recording), "latency_median": median,
+                                   "latency_sigma": sigma})
+    ideal = concurrency / statistics.fmean(slept)
+    local_ideal = concurrency / local["mean_latency_s"]
+    result.update({
+        "concurrency": concurrency, "episodes": episodes, "latency_median_s": median, "latency_sigma": sigma,
+        "server_calls": len(slept), "mean_latency_s": round(statistics.fmean(slept), 4),
+        "p99_latency_s": round(sorted(slept)[int(0.99 * (len(slept) - 1))], 3), "max_latency_s": round(max(slept), 3),
+        "ideal_llm_calls_per_s": round(ideal, 1), "efficiency": round(result["llm_calls_per_s_window"] / ideal, 4),
+        "engine_cpu_us_per_call": round(result["engine_cpu_s"] / result["llm_calls"] * 1e6),
+        "server_cpu_us_per_call": round(result["server_cpu_s"] / len(slept) * 1e6),
+        "in_process_efficiency": round(local["llm_calls_per_s_window"] / local_ideal, 4),
+        "in_process": {**local, "engine_cpu_us_per_call": round(local["engine_cpu_s"] / local["llm_calls"] * 1e6)},
+    })
     return result
 
 

@@ -392,3 +392,17 @@ async def test_a_refused_connection_is_retried_to_the_limit() -> None:
     await c.aclose()
     assert info.value.kind == "connect" and info.value.attempts == 3 and info.value.retryable
     assert url in str(info.value) and len(waits.waits) == 2
+
+
+async def test_leaving_a_stream_early_closes_its_connection(server: ScriptedServer) -> None:
+    server.script = [events(STREAM)]
+    c = client(server)
+    async with c.chat_stream(BODY) as chunks:
+        async for ch in chunks:
+            if ch.choices and ch.choices[0].delta.content:
+                break  # enough: the rest of the stream is not wanted
+    await server.client_gone.wait()
+    assert server.closed_by_client == [1] and c.pool.open_connections == 0
+    got = await c.chat(BODY)
+    await c.aclose()
+    assert got.choices[0].message.content == "hello" and server.connections == 2

@@ -55,7 +55,8 @@ def _user_request(i: int) -> LlmRequest:
 
 @pytest.mark.parametrize("stream", [False, True])
 async def test_structured_outputs_token_ids_and_logprobs(url: str, app: VllmShaped, stream: bool) -> None:
-    backend = OpenAIBackend(base_url=url, model=MODEL, flavor="vllm", logprobs=True, stream=stream)
+    seen: list[object] = []
+    backend = OpenAIBackend(base_url=url, model=MODEL, flavor="vllm", logprobs=True, stream=stream, on_chunk=seen.append)
     sim = SimBackend()
     schema, name = schema_for(UserTurn)
     for i in range(5):
@@ -67,6 +68,7 @@ async def test_structured_outputs_token_ids_and_logprobs(url: str, app: VllmShap
         assert got.logprobs == [logprob(p) for p in pieces(got.text)]
         assert (got.prompt_tokens, got.completion_tokens) == (want.prompt_tokens, want.completion_tokens)
     await backend.aclose()
+    assert (len(seen) > 5 * 3) is stream  # chunks as they came, when streaming
     sent = app.requests[-1]
     assert sent["structured_outputs"] == {"json": {**schema, "$defs": sent["structured_outputs"]["json"]["$defs"]}}
     assert sent["return_token_ids"] is True and sent["logprobs"] is True and "response_format" not in sent
