@@ -30,7 +30,7 @@ from typing import Any, Literal
 import attrs
 import msgspec
 
-from .constraint import chat_messages, encoded_constraint, encoded_tools
+from .constraint import EncodedParts, chat_messages
 from .errors import BackendError
 from .openai_client import OpenAIClient
 from .openai_wire import ChatChunk, ChatCompletion, Choice
@@ -46,17 +46,10 @@ _encode = msgspec.json.Encoder().encode
 _STREAM_OPTIONS = msgspec.Raw(b'{"include_usage":true}')
 
 
-_ROLE_HEADERS: dict[str, bytes] = {}
-
-
-def _role_header(role: str) -> bytes:
-    header = _ROLE_HEADERS.get(role)
-    if header is None:
-        safe = "".join(ch for ch in role if " " <= ch <= "~")  # printable ASCII only: no header injection
-        header = f"{ROLE_HEADER}: {safe}\r\n".encode("ascii")
-        if len(_ROLE_HEADERS) < 4096:
-            _ROLE_HEADERS[role] = header
-    return header
+def role_header(role: str) -> bytes:
+    """The ``x-scaleenv-role`` header line for ``role`` (printable ASCII only: no header injection)."""
+    safe = "".join(ch for ch in role if " " <= ch <= "~")
+    return f"{ROLE_HEADER}: {safe}\r\n".encode("ascii")
 
 
 def token_data(choice: Choice) -> tuple[list[int] | None, list[float] | None]:
@@ -96,8 +89,11 @@ class OpenAIBackend:
     logprobs: bool = False
     name: str = "openai"
     client: OpenAIClient = attrs.field(init=False)
+    _parts: EncodedParts = attrs.field(init=False)
+    _role_headers: dict[str, bytes] = attrs.field(init=False, factory=dict)
 
     def __attrs_post_init__(self) -> None:
+        self._parts = EncodedParts(self.flavor)
         if self.flavor == "vllm" and self.name == "openai":
             self.name = "vllm"
         policy = RetryPolicy(retries=self.retries, unsafe_retries=self.unsafe_retries, base_s=self.backoff_s,
@@ -111,10 +107,10 @@ class OpenAIBackend:
         body: dict[str, Any]
         if request.tools:
             body = {"model": self.model, "messages": request.messages, "max_tokens": request.max_tokens,
-                    "seed": request.seed, "temperature": request.temperature, "tools": encoded_tools(request.tools)}
+                    "seed": request.seed, "temperature": request.temperature, "tools": self._parts.tools(request.tools)}
         else:
             body = {"model": self.model, "messages": chat_messages(request.messages),
-                    "max_tokens": request.max_tokens, **encoded_constraint(self.flavor, json_schema),
+                    "max_tokens": request.max_tokens, **self._parts.constraint(json_schema),
                     "seed": request.seed, "temperature": request.temperature}
         if self.logprobs:
             body["logprobs"] = True
@@ -130,7 +126,9 @@ class OpenAIBackend:
         :class:`BackendError`. On cancellation the connection in use is closed."""
         start = time.perf_counter()
         data = self.body(request, json_schema)
-        headers = _role_header(request.role)
+        headers = self._role_headers.get(request.role)
+        if headers is None:
+            headers = self._role_headers[request.role] = role_header(request.role)
         if self.stream:
             result = await self.client.chat_folded(data, headers, self.on_chunk)
         else:

@@ -23,8 +23,9 @@ from typing import TypeVar
 
 import attrs
 import msgspec
-import structlog
 import trio
+
+from scaleenv.logs import get_logger
 
 from .errors import BackendError
 from .http1 import MAX_BODY, HttpFailure, Pool, Response
@@ -32,7 +33,7 @@ from .openai_wire import ChatChunk, ChatCompletion, chunk_decoder, chunk_error, 
 from .retry import RetryPolicy, Safety, retry_after_s, status_safety
 from .sse import SseParser
 
-log = structlog.get_logger("scaleenv.llm.http")
+log = get_logger("scaleenv.llm.http")
 
 T = TypeVar("T")
 

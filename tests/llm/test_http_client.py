@@ -12,7 +12,7 @@ from email.utils import formatdate
 from typing import Any
 
 import pytest
-import structlog
+import logging
 import trio
 
 from scaleenv.agents.llm.errors import BackendError
@@ -44,6 +44,27 @@ class Waits:
     async def __call__(self, seconds: float) -> None:
         self.waits.append(seconds)
         await trio.lowlevel.checkpoint()
+
+
+class _Warnings(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.events: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.events.append(record.msg if isinstance(record.msg, dict) else {"event": record.getMessage()})
+
+
+@pytest.fixture
+def warned() -> Any:
+    """The client's warnings (retries), as event dicts."""
+    logger = logging.getLogger("scaleenv.llm.http")
+    handler, level = _Warnings(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+    yield handler.events
+    logger.removeHandler(handler)
+    logger.setLevel(level)
 
 
 @pytest.fixture
@@ -133,15 +154,15 @@ async def test_safe_failures_are_retried_to_the_limit(server: ScriptedServer) ->
     assert len(server.received) == 4
 
 
-async def test_500_is_retried_once_loudly_then_raised(server: ScriptedServer) -> None:
+async def test_500_is_retried_once_loudly_then_raised(server: ScriptedServer, warned: list[dict[str, Any]]) -> None:
     server.script = [reply(500, {"error": {"message": "boom"}}), reply(500, {"error": {"message": "boom again"}})]
     c = client(server)
-    with structlog.testing.capture_logs() as logs, pytest.raises(BackendError) as info:
+    with pytest.raises(BackendError) as info:
         await c.chat(BODY)
     await c.aclose()
     assert info.value.status == 500 and info.value.attempts == 2 and "boom again" in str(info.value)
     assert len(server.received) == 2  # never a third time
-    warnings = [e for e in logs if e["log_level"] == "warning"]
+    warnings = warned
     assert len(warnings) == 1 and warnings[0]["may_have_been_processed"] is True and warnings[0]["status"] == 500
 
 
@@ -174,14 +195,14 @@ async def test_client_errors_are_not_retried(server: ScriptedServer, status: int
     reset(b"HTTP/1.1 200 OK\r\ncontent-length: 500\r\n\r\n{\"choi"),  # RST in the middle of the body
     hang_up(),  # EOF instead of a response
 ])
-async def test_lost_connections_are_retried_once(server: ScriptedServer, action: Any) -> None:
+async def test_lost_connections_are_retried_once(server: ScriptedServer, action: Any,
+                                                 warned: list[dict[str, Any]]) -> None:
     server.script = [action]
     c = client(server)
-    with structlog.testing.capture_logs() as logs:
-        got = await c.chat(BODY)
+    got = await c.chat(BODY)
     await c.aclose()
     assert got.choices[0].message.content == "hello"
-    assert [e["kind"] for e in logs if e["log_level"] == "warning"] == ["reset"]
+    assert [e["kind"] for e in warned] == ["reset"]
     assert server.connections == 2
 
 
@@ -248,14 +269,13 @@ async def test_cancellation_closes_the_connection_cleanly(server: ScriptedServer
     assert got.choices[0].message.content == "hello" and server.connections == 2
 
 
-async def test_connection_close_is_honoured(server: ScriptedServer) -> None:
+async def test_connection_close_is_honoured(server: ScriptedServer, warned: list[dict[str, Any]]) -> None:
     server.script = [reply(close=True), reply(close=True)]
     c = client(server)
-    with structlog.testing.capture_logs() as logs:
-        for _ in range(3):
-            await c.chat(BODY)
+    for _ in range(3):
+        await c.chat(BODY)
     await c.aclose()
-    assert server.connections == 3 and not [e for e in logs if e["log_level"] == "warning"]
+    assert server.connections == 3 and not warned
 
 
 async def _answer_then_close(stream: trio.SocketStream) -> bool:
@@ -271,29 +291,29 @@ async def _until_closed_by_server(c: OpenAIClient) -> None:
         await trio.sleep(0.001)
 
 
-async def test_a_connection_the_server_closed_while_idle_is_not_used(server: ScriptedServer) -> None:
+async def test_a_connection_the_server_closed_while_idle_is_not_used(server: ScriptedServer,
+                                                                      warned: list[dict[str, Any]]) -> None:
     server.script = [_answer_then_close]
     c = client(server)
     c.pool.idle_check_s = 0.0  # check every pooled connection before use
     await c.chat(BODY)
     await _until_closed_by_server(c)
-    with structlog.testing.capture_logs() as logs:
-        await c.chat(BODY)
+    await c.chat(BODY)
     await c.aclose()
-    assert server.connections == 2 and not [e for e in logs if e["log_level"] == "warning"]
+    assert server.connections == 2 and not warned
 
 
-async def test_a_dead_pooled_connection_used_anyway_costs_one_loud_retry(server: ScriptedServer) -> None:
+async def test_a_dead_pooled_connection_used_anyway_costs_one_loud_retry(server: ScriptedServer,
+                                                                          warned: list[dict[str, Any]]) -> None:
     server.script = [_answer_then_close]
     c = client(server)
     c.pool.idle_check_s = 3600.0  # never check: the request goes out on the dead connection
     await c.chat(BODY)
     await _until_closed_by_server(c)
-    with structlog.testing.capture_logs() as logs:
-        got = await c.chat(BODY)
+    got = await c.chat(BODY)
     await c.aclose()
     assert got.choices[0].message.content == "hello" and server.connections == 2
-    assert [(e["kind"], e["may_have_been_processed"]) for e in logs if e["log_level"] == "warning"] == [("reset", True)]
+    assert [(e["kind"], e["may_have_been_processed"]) for e in warned] == [("reset", True)]
 
 
 async def test_pool_bound(server: ScriptedServer) -> None:

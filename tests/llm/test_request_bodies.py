@@ -23,25 +23,28 @@ from outlines.types import JsonSchema
 from scaleenv.agents.llm.openai_backend import OpenAIBackend
 from scaleenv.agents.llm.port import LlmRequest, REJECTED_PREFIX, render_messages, schema_for
 from scaleenv.agents.llm.user_chat import user_request
-from scaleenv.agents.rollout.answers import PolicyTurn, UserTurn
+from scaleenv.agents.rollout import answers as rollout_answers
 from scaleenv.agents.sim.call import answer_types
 from scaleenv.agents.synth import answers as synth
-from scaleenv.store.specs import DomainSpec
+from scaleenv.store import specs
 
 from .scripted_server import ScriptedServer
 
-ROLE_TYPES: dict[str, Any] = {
-    "architect": DomainSpec, "coder": synth.CodeAnswer, "reviewer": synth.ReviewAnswer, "tester": synth.TestPlan,
-    "repairer": synth.RepairAnswer, "task_writer": synth.InstructionAnswer, "user": UserTurn, "policy": PolicyTurn,
-}
+MODULES = (synth, specs, rollout_answers)
+ROLES = answer_types()
+"""Every output type a registered role answers with (schema name -> role)."""
+OUTPUT_TYPES: dict[str, Any] = {name: next((getattr(m, name) for m in MODULES if hasattr(m, name)), None)
+                                for name in ROLES}
 TOOLS = ({"type": "function", "function": {
     "name": "get_order", "description": "Find an order. Returns: order_id, status.",
     "parameters": {"type": "object", "properties": {"order_id": {"type": "string", "description": "the id"}},
                    "required": ["order_id"], "additionalProperties": False}}},)
 
 
-def test_the_list_is_every_output_type_a_role_answers_with() -> None:
-    assert {t.__name__: role for role, t in ROLE_TYPES.items()} == answer_types()
+def test_every_output_type_a_role_answers_with_is_compared() -> None:
+    missing = sorted(name for name, t in OUTPUT_TYPES.items() if t is None)
+    assert not missing, f"output types of roles not found in {[m.__name__ for m in MODULES]}: {missing}"
+    assert {"PolicyTurn", "UserTurn", "CodeAnswer", "TestPlan"} <= set(OUTPUT_TYPES)
 
 
 def _request(role: str) -> LlmRequest:
@@ -72,10 +75,11 @@ async def _sent(server: ScriptedServer) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("flavor", ["openai", "vllm"])
-@pytest.mark.parametrize("role", sorted(ROLE_TYPES))
-async def test_same_body_as_outlines_and_the_sdk(nursery: trio.Nursery, flavor: str, role: str) -> None:
+@pytest.mark.parametrize("output", sorted(OUTPUT_TYPES))
+async def test_same_body_as_outlines_and_the_sdk(nursery: trio.Nursery, flavor: str, output: str) -> None:
+    role = ROLES[output]
     server = await ScriptedServer().start(nursery)
-    schema, name = schema_for(ROLE_TYPES[role])
+    schema, name = schema_for(OUTPUT_TYPES[output])
     sdk = openai.AsyncOpenAI(base_url=server.url, api_key="sk-x", max_retries=0)
     ours = OpenAIBackend(base_url=server.url, model="qwen-x", api_key="sk-x", flavor=flavor)
     try:
