@@ -45,7 +45,7 @@ def backend_from_spec(
     """The backend an ``--llm`` value names. Raises ValueError naming the spec and the valid forms.
 
     ``noise``/``latency`` configure the sim; ``api_key`` (default ``$OPENAI_API_KEY``, else ``"EMPTY"``) and
-    ``options`` (``retries``, ``backoff_s``, ``timeout_s``) the HTTP backends.
+    ``options`` (``retries``, ``backoff_s``, ``timeout_s``, ``stream``, ``logprobs``, ...) the HTTP backends.
     """
     spec = (spec or "sim").strip()
     kind, sep, arg = spec.partition(":")

@@ -94,13 +94,14 @@ class OpenAIClient:
         port = url.port or (443 if tls else 80)
         self._pool = Pool(url.hostname, port, tls=tls, max_connections=self.max_connections,
                           connect_timeout_s=self.connect_timeout_s)
-        default_port = 443 if tls else 80
-        host = url.hostname if port == default_port else f"{url.hostname}:{port}"
-        if ":" in url.hostname and not host.startswith("["):
-            host = f"[{url.hostname}]" + (f":{port}" if port != default_port else "")
+        name = f"[{url.hostname}]" if ":" in url.hostname else url.hostname  # an IPv6 address is bracketed
+        host = name if port == (443 if tls else 80) else f"{name}:{port}"
+        key = self.api_key or "EMPTY"
+        if not all(" " < ch <= "~" for ch in key):
+            raise ValueError("the API key has characters an HTTP header cannot carry (spaces, control or non-ASCII)")
         path = url.path.rstrip("/") + "/chat/completions"
         self._head = (f"POST {path} HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\n"
-                      f"accept: application/json\r\nauthorization: Bearer {self.api_key or 'EMPTY'}\r\n").encode("latin-1")
+                      f"accept: application/json\r\nauthorization: Bearer {key}\r\n").encode("ascii")
 
     @property
     def pool(self) -> Pool:

@@ -21,6 +21,15 @@ async def test_specs() -> None:
     await vllm.aclose()
 
 
+async def test_api_key_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
+    remote = backend_from_spec("openai:http://127.0.0.1:1/v1", model="qwen")
+    assert remote.api_key == "sk-from-env"
+    assert backend_from_spec("openai:http://127.0.0.1:1/v1", model="q", api_key="sk-given").api_key == "sk-given"
+    monkeypatch.delenv("OPENAI_API_KEY")
+    assert backend_from_spec("openai:http://127.0.0.1:1/v1", model="q").api_key == "EMPTY"
+
+
 @pytest.mark.parametrize(("spec", "why"), [
     ("gpt4", "unknown backend 'gpt4'"),
     ("sim:3", "takes no argument"),

@@ -426,3 +426,12 @@ async def test_leaving_a_stream_early_closes_its_connection(server: ScriptedServ
     got = await c.chat(BODY)
     await c.aclose()
     assert got.choices[0].message.content == "hello" and server.connections == 2
+
+
+def test_bad_urls_and_keys_are_refused_with_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="is not an http"):
+        OpenAIClient("ftp://example.com/v1")
+    with pytest.raises(ValueError, match="API key"):
+        OpenAIClient("http://127.0.0.1:8000/v1", api_key="sk-1\r\nx-injected: 1")
+    ipv6 = OpenAIClient("http://[::1]:8000/v1")
+    assert ipv6.pool.host == "::1" and ipv6.pool.port == 8000
