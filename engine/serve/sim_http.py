@@ -234,7 +234,7 @@ async def _stream_events(cid: str, model: str, choices: list[tuple[str | None, l
     for i, c in enumerate(chunks):
         if latency > 0 and i in (0, half):
             await trio.sleep(latency / 2)
-        yield b"data: " + json.dumps(c).encode() + b"\n\n"
+        yield b"data: " + msgspec.json.encode(c) + b"\n\n"
     yield b"data: [DONE]\n\n"
 
 

@@ -43,6 +43,8 @@ def sim_server_url() -> Iterator[str]:
     try:
         assert proc.stderr is not None
         line = proc.stderr.readline()
+        while line and "serving" not in line:
+            line = proc.stderr.readline()
         assert " at http://" in line, f"sim-server did not start: {line!r}"
         yield line.split(" at ", 1)[1].split()[0]
     finally:
