@@ -35,6 +35,7 @@ import networkx as nx
 
 import scaleenv
 from scaleenv.store.specs import DomainSpec
+from scaleenv.agents.llm.port import output_tokens
 
 
 def shape_hash(spec: DomainSpec) -> str:
@@ -62,6 +63,7 @@ def _prompt_sizes(path: str, view: Any) -> dict[str, Any]:
     """Prompt tokens (the sim's estimate: characters / 4) per call by role, per domain, and how
     a per-tool role's prompt grows with the domain's size (largest domain / smallest)."""
     by_role: dict[str, list[int]] = {}
+    longest: dict[str, int] = {}
     per_domain: dict[str, int] = {}
     per_tool_by_domain: dict[str, list[int]] = {}
     with scaleenv.Log.open(path, readonly=True) as log:
@@ -70,6 +72,7 @@ def _prompt_sizes(path: str, view: Any) -> dict[str, Any]:
             if type(ev).__name__ != "LlmCalled":
                 continue
             by_role.setdefault(ev.role, []).append(ev.prompt_tokens)
+            longest[ev.role] = max(longest.get(ev.role, 0), ev.completion_tokens)
             kind, _, rest = rec.stream.partition("/")
             slot = rest.split("/", 1)[0]
             if kind in ("domain", "tool"):
@@ -83,6 +86,8 @@ def _prompt_sizes(path: str, view: Any) -> dict[str, Any]:
     return {
         "prompt_tokens_per_call_by_role": {r: round(statistics.mean(v)) for r, v in sorted(by_role.items())},
         "calls_by_role": {r: len(v) for r, v in sorted(by_role.items())},
+        # The longest answer per role against the max_tokens it is sent with.
+        "completion_tokens_max_by_role": {r: [longest[r], output_tokens(r)] for r in sorted(longest)},
         "prompt_tokens_per_domain": round(statistics.mean(per_domain.values())) if per_domain else 0,
         "per_tool_prompt_tokens": {"smallest_domain_tools": sizes.get(small, 0) if small else 0,
                                    "smallest": round(means[small]) if small else 0,
@@ -153,6 +158,7 @@ def main() -> None:
           "(the paper: ~546k)")
     pt = out["per_tool_prompt_tokens"]
     print(f"prompt tokens per call by role (the sim's estimate: chars/4): {out['prompt_tokens_per_call_by_role']}")
+    print(f"longest answer per role [tokens, max_tokens sent]: {out['completion_tokens_max_by_role']}")
     print(f"per-tool roles: {pt['smallest']} tokens per call in the smallest domain ({pt['smallest_domain_tools']} tools), "
           f"{pt['largest']} in the largest ({pt['largest_domain_tools']} tools): x{pt['ratio']}")
     print(f"distinct relational shapes: {out['distinct_shapes']}/{out['domains']} = {out['distinct_shape_share']:.2f} "

@@ -135,10 +135,33 @@ def render_messages(instructions: str, context: dict[str, Any], task: str) -> li
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
+OUTPUT_TOKENS: dict[str, int] = {
+    # Answers that grow with the domain: a group of up to ~15 tool designs with their
+    # contracts, every table of a domain of up to 22 (the paper's largest).
+    "architect": 16384,
+    "database": 16384,
+    # One tool's code (with docstring and helpers), its test cases, a task's requests.
+    "coder": 8192,
+    "repairer": 8192,
+    "tester": 8192,
+    "task_writer": 8192,
+}
+"""Each role's ``max_tokens`` (4096 for the roles not listed). tests/llm/test_output_limits.py
+keeps every limit at least twice the longest answer of its role in a real run, and
+bench/synth.py prints the longest per role beside its limit."""
+DEFAULT_OUTPUT_TOKENS = 4096
+
+
+def output_tokens(role: str) -> int:
+    """The ``max_tokens`` a request of ``role`` is sent with."""
+    return OUTPUT_TOKENS.get(role, DEFAULT_OUTPUT_TOKENS)
+
+
 def rendered_request(role: str, instructions: str, context: dict[str, Any], task: str) -> LlmRequest:
     """A request whose messages are rendered from its structured context (every synthesizer
     role and the simulated user; the rollout policy sends its conversation instead)."""
-    return LlmRequest(role=role, messages=render_messages(instructions, context, task), context=context)
+    return LlmRequest(role=role, messages=render_messages(instructions, context, task), context=context,
+                      max_tokens=output_tokens(role))
 
 
 def parse_rendered(messages: list[dict[str, Any]]) -> dict[str, Any]:

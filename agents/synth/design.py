@@ -104,7 +104,7 @@ async def design_domain(ctx: RunContext, stream: Any, slot: int, brief: Brief, t
                     mine = _problems_of(problems, groups[g.name])
                     if mine:
                         groups[g.name], cause = await _group(ctx, stream, brief, variety, outline, g.name, round_ + 1, mine,
-                                                             cause)
+                                                             cause, previous=groups[g.name])
         raise _failure(f"no valid design after {rounds} rounds: {feedback[:5]}")
     except LlmExhaustedError as exc:
         await stream.emit(DomainFailed(domain=brief.name, reason=str(exc)), actor="engine", cause=exc.ref)
@@ -131,8 +131,12 @@ async def _outline(ctx: RunContext, stream: Any, brief: Brief, variety: int, tak
                    rounds: int) -> tuple[DomainOutline, Ref]:
     feedback: list[str] = []
     cause: Ref | None = None
+    previous: DomainOutline | None = None
     for round_ in range(rounds):
-        context = {"brief": brief_json(brief, variety), "taken": taken, "round": round_, "feedback": feedback}
+        context: dict[str, Any] = {"brief": brief_json(brief, variety), "taken": taken, "round": round_,
+                                   "feedback": feedback}
+        if previous is not None:  # the rejected outline, whole: fix what feedback names, keep the rest
+            context["previous"] = msgspec.to_builtins(previous)
         gen = await ctx.llm.generate(stream, rendered_request("architect", prompts.OUTLINE, context, "Outline the domain."),
                                      DomainOutline, cause=cause)
         cause = await stream.emit(DomainOutlined(round=round_, outline=gen.value), actor="architect", cause=gen.ref)
@@ -141,14 +145,17 @@ async def _outline(ctx: RunContext, stream: Any, brief: Brief, variety: int, tak
             return gen.value, cause
         cause = await stream.emit(SchemaRejected(domain=gen.value.name, round=round_, problems=problems),
                                   actor="engine", cause=cause)
-        feedback = problems
+        feedback, previous = problems, gen.value
     raise _Failure(f"no valid outline after {rounds} rounds: {feedback[:5]}", cause)
 
 
 async def _group(ctx: RunContext, stream: Any, brief: Brief, variety: int, outline: DomainOutline, group: str, round_: int,
-                 feedback: list[str], cause: Ref | None) -> tuple[list[ToolSpec], Ref]:
-    context = {"brief": brief_json(brief, variety), "outline": msgspec.to_builtins(outline), "group": group, "round": round_,
-               "feedback": feedback}
+                 feedback: list[str], cause: Ref | None,
+                 previous: list[ToolSpec] | None = None) -> tuple[list[ToolSpec], Ref]:
+    context: dict[str, Any] = {"brief": brief_json(brief, variety), "outline": msgspec.to_builtins(outline),
+                               "group": group, "round": round_, "feedback": feedback}
+    if previous is not None:  # the group's rejected tools, whole
+        context["previous"] = msgspec.to_builtins(previous)
     gen = await ctx.llm.generate(stream, rendered_request("architect", prompts.TOOL_GROUP, context, f"Design the tools of {group}."),
                                  ToolGroupDesign, cause=cause)
     ref = await stream.emit(ToolsDesigned(group=group, round=round_, tools=list(gen.value.tools)), actor="architect",

@@ -15,7 +15,8 @@ status lifecycle, delete what nothing refers to) plus the workflow steps that ma
 domain (book, pay, cancel with refunds, schedule without conflicts, transfer between
 accounts, count). Tools must chain: an id one tool returns is a parameter of another.
 `taken` lists the domains other slots already design: stay distinct from them. After a
-rejected outline, `feedback` lists its problems: fix them."""
+rejected outline, `previous` holds it and `feedback` lists its problems: fix them and keep
+the rest."""
 
 TOOL_GROUP = """You design the tools of one group of the outline in the context (`group`).
 For each planned tool of that group give: a snake_case `name`, a `description` a support
@@ -39,7 +40,8 @@ filter whose argument is left out does not filter). Examples:
 {"when": "post", "op": "increases_by", "left": "products[orders[$order_id].product_id].stock", "right": "orders[$order_id].quantity"}
 {"when": "post", "op": "selects_contains", "left": "products[*].title", "right": "$keyword"}
 Use table and column names consistently across the group: the database is derived from
-your tools. After a rejected design, `feedback` lists the problems with your tools."""
+your tools. After a rejected design, `previous` holds your tools and `feedback` the problems
+with them: fix those and keep the rest."""
 
 DATABASE = """You are the database agent. Derive the domain's tables from the tools in the
 context: every table and column the tools read, write, return or mention in their
@@ -53,17 +55,6 @@ set of values), `unique`, `required` (never empty), `minimum`/`maximum` for numb
 itself, optional extras), exact (quantities, prices, statuses, dates, ids the user gave)
 or semantic (free text that only needs to mean the same). De-duplicate: one table per kind
 of record. After a rejected schema, `previous` holds it and `feedback` its problems."""
-
-ARCHITECT = """You design one business domain for a tool-use agent environment.
-Give the domain a snake_case name and a description, its database tables (typed fields,
-a string primary key per table, foreign keys with `ref`, closed value sets with `enum`)
-and 6-10 tools. For each tool give typed parameters (with `ref` when a parameter names a
-record), the fields it returns, the tables it reads and writes, whether it mutates state,
-and its contract: pre-conditions that must hold for the call to succeed and
-post-conditions that hold after it, as Condition objects over terms `$param`,
-`table[TERM]`, `table[TERM].field` or JSON literals. Make tools chain: outputs of one
-tool (ids) should be parameters of others. The context gives your slot (pick a domain
-different from other slots) and, after a rejected design, the problems to fix."""
 
 def _sandbox_rules() -> str:
     """The sandbox's rules for tool code, rendered from the sandbox's own lists (so the prompt
@@ -82,14 +73,15 @@ def _sandbox_rules() -> str:
 
 
 CODER = """Write the tool as one Python function `def <tool>(db, <params>)` over `db`
-(table -> key -> record dict; keys are the records' primary-key values). Check every
+(table -> key -> record dict; keys are the records' primary-key values). The contract is in
+`tool.contract` and, readably, in `contract_text` ("after:" marks a post-condition). Check every
 pre-condition of the contract and raise ToolError("clear message naming the value") when
 one fails, before changing anything; then make every post-condition true and return the
 tool's `returns` fields (a list of such dicts when `returns_list`). Give a new record a key
 made from the table's prefix and a number after the records already there (e.g.
 `n = len(db["orders"]) + 1`, then `"ord_" + str(n).zfill(4)`, moving on while taken), and
 fill the fields the call does not set with the empty value of their type (or the first
-status of an `enum` lifecycle). Answer with the code only, no Markdown fences.
+status of an `enum` lifecycle). Put the code in `code` (no Markdown fences) and anything you want to say in `notes`.
 """ + _sandbox_rules()
 
 REVIEWER = """Review the tool's code against its specification and contract. Reject it
@@ -126,7 +118,7 @@ with a short reason."""
 
 REPAIRER = """The tool's code was refused by the sandbox's checker or by the reviewer. Fix it.
 The context holds the code, the checker's findings (`failures`, with line and column) and
-the reviewer's objections (`objections`). Return the whole corrected function, code only.
+the reviewer's objections (`objections`). Return the whole corrected function in `code` (no Markdown fences), what you changed in `notes`.
 """ + _sandbox_rules()
 
 TASK_WRITER = """One customer has several things to get done with a support agent, one after

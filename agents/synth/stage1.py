@@ -133,7 +133,10 @@ def tool_context(spec: DomainSpec, tool: ToolSpec, **extra: Any) -> dict[str, An
     scoped = tool_scope(spec, tool)
     return {"domain": {"name": spec.name, "description": spec.description,
                        "tables": msgspec.to_builtins(scoped.tables)},
-            "tool": msgspec.to_builtins(tool), **extra}
+            "tool": msgspec.to_builtins(tool),
+            # The contract as a reader states it ("orders[$order_id].status == pending",
+            # "after: ... == cancelled"), beside the structured conditions in `tool`.
+            "contract_text": [render(c) for c in tool.contract], **extra}
 
 
 async def synthesize_tool(ctx: RunContext, sid: str, spec: DomainSpec, tool: ToolSpec, cause: Ref | None) -> ToolVerdict:
