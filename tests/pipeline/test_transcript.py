@@ -1,9 +1,10 @@
-"""Stage 1 on a hand-written model transcript (tests/pipeline/transcript/job_seeking.py), not on the sim.
+"""Stages 1 and 2 on a hand-written model transcript (tests/pipeline/transcript/), not on the sim.
 
-Every answer of every stage 1 role for a small job_seeking domain (4 tables, 8 tools) is
-written by hand as a capable model writes it, mistakes included, and played by a scripted
-backend keyed by role and subject (not by request digest). The run goes through the real
-engine: LMDB log, sandbox workers, static checker, contract-derived tests, graph.
+Every answer of every stage 1 role for a small job_seeking domain (4 tables, 8 tools), and
+of the stage 2 roles for one task, is written by hand as a capable model writes it,
+mistakes included, and played by a scripted backend keyed by role and subject (not by
+request digest). The run goes through the real engine: LMDB log, sandbox workers, static
+checker, contract-derived tests, graph, chain realization, golden chain.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from scaleenv.agents.llm.port import rendered_request
 from scaleenv.config import RunConfig
 from scaleenv.model.briefs import briefs_for
 from scaleenv.replay.projection import fold
-from scaleenv.runner import EngineOptions, open_run, project, stage1, summary
+from scaleenv.runner import EngineOptions, open_run, project, stage1, stage2, summary
 from scaleenv.store.events.synth import (
     CodeCheckFailed,
     CodeProposed,
@@ -37,23 +38,38 @@ from scaleenv.store.events.synth import (
     ToolDebugged,
     ToolRejected,
 )
+from scaleenv.store.events.tasks import (
+    ChainWritten,
+    GateDecided,
+    GoalRealized,
+    GoldenChainExecuted,
+    InstructionWritten,
+    TaskInstantiated,
+    TaskKept,
+)
 from scaleenv.store.log import Log
 from scaleenv.store.record import Record
 
-from .transcript import job_seeking
+from .transcript import job_seeking, job_seeking_tasks
 from .transcript.backend import TranscriptBackend, TranscriptGap
 
-CONFIG = RunConfig(seed=32, domains=1, min_tools=8, max_tools=8, max_repair_rounds=1, graph_judge=True)
-"""Seed 32 gives slot 0 the job_seeking brief (checked below); one repair round per tool."""
+CONFIG = RunConfig(seed=32, domains=1, min_tools=8, max_tools=8, max_repair_rounds=1, graph_judge=True,
+                   tasks_per_domain=1, min_goals=1, max_goals=2, gate_k=1, min_env_tools=5, distractors=1,
+                   background_rows=3, episodes_per_task=0)
+"""Seed 32 gives slot 0 the job_seeking brief (checked below); one repair round per tool; one
+task of at most two goals (the second gated) in an environment of at least 5 tools."""
+
+ANSWERS = {**job_seeking.ANSWERS, **job_seeking_tasks.ANSWERS}
 
 
 def synthesize(path: Path) -> tuple[dict[str, Any], TranscriptBackend]:
-    backend = TranscriptBackend(job_seeking.ANSWERS)
+    backend = TranscriptBackend(ANSWERS)
 
     async def main() -> dict[str, Any]:
         async with open_run(str(path), CONFIG, EngineOptions(progress=False, sync=False, sandbox_workers=1),
                             backend=backend) as ctx:
             await stage1(ctx)
+            await stage2(ctx)
             return summary(project(ctx.log))
 
     return trio.run(main), backend
@@ -83,7 +99,7 @@ def test_the_seed_gives_the_transcripts_brief() -> None:
 
 def test_every_hand_written_answer_is_asked_for_once(run: Any) -> None:
     _, _, backend, _ = run
-    assert sorted(backend.asked) == sorted(job_seeking.ANSWERS)
+    assert sorted(backend.asked) == sorted(ANSWERS)
 
 
 def test_tools_are_verified_and_rejected_as_intended(run: Any) -> None:
@@ -237,3 +253,41 @@ async def test_a_request_the_transcript_does_not_answer_fails_naming_role_and_ke
         await backend.complete(judge, {}, "GraphJudgeAnswer")
     with pytest.raises(TranscriptGap, match=r"role 'policy'"):
         await backend.complete(rendered_request("policy", "Act.", {}, "Act."), {}, "Turn")
+
+
+def test_stage_2_builds_the_task_from_the_chain_writers_third_program(run: Any) -> None:
+    _, result, _, records = run
+    stream = "task/d00/t000"
+    written = [(c.goal, c.goal_tool, c.round, c.problem) for c in events(records, ChainWritten, stream)]
+    assert [w[:3] for w in written] == [(0, "apply_to_job", 0), (0, "apply_to_job", 1), (0, "apply_to_job", 2),
+                                        (1, "search_job_postings", 0)]
+    assert written[0][3].startswith("line 3: argument candidate_id must be a literal or an earlier result")
+    assert written[1][3].startswith("unbindable: search_job_postings cannot list a record")
+    assert written[2][3] == written[3][3] == ""
+    first, second = events(records, GoalRealized, stream)
+    assert [s.tool for s in first.steps] == ["find_candidate_by_email", "get_job_posting", "apply_to_job"]
+    assert first.facts == {"email": job_seeking_tasks.EMAIL, "posting_id": "posting_5c1e",
+                           "cover_note": job_seeking_tasks.NOTE}
+    # The second goal reuses what the customer gave for the first (``known``).
+    assert [s.tool for s in second.steps] == ["get_job_posting", "search_job_postings"]
+    assert second.steps[0].args == {"posting_id": "posting_5c1e"}
+    [gate] = events(records, GateDecided, stream)
+    assert (gate.p, gate.more) == (0.7, True)
+    [task] = events(records, TaskInstantiated, stream)
+    assert task.goal_ends == [3, 5] and len(task.env_tools) >= CONFIG.min_env_tools
+    assert "list_candidate_applications" not in task.env_tools  # rejected in stage 1
+    [instruction] = events(records, InstructionWritten, stream)
+    assert len(instruction.requests) == 2 and job_seeking_tasks.EMAIL in instruction.requests[0]
+    [golden] = events(records, GoldenChainExecuted, stream)
+    [created] = [c for c in golden.steps[2].delta if c.before is None]
+    assert created.table == "applications"
+    assert (created.after["status"], created.after["posting_id"]) == ("submitted", "posting_5c1e")
+    assert events(records, TaskKept, stream) and result["domains"][0]["tasks"] == 1
+
+
+def test_show_task_prints_the_task(run: Any) -> None:
+    path, _, _, _ = run
+    out = subprocess.run([sys.executable, "-m", "scaleenv", "show", "task", "d00/t000", "--log", str(path)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "posting_5c1e" in out.stdout and job_seeking_tasks.EMAIL in out.stdout

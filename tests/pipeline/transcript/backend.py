@@ -13,6 +13,9 @@ coder, tester      ``<tool name>``                        0
 reviewer,          ``<tool name>``                        ``context["round"]``
 debugger, repairer
 graph_judge        ``edges``                              the judge's call count
+chain_writer       ``<goal tool name>``                   ``context["round"]``
+gate               ``goal<number of goals so far>``       0
+task_writer        ``requests``                           0
 =================  =====================================  ======================
 
 An answer is a JSON-able value, or a callable taking the request's context and returning
@@ -56,8 +59,14 @@ def request_key(request: LlmRequest, judged: int = 0) -> Key:
         return role, str(ctx["tool"]["name"]), int(ctx.get("round", 0))
     if role == "graph_judge":
         return role, "edges", judged
-    raise TranscriptGap(f"transcript has no answers for role {role!r} (request keys are only defined for the "
-                        "stage 1 roles)")
+    if role == "chain_writer":
+        return role, str(ctx["goal_tool"]["name"]), int(ctx.get("round", 0))
+    if role == "gate":
+        return role, f"goal{ctx['goals']}", 0
+    if role == "task_writer":
+        return role, "requests", 0
+    raise TranscriptGap(f"transcript has no answers for role {role!r} (request keys are defined for the "
+                        "synthesizer roles only)")
 
 
 @attrs.define
