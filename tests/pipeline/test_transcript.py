@@ -229,9 +229,11 @@ def test_audit_shows_the_repairs(run: Any) -> None:
     out = _audit(path, "job_seeking.apply_to_job")
     assert out.returncode == 0, out.stderr
     assert "x contract/violate/0: expected a clean error" in out.stdout
+    assert "round 1: the tool is wrong: The call with an unknown candidate_id succeeded" in out.stdout
     assert "round 1 by debugger" in out.stdout and "+    if candidate_id not in db[\"candidates\"]:" in out.stdout
     assert "transcript/hand-written" in out.stdout
     out = _audit(path, "job_seeking.find_candidate_by_email")
+    assert "round 1: the tests are wrong: The tool matches the email exactly" in out.stdout
     assert "~ tester/1:email_in_capitals: expect_error (the contract matches emails exactly)" in out.stdout
     out = _audit(path, "job_seeking.register_candidate", "--json")
     audit = json.loads(out.stdout)
