@@ -22,7 +22,7 @@ from scaleenv.agents.llm.port import rendered_request
 from scaleenv.config import RunConfig
 from scaleenv.model.briefs import briefs_for
 from scaleenv.replay.projection import fold
-from scaleenv.runner import EngineOptions, open_run, project, stage1, stage2, summary
+from scaleenv.runner import EngineOptions, open_run, open_verify, project, stage1, stage2, summary
 from scaleenv.store.events.synth import (
     CodeCheckFailed,
     CodeProposed,
@@ -217,6 +217,21 @@ def test_the_same_transcript_gives_the_same_digest(run: Any, tmp_path: Path) -> 
     assert again["digest"] == result["digest"]
     with Log.open(tmp_path / "again", readonly=True) as log:
         assert fold(log.read()).stream_digests() == fold(iter(records)).stream_digests()
+
+
+def test_a_rerun_against_the_recorded_answers_reproduces_every_event(run: Any) -> None:
+    """The transcript's answers, recorded in the log, replay through the recorded backend."""
+    path, _, _, records = run
+
+    async def main() -> tuple[int, list[Any]]:
+        async with open_verify(str(path), EngineOptions(progress=False, llm=f"recorded:{path}",
+                                                        sandbox_workers=1)) as ctx:
+            await stage1(ctx)
+            await stage2(ctx)
+            return sum(s.next_n for s in ctx.streams_run), ctx.divergences
+
+    checked, divergences = trio.run(main)
+    assert divergences == [] and checked == len(records)
 
 
 def _audit(path: Path, *args: str) -> subprocess.CompletedProcess[str]:
