@@ -47,7 +47,7 @@ def _records(ctx: dict[str, Any], table: str) -> list[tuple[str, dict[str, Any]]
 # Each reads the test database it is shown, as a model does, and writes cases against it.
 
 
-def test_get_company(ctx: dict[str, Any]) -> dict[str, Any]:
+def tester_get_company(ctx: dict[str, Any]) -> dict[str, Any]:
     key, company = _records(ctx, "companies")[0]
     return {"cases": [
         {"name": "existing_company", "args": {"company_id": key}, "expect": "ok",
@@ -57,7 +57,7 @@ def test_get_company(ctx: dict[str, Any]) -> dict[str, Any]:
     ]}
 
 
-def test_search_job_postings(ctx: dict[str, Any]) -> dict[str, Any]:
+def tester_search_job_postings(ctx: dict[str, Any]) -> dict[str, Any]:
     key, posting = _records(ctx, "job_postings")[0]
     word = posting["title"].split()[-1]
     return {"cases": [
@@ -70,7 +70,7 @@ def test_search_job_postings(ctx: dict[str, Any]) -> dict[str, Any]:
     ]}
 
 
-def test_get_job_posting(ctx: dict[str, Any]) -> dict[str, Any]:
+def tester_get_job_posting(ctx: dict[str, Any]) -> dict[str, Any]:
     key, _ = _records(ctx, "job_postings")[-1]
     return {"cases": [
         {"name": "existing_posting", "args": {"posting_id": key}, "expect": "ok"},
@@ -78,7 +78,7 @@ def test_get_job_posting(ctx: dict[str, Any]) -> dict[str, Any]:
     ]}
 
 
-def test_register_candidate(ctx: dict[str, Any]) -> dict[str, Any]:
+def tester_register_candidate(ctx: dict[str, Any]) -> dict[str, Any]:
     _, someone = _records(ctx, "candidates")[0]
     return {"cases": [
         {"name": "new_email", "args": {"full_name": "Amara Okafor", "email": "amara.okafor@example.org"},
@@ -88,7 +88,7 @@ def test_register_candidate(ctx: dict[str, Any]) -> dict[str, Any]:
     ]}
 
 
-def test_find_candidate_by_email(ctx: dict[str, Any]) -> dict[str, Any]:
+def tester_find_candidate_by_email(ctx: dict[str, Any]) -> dict[str, Any]:
     key, someone = _records(ctx, "candidates")[0]
     return {"cases": [
         {"name": "exact_email", "args": {"email": someone["email"]}, "expect": "ok"},
@@ -99,7 +99,7 @@ def test_find_candidate_by_email(ctx: dict[str, Any]) -> dict[str, Any]:
     ]}
 
 
-def test_apply_to_job(ctx: dict[str, Any]) -> dict[str, Any]:
+def tester_apply_to_job(ctx: dict[str, Any]) -> dict[str, Any]:
     candidate, _ = _records(ctx, "candidates")[0]
     cases: list[dict[str, Any]] = []
     for key, posting in _records(ctx, "job_postings"):
@@ -115,7 +115,7 @@ def test_apply_to_job(ctx: dict[str, Any]) -> dict[str, Any]:
     return {"cases": cases}
 
 
-def test_list_candidate_applications(ctx: dict[str, Any]) -> dict[str, Any]:
+def tester_list_candidate_applications(ctx: dict[str, Any]) -> dict[str, Any]:
     applications = _records(ctx, "applications")
     candidate = applications[0][1]["candidate_id"]
     return {"cases": [
@@ -124,7 +124,7 @@ def test_list_candidate_applications(ctx: dict[str, Any]) -> dict[str, Any]:
     ]}
 
 
-def test_withdraw_application(ctx: dict[str, Any]) -> dict[str, Any]:
+def tester_withdraw_application(ctx: dict[str, Any]) -> dict[str, Any]:
     cases: list[dict[str, Any]] = []
     for key, application in _records(ctx, "applications"):
         if application["status"] in ("submitted", "interviewing") and not any(c["expect"] == "ok" for c in cases):
@@ -198,7 +198,7 @@ ANSWERS: dict[tuple[str, str, int], Any] = {
 
     ("coder", "get_company", 0): {"code": code("get_company")},
     ("reviewer", "get_company", 0): ACCEPT,
-    ("tester", "get_company", 0): test_get_company,
+    ("tester", "get_company", 0): tester_get_company,
 
     ("coder", "search_job_postings", 0): {"code": code("search_job_postings.r0"),
                                           "notes": "Closed postings are hidden: a job seeker cannot apply to them."},
@@ -210,27 +210,27 @@ ANSWERS: dict[tuple[str, str, int], Any] = {
                                              "notes": "Removed the hidden status filter; the description now says "
                                                       "closed postings are listed."},
     ("reviewer", "search_job_postings", 1): ACCEPT,
-    ("tester", "search_job_postings", 0): test_search_job_postings,
+    ("tester", "search_job_postings", 0): tester_search_job_postings,
 
     ("coder", "get_job_posting", 0): {"code": code("get_job_posting")},
     ("reviewer", "get_job_posting", 0): ACCEPT,
-    ("tester", "get_job_posting", 0): test_get_job_posting,
+    ("tester", "get_job_posting", 0): tester_get_job_posting,
 
     ("coder", "register_candidate", 0): {"code": code("register_candidate.r0")},
     ("repairer", "register_candidate", 1): {"code": code("register_candidate.r1"),
                                             "notes": "No imports in the sandbox: registered_on is left empty."},
     ("reviewer", "register_candidate", 1): ACCEPT,
-    ("tester", "register_candidate", 0): test_register_candidate,
+    ("tester", "register_candidate", 0): tester_register_candidate,
 
     ("coder", "find_candidate_by_email", 0): {"code": code("find_candidate_by_email")},
     ("reviewer", "find_candidate_by_email", 0): ACCEPT,
-    ("tester", "find_candidate_by_email", 0): test_find_candidate_by_email,
+    ("tester", "find_candidate_by_email", 0): tester_find_candidate_by_email,
     ("debugger", "find_candidate_by_email", 1): debug_find_candidate_by_email,
     ("reviewer", "find_candidate_by_email", 1): ACCEPT,  # the same code is reviewed again in the next round
 
     ("coder", "apply_to_job", 0): {"code": code("apply_to_job.r0")},
     ("reviewer", "apply_to_job", 0): ACCEPT,  # the reviewer misses the unchecked candidate: the tests must catch it
-    ("tester", "apply_to_job", 0): test_apply_to_job,
+    ("tester", "apply_to_job", 0): tester_apply_to_job,
     ("debugger", "apply_to_job", 1): {
         "verdict": "tool",
         "reason": ("The call with an unknown candidate_id succeeded and created an application pointing at no "
@@ -240,11 +240,11 @@ ANSWERS: dict[tuple[str, str, int], Any] = {
 
     ("coder", "list_candidate_applications", 0): {"code": code("list_candidate_applications.r0")},
     ("reviewer", "list_candidate_applications", 0): ACCEPT,
-    ("tester", "list_candidate_applications", 0): test_list_candidate_applications,
+    ("tester", "list_candidate_applications", 0): tester_list_candidate_applications,
     ("debugger", "list_candidate_applications", 1): debug_list_candidate_applications,
     ("reviewer", "list_candidate_applications", 1): ACCEPT,
 
     ("coder", "withdraw_application", 0): {"code": code("withdraw_application")},
     ("reviewer", "withdraw_application", 0): ACCEPT,
-    ("tester", "withdraw_application", 0): test_withdraw_application,
+    ("tester", "withdraw_application", 0): tester_withdraw_application,
 }
