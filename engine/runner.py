@@ -18,7 +18,7 @@ from typing import Any
 import msgspec
 import trio
 
-from scaleenv.agents.llm.port import Llm
+from scaleenv.agents.llm.port import Backend, Llm
 from scaleenv.agents.llm.recorded import RecordedBackend, whole_calls
 from scaleenv.agents.rollout.episode import run_episode
 from scaleenv.agents.synth.stage1 import synthesize_domain
@@ -105,19 +105,23 @@ def adopt_config(event_log: Log, config: RunConfig | Mapping[str, Any]) -> RunCo
 
 
 @asynccontextmanager
-async def open_run(path: str, config: RunConfig | Mapping[str, Any], options: EngineOptions) -> AsyncIterator[RunContext]:
+async def open_run(path: str, config: RunConfig | Mapping[str, Any], options: EngineOptions, *,
+                   backend: Backend | None = None) -> AsyncIterator[RunContext]:
     """Open the run in the log at ``path`` (created if absent) for appending; yields its context.
 
     ``config``: a whole RunConfig, or the fields a command sets (see :func:`adopt_config`).
+    ``backend``: a model backend object to use instead of the one ``options.llm`` names (a
+    program embedding scaleenv, or a test's scripted model); the run closes it when it ends.
     Holds the log's writer lock, its writer task, a sandbox pool and the LLM port until the
     block exits; cancellation closes them in that order and loses nothing acknowledged.
     """
     with Log.open(path, sync=options.sync) as event_log, engine_gc():
         config = adopt_config(event_log, config)
-        backend = backend_from_spec(
-            options.llm, model=options.model, noise=sim_noise(options.noise),
-            latency=sim_latency(options.latency),
-        )
+        if backend is None:
+            backend = backend_from_spec(
+                options.llm, model=options.model, noise=sim_noise(options.noise),
+                latency=sim_latency(options.latency),
+            )
         llm = Llm(backend, config.seed, limiter=trio.CapacityLimiter(options.llm_concurrency))
         try:
             async with event_log.writer(channel_size=WRITER_CHANNEL) as writer, SandboxPool(workers=options.sandbox_workers) as pool:

@@ -175,7 +175,7 @@ def render_audit(a: dict[str, Any], full: bool = False) -> str:
                 if not r["passed"]:
                     out.append(f"    x {r['name']}: {r['failure']}")
         elif t == "tool.debugged":
-            out.append(f"    round {h['round']}: the {'tool' if h['verdict'] == 'tool' else 'tests'} are wrong: {h['reason']}")
+            out.append(f"    round {h['round']}: {'the tool is' if h['verdict'] == 'tool' else 'the tests are'} wrong: {h['reason']}")
         elif t == "tool.tests_repaired":
             out.extend(f"    ~ {f['case']}: {f['action']} ({f['reason']})" for f in h["fixes"])
         elif t in ("tool.accepted", "tool.rejected"):

@@ -72,14 +72,22 @@ def validate_domain(domain: DomainSpec) -> list[str]:
 
 
 def _returns_problems(domain: DomainSpec, tool: ToolSpec) -> list[str]:
-    """A tool returning records of a table (its key among the returned fields) returns columns of that table."""
+    """A tool returning records of a table (its key among the returned fields) returns columns of that table.
+
+    Records of one table often carry another's key (an application its candidate's id): the
+    returned fields are records of the first table whose key they hold and whose columns
+    they all are; only when no such table exists are they checked against the first."""
     names = {f.name for f in tool.returns}
+    first: tuple[str, list[str]] | None = None
     for tname in (*tool.writes, *tool.reads):
         table = domain.table(tname)
         if table is None or table.primary_key not in names:
             continue
         missing = sorted(names - {f.name for f in table.fields})
-        if missing and not tool.mutates:
-            return [f"tool {tool.name!r} returns {missing} of {tname} records, but table {tname!r} has no such column(s)"]
-        return []
+        if not missing or tool.mutates:
+            return []
+        first = first or (tname, missing)
+    if first is not None:
+        tname, missing = first
+        return [f"tool {tool.name!r} returns {missing} of {tname} records, but table {tname!r} has no such column(s)"]
     return []

@@ -1,0 +1,1 @@
+"""Hand-written model transcripts replayed through a scripted backend (see backend.py)."""
