@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import math
 import random
+import re
 from typing import Any
 
 from scaleenv.store.specs import DbState, DomainSpec, FieldSpec, TableSpec
@@ -196,7 +197,48 @@ def make_record(table: TableSpec, db: DbState, rng: random.Random, key: str | No
     record[table.primary_key] = key
     if overrides:
         record.update(overrides)
+    _cohere(table, record, overrides or {}, db, rng)
     return key, record
+
+
+PERSON_FIELDS = frozenset({"name", "full_name", "customer_name", "owner_name", "patient_name", "member_name"})
+_NAME_PARTS = re.compile(r"[A-Za-z]{2,}")
+
+
+def _person_fields(table: TableSpec) -> tuple[FieldSpec | None, FieldSpec | None]:
+    """The column naming the person a record is about and its email column, if it has both."""
+    name = next((f for f in table.fields if f.type == "str" and not f.ref and not f.enum
+                 and (f.kind == "person_name" or (f.kind is None and f.name.lower() in PERSON_FIELDS))), None)
+    email = next((f for f in table.fields if f.type == "str" and not f.ref and not f.enum
+                  and (f.kind == "email" or (f.kind is None and "email" in f.name.lower()))), None)
+    return name, email
+
+
+def _cohere(table: TableSpec, record: dict[str, Any], fixed: dict[str, Any], db: DbState, rng: random.Random) -> None:
+    """One person per record: an email made for a named person is theirs (ada.berg12@...),
+    and a person made for a given email is named after it (amara.okafor@... -> Amara Okafor).
+    Values the caller fixed are kept."""
+    name_field, email_field = _person_fields(table)
+    if name_field is None or email_field is None:
+        return
+    name, email = record.get(name_field.name), record.get(email_field.name)
+    if not isinstance(name, str) or not isinstance(email, str):
+        return
+    if email_field.name in fixed and name_field.name not in fixed:
+        local = re.sub(r"\d+$", "", email.split("@", 1)[0])
+        parts = [p for p in re.split(r"[._-]", local) if p]
+        if len(parts) >= 2 and all(_NAME_PARTS.fullmatch(p) for p in parts[:2]):
+            record[name_field.name] = " ".join(p.capitalize() for p in parts[:2])
+    elif email_field.name not in fixed:
+        words = name.split()
+        if len(words) >= 2 and all(_NAME_PARTS.fullmatch(w) for w in words[:2]):
+            taken = ({r.get(email_field.name) for k, r in db.get(table.name, {}).items()
+                      if k != record.get(table.primary_key)} if email_field.unique else set())
+            for _ in range(20):
+                made = f"{words[0].lower()}.{words[1].lower()}{rng.randint(1, 99)}@example.com"
+                if made not in taken:
+                    record[email_field.name] = made
+                    break
 
 
 def table_order(domain: DomainSpec) -> list[TableSpec]:
