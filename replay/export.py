@@ -30,7 +30,7 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from scaleenv.model.tool_schemas import openai_tools
+from scaleenv.model.tool_schemas import environment_tools, openai_tools
 from scaleenv.replay.episode import EpisodeView
 from scaleenv.store.events.episodes import MessageSent
 from scaleenv.store.log import Log
@@ -87,7 +87,7 @@ def episode_rows(view: RunView, run_seed: int, kinds: Iterable[str] = KINDS) -> 
         domain = view.domains.get(ep.task_id.split("/", 1)[0])
         if task is None or domain is None or domain.spec is None:
             continue
-        verified = [t for t in domain.spec.tools if t.name in set(domain.verified)]
+        offered = environment_tools(domain.spec.tools, domain.verified, task.env_tools)
         assistant = [e for e in ep.timeline if isinstance(e, MessageSent) and e.role == "assistant"]
         token_ids = [e.token_ids for e in assistant]
         logprobs = [e.logprobs for e in assistant]
@@ -99,7 +99,7 @@ def episode_rows(view: RunView, run_seed: int, kinds: Iterable[str] = KINDS) -> 
             "kind": kind,
             "label": ep.label,
             "instruction": task.instruction,
-            "tools": openai_tools(verified),
+            "tools": openai_tools(offered),
             "messages": ep.trajectory(),
             "reward": reward.reward,
             "reward_breakdown": reward.breakdown,

@@ -21,7 +21,7 @@ import trio
 from scaleenv.agents.llm.port import LlmExhaustedError, LlmRequest
 from scaleenv.model.reward import Score
 from scaleenv.model.state import record_changes
-from scaleenv.model.tool_schemas import openai_tools
+from scaleenv.model.tool_schemas import environment_tools, openai_tools
 from scaleenv.replay import episode as episode_fold
 from scaleenv.replay.episode import EpisodeView
 from scaleenv.replay.projection import DomainView, TaskView
@@ -253,10 +253,9 @@ def offered(ctx: RunContext, domain: DomainView, task: TaskView | None = None) -
     hit = cache.get((domain.slot, env))
     if hit is not None and hit[0] is domain.spec and hit[1] == verified:
         return hit[2], hit[3]
-    names = set(verified) & set(env)
     # A tuple: shared by every episode offering these tools and never changed, so the LLM
     # port may keep its encoding for request digests (see port.EncodingCache).
-    tools = tuple(openai_tools([t for t in domain.spec.tools if t.name in names]))
+    tools = tuple(openai_tools(environment_tools(domain.spec.tools, verified, env)))
     prompt = policy_system_prompt(domain)
     cache[(domain.slot, env)] = (domain.spec, verified, tools, prompt)
     return tools, prompt

@@ -35,3 +35,12 @@ def openai_tool(tool: ToolSpec) -> dict[str, Any]:
 
 def openai_tools(tools: list[ToolSpec]) -> list[dict[str, Any]]:
     return [openai_tool(t) for t in sorted(tools, key=lambda t: t.name)]
+
+
+def environment_tools(tools: list[ToolSpec], verified: list[str] | tuple[str, ...],
+                      env_tools: list[str] | tuple[str, ...] = ()) -> list[ToolSpec]:
+    """The tools an episode of a task offers, in the domain's order: the verified tools of
+    the task's environment (H), or every verified tool for a task that names none (older
+    logs). Rollouts, served episodes and exports all offer exactly these."""
+    names = set(verified) & set(env_tools or verified)
+    return [t for t in tools if t.name in names]

@@ -241,3 +241,19 @@ def test_only_refuses_an_unknown_kind_naming_it(exported: tuple[Path, Path], cap
     assert cli(["export", "--log", str(path), "--only", "checker", "--out", str(out / "c.jsonl"), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["episodes"] == 1 and summary["left_out"]["local"] > 0 and summary["left_out"]["served"] == 2
+
+
+def test_rows_offer_the_tools_of_the_task_s_environment(exported: tuple[Path, Path]) -> None:
+    """A row's tools are the ones the policy was offered (the task's environment H), not
+    every verified tool of the domain."""
+    out, path = exported
+    with Log.open(path, readonly=True) as log:
+        view = fold(log.read())
+    smaller = 0
+    for row in load(out / "episodes.parquet"):
+        task = view.tasks[row["task_id"]]
+        domain = view.domains[row["task_id"].split("/", 1)[0]]
+        names = {t["function"]["name"] for t in row["tools"]}
+        assert task.env_tools and names == set(task.env_tools) & set(domain.verified), row["episode_id"]
+        smaller += len(names) < len(domain.verified)
+    assert smaller > 0  # the template's environments leave some verified tools out
