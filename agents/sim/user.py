@@ -15,12 +15,6 @@ goal, in order) with ``request_facts`` (what the user holds for each); the conve
   (done/cancelled/updated/booked/here is/your X is..., not negated) the user thanks it and
   raises the next; the request at hand is the latest the user has said. Only its facts
   are given when asked (another request's "guest id" may be another guest).
-- Corrects a report that shows someone else's record: when the assistant reports a request
-  settled with details ("Details: email: bob@x.org, ...") in which a field the user holds
-  (an email, an id, a number: a value that identifies) has another value, the user says
-  so ("Wait, that's not mine: my email is ada@x.org.") and repeats the request instead of
-  moving on. (The policy may have changed the wrong record already: the reward still
-  judges the final state.)
 - The assistant reports the last request settled: ``done=True``.
 - Gives up (``gave_up=True``) when the assistant keeps failing or asking the same thing,
   or the turn budget is nearly spent.
@@ -34,7 +28,7 @@ import re
 from typing import Any
 
 from scaleenv.agents.sim.call import SimCall, register_role
-from scaleenv.agents.sim.text import EMAIL_RE, FAILURE_RE, humanize, mentions, reports_success, say_fact, words
+from scaleenv.agents.sim.text import FAILURE_RE, mentions, reports_success, say_fact, words
 from scaleenv.agents.llm.user_chat import conversation_of
 
 ASK_RE = re.compile(
@@ -157,47 +151,6 @@ def _turn(message: str, *, done: bool = False, gave_up: bool = False) -> dict[st
     return {"message": message, "done": done, "gave_up": gave_up}
 
 
-NOT_MINE = ("Wait, that's not mine:", "Hold on, that isn't my record:", "Hmm, that's the wrong one:")
-# "Details: customer email: bob@x.org, quantity: 3" -> (label, value) pairs
-DETAIL_RE = re.compile(r"(?:^|[,:]\s)([A-Za-z][A-Za-z ]{0,40}?):\s([^,]+?)(?=,\s[A-Za-z][A-Za-z ]{0,40}?:\s|[.]?$|[.]\s)")
-
-
-def _identifying(value: Any) -> bool:
-    """A value that picks out one record (an email, an id, a number), not a name or a word."""
-    text = str(value)
-    return bool(EMAIL_RE.fullmatch(text) or re.search(r"\d", text))
-
-
-def contradicted(facts: dict[str, Any], text: str) -> tuple[str, Any] | None:
-    """A held fact (key, value) that a report's details give another value for, if any.
-
-    Only fields labelled exactly as the fact is named ("customer email" for
-    ``customer_email``) and values that identify a record are compared."""
-    details = text.split("Details:", 1)
-    if len(details) < 2:
-        return None
-    shown: dict[str, str] = {}
-    for label, value in DETAIL_RE.findall(details[1].strip()):
-        shown.setdefault(" ".join(label.lower().split()), value.strip())
-    for key in sorted(facts):
-        value = facts[key]
-        got = shown.get(humanize(key).lower())
-        if got is None or not _identifying(value):
-            continue
-        if not _same_value(got, value):
-            return key, value
-    return None
-
-
-def _same_value(shown: str, held: Any) -> bool:
-    if _plain(shown).lower() == _plain(str(held)).lower():
-        return True
-    try:
-        return float(shown) == float(held)  # 25 and 25.0
-    except (TypeError, ValueError):
-        return False
-
-
 THANKS_NEXT = ("Thanks!", "Great, thank you.", "Perfect, thanks.", "Thanks, that's sorted.", "Good.")
 
 
@@ -244,10 +197,6 @@ def simulate_user(call: SimCall) -> dict[str, Any]:
     asked = _asked_facts(re.split(r",?\s+so (?:that )?I can\b", last)[0], facts) if asking else []
 
     if not asked and reports_success(last):
-        wrong = contradicted(facts, last)
-        if wrong is not None:
-            key, value = wrong
-            return _turn(f"{rng.choice(NOT_MINE)} {say_fact(key, value, rng.randrange(2))}. {request}")
         if k + 1 < len(requests):  # settled: on to the next request
             return _turn(f"{rng.choice(THANKS_NEXT)} {requests[k + 1]}")
         return _turn(rng.choice(THANKS), done=True)

@@ -261,22 +261,3 @@ def test_policy_request_at_hand_starts_after_a_settled_one() -> None:
     assert sim_policy.request_start(conv) == 4
     assert sim_policy.request_start(parse_conversation(conv_only := [{"role": "user", "content": "hi"}])) == 0 and conv_only
 
-
-def test_user_corrects_a_report_that_shows_another_record() -> None:
-    """A report whose details give an identifying fact the user holds another value gets a
-    correction and the request again, not thanks; the same report with the user's own
-    value (or a number written otherwise) settles it."""
-    ctx = user_ctx([{"role": "user", "content": "Cancel my order for the blue lamp."},
-                    {"role": "assistant", "content": "Could you tell me your email?"},
-                    {"role": "user", "content": "Sure, my email is ada@example.com."},
-                    {"role": "assistant", "content": "Done: I have cancelled the order. Details: order id: orde_1a2b, "
-                                                     "customer email: bob@example.com, quantity: 2, status: cancelled."}])
-    ctx["requests"] = ["Cancel my order for the blue lamp."]
-    ctx["request_facts"] = [{"customer_email": "ada@example.com", "quantity": 2.0}]
-    reply = user(ctx)
-    assert not reply.done and not reply.gave_up
-    assert "ada@example.com" in reply.message and "Cancel my order for the blue lamp." in reply.message
-    ctx["conversation"][-1]["content"] = ctx["conversation"][-1]["content"].replace("bob@", "ada@")
-    assert user(ctx).done  # the user's own record (quantity 2 is 2.0)
-    ctx["request_facts"] = [{"customer_email": "ada@example.com", "quantity": 3}]
-    assert not user(ctx).done  # another quantity than the one the user wanted
