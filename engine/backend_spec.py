@@ -29,8 +29,44 @@ def spec_help() -> str:
 
 
 def _bad(spec: str, why: str) -> ValueError:
-    forms = "\n  ".join(SPEC_FORMS)
-    return ValueError(f"bad --llm value {spec!r}: {why}. Valid forms:\n  {forms}")
+    return ValueError(f"bad --llm value {spec!r}: {why}. Valid forms: {spec_help()}")
+
+
+def check_spec(spec: str = "sim", *, model: str | None = None) -> tuple[str, str]:
+    """Check an ``--llm`` value without building its backend (no model loaded, no server
+    called): its form, ``--model`` where needed, the directory or log it names. Returns
+    ``(kind, argument)``; raises ValueError naming the spec and the valid forms.
+    Cheap: callers run it before they create or lock anything."""
+    spec = (spec or "sim").strip()
+    kind, sep, arg = spec.partition(":")
+    if kind == "sim":
+        if sep:
+            raise _bad(spec, "'sim' takes no argument")
+    elif kind in ("openai", "vllm"):
+        if not arg.startswith(("http://", "https://")):
+            raise _bad(spec, f"'{kind}:' needs an http(s) URL")
+        if not model:
+            raise _bad(spec, f"'{kind}:URL' needs --model (the model name the server serves)")
+    elif kind == "transformers":
+        if not arg:
+            raise _bad(spec, "'transformers:' needs a model directory")
+        if not _is_dir(arg):
+            raise _bad(spec, f"no model directory {arg}")
+    elif kind == "recorded":
+        if not arg:
+            raise _bad(spec, "'recorded:' needs the path of an earlier log")
+        if not _is_dir(arg):
+            raise _bad(spec, f"no log directory {arg}")
+    else:
+        raise _bad(spec, f"unknown backend {kind!r}")
+    return kind, arg
+
+
+def _is_dir(path: str) -> bool:
+    try:
+        return os.path.isdir(path)
+    except (OSError, ValueError):  # a name too long, a NUL byte
+        return False
 
 
 def backend_from_spec(
@@ -47,32 +83,19 @@ def backend_from_spec(
     ``noise``/``latency`` configure the sim; ``api_key`` (default ``$OPENAI_API_KEY``, else ``"EMPTY"``) and
     ``options`` (``retries``, ``backoff_s``, ``timeout_s``, ``stream``, ``logprobs``, ...) the HTTP backends.
     """
-    spec = (spec or "sim").strip()
-    kind, sep, arg = spec.partition(":")
+    kind, arg = check_spec(spec, model=model)
     if kind == "sim":
-        if sep:
-            raise _bad(spec, "'sim' takes no argument")
         sim = SimBackend(noise=noise or NoiseModel(), latency=latency or LatencyModel())
         if model:
             sim.model = model
         return sim
     if kind in ("openai", "vllm"):
-        if not arg.startswith(("http://", "https://")):
-            raise _bad(spec, f"'{kind}:' needs an http(s) URL")
-        if not model:
-            raise _bad(spec, f"'{kind}:URL' needs --model (the model name the server serves)")
         # OPENAI_API_KEY, as the openai SDK reads it: the bearer token of a server that wants one
         key = api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
         return OpenAIBackend(base_url=arg, model=model, api_key=key, flavor=kind, **options)  # type: ignore[arg-type]
     if kind == "transformers":
-        if not arg:
-            raise _bad(spec, "'transformers:' needs a model directory")
         return TransformersBackend.load(arg, model=model)
-    if kind == "recorded":
-        if not arg:
-            raise _bad(spec, "'recorded:' needs the path of an earlier log")
-        return RecordedBackend.from_log(arg)
-    raise _bad(spec, f"unknown backend {kind!r}")
+    return RecordedBackend.from_log(arg)
 
 
 def sim_noise(level: float | None) -> NoiseModel:

@@ -23,7 +23,7 @@ from scaleenv.agents.llm.recorded import RecordedBackend, whole_calls
 from scaleenv.agents.rollout.episode import run_episode
 from scaleenv.agents.synth.stage1 import synthesize_domain
 from scaleenv.agents.synth.stage2 import instantiate_domain
-from scaleenv.backend_spec import backend_from_spec, sim_latency, sim_noise
+from scaleenv.backend_spec import backend_from_spec, check_spec, sim_latency, sim_noise
 from scaleenv.replay.projection import RunView, fold
 from scaleenv.sandbox import SandboxPool
 from scaleenv.store.log import Log
@@ -114,7 +114,9 @@ async def open_run(path: str, config: RunConfig | Mapping[str, Any], options: En
     program embedding scaleenv, or a test's scripted model); the run closes it when it ends.
     Holds the log's writer lock, its writer task, a sandbox pool and the LLM port until the
     block exits; cancellation closes them in that order and loses nothing acknowledged.
+    A bad ``options.llm`` raises ValueError before the log is created or locked.
     """
+    check_spec(options.llm, model=options.model)
     with Log.open(path, sync=options.sync) as event_log, engine_gc():
         config = adopt_config(event_log, config)
         if backend is None:

@@ -85,6 +85,22 @@ class NotALog(LogError):
         return f"{self.path} is not a scaleenv log: {self.reason}"
 
 
+class LogDamaged(LogError):
+    """The LMDB file under the log is damaged (truncated, or pages LMDB reports as corrupt).
+
+    Unlike :class:`RecordDamaged` (one record's bytes), nothing can be read safely through
+    LMDB: the log is refused before it is mapped, or at the first read LMDB rejects.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(path, reason)
+        self.path = path
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"{self.path} is damaged: {self.reason}"
+
+
 class LogLocked(LogError):
     """Another process (or another Log in this process) holds the log open for writing."""
 

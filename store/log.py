@@ -36,6 +36,7 @@ from .gc_tuning import engine_gc
 from .errors import LogError, LogLocked, NewerLogFormat, NotALog, RecordDamaged
 from .events.llm import CallRefs, LlmCalled, UnresolvableCall
 from .keys import U64, seq_key, stream_key, stream_len
+from .lmdbfile import check_data_file, from_lmdb_error
 from .record import FORMAT_VERSION, Codec, Record, default_codec, unframe
 from .writer import Writer, commit_with_growth
 
@@ -96,7 +97,9 @@ class Log:
         """Open (or create) the log in directory ``path``.
 
         ``readonly=True`` never creates and takes no writer lock. Raises
-        :class:`NotALog`, :class:`NewerLogFormat` or :class:`LogLocked`.
+        :class:`NotALog`, :class:`NewerLogFormat`, :class:`LogLocked` or
+        :class:`LogDamaged` (a truncated file, checked before LMDB maps it, or pages
+        LMDB reports as corrupt).
         ``sync=False``: process-crash safe; an OS crash may lose the last commits.
         """
         p = Path(path)
@@ -112,6 +115,8 @@ class Log:
                 raise NotALog(str(p), "the directory is not empty and holds no log; "
                               "refusing to create one inside it")
             p.mkdir(parents=True, exist_ok=True)
+        else:
+            check_data_file(p / "data.mdb")  # a truncated file would SIGBUS once mapped
         lock_fd = None if readonly else _take_lock(p)
         try:
             env = _open_env(p, readonly=readonly, sync=sync, map_size=map_size,
@@ -120,9 +125,12 @@ class Log:
             _release_lock(lock_fd)
             raise
         try:
-            dbs = _open_dbs(env, p, readonly=readonly)
-            log = cls(p, env, dbs, readonly=readonly, sync=sync, codec=codec, lock_fd=lock_fd)
-            log._check_header()
+            try:
+                dbs = _open_dbs(env, p, readonly=readonly)
+                log = cls(p, env, dbs, readonly=readonly, sync=sync, codec=codec, lock_fd=lock_fd)
+                log._check_header()
+            except lmdb.Error as exc:  # MDB_CORRUPTED, MDB_PAGE_NOTFOUND, ...: damaged pages
+                raise from_lmdb_error(p, exc) from exc
         except BaseException:
             env.close()
             _release_lock(lock_fd)

@@ -13,6 +13,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from scaleenv.errors import UsageError, WorkFailed, leaf_exceptions
 from .logs import configure_logging
@@ -48,7 +49,7 @@ def _registrars() -> list[Registrar]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="scaleenv",
         description=(
             "Synthesize tool-use environments from scratch (ScaleEnv) and run agents in them. "
@@ -63,39 +64,103 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, remembering its last usage error (``--json`` reports it as a JSON object)."""
+
+    last_error: str | None = None
+
+    def error(self, message: str) -> NoReturn:
+        _Parser.last_error = f"{self.prog}: {message}"
+        super().error(message)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        if exc.code not in (0, None) and "--json" in argv:
+            _print_json_error(_Parser.last_error or "bad usage", EXIT_USAGE)
+        raise
     configure_logging(args.log_format, args.log_level)
     try:
+        for option, value in _path_options(args):
+            check_path(option, value)
         return int(args.handler(args) or 0)
     except BaseException as exc:  # noqa: BLE001 - mapped to messages and exit codes below
-        return _report(args.command, exc)
+        return _report(args, exc)
 
 
-def _report(command: str, exc: BaseException) -> int:
-    """Turn an error (or a trio exception group of them) into one clear message and an exit code."""
-    from scaleenv.store.errors import LogError, LogLocked, NewerLogFormat, NotALog
+def _path_options(args: argparse.Namespace) -> list[tuple[str, str]]:
+    return [(f"--{name}", value) for name in ("log", "out")
+            if isinstance(value := getattr(args, name, None), str)]
 
+
+def check_path(option: str, value: str) -> None:
+    """Refuse a path the OS cannot even look up (a name longer than the filesystem allows,
+    a symlink loop) with a :class:`UsageError` naming the option."""
+    try:
+        os.stat(value)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    except OSError as exc:
+        raise UsageError(f"{option} {_clip(value)}: {exc.strerror or exc}") from None
+
+
+def _clip(text: str, keep: int = 60) -> str:
+    return text if len(text) <= keep else f"{text[:keep]}... ({len(text)} characters)"
+
+
+def _print_json_error(message: str, status: int) -> None:
+    import json
+
+    sys.stdout.flush()
+    print(json.dumps({"error": message, "exit": status}), flush=True)
+
+
+def _report(args: argparse.Namespace, exc: BaseException) -> int:
+    """Turn an error (or a trio exception group of them) into one clear line on stderr and an
+    exit code; with ``--json``, also one JSON object ``{"error": ..., "exit": N}`` on stdout."""
     leaves = leaf_exceptions(exc)
-    if any(isinstance(e, KeyboardInterrupt) for e in leaves):
-        print(f"scaleenv {command}: interrupted; everything acknowledged is in the log. "
-              "Run the same command again to resume.", file=sys.stderr)
-        return 130
     if any(isinstance(e, SystemExit) for e in leaves):
         raise exc
-    first = leaves[0]
-    if isinstance(first, UsageError | NotALog | NewerLogFormat | LogLocked):
-        print(f"scaleenv {command}: {first}", file=sys.stderr)
-        return EXIT_USAGE
-    if isinstance(first, BrokenPipeError):
+    if any(isinstance(e, BrokenPipeError) for e in leaves):
         # stdout was closed early (`scaleenv log dump | head`): not an error of the work.
         try:
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the interpreter flushes it at exit
         except OSError:  # pragma: no cover
             pass
         return EXIT_OK
-    known = (WorkFailed, LogError)
+    found = _classify(leaves, getattr(args, "log", None))
+    if found is None:
+        raise exc
+    message, status = found
+    command = " ".join(str(c) for c in (args.command, getattr(args, "log_command", None)) if c)
+    print(f"scaleenv {command}: {message}", file=sys.stderr)
+    if getattr(args, "json", False):
+        _print_json_error(message, status)
+    return status
+
+
+def _classify(leaves: list[BaseException], log_path: str | None) -> tuple[str, int] | None:
+    """The message and exit status for the first leaf error, or None for a bug (re-raised)."""
+    import lmdb
+
+    from scaleenv.store.errors import LogDamaged, LogError, LogLocked, NewerLogFormat, NotALog
+    from scaleenv.store.lmdbfile import from_lmdb_error
+
+    if any(isinstance(e, KeyboardInterrupt) for e in leaves):
+        return ("interrupted; everything acknowledged is in the log. "
+                "Run the same command again to resume.", 130)
+    first = leaves[0]
+    if isinstance(first, UsageError) and isinstance(first.__cause__, LogDamaged):
+        first = first.__cause__  # a damaged log is a failure (exit 1), not bad usage
+    if isinstance(first, lmdb.Error):  # from a read past the open: LMDB found damaged pages
+        first = from_lmdb_error(log_path or "the log", first)
+    if isinstance(first, UsageError | NotALog | NewerLogFormat | LogLocked):
+        return str(first), EXIT_USAGE
+    known: tuple[type[BaseException], ...] = (WorkFailed, LogError)
     try:
         from scaleenv.agents.llm.errors import BackendError, RecordedDivergence
         from scaleenv.sandbox.pool import SandboxError
@@ -104,9 +169,11 @@ def _report(command: str, exc: BaseException) -> int:
     except ImportError:  # pragma: no cover
         pass
     if isinstance(first, known):
-        print(f"scaleenv {command}: {type(first).__name__}: {first}", file=sys.stderr)
-        return EXIT_FAILED
-    raise exc
+        return f"{type(first).__name__}: {first}", EXIT_FAILED
+    if isinstance(first, OSError):  # the machine said no (disk full, permissions, ...): one line
+        where = f": {_clip(str(first.filename))}" if first.filename is not None else ""
+        return f"{first.strerror or first}{where}", EXIT_FAILED
+    return None
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -113,10 +114,27 @@ def handle_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _check_out(path: str) -> Path:
+    """The ``--out`` file, refused before any work if it cannot be written there."""
+    out = Path(path)
+    if out.is_dir():
+        raise UsageError(f"--out {path} is a directory; give the path of a file to write")
+    parent = out.parent
+    if not parent.is_dir():
+        what = "is not a directory" if parent.exists() else "does not exist"
+        raise UsageError(f"--out {path}: the directory {parent} {what}; create it first")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {path}: no permission to write in {parent}")
+    if out.exists() and not os.access(out, os.W_OK):
+        raise UsageError(f"--out {path}: no permission to overwrite it")
+    return out
+
+
 def handle_export(args: argparse.Namespace) -> int:
     from scaleenv.replay.export import check_kinds, episode_rows, kind_counts, write_jsonl
     from scaleenv.replay.projection import fold
 
+    out = _check_out(args.out)
     try:
         kinds = check_kinds(k.strip() for k in args.only.split(",") if k.strip())
     except ValueError as exc:
@@ -134,7 +152,6 @@ def handle_export(args: argparse.Namespace) -> int:
         config = log.meta_get("run_config") or {}
     rows = list(episode_rows(view, int(config.get("seed", 0)), kinds))
     left_out = {k: n for k, n in kind_counts(view).items() if k not in kinds and n}
-    out = Path(args.out)
     if args.format == "jsonl":
         write_jsonl(rows, out)
     else:

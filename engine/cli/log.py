@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -50,6 +52,10 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
                       help="start at this seq (default: only events after the current end)")
     tail.add_argument("--poll", type=float, default=0.1, metavar="SECONDS",
                       help="how often to look for new commits (default %(default)s)")
+    tail.add_argument("--until-finished", action="store_true",
+                      help="exit (status 0) once no process holds the log open for writing and every "
+                           "event is printed; without it, tail waits for new events until Ctrl-C, "
+                           "even on a finished run")
     tail.set_defaults(handler=_tail)
 
     check = sub.add_parser("check", parents=[common],
@@ -132,9 +138,13 @@ def _info(args: argparse.Namespace) -> int:
 def _dump(args: argparse.Namespace) -> int:
     import msgspec
 
+    from scaleenv.cli import UsageError
+
     from scaleenv.store import LogError
     from scaleenv.store.events.llm import CallResolver, LlmCalled, UnresolvableCall
 
+    if args.limit is not None and args.limit < 0:
+        raise UsageError(f"--limit must be 0 or more, got {args.limit}")
     count = 0
     calls = CallResolver() if args.whole_calls else None
     with _open(args) as log:
@@ -142,6 +152,8 @@ def _dump(args: argparse.Namespace) -> int:
         it = (log.read_stream(args.stream) if args.stream else log.read(1 if calls else args.from_seq))
         try:
             for r in it:
+                if args.limit is not None and count >= args.limit:
+                    break
                 if calls is not None and isinstance(r.event, LlmCalled):
                     r = msgspec.structs.replace(r, event=calls.resolve(r.stream, r.n, r.event))
                 if r.seq < args.from_seq:
@@ -153,26 +165,80 @@ def _dump(args: argparse.Namespace) -> int:
         except (LogError, UnresolvableCall) as exc:
             sys.stdout.flush()
             print(f"scaleenv log dump: {exc}", file=sys.stderr)
+            if args.json:
+                print(json.dumps({"error": str(exc), "exit": EXIT_FAILED}), flush=True)
             return EXIT_FAILED
     return EXIT_OK
 
 
 def _tail(args: argparse.Namespace) -> int:
+    import math
+
     import trio
 
+    from scaleenv.cli import UsageError
+
+    if not (math.isfinite(args.poll) and args.poll > 0):
+        raise UsageError(f"--poll must be a positive number of seconds, got {args.poll}")
     with _open(args) as log:
         start = args.from_seq if args.from_seq is not None else log.last_seq() + 1
+        if not writer_active(log.path) and not args.until_finished:
+            print(f"scaleenv log tail: no process is writing {log.path}; waiting for new events "
+                  "(Ctrl-C stops; --until-finished exits instead)", file=sys.stderr, flush=True)
 
         async def follow() -> None:
-            async for r in log.follow(start, poll_interval=args.poll):
-                _emit_line(_record_json(r))
-                sys.stdout.flush()
+            nxt = start
+            while True:
+                writing = writer_active(log.path)  # before reading: what it wrote by then is read below
+                for chunk in log.read_raw(nxt):
+                    for seq, raw in chunk:
+                        _emit_line(_record_json(log.codec.decode(raw, seq)))
+                        nxt = seq + 1
+                    sys.stdout.flush()
+                    await trio.lowlevel.checkpoint()
+                if args.until_finished and not writing:
+                    return
+                await trio.sleep(args.poll)
 
         try:
             trio.run(follow)
         except KeyboardInterrupt:
             return EXIT_OK
     return EXIT_OK
+
+
+def writer_active(log_dir: Path) -> bool:
+    """Whether a process holds the log's writer lock (``flock`` on ``writer.lock``), seen
+    without taking it: from ``/proc/locks`` on Linux, else from the pid the writer left in
+    the file (empty once it closed; a dead pid after a crash)."""
+    lock = log_dir / "writer.lock"
+    try:
+        st = os.stat(lock)
+    except OSError:
+        return False
+    try:
+        with open("/proc/locks") as f:
+            table = f.read()
+    except OSError:
+        try:
+            pid = int(lock.read_text().strip() or 0)
+        except (OSError, ValueError):
+            return False
+        if not pid:
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    me = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    for line in table.splitlines():
+        parts = line.split()
+        if "->" not in parts and len(parts) >= 6 and parts[1] == "FLOCK" and parts[5] == me:
+            return True
+    return False
 
 
 def _check(args: argparse.Namespace) -> int:
