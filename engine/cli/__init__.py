@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
@@ -37,6 +38,15 @@ def common_parser() -> argparse.ArgumentParser:
     common.add_argument("--log-level", default="warning", help="diagnostic log level (default: %(default)s)")
     common.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     return common
+
+
+def described(text: str, examples: str) -> dict[str, object]:
+    """``add_parser`` keywords for a subcommand's ``--help``: ``text`` wrapped (paragraphs
+    split on blank lines, reST ````markup```` dropped) and an ``examples:`` block kept as written."""
+    paragraphs = text.replace("``", "").strip().split("\n\n")
+    body = "\n\n".join(textwrap.fill(" ".join(p.split()), 88) for p in paragraphs)
+    return {"description": body, "epilog": "examples:\n" + examples.strip("\n"),
+            "formatter_class": argparse.RawDescriptionHelpFormatter}
 
 
 Registrar = Callable[[argparse._SubParsersAction, argparse.ArgumentParser], None]

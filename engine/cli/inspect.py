@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from scaleenv.cli import EXIT_FAILED, EXIT_OK
+from scaleenv.cli import EXIT_FAILED, EXIT_OK, described
 from scaleenv.errors import UsageError
 from scaleenv.streams import TOOL, parse
 
@@ -170,16 +170,29 @@ def handle_export(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("audit", parents=[common], help="a synthesized tool's whole history: prompts, outputs, code versions, tests, repairs, verdict",
-                       description="Print how a tool was made: every LLM call, every code version with diffs, every test run, "
-                                   "every repair, the verdict, its contract (and which cases each condition produced) and its graph edges.")
+                       **described("Print how a tool was made: every LLM call, every code version with diffs, every "
+                                   "test run, every repair, the verdict, its contract (and which cases each condition "
+                                   "produced) and its graph edges.",
+                                   "  scaleenv audit d00/cancel_ticket_purchase --log run.lmdb\n"
+                                   "  scaleenv audit retail.cancel_order --log run.lmdb --full   # whole prompts and outputs"))
     p.add_argument("tool", help="DOMAIN.TOOL (e.g. retail.cancel_order), SLOT/TOOL (e.g. d00/cancel_order) or a tool name")
     p.add_argument("--full", action="store_true", help="print whole prompts and outputs")
     p.set_defaults(handler=handle_audit)
-    p = sub.add_parser("show", parents=[common], help="show a task (instruction, facts, golden chain, states) or a domain (schema, tools, graph)")
+    p = sub.add_parser("show", parents=[common], help="show a task (instruction, facts, golden chain, states) or a domain (schema, tools, graph)",
+                       **described("Print one task (its instruction, the user's facts, the golden tool chain, the "
+                                   "initial state with distractors marked) or one domain (its schema, tools and tool "
+                                   "graph), as the run's log holds them.",
+                                   "  scaleenv show task d00/t003 --log run.lmdb\n"
+                                   "  scaleenv show domain d00 --log run.lmdb --json"))
     p.add_argument("what", choices=["task", "domain"])
     p.add_argument("id", help="a task id (e.g. d00/t003) or a domain name/slot")
     p.set_defaults(handler=handle_show)
-    p = sub.add_parser("export", parents=[common], help="write one row per finished episode for RL trainers (OpenAI chat format)")
+    p = sub.add_parser("export", parents=[common], help="write one row per finished episode for RL trainers (OpenAI chat format)",
+                       **described("Write one row per finished episode (its messages in OpenAI chat format, the "
+                                   "tools, the reward) to a JSON-lines or Parquet file for RL trainers. An --out that "
+                                   "cannot be written (no such directory, a directory) is refused before any work.",
+                                   "  scaleenv export --log run.lmdb --out episodes.jsonl\n"
+                                   "  scaleenv export --log run.lmdb --format parquet --out episodes.parquet --only local"))
     p.add_argument("--format", choices=["jsonl", "parquet"], default="jsonl")
     p.add_argument("--out", required=True, help="output file")
     p.add_argument("--only", default="local,served", metavar="KINDS",

@@ -11,7 +11,7 @@ import argparse
 import sys
 from functools import partial
 
-from scaleenv.cli import EXIT_OK, UsageError
+from scaleenv.cli import EXIT_OK, UsageError, described
 from scaleenv.cli.netopts import add_network_options, network_setup
 from scaleenv.serve.limits import SIM_SERVER_LIMITS
 
@@ -20,10 +20,13 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     """Add ``scaleenv sim-server``."""
     p = subparsers.add_parser(
         "sim-server", parents=[common], help="serve the sim LLM over the OpenAI chat-completions API",
-        description=("Serve the seeded sim LLM at http://HOST:PORT/v1 (POST /v1/chat/completions, "
-                     "GET /v1/models). Honours response_format json_schema (strict: always schema-valid "
-                     "JSON), vLLM structured_outputs, seed, tools, n and stream (server-sent events). Clients authenticate with their API key: with --token (or SCALEENV_TOKEN) "
-                     "set, the key must be one of the tokens (openai: api_key=TOKEN or OPENAI_API_KEY)."),
+        **described("Serve the seeded sim LLM at http://HOST:PORT/v1 (POST /v1/chat/completions, "
+                    "GET /v1/models). Honours response_format json_schema (strict: always schema-valid "
+                    "JSON), vLLM structured_outputs, seed, tools, n and stream (server-sent events). Clients "
+                    "authenticate with their API key: with --token (or SCALEENV_TOKEN) "
+                    "set, the key must be one of the tokens (openai: api_key=TOKEN or OPENAI_API_KEY).",
+                    "  scaleenv sim-server --port 8000\n"
+                    "  scaleenv run --llm openai:http://127.0.0.1:8000/v1 --model scaleenv-sim-1   # in another shell"),
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
     p.add_argument("--port", type=int, default=8000, help="port to bind; 0 picks a free one (default %(default)s)")

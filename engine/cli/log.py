@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from scaleenv.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from scaleenv.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, described
 
 _json = msgspec.json.Encoder()
 
@@ -26,17 +26,29 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     # action's defaults overwrite options given before it.
     p = subparsers.add_parser(
         "log", help="inspect the event log: info, dump, tail, check",
-        description="Inspect a run's event log (read-only; safe while a run is writing it).",
+        **described("Inspect a run's event log (read-only; safe while a run is writing it).",
+                    "  scaleenv log info --log run.lmdb\n"
+                    "  scaleenv log dump --log run.lmdb --stream episode/d00/t003/g1 --limit 20\n"
+                    "  scaleenv log tail --log run.lmdb --until-finished\n"
+                    "  scaleenv log check --log run.lmdb"),
     )
     sub = p.add_subparsers(dest="log_command", metavar="ACTION", required=True)
 
     info = sub.add_parser("info", parents=[common],
-                          help="counts by event type and stream prefix, size, format versions")
+                          help="counts by event type and stream prefix, size, format versions",
+                          **described("Count the log's events by type and by stream prefix; print its size, its "
+                                      "format versions and the run's configuration.",
+                                      "  scaleenv log info --log run.lmdb\n"
+                                      "  scaleenv log info --log run.lmdb --prefix-depth 2 --json"))
     info.add_argument("--prefix-depth", type=int, default=1, metavar="K",
                       help="group streams by their first K '/'-separated parts (default %(default)s)")
     info.set_defaults(handler=_info)
 
-    dump = sub.add_parser("dump", parents=[common], help="print events as JSON lines")
+    dump = sub.add_parser("dump", parents=[common], help="print events as JSON lines",
+                          **described("Print stored events as JSON lines (seq, stream, n, cause, actor, type, "
+                                      "event), in global order or one stream's order.",
+                                      "  scaleenv log dump --log run.lmdb --from 100 --limit 10\n"
+                                      "  scaleenv log dump --log run.lmdb --stream episode/d00/t003/g1 --whole-calls"))
     dump.add_argument("--stream", metavar="S", help="only this stream, in stream order")
     dump.add_argument("--from", dest="from_seq", type=int, default=1, metavar="SEQ",
                       help="start at this global seq (default 1)")
@@ -47,7 +59,13 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     dump.set_defaults(handler=_dump)
 
     tail = sub.add_parser("tail", parents=[common],
-                          help="follow the log live, printing new events as JSON lines (Ctrl-C stops)")
+                          help="follow the log live, printing new events as JSON lines (Ctrl-C stops)",
+                          **described("Follow the log live, printing each new event as a JSON line as soon as it "
+                                      "is committed (by any process). It waits for new events until Ctrl-C, even "
+                                      "when no run is writing the log (it says so on stderr); --until-finished exits "
+                                      "once no process holds the log open for writing and everything is printed.",
+                                      "  scaleenv log tail --log run.lmdb                       # while a run writes it\n"
+                                      "  scaleenv log tail --log run.lmdb --from 1 --until-finished"))
     tail.add_argument("--from", dest="from_seq", type=int, default=None, metavar="SEQ",
                       help="start at this seq (default: only events after the current end)")
     tail.add_argument("--poll", type=float, default=0.1, metavar="SECONDS",
@@ -59,7 +77,12 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     tail.set_defaults(handler=_tail)
 
     check = sub.add_parser("check", parents=[common],
-                           help="scan every record; list each damaged one by seq, each run of missing seqs once (exit 1 if any)")
+                           help="scan every record; list each damaged one by seq, each run of missing seqs once (exit 1 if any)",
+                           **described("Scan every record and the stream index: list each damaged record by seq "
+                                       "and each run of missing seqs once; exit 1 if anything is damaged. A "
+                                       "truncated or otherwise damaged LMDB file is refused in one line (exit 1).",
+                                       "  scaleenv log check --log run.lmdb\n"
+                                       "  scaleenv log check --log run.lmdb --json"))
     check.set_defaults(handler=_check)
 
 

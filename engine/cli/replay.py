@@ -17,7 +17,7 @@ import sys
 from typing import Any, TextIO
 
 
-from scaleenv.cli import EXIT_FAILED, EXIT_OK, UsageError
+from scaleenv.cli import EXIT_FAILED, EXIT_OK, UsageError, described
 from scaleenv.logs import get_logger
 
 log = get_logger("scaleenv.replay")
@@ -253,7 +253,8 @@ def _regrade(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("replay", parents=[common], help="replay an episode step by step; verify a run by re-executing its tool calls",
-                       description=__doc__, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=__doc__.replace("``", ""), epilog=EXAMPLES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--episode", metavar="ID", help="episode id, e.g. d00/t003/g1 (or episode/d00/t003/g1)")
     p.add_argument("--step", type=int, default=None, metavar="K", help="show step K (default: the last step)")
     p.add_argument("--interactive", action="store_true", help="step with n/p/g K/q lines on stdin")
@@ -268,12 +269,18 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.set_defaults(handler=_replay)
 
     d = sub.add_parser("diff", parents=[common], help="compare two runs stream by stream; exit 1 if they differ",
-                       description="Per-stream digests of two logs; the first differing event of each differing stream.")
+                       **described("Compare two logs stream by stream: per-stream digests, and the first differing "
+                                   "event of each differing stream. Exit 1 if they differ.",
+                                   "  scaleenv diff a.lmdb b.lmdb\n"
+                                   "  scaleenv diff a.lmdb b.lmdb --json     # one JSON object"))
     d.add_argument("log_a", metavar="LOG_A")
     d.add_argument("log_b", metavar="LOG_B")
     d.set_defaults(handler=_diff)
 
     g = sub.add_parser("regrade", parents=[common], help="re-score finished episodes with the current reward code",
-                       description="Re-score finished episodes; append a RewardGiven to each whose score or reward version changed.")
+                       **described("Re-score finished episodes with the current reward code; append a RewardGiven "
+                                   "to each whose score or reward version changed (needs the log not held by a writer).",
+                                   "  scaleenv regrade --log run.lmdb --dry-run   # list what would change\n"
+                                   "  scaleenv regrade --log run.lmdb"))
     g.add_argument("--dry-run", action="store_true", help="list the changes; append nothing")
     g.set_defaults(handler=_regrade)

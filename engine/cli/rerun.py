@@ -14,7 +14,7 @@ from typing import Any
 
 import trio
 
-from scaleenv.cli import EXIT_FAILED, EXIT_OK
+from scaleenv.cli import EXIT_FAILED, EXIT_OK, described
 from scaleenv.errors import UsageError
 from scaleenv.runner import EngineOptions, open_verify, rollouts, stage1, stage2
 from scaleenv.streams import EPISODE, is_served
@@ -71,7 +71,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p = sub.add_parser(
         "rerun", parents=[common],
         help="re-run the agents against a log's recorded model outputs; report the first divergence per stream",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        **described(__doc__ or "", "  scaleenv rerun --log run.lmdb\n"
+                                   "  scaleenv rerun --log run.lmdb --json       # the divergences as one JSON object"),
     )
     p.add_argument("--llm", default=None, help="backend for requests the log does not hold (default: recorded:<the log>)")
     p.add_argument("--model", default=None)

@@ -19,7 +19,7 @@ import sys
 from functools import partial
 from typing import Any
 
-from scaleenv.cli import EXIT_OK, UsageError
+from scaleenv.cli import EXIT_OK, UsageError, described
 from scaleenv.cli.netopts import add_network_options, network_setup
 
 EXAMPLES = """examples:
@@ -191,7 +191,8 @@ def _serve_mcp(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "serve", parents=[common], help="serve the run's environments over HTTP to an external policy (RL trainer)",
-        description=__doc__, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(__doc__ or "").replace("``", ""), epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
     p.add_argument("--port", type=int, default=8100, help="port to bind; 0 picks a free one (default %(default)s)")
@@ -202,10 +203,12 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
     m = sub.add_parser(
         "serve-mcp", parents=[common], help="serve episodes as MCP servers (one over stdio, many over streamable HTTP)",
-        description=("Expose an episode's tools as MCP tools, plus talk_to_user (the simulated user replies) and "
-                     "end_episode (the reward). stdio: one episode of --task. http: the control endpoint /mcp has "
-                     "list_tasks and open_episode; each episode is served at /mcp/episodes/<id>, any number at once. "
-                     "Needs: pip install 'scaleenv[mcp]'."),
+        **described("Expose an episode's tools as MCP tools, plus talk_to_user (the simulated user replies) and "
+                    "end_episode (the reward). stdio: one episode of --task. http: the control endpoint /mcp has "
+                    "list_tasks and open_episode; each episode is served at /mcp/episodes/<id>, any number at once. "
+                    "Needs: pip install 'scaleenv[mcp]'.",
+                    "  scaleenv serve-mcp --log envs.lmdb --task d00/t003              # one episode over stdio\n"
+                    "  scaleenv serve-mcp --log envs.lmdb --transport http --port 8101  # many, over HTTP"),
     )
     m.add_argument("--task", default=None, metavar="ID",
                    help="kept task id, e.g. d00/t003 (stdio: required; http: what open_episode opens when not told)")
