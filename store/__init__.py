@@ -8,6 +8,7 @@ record and its bytes), the digests, and the typed errors under :class:`LogError`
 
 from .errors import (
     IncompatibleEvent,
+    LogDamaged,
     LogError,
     LogFull,
     LogLocked,
@@ -33,7 +34,7 @@ from .stream import Divergence, Stream
 from .writer import Ack, Committed, Pending, Writer
 
 __all__ = [
-    "Ack", "Codec", "Committed", "Divergence", "IncompatibleEvent", "Log", "LogError", "LogFull", "LogLocked",
+    "Ack", "Codec", "Committed", "Divergence", "IncompatibleEvent", "Log", "LogDamaged", "LogError", "LogFull", "LogLocked",
     "NewerLogFormat", "NotALog", "Pending", "Record", "RecordDamaged", "Stream",
     "StreamDigest", "StreamPositionError", "UnencodableEvent", "UnknownEventType", "Writer",
     "WriterClosed",

@@ -135,3 +135,27 @@ def test_a_file_short_only_by_pages_lmdb_lists_as_free_still_opens(template: Pat
     with Log.open(log) as opened:  # and a writer reuses the free pages
         opened.put_snapshot(b"after", b"x" * 100_000)
         assert opened.get_snapshot(b"after") == b"x" * 100_000
+
+
+def test_damage_found_after_the_open_is_one_line_too(template: Path, tmp_path: Path) -> None:
+    """The events db's root page is first read by the command itself, not by ``Log.open``."""
+    import lmdb
+
+    log = copy_log(template, tmp_path / "log")
+    env = lmdb.open(str(log), max_dbs=8, readonly=True, lock=False)
+    with env.begin() as txn:
+        events_db = txn.get(b"events")  # the main db holds each named db's MDB_db record
+    env.close()
+    root = struct.unpack_from("=Q", events_db, 40)[0]  # md_root
+    psize, _, _ = _committed_meta(log / "data.mdb")
+    with open(log / "data.mdb", "r+b") as f:
+        f.seek(root * psize + 10)
+        f.write(b"\0\0")
+    with Log.open(log, readonly=True):
+        pass  # opens: nothing it reads is damaged
+    for args in (("log", "check"), ("log", "dump", "--json")):
+        out = _cli(*args, "--log", log)
+        assert out.returncode == 1, (args, out.stderr)
+        line = _one_clean_line(out.stderr)
+        assert "MDB_CORRUPTED" in line and str(log) in line and "damaged" in line, line
+    assert json.loads(out.stdout.splitlines()[-1])["exit"] == 1
