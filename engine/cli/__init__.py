@@ -10,6 +10,7 @@ found a problem, 2 bad usage or input.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 import textwrap
@@ -182,7 +183,8 @@ def _classify(leaves: list[BaseException], log_path: str | None) -> tuple[str, i
         return f"{type(first).__name__}: {first}", EXIT_FAILED
     if isinstance(first, OSError):  # the machine said no (disk full, permissions, ...): one line
         where = f": {_clip(str(first.filename))}" if first.filename is not None else ""
-        return f"{first.strerror or first}{where}", EXIT_FAILED
+        bad_path = first.errno in (errno.ENAMETOOLONG, errno.ELOOP)  # a path given that cannot be looked up
+        return f"{first.strerror or first}{where}", EXIT_USAGE if bad_path else EXIT_FAILED
     return None
 
 

@@ -45,7 +45,8 @@ def test_a_log_path_longer_than_the_filesystem_allows(tmp_path: Path, capsys: py
     too_long = str(tmp_path / ("x" * (os.pathconf(tmp_path, "PC_NAME_MAX") + 1)))
     for argv in (["log", "info", "--log", too_long], ["run", "--log", too_long, "--quiet"],
                  ["show", "domain", "d00", "--log", too_long],
-                 ["export", "--log", str(tmp_path), "--out", too_long]):
+                 ["export", "--log", str(tmp_path), "--out", too_long],
+                 ["diff", too_long, str(tmp_path)]):  # a positional log: caught where it is opened
         line, _ = _fails(argv, capsys)
         assert "too long" in line.lower() and "characters)" in line, line  # the path is clipped
     assert list(tmp_path.iterdir()) == []
