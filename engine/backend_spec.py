@@ -32,11 +32,11 @@ def _bad(spec: str, why: str) -> ValueError:
     return ValueError(f"bad --llm value {spec!r}: {why}. Valid forms: {spec_help()}")
 
 
-def check_spec(spec: str = "sim", *, model: str | None = None) -> tuple[str, str]:
+def check_spec(spec: str = "sim", *, model: str | None = None, paths: bool = True) -> tuple[str, str]:
     """Check an ``--llm`` value without building its backend (no model loaded, no server
-    called): its form, ``--model`` where needed, the directory or log it names. Returns
-    ``(kind, argument)``; raises ValueError naming the spec and the valid forms.
-    Cheap: callers run it before they create or lock anything."""
+    called): its form, ``--model`` where needed and (``paths``) that the model directory
+    or the log it names is there. Returns ``(kind, argument)``; raises ValueError naming
+    the spec and the valid forms. Cheap: callers run it before they create or lock anything."""
     spec = (spec or "sim").strip()
     kind, sep, arg = spec.partition(":")
     if kind == "sim":
@@ -50,13 +50,13 @@ def check_spec(spec: str = "sim", *, model: str | None = None) -> tuple[str, str
     elif kind == "transformers":
         if not arg:
             raise _bad(spec, "'transformers:' needs a model directory")
-        if not _is_dir(arg):
+        if paths and not _is_dir(arg):
             raise _bad(spec, f"no model directory {arg}")
     elif kind == "recorded":
         if not arg:
             raise _bad(spec, "'recorded:' needs the path of an earlier log")
-        if not _is_dir(arg):
-            raise _bad(spec, f"no log directory {arg}")
+        if paths and not _is_file(os.path.join(arg, "data.mdb")):
+            raise _bad(spec, f"no log at {arg}")
     else:
         raise _bad(spec, f"unknown backend {kind!r}")
     return kind, arg
@@ -66,6 +66,13 @@ def _is_dir(path: str) -> bool:
     try:
         return os.path.isdir(path)
     except (OSError, ValueError):  # a name too long, a NUL byte
+        return False
+
+
+def _is_file(path: str) -> bool:
+    try:
+        return os.path.isfile(path)
+    except (OSError, ValueError):
         return False
 
 
@@ -83,7 +90,7 @@ def backend_from_spec(
     ``noise``/``latency`` configure the sim; ``api_key`` (default ``$OPENAI_API_KEY``, else ``"EMPTY"``) and
     ``options`` (``retries``, ``backoff_s``, ``timeout_s``, ``stream``, ``logprobs``, ...) the HTTP backends.
     """
-    kind, arg = check_spec(spec, model=model)
+    kind, arg = check_spec(spec, model=model, paths=False)  # the backends say what is wrong with a path
     if kind == "sim":
         sim = SimBackend(noise=noise or NoiseModel(), latency=latency or LatencyModel())
         if model:

@@ -59,9 +59,10 @@ def test_tail_poll_must_be_a_positive_number(template: Path, capsys: pytest.Capt
 
 
 @pytest.mark.parametrize("spec", ["bogus:x", "openai:notaurl", "openai:http://127.0.0.1:9/v1",
-                                  "sim:extra", "recorded:/no/such/log", "transformers:/no/such/model"])
+                                  "sim:extra", "recorded:/no/such/log", "recorded:{tmp}", "transformers:/no/such/model"])
 def test_a_bad_llm_leaves_no_log_behind(tmp_path: Path, capsys: pytest.CaptureFixture[str], spec: str) -> None:
     log = tmp_path / "run.lmdb"
+    spec = spec.format(tmp=tmp_path)  # recorded:{tmp}: a directory that holds no log
     line, _ = _fails(["run", "--log", str(log), "--llm", spec, "--quiet"], capsys)
     assert f"bad --llm value {spec!r}" in line and "Valid forms" in line
     assert not log.exists()
