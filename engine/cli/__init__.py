@@ -43,7 +43,7 @@ def common_parser() -> argparse.ArgumentParser:
 
 def described(text: str, examples: str) -> dict[str, object]:
     """``add_parser`` keywords for a subcommand's ``--help``: ``text`` wrapped (paragraphs
-    split on blank lines, reST ````markup```` dropped) and an ``examples:`` block kept as written."""
+    split on blank lines, reST double backticks dropped) and an ``examples:`` block kept as written."""
     paragraphs = text.replace("``", "").strip().split("\n\n")
     body = "\n\n".join(textwrap.fill(" ".join(p.split()), 88) for p in paragraphs)
     return {"description": body, "epilog": "examples:\n" + examples.strip("\n"),
@@ -134,9 +134,10 @@ def _report(args: argparse.Namespace, exc: BaseException) -> int:
     """Turn an error (or a trio exception group of them) into one clear line on stderr and an
     exit code; with ``--json``, also one JSON object ``{"error": ..., "exit": N}`` on stdout."""
     leaves = leaf_exceptions(exc)
-    if any(isinstance(e, SystemExit) for e in leaves):
+    interrupted = any(isinstance(e, KeyboardInterrupt) for e in leaves)
+    if not interrupted and any(isinstance(e, SystemExit) for e in leaves):
         raise exc
-    if any(isinstance(e, BrokenPipeError) for e in leaves):
+    if not interrupted and isinstance(leaves[0], BrokenPipeError):
         # stdout was closed early (`scaleenv log dump | head`): not an error of the work.
         try:
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the interpreter flushes it at exit
