@@ -8,7 +8,10 @@ and main ``MDB_db`` of 48 bytes each, whose first ``md_pad`` is the page size,
 ``mm_last_pg`` u64, ``mm_txnid`` u64; integers in host order), takes the committed one
 (the larger txnid, as ``mdb_env_pick_meta`` does) and refuses a file that does not start
 with LMDB's magic (:class:`NotALog`) or is shorter than the pages that meta says are in
-use (:class:`LogDamaged`).
+use (:class:`LogDamaged`), unless every missing page is one LMDB's free-page db lists
+(``mdb.c`` on ``mm_last_pg``: "the file may be shorter if the freeDB lists the final
+pages"; the free db is then walked with ``pread`` too). Only LMDB 0.9's page layout (the
+logs' pinned engine) is walked; a short LMDB 1.0 file is refused.
 """
 
 from __future__ import annotations
@@ -30,9 +33,9 @@ DAMAGE = (lmdb.CorruptedError, lmdb.PageNotFoundError, lmdb.InvalidError, lmdb.B
 """What LMDB raises when a page it reads is not what the tree says it should be."""
 
 _META = struct.Struct("=IIQQ48s48sQQ")  # mm_magic .. mm_txnid: 136 bytes
-_PAD = struct.Struct("=I")
+_PAD = struct.Struct("=I")  # md_pad, the first field of MDB_db: the page size in the free db's
 _U16 = struct.Struct("=H")
-_U64 = struct.Struct("=Q")  # md_pad, the first field of MDB_db: the page size in the free db's
+_U64 = struct.Struct("=Q")
 MIN_PAGE_SIZE = 256
 MAX_PAGE_SIZE = 1 << 16
 
