@@ -15,7 +15,11 @@ server answers so) need only the strict schema:
 - a free-form value becomes a string holding its JSON (``[json]``);
 - ``default`` is dropped (strict mode has no defaults).
 
-``$defs`` are rewritten the same way; ``$ref`` is kept. Pure functions, no I/O.
+``$defs`` are rewritten the same way; ``$ref`` is kept. :func:`loose_schema` undoes the
+rewrite (all but the dropped defaults and the closing of objects), so
+a server that gets a marked strict schema can answer as it would for the original one (the
+sim server does); a ``null`` option the rewrite added is told from one the schema had by
+its description (:data:`LEFT_OUT`). Pure functions, no I/O.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from typing import Any
 OPTIONAL = "[optional] "
 MAP = "[map] "
 JSON = "[json] "
+LEFT_OUT = "left out"
+"""The description of a ``null`` option the rewrite added to an optional property."""
 _SCALARS = {"string", "number", "integer", "boolean", "null"}
 
 
@@ -60,10 +66,10 @@ def _node(node: Any) -> Any:
         node["items"] = _node(node["items"])
     if node.get("type") == "object" or "properties" in node:
         props = node.get("properties")
-        extra = node.get("additionalProperties")
-        if not props and isinstance(extra, dict):
+        extra = node.get("additionalProperties", True)
+        if not props and extra is not False:  # a map ({"type": "object"} alone: of any values)
             pair = {"type": "object", "additionalProperties": False, "required": ["name", "value"],
-                    "properties": {"name": {"type": "string"}, "value": _node(extra)}}
+                    "properties": {"name": {"type": "string"}, "value": _node(extra if isinstance(extra, dict) else {})}}
             out = {"type": "array", "items": pair}
             if "description" in node:
                 out["description"] = node["description"]
@@ -91,8 +97,98 @@ def _nullable(node: dict[str, Any]) -> dict[str, Any]:
     if "anyOf" in node:
         if any(o.get("type") == "null" for o in node["anyOf"]):
             return node
-        return {**node, "anyOf": [*node["anyOf"], {"type": "null"}]}
-    return {"anyOf": [node, {"type": "null"}]}
+        return {**node, "anyOf": [*node["anyOf"], _left_out()]}
+    return {"anyOf": [node, _left_out()]}
+
+
+def _left_out() -> dict[str, Any]:
+    return {"type": "null", "description": LEFT_OUT}
+
+
+# ---------------------------------------------------------------------- the way back
+
+
+def marked(schema: dict[str, Any]) -> bool:
+    """Whether any node of ``schema`` carries a mark of :func:`strict_schema` (it was rewritten)."""
+
+    def walk(node: Any) -> bool:
+        if isinstance(node, dict):
+            return bool(_marks(node)) or any(walk(v) for v in node.values())
+        if isinstance(node, list):
+            return any(walk(v) for v in node)
+        return False
+    return walk(schema)
+
+
+def loose_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema :func:`strict_schema` made ``schema`` from, as far as its marks tell:
+    optional properties, maps and free-form values restored. Not restored: ``default``
+    values (dropped), and objects keep the ``additionalProperties: false`` and ``required``
+    list the rewrite gave them (a hand-written ``type`` list that allowed ``null`` and was
+    optional also loses its ``null``)."""
+    out = _loose(copy.deepcopy(schema))
+    if "$defs" in out:
+        out["$defs"] = {k: _loose(v) for k, v in out["$defs"].items()}
+    return out
+
+
+def _unmark(node: dict[str, Any], mark: str) -> dict[str, Any]:
+    desc = str(node.get("description", "")).removeprefix(mark)
+    node = {k: v for k, v in node.items() if k != "description"}
+    if desc:
+        node["description"] = desc
+    return node
+
+
+def _unnull(node: dict[str, Any]) -> dict[str, Any]:
+    """The inverse of :func:`_nullable`."""
+    t = node.get("type")
+    if isinstance(t, list) and "null" in t:
+        rest = [x for x in t if x != "null"]
+        return {**node, "type": rest[0] if len(rest) == 1 else rest}
+    options = node.get("anyOf")
+    if isinstance(options, list) and options and options[-1] == _left_out():
+        kept = options[:-1]
+        if len(kept) == 1 and set(node) == {"anyOf"}:
+            return kept[0]  # a wrap
+        return {**node, "anyOf": kept}
+    return node
+
+
+def _loose(node: Any) -> Any:
+    if not isinstance(node, dict):
+        return node
+    marks = _marks(node)
+    if OPTIONAL in marks:
+        return _loose(_unnull(_unmark(node, OPTIONAL)))
+    if JSON in marks:
+        plain = _unmark(node, JSON)
+        desc = plain.get("description")
+        return {"description": desc} if desc and desc != "a JSON value" else {}
+    if MAP in marks:
+        plain = _unmark(node, MAP)
+        value = _resolve_local(plain.get("items", {})).get("properties", {}).get("value", {})
+        out: dict[str, Any] = {"type": "object"}
+        value = _loose(value)
+        if value:  # a map of any values is the plain object
+            out["additionalProperties"] = value
+        if "description" in plain:
+            out["description"] = plain["description"]
+        return out
+    for key in ("anyOf", "oneOf"):
+        if key in node:
+            node[key] = [_loose(n) for n in node[key]]
+    if "items" in node:
+        node["items"] = _loose(node["items"])
+    if "properties" in node:
+        props = node["properties"]
+        node["required"] = [k for k in node.get("required", []) if OPTIONAL not in _marks(props.get(k, {}))]
+        node["properties"] = {k: _loose(v) for k, v in props.items()}
+    return node
+
+
+def _resolve_local(node: Any) -> dict[str, Any]:
+    return node if isinstance(node, dict) else {}
 
 
 # ---------------------------------------------------------------------- values
