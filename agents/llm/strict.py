@@ -28,6 +28,8 @@ import copy
 import json
 from typing import Any
 
+STRICT_SHAPE = "openai-strict"
+"""The name of this shape where an answer says it is in it (``Completion.shape``, ``LlmCalled.answer_shape``)."""
 OPTIONAL = "[optional] "
 MAP = "[map] "
 JSON = "[json] "
