@@ -243,12 +243,24 @@ def _fits(value: Any, node: dict[str, Any], defs: dict[str, Any]) -> bool:
     return any(checks.get(x, x is None) for x in types)
 
 
-def _pick(value: Any, node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
-    """The option of a union ``value`` belongs to (the first that fits)."""
+def _fits_original(value: Any, node: dict[str, Any], defs: dict[str, Any]) -> bool:
+    """Whether ``value``, in the original shape, belongs to the strict ``node``."""
+    marks = _marks(_resolve(node, defs))
+    if JSON in marks:
+        return True
+    if MAP in marks:
+        return isinstance(value, dict)
+    return _fits(value, node, defs)
+
+
+def _pick(value: Any, node: dict[str, Any], defs: dict[str, Any], original: bool = False) -> dict[str, Any] | None:
+    """The option of a union ``value`` belongs to (the first that fits; None: none does).
+    ``original``: ``value`` is in the original shape (a map is a dict, a JSON value anything)."""
+    fits = _fits_original if original else _fits
     for o in _options(node):
-        if _fits(value, o, defs):
+        if fits(value, o, defs):
             return _resolve(o, defs)
-    return node
+    return None
 
 
 def _back(value: Any, node: dict[str, Any], defs: dict[str, Any]) -> Any:
@@ -264,9 +276,8 @@ def _back(value: Any, node: dict[str, Any], defs: dict[str, Any]) -> Any:
         vnode = _resolve(item, defs).get("properties", {}).get("value", {})
         return {str(p.get("name")): _back(p.get("value"), vnode, defs) for p in value if isinstance(p, dict)}
     if _options(node):
-        if value is None:
-            return None
-        return _back(value, _pick(value, node, defs), defs)
+        option = None if value is None else _pick(value, node, defs)
+        return value if option is None else _back(value, option, defs)
     if isinstance(value, dict) and "properties" in node:
         out = {}
         for k, v in value.items():
@@ -293,9 +304,8 @@ def _forth(value: Any, node: dict[str, Any], defs: dict[str, Any]) -> Any:
         vnode = _resolve(item, defs).get("properties", {}).get("value", {})
         return [{"name": k, "value": _forth(v, vnode, defs)} for k, v in value.items()]
     if _options(node):
-        if value is None:
-            return None
-        return _forth(value, _pick(value, node, defs), defs)
+        option = None if value is None else _pick(value, node, defs, original=True)
+        return value if option is None else _forth(value, option, defs)
     if isinstance(value, dict) and "properties" in node:
         return {k: (_forth(value[k], sub, defs) if k in value else None) for k, sub in node["properties"].items()}
     if isinstance(value, list) and "items" in node:

@@ -15,7 +15,8 @@ import jsonschema
 import msgspec
 import pytest
 
-from scaleenv.agents.llm.strict import from_strict, strict_problems, strict_schema, to_strict
+from scaleenv.agents.llm.strict import (LEFT_OUT, from_strict, loose_schema, marked, strict_problems, strict_schema,
+                                        to_strict)
 from scaleenv.agents.rollout import answers as rollout_answers
 from scaleenv.agents.sim.schema_instance import instance
 from scaleenv.agents.synth import answers as synth_answers
@@ -94,3 +95,38 @@ def test_what_each_rewrite_does() -> None:
     value = {"must": "m", "maybe": None, "anything": '{"k": [1, 2]}', "table": [{"name": "a", "value": 1}], "inner": None}
     assert from_strict(value, s) == {"must": "m", "anything": {"k": [1, 2]}, "table": {"a": 1}}
     assert msgspec.convert(from_strict(value, s), Doc) == Doc(must="m", anything={"k": [1, 2]}, table={"a": 1})
+
+
+def _closed(node: Any) -> Any:
+    """``node`` without defaults, every object closed (the two things loose_schema does not restore)."""
+    if isinstance(node, dict):
+        out = {k: _closed(v) for k, v in node.items() if k != "default"}
+        if out.get("type") == "object" and "properties" in out:
+            out["additionalProperties"] = False
+            out.setdefault("required", [])
+        return out
+    if isinstance(node, list):
+        return [_closed(v) for v in node]
+    return node
+
+
+@pytest.mark.parametrize("t", [*TYPES, Doc], ids=lambda t: t.__name__)
+def test_loose_schema_undoes_the_rewrite(t: type) -> None:
+    """What the sim server answers for: the schema a strict one was made from."""
+    original = msgspec.json.schema(t)
+    strict = strict_schema(original)
+    assert marked(strict) == (strict != _closed(original)) and not marked(original)
+    assert _closed(loose_schema(strict)) == _closed(original)
+    assert strict_schema(loose_schema(strict)) == strict
+
+
+def test_maps_and_json_values_cross_under_optional_wraps() -> None:
+    s = strict_schema(msgspec.json.schema(Doc))
+    for doc in (Doc(must="m"), Doc(must="m", maybe="y", anything=[1, {"a": None}], table={"a": 1, "b": 2}, inner=Inner(a=3)),
+                Doc(must="m", table={}, anything="text")):
+        shaped = to_strict(msgspec.to_builtins(doc), s)
+        assert not list(jsonschema.Draft202012Validator(s).iter_errors(shaped))
+        assert msgspec.convert(from_strict(shaped, s), Doc) == doc
+    # an optional null option the rewrite added is told from one the type had
+    root = s["$defs"]["Doc"]["properties"]
+    assert root["inner"]["anyOf"][-1] == {"type": "null"} and root["table"]["anyOf"][-1]["description"] == LEFT_OUT
