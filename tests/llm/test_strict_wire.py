@@ -11,11 +11,13 @@ and replaying the log validates it the same way.
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import msgspec
+import openai
 import pytest
 import trio
 
@@ -25,7 +27,9 @@ from scaleenv.agents.llm.port import (Llm, LlmRequest, render_messages, schema_f
 from scaleenv.agents.llm.recorded import RecordedBackend
 from scaleenv.agents.llm.strict import STRICT_SHAPE, strict_problems
 from scaleenv.agents.rollout.answers import UserTurn
+from scaleenv.agents.sim import SimBackend
 from scaleenv.agents.synth import answers as synth  # (not its TestPlan by name: pytest would collect it)
+from scaleenv.serve.sim_http import SimServer, serve_sim, strict_answer
 from scaleenv.store import Log, Stream
 
 from .conftest import llm_calls
@@ -107,3 +111,22 @@ async def test_a_strict_shaped_answer_becomes_the_answer_struct(nursery: trio.Nu
     assert again.value == expected and replayed.raw == content and replayed.answer_shape == STRICT_SHAPE
     assert server.received[0].json["response_format"]["json_schema"]["schema"] == json.loads(
         json.dumps(strict_schema_for(output_type)))
+
+
+async def test_sim_server_answers_a_marked_schema_in_its_shape_and_others_as_before(nursery: trio.Nursery) -> None:
+    """Through the official SDK (not scaleenv's client): the strict form of a schema gets the
+    strict shape; the schema itself, strict or not, gets the sim's answer as it is."""
+    port = await nursery.start(partial(serve_sim, "127.0.0.1", 0, server=SimServer()))
+    client = openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="EMPTY", max_retries=0)
+    schema, name = schema_for(Plan)
+    messages = render_messages("Plan.", {"a": 1}, "Now.")
+    said = SimBackend().answer(messages, schema, name, 4, constrained=True)[0]
+    try:
+        for sent, expected in ((strict_schema_for(Plan), strict_answer(said, strict_schema_for(Plan))), (schema, said)):
+            fmt = {"type": "json_schema", "json_schema": {"name": name, "schema": sent, "strict": True}}
+            reply = await client.chat.completions.create(model="m", messages=messages, seed=4, response_format=fmt,
+                                                         extra_headers={"x-scaleenv-role": "test/plan"})
+            assert reply.choices[0].message.content == expected
+    finally:
+        await client.close()
+    assert strict_answer("Sure! {oops", strict_schema_for(Plan)) == "Sure! {oops"  # not JSON: left as it is
