@@ -34,7 +34,7 @@ from scaleenv.store.events.llm import LlmCalled, LlmExhausted
 
 from .call_memory import Delta, calls_of
 from .errors import RecordedDivergence
-from .strict import STRICT_SHAPE, from_strict, strict_schema
+from .strict import STRICT_SHAPE, Reader, strict_reader, strict_schema
 
 T = TypeVar("T")
 
@@ -318,19 +318,25 @@ def strict_schema_for(output_type: Any) -> dict[str, Any]:
     return strict_schema(schema_for(output_type)[0])
 
 
+@functools.lru_cache(maxsize=1024)
+def strict_reader_for(output_type: Any) -> Reader:
+    """:func:`.strict.from_strict` for answers of ``output_type`` (:func:`.strict.strict_reader`); cached."""
+    return strict_reader(strict_schema_for(output_type))
+
+
 def validation_error(raw: str, output_type: type[T], shape: str = "") -> tuple[T | None, str | None]:
     """Decode and validate raw model text; (value, None) or (None, error message).
 
     ``shape``: the shape ``raw`` was asked in (``Completion.shape``); an answer in
-    :data:`~.strict.STRICT_SHAPE` is decoded, mapped back with :func:`~.strict.from_strict`
-    and then validated."""
+    :data:`~.strict.STRICT_SHAPE` is decoded, mapped back as :func:`~.strict.from_strict`
+    does and then validated."""
     data = raw.encode() if isinstance(raw, str) else raw
     try:
         if not shape:
             return msgspec.json.decode(data, type=output_type), None
         if shape != STRICT_SHAPE:
             return None, f"unknown answer shape {shape!r} (known: '', {STRICT_SHAPE!r})"
-        value = from_strict(msgspec.json.decode(data), strict_schema_for(output_type))
+        value = strict_reader_for(output_type)(msgspec.json.decode(data))
         return msgspec.convert(value, output_type), None
     except msgspec.ValidationError as exc:
         return None, f"schema violation: {exc}"

@@ -26,7 +26,10 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from typing import Any
+
+import msgspec
 
 STRICT_SHAPE = "openai-strict"
 """The name of this shape where an answer says it is in it (``Completion.shape``, ``LlmCalled.answer_shape``)."""
@@ -202,6 +205,113 @@ def from_strict(value: Any, schema: dict[str, Any]) -> Any:
     return _back(value, schema, schema.get("$defs", {}))
 
 
+Reader = Callable[[Any], Any]
+_decode_json = msgspec.json.Decoder().decode
+
+
+def strict_reader(schema: dict[str, Any]) -> Reader:
+    """:func:`from_strict` for one ``schema``, worked out once: the returned function maps
+    a value as ``from_strict(value, schema)`` does, visiting only the parts of the value
+    under rewritten nodes (the port reads every answer of the ``openai`` flavor with one)."""
+    defs = schema.get("$defs", {})
+    done: dict[str, Reader | None] = {}
+
+    def of_ref(name: str) -> Reader | None:
+        if name not in done:
+            done[name] = _deferred(done, name)  # a recursive type reads itself through this
+            done[name] = build(defs.get(name, {}))
+        return done[name]
+
+    def build(node: Any) -> Reader | None:  # None: the value comes back as it is
+        if not isinstance(node, dict):
+            return None
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return of_ref(ref.removeprefix("#/$defs/"))
+        marks = _marks(node)
+        if JSON in marks:
+            return _read_json
+        if MAP in marks:
+            return _map_reader(build(_resolve(node.get("items", {}), defs).get("properties", {}).get("value", {})))
+        options = _options(node)
+        if options:
+            readers = [(o, build(o)) for o in options]
+            return None if all(r is None for _, r in readers) else _union_reader(readers, defs)
+        if "properties" in node:
+            plan = {k: (OPTIONAL in _marks(sub), build(sub)) for k, sub in node["properties"].items()}
+            return _object_reader(plan) if any(opt or r is not None for opt, r in plan.values()) else None
+        if "items" in node:
+            item = build(node["items"])
+            return None if item is None else _list_reader(item)
+        return None
+
+    top = build(schema)
+    return top if top is not None else _same
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _deferred(done: dict[str, Reader | None], name: str) -> Reader:
+    def read(value: Any) -> Any:
+        r = done[name]
+        return value if r is None else r(value)
+    return read
+
+
+def _read_json(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return _decode_json(value)
+        except msgspec.DecodeError:
+            return value  # not JSON: the answer's validation names it
+    return value
+
+
+def _map_reader(item: Reader | None) -> Reader:
+    def read(value: Any) -> Any:
+        if not isinstance(value, list):
+            return value
+        return {str(p.get("name")): (p.get("value") if item is None else item(p.get("value")))
+                for p in value if isinstance(p, dict)}
+    return read
+
+
+def _union_reader(readers: list[tuple[dict[str, Any], Reader | None]], defs: dict[str, Any]) -> Reader:
+    def read(value: Any) -> Any:
+        if value is None:
+            return None
+        for option, r in readers:
+            if _fits(value, option, defs):
+                return value if r is None else r(value)
+        return value
+    return read
+
+
+def _object_reader(plan: dict[str, tuple[bool, Reader | None]]) -> Reader:
+    def read(value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        out = {}
+        for k, v in value.items():
+            p = plan.get(k)
+            if p is None:
+                out[k] = v
+            elif v is None and p[0]:
+                continue  # left out: the default applies
+            else:
+                out[k] = v if p[1] is None else p[1](v)
+        return out
+    return read
+
+
+def _list_reader(item: Reader) -> Reader:
+    def read(value: Any) -> Any:
+        return [item(v) for v in value] if isinstance(value, list) else value
+    return read
+
+
 def to_strict(value: Any, schema: dict[str, Any]) -> Any:
     """An answer in the original shape put into the strict shape of ``schema``."""
     return _forth(value, schema, schema.get("$defs", {}))
@@ -267,10 +377,7 @@ def _back(value: Any, node: dict[str, Any], defs: dict[str, Any]) -> Any:
     node = _resolve(node, defs)
     marks = _marks(node)
     if JSON in marks and isinstance(value, str):
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError:
-            return value  # not JSON: the answer's validation names it
+        return _read_json(value)
     if MAP in marks and isinstance(value, list):
         item = node.get("items", {})
         vnode = _resolve(item, defs).get("properties", {}).get("value", {})

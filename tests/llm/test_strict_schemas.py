@@ -15,8 +15,8 @@ import jsonschema
 import msgspec
 import pytest
 
-from scaleenv.agents.llm.strict import (LEFT_OUT, from_strict, loose_schema, marked, strict_problems, strict_schema,
-                                        to_strict)
+from scaleenv.agents.llm.strict import (LEFT_OUT, from_strict, loose_schema, marked, strict_problems, strict_reader,
+                                        strict_schema, to_strict)
 from scaleenv.agents.rollout import answers as rollout_answers
 from scaleenv.agents.sim.schema_instance import instance
 from scaleenv.agents.synth import answers as synth_answers
@@ -56,6 +56,7 @@ def test_answers_cross_to_the_strict_shape_and_back(t: type) -> None:
     original = msgspec.json.schema(t)
     strict = strict_schema(original)
     validator = jsonschema.Draft202012Validator(strict)
+    read = strict_reader(strict)
     rng = random.Random(7)
     crossed = 0
     for _ in range(200):  # the generator ignores patterns: most outlines it writes have a bad name
@@ -70,6 +71,7 @@ def test_answers_cross_to_the_strict_shape_and_back(t: type) -> None:
         assert not errors, (t.__name__, errors[:3])
         back = msgspec.convert(from_strict(shaped, strict), t)
         assert back == value
+        assert read(shaped) == from_strict(shaped, strict)  # what the port uses: the same mapping
         crossed += 1
     assert crossed >= 5
 
@@ -127,6 +129,23 @@ def test_maps_and_json_values_cross_under_optional_wraps() -> None:
         shaped = to_strict(msgspec.to_builtins(doc), s)
         assert not list(jsonschema.Draft202012Validator(s).iter_errors(shaped))
         assert msgspec.convert(from_strict(shaped, s), Doc) == doc
+        assert strict_reader(s)(shaped) == from_strict(shaped, s)
     # an optional null option the rewrite added is told from one the type had
     root = s["$defs"]["Doc"]["properties"]
     assert root["inner"]["anyOf"][-1] == {"type": "null"} and root["table"]["anyOf"][-1]["description"] == LEFT_OUT
+
+
+class Tree(msgspec.Struct):
+    name: str
+    children: list[Tree] = []
+    tags: dict[str, str] = {}
+
+
+def test_a_recursive_type_crosses_and_reads_back() -> None:
+    s = strict_schema(msgspec.json.schema(Tree))
+    assert strict_problems(s) == []
+    tree = Tree("a", [Tree("b", tags={"k": "v"}), Tree("c", [Tree("d")])])
+    shaped = to_strict(msgspec.to_builtins(tree), s)
+    assert not list(jsonschema.Draft202012Validator(s).iter_errors(shaped))
+    assert shaped["children"][0]["tags"] == [{"name": "k", "value": "v"}]
+    assert msgspec.convert(strict_reader(s)(shaped), Tree) == tree == msgspec.convert(from_strict(shaped, s), Tree)
