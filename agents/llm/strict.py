@@ -42,11 +42,29 @@ _SCALARS = {"string", "number", "integer", "boolean", "null"}
 
 
 def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    """``schema`` rewritten into the strict subset (see the module doc)."""
-    out = _node(copy.deepcopy(schema))
+    """``schema`` rewritten into the strict subset (see the module doc); a root that is a
+    ``$ref`` (msgspec's) is replaced by the object it names, as strict mode wants an object
+    at the root."""
+    out = _node(_inline_root(copy.deepcopy(schema)))
     if "$defs" in out:
         out["$defs"] = {k: _node(v) for k, v in out["$defs"].items()}
     return out
+
+
+def _inline_root(schema: dict[str, Any]) -> dict[str, Any]:
+    ref, defs = schema.get("$ref"), schema.get("$defs")
+    if set(schema) != {"$ref", "$defs"} or not isinstance(ref, str) or not ref.startswith("#/$defs/"):
+        return schema
+    name = ref.removeprefix("#/$defs/")
+    if not isinstance(defs, dict) or not isinstance(defs.get(name), dict):
+        return schema
+    root = dict(defs[name])
+    rest = dict(defs)
+    if f'"{ref}"' not in json.dumps(defs):  # not recursive: the root needs no entry of its own
+        del rest[name]
+    if rest:
+        root["$defs"] = rest
+    return root
 
 
 def _describe(node: dict[str, Any], mark: str) -> dict[str, Any]:
@@ -134,6 +152,10 @@ def loose_schema(schema: dict[str, Any]) -> dict[str, Any]:
     out = _loose(copy.deepcopy(schema))
     if "$defs" in out:
         out["$defs"] = {k: _loose(v) for k, v in out["$defs"].items()}
+    name = out.get("title")
+    if "$ref" not in out and out.get("type") == "object" and isinstance(name, str) and name:
+        defs = out.pop("$defs", {})  # msgspec's form: the root a $ref to its entry
+        out = {"$ref": f"#/$defs/{name}", "$defs": defs if name in defs else {name: out, **defs}}
     return out
 
 
@@ -422,8 +444,8 @@ def _forth(value: Any, node: dict[str, Any], defs: dict[str, Any]) -> Any:
 
 def strict_problems(schema: dict[str, Any]) -> list[str]:
     """Where ``schema`` breaks OpenAI's strict-mode rules (empty when it keeps them all):
-    objects forbid extra properties and require every property, nothing is untyped, there
-    are no maps and no defaults. Paths are JSON-pointer-like."""
+    the root is an object, objects forbid extra properties and require every property,
+    nothing is untyped, there are no maps and no defaults. Paths are JSON-pointer-like."""
     problems: list[str] = []
 
     def walk(node: Any, path: str) -> None:
@@ -448,6 +470,8 @@ def strict_problems(schema: dict[str, Any]) -> list[str]:
                 problems.append(f"{path}: properties not required: {missing}")
             for name, sub in props.items():
                 walk(sub, f"{path}/properties/{name}")
+    if schema.get("type") != "object" or "anyOf" in schema:
+        problems.append("#: the root is not an object")
     walk(schema, "#")
     for name, sub in schema.get("$defs", {}).items():
         walk(sub, f"#/$defs/{name}")

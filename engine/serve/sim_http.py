@@ -33,7 +33,8 @@ for other clients it is read from the request (tools: the policy; else the schem
 
 The schema name outlines sends is always ``"default"``; the sim then takes the name of
 the top-level ``$ref`` (``#/$defs/Name``), which for a msgspec Struct is the Struct's
-name, i.e. what the in-process port passes.
+name, i.e. what the in-process port passes (a strict schema has the object itself at the
+root: then its ``title``, the same name).
 """
 
 from __future__ import annotations
