@@ -4,8 +4,12 @@ outlines stays the source of truth for how an output type becomes request fields
 ``openai`` servers its ``OpenAITypeAdapter`` gives ``response_format: {"type":
 "json_schema", "json_schema": {"name": "default", "strict": true, "schema": ...}}``
 (``additionalProperties: false`` set on every object), for vLLM >= 0.12 its
-``VLLMTypeAdapter`` gives ``structured_outputs: {"json": ...}``. Nothing here re-derives
-them: the adapters are called once per (backend, schema) and their output is kept
+``VLLMTypeAdapter`` gives ``structured_outputs: {"json": ...}``. A real OpenAI endpoint
+takes only a subset of JSON Schema in strict mode, so for ``openai`` the adapter is given
+:func:`.strict.strict_schema` of the output type's schema (the answer comes back in that
+shape and the port maps it back: :data:`.strict.STRICT_SHAPE`); vLLM takes full JSON
+Schema and gets the schema as it is. Nothing here re-derives the adapters' output: they
+are called once per (backend, schema) and their output is kept
 pre-encoded (``msgspec.Raw``, :class:`EncodedParts`), so a request splices the bytes in
 instead of building and encoding the schema again. ``tests/llm/test_request_bodies.py`` compares whole
 request bodies with what outlines + the openai SDK send.
@@ -21,6 +25,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from .strict import strict_schema
+
 Flavor = Literal["openai", "vllm"]
 
 def _adapter(flavor: Flavor) -> Any:
@@ -34,11 +40,18 @@ def _adapter(flavor: Flavor) -> Any:
     return OpenAITypeAdapter()
 
 
+def sent_schema(flavor: Flavor, schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema a ``flavor`` server is given for an output type's ``schema``: its strict
+    form for ``openai``, itself for ``vllm``."""
+    return strict_schema(schema) if flavor == "openai" else schema
+
+
 def constraint_fields(flavor: Flavor, schema: dict[str, Any]) -> dict[str, Any]:
-    """The request fields outlines sends to constrain output to ``schema`` (built fresh)."""
+    """The request fields outlines sends to constrain output to an output type's ``schema``
+    (built fresh; the schema given to outlines is :func:`sent_schema`'s)."""
     from outlines.types import JsonSchema
 
-    return _adapter(flavor).format_output_type(JsonSchema(schema))
+    return _adapter(flavor).format_output_type(JsonSchema(sent_schema(flavor, schema)))
 
 
 class EncodedParts:

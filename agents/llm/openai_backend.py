@@ -6,8 +6,11 @@ trio, msgspec in and out, retries and timeouts as that module says):
 
 - no tools offered: the request carries the constraint outlines builds for the output
   type's JSON schema (:mod:`.constraint`: ``response_format`` json_schema, strict, for
-  ``openai``; ``structured_outputs`` for ``vllm``) and the messages as outlines sends
-  them; the answer's ``content`` is the raw text the port validates;
+  ``openai``, of the schema rewritten into the subset OpenAI's strict mode accepts;
+  ``structured_outputs`` of the schema itself for ``vllm``) and the messages as outlines
+  sends them; the answer's ``content`` is the raw text the port validates (for
+  ``openai`` it is in the strict shape: ``Completion.shape`` says so, and the port maps
+  it back with :func:`.strict.from_strict` first);
 - tools offered (the rollout policy): ``tools`` go as the chat API takes them, with the
   conversation as it is, and the returned message (content and tool calls) is folded
   into the output type's JSON (:mod:`.tool_calls`).
@@ -36,6 +39,7 @@ from .openai_client import OpenAIClient
 from .openai_wire import ChatChunk, ChatCompletion, Choice
 from .port import Completion, LlmRequest
 from .retry import RetryPolicy
+from .strict import STRICT_SHAPE
 from .tool_calls import message_to_text
 
 ROLE_HEADER = "x-scaleenv-role"
@@ -143,17 +147,19 @@ class OpenAIBackend:
         choice = result.choices[0]
         message = choice.message
         content = message.content if message.content is not None else message.refusal
+        shape = ""
         if request.tools:
             calls = [{"id": c.id, "type": c.type, "function": {"name": c.function.name, "arguments": c.function.arguments}}
                      for c in message.tool_calls or ()]
             text = message_to_text(content, calls, json_schema)
         else:
             text = content or ""
+            shape = STRICT_SHAPE if self.flavor == "openai" else ""
         token_ids, logprobs = token_data(choice)
         usage = result.usage
         return Completion(text=text, prompt_tokens=usage.prompt_tokens if usage else 0,
                           completion_tokens=usage.completion_tokens if usage else 0, latency_s=latency_s,
-                          token_ids=token_ids, logprobs=logprobs)
+                          token_ids=token_ids, logprobs=logprobs, shape=shape)
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -34,6 +34,7 @@ from scaleenv.store.events.llm import LlmCalled, LlmExhausted
 
 from .call_memory import Delta, calls_of
 from .errors import RecordedDivergence
+from .strict import STRICT_SHAPE, Reader, strict_reader, strict_schema
 
 T = TypeVar("T")
 
@@ -75,6 +76,9 @@ class Completion(msgspec.Struct, frozen=True, kw_only=True):
     # Set when replaying an answer the port stored only in part (it was too long): the
     # recorded rejection, so the replayed attempt is rejected exactly as the original was.
     rejected: str | None = None
+    # The shape the text is in: "" the schema's own, STRICT_SHAPE OpenAI's strict mode's
+    # (the backend sent strict_schema_for(output type); the port maps the answer back).
+    shape: str = ""
 
 
 class Backend(Protocol):
@@ -307,10 +311,33 @@ def request_digest(request: LlmRequest, json_schema: dict[str, Any], cache: Enco
     return hashlib.blake2b(payload, digest_size=16).hexdigest()
 
 
-def validation_error(raw: str, output_type: type[T]) -> tuple[T | None, str | None]:
-    """Decode and validate raw model text; (value, None) or (None, error message)."""
+@functools.lru_cache(maxsize=1024)
+def strict_schema_for(output_type: Any) -> dict[str, Any]:
+    """The schema of ``output_type`` in OpenAI's strict-mode subset (:func:`.strict.strict_schema`
+    of :func:`schema_for`'s); cached and shared: treat it as read-only."""
+    return strict_schema(schema_for(output_type)[0])
+
+
+@functools.lru_cache(maxsize=1024)
+def strict_reader_for(output_type: Any) -> Reader:
+    """:func:`.strict.from_strict` for answers of ``output_type`` (:func:`.strict.strict_reader`); cached."""
+    return strict_reader(strict_schema_for(output_type))
+
+
+def validation_error(raw: str, output_type: type[T], shape: str = "") -> tuple[T | None, str | None]:
+    """Decode and validate raw model text; (value, None) or (None, error message).
+
+    ``shape``: the shape ``raw`` was asked in (``Completion.shape``); an answer in
+    :data:`~.strict.STRICT_SHAPE` is decoded, mapped back as :func:`~.strict.from_strict`
+    does and then validated."""
+    data = raw.encode() if isinstance(raw, str) else raw
     try:
-        return msgspec.json.decode(raw.encode() if isinstance(raw, str) else raw, type=output_type), None
+        if not shape:
+            return msgspec.json.decode(data, type=output_type), None
+        if shape != STRICT_SHAPE:
+            return None, f"unknown answer shape {shape!r} (known: '', {STRICT_SHAPE!r})"
+        value = strict_reader_for(output_type)(msgspec.json.decode(data))
+        return msgspec.convert(value, output_type), None
     except msgspec.ValidationError as exc:
         return None, f"schema violation: {exc}"
     except msgspec.DecodeError as exc:
@@ -395,7 +422,7 @@ class Llm:
             text, error = bound_answer(completion)
             value = None
             if error is None:
-                value, error = validation_error(text, output_type)
+                value, error = validation_error(text, output_type, completion.shape)
             if error is not None:
                 completion = msgspec.structs.replace(completion, token_ids=None, logprobs=None)
             stored = self._stored(stream, request.role, messages, schema_name, json_schema)
@@ -421,6 +448,7 @@ class Llm:
                     latency_s=completion.latency_s,
                     token_ids=completion.token_ids,
                     logprobs=completion.logprobs,
+                    answer_shape=completion.shape,
                 ),
                 actor=request.role,
                 cause=cause,
@@ -470,6 +498,7 @@ class Llm:
                 backend=event.backend,
                 model=event.model,
                 rejected=recorded_rejection(event),
+                shape=event.answer_shape,
             )
         return None
 

@@ -131,7 +131,7 @@ class RecordedBackend:
             return Completion(
                 text=call.raw, prompt_tokens=call.prompt_tokens, completion_tokens=call.completion_tokens,
                 latency_s=call.latency_s, token_ids=call.token_ids, logprobs=call.logprobs,
-                backend=call.backend, model=call.model, rejected=recorded_rejection(call),
+                backend=call.backend, model=call.model, rejected=recorded_rejection(call), shape=call.answer_shape,
             )
         raise self._divergence(request, json_schema, schema_name, digest)
 

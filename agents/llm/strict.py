@@ -15,27 +15,56 @@ server answers so) need only the strict schema:
 - a free-form value becomes a string holding its JSON (``[json]``);
 - ``default`` is dropped (strict mode has no defaults).
 
-``$defs`` are rewritten the same way; ``$ref`` is kept. Pure functions, no I/O.
+``$defs`` are rewritten the same way; ``$ref`` is kept. :func:`loose_schema` undoes the
+rewrite (all but the dropped defaults and the closing of objects), so
+a server that gets a marked strict schema can answer as it would for the original one (the
+sim server does); a ``null`` option the rewrite added is told from one the schema had by
+its description (:data:`LEFT_OUT`). Pure functions, no I/O.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from typing import Any
 
+import msgspec
+
+STRICT_SHAPE = "openai-strict"
+"""The name of this shape where an answer says it is in it (``Completion.shape``, ``LlmCalled.answer_shape``)."""
 OPTIONAL = "[optional] "
 MAP = "[map] "
 JSON = "[json] "
+LEFT_OUT = "left out"
+"""The description of a ``null`` option the rewrite added to an optional property."""
 _SCALARS = {"string", "number", "integer", "boolean", "null"}
 
 
 def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    """``schema`` rewritten into the strict subset (see the module doc)."""
-    out = _node(copy.deepcopy(schema))
+    """``schema`` rewritten into the strict subset (see the module doc); a root that is a
+    ``$ref`` (msgspec's) is replaced by the object it names, as strict mode wants an object
+    at the root."""
+    out = _node(_inline_root(copy.deepcopy(schema)))
     if "$defs" in out:
         out["$defs"] = {k: _node(v) for k, v in out["$defs"].items()}
     return out
+
+
+def _inline_root(schema: dict[str, Any]) -> dict[str, Any]:
+    ref, defs = schema.get("$ref"), schema.get("$defs")
+    if set(schema) != {"$ref", "$defs"} or not isinstance(ref, str) or not ref.startswith("#/$defs/"):
+        return schema
+    name = ref.removeprefix("#/$defs/")
+    if not isinstance(defs, dict) or not isinstance(defs.get(name), dict):
+        return schema
+    root = dict(defs[name])
+    rest = dict(defs)
+    if f'"{ref}"' not in json.dumps(defs):  # not recursive: the root needs no entry of its own
+        del rest[name]
+    if rest:
+        root["$defs"] = rest
+    return root
 
 
 def _describe(node: dict[str, Any], mark: str) -> dict[str, Any]:
@@ -60,10 +89,10 @@ def _node(node: Any) -> Any:
         node["items"] = _node(node["items"])
     if node.get("type") == "object" or "properties" in node:
         props = node.get("properties")
-        extra = node.get("additionalProperties")
-        if not props and isinstance(extra, dict):
+        extra = node.get("additionalProperties", True)
+        if not props and extra is not False:  # a map ({"type": "object"} alone: of any values)
             pair = {"type": "object", "additionalProperties": False, "required": ["name", "value"],
-                    "properties": {"name": {"type": "string"}, "value": _node(extra)}}
+                    "properties": {"name": {"type": "string"}, "value": _node(extra if isinstance(extra, dict) else {})}}
             out = {"type": "array", "items": pair}
             if "description" in node:
                 out["description"] = node["description"]
@@ -91,8 +120,102 @@ def _nullable(node: dict[str, Any]) -> dict[str, Any]:
     if "anyOf" in node:
         if any(o.get("type") == "null" for o in node["anyOf"]):
             return node
-        return {**node, "anyOf": [*node["anyOf"], {"type": "null"}]}
-    return {"anyOf": [node, {"type": "null"}]}
+        return {**node, "anyOf": [*node["anyOf"], _left_out()]}
+    return {"anyOf": [node, _left_out()]}
+
+
+def _left_out() -> dict[str, Any]:
+    return {"type": "null", "description": LEFT_OUT}
+
+
+# ---------------------------------------------------------------------- the way back
+
+
+def marked(schema: dict[str, Any]) -> bool:
+    """Whether any node of ``schema`` carries a mark of :func:`strict_schema` (it was rewritten)."""
+
+    def walk(node: Any) -> bool:
+        if isinstance(node, dict):
+            return bool(_marks(node)) or any(walk(v) for v in node.values())
+        if isinstance(node, list):
+            return any(walk(v) for v in node)
+        return False
+    return walk(schema)
+
+
+def loose_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema :func:`strict_schema` made ``schema`` from, as far as its marks tell:
+    optional properties, maps and free-form values restored. Not restored: ``default``
+    values (dropped), and objects keep the ``additionalProperties: false`` and ``required``
+    list the rewrite gave them (a hand-written ``type`` list that allowed ``null`` and was
+    optional also loses its ``null``)."""
+    out = _loose(copy.deepcopy(schema))
+    if "$defs" in out:
+        out["$defs"] = {k: _loose(v) for k, v in out["$defs"].items()}
+    name = out.get("title")
+    if "$ref" not in out and out.get("type") == "object" and isinstance(name, str) and name:
+        defs = out.pop("$defs", {})  # msgspec's form: the root a $ref to its entry
+        out = {"$ref": f"#/$defs/{name}", "$defs": defs if name in defs else {name: out, **defs}}
+    return out
+
+
+def _unmark(node: dict[str, Any], mark: str) -> dict[str, Any]:
+    desc = str(node.get("description", "")).removeprefix(mark)
+    node = {k: v for k, v in node.items() if k != "description"}
+    if desc:
+        node["description"] = desc
+    return node
+
+
+def _unnull(node: dict[str, Any]) -> dict[str, Any]:
+    """The inverse of :func:`_nullable`."""
+    t = node.get("type")
+    if isinstance(t, list) and "null" in t:
+        rest = [x for x in t if x != "null"]
+        return {**node, "type": rest[0] if len(rest) == 1 else rest}
+    options = node.get("anyOf")
+    if isinstance(options, list) and options and options[-1] == _left_out():
+        kept = options[:-1]
+        if len(kept) == 1 and set(node) == {"anyOf"}:
+            return kept[0]  # a wrap
+        return {**node, "anyOf": kept}
+    return node
+
+
+def _loose(node: Any) -> Any:
+    if not isinstance(node, dict):
+        return node
+    marks = _marks(node)
+    if OPTIONAL in marks:
+        return _loose(_unnull(_unmark(node, OPTIONAL)))
+    if JSON in marks:
+        plain = _unmark(node, JSON)
+        desc = plain.get("description")
+        return {"description": desc} if desc and desc != "a JSON value" else {}
+    if MAP in marks:
+        plain = _unmark(node, MAP)
+        value = _resolve_local(plain.get("items", {})).get("properties", {}).get("value", {})
+        out: dict[str, Any] = {"type": "object"}
+        value = _loose(value)
+        if value:  # a map of any values is the plain object
+            out["additionalProperties"] = value
+        if "description" in plain:
+            out["description"] = plain["description"]
+        return out
+    for key in ("anyOf", "oneOf"):
+        if key in node:
+            node[key] = [_loose(n) for n in node[key]]
+    if "items" in node:
+        node["items"] = _loose(node["items"])
+    if "properties" in node:
+        props = node["properties"]
+        node["required"] = [k for k in node.get("required", []) if OPTIONAL not in _marks(props.get(k, {}))]
+        node["properties"] = {k: _loose(v) for k, v in props.items()}
+    return node
+
+
+def _resolve_local(node: Any) -> dict[str, Any]:
+    return node if isinstance(node, dict) else {}
 
 
 # ---------------------------------------------------------------------- values
@@ -102,6 +225,113 @@ def from_strict(value: Any, schema: dict[str, Any]) -> Any:
     """An answer in the strict shape of ``schema`` (a :func:`strict_schema`) back in the
     original shape: optional nulls left out, pairs as maps, JSON strings decoded."""
     return _back(value, schema, schema.get("$defs", {}))
+
+
+Reader = Callable[[Any], Any]
+_decode_json = msgspec.json.Decoder().decode
+
+
+def strict_reader(schema: dict[str, Any]) -> Reader:
+    """:func:`from_strict` for one ``schema``, worked out once: the returned function maps
+    a value as ``from_strict(value, schema)`` does, visiting only the parts of the value
+    under rewritten nodes (the port reads every answer of the ``openai`` flavor with one)."""
+    defs = schema.get("$defs", {})
+    done: dict[str, Reader | None] = {}
+
+    def of_ref(name: str) -> Reader | None:
+        if name not in done:
+            done[name] = _deferred(done, name)  # a recursive type reads itself through this
+            done[name] = build(defs.get(name, {}))
+        return done[name]
+
+    def build(node: Any) -> Reader | None:  # None: the value comes back as it is
+        if not isinstance(node, dict):
+            return None
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return of_ref(ref.removeprefix("#/$defs/"))
+        marks = _marks(node)
+        if JSON in marks:
+            return _read_json
+        if MAP in marks:
+            return _map_reader(build(_resolve(node.get("items", {}), defs).get("properties", {}).get("value", {})))
+        options = _options(node)
+        if options:
+            readers = [(o, build(o)) for o in options]
+            return None if all(r is None for _, r in readers) else _union_reader(readers, defs)
+        if "properties" in node:
+            plan = {k: (OPTIONAL in _marks(sub), build(sub)) for k, sub in node["properties"].items()}
+            return _object_reader(plan) if any(opt or r is not None for opt, r in plan.values()) else None
+        if "items" in node:
+            item = build(node["items"])
+            return None if item is None else _list_reader(item)
+        return None
+
+    top = build(schema)
+    return top if top is not None else _same
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _deferred(done: dict[str, Reader | None], name: str) -> Reader:
+    def read(value: Any) -> Any:
+        r = done[name]
+        return value if r is None else r(value)
+    return read
+
+
+def _read_json(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return _decode_json(value)
+        except msgspec.DecodeError:
+            return value  # not JSON: the answer's validation names it
+    return value
+
+
+def _map_reader(item: Reader | None) -> Reader:
+    def read(value: Any) -> Any:
+        if not isinstance(value, list):
+            return value
+        return {str(p.get("name")): (p.get("value") if item is None else item(p.get("value")))
+                for p in value if isinstance(p, dict)}
+    return read
+
+
+def _union_reader(readers: list[tuple[dict[str, Any], Reader | None]], defs: dict[str, Any]) -> Reader:
+    def read(value: Any) -> Any:
+        if value is None:
+            return None
+        for option, r in readers:
+            if _fits(value, option, defs):
+                return value if r is None else r(value)
+        return value
+    return read
+
+
+def _object_reader(plan: dict[str, tuple[bool, Reader | None]]) -> Reader:
+    def read(value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        out = {}
+        for k, v in value.items():
+            p = plan.get(k)
+            if p is None:
+                out[k] = v
+            elif v is None and p[0]:
+                continue  # left out: the default applies
+            else:
+                out[k] = v if p[1] is None else p[1](v)
+        return out
+    return read
+
+
+def _list_reader(item: Reader) -> Reader:
+    def read(value: Any) -> Any:
+        return [item(v) for v in value] if isinstance(value, list) else value
+    return read
 
 
 def to_strict(value: Any, schema: dict[str, Any]) -> Any:
@@ -145,30 +375,38 @@ def _fits(value: Any, node: dict[str, Any], defs: dict[str, Any]) -> bool:
     return any(checks.get(x, x is None) for x in types)
 
 
-def _pick(value: Any, node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
-    """The option of a union ``value`` belongs to (the first that fits)."""
+def _fits_original(value: Any, node: dict[str, Any], defs: dict[str, Any]) -> bool:
+    """Whether ``value``, in the original shape, belongs to the strict ``node``."""
+    marks = _marks(_resolve(node, defs))
+    if JSON in marks:
+        return True
+    if MAP in marks:
+        return isinstance(value, dict)
+    return _fits(value, node, defs)
+
+
+def _pick(value: Any, node: dict[str, Any], defs: dict[str, Any], original: bool = False) -> dict[str, Any] | None:
+    """The option of a union ``value`` belongs to (the first that fits; None: none does).
+    ``original``: ``value`` is in the original shape (a map is a dict, a JSON value anything)."""
+    fits = _fits_original if original else _fits
     for o in _options(node):
-        if _fits(value, o, defs):
+        if fits(value, o, defs):
             return _resolve(o, defs)
-    return node
+    return None
 
 
 def _back(value: Any, node: dict[str, Any], defs: dict[str, Any]) -> Any:
     node = _resolve(node, defs)
     marks = _marks(node)
     if JSON in marks and isinstance(value, str):
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError:
-            return value  # not JSON: the answer's validation names it
+        return _read_json(value)
     if MAP in marks and isinstance(value, list):
         item = node.get("items", {})
         vnode = _resolve(item, defs).get("properties", {}).get("value", {})
         return {str(p.get("name")): _back(p.get("value"), vnode, defs) for p in value if isinstance(p, dict)}
     if _options(node):
-        if value is None:
-            return None
-        return _back(value, _pick(value, node, defs), defs)
+        option = None if value is None else _pick(value, node, defs)
+        return value if option is None else _back(value, option, defs)
     if isinstance(value, dict) and "properties" in node:
         out = {}
         for k, v in value.items():
@@ -195,9 +433,8 @@ def _forth(value: Any, node: dict[str, Any], defs: dict[str, Any]) -> Any:
         vnode = _resolve(item, defs).get("properties", {}).get("value", {})
         return [{"name": k, "value": _forth(v, vnode, defs)} for k, v in value.items()]
     if _options(node):
-        if value is None:
-            return None
-        return _forth(value, _pick(value, node, defs), defs)
+        option = None if value is None else _pick(value, node, defs, original=True)
+        return value if option is None else _forth(value, option, defs)
     if isinstance(value, dict) and "properties" in node:
         return {k: (_forth(value[k], sub, defs) if k in value else None) for k, sub in node["properties"].items()}
     if isinstance(value, list) and "items" in node:
@@ -207,8 +444,8 @@ def _forth(value: Any, node: dict[str, Any], defs: dict[str, Any]) -> Any:
 
 def strict_problems(schema: dict[str, Any]) -> list[str]:
     """Where ``schema`` breaks OpenAI's strict-mode rules (empty when it keeps them all):
-    objects forbid extra properties and require every property, nothing is untyped, there
-    are no maps and no defaults. Paths are JSON-pointer-like."""
+    the root is an object, objects forbid extra properties and require every property,
+    nothing is untyped, there are no maps and no defaults. Paths are JSON-pointer-like."""
     problems: list[str] = []
 
     def walk(node: Any, path: str) -> None:
@@ -233,6 +470,8 @@ def strict_problems(schema: dict[str, Any]) -> list[str]:
                 problems.append(f"{path}: properties not required: {missing}")
             for name, sub in props.items():
                 walk(sub, f"{path}/properties/{name}")
+    if schema.get("type") != "object" or "anyOf" in schema:
+        problems.append("#: the root is not an object")
     walk(schema, "#")
     for name, sub in schema.get("$defs", {}).items():
         walk(sub, f"#/$defs/{name}")

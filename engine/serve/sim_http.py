@@ -22,12 +22,19 @@ the same text the in-process sim gives for the same request. Honoured request fi
   usage chunk);
 - ``temperature``/``max_tokens`` are accepted and ignored (the sim is seeded).
 
+A schema rewritten by ``agents.llm.strict.strict_schema`` (what ``--llm openai:`` sends,
+for OpenAI's strict mode; its rewritten nodes carry marks) is answered as OpenAI would:
+the sim answers for the schema it was made from (``loose_schema``) and the answer is put
+into the strict shape (``to_strict``), so that the client, mapping it back, gets what the
+in-process sim says.
+
 The role of a request is the ``x-scaleenv-role`` header scaleenv's own client sends;
 for other clients it is read from the request (tools: the policy; else the schema).
 
 The schema name outlines sends is always ``"default"``; the sim then takes the name of
 the top-level ``$ref`` (``#/$defs/Name``), which for a msgspec Struct is the Struct's
-name, i.e. what the in-process port passes.
+name, i.e. what the in-process port passes (a strict schema has the object itself at the
+root: then its ``title``, the same name).
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ from scaleenv.serve.auth import Auth
 from scaleenv.serve.limits import SIM_SERVER_LIMITS, Limits
 from scaleenv.agents.sim.backend import SimBackend
 from scaleenv.agents.llm.tool_calls import text_to_message
+from scaleenv.agents.llm.strict import loose_schema, marked, to_strict
 
 
 def constraint_of(body: dict[str, Any]) -> tuple[dict[str, Any], str, bool]:
@@ -99,6 +107,16 @@ def _check_messages(messages: Any) -> list[dict[str, Any]]:
 _decode = msgspec.json.Decoder().decode
 
 
+def strict_answer(text: str, strict: dict[str, Any]) -> str:
+    """The sim's answer ``text`` put into the shape of the ``strict`` schema (text that is
+    not JSON, from a server that ignores constraints, stays as it is)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return text
+    return json.dumps(to_strict(value, strict), sort_keys=True)
+
+
 def _positive_int(body: dict[str, Any], key: str, default: int, most: int) -> int:
     value = body.get(key, default)
     if value is None:
@@ -118,6 +136,16 @@ class SimServer:
     fail_status: int = 503
     served: int = 0
     _ids: Any = attrs.field(factory=lambda: itertools.count(1))
+    _originals: dict[bytes, dict[str, Any] | None] = attrs.field(factory=dict)
+
+    def original_schema(self, schema: dict[str, Any]) -> dict[str, Any] | None:
+        """The schema a marked strict ``schema`` was made from (None: it is not one); cached."""
+        key = msgspec.json.encode(schema)
+        if key not in self._originals:
+            if len(self._originals) >= 256:
+                self._originals.clear()
+            self._originals[key] = loose_schema(schema) if marked(schema) else None
+        return self._originals[key]
 
     async def handle(self, method: str, path: str, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, Any]:
         if path == "/v1/models":
@@ -152,11 +180,14 @@ class SimServer:
             raise HttpError(400, f"seed must be an integer, got {seed!r}")
         n = _positive_int(body, "n", 1, 16)
         tools = body.get("tools") or None
+        original = None if tools else self.original_schema(schema)
         choices, prompt_tokens, completion_tokens, latency = [], 0, 0, 0.0
         for index in range(n):
             text, prompt_tokens, tokens, took = self.sim.answer(
-                messages, schema, schema_name, seed if index == 0 else derive_seed(seed, "choice", index), tools,
-                role=role or None, constrained=constrained and self.constrain)
+                messages, original or schema, schema_name, seed if index == 0 else derive_seed(seed, "choice", index),
+                tools, role=role or None, constrained=constrained and self.constrain)
+            if original is not None:
+                text = strict_answer(text, schema)
             completion_tokens += tokens
             latency = max(latency, took)
             content, tool_calls = text_to_message(text) if tools else (text, None)

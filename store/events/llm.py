@@ -29,6 +29,10 @@ class LlmCalled(Event, tag="llm.called"):
 
     ``parsed`` holds the validated output (as builtins) or ``error`` says why the raw
     text was rejected; a rejected attempt is followed by a retry in the same stream.
+    ``raw`` is the answer as the model gave it; ``answer_shape`` says how it was asked
+    for: ``""`` in ``json_schema``'s own shape, ``"openai-strict"`` in the shape of
+    OpenAI's strict mode (the request carried ``agents.llm.strict.strict_schema`` of
+    ``json_schema``, and ``raw`` is mapped back with ``from_strict`` before validation).
     ``messages``/``json_schema`` may be relative to earlier calls of the stream (see
     the module doc and :meth:`whole`).
     """
@@ -53,9 +57,11 @@ class LlmCalled(Event, tag="llm.called"):
     base_n: int | None = None
     base_len: int = 0
     schema_n: int | None = None
+    answer_shape: str = ""
 
     digest_exclude: ClassVar[frozenset[str]] = frozenset({"latency_s"})
-    digest_added: ClassVar[tuple[tuple[str, object], ...]] = (("base_n", None), ("base_len", 0), ("schema_n", None))
+    digest_added: ClassVar[tuple[tuple[str, object], ...]] = (("base_n", None), ("base_len", 0), ("schema_n", None),
+                                                               ("answer_shape", ""))
 
     @property
     def whole(self) -> bool:

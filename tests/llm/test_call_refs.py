@@ -132,16 +132,18 @@ async def test_calls_stored_whole_are_reproduced_whole(writer, log) -> None:
 
 
 def test_an_old_call_keeps_its_digest() -> None:
-    """The fields format 2 added are left out of the digest at their defaults."""
+    """The fields format 2 added (and ``answer_shape``, added since) are left out of the digest at their defaults."""
     ev = LlmCalled(role="r", backend="b", model="m", request_digest="d", messages=[{"role": "user", "content": "x"}],
                    schema_name="S", json_schema={"type": "object"}, seed=1, attempt=0, raw="{}")
     as_format_1 = msgspec.to_builtins(ev)
-    for k in ("base_n", "base_len", "schema_n", "latency_s"):
+    for k in ("base_n", "base_len", "schema_n", "answer_shape", "latency_s"):
         as_format_1.pop(k)
     expected = msgspec.msgpack.encode(("s", 0, None, "r", as_format_1), order="deterministic")
     assert digest_bytes("s", 0, None, "r", ev) == expected
     referring = msgspec.structs.replace(ev, base_n=0, base_len=1)
     assert digest_bytes("s", 1, None, "r", referring) != digest_bytes("s", 1, None, "r", ev)
+    strict = msgspec.structs.replace(ev, answer_shape="openai-strict")
+    assert digest_bytes("s", 1, None, "r", strict) != digest_bytes("s", 1, None, "r", ev)
 
 
 def _call(messages: list[dict[str, Any]], **kw: Any) -> LlmCalled:

@@ -8,8 +8,10 @@ import sys
 import trio
 
 from scaleenv.agents.llm.openai_backend import OpenAIBackend
-from scaleenv.agents.llm.port import LlmRequest, render_messages, schema_for
+from scaleenv.agents.llm.port import LlmRequest, render_messages, schema_for, strict_schema_for, validation_error
+from scaleenv.agents.llm.strict import STRICT_SHAPE
 from scaleenv.agents.sim import SimBackend
+from scaleenv.serve.sim_http import strict_answer
 
 from .structs import Plan
 
@@ -32,7 +34,10 @@ async def test_sim_server_subcommand() -> None:
         req = LlmRequest(role="test/x", messages=render_messages("i", {"a": 1}, "t"), context={"a": 1}, seed=11)
         got = await backend.complete(req, schema, name)
         await backend.aclose()
-        assert got.text == SimBackend().answer(req.messages, schema, name, 11)[0]
+        # Plan has optional fields and a map: the server answered for Plan's own schema, in the strict shape
+        said = SimBackend().answer(req.messages, schema, name, 11)[0]
+        assert got.shape == STRICT_SHAPE and got.text == strict_answer(said, strict_schema_for(Plan))
+        assert validation_error(got.text, Plan, got.shape) == validation_error(said, Plan)
     finally:
         proc.terminate()
         await proc.wait()

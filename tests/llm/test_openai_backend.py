@@ -9,9 +9,11 @@ import trio
 
 from scaleenv.agents.llm.errors import BackendError
 from scaleenv.agents.llm.openai_backend import OpenAIBackend
-from scaleenv.agents.llm.port import Llm, LlmExhaustedError, LlmRequest, render_messages, schema_for
+from scaleenv.agents.llm.port import (Llm, LlmExhaustedError, LlmRequest, render_messages, schema_for,
+                                      strict_schema_for, validation_error)
+from scaleenv.agents.llm.strict import STRICT_SHAPE
 from scaleenv.agents.sim import LatencyModel, NoiseModel, SimBackend
-from scaleenv.serve.sim_http import SimServer, serve_sim
+from scaleenv.serve.sim_http import SimServer, serve_sim, strict_answer
 from scaleenv.store import Log, Stream
 
 from .conftest import llm_calls
@@ -36,7 +38,12 @@ async def test_same_text_as_in_process_sim(sim_url: str, flavor: str, stream: bo
                 req = _request(i)
                 got = await backend.complete(req, schema, name)
                 want = await sim.complete(req, schema, name)
-                assert got.text == want.text
+                if flavor == "openai":  # sent the strict schema: the answer comes in its shape
+                    assert got.shape == STRICT_SHAPE
+                    assert got.text == strict_answer(want.text, strict_schema_for(t))
+                    assert validation_error(got.text, t, got.shape) == validation_error(want.text, t)
+                else:
+                    assert got.shape == "" and got.text == want.text
                 assert (got.prompt_tokens, got.completion_tokens) == (want.prompt_tokens, want.completion_tokens)
     finally:
         await backend.aclose()

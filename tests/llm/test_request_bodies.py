@@ -3,7 +3,10 @@
 For every output type the roles use, the same request goes through outlines (its
 ``from_openai``/``from_vllm`` models over the official ``AsyncOpenAI`` client: the path
 the backend used before) and through ``OpenAIBackend``, to a server on a loopback socket
-that records what arrives; the two JSON bodies must be equal. Requests with tools
+that records what arrives; the two JSON bodies must be equal. outlines is given the schema
+each flavor sends: for ``openai`` the output type's schema in OpenAI's strict-mode subset
+(``strict_schema``; a real OpenAI endpoint refuses msgspec's own), for ``vllm`` the schema
+itself. Requests with tools
 (the policy) are compared with the SDK's own ``chat.completions.create``, which is what
 the old backend called for them (outlines has no tool calls).
 """
@@ -22,6 +25,7 @@ from outlines.types import JsonSchema
 
 from scaleenv.agents.llm.openai_backend import OpenAIBackend
 from scaleenv.agents.llm.port import LlmRequest, REJECTED_PREFIX, render_messages, schema_for
+from scaleenv.agents.llm.strict import strict_problems, strict_schema
 from scaleenv.agents.llm.user_chat import user_request
 from scaleenv.agents.rollout import answers as rollout_answers
 from scaleenv.agents.sim.call import answer_types
@@ -91,7 +95,8 @@ async def test_same_body_as_outlines_and_the_sdk(nursery: trio.Nursery, flavor: 
         else:
             req = _request(role)
             model = (outlines.from_vllm if flavor == "vllm" else outlines.from_openai)(sdk, "qwen-x")
-            await model(Chat(list(req.messages)), JsonSchema(schema), seed=req.seed,
+            given = schema if flavor == "vllm" else strict_schema(schema)
+            await model(Chat(list(req.messages)), JsonSchema(given), seed=req.seed,
                         temperature=req.temperature, max_tokens=req.max_tokens)
         theirs = await _sent(server)
         await ours.complete(req, schema, name)
@@ -102,3 +107,6 @@ async def test_same_body_as_outlines_and_the_sdk(nursery: trio.Nursery, flavor: 
     assert mine == theirs
     key = "tools" if role == "policy" else ("structured_outputs" if flavor == "vllm" else "response_format")
     assert key in mine  # the comparison is not of two empty constraints
+    if key == "response_format":  # what a real OpenAI endpoint takes in strict mode
+        sent = mine["response_format"]["json_schema"]
+        assert sent["strict"] is True and strict_problems(sent["schema"]) == []

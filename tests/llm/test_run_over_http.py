@@ -4,7 +4,10 @@ and the sim server holds the constraints it is sent, as constrained decoding doe
 Both runs go through the CLI (``scaleenv run``), the server is the ``scaleenv sim-server``
 process, at the same noise (0.2, on a seed where malformed policy text, wrong tool calls
 and wrong answers all happen). Their logs must hold the same events, field for
-field, apart from the fields naming the backend and model, and the latency.
+field, apart from the fields naming the backend and model, and the latency; and apart
+from the shape constrained answers travel in: ``--llm openai:`` asks in OpenAI's strict
+shape (``answer_shape``) and the log keeps each answer as it came (``raw``), which read
+back from that shape is the in-process sim's answer.
 """
 
 from __future__ import annotations
@@ -20,12 +23,13 @@ import msgspec
 import openai
 import pytest
 
-from scaleenv.agents.llm.port import schema_for, validation_error
+from scaleenv.agents.llm.port import schema_for, strict_schema_for, validation_error
 from scaleenv.agents.llm.recorded import read_calls
+from scaleenv.agents.llm.strict import STRICT_SHAPE
 from scaleenv.agents.sim import NoiseModel, SimBackend
 from scaleenv.agents.sim.call import answer_types
 from scaleenv.cli import main
-from scaleenv.serve.sim_http import SimServer, serve_sim
+from scaleenv.serve.sim_http import SimServer, serve_sim, strict_answer
 from scaleenv.store.events.llm import LlmCalled
 from scaleenv.store.log import Log
 
@@ -34,6 +38,7 @@ from .test_request_bodies import OUTPUT_TYPES
 RUN = ["--seed", "3", "--domains", "2", "--tasks-per-domain", "3", "--episodes-per-task", "3", "--noise", "0.2",
        "--graph-judge", "--no-sync", "--quiet"]
 NAMING = {"backend", "model", "latency_s"}
+SHAPE = {"raw", "answer_shape"}
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +66,9 @@ def local_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _events(path: Path) -> dict[str, list[Any]]:
+def _events(path: Path, shapes: list[tuple[str, str, str]] | None = None) -> dict[str, list[Any]]:
+    """The log's events by stream, calls without the fields NAMING and SHAPE; ``shapes``
+    gets each call's (schema name, answer shape, raw answer) in the same order."""
     out: dict[str, list[Any]] = {}
     with Log.open(path, readonly=True) as log:
         for stream, _ in log.streams():
@@ -69,7 +76,9 @@ def _events(path: Path) -> dict[str, list[Any]]:
             for r in log.read_stream(stream):
                 event = msgspec.to_builtins(r.event)
                 if isinstance(r.event, LlmCalled):
-                    event = {k: v for k, v in event.items() if k not in NAMING}
+                    event = {k: v for k, v in event.items() if k not in NAMING | SHAPE}
+                    if shapes is not None:
+                        shapes.append((r.event.schema_name, r.event.answer_shape, r.event.raw))
                 rows.append((r.n, r.cause, r.actor, event))
             out[stream] = rows
     return out
@@ -79,10 +88,24 @@ def test_a_run_over_http_records_the_events_of_the_in_process_sim(local_run: Pat
                                                                    tmp_path: Path) -> None:
     remote = tmp_path / "remote.lmdb"
     assert main(["run", "--log", str(remote), *RUN, "--llm", f"openai:{sim_server_url}", "--model", "scaleenv-sim-1"]) == 0
-    here, there = _events(local_run), _events(remote)
+    here_shapes: list[tuple[str, str, str]] = []
+    there_shapes: list[tuple[str, str, str]] = []
+    here, there = _events(local_run, here_shapes), _events(remote, there_shapes)
     assert sorted(here) == sorted(there)
     differing = [s for s in here if here[s] != there[s]]
     assert not differing, f"{len(differing)} streams differ, first {differing[0]}"
+    # the answers: in-process in the schema's own shape; over HTTP, constrained ones are the
+    # same answers in the strict shape (their parsed values, compared above, are equal)
+    reshaped = 0
+    for (name, local_shape, local_raw), (_, shape, raw) in zip(here_shapes, there_shapes, strict=True):
+        assert local_shape == ""
+        if name == "PolicyTurn":  # offered tools: no response format, nothing reshaped
+            assert (shape, raw) == ("", local_raw)
+            continue
+        assert shape == STRICT_SHAPE
+        assert raw == strict_answer(local_raw, strict_schema_for(OUTPUT_TYPES[name]))
+        reshaped += raw != local_raw
+    assert reshaped > 0  # some answers left optional fields out, or held maps: their strict shape differed
     episodes = [s for s in here if s.startswith("episode/")]
     calls = [e for rows in here.values() for _, _, _, e in rows if e.get("type") == "llm.called"]
     assert len(episodes) >= 6 and {c["schema_name"] for c in calls if c["schema_name"]} == set(answer_types())

@@ -15,7 +15,8 @@ import jsonschema
 import msgspec
 import pytest
 
-from scaleenv.agents.llm.strict import from_strict, strict_problems, strict_schema, to_strict
+from scaleenv.agents.llm.strict import (LEFT_OUT, from_strict, loose_schema, marked, strict_problems, strict_reader,
+                                        strict_schema, to_strict)
 from scaleenv.agents.rollout import answers as rollout_answers
 from scaleenv.agents.sim.schema_instance import instance
 from scaleenv.agents.synth import answers as synth_answers
@@ -55,6 +56,7 @@ def test_answers_cross_to_the_strict_shape_and_back(t: type) -> None:
     original = msgspec.json.schema(t)
     strict = strict_schema(original)
     validator = jsonschema.Draft202012Validator(strict)
+    read = strict_reader(strict)
     rng = random.Random(7)
     crossed = 0
     for _ in range(200):  # the generator ignores patterns: most outlines it writes have a bad name
@@ -69,6 +71,7 @@ def test_answers_cross_to_the_strict_shape_and_back(t: type) -> None:
         assert not errors, (t.__name__, errors[:3])
         back = msgspec.convert(from_strict(shaped, strict), t)
         assert back == value
+        assert read(shaped) == from_strict(shaped, strict)  # what the port uses: the same mapping
         crossed += 1
     assert crossed >= 5
 
@@ -87,10 +90,65 @@ class Doc(msgspec.Struct):
 
 def test_what_each_rewrite_does() -> None:
     s = strict_schema(msgspec.json.schema(Doc))
-    root = s["$defs"]["Doc"]
+    root = s  # msgspec's root is a $ref: strict mode wants the object itself there
+    assert "$ref" not in root and root["type"] == "object" and set(s["$defs"]) == {"Inner"}
     assert root["required"] == ["must", "maybe", "anything", "table", "inner"] and root["additionalProperties"] is False
     assert root["properties"]["maybe"]["type"] == ["string", "null"]
     assert root["properties"]["table"]["anyOf"][0]["type"] == "array"
     value = {"must": "m", "maybe": None, "anything": '{"k": [1, 2]}', "table": [{"name": "a", "value": 1}], "inner": None}
     assert from_strict(value, s) == {"must": "m", "anything": {"k": [1, 2]}, "table": {"a": 1}}
     assert msgspec.convert(from_strict(value, s), Doc) == Doc(must="m", anything={"k": [1, 2]}, table={"a": 1})
+
+
+def _closed(node: Any) -> Any:
+    """``node`` without defaults, every object closed (the two things loose_schema does not restore)."""
+    if isinstance(node, dict):
+        out = {k: _closed(v) for k, v in node.items() if k != "default"}
+        if out.get("type") == "object" and "properties" in out:
+            out["additionalProperties"] = False
+            out.setdefault("required", [])
+        return out
+    if isinstance(node, list):
+        return [_closed(v) for v in node]
+    return node
+
+
+@pytest.mark.parametrize("t", [*TYPES, Doc], ids=lambda t: t.__name__)
+def test_loose_schema_undoes_the_rewrite(t: type) -> None:
+    """What the sim server answers for: the schema a strict one was made from."""
+    original = msgspec.json.schema(t)
+    strict = strict_schema(original)
+    # marked exactly where something besides defaults, closed objects and the root's place changed
+    rewritten = [p for p in strict_problems(_closed(original)) if not p.startswith("#: the root")]
+    assert marked(strict) == bool(rewritten) and not marked(original)
+    assert _closed(loose_schema(strict)) == _closed(original)
+    assert strict_schema(loose_schema(strict)) == strict
+
+
+def test_maps_and_json_values_cross_under_optional_wraps() -> None:
+    s = strict_schema(msgspec.json.schema(Doc))
+    for doc in (Doc(must="m"), Doc(must="m", maybe="y", anything=[1, {"a": None}], table={"a": 1, "b": 2}, inner=Inner(a=3)),
+                Doc(must="m", table={}, anything="text")):
+        shaped = to_strict(msgspec.to_builtins(doc), s)
+        assert not list(jsonschema.Draft202012Validator(s).iter_errors(shaped))
+        assert msgspec.convert(from_strict(shaped, s), Doc) == doc
+        assert strict_reader(s)(shaped) == from_strict(shaped, s)
+    # an optional null option the rewrite added is told from one the type had
+    root = s["properties"]
+    assert root["inner"]["anyOf"][-1] == {"type": "null"} and root["table"]["anyOf"][-1]["description"] == LEFT_OUT
+
+
+class Tree(msgspec.Struct):
+    name: str
+    children: list[Tree] = []
+    tags: dict[str, str] = {}
+
+
+def test_a_recursive_type_crosses_and_reads_back() -> None:
+    s = strict_schema(msgspec.json.schema(Tree))
+    assert strict_problems(s) == [] and "Tree" in s["$defs"]  # the root's own entry stays: it is referred to
+    tree = Tree("a", [Tree("b", tags={"k": "v"}), Tree("c", [Tree("d")])])
+    shaped = to_strict(msgspec.to_builtins(tree), s)
+    assert not list(jsonschema.Draft202012Validator(s).iter_errors(shaped))
+    assert shaped["children"][0]["tags"] == [{"name": "k", "value": "v"}]
+    assert msgspec.convert(strict_reader(s)(shaped), Tree) == tree == msgspec.convert(from_strict(shaped, s), Tree)
