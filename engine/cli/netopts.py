@@ -2,7 +2,8 @@
 who may connect (``--token``, ``SCALEENV_TOKEN``, ``--insecure``), TLS (``--tls-cert``,
 ``--tls-key``) and what one request may cost (``--max-body-bytes``, ``--header-timeout``, ...).
 
-``add_network_options(parser)`` adds them; ``network_setup(args, what)`` checks them and
+``add_network_options(parser)`` adds them (``add_auth_options``: the first two groups
+only, for ``ui``, whose server takes no limit options); ``network_setup(args, what)`` checks them and
 returns a :class:`Network` (the :class:`~scaleenv.serve.auth.Auth`, the limits, the TLS
 files and context, and the warning ``--insecure`` prints on every start), or raises
 UsageError with one line saying what is wrong.
@@ -51,15 +52,7 @@ class Network:
 def add_network_options(p: argparse.ArgumentParser, *, limits: Limits = _DEFAULTS, arguments: bool = True) -> None:
     """Add the auth, TLS and limit options. ``limits``: the defaults to show; ``arguments``:
     whether the tool-argument limits apply (not for sim-server)."""
-    g = p.add_argument_group("who may connect (see the README's 'auth' section)")
-    g.add_argument("--token", action="append", default=[], metavar="TOKEN",
-                   help=f"accept requests carrying 'Authorization: Bearer TOKEN' (repeatable: one per client). "
-                        f"Also read from ${TOKEN_ENV} (commas or spaces between tokens), which keeps tokens out of "
-                        "the process list. Required to listen on a non-loopback address")
-    g.add_argument("--insecure", action="store_true",
-                   help="listen on a non-loopback address without a token (anyone who can reach the port can use it)")
-    g.add_argument("--tls-cert", metavar="PEM", default=None, help="serve HTTPS with this certificate (chain)")
-    g.add_argument("--tls-key", metavar="PEM", default=None, help="the private key of --tls-cert")
+    add_auth_options(p)
     lim = p.add_argument_group("what one request may cost (each refusal names its limit)")
     lim.add_argument("--max-body-bytes", type=int, default=limits.max_body_bytes,
                      help="request body size (413; default %(default)s)")
@@ -74,6 +67,20 @@ def add_network_options(p: argparse.ArgumentParser, *, limits: Limits = _DEFAULT
                          help="one tool call's arguments as JSON text (413; default %(default)s)")
         lim.add_argument("--max-depth", type=int, default=limits.max_depth,
                          help="nesting depth of tool arguments (400; default %(default)s)")
+
+
+def add_auth_options(p: argparse.ArgumentParser) -> None:
+    """Add the auth and TLS options alone (``--token``, ``--insecure``, ``--tls-cert``,
+    ``--tls-key``), for a server the request-limit options do not apply to (``ui``)."""
+    g = p.add_argument_group("who may connect (see the README's 'auth' section)")
+    g.add_argument("--token", action="append", default=[], metavar="TOKEN",
+                   help=f"accept requests carrying 'Authorization: Bearer TOKEN' (repeatable: one per client). "
+                        f"Also read from ${TOKEN_ENV} (commas or spaces between tokens), which keeps tokens out of "
+                        "the process list. Required to listen on a non-loopback address")
+    g.add_argument("--insecure", action="store_true",
+                   help="listen on a non-loopback address without a token (anyone who can reach the port can use it)")
+    g.add_argument("--tls-cert", metavar="PEM", default=None, help="serve HTTPS with this certificate (chain)")
+    g.add_argument("--tls-key", metavar="PEM", default=None, help="the private key of --tls-cert")
 
 
 def network_setup(args: argparse.Namespace, what: str, *, limits: Limits = _DEFAULTS) -> Network:

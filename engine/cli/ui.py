@@ -1,4 +1,8 @@
-"""``scaleenv ui``: a read-only web app over a run's log, following it live while a run writes it."""
+"""``scaleenv ui``: a read-only web app over a run's log, following it live while a run writes it.
+
+Who may read it follows the other servers' rule (:mod:`scaleenv.cli.netopts`): tokens from
+``--token``/``SCALEENV_TOKEN``, no network address without one unless ``--insecure``, TLS
+with ``--tls-cert``/``--tls-key``; a browser logs in once at ``/login`` (:mod:`scaleenv.ui.gate`)."""
 
 from __future__ import annotations
 
@@ -10,12 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from scaleenv.cli import EXIT_OK, UsageError
+from scaleenv.cli.netopts import add_auth_options, network_setup
 
 EXAMPLES = """examples:
   scaleenv ui --log run.lmdb                     # then open http://127.0.0.1:8300/
   scaleenv run --log run.lmdb --seed 1 & scaleenv ui --log run.lmdb   # watch a run as it writes
   scaleenv ui --log run.lmdb --port 0 --json     # any free port; prints {"url": ...} once listening
-  curl -s 127.0.0.1:8300/api/run                 # every page's data as JSON under /api/..."""
+  curl -s 127.0.0.1:8300/api/run                 # every page's data as JSON under /api/...
+  export SCALEENV_TOKEN=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')
+  scaleenv ui --log run.lmdb --host 0.0.0.0      # from elsewhere: a browser logs in at /login with the token
+  curl -s -H "Authorization: Bearer $SCALEENV_TOKEN" http://HOST:8300/api/run"""
 
 
 async def _stop_on_signal(scope: Any) -> None:
@@ -37,11 +45,14 @@ def _ui(args: argparse.Namespace) -> int:
     from scaleenv.store.errors import LogError
     from scaleenv.store.log import Log
     from scaleenv.ui.app import serve_ui
+    from scaleenv.ui.gate import Gate
 
     from scaleenv.cli.serve import _listen_error
 
     if not 0 <= args.port <= 65535:
         raise UsageError("--port must be between 0 and 65535")
+    net = network_setup(args, "scaleenv ui")  # before the log is opened: a refused start touches nothing
+    gate = Gate(net.auth, secure=net.ssl_context is not None) if net.auth.required else None
     if not Path(args.log).exists():
         raise UsageError(f"no log at {args.log} (pass --log PATH; a run creates one: scaleenv run --log {args.log})")
     try:
@@ -52,14 +63,18 @@ def _ui(args: argparse.Namespace) -> int:
     async def main() -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
-            # authorize=None: the hook for bearer-token auth (scaleenv.serve.auth) is wired here.
-            port = await nursery.start(partial(serve_ui, event_log, args.host, args.port, authorize=None))
-            url = f"http://{'[' + args.host + ']' if ':' in args.host else args.host}:{port}/"
+            port = await nursery.start(partial(serve_ui, event_log, args.host, args.port, authorize=gate,
+                                               ssl_context=net.ssl_context))
+            url = f"{net.scheme}://{'[' + args.host + ']' if ':' in args.host else args.host}:{port}/"
             if args.json:
-                print(json.dumps({"url": url, "port": port, "log": str(args.log)}), flush=True)
+                print(json.dumps({"url": url, "port": port, "log": str(args.log), "auth": net.auth.required,
+                                  "tls": net.ssl_context is not None}), flush=True)
             else:
                 print(url, flush=True)
-            sys.stderr.write(f"scaleenv ui: {args.log} at {url} (read-only; follows the log live; Ctrl-C stops)\n")
+            net.announce()
+            door = f"log in at {url}login with a token; " if gate is not None else ""
+            sys.stderr.write(f"scaleenv ui: {args.log} at {url} ({net.auth.describe()}; {door}read-only; follows the "
+                             "log live; Ctrl-C stops)\n")
             sys.stderr.flush()
 
     with event_log:
@@ -78,5 +93,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--port", type=int, default=8300, help="TCP port (default 8300; 0: any free port)")
     p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (default 127.0.0.1: this machine only; the log's contents are not protected otherwise)")
+                   help="address to listen on (default 127.0.0.1: this machine only, and only under a loopback Host "
+                        "name; any other address needs --token or $SCALEENV_TOKEN, or --insecure)")
+    add_auth_options(p)
     p.set_defaults(handler=_ui)

@@ -4,7 +4,7 @@ Server (FastAPI from openenv-core, one session per WebSocket client)::
 
     python -m scaleenv.integrations.openenv --log run.lmdb --port 8200
 
-Client (openenv-core's own ``EnvClient``)::
+Client (openenv-core's own ``EnvClient``; ``token=`` when the server has tokens)::
 
     from scaleenv.integrations.openenv import ScaleEnvAction, ScaleEnvClient
 
@@ -26,14 +26,26 @@ the tools (on reset), the user's reply and, once ended, the episode's result; ``
 is the rule-based reward when the episode ends, 0 before. Each WebSocket session is its
 own environment instance, so many episodes run at once (``max_concurrent_envs``); the
 engine is shared by all of them and held for the server's lifetime.
+
+Who may connect follows the rule of every scaleenv server (:mod:`scaleenv.serve.auth`):
+``--token`` (repeatable) or ``SCALEENV_TOKEN``; every HTTP request and WebSocket handshake
+must carry ``Authorization: Bearer <token>`` (401, or the handshake refused, otherwise;
+the environment is never reached). A non-loopback ``--host`` without a token is refused
+unless ``--insecure`` (which warns on every start); ``--tls-cert``/``--tls-key`` serve
+HTTPS and WSS. Bound to loopback, the server answers only loopback ``Host`` names and
+refuses requests a web page of another origin sent (``Origin``): DNS rebinding and a
+cross-site WebSocket cannot drive its episodes (:func:`guard`).
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import json
 import random
+import ssl
 from typing import Any
+from urllib.parse import urlsplit
 
 from openenv.core import EnvClient
 from openenv.core.client_types import StepResult
@@ -41,8 +53,11 @@ from openenv.core.env_server.http_server import create_app as openenv_app
 from openenv.core.env_server.interfaces import Environment
 from openenv.core.env_server.types import Action, Observation, State
 from pydantic import Field
+from websockets.asyncio.client import connect as ws_connect
 
 from scaleenv.runner import EngineOptions
+from scaleenv.serve.auth import (TOKEN_ENV, Auth, BearerAuthASGI, BindRefused, check_bind, is_loopback, tls_context,
+                                 tokens_from_env)
 from scaleenv.serve.session import EpisodeSession
 from scaleenv.serve.threaded import EngineThread
 
@@ -128,7 +143,34 @@ class ScaleEnvEnvironment(Environment[ScaleEnvAction, ScaleEnvObservation, Scale
 
 
 class ScaleEnvClient(EnvClient[ScaleEnvAction, ScaleEnvObservation, ScaleEnvState]):
-    """openenv-core's WebSocket client for :class:`ScaleEnvEnvironment` (async; ``.sync()`` for a blocking one)."""
+    """openenv-core's WebSocket client for :class:`ScaleEnvEnvironment` (async; ``.sync()`` for a blocking one).
+
+    ``token``: sent as ``Authorization: Bearer <token>`` on the WebSocket handshake (a
+    server with tokens refuses the handshake without it: ``connect`` raises
+    ConnectionError); ``ssl_context``: for a ``https://``/``wss://`` server whose
+    certificate the default trust store does not know. Other arguments as ``EnvClient``'s.
+    """
+
+    def __init__(self, base_url: str, *, token: str | None = None, ssl_context: ssl.SSLContext | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(base_url, **kwargs)
+        self._headers = {"Authorization": f"Bearer {token}"} if token else None
+        self._ssl_context = ssl_context
+
+    async def connect(self) -> ScaleEnvClient:
+        """openenv-core 0.3's ``connect`` with the bearer header (and TLS context): it has no
+        way to add headers. Awaits the WebSocket handshake (``connect_timeout_s``)."""
+        if self._ws is not None:
+            return self
+        url = self._ws_url.lower()
+        local = any(name in url for name in ("://localhost", "://127.", "://[::1]"))
+        extra: dict[str, Any] = {"ssl": self._ssl_context} if self._ssl_context is not None else {}
+        try:
+            self._ws = await ws_connect(self._ws_url, open_timeout=self._connect_timeout, max_size=self._max_message_size,
+                                        additional_headers=self._headers, proxy=None if local else True, **extra)
+        except Exception as e:  # noqa: BLE001 - openenv-core's contract: ConnectionError
+            raise ConnectionError(f"Failed to connect to {self._ws_url}: {e}") from e
+        return self
 
     def _step_payload(self, action: ScaleEnvAction) -> dict[str, Any]:
         return action.model_dump(exclude={"metadata"}, exclude_none=True)
@@ -154,11 +196,67 @@ def create_app(log: str, task: str | None = None, *, label: str = "", max_concur
     return app
 
 
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def _host_of(value: str) -> str | None:
+    try:
+        return urlsplit(value if "//" in value else "//" + value).hostname
+    except ValueError:
+        return None
+
+
+class LoopbackOnly:
+    """ASGI middleware for a server bound to loopback: a request whose ``Host`` is not a
+    loopback name (a DNS-rebound name) or whose ``Origin`` names another host (a web page
+    of another site, e.g. a cross-site WebSocket) gets 403 (a WebSocket handshake is
+    refused) and never reaches ``app``. Clients other than browsers send no ``Origin``."""
+
+    def __init__(self, app: Any, names: frozenset[str]) -> None:
+        self.app = app
+        self.names = names
+
+    def _allowed(self, scope: Any) -> str | None:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
+        host = _host_of(headers.get("host", ""))
+        if host not in self.names:
+            return f"host {headers.get('host', '')!r} is not served here (use 127.0.0.1)"
+        origin = headers.get("origin")
+        if origin is not None and _host_of(origin) not in self.names:
+            return f"requests from web pages of {origin!r} are refused"
+        return None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        refused = self._allowed(scope) if scope["type"] in ("http", "websocket") else None
+        if refused is None:
+            await self.app(scope, receive, send)
+        elif scope["type"] == "http":
+            body = json.dumps({"error": {"message": refused, "type": "forbidden", "code": 403}}).encode()
+            await send({"type": "http.response.start", "status": 403, "headers": [
+                (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+        else:
+            await send({"type": "websocket.close", "code": 1008})
+
+
+def guard(app: Any, host: str, auth: Auth | None = None) -> Any:
+    """``app`` as served on ``host``: bearer tokens (:class:`~scaleenv.serve.auth.BearerAuthASGI`;
+    ``auth`` None or without tokens lets every request in) and, on a loopback ``host``,
+    :class:`LoopbackOnly` in front. The bind rule itself is :func:`~scaleenv.serve.auth.check_bind`."""
+    guarded: Any = BearerAuthASGI(app, auth if auth is not None else Auth())
+    if is_loopback(host):
+        guarded = LoopbackOnly(guarded, LOOPBACK_NAMES | {host.strip("[]").lower()})
+    return guarded
+
+
 def main(argv: list[str] | None = None) -> None:
-    """``python -m scaleenv.integrations.openenv --log PATH [--task ID] [--host H] [--port P]``.
+    """``python -m scaleenv.integrations.openenv --log PATH [--task ID] [--host H] [--port P]
+    [--token T ...] [--insecure] [--tls-cert PEM --tls-key PEM]``.
 
     Prints one line on stderr once it accepts connections (``... at http://HOST:PORT``;
-    ``--port 0`` picks a free port)."""
+    ``--port 0`` picks a free port), after the ``--insecure`` warning if any. Bad usage
+    (a short token, a network address without a token, unreadable TLS files) exits 2 with
+    one line before the log is opened."""
     import socket
     import sys
 
@@ -171,9 +269,31 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8200, help="0: a free port")
     parser.add_argument("--max-sessions", type=int, default=64, help="concurrent WebSocket sessions")
+    parser.add_argument("--token", action="append", default=[], metavar="TOKEN",
+                        help=f"accept requests carrying 'Authorization: Bearer TOKEN' (repeatable); also read from "
+                             f"${TOKEN_ENV}. Required to listen on a non-loopback address")
+    parser.add_argument("--insecure", action="store_true",
+                        help="listen on a non-loopback address without a token (anyone who can reach the port can use it)")
+    parser.add_argument("--tls-cert", metavar="PEM", default=None, help="serve HTTPS/WSS with this certificate (chain)")
+    parser.add_argument("--tls-key", metavar="PEM", default=None, help="the private key of --tls-cert")
     args = parser.parse_args(argv)
     try:
-        app = create_app(args.log, args.task, max_concurrent_envs=args.max_sessions)
+        auth = Auth.from_tokens([*args.token, *tokens_from_env()])
+    except ValueError as exc:
+        parser.exit(2, f"{parser.prog}: --token/{TOKEN_ENV}: {exc}\n")
+    try:
+        warning = check_bind(args.host, auth, insecure=args.insecure, what="the OpenEnv server")
+    except BindRefused as exc:
+        parser.exit(2, f"{parser.prog}: {exc}\n")
+    if (args.tls_cert is None) != (args.tls_key is None):
+        parser.exit(2, f"{parser.prog}: --tls-cert and --tls-key go together\n")
+    if args.tls_cert is not None:
+        try:
+            tls_context(args.tls_cert, args.tls_key)  # a clear line now rather than uvicorn's traceback later
+        except ValueError as exc:
+            parser.exit(2, f"{parser.prog}: {exc}\n")
+    try:
+        app = guard(create_app(args.log, args.task, max_concurrent_envs=args.max_sessions), args.host, auth)
     except ValueError as exc:
         parser.exit(2, f"{parser.prog}: {exc}\n")
     sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
@@ -183,9 +303,14 @@ def main(argv: list[str] | None = None) -> None:
         parser.exit(2, f"{parser.prog}: cannot listen on {args.host}:{args.port}: {exc}\n")
     sock.listen(128)  # clients queue from now on, before uvicorn accepts
     port = sock.getsockname()[1]
-    sys.stderr.write(f"scaleenv openenv: serving {args.log} at http://{args.host}:{port}\n")
+    if warning:
+        sys.stderr.write(f"scaleenv openenv: {warning}\n")
+    scheme = "https" if args.tls_cert else "http"
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    sys.stderr.write(f"scaleenv openenv: serving {args.log} ({auth.describe()}) at {scheme}://{host}:{port}\n")
     sys.stderr.flush()
-    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+    uvicorn.Server(uvicorn.Config(app, log_level="warning", ssl_certfile=args.tls_cert,
+                                  ssl_keyfile=args.tls_key)).run(sockets=[sock])
 
 
 if __name__ == "__main__":

@@ -13,30 +13,35 @@ moved past SEQ, or after S seconds), ``/api/domains``, ``/api/domains/<slot>``,
 &max_reward=&offset=&limit=``, ``/api/episodes/<episode id>?step=K``.
 
 The app only reads: the log is opened read-only (no writer lock; a run keeps writing
-it) and the server answers GET and HEAD only. Two hooks guard who may read:
+it) and the server answers GET and HEAD only (and POST on ``/login``, for the login
+form; any other POST gets 405). Two hooks guard who may read:
 
 - ``authorize(request)``: called before every request; return ``None`` to let it
   through, or a :class:`~scaleenv.ui.http.Response` (say a 401) to answer instead.
-  Bearer-token auth (``scaleenv.serve.auth``) is wired here by the command line;
+  The command line wires a :class:`~scaleenv.ui.gate.Gate` here when it has tokens
+  (``scaleenv.serve.auth``): a bearer header or the session cookie ``/login`` sets;
 - ``allowed_hosts``: served on a loopback address, only requests whose ``Host`` is a
-  loopback name are answered (a web page elsewhere cannot read the log through a
-  DNS-rebound name).
+  loopback name are answered, before ``authorize`` (a web page elsewhere cannot read the
+  log through a DNS-rebound name).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import ssl
 from collections.abc import Callable
 from functools import partial
 from importlib import resources
 from typing import Any
 
+import attrs
 import trio
 
 from scaleenv.store.log import Log
 
 from . import api
+from .gate import LOGIN_PATH
 from .http import Request, Response, error_response, json_response, serve
 from .index import Follower
 
@@ -108,6 +113,9 @@ class UiApp:
             denied = self.authorize(request)
             if denied is not None:
                 return denied
+        if request.method == "POST":  # only the login form posts, and the gate answered it
+            return attrs.evolve(error_response(405, f"POST {request.path}: this server is read-only (GET only)"),
+                                headers=(("allow", "GET, HEAD"),))
         path = request.path.rstrip("/") or "/"
         try:
             if path.startswith("/api/") or path == "/api":
@@ -183,19 +191,21 @@ class UiApp:
 
 
 async def serve_ui(log: Log, host: str = "127.0.0.1", port: int = 0, *, authorize: Authorizer | None = None,
-                   poll_interval: float = 0.25,
+                   ssl_context: ssl.SSLContext | None = None, poll_interval: float = 0.25,
                    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
     """Index ``log`` and serve the UI on ``host:port`` until cancelled.
 
-    ``task_status.started(port)`` is called once the socket listens (the index is built
-    in the background from then on: pages answer while it catches up). On cancellation
-    the follower stops between two slices and every connection is closed; the log is
-    left open for the caller to close.
+    ``authorize``: who may read (see the module doc; a :class:`~scaleenv.ui.gate.Gate`
+    for tokens); ``ssl_context``: serve HTTPS. ``task_status.started(port)`` is called
+    once the socket listens (the index is built in the background from then on: pages
+    answer while it catches up). On cancellation the follower stops between two slices
+    and every connection is closed; the log is left open for the caller to close.
     """
     follower = Follower(log, poll_interval=poll_interval)
     allowed = (LOOPBACK_NAMES | {host}) if is_loopback(host) else None
     app = UiApp(log, follower, authorize=authorize, allowed_hosts=allowed)
     async with trio.open_nursery() as nursery:
-        bound = await nursery.start(partial(serve, app, host, port))
+        bound = await nursery.start(partial(serve, app, host, port, ssl_context=ssl_context,
+                                            post_paths=frozenset({LOGIN_PATH})))
         nursery.start_soon(follower.run)
         task_status.started(bound)

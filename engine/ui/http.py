@@ -1,15 +1,16 @@
-"""The UI's HTTP/1.1 server on trio sockets, built on h11: GET and HEAD only.
+"""The UI's HTTP/1.1 server on trio sockets (TLS optional), built on h11: GET and HEAD.
 
 One job: parse requests with h11 (keep-alive and pipelining come from its state
 machine), hand a :class:`Request` to an async handler and write its :class:`Response`
 back. The app is read-only, so any other method is answered 405 without reaching the
-handler. A handler exception becomes a 500 with a one-line message and is logged; a
+handler, except POST on the ``post_paths`` the server is given (the login form). A handler exception becomes a 500 with a one-line message and is logged; a
 client that goes away mid-response only ends its own connection.
 """
 
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -35,6 +36,8 @@ class Request:
     query: dict[str, str]
     headers: dict[str, str]
     """Header names in lower case."""
+    body: bytes = b""
+    """The request body (read for POST; bounded by ``MAX_REQUEST_BODY``)."""
 
 
 @attrs.frozen
@@ -70,7 +73,7 @@ def parse_target(target: str) -> tuple[str, dict[str, str]]:
     return unquote(parts.path) or "/", dict(parse_qsl(parts.query, keep_blank_values=True))
 
 
-async def _next_event(stream: trio.SocketStream, conn: h11.Connection) -> Any:
+async def _next_event(stream: trio.abc.Stream, conn: h11.Connection) -> Any:
     while True:
         event = conn.next_event()
         if event is not h11.NEED_DATA:
@@ -78,18 +81,18 @@ async def _next_event(stream: trio.SocketStream, conn: h11.Connection) -> Any:
         conn.receive_data(await stream.receive_some(RECEIVE_SIZE))  # b"" signals EOF to h11
 
 
-async def _read_request(stream: trio.SocketStream, conn: h11.Connection) -> Request | None:
+async def _read_request(stream: trio.abc.Stream, conn: h11.Connection) -> Request | None:
     event = await _next_event(stream, conn)
     if isinstance(event, h11.ConnectionClosed):
         return None
     if not isinstance(event, h11.Request):
         raise h11.RemoteProtocolError(f"expected a request, got {type(event).__name__}")
-    size = 0
-    while True:  # a GET may carry a body: read it past (bounded)
+    body = bytearray()
+    while True:  # a body is read (bounded): a POST's is kept, a GET's dropped below
         part = await _next_event(stream, conn)
         if isinstance(part, h11.Data):
-            size += len(part.data)
-            if size > MAX_REQUEST_BODY:
+            body += part.data
+            if len(body) > MAX_REQUEST_BODY:
                 raise h11.RemoteProtocolError("request body too large")
         elif isinstance(part, h11.EndOfMessage):
             break
@@ -97,10 +100,11 @@ async def _read_request(stream: trio.SocketStream, conn: h11.Connection) -> Requ
             return None
     path, query = parse_target(event.target.decode("latin-1"))
     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in event.headers}
-    return Request(event.method.decode("latin-1").upper(), path, query, headers)
+    method = event.method.decode("latin-1").upper()
+    return Request(method, path, query, headers, bytes(body) if method == "POST" else b"")
 
 
-async def _send(stream: trio.SocketStream, conn: h11.Connection, response: Response, *, head: bool = False) -> None:
+async def _send(stream: trio.abc.Stream, conn: h11.Connection, response: Response, *, head: bool = False) -> None:
     headers = [
         ("content-type", response.content_type),
         ("content-length", str(len(response.body))),
@@ -116,7 +120,7 @@ async def _send(stream: trio.SocketStream, conn: h11.Connection, response: Respo
     await stream.send_all(data)
 
 
-async def _connection(stream: trio.SocketStream, handler: Handler) -> None:
+async def _connection(stream: trio.abc.Stream, handler: Handler, post_paths: frozenset[str]) -> None:
     conn = h11.Connection(h11.SERVER)
     try:
         while True:
@@ -128,7 +132,7 @@ async def _connection(stream: trio.SocketStream, handler: Handler) -> None:
                 return
             if request is None:
                 return
-            if request.method not in ("GET", "HEAD"):
+            if request.method not in ("GET", "HEAD") and not (request.method == "POST" and request.path in post_paths):
                 response = error_response(405, f"{request.method} {request.path}: this server is read-only (GET only)")
                 response = attrs.evolve(response, headers=(("allow", "GET, HEAD"),))
             else:
@@ -150,18 +154,26 @@ async def _connection(stream: trio.SocketStream, handler: Handler) -> None:
         await stream.aclose()
 
 
-async def serve(handler: Handler, host: str, port: int, *,
+async def serve(handler: Handler, host: str, port: int, *, ssl_context: ssl.SSLContext | None = None,
+                post_paths: frozenset[str] = frozenset(),
                 task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
     """Serve ``handler`` on ``host:port`` until cancelled; ``task_status.started(bound_port)``.
 
-    Cancellation closes the listeners and every open connection (a long poll in flight
-    ends with its connection)."""
-    listeners = await trio.open_tcp_listeners(port, host=host)
-    bound = listeners[0].socket.getsockname()[1]
-    log.info("listening", host=host, port=bound)
+    ``ssl_context``: serve HTTPS (a client failing the handshake only ends its own
+    connection); ``post_paths``: the paths a POST may reach the handler on (every other
+    POST gets 405). Cancellation closes the listeners and every open connection (a long
+    poll in flight ends with its connection)."""
+    listeners: list[Any]
+    if ssl_context is not None:
+        listeners = await trio.open_ssl_over_tcp_listeners(port, ssl_context, host=host, https_compatible=True)
+        bound = listeners[0].transport_listener.socket.getsockname()[1]
+    else:
+        listeners = await trio.open_tcp_listeners(port, host=host)
+        bound = listeners[0].socket.getsockname()[1]
+    log.info("listening", host=host, port=bound, tls=ssl_context is not None)
 
-    async def _handle(stream: trio.SocketStream) -> None:
-        await _connection(stream, handler)
+    async def _handle(stream: trio.abc.Stream) -> None:
+        await _connection(stream, handler, post_paths)
 
     async with trio.open_nursery() as nursery:
         task_status.started(bound)

@@ -194,7 +194,7 @@ async def test_sim_server_takes_the_token_as_the_openai_api_key() -> None:
 
 
 @pytest.mark.parametrize("argv", [
-    ["serve"], ["serve-mcp", "--transport", "http"], ["sim-server"],
+    ["serve"], ["serve-mcp", "--transport", "http"], ["sim-server"], ["ui"],
 ])
 def test_network_bind_without_token_is_refused(argv: list[str], tmp_path: Path, capsys: Any,
                                                monkeypatch: pytest.MonkeyPatch) -> None:

@@ -39,18 +39,21 @@ def ui_run(template: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pa
 class UiServer:
     """`scaleenv ui` in its own process (the way a user runs it), on a free port."""
 
-    def __init__(self, log: Path) -> None:
+    def __init__(self, log: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        """``args``: more options (``--token``, ``--host``, ...); ``env``: variables to set
+        (``SCALEENV_TOKEN``); the caller's ``SCALEENV_TOKEN`` is never inherited."""
         self.log = log
+        environ = {k: v for k, v in os.environ.items() if k != "SCALEENV_TOKEN"} | (env or {})
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "scaleenv", "ui", "--log", str(log), "--port", "0", "--json"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            [sys.executable, "-m", "scaleenv", "ui", "--log", str(log), "--port", "0", "--json", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environ)
         line = self.proc.stdout.readline() if self.proc.stdout else ""
         if not line:
             err = self.proc.stderr.read() if self.proc.stderr else ""
             raise RuntimeError(f"scaleenv ui did not start: {err}")
-        info = json.loads(line)
-        self.url = info["url"].rstrip("/")
-        self.port = info["port"]
+        self.info = json.loads(line)
+        self.url = self.info["url"].rstrip("/")
+        self.port = self.info["port"]
 
     def close(self) -> None:
         if self.proc.poll() is None:

@@ -228,3 +228,28 @@ def test_pages_follow_a_run_live_and_show_model_text_as_text(browser: Any, ui_ru
         browser.get("about:blank")  # leave before the server stops (its long poll would be refused)
         browser.get_log("browser")
         server.close()
+
+
+def test_a_browser_logs_in_once_with_the_token(browser: Any, ui_run: tuple[Path, dict[str, Any]]) -> None:
+    token = "browser-0123456789abcdefghij"
+    server = UiServer(ui_run[0], env={"SCALEENV_TOKEN": token})
+    try:
+        browser.get(server.url + "/domains/d00")
+        until(browser, lambda b: css(b, "input#token"))
+        assert browser.current_url == server.url + "/login?next=%2Fdomains%2Fd00"
+        css(browser, "input#token")[0].send_keys(token)
+        css(browser, "button#login")[0].click()
+        until(browser, lambda b: b.current_url == server.url + "/domains/d00")
+        wait_ready(browser)
+        assert browser.execute_script("return document.body.dataset.error") is None
+        assert css(browser, "svg.graph .node")  # drawn from /api/domains/d00, fetched with the cookie
+        (cookie,) = [c for c in browser.get_cookies() if c["name"].startswith("scaleenv_ui_")]
+        assert cookie["httpOnly"] is True and cookie["sameSite"] == "Strict" and token not in cookie["value"]
+        assert browser.execute_script("return document.cookie") == ""  # no page script can read it
+        load(browser, server.url + "/")  # the next page needs no login
+        assert browser.execute_script("return document.body.dataset.page") == "run"
+    finally:
+        browser.delete_all_cookies()  # this host's: the next tests start logged out
+        browser.get("about:blank")  # leave before the server stops (its long poll would be refused)
+        browser.get_log("browser")
+        server.close()
