@@ -55,7 +55,7 @@ from scaleenv.logs import get_logger
 from .runner import EngineOptions, adopt_config, project, summary
 from .shard_worker import FAIL_EXIT_CODE, ShardJob, ShardWorker, Shipment
 from .shards import SHARD_META, MergeStats, existing_shards, merge_shards, remove_shards, shard_of, shard_path
-from .shipping import Chunk, as_pending, chunked, decode_chunk, encoded_log, encoded_streams
+from .shipping import CHUNK_RECORDS, Chunk, as_pending, chunked, decode_chunk, encoded_log, encoded_streams
 
 log = get_logger("scaleenv.distributed")
 
@@ -74,6 +74,7 @@ class ShardWork(msgspec.Struct, frozen=True, kw_only=True):
     options: EngineOptions
     # Test hook: on its first attempt, the worker process exits after this many shipped episodes.
     fail_after: int | None = None
+    chunk_records: int = CHUNK_RECORDS  # the bound on records per shipped chunk, both ways
 
 
 class WorkerLost(Exception):
@@ -105,7 +106,8 @@ def load_context(main: Log, task_ids: Sequence[str]) -> RunView:
 
 def context_chunks(main: Log, work: ShardWork) -> Iterable[Chunk]:
     """The shard's stage-1/2 records, encoded, in bounded chunks (read lazily from the main log)."""
-    return chunked(encoded_streams(main, context_streams(main, [t for t, _ in work.items])))
+    return chunked(encoded_streams(main, context_streams(main, [t for t, _ in work.items])),
+                   max_records=work.chunk_records)
 
 
 async def carry_main_prefixes(main: Log, shard: Log, items: Sequence[tuple[str, int]]) -> int:
@@ -177,28 +179,42 @@ async def drive_shard(work: ShardWork, main: Log, spawn: Spawn, context: Any, *,
         while True:
             attempts: list[dict[str, Any]] = list(shard.meta_get("attempts", []))
             job = ShardJob(index=work.index, of=work.of, attempt=len(attempts), items=work.items,
-                           config=work.config, options=work.options, fail_after=work.fail_after)
+                           config=work.config, options=work.options, fail_after=work.fail_after,
+                           max_records=work.chunk_records)
             worker = await spawn(work.index)
             try:
-                info = await worker.start(job, context, chunked(encoded_log(shard)))
+                info = await worker.start(job, context, chunked(encoded_log(shard), max_records=work.chunk_records))
                 mine = {k: info[k] for k in ("pid", "host", "skipped", "resumed", "fresh")}
                 mine.update(node=info.get("node"), finished=False)
                 attempts.append(mine)
                 shard.meta_set("attempts", attempts)
                 acked = info["from_seq"]
+                back = {"chunks": 0, "records": 0, "bytes": 0, "largest": 0}
+                gone: WorkerLost | None = None
                 async with shard.writer() as w:
                     while True:
-                        got = await worker.pull(acked)
+                        try:
+                            got = await worker.pull(acked)
+                        except WorkerLost as exc:
+                            gone = exc  # raised past the writer: what it committed stays
+                            break
                         if not got.records:
                             break
                         recs = decode_chunk(got.records)
                         await w.append(as_pending(recs))
                         acked = recs[-1].seq
+                        back["chunks"] += 1
+                        back["records"] += len(recs)
+                        back["bytes"] += sum(map(len, got.records))
+                        back["largest"] = max(back["largest"], len(recs))
+                if gone is not None:
+                    raise gone
                 if got.error is not None or got.result is None:
                     raise WorkFailed(f"shard {work.index}: {got.error or 'the worker returned no result'}")
                 mine.update(finished=True, completed=got.result["completed"])
                 shard.meta_set("attempts", attempts)
-                return {**got.result, "node": info.get("node")}
+                return {**got.result, "node": info.get("node"), "shipped_back": back,
+                        "shipped_out_chunks": len(context) if isinstance(context, list) else None}
             except WorkerLost as exc:
                 lost += 1
                 log.warning("shard worker lost", shard=work.index, attempt=job.attempt, error=str(exc))
@@ -222,7 +238,7 @@ async def run_shard_async(work: ShardWork, main: Log | None = None) -> dict[str,
 # -- the driver ---------------------------------------------------------------------
 
 def plan(main: Log, main_path: str, config: RunConfig, options: EngineOptions, shards: int,
-         fail_after: int | None = None) -> tuple[list[ShardWork], int]:
+         fail_after: int | None = None, chunk_records: int = CHUNK_RECORDS) -> tuple[list[ShardWork], int]:
     """Shard work for every unfinished episode of every kept task; and how many were done already."""
     view = project(main)
     by_shard: dict[int, list[tuple[str, int]]] = {}
@@ -239,7 +255,8 @@ def plan(main: Log, main_path: str, config: RunConfig, options: EngineOptions, s
             by_shard.setdefault(shard_of(sid, shards), []).append((tid, g))
     works = [
         ShardWork(index=k, of=shards, main_path=main_path, shard_path=str(shard_path(main_path, k)),
-                  items=by_shard[k], config=config, options=options, fail_after=fail_after)
+                  items=by_shard[k], config=config, options=options, fail_after=fail_after,
+                  chunk_records=chunk_records)
         for k in sorted(by_shard)
     ]
     return works, finished
@@ -385,7 +402,7 @@ def _ray_executor(main: Log) -> tuple[Spawn, Callable[[ShardWork], Any]]:
 def distributed_rollouts(main_path: str, config: RunConfig | Mapping[str, Any], options: EngineOptions, *,
                          shards: int | None = None, executor: Executor = "ray", ray_address: str = "local",
                          max_retries: int = 3, fail_after: int | None = None,
-                         keep_shards: bool = False) -> dict[str, Any]:
+                         keep_shards: bool = False, chunk_records: int = CHUNK_RECORDS) -> dict[str, Any]:
     """Run every unfinished episode over shard workers, merge them; returns the run summary.
 
     The summary is :func:`scaleenv.runner.summary` of the merged log plus a
@@ -410,7 +427,7 @@ def distributed_rollouts(main_path: str, config: RunConfig | Mapping[str, Any], 
                 # An interrupted earlier run: keep every event it acknowledged, then start clean.
                 recovered = trio.run(merge_shards, main, leftovers)
                 remove_shards(main_path)
-            works, finished = plan(main, main_path, config, options, n, fail_after)
+            works, finished = plan(main, main_path, config, options, n, fail_after, chunk_records)
             log.info("distributed rollouts", shards=n, episodes=sum(len(w.items) for w in works), finished=finished)
             t1 = time.perf_counter()
             failures: list[str] = []
