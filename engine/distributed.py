@@ -38,7 +38,8 @@ from __future__ import annotations
 import os
 import time
 from functools import partial
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -50,10 +51,10 @@ from scaleenv.store.log import Log
 
 from .errors import UsageError, WorkFailed
 from scaleenv.config import RunConfig
-from scaleenv.streams import domain_stream, episode_id, episode_stream, task_stream, tool_streams_of
+from scaleenv.streams import domain_stream, episode_id, episode_stream, slot_index, slot_of, task_id, task_stream, tool_streams_of
 from scaleenv.logs import get_logger
 from .runner import EngineOptions, adopt_config, project, summary
-from .shard_worker import FAIL_EXIT_CODE, ShardJob, ShardWorker, Shipment
+from .shard_worker import FAIL_EXIT_CODE, Kind, ShardJob, ShardWorker, Shipment, unit_finished, unit_stream
 from .shards import SHARD_META, MergeStats, existing_shards, merge_shards, remove_shards, shard_of, shard_path
 from .shipping import CHUNK_RECORDS, Chunk, as_pending, chunked, decode_chunk, encoded_log, encoded_streams
 
@@ -69,12 +70,13 @@ class ShardWork(msgspec.Struct, frozen=True, kw_only=True):
     of: int
     main_path: str
     shard_path: str  # the driver's receiving log (never shipped to a worker)
-    items: list[tuple[str, int]]  # (task id, attempt)
+    items: list[tuple[str, int]]  # (task id, attempt); for tasks, (task id, 0)
     config: RunConfig
     options: EngineOptions
     # Test hook: on its first attempt, the worker process exits after this many shipped episodes.
     fail_after: int | None = None
     chunk_records: int = CHUNK_RECORDS  # the bound on records per shipped chunk, both ways
+    kind: Kind = "episodes"
 
 
 class WorkerLost(Exception):
@@ -104,19 +106,30 @@ def load_context(main: Log, task_ids: Sequence[str]) -> RunView:
     return view
 
 
+def domain_streams(main: Log, task_ids: Sequence[str]) -> list[str]:
+    """The stage-1 streams the task agents of ``task_ids`` need: their domains and tools."""
+    out: list[str] = []
+    for slot in sorted({slot_of(t) for t in task_ids}):
+        out.append(domain_stream(slot))
+        out.extend(sid for sid, _ in main.streams(tool_streams_of(slot)))
+    return out
+
+
 def context_chunks(main: Log, work: ShardWork) -> Iterable[Chunk]:
-    """The shard's stage-1/2 records, encoded, in bounded chunks (read lazily from the main log)."""
-    return chunked(encoded_streams(main, context_streams(main, [t for t, _ in work.items])),
-                   max_records=work.chunk_records)
+    """The records the shard's items need, encoded, in bounded chunks (read lazily from the main log):
+    for episodes their tasks', domains' and tools' streams; for tasks their domains' and tools'."""
+    tids = [t for t, _ in work.items]
+    streams = context_streams(main, tids) if work.kind == "episodes" else domain_streams(main, tids)
+    return chunked(encoded_streams(main, streams), max_records=work.chunk_records)
 
 
-async def carry_main_prefixes(main: Log, shard: Log, items: Sequence[tuple[str, int]]) -> int:
-    """Copy into the receiving log the prefix of each episode an interrupted single-machine run
-    left in the main log (past what the receiving log has); returns how many records."""
+async def carry_main_prefixes(main: Log, shard: Log, kind: Kind, items: Sequence[tuple[str, int]]) -> int:
+    """Copy into the receiving log the prefix of each item's stream an interrupted
+    single-machine run left in the main log (past what the receiving log has); returns how many records."""
     carried = 0
     async with shard.writer() as w:
-        for tid, g in items:
-            sid = episode_stream(episode_id(tid, g))
+        for item in items:
+            sid = unit_stream(kind, item)
             have = shard.stream_length(sid)
             if main.stream_length(sid) > have:
                 recs = list(main.read_stream(sid, have))
@@ -174,11 +187,11 @@ async def drive_shard(work: ShardWork, main: Log, spawn: Spawn, context: Any, *,
     with Log.open(work.shard_path, sync=work.options.sync) as shard:
         if shard.meta_get(SHARD_META) is None:
             shard.meta_set(SHARD_META, {"index": work.index, "of": work.of, "main": work.main_path})
-        await carry_main_prefixes(main, shard, work.items)
+        await carry_main_prefixes(main, shard, work.kind, work.items)
         lost = 0
         while True:
             attempts: list[dict[str, Any]] = list(shard.meta_get("attempts", []))
-            job = ShardJob(index=work.index, of=work.of, attempt=len(attempts), items=work.items,
+            job = ShardJob(index=work.index, of=work.of, attempt=len(attempts), items=work.items, kind=work.kind,
                            config=work.config, options=work.options, fail_after=work.fail_after,
                            max_records=work.chunk_records)
             worker = await spawn(work.index)
@@ -237,26 +250,32 @@ async def run_shard_async(work: ShardWork, main: Log | None = None) -> dict[str,
 
 # -- the driver ---------------------------------------------------------------------
 
+def plan_items(view: RunView, config: RunConfig, kind: Kind) -> list[tuple[str, int]]:
+    """Every item of a stage, in order: the kept tasks' episodes, or the synthesized domains' tasks."""
+    if kind == "episodes":
+        return [(tid, g) for tid in sorted(view.tasks) if view.tasks[tid].status == "kept"
+                for g in range(config.episodes_per_task)]
+    return [(task_id(slot, k), 0) for slot in sorted(view.domains)
+            if (d := view.domains[slot]).status == "done" and d.spec is not None and d.verified
+            for k in range(config.tasks_for(slot_index(slot)))]
+
+
 def plan(main: Log, main_path: str, config: RunConfig, options: EngineOptions, shards: int,
-         fail_after: int | None = None, chunk_records: int = CHUNK_RECORDS) -> tuple[list[ShardWork], int]:
-    """Shard work for every unfinished episode of every kept task; and how many were done already."""
+         fail_after: int | None = None, chunk_records: int = CHUNK_RECORDS,
+         kind: Kind = "episodes") -> tuple[list[ShardWork], int]:
+    """Shard work for every unfinished item of the stage; and how many were done already."""
     view = project(main)
     by_shard: dict[int, list[tuple[str, int]]] = {}
     finished = 0
-    for tid in sorted(view.tasks):
-        if view.tasks[tid].status != "kept":
+    for item in plan_items(view, config, kind):
+        if unit_finished(kind, view, item):
+            finished += 1
             continue
-        for g in range(config.episodes_per_task):
-            sid = episode_stream(episode_id(tid, g))
-            ep = view.episodes.get(sid.partition("/")[2])
-            if ep is not None and ep.reward is not None:
-                finished += 1
-                continue
-            by_shard.setdefault(shard_of(sid, shards), []).append((tid, g))
+        by_shard.setdefault(shard_of(unit_stream(kind, item), shards), []).append(item)
     works = [
         ShardWork(index=k, of=shards, main_path=main_path, shard_path=str(shard_path(main_path, k)),
                   items=by_shard[k], config=config, options=options, fail_after=fail_after,
-                  chunk_records=chunk_records)
+                  chunk_records=chunk_records, kind=kind)
         for k in sorted(by_shard)
     ]
     return works, finished
@@ -307,6 +326,20 @@ def _ray_init(address: str) -> bool:
     else:
         ray.init(address=address, **kw)
     return True
+
+
+@contextmanager
+def ray_session(address: str) -> Iterator[None]:
+    """Connected to a Ray cluster for the block (``local``: one started on this machine and
+    shut down after); several distributed stages can share one connection."""
+    started = _ray_init(address)
+    try:
+        yield
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
 
 
 def default_shards(address: str | None) -> int:
@@ -399,11 +432,23 @@ def _ray_executor(main: Log) -> tuple[Spawn, Callable[[ShardWork], Any]]:
     return spawn, context_for
 
 
-def distributed_rollouts(main_path: str, config: RunConfig | Mapping[str, Any], options: EngineOptions, *,
-                         shards: int | None = None, executor: Executor = "ray", ray_address: str = "local",
-                         max_retries: int = 3, fail_after: int | None = None,
-                         keep_shards: bool = False, chunk_records: int = CHUNK_RECORDS) -> dict[str, Any]:
-    """Run every unfinished episode over shard workers, merge them; returns the run summary.
+def distributed_rollouts(main_path: str, config: RunConfig | Mapping[str, Any], options: EngineOptions,
+                         **kw: Any) -> dict[str, Any]:
+    """Stage 3 over shard workers: every unfinished episode (see :func:`distributed_stage`)."""
+    return distributed_stage(main_path, config, options, kind="episodes", **kw)
+
+
+def distributed_tasks(main_path: str, config: RunConfig | Mapping[str, Any], options: EngineOptions,
+                      **kw: Any) -> dict[str, Any]:
+    """Stage 2 over shard workers: every unfinished task of every synthesized domain (see :func:`distributed_stage`)."""
+    return distributed_stage(main_path, config, options, kind="tasks", **kw)
+
+
+def distributed_stage(main_path: str, config: RunConfig | Mapping[str, Any], options: EngineOptions, *,
+                      kind: Kind = "episodes", shards: int | None = None, executor: Executor = "ray",
+                      ray_address: str = "local", max_retries: int = 3, fail_after: int | None = None,
+                      keep_shards: bool = False, chunk_records: int = CHUNK_RECORDS) -> dict[str, Any]:
+    """Run every unfinished item of a stage (``kind``) over shard workers, merge them; returns the run summary.
 
     The summary is :func:`scaleenv.runner.summary` of the merged log plus a
     ``"distributed"`` object (shards, per-shard work, merge figures). Raises
@@ -427,8 +472,9 @@ def distributed_rollouts(main_path: str, config: RunConfig | Mapping[str, Any], 
                 # An interrupted earlier run: keep every event it acknowledged, then start clean.
                 recovered = trio.run(merge_shards, main, leftovers)
                 remove_shards(main_path)
-            works, finished = plan(main, main_path, config, options, n, fail_after, chunk_records)
-            log.info("distributed rollouts", shards=n, episodes=sum(len(w.items) for w in works), finished=finished)
+            works, finished = plan(main, main_path, config, options, n, fail_after, chunk_records, kind)
+            log.info("distributed stage", kind=kind, shards=n, items=sum(len(w.items) for w in works),
+                     finished=finished)
             t1 = time.perf_counter()
             failures: list[str] = []
             if executor == "ray":
@@ -446,9 +492,10 @@ def distributed_rollouts(main_path: str, config: RunConfig | Mapping[str, Any], 
             result = summary(project(main))
         result["distributed"] = {
             "executor": executor,
+            "kind": kind,
             "shards": n,
-            "episodes_assigned": sum(len(w.items) for w in works),
-            "episodes_already_done": finished,
+            f"{kind}_assigned": sum(len(w.items) for w in works),
+            f"{kind}_already_done": finished,
             "workers": results,
             "failures": failures,
             "recovered_from_earlier_run": recovered.as_dict() if leftovers else None,
@@ -471,6 +518,6 @@ def distributed_rollouts(main_path: str, config: RunConfig | Mapping[str, Any], 
 
 __all__ = [
     "FAIL_EXIT_CODE", "RayShardActor", "ShardWork", "ThreadWorker", "Worker", "WorkerLost", "context_chunks",
-    "context_streams", "default_shards", "distributed_rollouts", "drive_all", "drive_shard", "load_context", "plan",
+    "context_streams", "default_shards", "distributed_rollouts", "distributed_stage", "distributed_tasks", "drive_all", "drive_shard", "load_context", "plan", "plan_items", "ray_session",
     "ray_available", "run_shard_async",
 ]

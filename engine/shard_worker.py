@@ -1,4 +1,4 @@
-"""One shard's episodes on a worker node, in a node-local log, handed back in bounded chunks.
+"""One shard's episodes (or stage-2 tasks) on a worker node, in a node-local log, handed back in bounded chunks.
 
 A :class:`ShardWorker` never opens a path it was given by the driver: it is *shipped*
 everything it needs and *pulled* for what it made.
@@ -31,16 +31,17 @@ import socket
 import tempfile
 import threading
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 import trio
 
 from scaleenv.agents.rollout.episode import run_episode
+from scaleenv.agents.synth.stage2 import instantiate_task
 from scaleenv.config import RunConfig
 from scaleenv.replay.projection import RunView, fold
 from scaleenv.store.log import Log
-from scaleenv.streams import episode_id, episode_stream
+from scaleenv.streams import episode_id, episode_stream, slot_of, task_stream
 
 from scaleenv.run_context import RunContext
 
@@ -50,6 +51,25 @@ from .shipping import CHUNK_BYTES, CHUNK_RECORDS, Chunk, as_pending, decode_chun
 FAIL_EXIT_CODE = 17
 LOCAL_PREFIX = "scaleenv-shard-"
 
+Kind = Literal["episodes", "tasks"]
+"""What a shard runs: rollout episodes (items: task id, attempt) or stage-2 task agents (task id, 0)."""
+
+
+def unit_stream(kind: Kind, item: tuple[str, int]) -> str:
+    """The stream one item of a shard writes: its episode's, or its task's."""
+    tid, g = item
+    return episode_stream(episode_id(tid, g)) if kind == "episodes" else task_stream(tid)
+
+
+def unit_finished(kind: Kind, view: RunView, item: tuple[str, int]) -> bool:
+    """Whether the item's stream in ``view`` is complete (an episode with its reward, a task kept or discarded)."""
+    tid, g = item
+    if kind == "episodes":
+        ep = view.episodes.get(episode_id(tid, g))
+        return ep is not None and ep.reward is not None
+    task = view.tasks.get(tid)
+    return task is not None and task.finished
+
 
 class ShardJob(msgspec.Struct, frozen=True, kw_only=True):
     """What a worker is asked to do: no path of the driver's in it."""
@@ -57,7 +77,8 @@ class ShardJob(msgspec.Struct, frozen=True, kw_only=True):
     index: int
     of: int
     attempt: int
-    items: list[tuple[str, int]]  # (task id, attempt)
+    items: list[tuple[str, int]]  # (task id, attempt); for tasks, (task id, 0)
+    kind: Kind = "episodes"
     config: RunConfig
     options: EngineOptions
     # Test hook (worker processes only): on attempt 0, the process exits (os._exit, like a
@@ -114,7 +135,10 @@ class ShardWorker:
             raise RuntimeError("a ShardWorker runs one job")
         self._job = job
         view = load_view(context)
-        missing = sorted({t for t, _ in job.items if t not in view.tasks or view.tasks[t].slot not in view.domains})
+        if job.kind == "episodes":
+            missing = sorted({t for t, _ in job.items if t not in view.tasks or view.tasks[t].slot not in view.domains})
+        else:
+            missing = sorted({t for t, _ in job.items if slot_of(t) not in view.domains})
         if missing:
             raise ValueError(f"shard {job.index}: the shipped context lacks task(s) {missing[:3]}")
         self._thread = threading.Thread(target=self._main, args=(job, view, prefix), daemon=True,
@@ -190,18 +214,17 @@ class ShardWorker:
         for chunk in prefix:
             await ctx.writer.append(as_pending(decode_chunk(chunk)))
         from_seq = ctx.log.last_seq()
-        done = fold(ctx.log.read(), RunView()).episodes  # the shard holds only episode streams
+        done = fold(ctx.log.read(), RunView())  # the shard holds only its items' streams
         todo: list[tuple[str, int]] = []
         skipped = resumed = fresh = 0
-        for tid, g in job.items:
-            ep = done.get(episode_id(tid, g))
-            if ep is not None and ep.reward is not None:
+        for item in job.items:
+            if unit_finished(job.kind, done, item):
                 skipped += 1
                 continue
-            have = ctx.log.stream_length(episode_stream(episode_id(tid, g)))
+            have = ctx.log.stream_length(unit_stream(job.kind, item))
             resumed += have > 0
             fresh += have == 0
-            todo.append((tid, g))
+            todo.append(item)
         self._info = {"pid": os.getpid(), "host": socket.gethostname(), "attempt": job.attempt,
                       "skipped": skipped, "resumed": resumed, "fresh": fresh, "from_seq": from_seq}
         self._started.set()
@@ -210,8 +233,11 @@ class ShardWorker:
         async def one(tid: str, g: int) -> None:
             nonlocal completed
             async with ctx.agents:
-                task = view.tasks[tid]
-                await run_episode(ctx, view.domains[task.slot], task, g)
+                if job.kind == "episodes":
+                    task = view.tasks[tid]
+                    await run_episode(ctx, view.domains[task.slot], task, g)
+                else:
+                    await instantiate_task(ctx, view.domains[slot_of(tid)], tid)
             completed += 1
             self._completions.append(ctx.log.last_seq())
             self._progress.set()
@@ -219,10 +245,11 @@ class ShardWorker:
         async with trio.open_nursery() as nursery:
             for tid, g in todo:
                 nursery.start_soon(one, tid, g)
-        self._result = {"index": job.index, "episodes": len(job.items), "skipped": skipped,
+        self._result = {"index": job.index, "kind": job.kind, job.kind: len(job.items), "skipped": skipped,
                         "resumed": resumed, "fresh": fresh, "completed": completed,
                         "attempt": job.attempt, "pid": os.getpid(), "host": socket.gethostname(),
                         "events": ctx.log.count()}
 
 
-__all__ = ["FAIL_EXIT_CODE", "ShardJob", "ShardWorker", "Shipment", "load_view"]
+__all__ = ["FAIL_EXIT_CODE", "Kind", "ShardJob", "ShardWorker", "Shipment", "load_view", "unit_finished",
+           "unit_stream"]
