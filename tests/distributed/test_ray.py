@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -169,18 +170,24 @@ def test_two_nodes_no_shared_directory_same_digest(tmp_path: Path, base: Base,
     assert not shards_dir(main).exists()
 
 
-def test_ray_cli_gives_the_single_machine_digest(tmp_path: Path, base: Base,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    main = base.copy(tmp_path / "main")
-    args = ["rollout", "--log", str(main), "--seed", str(CONFIG.seed), "--domains", str(CONFIG.domains),
+def test_run_cli_on_the_cluster_gives_the_single_machine_digest(tmp_path: Path, base: Base, synth_only: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    # From stage 1 alone: `run --ray` finds stage 1 done and spreads stages 2 and 3 over the cluster.
+    main = shutil.copytree(synth_only, tmp_path / "main")
+    args = ["run", "--log", str(main), "--seed", str(CONFIG.seed), "--domains", str(CONFIG.domains),
             "--tasks-per-domain", str(CONFIG.tasks_per_domain), "--episodes-per-task", str(CONFIG.episodes_per_task),
-            "--no-sync", "--quiet", "--json", "--ray", "auto", "--shards", "3"]
+            "--no-sync", "--quiet", "--json", "--ray", "auto", "--shards", "2"]
     assert bounded(cli_main, args) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["digest"] == base.digest
-    d = result["distributed"]
-    assert d["executor"] == "ray" and d["shards"] == 3 and d["failures"] == []
-    assert len({w["pid"] for w in d["workers"]}) == 3  # a process per shard (two run at a time: two CPUs)
+    assert stream_digests(main) == base.streams
+    tasks, episodes = result["distributed_tasks"], result["distributed"]
+    assert tasks["kind"] == "tasks" and tasks["tasks_assigned"] == CONFIG.domains * CONFIG.tasks_per_domain
+    assert episodes["kind"] == "episodes" and episodes["episodes_assigned"] == base.episodes
+    for d in (tasks, episodes):
+        assert d["executor"] == "ray" and d["shards"] == 2 and d["failures"] == []
+        assert len({w["pid"] for w in d["workers"]}) == 2  # a process per shard, one on each node
+        assert len({w["node"] for w in d["workers"]}) == 2
     assert set(episode_starts(main).values()) == {1}
     assert not shards_dir(main).exists()
 
