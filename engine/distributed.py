@@ -159,8 +159,11 @@ class ThreadWorker:
         self._limiter = trio.CapacityLimiter(1)  # its own thread: shards never wait for each other's
 
     async def start(self, job: ShardJob, context: Any, prefix: Iterable[Chunk]) -> dict[str, Any]:
-        return await trio.to_thread.run_sync(self._w.start, job, iter(context), iter(list(prefix)),
-                                             limiter=self._limiter)
+        try:
+            return await trio.to_thread.run_sync(self._w.start, job, iter(context), iter(list(prefix)),
+                                                 limiter=self._limiter)
+        except (ValueError, RuntimeError) as exc:  # as a Ray actor's would be: this shard failed
+            raise WorkFailed(f"shard {job.index}: {exc}") from None
 
     async def pull(self, acked: int) -> Shipment:
         return await trio.to_thread.run_sync(self._w.pull, acked, limiter=self._limiter)
