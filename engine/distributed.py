@@ -1,81 +1,94 @@
-"""Distributed rollouts: episodes spread over shard workers (Ray tasks), merged back deterministically.
+"""Distributed rollouts: episodes spread over shard workers (Ray actors), merged back deterministically.
 
-The driver (``scaleenv rollout --ray ADDRESS|local [--shards N]``):
+Ship, don't share: no worker opens a path of the driver's filesystem. The driver
+(``scaleenv rollout --ray ADDRESS|local [--shards N]``):
 
 1. opens the main log (writable: it holds the writer lock for the whole run), merges any
    shards an interrupted earlier run left on disk, folds the log and lists the episodes
    not finished yet (kept tasks x ``--episodes-per-task``);
 2. assigns each episode to a shard by a stable hash of its stream id
-   (:func:`scaleenv.shards.shard_of`) and submits one task per non-empty shard;
-3. each worker runs its own trio engine (``trio.run`` inside the Ray task: its own writer,
-   sandbox pool and LLM port) and appends to its own LMDB log ``<log>.shards/<k>``; it
-   reads the stage-1/2 events it needs (its tasks' ``task/..`` streams and their domains'
-   ``domain/..`` and ``tool/..`` streams) from the main log, readonly;
-4. when the workers are done, the driver merges the shards into the main log in
+   (:func:`scaleenv.shards.shard_of`); per shard it keeps a *receiving log* on its own
+   disk, ``<log>.shards/<k>``, holding what that shard has shipped back (plus any prefix
+   of its episodes an interrupted single-machine run left in the main log);
+3. ships each shard what it needs through Ray's object store, in bounded chunks of
+   encoded records (:mod:`scaleenv.shipping`): its tasks' ``task/..`` streams, their
+   domains' ``domain/..`` and ``tool/..`` streams, and the receiving log's records (what
+   earlier attempts finished); one Ray actor per shard
+   (:class:`scaleenv.shard_worker.ShardWorker`) writes a shard log in a temporary
+   directory of its own on its node, runs its episodes there on its own trio engine, and
+   is pulled for its new records, one bounded chunk per call; the driver appends each
+   chunk to the receiving log and acknowledges it with the next pull;
+4. when every shard is done, merges the receiving logs into the main log in
    (stream id, n) order (:func:`scaleenv.shards.merge_shards`) and removes them.
 
-A worker that dies (its process is killed, its node is lost) is re-run by Ray
-(``max_retries``). Its shard log already holds every acknowledged event, so on the
-re-run the episodes it finished are skipped (a stream with a reward is complete) and the
-ones it was in the middle of are resumed: ``RunContext.stream`` replays the recorded
-prefix (recorded LLM outputs are reused) and appends only past it. Nothing is repeated,
-and the merged run digest equals a single-machine run with the same seed.
+A worker that dies (its process is killed, its node is lost) is started again by the
+driver (``max_retries`` times), on any node, and shipped what the dead one had shipped
+back: the episodes it finished are skipped (a stream with a reward is complete) and the
+ones it was in the middle of resume from their shipped prefix (``RunContext.stream``
+replays it; recorded LLM outputs are reused). Nothing is repeated, and the merged run
+digest equals a single-machine run's with the same seed.
 
 Ray is optional (``pip install 'scaleenv[ray]'``); :func:`distributed_rollouts` with
-``executor="inprocess"`` runs the same workers concurrently in this process without it
-(what the tests use to check merge determinism in CI).
+``executor="inprocess"`` runs the same workers on threads of this process, through the
+same ship-and-pull protocol (what the tests use to check merge determinism without Ray).
 """
 
 from __future__ import annotations
 
 import os
-import socket
 import time
-from collections.abc import Mapping, Sequence
+from functools import partial
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import msgspec
 import trio
 
-from scaleenv.agents.rollout.episode import run_episode
 from scaleenv.replay.projection import RunView, fold
 from scaleenv.store.log import Log
-from scaleenv.store.writer import Pending
 
 from .errors import UsageError, WorkFailed
 from scaleenv.config import RunConfig
-from scaleenv.streams import domain_stream, episode_id, episode_stream, task_stream, tool_streams_of
+from scaleenv.streams import domain_stream, episode_id, episode_stream, slot_index, slot_of, task_id, task_stream, tool_streams_of
 from scaleenv.logs import get_logger
-from .runner import EngineOptions, adopt_config, open_run, project, summary
+from .runner import EngineOptions, adopt_config, project, summary
+from .shard_worker import FAIL_EXIT_CODE, Kind, ShardJob, ShardWorker, Shipment, unit_finished, unit_stream
 from .shards import SHARD_META, MergeStats, existing_shards, merge_shards, remove_shards, shard_of, shard_path
+from .shipping import CHUNK_RECORDS, Chunk, as_pending, chunked, decode_chunk, encoded_log, encoded_streams
 
 log = get_logger("scaleenv.distributed")
 
 Executor = Literal["ray", "inprocess"]
-FAIL_EXIT_CODE = 17
 
 
 class ShardWork(msgspec.Struct, frozen=True, kw_only=True):
-    """What one worker does: which episodes, where to read and write, with what settings."""
+    """The driver's plan for one shard: its episodes, and where the driver keeps what it ships back."""
 
     index: int
     of: int
     main_path: str
-    shard_path: str
-    items: list[tuple[str, int]]  # (task id, attempt)
+    shard_path: str  # the driver's receiving log (never shipped to a worker)
+    items: list[tuple[str, int]]  # (task id, attempt); for tasks, (task id, 0)
     config: RunConfig
     options: EngineOptions
-    # Test hook: on its first attempt, the worker process exits after this many episodes.
+    # Test hook: on its first attempt, the worker process exits after this many shipped episodes.
     fail_after: int | None = None
+    chunk_records: int = CHUNK_RECORDS  # the bound on records per shipped chunk, both ways
+    kind: Kind = "episodes"
 
 
-# -- the worker ---------------------------------------------------------------------
+class WorkerLost(Exception):
+    """The worker process or its node is gone (the shard is started again elsewhere)."""
+
+
+# -- what a shard needs -------------------------------------------------------------
 
 def context_streams(main: Log, task_ids: Sequence[str]) -> list[str]:
     """The stage-1/2 streams the episodes of ``task_ids`` need: their tasks, domains and tools.
 
-    This is exactly what a node without the main log would have to be shipped.
+    This is exactly what the driver ships to a shard's worker.
     """
     slots = sorted({t.split("/", 1)[0] for t in task_ids})
     out = [task_stream(t) for t in sorted(set(task_ids))]
@@ -93,116 +106,204 @@ def load_context(main: Log, task_ids: Sequence[str]) -> RunView:
     return view
 
 
+def domain_streams(main: Log, task_ids: Sequence[str]) -> list[str]:
+    """The stage-1 streams the task agents of ``task_ids`` need: their domains and tools."""
+    out: list[str] = []
+    for slot in sorted({slot_of(t) for t in task_ids}):
+        out.append(domain_stream(slot))
+        out.extend(sid for sid, _ in main.streams(tool_streams_of(slot)))
+    return out
+
+
+def context_chunks(main: Log, work: ShardWork) -> Iterable[Chunk]:
+    """The records the shard's items need, encoded, in bounded chunks (read lazily from the main log):
+    for episodes their tasks', domains' and tools' streams; for tasks their domains' and tools'."""
+    tids = [t for t, _ in work.items]
+    streams = context_streams(main, tids) if work.kind == "episodes" else domain_streams(main, tids)
+    return chunked(encoded_streams(main, streams), max_records=work.chunk_records)
+
+
+async def carry_main_prefixes(main: Log, shard: Log, kind: Kind, items: Sequence[tuple[str, int]]) -> int:
+    """Copy into the receiving log the prefix of each item's stream an interrupted
+    single-machine run left in the main log (past what the receiving log has); returns how many records."""
+    carried = 0
+    async with shard.writer() as w:
+        for item in items:
+            sid = unit_stream(kind, item)
+            have = shard.stream_length(sid)
+            if main.stream_length(sid) > have:
+                recs = list(main.read_stream(sid, have))
+                await w.append(as_pending(recs))
+                carried += len(recs)
+    return carried
+
+
+# -- the workers, as the driver sees them ----------------------------------------------
+
+class Worker(Protocol):
+    """A started shard worker somewhere: in this process or in a Ray actor."""
+
+    async def start(self, job: ShardJob, context: Any, prefix: Iterable[Chunk]) -> dict[str, Any]: ...
+    async def pull(self, acked: int) -> Shipment: ...
+    async def close(self) -> None: ...
+
+
+Spawn = Callable[[int], Awaitable[Worker]]
+
+
+class ThreadWorker:
+    """A :class:`ShardWorker` on threads of this process (no Ray); ``context`` is a list of chunks."""
+
+    def __init__(self) -> None:
+        self._w = ShardWorker()
+        self._limiter = trio.CapacityLimiter(1)  # its own thread: shards never wait for each other's
+
+    async def start(self, job: ShardJob, context: Any, prefix: Iterable[Chunk]) -> dict[str, Any]:
+        try:
+            return await trio.to_thread.run_sync(self._w.start, job, iter(context), iter(list(prefix)),
+                                                 limiter=self._limiter)
+        except (ValueError, RuntimeError) as exc:  # as a Ray actor's would be: this shard failed
+            raise WorkFailed(f"shard {job.index}: {exc}") from None
+
+    async def pull(self, acked: int) -> Shipment:
+        return await trio.to_thread.run_sync(self._w.pull, acked, limiter=self._limiter)
+
+    async def close(self) -> None:
+        await trio.to_thread.run_sync(self._w.close)
+
+
+async def spawn_thread_worker(index: int) -> Worker:
+    return ThreadWorker()
+
+
+# -- one shard, driven to the end ----------------------------------------------------
+
+async def drive_shard(work: ShardWork, main: Log, spawn: Spawn, context: Any, *, max_retries: int = 0) -> dict[str, Any]:
+    """Run one shard's episodes on a worker, storing what it ships back in the receiving log.
+
+    ``context`` is what :meth:`Worker.start` is handed as the shard's stage-1/2 records.
+    A lost worker is replaced (``max_retries`` times) and shipped what the receiving log
+    holds. Returns the worker's result; raises :class:`WorkerLost` past the retries, or
+    :class:`WorkFailed` if the worker's engine failed.
+    """
+    Path(work.shard_path).parent.mkdir(parents=True, exist_ok=True)
+    with Log.open(work.shard_path, sync=work.options.sync) as shard:
+        if shard.meta_get(SHARD_META) is None:
+            shard.meta_set(SHARD_META, {"index": work.index, "of": work.of, "main": work.main_path})
+        await carry_main_prefixes(main, shard, work.kind, work.items)
+        lost = 0
+        while True:
+            attempts: list[dict[str, Any]] = list(shard.meta_get("attempts", []))
+            job = ShardJob(index=work.index, of=work.of, attempt=len(attempts), items=work.items, kind=work.kind,
+                           config=work.config, options=work.options, fail_after=work.fail_after,
+                           max_records=work.chunk_records)
+            worker = await spawn(work.index)
+            try:
+                info = await worker.start(job, context, chunked(encoded_log(shard), max_records=work.chunk_records))
+                mine = {k: info[k] for k in ("pid", "host", "skipped", "resumed", "fresh")}
+                mine.update(node=info.get("node"), finished=False)
+                attempts.append(mine)
+                shard.meta_set("attempts", attempts)
+                acked = info["from_seq"]
+                back = {"chunks": 0, "records": 0, "bytes": 0, "largest": 0}
+                gone: WorkerLost | None = None
+                async with shard.writer() as w:
+                    while True:
+                        try:
+                            got = await worker.pull(acked)
+                        except WorkerLost as exc:
+                            gone = exc  # raised past the writer: what it committed stays
+                            break
+                        if not got.records:
+                            break
+                        recs = decode_chunk(got.records)
+                        await w.append(as_pending(recs))
+                        acked = recs[-1].seq
+                        back["chunks"] += 1
+                        back["records"] += len(recs)
+                        back["bytes"] += sum(map(len, got.records))
+                        back["largest"] = max(back["largest"], len(recs))
+                if gone is not None:
+                    raise gone
+                if got.error is not None or got.result is None:
+                    raise WorkFailed(f"shard {work.index}: {got.error or 'the worker returned no result'}")
+                mine.update(finished=True, completed=got.result["completed"])
+                shard.meta_set("attempts", attempts)
+                return {**got.result, "node": info.get("node"), "shipped_back": back,
+                        "shipped_out_chunks": len(context) if isinstance(context, list) else None}
+            except WorkerLost as exc:
+                lost += 1
+                log.warning("shard worker lost", shard=work.index, attempt=job.attempt, error=str(exc))
+                if lost > max_retries:
+                    raise
+            finally:
+                with trio.CancelScope(shield=True):
+                    await worker.close()
+
+
 async def run_shard_async(work: ShardWork, main: Log | None = None) -> dict[str, Any]:
-    """Run one shard's episodes into its own log; returns what it did (skipped, resumed, fresh)."""
-    own = main is None
+    """One shard run in this process (a thread worker), through the same ship-and-pull protocol."""
     src = Log.open(work.main_path, readonly=True) if main is None else main
     try:
-        view = load_context(src, [t for t, _ in work.items])
-        Path(work.shard_path).parent.mkdir(parents=True, exist_ok=True)
-        options = msgspec.structs.replace(work.options, progress=False)
-        async with open_run(work.shard_path, work.config, options) as ctx:
-            shard = ctx.log
-            info = shard.meta_get(SHARD_META)
-            if info is None:
-                shard.meta_set(SHARD_META, {"index": work.index, "of": work.of, "main": work.main_path})
-            attempts: list[dict[str, Any]] = list(shard.meta_get("attempts", []))
-            attempt_no = len(attempts)
-            mine = {"pid": os.getpid(), "host": socket.gethostname(), "finished": False}
-            attempts.append(mine)
-            shard.meta_set("attempts", attempts)
-
-            done = fold(shard.read(), RunView()).episodes  # the shard holds only episode streams
-            todo: list[tuple[str, int]] = []
-            skipped = resumed = fresh = 0
-            for tid, g in work.items:
-                eid = episode_id(tid, g)
-                ep = done.get(eid)
-                if ep is not None and ep.reward is not None:
-                    skipped += 1
-                    continue
-                sid = episode_stream(eid)
-                have, main_has = shard.stream_length(sid), src.stream_length(sid)
-                if main_has > have:
-                    # The main log holds a prefix (an interrupted single-machine run): carry it
-                    # over so the episode resumes from it (recorded LLM outputs reused).
-                    prefix = list(src.read_stream(sid, have))
-                    await ctx.writer.append([Pending(r.stream, r.n, r.cause, r.actor, r.event) for r in prefix])
-                    have = main_has
-                resumed += have > 0
-                fresh += have == 0
-                todo.append((tid, g))
-            mine.update(skipped=skipped, resumed=resumed, fresh=fresh)
-            shard.meta_set("attempts", attempts)
-
-            completed = 0
-            rewards: list[float] = []
-
-            async def one(tid: str, g: int) -> None:
-                nonlocal completed
-                async with ctx.agents:
-                    task = view.tasks[tid]
-                    r = await run_episode(ctx, view.domains[task.slot], task, g)
-                rewards.append(r or 0.0)
-                completed += 1
-                if work.fail_after is not None and attempt_no == 0 and completed >= work.fail_after:
-                    # Test hook: die like a lost node would (no cleanup, no flush beyond commits).
-                    os._exit(FAIL_EXIT_CODE)
-
-            async with trio.open_nursery() as nursery:
-                for tid, g in todo:
-                    nursery.start_soon(one, tid, g)
-            mine.update(finished=True, completed=completed)
-            shard.meta_set("attempts", attempts)
-            return {"index": work.index, "episodes": len(work.items), "skipped": skipped, "resumed": resumed,
-                    "fresh": fresh, "completed": completed, "attempt": attempt_no, "pid": os.getpid(),
-                    "host": mine["host"], "events": shard.count()}
+        return await drive_shard(work, src, spawn_thread_worker, list(context_chunks(src, work)))
     finally:
-        if own:
+        if main is None:
             src.close()
-
-
-def shard_task(work: ShardWork) -> dict[str, Any]:
-    """The body of a Ray task: a whole trio engine for one shard."""
-    return trio.run(run_shard_async, work)
 
 
 # -- the driver ---------------------------------------------------------------------
 
+def plan_items(view: RunView, config: RunConfig, kind: Kind) -> list[tuple[str, int]]:
+    """Every item of a stage, in order: the kept tasks' episodes, or the synthesized domains' tasks."""
+    if kind == "episodes":
+        return [(tid, g) for tid in sorted(view.tasks) if view.tasks[tid].status == "kept"
+                for g in range(config.episodes_per_task)]
+    return [(task_id(slot, k), 0) for slot in sorted(view.domains)
+            if (d := view.domains[slot]).status == "done" and d.spec is not None and d.verified
+            for k in range(config.tasks_for(slot_index(slot)))]
+
+
 def plan(main: Log, main_path: str, config: RunConfig, options: EngineOptions, shards: int,
-         fail_after: int | None = None) -> tuple[list[ShardWork], int]:
-    """Shard work for every unfinished episode of every kept task; and how many were done already."""
+         fail_after: int | None = None, chunk_records: int = CHUNK_RECORDS,
+         kind: Kind = "episodes") -> tuple[list[ShardWork], int]:
+    """Shard work for every unfinished item of the stage; and how many were done already."""
     view = project(main)
     by_shard: dict[int, list[tuple[str, int]]] = {}
     finished = 0
-    for tid in sorted(view.tasks):
-        if view.tasks[tid].status != "kept":
+    for item in plan_items(view, config, kind):
+        if unit_finished(kind, view, item):
+            finished += 1
             continue
-        for g in range(config.episodes_per_task):
-            sid = episode_stream(episode_id(tid, g))
-            ep = view.episodes.get(sid.partition("/")[2])
-            if ep is not None and ep.reward is not None:
-                finished += 1
-                continue
-            by_shard.setdefault(shard_of(sid, shards), []).append((tid, g))
+        by_shard.setdefault(shard_of(unit_stream(kind, item), shards), []).append(item)
     works = [
         ShardWork(index=k, of=shards, main_path=main_path, shard_path=str(shard_path(main_path, k)),
-                  items=by_shard[k], config=config, options=options, fail_after=fail_after)
+                  items=by_shard[k], config=config, options=options, fail_after=fail_after,
+                  chunk_records=chunk_records, kind=kind)
         for k in sorted(by_shard)
     ]
     return works, finished
 
 
-async def _run_inprocess(works: Sequence[ShardWork], main: Log) -> list[dict[str, Any]]:
+async def drive_all(works: Sequence[ShardWork], main: Log, spawn: Spawn,
+                    context_for: Callable[[ShardWork], Any], *, max_retries: int = 0,
+                    ) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every shard driven concurrently; (results by shard index, failures as one-line strings).
+
+    A shard that fails does not stop the others: what it shipped back is in its receiving
+    log and is merged anyway."""
     results: list[dict[str, Any]] = []
+    failures: list[str] = []
 
     async def one(w: ShardWork) -> None:
-        results.append(await run_shard_async(w, main))
+        try:
+            results.append(await drive_shard(w, main, spawn, context_for(w), max_retries=max_retries))
+        except (WorkerLost, WorkFailed) as exc:
+            failures.append(f"shard {w.index}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
 
     async with trio.open_nursery() as nursery:
         for w in works:
             nursery.start_soon(one, w)
-    return sorted(results, key=lambda r: r["index"])
+    return sorted(results, key=lambda r: r["index"]), sorted(failures)
 
 
 def ray_available() -> bool:
@@ -230,6 +331,20 @@ def _ray_init(address: str) -> bool:
     return True
 
 
+@contextmanager
+def ray_session(address: str) -> Iterator[None]:
+    """Connected to a Ray cluster for the block (``local``: one started on this machine and
+    shut down after); several distributed stages can share one connection."""
+    started = _ray_init(address)
+    try:
+        yield
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
+
+
 def default_shards(address: str | None) -> int:
     if address is not None and ray_available():
         import ray
@@ -239,29 +354,104 @@ def default_shards(address: str | None) -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def _run_ray(works: Sequence[ShardWork], max_retries: int) -> tuple[list[dict[str, Any]], list[str]]:
+class RayShardActor:
+    """The body of a shard's Ray actor: a :class:`ShardWorker` working in a temporary
+    directory of its own on the actor's node (also its working directory)."""
+
+    def __init__(self) -> None:
+        self.worker = ShardWorker()
+        os.chdir(self.worker.workdir)
+
+    def start(self, job: ShardJob, context_refs: list[Any], prefix_refs: list[Any]) -> dict[str, Any]:
+        import ray
+
+        # Chunks are fetched from the object store one at a time, as the worker reads them.
+        info = self.worker.start(job, (ray.get(r) for r in context_refs), (ray.get(r) for r in prefix_refs))
+        return {**info, "node": ray.get_runtime_context().get_node_id()}
+
+    def pull(self, acked: int) -> Shipment:
+        return self.worker.pull(acked)
+
+    def close(self) -> None:
+        self.worker.close()
+
+
+class RayWorker:
+    """A shard worker in a Ray actor (one CPU), seen from the driver; ``context`` is a list of ObjectRefs."""
+
+    def __init__(self, actor_class: Any) -> None:
+        self._actor = actor_class.remote()
+        self._limiter = trio.CapacityLimiter(1)
+
+    async def _get(self, ref: Any) -> Any:
+        import ray
+
+        def get() -> Any:
+            try:
+                return ray.get(ref)
+            except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
+                    ray.exceptions.NodeDiedError) as exc:
+                raise WorkerLost(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+            except ray.exceptions.RayTaskError as exc:
+                raise WorkFailed(str(exc).splitlines()[0]) from None
+
+        return await trio.to_thread.run_sync(get, limiter=self._limiter)
+
+    async def start(self, job: ShardJob, context: Any, prefix: Iterable[Chunk]) -> dict[str, Any]:
+        import ray
+
+        prefix_refs = [ray.put(c) for c in prefix]
+        try:
+            return await self._get(self._actor.start.remote(job, context, prefix_refs))
+        finally:
+            del prefix_refs  # the worker has read them: the object store may drop them
+
+    async def pull(self, acked: int) -> Shipment:
+        return await self._get(self._actor.pull.remote(acked))
+
+    async def close(self) -> None:
+        import ray
+
+        try:
+            await self._get(self._actor.close.remote())
+        except (WorkerLost, WorkFailed):
+            pass
+        ray.kill(self._actor, no_restart=True)
+
+
+def _ray_executor(main: Log) -> tuple[Spawn, Callable[[ShardWork], Any]]:
+    """How the driver starts workers on Ray and ships each shard's context into the object store."""
     import ray
 
-    remote = ray.remote(num_cpus=1, max_retries=max_retries)(shard_task)
-    pending = {remote.remote(w): w for w in works}
-    results: list[dict[str, Any]] = []
-    failures: list[str] = []
-    while pending:
-        ready, _ = ray.wait(list(pending), num_returns=1)
-        for ref in ready:
-            w = pending.pop(ref)
-            try:
-                results.append(ray.get(ref))
-            except Exception as exc:  # noqa: BLE001 - a lost shard: reported, its events still merged
-                failures.append(f"shard {w.index}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
-    return sorted(results, key=lambda r: r["index"]), failures
+    # max_concurrency=2: close() can run while a pull waits for records (it ends the wait).
+    actor_class = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0, max_concurrency=2)(RayShardActor)
+
+    async def spawn(index: int) -> Worker:
+        return RayWorker(actor_class)
+
+    def context_for(work: ShardWork) -> list[Any]:
+        return [ray.put(c) for c in context_chunks(main, work)]
+
+    return spawn, context_for
 
 
-def distributed_rollouts(main_path: str, config: RunConfig | Mapping[str, Any], options: EngineOptions, *,
-                         shards: int | None = None, executor: Executor = "ray", ray_address: str = "local",
-                         max_retries: int = 3, fail_after: int | None = None,
-                         keep_shards: bool = False) -> dict[str, Any]:
-    """Run every unfinished episode over shard workers, merge them; returns the run summary.
+def distributed_rollouts(main_path: str, config: RunConfig | Mapping[str, Any], options: EngineOptions,
+                         **kw: Any) -> dict[str, Any]:
+    """Stage 3 over shard workers: every unfinished episode (see :func:`distributed_stage`)."""
+    return distributed_stage(main_path, config, options, kind="episodes", **kw)
+
+
+def distributed_tasks(main_path: str, config: RunConfig | Mapping[str, Any], options: EngineOptions,
+                      **kw: Any) -> dict[str, Any]:
+    """Stage 2 over shard workers: every unfinished task of every synthesized domain (see :func:`distributed_stage`)."""
+    return distributed_stage(main_path, config, options, kind="tasks", **kw)
+
+
+def distributed_stage(main_path: str, config: RunConfig | Mapping[str, Any], options: EngineOptions, *,
+                      kind: Kind = "episodes", shards: int | None = None, executor: Executor = "ray",
+                      ray_address: str = "local", max_retries: int = 3, fail_after: int | None = None,
+                      keep_shards: bool = False, chunk_records: int = CHUNK_RECORDS) -> dict[str, Any]:
+    """Run every unfinished item of a stage (``kind``) over shard workers, merge them; returns the run summary.
 
     The summary is :func:`scaleenv.runner.summary` of the merged log plus a
     ``"distributed"`` object (shards, per-shard work, merge figures). Raises
@@ -285,14 +475,18 @@ def distributed_rollouts(main_path: str, config: RunConfig | Mapping[str, Any], 
                 # An interrupted earlier run: keep every event it acknowledged, then start clean.
                 recovered = trio.run(merge_shards, main, leftovers)
                 remove_shards(main_path)
-            works, finished = plan(main, main_path, config, options, n, fail_after)
-            log.info("distributed rollouts", shards=n, episodes=sum(len(w.items) for w in works), finished=finished)
+            works, finished = plan(main, main_path, config, options, n, fail_after, chunk_records, kind)
+            log.info("distributed stage", kind=kind, shards=n, items=sum(len(w.items) for w in works),
+                     finished=finished)
             t1 = time.perf_counter()
             failures: list[str] = []
             if executor == "ray":
-                results, failures = _run_ray(works, max_retries)
+                spawn, context_for = _ray_executor(main)
+                results, failures = trio.run(partial(drive_all, max_retries=max_retries), works, main, spawn,
+                                             context_for)
             else:
-                results = trio.run(_run_inprocess, works, main)
+                results, failures = trio.run(drive_all, works, main, spawn_thread_worker,
+                                             lambda w: list(context_chunks(main, w)))
             t2 = time.perf_counter()
             paths = existing_shards(main_path)
             merged = trio.run(merge_shards, main, paths)
@@ -301,9 +495,10 @@ def distributed_rollouts(main_path: str, config: RunConfig | Mapping[str, Any], 
             result = summary(project(main))
         result["distributed"] = {
             "executor": executor,
+            "kind": kind,
             "shards": n,
-            "episodes_assigned": sum(len(w.items) for w in works),
-            "episodes_already_done": finished,
+            f"{kind}_assigned": sum(len(w.items) for w in works),
+            f"{kind}_already_done": finished,
             "workers": results,
             "failures": failures,
             "recovered_from_earlier_run": recovered.as_dict() if leftovers else None,
@@ -325,6 +520,7 @@ def distributed_rollouts(main_path: str, config: RunConfig | Mapping[str, Any], 
 
 
 __all__ = [
-    "ShardWork", "context_streams", "default_shards", "distributed_rollouts", "load_context", "plan",
-    "ray_available", "run_shard_async", "shard_task",
+    "FAIL_EXIT_CODE", "RayShardActor", "ShardWork", "ThreadWorker", "Worker", "WorkerLost", "context_chunks",
+    "context_streams", "default_shards", "distributed_rollouts", "distributed_stage", "distributed_tasks", "drive_all", "drive_shard", "load_context", "plan", "plan_items", "ray_session",
+    "ray_available", "run_shard_async",
 ]

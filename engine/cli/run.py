@@ -11,7 +11,7 @@ from typing import Any, Literal
 import trio
 
 from scaleenv.cli import EXIT_OK, UsageError
-from scaleenv.distributed import distributed_rollouts
+from scaleenv.distributed import distributed_rollouts, distributed_tasks, ray_session
 from scaleenv.config import ConfigError, make, with_preset
 from scaleenv.config import fields as config_fields
 from scaleenv.runner import EngineOptions, open_run, project, rollouts, stage1, stage2, summary
@@ -96,12 +96,12 @@ def options_from(args: argparse.Namespace) -> EngineOptions:
 
 
 def add_distributed_options(p: argparse.ArgumentParser) -> None:
-    d = p.add_argument_group("distributed rollouts (never changes a digest; needs: pip install 'scaleenv[ray]')")
+    d = p.add_argument_group("distributed stages 2 and 3 (never changes a digest; needs: pip install 'scaleenv[ray]')")
     d.add_argument("--ray", default=None, metavar="ADDRESS|local",
-                   help="spread episodes over a Ray cluster (an address such as ray://host:10001 or auto), "
+                   help="spread tasks and episodes over a Ray cluster (an address such as ray://host:10001 or auto), "
                         "or 'local' to start one on this machine; shards are merged back into --log")
     d.add_argument("--shards", type=int, default=None, metavar="N",
-                   help="with --ray: episode shards, one worker and one shard log each (default: the cluster's CPUs)")
+                   help="with --ray: shards, one worker and one shard log each (default: the cluster's CPUs)")
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -135,16 +135,16 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         p = sub.add_parser(name, parents=[common], help=help_text, description=help_text, epilog=EXAMPLES,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         add_run_options(p)
-        if rollouts in STAGES[name][1]:
+        if rollouts in STAGES[name][1] or stage2 in STAGES[name][1]:
             add_distributed_options(p)
         p.set_defaults(handler=handle)
 
 
 def handle_distributed(args: Any, config: dict[str, Any], options: EngineOptions, stages: Sequence[Any]) -> int:
-    """``scaleenv run|rollout --ray ...``: earlier stages here, on the driver; rollouts over the shards."""
+    """``scaleenv run|tasks|rollout --ray ...``: stage 1 here, on the driver; stages 2 and 3 over the shards."""
     if args.shards is not None and args.shards < 1:
         raise UsageError("--shards must be at least 1")
-    before = [s for s in stages if s is not rollouts]
+    before = [s for s in stages if s not in (stage2, rollouts)]
     try:
         if before:
             async def main() -> None:
@@ -153,19 +153,30 @@ def handle_distributed(args: Any, config: dict[str, Any], options: EngineOptions
                         await stage(ctx)
 
             trio.run(main)
-        result = distributed_rollouts(args.log, config, options, shards=args.shards, executor="ray",
-                                      ray_address=args.ray)
+        result: dict[str, Any] = {}
+        ran: list[dict[str, Any]] = []
+        with ray_session(args.ray):
+            if stage2 in stages:
+                result = distributed_tasks(args.log, config, options, shards=args.shards, executor="ray",
+                                           ray_address=args.ray)
+                ran.append(result["distributed"])
+            if rollouts in stages:
+                result = distributed_rollouts(args.log, config, options, shards=args.shards, executor="ray",
+                                              ray_address=args.ray)
+                ran.append(result["distributed"])
+        if stage2 in stages:
+            result["distributed_tasks"] = ran[0]
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if args.json:
         print(json.dumps(result, sort_keys=True))
     else:
         sys.stdout.write(render_summary(result))
-        d = result["distributed"]
-        m = d["merge"]
-        sys.stdout.write(
-            f"distributed: {d['shards']} shards, {d['episodes_assigned']} episodes run "
-            f"({d['episodes_already_done']} already done); workers {d['seconds']['workers']:.1f}s, "
-            f"merge {m['events_merged']} events in {m['seconds']:.2f}s\n"
-        )
+        for d in ran:
+            m, kind = d["merge"], d["kind"]
+            sys.stdout.write(
+                f"distributed {kind}: {d['shards']} shards, {d[kind + '_assigned']} {kind} run "
+                f"({d[kind + '_already_done']} already done); workers {d['seconds']['workers']:.1f}s, "
+                f"merge {m['events_merged']} events in {m['seconds']:.2f}s\n"
+            )
     return EXIT_OK

@@ -18,7 +18,7 @@ import trio
 
 from scaleenv.replay.projection import fold
 from scaleenv.config import RunConfig
-from scaleenv.runner import EngineOptions, open_run, project, rollouts, summary
+from scaleenv.runner import EngineOptions, open_run, project, rollouts, stage1, summary
 from scaleenv.store.events.episodes import EpisodeStarted
 from scaleenv.store.log import Log
 from tests.conftest import TEMPLATE, copy_log
@@ -103,3 +103,11 @@ def base(template: Path, tmp_path_factory: pytest.TempPathFactory) -> Base:
     episodes = sum(d["episodes"] for d in result["domains"])
     assert episodes > 10, "the base run should have a fair number of episodes to shard"
     return Base(tasks=tasks, single=single, digest=result["digest"], streams=stream_digests(single), episodes=episodes)
+
+
+@pytest.fixture(scope="package")
+def synth_only(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Stage 1 alone of the base run (same seed and sizes): what distributed stage 2 starts from (copy it)."""
+    path = tmp_path_factory.mktemp("synth_only") / "log"
+    run_stages(path, stage1)
+    return path

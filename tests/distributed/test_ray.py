@@ -1,61 +1,203 @@
-"""Sharded rollouts on a real (local) Ray cluster: same digest; a killed worker is re-run without repeats.
+"""Sharded rollouts on a real two-node Ray cluster on this machine (``ray.cluster_utils.Cluster``).
+
+Ship, don't share: every test here checks the merged digest against the single-machine
+run; the first also watches every process of the cluster (the workers and the sandbox
+processes they start) while the run goes on, and fails if any of them has a file or its
+working directory under the driver's directories.
 
 Skipped when Ray is not installed (it is an optional extra: pip install 'scaleenv[ray]').
-One local Ray instance serves the whole module (starting one takes seconds).
+One cluster (two nodes of one CPU each, the smallest object stores Ray allows) serves
+the whole module: starting one takes seconds.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import attrs
 import pytest
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (optional extra: pip install 'scaleenv[ray]')")
+cluster_utils = pytest.importorskip("ray.cluster_utils", reason="this Ray has no ray.cluster_utils")
 
 from scaleenv.cli import main as cli_main  # noqa: E402
 from scaleenv.distributed import distributed_rollouts  # noqa: E402
+from scaleenv.shard_worker import LOCAL_PREFIX  # noqa: E402
 from scaleenv.shards import shard_path, shards_dir  # noqa: E402
 from scaleenv.store.log import Log  # noqa: E402
 
-from .conftest import CONFIG, OPTIONS, Base, episode_starts, stream_digests  # noqa: E402
+from .conftest import CONFIG, OPTIONS, Base, bounded, episode_starts, stream_digests  # noqa: E402
+
+OBJECT_STORE_BYTES = 80 * 1024 * 1024  # just over Ray's minimum (75 MiB)
 
 
 @pytest.fixture(scope="module", autouse=True)
-def local_ray() -> Iterator[None]:
+def two_nodes() -> Iterator[object]:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    cluster = cluster_utils.Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 1, "object_store_memory": OBJECT_STORE_BYTES, "include_dashboard": False},
+    )
+    cluster.add_node(num_cpus=1, object_store_memory=OBJECT_STORE_BYTES)
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, log_to_driver=False, logging_level="ERROR")
     try:
-        yield
+        assert len([n for n in ray.nodes() if n["Alive"]]) == 2
+        yield cluster
     finally:
         ray.shutdown()
+        cluster.shutdown()
 
 
-def test_ray_local_cli_gives_the_single_machine_digest(tmp_path: Path, base: Base,
-                                                        capsys: pytest.CaptureFixture[str]) -> None:
+# -- watching the cluster's processes ------------------------------------------------
+
+def _children() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        ppid = int(stat.rpartition(")")[2].split()[1])
+        kids.setdefault(ppid, []).append(int(entry))
+    return kids
+
+
+def _comm(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def cluster_processes() -> set[int]:
+    """Every descendant of a raylet: the Ray workers and whatever they started (sandbox processes)."""
+    kids = _children()
+    todo = [pid for pids in kids.values() for pid in pids if _comm(pid) == "raylet"]
+    out: set[int] = set()
+    while todo:
+        for child in kids.get(todo.pop(), []):
+            if child not in out:
+                out.add(child)
+                todo.append(child)
+    return out
+
+
+def _paths_of(pid: int) -> list[str]:
+    paths = []
+    for name in ("cwd",):
+        try:
+            paths.append(os.readlink(f"/proc/{pid}/{name}"))
+        except OSError:
+            pass
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return paths
+    for fd in fds:
+        try:
+            paths.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except OSError:
+            pass
+    return paths
+
+
+@attrs.define
+class Watch:
+    """Samples the cluster's processes' open files and working directories until stopped."""
+
+    forbidden: list[str]
+    stop: threading.Event = attrs.field(factory=threading.Event)
+    violations: set[tuple[int, str]] = attrs.field(factory=set)
+    worker_logs: set[str] = attrs.field(factory=set)  # the workers' own shard logs, seen open
+    samples: int = 0
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            for pid in cluster_processes():
+                if pid == os.getpid():
+                    continue
+                for path in _paths_of(pid):
+                    if any(path == d or path.startswith(d + os.sep) for d in self.forbidden):
+                        self.violations.add((pid, path))
+                    if LOCAL_PREFIX in path and path.endswith("data.mdb"):
+                        self.worker_logs.add(path)
+            self.samples += 1
+            self.stop.wait(0.02)
+
+
+def test_two_nodes_no_shared_directory_same_digest(tmp_path: Path, base: Base,
+                                                   tmp_path_factory: pytest.TempPathFactory,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     main = base.copy(tmp_path / "main")
-    args = ["rollout", "--log", str(main), "--seed", str(CONFIG.seed), "--domains", str(CONFIG.domains),
+    monkeypatch.chdir(tmp_path)  # the driver works in its own directory; the workers must not
+    # Every directory of the driver's: this test's (the main log and its receiving logs) and
+    # the package's (the stage-1/2 log and the single-machine run the digest comes from).
+    watch = Watch(forbidden=[str(tmp_path_factory.getbasetemp().resolve())])
+    watcher = threading.Thread(target=watch.run, daemon=True)
+    watcher.start()
+    try:
+        # Small chunks (20 records): every shard ships its context and its episodes back in many.
+        result = bounded(distributed_rollouts, str(main), CONFIG, OPTIONS, shards=2, executor="ray",
+                         chunk_records=20)
+    finally:
+        watch.stop.set()
+        watcher.join()
+    assert result["digest"] == base.digest
+    assert stream_digests(main) == base.streams
+    assert set(episode_starts(main).values()) == {1}
+    workers = result["distributed"]["workers"]
+    assert len({w["node"] for w in workers}) == 2  # one shard on each node
+    assert os.getpid() not in {w["pid"] for w in workers}
+    for w in workers:
+        back = w["shipped_back"]
+        assert back["records"] == w["events"] and back["chunks"] > 1 and back["largest"] <= 20
+        assert w["shipped_out_chunks"] > 1
+    # The watch saw both workers' own logs open (in their temporary directories), so it
+    # would have seen a file of the driver's: none was open, no worker worked in one.
+    assert len(watch.worker_logs) >= 2, (watch.samples, watch.worker_logs)
+    assert not any(p.startswith(str(tmp_path_factory.getbasetemp().resolve())) for p in watch.worker_logs)
+    assert watch.violations == set()
+    assert not shards_dir(main).exists()
+
+
+def test_run_cli_on_the_cluster_gives_the_single_machine_digest(tmp_path: Path, base: Base, synth_only: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    # From stage 1 alone: `run --ray` finds stage 1 done and spreads stages 2 and 3 over the cluster.
+    main = shutil.copytree(synth_only, tmp_path / "main")
+    args = ["run", "--log", str(main), "--seed", str(CONFIG.seed), "--domains", str(CONFIG.domains),
             "--tasks-per-domain", str(CONFIG.tasks_per_domain), "--episodes-per-task", str(CONFIG.episodes_per_task),
-            "--no-sync", "--quiet", "--json", "--ray", "local", "--shards", "2"]
-    assert cli_main(args) == 0
+            "--no-sync", "--quiet", "--json", "--ray", "auto", "--shards", "2"]
+    assert bounded(cli_main, args) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["digest"] == base.digest
     assert stream_digests(main) == base.streams
-    d = result["distributed"]
-    assert d["executor"] == "ray" and d["shards"] == 2 and d["failures"] == []
-    assert len({w["pid"] for w in d["workers"]}) == 2  # two worker processes, not this one
-    assert os.getpid() not in {w["pid"] for w in d["workers"]}
+    tasks, episodes = result["distributed_tasks"], result["distributed"]
+    assert tasks["kind"] == "tasks" and tasks["tasks_assigned"] == CONFIG.domains * CONFIG.tasks_per_domain
+    assert episodes["kind"] == "episodes" and episodes["episodes_assigned"] == base.episodes
+    for d in (tasks, episodes):
+        assert d["executor"] == "ray" and d["shards"] == 2 and d["failures"] == []
+        assert len({w["pid"] for w in d["workers"]}) == 2  # a process per shard, one on each node
+        assert len({w["node"] for w in d["workers"]}) == 2
     assert set(episode_starts(main).values()) == {1}
     assert not shards_dir(main).exists()
 
 
 def test_a_killed_worker_is_rerun_and_repeats_nothing(tmp_path: Path, base: Base) -> None:
     main = base.copy(tmp_path / "main")
-    # Each worker's process exits (os._exit, like a lost node) after 3 finished episodes on its first attempt.
-    result = distributed_rollouts(str(main), CONFIG, OPTIONS, shards=2, executor="ray", fail_after=3,
-                                  max_retries=2, keep_shards=True)
+    # Each worker's process exits (os._exit, like a lost node) once the driver has stored 3
+    # of its finished episodes, on its first attempt; the driver starts it again elsewhere.
+    result = bounded(distributed_rollouts, str(main), CONFIG, OPTIONS, shards=2, executor="ray", fail_after=3,
+                     max_retries=2, keep_shards=True)
     assert result["digest"] == base.digest
     assert stream_digests(main) == base.streams
     starts = episode_starts(main)
@@ -67,7 +209,7 @@ def test_a_killed_worker_is_rerun_and_repeats_nothing(tmp_path: Path, base: Base
         assert len(attempts) == 2
         died, rerun = attempts
         assert died["finished"] is False and rerun["finished"] is True and died["pid"] != rerun["pid"]
-        # What the dead worker finished was skipped; what it was in the middle of was resumed.
+        # What the dead worker shipped back finished was skipped; what it was in the middle of resumed.
         assert rerun["skipped"] >= 3
         assert rerun["skipped"] + rerun["resumed"] + rerun["fresh"] == w["episodes"] == died["fresh"]
         assert rerun["completed"] == w["episodes"] - rerun["skipped"]

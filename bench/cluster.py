@@ -1,0 +1,153 @@
+"""Rollouts on a local multi-node Ray cluster against one process: same digest, and what the cluster path costs.
+
+    .venv/bin/python bench/cluster.py [--nodes 2] [--domains 2] [--tasks-per-domain 4] [--episodes-per-task 8] [--json]
+
+Needs the ray extra (pip install -e '.[ray]'). One stage-1/2 log (the sim LLM, seed 1) is
+built first; then, from copies of it:
+
+- single: the rollout stage in this process (one trio engine), as ``scaleenv rollout``;
+- cluster_1: ``distributed_rollouts`` with one shard on a ``ray.cluster_utils.Cluster`` of
+  ``--nodes`` nodes (one CPU each): the same single engine, now in a Ray actor on a node,
+  shipped its context and pulled for its records, then merged; the difference from
+  ``single`` is the cluster path's overhead (actor start, shipping, pulls, merge);
+- cluster_n: one shard per node.
+
+Figures: wall seconds of each (the cluster's own start-up is reported apart and not
+counted), the per-episode overhead of cluster_1 against single, the merge rate
+(``merge_events_per_s``, the driver's serial part) and the shipping figures (records,
+bytes and chunks each way). All three digests must be equal (checked). ``--json`` prints
+one JSON object on its last line. On a shared 2-core machine, cluster_n cannot beat
+single: the nodes share the same two cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from scaleenv.config import RunConfig
+from scaleenv.distributed import distributed_rollouts
+from scaleenv.runner import EngineOptions, open_run, project, rollouts, stage1, stage2, summary
+
+OBJECT_STORE_BYTES = 80 * 1024 * 1024
+OPTIONS = EngineOptions(progress=False, sync=False)
+
+
+def run_stages(path: Path, config: RunConfig, *stages: Any) -> dict[str, Any]:
+    async def main() -> dict[str, Any]:
+        async with open_run(str(path), config, OPTIONS) as ctx:
+            for stage in stages:
+                await stage(ctx)
+            return summary(project(ctx.log))
+
+    return trio.run(main)
+
+
+def shipped(result: dict[str, Any]) -> dict[str, int]:
+    workers = result["distributed"]["workers"]
+    return {
+        "back_records": sum(w["shipped_back"]["records"] for w in workers),
+        "back_bytes": sum(w["shipped_back"]["bytes"] for w in workers),
+        "back_chunks": sum(w["shipped_back"]["chunks"] for w in workers),
+        "out_chunks": sum(w["shipped_out_chunks"] or 0 for w in workers),
+    }
+
+
+def bench(nodes: int, config: RunConfig) -> dict[str, Any]:
+    import ray
+    from ray.cluster_utils import Cluster
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    with tempfile.TemporaryDirectory(prefix="scaleenv-bench-cluster-") as tmp:
+        root = Path(tmp)
+        t0 = time.perf_counter()
+        run_stages(root / "tasks", config, stage1, stage2)
+        build_s = time.perf_counter() - t0
+
+        single = shutil.copytree(root / "tasks", root / "single")
+        t0 = time.perf_counter()
+        one = run_stages(single, config, rollouts)
+        single_s = time.perf_counter() - t0
+        episodes = sum(d["episodes"] for d in one["domains"])
+
+        t0 = time.perf_counter()
+        cluster = Cluster(initialize_head=True, head_node_args={
+            "num_cpus": 1, "object_store_memory": OBJECT_STORE_BYTES, "include_dashboard": False})
+        for _ in range(nodes - 1):
+            cluster.add_node(num_cpus=1, object_store_memory=OBJECT_STORE_BYTES)
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, log_to_driver=False, logging_level="ERROR")
+        start_s = time.perf_counter() - t0
+        try:
+            runs: dict[str, dict[str, Any]] = {}
+            walls: dict[str, float] = {}
+            for name, shards in (("cluster_1", 1), ("cluster_n", nodes)):
+                path = shutil.copytree(root / "tasks", root / name)
+                t0 = time.perf_counter()
+                runs[name] = distributed_rollouts(str(path), config, OPTIONS, shards=shards, executor="ray")
+                walls[name] = time.perf_counter() - t0
+        finally:
+            ray.shutdown()
+            cluster.shutdown()
+    c1, cn = runs["cluster_1"], runs["cluster_n"]
+    assert c1["digest"] == cn["digest"] == one["digest"], "the cluster runs' digests differ from one process's"
+    merge = cn["distributed"]["merge"]
+    return {
+        "nodes": nodes,
+        "episodes": episodes,
+        "events_merged": merge["events_merged"],
+        "digest_single": one["digest"],
+        "digest_cluster": cn["digest"],
+        "digest_cluster_1": c1["digest"],
+        "digests_equal": True,
+        "build_stage12_s": round(build_s, 2),
+        "cluster_start_s": round(start_s, 2),
+        "single_s": round(single_s, 2),
+        "cluster_1_s": round(walls["cluster_1"], 2),
+        "cluster_n_s": round(walls["cluster_n"], 2),
+        "cluster_1_vs_single": round(walls["cluster_1"] / single_s, 3),
+        "cluster_n_vs_single": round(walls["cluster_n"] / single_s, 3),
+        "per_episode_overhead_ms": round((walls["cluster_1"] - single_s) / episodes * 1000, 2),
+        "per_episode_single_ms": round(single_s / episodes * 1000, 2),
+        "merge_events_per_s": merge["events_per_s"],
+        "merge_s": merge["seconds"],
+        "cluster_n_seconds": cn["distributed"]["seconds"],
+        "shipped_cluster_n": shipped(cn),
+        "shipped_cluster_n_back_bytes_per_s": round(shipped(cn)["back_bytes"] / cn["distributed"]["seconds"]["workers"]),
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--nodes", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--domains", type=int, default=2)
+    ap.add_argument("--tasks-per-domain", type=int, default=4)
+    ap.add_argument("--episodes-per-task", type=int, default=8)
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+    if a.nodes < 1:
+        print("cluster.py: --nodes must be at least 1", file=sys.stderr)
+        return 2
+    config = RunConfig(seed=a.seed, domains=a.domains, tasks_per_domain=a.tasks_per_domain,
+                       episodes_per_task=a.episodes_per_task)
+    out = bench(a.nodes, config)
+    if a.json:
+        print(json.dumps(out, sort_keys=True))
+    else:
+        for k, v in out.items():
+            print(f"{k:36s} {v}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
