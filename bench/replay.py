@@ -4,8 +4,12 @@
 
 1. A synthetic log of ``--events`` events (episode streams of MessageSent/ToolExecuted
    with deltas, over one task) is written through the ordinary writer in big batches
-   with sync=False. Fold throughput = events/s of ``fold(log.read())``; the baseline is
-   decoding the same records without folding (``list(log.read())``-style iteration).
+   with sync=False. The baseline is decoding the same records without folding
+   (``log.read()``). ``fold_*``: the partial fold the commands run (``fold_log(log)``,
+   lean decoding, no stream digests); ``fold_digests_*``: the same with exact stream
+   digests (every event decoded whole for its digest); ``whole_fold_*``: the fold of
+   fully decoded records with whole episodes (``fold(log.read())``). All three are
+   checked to agree (projection digests, stream digests) before their figures print.
 2. Seek: the state at a random position of random episodes, cold (fold from the start)
    and from snapshots every ``--every`` events; events touched and time per seek.
 3. Verify: a real sim run (``--verify-domains`` domains, seed 3), every recorded tool
@@ -30,6 +34,8 @@ import trio
 
 from scaleenv.replay.snapshots import seek
 from scaleenv.replay.logcopy import append_all
+from scaleenv.replay.digests import projection_digests
+from scaleenv.replay.partial import fold_log
 from scaleenv.replay.projection import fold
 from scaleenv.replay.snapshots import build_snapshots
 from scaleenv.replay.verify import verify_log
@@ -85,16 +91,27 @@ def bench_fold(path: Path, total: int) -> dict[str, Any]:
         t3 = time.perf_counter()
         decoded = sum(1 for _ in lg.read())
         t4 = time.perf_counter()
-        view = fold(lg.read())
+        view = fold_log(lg)
         t5 = time.perf_counter()
-    assert decoded == view.events == written
+        digested = fold_log(lg, digests=True)
+        t6 = time.perf_counter()
+        whole = fold(lg.read())
+        t7 = time.perf_counter()
+    assert decoded == view.events == digested.events == whole.events == written
+    assert projection_digests(view) == projection_digests(whole) == projection_digests(digested)
+    assert digested.stream_digests() == whole.stream_digests()
+    decode_s = t4 - t3
     return {
         "events": written,
         "generate_s": round(t1 - t0, 2),
         "write_events_per_s": round(written / (t2 - t1)),
-        "decode_events_per_s": round(decoded / (t4 - t3)),
+        "decode_events_per_s": round(decoded / decode_s),
         "fold_events_per_s": round(view.events / (t5 - t4)),
-        "fold_vs_decode": round((t4 - t3) / (t5 - t4), 3),
+        "fold_vs_decode": round(decode_s / (t5 - t4), 3),
+        "fold_digests_events_per_s": round(written / (t6 - t5)),
+        "fold_digests_vs_decode": round(decode_s / (t6 - t5), 3),
+        "whole_fold_events_per_s": round(written / (t7 - t6)),
+        "whole_fold_vs_decode": round(decode_s / (t7 - t6), 3),
     }
 
 
