@@ -24,7 +24,8 @@ from scaleenv.agents.rollout.episode import run_episode
 from scaleenv.agents.synth.stage1 import synthesize_domain
 from scaleenv.agents.synth.stage2 import instantiate_domain
 from scaleenv.backend_spec import backend_from_spec, sim_latency, sim_noise
-from scaleenv.replay.projection import RunView, fold
+from scaleenv.replay import checkpoint
+from scaleenv.replay.projection import RunView
 from scaleenv.sandbox import SandboxPool
 from scaleenv.store.log import Log
 from scaleenv.store.record import run_digest
@@ -134,8 +135,10 @@ async def open_run(path: str, config: RunConfig | Mapping[str, Any], options: En
 
 
 def project(event_log: Log) -> RunView:
-    """The whole log folded into the run's view (domains, tools, graph, tasks, episodes)."""
-    return fold(event_log.read())
+    """The whole log folded into the run's view (domains, tools, graph, tasks, episode
+    summaries): the newest valid projection checkpoint of the log plus the records after
+    it; a writable log gets a new checkpoint (see :mod:`scaleenv.replay.checkpoint`)."""
+    return checkpoint.project(event_log)
 
 
 async def stage1(ctx: RunContext) -> None:
@@ -271,7 +274,7 @@ def _requests_raised(task: Any, episode: Any) -> int:
     index (``scaleenv ui``) counts the same way, message by message."""
     if task is None or not task.requests:
         return 1
-    said = [" ".join(str(m.get("content") or "").split()) for m in episode.messages if m.get("role") == "user"]
+    said = [" ".join(str(m or "").split()) for m in episode.user_messages]
     return max(1, sum(1 for r in task.requests if any(" ".join(r.split()) in m for m in said)))
 
 

@@ -151,6 +151,7 @@ def apply_partial(view: RunView, stream: str, tag: str, event: Any) -> RunView:
     event, a lean one (for ``llm.called``, messages and tool results) or None for an event
     the projection does not read or only counts."""
     view.events += 1
+    view.types[tag] = view.types.get(tag, 0) + 1
     kind, _, rest = stream.partition("/")
     if tag == LLM_TAG:
         view.llm_calls += 1
@@ -226,7 +227,7 @@ def fold_raw(chunks: Iterable[Iterable[tuple[int, Any]]], view: RunView | None =
                 apply_partial(view, record.stream, record.type, record.event)
         return view
     pc = _partial(codec)
-    decode, tag_of, episodes = pc.decoder.decode, pc.tag_of, view.episodes
+    decode, tag_of, episodes, types = pc.decoder.decode, pc.tag_of, view.episodes, view.types
     summaries: dict[str, EpisodeSummary] = {}  # episode stream -> its summary, for the hot path
     for chunk in chunks:
         for seq, raw in chunk:
@@ -248,6 +249,7 @@ def fold_raw(chunks: Iterable[Iterable[tuple[int, Any]]], view: RunView | None =
                         summaries[stream] = ep
                 if ep is not None:
                     view.events += 1
+                    types[tag] = types.get(tag, 0) + 1
                     apply_summary(ep, event, tag)
                     continue
             apply_partial(view, stream, tag, event)

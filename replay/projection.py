@@ -31,6 +31,7 @@ from scaleenv.store.events.synth import (
 )
 from scaleenv.store.events.tasks import (
     ChainSampled,
+    ChainStep,
     ChainWritten,
     GateDecided,
     GoldenChainExecuted,
@@ -98,7 +99,7 @@ class TaskView:
     initial_state: DbState | None = None
     needed: list[tuple[str, str]] = attrs.field(factory=list)
     distractors: list[tuple[str, str]] = attrs.field(factory=list)
-    steps: list[Any] = attrs.field(factory=list)
+    steps: list[ChainStep] = attrs.field(factory=list)
     instruction: str = ""
     user_facts: dict[str, Any] = attrs.field(factory=dict)
     persona: str = ""
@@ -143,6 +144,8 @@ class RunView:
     llm_invalid: int = 0
     events: int = 0
     digested: bool = True
+    types: dict[str, int] = attrs.field(factory=dict)
+    """Events folded, by type tag."""
     """Whether ``digests`` covers every folded event (False for a fold asked for no digests)."""
 
     def stream_digests(self) -> dict[str, str]:
@@ -161,6 +164,8 @@ class RunView:
 def apply(view: RunView, record: Record) -> RunView:
     """``view`` after ``record`` (updated in place and returned; see the module doc)."""
     view.events += 1
+    tag = record.type
+    view.types[tag] = view.types.get(tag, 0) + 1
     digest = view.digests.get(record.stream)
     if digest is None:
         digest = view.digests[record.stream] = StreamDigest()
