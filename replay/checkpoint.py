@@ -26,6 +26,7 @@ none is valid.
 from __future__ import annotations
 
 import hashlib
+from typing import NamedTuple
 
 import msgspec
 
@@ -160,7 +161,16 @@ def load_newest(event_log: Log, last_seq: int | None = None) -> tuple[RunView, i
     return None
 
 
-def project(event_log: Log, *, write: bool | None = None, digests: bool = True) -> RunView:
+class Projected(NamedTuple):
+    """What :func:`projected` did: the view, the checkpoint it started from (0: none) and
+    how many records it folded after it."""
+
+    view: RunView
+    checkpoint: int
+    folded: int
+
+
+def projected(event_log: Log, *, write: bool | None = None, digests: bool = True) -> Projected:
     """The whole log folded (episodes as summaries): the newest valid checkpoint plus the
     records after it. ``write`` (default: when the log is writable) stores a checkpoint
     when records were folded past the one loaded. ``digests=False`` lets a reader that
@@ -178,4 +188,9 @@ def project(event_log: Log, *, write: bool | None = None, digests: bool = True) 
         view = fold_log(event_log, view, from_seq=seq + 1, to_seq=last, digests=view.digested)
         if write:
             save(event_log, view, last)
-    return view
+    return Projected(view, seq, last - seq)
+
+
+def project(event_log: Log, *, write: bool | None = None, digests: bool = True) -> RunView:
+    """The view of :func:`projected`."""
+    return projected(event_log, write=write, digests=digests).view
