@@ -28,11 +28,15 @@ from __future__ import annotations
 import hashlib
 from typing import NamedTuple
 
+import attrs
 import msgspec
 
 from scaleenv.logs import get_logger
 from scaleenv.store.log import Log
+from scaleenv.model.state import apply_delta, compute_delta
+from scaleenv.store.events.tasks import RecordChange
 from scaleenv.store.record import StreamDigest, run_digest
+from scaleenv.store.specs import DbState
 
 from .episode import EpisodeSummary
 from .partial import fold_log
@@ -54,6 +58,15 @@ class _Head(msgspec.Struct):
     fold_version: int = 0
 
 
+class EpisodeState(msgspec.Struct, array_like=True):
+    """An episode's database in a checkpoint: the change from its task's initial state
+    (most of a state is the task's, shared in memory but not on disk), or the whole state
+    where that change does not rebuild it exactly."""
+
+    delta: list[RecordChange] | None = None
+    whole: DbState | None = None
+
+
 class Checkpoint(msgspec.Struct, kw_only=True):
     format: int
     fold_version: int
@@ -70,6 +83,27 @@ class Checkpoint(msgspec.Struct, kw_only=True):
     domains: dict[str, DomainView]
     tasks: dict[str, TaskView]
     episodes: dict[str, EpisodeSummary]
+    """Without their ``state``, which is in ``states``."""
+    states: dict[str, EpisodeState]
+    """The database of every episode whose ``state`` is not None."""
+
+
+def _base(tasks: dict[str, TaskView], ep: EpisodeSummary) -> DbState:
+    task = tasks.get(ep.task_id)
+    return task.initial_state if task is not None and task.initial_state is not None else {}
+
+
+def _pack_state(tasks: dict[str, TaskView], ep: EpisodeSummary) -> EpisodeState:
+    assert ep.state is not None
+    base = _base(tasks, ep)
+    delta = compute_delta(base, ep.state)
+    return EpisodeState(delta=delta) if apply_delta(base, delta) == ep.state else EpisodeState(whole=ep.state)
+
+
+def _unpack_state(tasks: dict[str, TaskView], ep: EpisodeSummary, packed: EpisodeState) -> DbState:
+    if packed.whole is not None:
+        return packed.whole
+    return apply_delta(_base(tasks, ep), packed.delta or [])
 
 
 _enc = msgspec.msgpack.Encoder()
@@ -104,7 +138,9 @@ def encode(event_log: Log, view: RunView, seq: int) -> bytes:
         format=CHECKPOINT_FORMAT, fold_version=FOLD_VERSION, seq=seq, last_record=_record_digest(raw),
         run_digest=run_digest(streams), events=view.events, llm_calls=view.llm_calls, llm_invalid=view.llm_invalid,
         types=view.types, digests={s: (d.hexdigest(), d.count) for s, d in view.digests.items()},
-        domains=view.domains, tasks=view.tasks, episodes=view.episodes,  # type: ignore[arg-type]
+        domains=view.domains, tasks=view.tasks,
+        episodes={k: attrs.evolve(e, state=None) for k, e in view.episodes.items()},  # type: ignore[misc]
+        states={k: _pack_state(view.tasks, e) for k, e in view.episodes.items() if e.state is not None},  # type: ignore[arg-type]
     ))
     return hashlib.blake2b(payload, digest_size=_SUM).digest() + payload
 
@@ -143,6 +179,11 @@ def validate(event_log: Log, seq: int, value: bytes | None, last_seq: int) -> tu
     if run_digest({s: d for s, (d, _) in cp.digests.items()}) != cp.run_digest or \
             sum(n for _, n in cp.digests.values()) != cp.events:
         return None, "inconsistent: its stream digests do not give its run digest or event count"
+    for k, packed in cp.states.items():
+        ep = cp.episodes.get(k)
+        if ep is None:
+            return None, f"inconsistent: a state for episode {k!r}, which it does not hold"
+        ep.state = _unpack_state(cp.tasks, ep, packed)
     view = RunView(domains=cp.domains, tasks=cp.tasks, episodes=dict(cp.episodes), llm_calls=cp.llm_calls,
                    llm_invalid=cp.llm_invalid, events=cp.events, types=cp.types, digested=True,
                    digests={s: StreamDigest.restore(d, n) for s, (d, n) in cp.digests.items()})
