@@ -57,6 +57,10 @@ class EngineOptions(msgspec.Struct, frozen=True, kw_only=True):
     sandbox_workers: int = 2
     sync: bool = True
     progress: bool = True
+    checkpoint_every: int = 1000
+    """A projection checkpoint after every this many finished rollouts, besides the one each
+    stage starts with and the run ends with (0: those only), so a resume after a crash
+    folds at most about this many episodes' events."""
 
 
 @asynccontextmanager
@@ -129,6 +133,7 @@ async def open_run(path: str, config: RunConfig | Mapping[str, Any], options: En
                 yield RunContext(
                     log=event_log, writer=writer, llm=llm, sandbox=pool, config=config,
                     agents=trio.CapacityLimiter(options.concurrency), progress=Progress(enabled=options.progress),
+                    checkpoint_every=options.checkpoint_every,
                 )
         finally:
             await llm.aclose()
@@ -191,6 +196,15 @@ async def rollouts(ctx: RunContext) -> None:
             work.append((domain, task, g))
     ctx.progress.set_stage("rollout", {"episodes": len(work)})
     totals = [0.0, 0]  # sum of rewards, finished episodes (a running mean: O(1) per episode)
+    checkpointing = [False]
+
+    async def checkpoint_now() -> None:
+        """A projection checkpoint, folded in a worker thread (the loop keeps running; the GIL is shared)."""
+        checkpointing[0] = True
+        try:
+            await trio.to_thread.run_sync(checkpoint.project, ctx.log)
+        finally:
+            checkpointing[0] = False
 
     async def one(domain: Any, task: Any, g: int, token: object) -> None:
         held = [True]
@@ -208,6 +222,9 @@ async def rollouts(ctx: RunContext) -> None:
             ctx.progress.add("running", -1)
             ctx.progress.add("episodes")
             ctx.progress.set("mean reward", totals[0] / totals[1])
+            every = ctx.checkpoint_every
+            if every and ctx.mode == "append" and totals[1] % every == 0 and not checkpointing[0]:
+                await checkpoint_now()  # after its slot was released: the other episodes go on
         finally:
             release()
 
