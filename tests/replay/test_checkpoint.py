@@ -166,3 +166,17 @@ def test_only_the_newest_checkpoints_are_kept(tmp_path: Path) -> None:
             projected(lg)
     with Log.open(path, readonly=True) as lg:
         assert lg.checkpoint_seqs() == [3, 4]
+
+
+def test_the_readme_snippet_runs_as_written(staged: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Reading big logs", 1)[1].split("\n## ", 1)[0]
+    snippet = section.split("```python\n", 1)[1].split("```", 1)[0]
+    shutil.copytree(staged, staged.parent / "run.lmdb", ignore=shutil.ignore_patterns("writer.lock"))
+    monkeypatch.chdir(staged.parent)
+    exec(compile(snippet, "README.md", "exec"), {})
+    with Log.open(staged, readonly=True) as lg:
+        view = fold(lg.read())
+    assert capsys.readouterr().out.split() == [str(LINES[-1]), "0", str(len(view.episodes)),
+                                               str(view.types["episode.tool"])]
