@@ -4,11 +4,21 @@
 
 1. A synthetic log of ``--events`` events (episode streams of MessageSent/ToolExecuted
    with deltas, over one task) is written through the ordinary writer in big batches
-   with sync=False. Fold throughput = events/s of ``fold(log.read())``; the baseline is
-   decoding the same records without folding (``list(log.read())``-style iteration).
+   with sync=False. The baseline is decoding the same records without folding
+   (``log.read()``). ``fold_*``: the partial fold the commands run (``fold_log(log)``,
+   lean decoding, no stream digests); ``fold_digests_*``: the same with exact stream
+   digests (every event decoded whole for its digest); ``whole_fold_*``: the fold of
+   fully decoded records with whole episodes (``fold(log.read())``). All three are
+   checked to agree (projection digests, stream digests) before their figures print.
 2. Seek: the state at a random position of random episodes, cold (fold from the start)
    and from snapshots every ``--every`` events; events touched and time per seek.
-3. Verify: a real sim run (``--verify-domains`` domains, seed 3), every recorded tool
+3. Resume: a finished run's log of about ``--resume-events`` events (a real sim run whose
+   episodes are copied as further attempts) and a small one (the sim run alone):
+   ``resume_start_s`` is the time from opening it to knowing what is left (its
+   projection, from the checkpoint the run ended with); ``resume_run_s`` a whole no-op
+   ``run``; ``resume_first_start_s`` the first start after the log grew past its last
+   checkpoint (a fold of everything after it).
+4. Verify: a real sim run (``--verify-domains`` domains, seed 3), every recorded tool
    call re-executed in the sandbox: calls/s.
 
 ``--json`` prints one JSON object on the last line.
@@ -26,10 +36,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import trio
 
 from scaleenv.replay.snapshots import seek
 from scaleenv.replay.logcopy import append_all
+from scaleenv.replay.digests import projection_digests
+from scaleenv.replay.partial import fold_log
 from scaleenv.replay.projection import fold
 from scaleenv.replay.snapshots import build_snapshots
 from scaleenv.replay.verify import verify_log
@@ -85,16 +98,27 @@ def bench_fold(path: Path, total: int) -> dict[str, Any]:
         t3 = time.perf_counter()
         decoded = sum(1 for _ in lg.read())
         t4 = time.perf_counter()
-        view = fold(lg.read())
+        view = fold_log(lg)
         t5 = time.perf_counter()
-    assert decoded == view.events == written
+        digested = fold_log(lg, digests=True)
+        t6 = time.perf_counter()
+        whole = fold(lg.read())
+        t7 = time.perf_counter()
+    assert decoded == view.events == digested.events == whole.events == written
+    assert projection_digests(view) == projection_digests(whole) == projection_digests(digested)
+    assert digested.stream_digests() == whole.stream_digests()
+    decode_s = t4 - t3
     return {
         "events": written,
         "generate_s": round(t1 - t0, 2),
         "write_events_per_s": round(written / (t2 - t1)),
-        "decode_events_per_s": round(decoded / (t4 - t3)),
+        "decode_events_per_s": round(decoded / decode_s),
         "fold_events_per_s": round(view.events / (t5 - t4)),
-        "fold_vs_decode": round((t4 - t3) / (t5 - t4), 3),
+        "fold_vs_decode": round(decode_s / (t5 - t4), 3),
+        "fold_digests_events_per_s": round(written / (t6 - t5)),
+        "fold_digests_vs_decode": round(decode_s / (t6 - t5), 3),
+        "whole_fold_events_per_s": round(written / (t7 - t6)),
+        "whole_fold_vs_decode": round(decode_s / (t7 - t6), 3),
     }
 
 
@@ -152,12 +176,84 @@ def bench_verify(path: Path, domains: int) -> dict[str, Any]:
             "verify_s": round(report.seconds, 3), "verify_calls_per_s": round(report.calls_per_s, 1)}
 
 
+def finished_log(path: Path, events: int) -> dict[str, Any]:
+    """A finished run of about ``events`` events: a real sim run (1 domain, 2 tasks, 2
+    episodes each, seed 3) whose recorded episodes are then copied as further attempts
+    (g2, g3, ...) of its kept tasks until the log holds ``events``; the run config says
+    that many episodes per task, so a resume has nothing left to do."""
+    from scaleenv.runner import EngineOptions, adopt_config, run
+
+    t0 = time.perf_counter()
+    run(str(path), {"seed": 3, "domains": 1, "tasks_per_domain": 2, "episodes_per_task": 2},
+        EngineOptions(progress=False, sync=False))
+    with Log.open(path, readonly=True) as lg:
+        kept = sorted(t for t, v in fold_log(lg).tasks.items() if v.status == "kept")
+        templates = {t: list(lg.read_stream(f"episode/{t}/g0")) for t in kept}
+        have = lg.count()
+    per_round = sum(len(r) for r in templates.values())
+    rounds = max(0, -(-(events - have) // per_round)) if per_round else 0
+    items: list[Pending] = []
+    for g in range(2, 2 + rounds):
+        for t, records in templates.items():
+            sid = f"episode/{t}/g{g}"
+            for r in records:
+                cause = Ref(sid, r.cause.n) if r.cause is not None and r.cause.stream == r.stream else r.cause
+                event = msgspec.structs.replace(r.event, attempt=g) if isinstance(r.event, EpisodeStarted) else r.event
+                items.append(Pending(sid, r.n, cause, r.actor, event))
+    with Log.open(path, sync=False, map_size=4 << 30) as lg:
+        trio.run(append_all, lg, items, 50_000)
+        adopt_config(lg, {"episodes_per_task": 2 + rounds})
+        total = lg.count()
+    return {"events": total, "episodes": len(templates) * (2 + rounds), "build_s": round(time.perf_counter() - t0, 1)}
+
+
+def resume_start(path: Path) -> float:
+    """Seconds from opening the log for appending to knowing what is left (the first stage's projection)."""
+    from scaleenv.replay.checkpoint import projected
+
+    t0 = time.perf_counter()
+    with Log.open(path, sync=False) as lg:
+        p = projected(lg)
+        assert p.folded == 0, "a finished run's log ends with a checkpoint"
+    return time.perf_counter() - t0
+
+
+def bench_resume(tmp: Path, events: int) -> dict[str, Any]:
+    from scaleenv.replay.checkpoint import projected
+    from scaleenv.runner import EngineOptions, run
+
+    out: dict[str, Any] = {}
+    for name, size in (("small", 0), ("large", events)):
+        path = tmp / f"finished-{name}.lmdb"
+        built = finished_log(path, size)
+        with Log.open(path, sync=False) as lg:  # the log grew after the run's last checkpoint:
+            t0 = time.perf_counter()            # the first start folds what follows it, once
+            first = projected(lg)
+            first_s = time.perf_counter() - t0
+        starts = [resume_start(path) for _ in range(3)]
+        t0 = time.perf_counter()
+        summary = run(str(path), {}, EngineOptions(progress=False, sync=False))  # a whole resume: nothing left to do
+        run_s = time.perf_counter() - t0
+        assert summary["events"] == built["events"], "the resume appended events"
+        suffix = "" if name == "large" else "_small"
+        out.update({
+            f"resume_log_events{suffix}": built["events"], f"resume_log_episodes{suffix}": built["episodes"],
+            f"resume_start_s{suffix}": round(statistics.median(starts), 3),
+            f"resume_first_start_s{suffix}": round(first_s, 3), f"resume_first_folded{suffix}": first.folded,
+            f"resume_run_s{suffix}": round(run_s, 3),
+        })
+    out["resume_start_ratio"] = round(out["resume_start_s"] / out["resume_start_s_small"], 2)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--every", type=int, default=64, help="snapshot interval (events)")
     ap.add_argument("--seeks", type=int, default=50)
     ap.add_argument("--verify-domains", type=int, default=4)
+    ap.add_argument("--resume-events", type=int, default=1_000_000,
+                    help="size of the finished log resumed (resume_start_s); 0 skips the resume bench")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     from scaleenv.cli.logs import configure_logging
@@ -172,10 +268,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"seek: at most {out['seek_events_touched']} events touched with snapshots every {args.every} "
               f"(mean {out['seek_events_touched_mean']}) vs {out['seek_cold_events_touched_mean']} cold; "
               f"{out['seek_ms_mean']} ms vs {out['seek_cold_ms_mean']} ms", file=sys.stderr)
+        if args.resume_events:
+            out.update(bench_resume(Path(tmp), args.resume_events))
+            print(f"resume: a finished log of {out['resume_log_events']:,} events knows what is left in "
+                  f"{out['resume_start_s']} s ({out['resume_start_s_small']} s for {out['resume_log_events_small']:,} events; "
+                  f"the first start after it grew without a checkpoint: {out['resume_first_start_s']} s)", file=sys.stderr)
         out.update(bench_verify(Path(tmp) / "sim.lmdb", args.verify_domains))
         print(f"verify: {out['verify_calls']} calls re-executed at {out['verify_calls_per_s']}/s "
               f"({out['verify_divergences']} divergences)", file=sys.stderr)
-    out["baseline"] = {"fold": "decode only (no apply)", "seek": "fold from the start of the stream"}
+    out["baseline"] = {"fold": "decode only (no apply)", "seek": "fold from the start of the stream",
+                       "resume": "the same on a small finished log (resume_start_s_small)"}
     if args.json:
         print(json.dumps(out, sort_keys=True))
     return 0

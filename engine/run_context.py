@@ -43,6 +43,9 @@ class RunContext:
     # second would take the first one's live episodes for a killed server's orphans).
     served: bool = False
     memo: dict[str, Any] = attrs.field(factory=dict)
+    checkpoint_every: int = 0
+    """Store a projection checkpoint after every this many finished rollouts (0: only at stage
+    boundaries; see ``scaleenv.replay.checkpoint``)."""
     """What agents keep for the whole run under their own names (e.g. the tools offered to
     each domain's episodes); it lives and dies with the run."""
 

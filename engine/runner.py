@@ -24,7 +24,8 @@ from scaleenv.agents.rollout.episode import run_episode
 from scaleenv.agents.synth.stage1 import synthesize_domain
 from scaleenv.agents.synth.stage2 import instantiate_domain
 from scaleenv.backend_spec import backend_from_spec, check_spec, sim_latency, sim_noise
-from scaleenv.replay.projection import RunView, fold
+from scaleenv.replay import checkpoint
+from scaleenv.replay.projection import RunView
 from scaleenv.sandbox import SandboxPool
 from scaleenv.store.log import Log
 from scaleenv.store.record import run_digest
@@ -56,6 +57,10 @@ class EngineOptions(msgspec.Struct, frozen=True, kw_only=True):
     sandbox_workers: int = 2
     sync: bool = True
     progress: bool = True
+    checkpoint_every: int = 1000
+    """A projection checkpoint after every this many finished rollouts, besides the one each
+    stage starts with and the run ends with (0: those only), so a resume after a crash
+    folds at most about this many episodes' events."""
 
 
 @asynccontextmanager
@@ -130,14 +135,17 @@ async def open_run(path: str, config: RunConfig | Mapping[str, Any], options: En
                 yield RunContext(
                     log=event_log, writer=writer, llm=llm, sandbox=pool, config=config,
                     agents=trio.CapacityLimiter(options.concurrency), progress=Progress(enabled=options.progress),
+                    checkpoint_every=options.checkpoint_every,
                 )
         finally:
             await llm.aclose()
 
 
 def project(event_log: Log) -> RunView:
-    """The whole log folded into the run's view (domains, tools, graph, tasks, episodes)."""
-    return fold(event_log.read())
+    """The whole log folded into the run's view (domains, tools, graph, tasks, episode
+    summaries): the newest valid projection checkpoint of the log plus the records after
+    it; a writable log gets a new checkpoint (see :mod:`scaleenv.replay.checkpoint`)."""
+    return checkpoint.project(event_log)
 
 
 async def stage1(ctx: RunContext) -> None:
@@ -190,6 +198,15 @@ async def rollouts(ctx: RunContext) -> None:
             work.append((domain, task, g))
     ctx.progress.set_stage("rollout", {"episodes": len(work)})
     totals = [0.0, 0]  # sum of rewards, finished episodes (a running mean: O(1) per episode)
+    checkpointing = [False]
+
+    async def checkpoint_now() -> None:
+        """A projection checkpoint, folded in a worker thread (the loop keeps running; the GIL is shared)."""
+        checkpointing[0] = True
+        try:
+            await trio.to_thread.run_sync(checkpoint.project, ctx.log)
+        finally:
+            checkpointing[0] = False
 
     async def one(domain: Any, task: Any, g: int, token: object) -> None:
         held = [True]
@@ -207,6 +224,9 @@ async def rollouts(ctx: RunContext) -> None:
             ctx.progress.add("running", -1)
             ctx.progress.add("episodes")
             ctx.progress.set("mean reward", totals[0] / totals[1])
+            every = ctx.checkpoint_every
+            if every and ctx.mode == "append" and totals[1] % every == 0 and not checkpointing[0]:
+                await checkpoint_now()  # after its slot was released: the other episodes go on
         finally:
             release()
 
@@ -273,7 +293,7 @@ def _requests_raised(task: Any, episode: Any) -> int:
     index (``scaleenv ui``) counts the same way, message by message."""
     if task is None or not task.requests:
         return 1
-    said = [" ".join(str(m.get("content") or "").split()) for m in episode.messages if m.get("role") == "user"]
+    said = [" ".join(str(m or "").split()) for m in episode.user_messages]
     return max(1, sum(1 for r in task.requests if any(" ".join(r.split()) in m for m in said)))
 
 

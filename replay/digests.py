@@ -14,6 +14,7 @@ import msgspec
 
 from scaleenv.store.specs import spec_builtins
 
+from .episode import EpisodeSummary
 from .projection import DomainView, EpisodeView, RunView, TaskView
 from scaleenv.model.state import canonical, state_digest
 from scaleenv.streams import domain_stream, episode_stream, task_stream
@@ -44,10 +45,10 @@ def task_summary(t: TaskView) -> dict[str, Any]:
     }
 
 
-def episode_summary(e: EpisodeView) -> dict[str, Any]:
+def episode_summary(e: EpisodeView | EpisodeSummary) -> dict[str, Any]:
     return {
-        "task_id": e.task_id, "attempt": e.attempt, "seed": e.seed, "steps": len(e.timeline),
-        "messages": len(e.messages), "tool_calls": e.tool_calls, "turns": e.turns,
+        "task_id": e.task_id, "attempt": e.attempt, "seed": e.seed, "steps": e.steps,
+        "messages": e.message_count, "tool_calls": e.tool_calls, "turns": e.turns,
         "state": state_digest(e.state) if e.state is not None else None,
         "ended": e.ended, "rewards": e.rewards,
     }

@@ -94,6 +94,21 @@ class EpisodeView:
         """Everything the assistant said to the user, in order (what required answers are checked in)."""
         return [m["content"] for m in self.user_view if m["role"] == "assistant"]
 
+    @property
+    def steps(self) -> int:
+        """Messages and tool results in the stream (the timeline's length)."""
+        return len(self.timeline)
+
+    @property
+    def message_count(self) -> int:
+        """Messages the policy is sent (system, user, assistant, tool)."""
+        return len(self.messages)
+
+    @property
+    def user_messages(self) -> list[str]:
+        """What the user said, in order (the ``user`` messages the policy was sent)."""
+        return [m["content"] for m in self.messages if m["role"] == "user"]
+
     def trajectory(self) -> list[dict[str, Any]]:
         """The policy's conversation through its last assistant message: the last request it
         was sent, plus its answer (what a trainer trains on; later tool results and user
@@ -139,6 +154,76 @@ def apply(state: EpisodeView, event: Any) -> EpisodeView:
     elif isinstance(event, RewardGiven):
         state.rewards.append(event)
     return state
+
+
+@attrs.define
+class EpisodeSummary:
+    """An episode as the run projection keeps it when folded by :mod:`scaleenv.replay.partial`:
+    what :class:`EpisodeView` holds minus the conversation itself (``messages``, ``timeline``,
+    ``user_view``), which a reader that wants it folds from the episode's own stream
+    (:func:`fold`). Every other field means what it means on :class:`EpisodeView`, and
+    :func:`apply_summary` keeps it equal to that view's, event for event."""
+
+    episode_id: str = ""
+    task_id: str = ""
+    domain: str = ""
+    attempt: int = 0
+    seed: int = 0
+    client_seed: int | None = None
+    label: str = ""
+    system_prompt: str = ""
+    steps: int = 0
+    message_count: int = 0
+    user_messages: list[str] = attrs.field(factory=list)
+    turns: int = 0
+    tool_calls: int = 0
+    env_failures: int = 0
+    ended: EpisodeEnded | None = None
+    rewards: list[RewardGiven] = attrs.field(factory=list)
+    state: DbState | None = None
+
+    @property
+    def reward(self) -> RewardGiven | None:
+        """The latest reward (a regrade appends a newer one)."""
+        return self.rewards[-1] if self.rewards else None
+
+
+def apply_summary(state: EpisodeSummary, event: Any, tag: str) -> EpisodeSummary:
+    """:func:`apply` for an :class:`EpisodeSummary`. ``event`` may be the typed event or a
+    lean one with only the fields read here (``role``, ``content``, ``tool_calls`` of a
+    message; ``ok``, ``error_kind``, ``delta`` of a tool result); ``tag`` is its type tag."""
+    if tag == MESSAGE_TAG:
+        state.steps += 1
+        state.message_count += 1
+        if event.role == "assistant":
+            if not event.tool_calls:
+                state.turns += 1
+        else:
+            state.user_messages.append(event.content)
+    elif tag == TOOL_TAG:
+        state.steps += 1
+        state.message_count += 1
+        state.tool_calls += 1
+        if event.ok:
+            if state.state is not None:
+                state.state = apply_delta(state.state, event.delta)
+        elif event.error_kind in ENV_FAILURE_KINDS:
+            state.env_failures += 1
+    elif isinstance(event, EpisodeStarted):
+        state.task_id, state.domain, state.attempt, state.seed = event.task_id, event.domain, event.attempt, event.seed
+        state.client_seed, state.label = event.client_seed, event.label
+        state.system_prompt = event.system_prompt
+        state.message_count = 1  # the system message; what came before is dropped, as in apply
+        state.user_messages = []
+    elif isinstance(event, EpisodeEnded):
+        state.ended = event
+    elif isinstance(event, RewardGiven):
+        state.rewards.append(event)
+    return state
+
+
+MESSAGE_TAG: str = MessageSent.__struct_config__.tag  # type: ignore[assignment]
+TOOL_TAG: str = ToolExecuted.__struct_config__.tag  # type: ignore[assignment]
 
 
 def fold(events: Iterable[Any], initial_state: DbState | None, episode_id: str = "") -> EpisodeView:

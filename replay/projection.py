@@ -31,6 +31,7 @@ from scaleenv.store.events.synth import (
 )
 from scaleenv.store.events.tasks import (
     ChainSampled,
+    ChainStep,
     ChainWritten,
     GateDecided,
     GoldenChainExecuted,
@@ -42,7 +43,7 @@ from scaleenv.store.events.tasks import (
 from scaleenv.store.record import Record, StreamDigest
 from scaleenv.store.specs import DbState, DomainSpec
 
-from .episode import EpisodeView
+from .episode import EpisodeSummary, EpisodeView
 from .episode import apply as apply_episode
 
 from scaleenv.model.graph import graph_from_edges
@@ -98,7 +99,7 @@ class TaskView:
     initial_state: DbState | None = None
     needed: list[tuple[str, str]] = attrs.field(factory=list)
     distractors: list[tuple[str, str]] = attrs.field(factory=list)
-    steps: list[Any] = attrs.field(factory=list)
+    steps: list[ChainStep] = attrs.field(factory=list)
     instruction: str = ""
     user_facts: dict[str, Any] = attrs.field(factory=dict)
     persona: str = ""
@@ -136,13 +137,21 @@ class RunView:
 
     domains: dict[str, DomainView] = attrs.field(factory=dict)
     tasks: dict[str, TaskView] = attrs.field(factory=dict)
-    episodes: dict[str, EpisodeView] = attrs.field(factory=dict)
+    episodes: dict[str, EpisodeView | EpisodeSummary] = attrs.field(factory=dict)
+    """Whole episodes (:func:`fold`), or their summaries (:func:`scaleenv.replay.partial.fold_log`)."""
     digests: dict[str, StreamDigest] = attrs.field(factory=dict)
     llm_calls: int = 0
     llm_invalid: int = 0
     events: int = 0
+    digested: bool = True
+    types: dict[str, int] = attrs.field(factory=dict)
+    """Events folded, by type tag."""
+    """Whether ``digests`` covers every folded event (False for a fold asked for no digests)."""
 
     def stream_digests(self) -> dict[str, str]:
+        """Each stream's digest; raises ValueError for a view folded without them."""
+        if not self.digested:
+            raise ValueError("this view was folded without stream digests (fold_log(..., digests=True) keeps them)")
         return {s: d.hexdigest() for s, d in self.digests.items()}
 
     def domain_by_name(self, name: str) -> DomainView | None:
@@ -155,6 +164,8 @@ class RunView:
 def apply(view: RunView, record: Record) -> RunView:
     """``view`` after ``record`` (updated in place and returned; see the module doc)."""
     view.events += 1
+    tag = record.type
+    view.types[tag] = view.types.get(tag, 0) + 1
     digest = view.digests.get(record.stream)
     if digest is None:
         digest = view.digests[record.stream] = StreamDigest()
@@ -191,6 +202,9 @@ def apply(view: RunView, record: Record) -> RunView:
         ep = view.episodes.get(rest)
         if ep is None:
             ep = view.episodes[rest] = EpisodeView(episode_id=rest)
+        elif isinstance(ep, EpisodeSummary):
+            raise TypeError(f"episode {rest!r} was folded as a summary (scaleenv.replay.partial); "
+                            "fold whole episodes with fold() from the start, or read the episode's stream")
         _apply_episode(view, ep, event)
     return view
 
@@ -289,8 +303,8 @@ def _apply_task(task: TaskView, event: Any) -> None:
         task.detail = event.detail
 
 
-def _apply_episode(view: RunView, ep: EpisodeView, event: Any) -> None:
+def _apply_episode(view: RunView, ep: EpisodeView | EpisodeSummary, event: Any) -> None:
     if isinstance(event, EpisodeStarted):
         task = view.tasks.get(event.task_id)
         ep.state = task.initial_state if task else None
-    apply_episode(ep, event)
+    apply_episode(ep, event)  # type: ignore[arg-type]

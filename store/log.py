@@ -6,7 +6,10 @@ Layout (named LMDB databases in one environment, a directory):
 - ``streams``: utf-8 stream id + ``b"\\0"`` + big-endian u64 n -> big-endian u64 seq;
 - ``meta``: utf-8 key -> msgpack value; keys starting with ``scaleenv.`` are the log's
   own header (format version, LMDB engine, creator), everything else is run config;
-- ``snapshots``: bytes -> bytes, reserved for projection snapshots.
+- ``snapshots``: bytes -> bytes, episode-state snapshots (:mod:`scaleenv.replay.snapshots`);
+- ``checkpoints`` (created on the first checkpoint; older logs have none): big-endian u64
+  seq -> a checkpoint of the run projection through that seq
+  (:mod:`scaleenv.replay.checkpoint`).
 
 Durability: ``sync=True`` (default) fsyncs every commit, so an acknowledged event
 survives an OS crash. ``sync=False`` is faster and process-crash safe; an OS crash (or
@@ -83,6 +86,7 @@ class Log:
         self._streams = dbs["streams"]
         self._meta = dbs["meta"]
         self._snapshots = dbs["snapshots"]
+        self._checkpoints: Any = None  # opened on first use: logs older than checkpoints lack the db
         self.readonly = readonly
         self.sync = sync
         self.codec = codec
@@ -199,6 +203,53 @@ class Log:
     def get_snapshot(self, key: bytes) -> bytes | None:
         with self._begin(db=self._snapshots) as txn:
             v = txn.get(key)
+        return None if v is None else bytes(v)
+
+    def _checkpoint_db(self, create: bool) -> Any:
+        if self._checkpoints is None:
+            if create:
+                if self.readonly:
+                    raise LogError(f"{self.path} is open readonly")
+                self._checkpoints = commit_with_growth(
+                    self, lambda txn: self.env.open_db(CHECKPOINT_DB, txn=txn, create=True))
+            else:
+                with self._begin() as txn:
+                    if txn.get(CHECKPOINT_DB) is None:
+                        return None  # never checkpointed (or a log older than checkpoints)
+                self._checkpoints = self.env.open_db(CHECKPOINT_DB, create=False)
+        return self._checkpoints
+
+    def put_checkpoint(self, seq: int, value: bytes, keep: int = 2) -> None:
+        """Store a projection checkpoint covering seqs ``1..seq`` and drop all but the newest
+        ``keep`` (one short write txn; blocks while a commit runs)."""
+        if keep < 1:
+            raise ValueError("keep at least one checkpoint")
+        db = self._checkpoint_db(create=True)
+
+        def put(txn: lmdb.Transaction) -> None:
+            txn.put(seq_key(seq), value, db=db)
+            cur = txn.cursor(db=db)
+            held = [bytes(k) for k in cur.iternext(keys=True, values=False)]
+            for k in held[:-keep]:
+                txn.delete(k, db=db)
+
+        commit_with_growth(self, put)
+
+    def checkpoint_seqs(self) -> list[int]:
+        """The seqs the stored projection checkpoints cover, oldest first."""
+        db = self._checkpoint_db(create=False)
+        if db is None:
+            return []
+        with self._begin(db=db) as txn:
+            return [int.from_bytes(k, "big") for k in txn.cursor().iternext(keys=True, values=False)]
+
+    def get_checkpoint(self, seq: int) -> bytes | None:
+        """The checkpoint stored for ``seq`` (None if none)."""
+        db = self._checkpoint_db(create=False)
+        if db is None:
+            return None
+        with self._begin(db=db) as txn:
+            v = txn.get(seq_key(seq))
         return None if v is None else bytes(v)
 
     def _write_small(self, db: Any, key: bytes, value: bytes) -> None:
@@ -561,6 +612,7 @@ def _open_env(p: Path, *, readonly: bool, sync: bool, map_size: int, max_readers
 
 
 _DB_NAMES = ("events", "streams", "meta", "snapshots")
+CHECKPOINT_DB = b"checkpoints"
 
 
 def _open_dbs(env: lmdb.Environment, p: Path, *, readonly: bool) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import hashlib
 import struct
 import zlib
 from collections.abc import Iterable, Sequence
-from typing import Any, Union
+from typing import Any, NamedTuple, Union
 
 import msgspec
 
@@ -170,6 +170,60 @@ def unframe(data: bytes | memoryview, seq: int = 0) -> memoryview:
     if zlib.crc32(body) != crc:
         raise RecordDamaged(seq, "CRC mismatch")
     return body
+
+
+class Envelope(NamedTuple):
+    """A record's envelope with its ``cause`` and ``event`` left undecoded (msgpack bytes)."""
+
+    seq: int
+    stream: str
+    n: int
+    cause: msgspec.Raw
+    actor: str
+    wall_ns: int
+    event: msgspec.Raw
+
+
+_ENVELOPE = msgspec.msgpack.Decoder(tuple[int, str, int, msgspec.Raw, str, int, msgspec.Raw])
+
+
+def decode_envelope(data: bytes | memoryview, seq: int = 0) -> Envelope:
+    """The envelope of on-disk bytes (frame and CRC checked), its event left as bytes for
+    :func:`peek_tag` and a decoder of the caller's choice. Raises :class:`RecordDamaged`."""
+    try:
+        t = _ENVELOPE.decode(unframe(data, seq))
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise RecordDamaged(seq, f"malformed envelope: {exc}") from None
+    if seq and t[0] != seq:
+        raise RecordDamaged(seq, f"stored under seq={seq} but says seq={t[0]}")
+    return Envelope(*t)
+
+
+class _Tag(msgspec.Struct):
+    """Only the tag of an event (msgspec skips every other field without building it)."""
+
+    type: str
+
+
+_TAG = msgspec.msgpack.Decoder(_Tag)
+
+
+def peek_tag(event: msgspec.Raw | bytes | memoryview, seq: int = 0) -> str:
+    """An event's tag, read from its first bytes without decoding the event.
+
+    msgspec writes a tagged struct's tag first (``{"type": "llm.called", ...}``); an event
+    laid out otherwise (another writer) is read the slow way, skipping the other fields."""
+    b = memoryview(event)
+    head = b[0] if len(b) else 0
+    i = 1 if 0x80 <= head <= 0x8F else 3 if head == 0xDE else 5 if head == 0xDF else 0
+    if i and b[i:i + 5] == b"\xa4type":
+        size = b[i + 5]
+        if 0xA0 <= size <= 0xBF:
+            return bytes(b[i + 6:i + 6 + (size & 0x1F)]).decode()
+    try:
+        return _TAG.decode(b).type
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise RecordDamaged(seq, f"event without a readable type tag: {exc}") from None
 
 
 _default_codec: Codec | None = None

@@ -51,11 +51,11 @@ def _state_lines(state: dict[str, Any], marked: set[tuple[str, str]], mark: str)
 
 
 def handle_show(args: argparse.Namespace) -> int:
-    from scaleenv.replay.projection import fold
+    from scaleenv.replay.checkpoint import project
     from scaleenv.model.contracts import render
 
     with _open(args.log) as log:
-        view = fold(log.read())
+        view = project(log, digests=False)  # the newest projection checkpoint and what follows it
     if args.what == "task":
         task = view.tasks.get(args.id)
         if task is None:

@@ -110,17 +110,23 @@ def _emit_line(b: bytes) -> None:
 def _info(args: argparse.Namespace) -> int:
     from scaleenv.store import LogError
 
+    from scaleenv.replay.checkpoint import project
+
     with _open(args) as log:
         by_type: Counter[str] = Counter()
         undecodable: list[str] = []
-        for chunk in log._raw_chunks(1):
-            for seq, raw in chunk:
-                try:
-                    by_type[log.codec.decode(raw, seq).type] += 1
-                except LogError as exc:
-                    by_type["<unreadable>"] += 1
-                    if len(undecodable) < 20:
-                        undecodable.append(str(exc))
+        try:  # counts from the newest projection checkpoint and the records after it
+            by_type.update(project(log, digests=False).types)
+        except LogError:  # a record it cannot read: count record by record, listing those
+            by_type.clear()
+            for chunk in log.read_raw(1):
+                for seq, raw in chunk:
+                    try:
+                        by_type[log.codec.decode(raw, seq).type] += 1
+                    except LogError as exc:
+                        by_type["<unreadable>"] += 1
+                        if len(undecodable) < 20:
+                            undecodable.append(str(exc))
         by_prefix: Counter[str] = Counter()
         nstreams = 0
         for sid, length in log.streams():

@@ -1,0 +1,237 @@
+"""Checkpoints of the run projection in the log's own database, so a command folds only what follows.
+
+A checkpoint is the :class:`RunView` of :func:`scaleenv.replay.partial.fold_log` (with
+exact stream digests) through some seq, stored with :meth:`Log.put_checkpoint` under that
+seq in the log's ``checkpoints`` database. Its value is ``blake2b-128(payload) + payload``,
+the payload a msgpack :class:`Checkpoint`: the format and fold versions, the seq it
+covers, a digest of the stored bytes of the record at that seq, the run digest of what
+it folded (its stream digests) and the view itself.
+
+:func:`project` loads the newest checkpoint that passes every check, folds the records
+after it and (on a writable log) stores a new checkpoint. A checkpoint is never trusted
+silently; it is ignored, with a one-line warning, when:
+
+1. its checksum does not match its bytes (damaged);
+2. its format or fold version is not this code's (an older format, or a fold whose
+   meaning changed since: bump :data:`FOLD_VERSION` when ``apply_partial`` or
+   ``apply_summary`` change what a log means);
+3. it covers a seq beyond the end of the log, or the log's record at that seq is not the
+   one it folded (stale: the log was replaced or rewritten);
+4. its stream digests do not give its run digest, or do not count its events.
+
+The next older checkpoint is then tried, and the fold starts from the log's start when
+none is valid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import NamedTuple
+
+import attrs
+import msgspec
+
+from scaleenv.logs import get_logger
+from scaleenv.store.log import Log
+from scaleenv.model.state import apply_delta, compute_delta
+from scaleenv.store.events.tasks import RecordChange
+from scaleenv.store.record import StreamDigest, run_digest
+from scaleenv.store.specs import DbState
+
+from .episode import EpisodeSummary
+from .partial import fold_log
+from .projection import DomainView, RunView, TaskView
+
+log = get_logger("scaleenv.replay.checkpoint")
+
+CHECKPOINT_FORMAT = 1
+"""The layout of a checkpoint's payload."""
+FOLD_VERSION = 1
+"""The meaning of the partial fold a checkpoint holds the result of."""
+KEEP = 2
+"""Checkpoints kept per log (the newest; an older one is the fallback for a damaged newer one)."""
+_SUM = 16
+
+
+class _Head(msgspec.Struct):
+    format: int
+    fold_version: int = 0
+
+
+class EpisodeState(msgspec.Struct, array_like=True):
+    """An episode's database in a checkpoint: the change from its task's initial state
+    (most of a state is the task's, shared in memory but not on disk), or the whole state
+    where that change does not rebuild it exactly."""
+
+    delta: list[RecordChange] | None = None
+    whole: DbState | None = None
+
+
+class Checkpoint(msgspec.Struct, kw_only=True):
+    format: int
+    fold_version: int
+    seq: int
+    last_record: str
+    """blake2b of the stored bytes of record ``seq`` (the last one folded)."""
+    run_digest: str
+    """:func:`run_digest` of ``digests``: a digest of everything folded."""
+    events: int
+    llm_calls: int
+    llm_invalid: int
+    types: dict[str, int]
+    digests: dict[str, tuple[str, int]]
+    domains: dict[str, DomainView]
+    tasks: dict[str, TaskView]
+    episodes: dict[str, EpisodeSummary]
+    """Without their ``state``, which is in ``states``."""
+    states: dict[str, EpisodeState]
+    """The database of every episode whose ``state`` is not None."""
+
+
+def _base(tasks: dict[str, TaskView], ep: EpisodeSummary) -> DbState:
+    task = tasks.get(ep.task_id)
+    return task.initial_state if task is not None and task.initial_state is not None else {}
+
+
+def _pack_state(tasks: dict[str, TaskView], ep: EpisodeSummary) -> EpisodeState:
+    assert ep.state is not None
+    base = _base(tasks, ep)
+    delta = compute_delta(base, ep.state)
+    return EpisodeState(delta=delta) if apply_delta(base, delta) == ep.state else EpisodeState(whole=ep.state)
+
+
+def _unpack_state(tasks: dict[str, TaskView], ep: EpisodeSummary, packed: EpisodeState) -> DbState:
+    if packed.whole is not None:
+        return packed.whole
+    return apply_delta(_base(tasks, ep), packed.delta or [])
+
+
+_enc = msgspec.msgpack.Encoder()
+_head_dec = msgspec.msgpack.Decoder(_Head)
+_dec = msgspec.msgpack.Decoder(Checkpoint)
+
+
+def _record_digest(raw: bytes | memoryview) -> str:
+    return hashlib.blake2b(raw, digest_size=16).hexdigest()
+
+
+def _stored(event_log: Log, seq: int) -> bytes | None:
+    for chunk in event_log.read_raw(seq, seq):
+        for s, raw in chunk:
+            if s == seq:
+                return bytes(raw)
+    return None
+
+
+def encode(event_log: Log, view: RunView, seq: int) -> bytes:
+    """The stored value of a checkpoint of ``view``, the fold of records ``1..seq`` of ``event_log``."""
+    if not view.digested:
+        raise ValueError("a checkpoint holds stream digests: fold with digests=True")
+    whole = [k for k, e in view.episodes.items() if not isinstance(e, EpisodeSummary)]
+    if whole:
+        raise ValueError(f"a checkpoint holds episode summaries (replay.partial), not whole episodes ({whole[0]})")
+    raw = _stored(event_log, seq)
+    if raw is None:
+        raise ValueError(f"the log holds no record {seq}")
+    streams = view.stream_digests()
+    payload = _enc.encode(Checkpoint(
+        format=CHECKPOINT_FORMAT, fold_version=FOLD_VERSION, seq=seq, last_record=_record_digest(raw),
+        run_digest=run_digest(streams), events=view.events, llm_calls=view.llm_calls, llm_invalid=view.llm_invalid,
+        types=view.types, digests={s: (d.hexdigest(), d.count) for s, d in view.digests.items()},
+        domains=view.domains, tasks=view.tasks,
+        episodes={k: attrs.evolve(e, state=None) for k, e in view.episodes.items()},  # type: ignore[misc]
+        states={k: _pack_state(view.tasks, e) for k, e in view.episodes.items() if e.state is not None},  # type: ignore[arg-type]
+    ))
+    return hashlib.blake2b(payload, digest_size=_SUM).digest() + payload
+
+
+def save(event_log: Log, view: RunView, seq: int) -> None:
+    """Store a checkpoint of ``view`` (the fold of records ``1..seq``), keeping the newest :data:`KEEP`."""
+    event_log.put_checkpoint(seq, encode(event_log, view, seq), keep=KEEP)
+
+
+def validate(event_log: Log, seq: int, value: bytes | None, last_seq: int) -> tuple[RunView | None, str]:
+    """The view a stored checkpoint holds, or None and why it cannot be trusted."""
+    if value is None:
+        return None, "missing"
+    payload = memoryview(value)[_SUM:]
+    if len(value) <= _SUM or hashlib.blake2b(payload, digest_size=_SUM).digest() != value[:_SUM]:
+        return None, "damaged (checksum mismatch)"
+    try:
+        head = _head_dec.decode(payload)
+    except msgspec.MsgspecError as exc:
+        return None, f"undecodable header: {exc}"
+    if head.format != CHECKPOINT_FORMAT:
+        return None, f"format {head.format}, this code reads format {CHECKPOINT_FORMAT}"
+    if head.fold_version != FOLD_VERSION:
+        return None, f"fold version {head.fold_version}, this code folds version {FOLD_VERSION}"
+    try:
+        cp = _dec.decode(payload)
+    except msgspec.MsgspecError as exc:
+        return None, f"undecodable: {exc}"
+    if cp.seq != seq:
+        return None, f"stored under seq {seq} but says {cp.seq}"
+    if seq > last_seq:
+        return None, f"stale: covers seq {seq} but the log ends at seq {last_seq}"
+    raw = _stored(event_log, seq)
+    if raw is None or _record_digest(raw) != cp.last_record:
+        return None, f"stale: the log's record {seq} is not the one it folded"
+    if run_digest({s: d for s, (d, _) in cp.digests.items()}) != cp.run_digest or \
+            sum(n for _, n in cp.digests.values()) != cp.events:
+        return None, "inconsistent: its stream digests do not give its run digest or event count"
+    for k, packed in cp.states.items():
+        ep = cp.episodes.get(k)
+        if ep is None:
+            return None, f"inconsistent: a state for episode {k!r}, which it does not hold"
+        ep.state = _unpack_state(cp.tasks, ep, packed)
+    view = RunView(domains=cp.domains, tasks=cp.tasks, episodes=dict(cp.episodes), llm_calls=cp.llm_calls,
+                   llm_invalid=cp.llm_invalid, events=cp.events, types=cp.types, digested=True,
+                   digests={s: StreamDigest.restore(d, n) for s, (d, n) in cp.digests.items()})
+    return view, ""
+
+
+def load_newest(event_log: Log, last_seq: int | None = None) -> tuple[RunView, int] | None:
+    """The newest valid checkpoint's view and the seq it covers (None if none is valid);
+    each one ignored is logged as a one-line warning."""
+    last = event_log.last_seq() if last_seq is None else last_seq
+    for seq in reversed(event_log.checkpoint_seqs()):
+        view, why = validate(event_log, seq, event_log.get_checkpoint(seq), last)
+        if view is not None:
+            return view, seq
+        log.warning(f"projection checkpoint at seq {seq} of {event_log.path} ignored: {why}")
+    return None
+
+
+class Projected(NamedTuple):
+    """What :func:`projected` did: the view, the checkpoint it started from (0: none) and
+    how many records it folded after it."""
+
+    view: RunView
+    checkpoint: int
+    folded: int
+
+
+def projected(event_log: Log, *, write: bool | None = None, digests: bool = True) -> Projected:
+    """The whole log folded (episodes as summaries): the newest valid checkpoint plus the
+    records after it. ``write`` (default: when the log is writable) stores a checkpoint
+    when records were folded past the one loaded. ``digests=False`` lets a reader that
+    needs no stream digests fold a log without checkpoints faster (the view then has none).
+    Synchronous; reads one consistent prefix of the log (records appended meanwhile wait
+    for the next call)."""
+    write = not event_log.readonly if write is None else write
+    last = event_log.last_seq()
+    found = load_newest(event_log, last)
+    if found is None:
+        view, seq = RunView(digested=digests or write), 0
+    else:
+        view, seq = found
+    if last > seq:
+        view = fold_log(event_log, view, from_seq=seq + 1, to_seq=last, digests=view.digested)
+        if write:
+            save(event_log, view, last)
+    return Projected(view, seq, last - seq)
+
+
+def project(event_log: Log, *, write: bool | None = None, digests: bool = True) -> RunView:
+    """The view of :func:`projected`."""
+    return projected(event_log, write=write, digests=digests).view
