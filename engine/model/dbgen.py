@@ -14,6 +14,8 @@ from typing import Any
 
 from scaleenv.store.specs import DbState, DomainSpec, FieldSpec, TableSpec
 
+from .integrity import constraints_of, describe, state_violations
+
 FIRST = ("Ada", "Bram", "Chen", "Dara", "Elif", "Femi", "Goran", "Hana", "Ines", "Jonas", "Kemal",
          "Lena", "Mateo", "Nadia", "Omar", "Priya", "Quinn", "Rosa", "Sven", "Tariq", "Uma", "Vera",
          "Wei", "Ximena", "Yusuf", "Zoe")
@@ -271,3 +273,18 @@ def generate_state(domain: DomainSpec, rng: random.Random, rows: int = 4) -> DbS
 
 def clone(db: DbState) -> DbState:
     return copy.deepcopy(db)
+
+
+def inconsistencies(domain: DomainSpec, db: DbState) -> list[str]:
+    """Every integrity violation of ``db`` under ``domain``'s constraints, one sentence each
+    (``scaleenv.model.integrity``): what a generated state must not have."""
+    return [v.message for v in state_violations(db, constraints_of(domain))]
+
+
+def assert_consistent(domain: DomainSpec, db: DbState) -> None:
+    """Raise AssertionError naming every violation of ``domain``'s integrity constraints in
+    ``db`` (a test helper for generated fixtures, initial task states and distractors)."""
+    violations = state_violations(db, constraints_of(domain))
+    if violations:
+        raise AssertionError(f"{len(violations)} integrity violation{'s' if len(violations) > 1 else ''}: "
+                             f"{describe(violations, limit=20)}")
