@@ -16,8 +16,10 @@ import attrs
 import trio
 
 from scaleenv.agents.llm.port import Llm
+from scaleenv.model.integrity import Constraints, constraints_of
 from scaleenv.store.log import Log
 from scaleenv.config import RunConfig
+from scaleenv.store.specs import DomainSpec
 from scaleenv.store.stream import AckMode, Divergence, Stream
 
 from .errors import leaf_exceptions
@@ -52,6 +54,16 @@ class RunContext:
     @property
     def seed(self) -> int:
         return self.config.seed
+
+    def constraints(self, slot: str, spec: DomainSpec) -> Constraints:
+        """The integrity constraints of domain ``slot``'s schema ``spec``, which every sandbox
+        session opened for its tools enforces: built once per domain and kept for the run
+        (built again only for another spec object, e.g. after stage 1 rewrote the schema)."""
+        cache: dict[str, tuple[DomainSpec, Constraints]] = self.memo.setdefault("integrity.constraints", {})
+        hit = cache.get(slot)
+        if hit is None or hit[0] is not spec:
+            hit = cache[slot] = (spec, constraints_of(spec))
+        return hit[1]
 
     def stream(self, stream_id: str, *, ack: AckMode = "each") -> Stream:
         """The stream ``stream_id``: resumed if the log holds some of it, verified in verify mode.

@@ -37,7 +37,7 @@ from scaleenv.store.events.episodes import (
 )
 from scaleenv.store.specs import DbState
 
-ENV_FAILURE_KINDS = frozenset({"timeout", "memory", "crashed", "output_too_large"})
+ENV_FAILURE_KINDS = frozenset({"timeout", "memory", "crashed", "output_too_large", "integrity"})
 """Tool error kinds that are the environment's failure, not the policy's."""
 
 

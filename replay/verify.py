@@ -12,6 +12,10 @@ Three kinds of recorded calls are re-run against state rebuilt from the log:
   task's initial state (a failed call changes nothing, as live). Calls that never
   reached the sandbox (unknown tool, arguments not JSON) are not re-executed.
 
+Sessions enforce the domain's integrity constraints, as live; golden chains and
+episodes run on their task's clock (``scaleenv.sandbox.task_clock`` of the run seed
+stored in the log), so a tool that read the time must read the recorded reading again.
+
 The first divergence of each stream is reported with both sides (then that stream
 stops: what follows a divergence is not comparable), as Temporal does.
 """
@@ -26,7 +30,7 @@ import attrs
 import msgspec
 import trio
 
-from scaleenv.sandbox import CallOutcome, Limits, SandboxPool
+from scaleenv.sandbox import CallOutcome, Limits, SandboxPool, task_clock
 from scaleenv.store.events.episodes import ToolExecuted
 from scaleenv.store.events.synth import CodeProposed, TestCasesProposed, TestCasesRepaired, TestsRun
 from scaleenv.store.events.tasks import GoldenChainExecuted
@@ -34,6 +38,7 @@ from scaleenv.store.log import Log
 from scaleenv.store.record import Record
 
 from .projection import DomainView, RunView, fold
+from scaleenv.model.integrity import Constraints, constraints_of
 from scaleenv.model.state import canonical
 from scaleenv.model.judge import judge
 from scaleenv.logs import get_logger
@@ -103,15 +108,18 @@ class VerifyReport:
         }
 
 
-def _outcome_side(ok: bool, result: Any, delta: Any, error_kind: str | None, error: str | None) -> dict[str, Any]:
+def _outcome_side(ok: bool, result: Any, delta: Any, error_kind: str | None, error: str | None,
+                  clock: str | None) -> dict[str, Any]:
     return {"ok": ok, "result": canonical(msgspec.to_builtins(result)),
-            "delta": canonical(msgspec.to_builtins(list(delta))), "error_kind": error_kind, "error": error}
+            "delta": canonical(msgspec.to_builtins(list(delta))), "error_kind": error_kind, "error": error,
+            "clock": clock}
 
 
 def _got(outcome: CallOutcome, error_limit: int | None = 1000) -> dict[str, Any]:
     err = outcome.error
     message = None if err is None else (err.message[:error_limit] if error_limit else err.message)
-    return _outcome_side(outcome.ok, outcome.result, outcome.delta, None if err is None else err.kind, message)
+    return _outcome_side(outcome.ok, outcome.result, outcome.delta, None if err is None else err.kind, message,
+                         outcome.clock)
 
 
 def _diff_fields(expected: dict[str, Any], got: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
@@ -126,6 +134,9 @@ class _Verifier:
     report: VerifyReport
     limiter: trio.CapacityLimiter
     only: Callable[[str], bool]
+    seed: int = 0
+    """The run seed (from the log's stored config): the tasks' clocks derive from it."""
+    constraints: dict[str, Constraints] = attrs.field(factory=dict)
 
     def _count(self, kind: str, k: int = 1) -> None:
         self.report.checked += k
@@ -133,6 +144,14 @@ class _Verifier:
 
     def _domain(self, slot: str) -> DomainView | None:
         return self.view.domains.get(slot)
+
+    def _constraints(self, slot: str) -> Constraints | None:
+        domain = self._domain(slot)
+        if domain is None or domain.spec is None:
+            return None
+        if slot not in self.constraints:
+            self.constraints[slot] = constraints_of(domain.spec)
+        return self.constraints[slot]
 
     async def tool_stream(self, stream: str) -> None:
         _, slot, name = stream.split("/", 2)
@@ -157,7 +176,8 @@ class _Verifier:
                     return
                 recorded = {c.name: c for c in e.results}
                 for case in cases:
-                    outcome = await self.pool.run_once({name: code}, case.state, name, case.args)
+                    outcome = await self.pool.run_once({name: code}, case.state, name, case.args,
+                                                       constraints=self._constraints(slot))
                     got = judge(spec, tool_spec, case, outcome)
                     self._count("tests")
                     rec = recorded.get(case.name)
@@ -180,14 +200,15 @@ class _Verifier:
             return
         n = next(r.n for r in self.log.read_stream(stream) if isinstance(r.event, GoldenChainExecuted))
         session = f"verify/{stream}"
-        await self.pool.open_session(session, domain.verified_code(), task.initial_state)
+        await self.pool.open_session(session, domain.verified_code(), task.initial_state,
+                                     constraints=self._constraints(task.slot), clock=task_clock(self.seed, tid))
         try:
             for i, step in enumerate(task.golden.steps):
                 outcome = await self.pool.call(session, step.tool, step.args)
                 self._count("golden")
-                exp = _outcome_side(True, step.result, step.delta, None, None)
+                exp = _outcome_side(True, step.result, step.delta, None, None, step.clock)
                 got = _got(outcome)
-                fields = _diff_fields(exp, got, ("ok", "error_kind", "result", "delta"))
+                fields = _diff_fields(exp, got, ("ok", "error_kind", "result", "delta", "clock"))
                 if fields:
                     self._diverge(CallDivergence(stream, n, "golden", step.tool, f"golden step {i}", fields, exp, got))
                     return
@@ -208,7 +229,8 @@ class _Verifier:
         if not calls:
             return
         session = f"verify/{stream}"
-        await self.pool.open_session(session, domain.verified_code(), task.initial_state)
+        await self.pool.open_session(session, domain.verified_code(), task.initial_state,
+                                     constraints=self._constraints(task.slot), clock=task_clock(self.seed, task.task_id))
         try:
             for r in calls:
                 e = r.event
@@ -218,9 +240,9 @@ class _Verifier:
                     continue
                 outcome = await self.pool.call(session, e.tool, e.args)
                 self._count("episode")
-                exp = _outcome_side(e.ok, e.result, e.delta, e.error_kind, e.error)
+                exp = _outcome_side(e.ok, e.result, e.delta, e.error_kind, e.error, e.clock)
                 got = _got(outcome)
-                fields = _diff_fields(exp, got, ("ok", "error_kind", "error", "result", "delta"))
+                fields = _diff_fields(exp, got, ("ok", "error_kind", "error", "result", "delta", "clock"))
                 if fields:
                     self._diverge(CallDivergence(stream, r.n, "episode", e.tool, f"call {e.call_id!r}", fields, exp, got))
                     return
@@ -252,13 +274,14 @@ async def verify_log(event_log: Log, *, workers: int = 2, concurrency: int = 16,
                      only: Callable[[str], bool] | None = None, pool: SandboxPool | None = None) -> VerifyReport:
     """Re-execute every recorded tool call of ``event_log``; the report lists the first divergence per stream."""
     view = fold(event_log.read())
+    seed = int((event_log.meta_get("run_config") or {}).get("seed", 0))
     report = VerifyReport()
     keep = only or (lambda s: True)
     streams = [s for s, _ in event_log.streams() if s.split("/", 1)[0] in ("tool", "task", "episode") and keep(s)]
 
     async def go(p: SandboxPool) -> None:
         t0 = time.perf_counter()
-        v = _Verifier(event_log, view, p, report, trio.CapacityLimiter(concurrency), keep)
+        v = _Verifier(event_log, view, p, report, trio.CapacityLimiter(concurrency), keep, seed)
         async with trio.open_nursery() as nursery:
             for s in streams:
                 nursery.start_soon(v.run_stream, s)

@@ -19,6 +19,7 @@ import structlog
 import trio
 
 from scaleenv.agents.llm.port import LlmExhaustedError, LlmRequest
+from scaleenv.model.integrity import Constraints
 from scaleenv.model.reward import Score
 from scaleenv.model.state import record_changes
 from scaleenv.model.tool_schemas import environment_tools, openai_tools
@@ -27,6 +28,7 @@ from scaleenv.replay.episode import EpisodeView
 from scaleenv.replay.projection import DomainView, TaskView
 from scaleenv.replay.grading import grade
 from scaleenv.run_context import RunContext
+from scaleenv.sandbox import SessionClock, task_clock
 from scaleenv.seeding import derive_seed
 from scaleenv.store.events import Ref
 from scaleenv.store.events.episodes import (
@@ -178,15 +180,18 @@ class _Episode:
             else:
                 if not self.session_open and self.sandbox_tools is not None:
                     # The first tool call opens the session (on the state so far: the initial one).
-                    await self.ctx.sandbox.open_session(self.eid, self.sandbox_tools(), self.state)
+                    constraints, clock = sandbox_terms(self.ctx, self.domain, self.task)
+                    await self.ctx.sandbox.open_session(self.eid, self.sandbox_tools(), self.state,
+                                                        constraints=constraints, clock=clock)
                     self.session_open = True
                 outcome = await self.ctx.sandbox.call(self.eid, call.name, args)
                 if outcome.ok:
                     event = ToolExecuted(call_id=call.id, tool=call.name, args=args, ok=True, result=outcome.result,
-                                         delta=record_changes(outcome.delta))
+                                         delta=record_changes(outcome.delta), clock=outcome.clock)
                 else:
                     event = ToolExecuted(call_id=call.id, tool=call.name, args=args, ok=False,
-                                         error_kind=outcome.error.kind, error=outcome.error.message[:1000])
+                                         error_kind=outcome.error.kind, error=outcome.error.message[:1000],
+                                         clock=outcome.clock)
         await self.emit(event, "environment")
         return event
 
@@ -259,6 +264,14 @@ def offered(ctx: RunContext, domain: DomainView, task: TaskView | None = None) -
     prompt = policy_system_prompt(domain)
     cache[(domain.slot, env)] = (domain.spec, verified, tools, prompt)
     return tools, prompt
+
+
+def sandbox_terms(ctx: RunContext, domain: DomainView, task: TaskView) -> tuple[Constraints, SessionClock]:
+    """What an episode's sandbox session is opened with: the domain's integrity
+    constraints (built once per domain and run, see ``RunContext.constraints``) and the
+    task's clock (the present its golden chain ran at)."""
+    assert domain.spec is not None
+    return ctx.constraints(domain.slot, domain.spec), task_clock(ctx.seed, task.task_id)
 
 
 def new_episode(ctx: RunContext, domain: DomainView, task: TaskView, eid: str, *,

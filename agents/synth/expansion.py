@@ -10,11 +10,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import attrs
 import trio
 
 from scaleenv.model.dbgen import make_record
+from scaleenv.model.integrity import Constraints
 from scaleenv.model.state import apply_delta, record_changes
 from scaleenv.model.satisfy import violate
+from scaleenv.sandbox import SessionClock
 from scaleenv.store.events.tasks import ChainStep, GoldenStep
 from scaleenv.store.specs import DbState, DomainSpec, ToolSpec
 
@@ -26,10 +29,26 @@ class ExpansionFailed(Exception):
         self.detail = detail
 
 
+@attrs.frozen
+class SessionTerms:
+    """What a task's sandbox sessions open with: the domain's integrity constraints (a call
+    that breaks one fails, kind ``integrity``, and changes nothing) and the task's clock
+    (``scaleenv.sandbox.task_clock``: every session of the task starts at the same present,
+    so the same calls read the same times). None: not enforced / the pool's default clock."""
+
+    constraints: Constraints | None = None
+    clock: SessionClock | None = None
+
+
+NO_TERMS = SessionTerms()
+
+
 @asynccontextmanager
-async def sandbox_session(sandbox: Any, tools: dict[str, str], state: DbState, session: str) -> AsyncIterator[None]:
-    """A sandbox session on ``state`` for the block's calls, closed after it (even on cancellation)."""
-    await sandbox.open_session(session, tools, state)
+async def sandbox_session(sandbox: Any, tools: dict[str, str], state: DbState, session: str,
+                          terms: SessionTerms = NO_TERMS) -> AsyncIterator[None]:
+    """A sandbox session on ``state`` for the block's calls, opened with ``terms``, closed
+    after it (even on cancellation). Awaits the worker's answer to the open."""
+    await sandbox.open_session(session, tools, state, constraints=terms.constraints, clock=terms.clock)
     try:
         yield
     finally:
@@ -37,10 +56,12 @@ async def sandbox_session(sandbox: Any, tools: dict[str, str], state: DbState, s
             await sandbox.close_session(session)
 
 
-async def run_chain(sandbox: Any, tools: dict[str, str], state: DbState, steps: list[ChainStep], session: str) -> list[Any]:
-    """Execute concrete steps in one sandbox session; the outcomes, stopping at the first failure."""
+async def run_chain(sandbox: Any, tools: dict[str, str], state: DbState, steps: list[ChainStep], session: str,
+                    terms: SessionTerms = NO_TERMS) -> list[Any]:
+    """Execute concrete steps in one sandbox session (opened with ``terms``); the outcomes,
+    stopping at the first failure."""
     outcomes = []
-    async with sandbox_session(sandbox, tools, state, session):
+    async with sandbox_session(sandbox, tools, state, session, terms):
         for step in steps:
             outcome = await sandbox.call(session, step.tool, step.args)
             outcomes.append(outcome)
@@ -51,7 +72,7 @@ async def run_chain(sandbox: Any, tools: dict[str, str], state: DbState, steps: 
 
 def golden_steps(steps: list[ChainStep], outcomes: list[Any]) -> list[GoldenStep]:
     """Executed chain steps with their results and the exact record changes they made."""
-    return [GoldenStep(tool=s.tool, args=s.args, result=o.result, delta=record_changes(o.delta))
+    return [GoldenStep(tool=s.tool, args=s.args, result=o.result, delta=record_changes(o.delta), clock=o.clock)
             for s, o in zip(steps, outcomes)]
 
 

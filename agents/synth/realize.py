@@ -34,7 +34,7 @@ from scaleenv.model.state import apply_delta, canonical, compute_delta, record_c
 from scaleenv.store.events.tasks import ChainStep, GoldenStep
 from scaleenv.store.specs import DbState, DomainSpec, ToolSpec
 
-from .expansion import ExpansionFailed, _key_of, _link, run_chain, sandbox_session
+from .expansion import NO_TERMS, ExpansionFailed, SessionTerms, _key_of, _link, run_chain, sandbox_session
 
 
 @attrs.define
@@ -67,10 +67,12 @@ def _patch(initial: DbState, before: DbState, after: DbState) -> DbState | None:
 
 
 async def realize_goal(spec: DomainSpec, steps: list[prog.Step], code: dict[str, str], sandbox: Any, rng: random.Random,
-                       session: str, initial: DbState, prefix: list[GoldenStep], *, iterations: int = 12) -> Realized:
+                       session: str, initial: DbState, prefix: list[GoldenStep], *, iterations: int = 12,
+                       terms: SessionTerms = NO_TERMS) -> Realized:
     """Run the earlier goals' calls (``prefix``, as executed) and then the goal's program on
     ``initial``, patching it until they all succeed. Records the earlier calls create may get
-    new keys on the patched state (``Realized.renames``)."""
+    new keys on the patched state (``Realized.renames``). Each attempt's session opens with
+    ``terms`` (a step that breaks an integrity constraint fails the goal: ``step_failed``)."""
     tools = {t.name: t for t in spec.tools}
     fixed: list[dict[str, Any]] = [dict(s.args) for s in steps]
     # The state after the earlier goals: run once, then patched like the initial state (a
@@ -80,7 +82,7 @@ async def realize_goal(spec: DomainSpec, steps: list[prog.Step], code: dict[str,
     renames: dict[str, str] = {}
     for _ in range(iterations):
         start = initial if after_prefix is None else after_prefix
-        async with sandbox_session(sandbox, code, start, session):  # one session per attempt
+        async with sandbox_session(sandbox, code, start, session, terms):  # one session per attempt
             state = start
             if after_prefix is None:
                 for p in prefix:
@@ -178,7 +180,8 @@ def _created(delta: list[Any]) -> list[Any]:
 
 
 async def same_story(sandbox: Any, code: dict[str, str], state: DbState, golden: list[GoldenStep], session: str,
-                     picks: dict[int, tuple[str, str]] | None = None) -> dict[str, str] | None:
+                     picks: dict[int, tuple[str, str]] | None = None,
+                     terms: SessionTerms = NO_TERMS) -> dict[str, str] | None:
     """Whether the golden calls run on ``state`` as they did: each succeeds, each single result
     and each change is the same; a list may grow, and still holds what the chain picked from it.
 
@@ -187,7 +190,7 @@ async def same_story(sandbox: Any, code: dict[str, str], state: DbState, golden:
     renaming (old key -> new key, {} when none), or None when the story differs. Stops at the
     first call that differs."""
     renames: dict[str, str] = {}
-    async with sandbox_session(sandbox, code, state, session):
+    async with sandbox_session(sandbox, code, state, session, terms):
         for i, g in enumerate(golden):
             o = await sandbox.call(session, g.tool, rename(g.args, renames))
             if not o.ok:
@@ -241,14 +244,15 @@ class Story(Protocol):
 
 async def grow_environment(spec: DomainSpec, graph: nx.MultiDiGraph, code: dict[str, str], sandbox: Any,
                            rng: random.Random, session: str, story: Story, env: set[str],
-                           min_tools: int) -> tuple[list[str], dict[str, dict[str, Any]]]:
+                           min_tools: int, terms: SessionTerms = NO_TERMS) -> tuple[list[str], dict[str, dict[str, Any]]]:
     """Grow ``env`` in place (breadth first over the graph from its tools) until it holds
     ``min_tools`` tools, the state patched through ``story``. Returns the tools that joined,
     in order, and the arguments each ran with (its probe).
 
     A layer is tried as a batch first (the solver binds each tool's inputs on the state the
     ones before it left, the probes run in one session, reads first, and the goals' story
-    is checked once); when the batch changes the story, tool by tool."""
+    is checked once); when the batch changes the story, tool by tool. Probe sessions open
+    with ``terms``: a probe that breaks an integrity constraint does not join."""
     tools = {t.name: t for t in spec.tools if t.name in graph}
     joined: list[str] = []
     probes: dict[str, dict[str, Any]] = {}
@@ -264,11 +268,11 @@ async def grow_environment(spec: DomainSpec, graph: nx.MultiDiGraph, code: dict[
         layer = layer[:max(0, min_tools - len(env)) * 2]  # enough to fill H if half of them join
         seen.update(layer)
         frontier = []
-        ran = await _try_batch(spec, [tools[n] for n in layer], code, sandbox, rng, session, story)
+        ran = await _try_batch(spec, [tools[n] for n in layer], code, sandbox, rng, session, story, terms)
         if ran is None:
             ran = {}
             for name in layer:
-                args = await _try_tool(spec, tools[name], code, sandbox, rng, session, story)
+                args = await _try_tool(spec, tools[name], code, sandbox, rng, session, story, terms)
                 if args is not None:
                     ran[name] = args
         for name in layer:
@@ -285,7 +289,7 @@ def _meaningful(outcome: Any) -> bool:
 
 
 async def _try_batch(spec: DomainSpec, layer: list[ToolSpec], code: dict[str, str], sandbox: Any, rng: random.Random,
-                     session: str, story: Story) -> dict[str, dict[str, Any]] | None:
+                     session: str, story: Story, terms: SessionTerms) -> dict[str, dict[str, Any]] | None:
     """tool -> its arguments, for the tools of a whole layer that ran meaningfully on the
     state they need (taken through ``story``), or None when that state changes the story."""
     state = story.initial
@@ -297,7 +301,7 @@ async def _try_batch(spec: DomainSpec, layer: list[ToolSpec], code: dict[str, st
             planned.append((tool, args))
     planned.sort(key=lambda p: p[0].mutates)  # reads first: a change must not hide what they show
     ran: dict[str, dict[str, Any]] = {}
-    async with sandbox_session(sandbox, code, state, session):
+    async with sandbox_session(sandbox, code, state, session, terms):
         for tool, args in planned:
             if _meaningful(await sandbox.call(session, tool.name, args)):
                 ran[tool.name] = args
@@ -311,14 +315,14 @@ async def _try_batch(spec: DomainSpec, layer: list[ToolSpec], code: dict[str, st
 
 
 async def _try_tool(spec: DomainSpec, tool: ToolSpec, code: dict[str, str], sandbox: Any, rng: random.Random,
-                    session: str, story: Story) -> dict[str, Any] | None:
+                    session: str, story: Story, terms: SessionTerms) -> dict[str, Any] | None:
     """The arguments with which ``tool`` runs and returns something on the initial state
     (patched by the solver when needed, if the goals still tell the same story there)."""
     solved = satisfy(spec, tool, story.initial, rng, {})
     if solved is None:
         return None
     args, state = solved
-    out = await run_chain(sandbox, code, state, [ChainStep(tool=tool.name, args=args)], session)
+    out = await run_chain(sandbox, code, state, [ChainStep(tool=tool.name, args=args)], session, terms)
     if not out or not _meaningful(out[-1]):
         return None
     if state != story.initial:

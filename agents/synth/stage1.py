@@ -187,7 +187,7 @@ async def synthesize_tool(ctx: RunContext, sid: str, spec: DomainSpec, tool: Too
                 else:
                     if cases is None:
                         cases, last = await _write_cases(ctx, stream, sid, spec, tool, last)
-                    results = await _run_cases(ctx, spec, tool, code, cases)
+                    results = await _run_cases(ctx, sid, spec, tool, code, cases)
                     passed = sum(r.passed for r in results)
                     last = await stream.emit(
                         TestsRun(tool=tool.name, round=round_, code_digest=code_digest(code), results=results,
@@ -298,11 +298,13 @@ def contract_cases(spec: DomainSpec, tool: ToolSpec, state: DbState, rng: Any) -
     return cases
 
 
-async def _run_cases(ctx: RunContext, spec: DomainSpec, tool: ToolSpec, code: str, cases: list[TestCase]) -> list[CaseResult]:
+async def _run_cases(ctx: RunContext, sid: str, spec: DomainSpec, tool: ToolSpec, code: str,
+                     cases: list[TestCase]) -> list[CaseResult]:
     results: list[CaseResult | None] = [None] * len(cases)
+    constraints = ctx.constraints(sid, spec)  # a call that breaks the schema's integrity fails its case
 
     async def one(i: int, case: TestCase) -> None:
-        outcome = await ctx.sandbox.run_once({tool.name: code}, case.state, tool.name, case.args)
+        outcome = await ctx.sandbox.run_once({tool.name: code}, case.state, tool.name, case.args, constraints=constraints)
         results[i] = judge(spec, tool, case, outcome)
 
     async with trio.open_nursery() as nursery:

@@ -46,6 +46,7 @@ from scaleenv.model import program as prog
 from scaleenv.model.state import canonical, state_digest
 from scaleenv.replay.projection import DomainView, RunView
 from scaleenv.run_context import RunContext
+from scaleenv.sandbox import task_clock
 from scaleenv.seeding import rng_for
 from scaleenv.store.events import Ref
 from scaleenv.store.events.tasks import (
@@ -70,6 +71,7 @@ from . import prompts
 from .answers import ChainAnswer, GateAnswer, InstructionAnswer
 from .expansion import (
     ExpansionFailed,
+    SessionTerms,
     final_state,
     golden_steps,
     identifying_facts,
@@ -124,6 +126,7 @@ class _Builder:
     spec: DomainSpec = attrs.field(init=False)
     graph: nx.MultiDiGraph = attrs.field(init=False)
     code: dict[str, str] = attrs.field(init=False)
+    terms: SessionTerms = attrs.field(init=False)
     initial: DbState = attrs.field(init=False)
     steps: list[ChainStep] = attrs.field(factory=list)
     golden: list[GoldenStep] = attrs.field(factory=list)
@@ -137,6 +140,9 @@ class _Builder:
         self.spec = self.domain.spec
         self.graph = self.domain.graph()
         self.code = self.domain.verified_code()
+        # Every session of the task: the domain's integrity enforced, the task's clock.
+        self.terms = SessionTerms(constraints=self.ctx.constraints(self.domain.slot, self.spec),
+                                  clock=task_clock(self.ctx.seed, self.tid))
         self.initial = {t.name: {} for t in self.spec.tables}
 
     @property
@@ -235,7 +241,7 @@ class _Builder:
             if not problem:
                 try:
                     realized = await realize_goal(self.spec, steps, self.code, self.ctx.sandbox, self.rng,
-                                                  self.session("realize"), self.initial, self.golden)
+                                                  self.session("realize"), self.initial, self.golden, terms=self.terms)
                     if self.golden:
                         renames = await self.holds(realized.initial)
                         if renames is None:
@@ -278,7 +284,8 @@ class _Builder:
             return
         before = sorted(self.env)
         joined, probes = await grow_environment(self.spec, self.graph, self.code, self.ctx.sandbox, self.rng,
-                                                self.session("grow"), self, self.env, self.ctx.config.min_env_tools)
+                                                self.session("grow"), self, self.env, self.ctx.config.min_env_tools,
+                                                self.terms)
         self.probes.update(probes)
         await self.emit(EnvironmentExpanded(tools=sorted(self.env), joined=joined,
                                             complexity=round(complexity(self.graph, self.env), 4),
@@ -287,7 +294,8 @@ class _Builder:
     # ------------------------------------------------------------------ the story so far
     async def holds(self, state: DbState) -> dict[str, str] | None:
         """Whether every goal still runs on ``state`` as it did (see :func:`.realize.same_story`)."""
-        return await same_story(self.ctx.sandbox, self.code, state, self.golden, self.session("story"), self.picks)
+        return await same_story(self.ctx.sandbox, self.code, state, self.golden, self.session("story"), self.picks,
+                                self.terms)
 
     async def accept(self, state: DbState, renames: dict[str, str]) -> None:
         """Take ``state`` as the initial state; new records' keys moved by ``renames``."""
@@ -302,11 +310,12 @@ class _Builder:
             self.golden = [GoldenStep(tool=g.tool, args=rename(g.args, renames), result=rename(g.result, renames),
                                       delta=[RecordChange(table=c.table, key=renames.get(c.key, c.key),
                                                           before=rename(c.before, renames), after=rename(c.after, renames))
-                                             for c in g.delta])
+                                             for c in g.delta], clock=g.clock)
                            for g in self.golden]
 
     async def run_golden(self) -> None:
-        outcomes = await run_chain(self.ctx.sandbox, self.code, self.initial, self.steps, self.session("golden"))
+        outcomes = await run_chain(self.ctx.sandbox, self.code, self.initial, self.steps, self.session("golden"),
+                                   self.terms)
         if len(outcomes) < len(self.steps) or not outcomes[-1].ok:
             raise ExpansionFailed("chain_failed", "the goals do not run together")
         self.golden = golden_steps(self.steps, outcomes)
@@ -410,7 +419,7 @@ class _Builder:
         passed: dict[str, dict[str, Any]] = {}
         dropped: set[str] = set()
         session = self.session("complete")
-        async with sandbox_session(self.ctx.sandbox, self.code, self.initial, session):
+        async with sandbox_session(self.ctx.sandbox, self.code, self.initial, session, self.terms):
             for name in sorted((n for n in self.probes if n in self.env), key=order):
                 outcome = await self.ctx.sandbox.call(session, name, self.probes[name])
                 if outcome.ok and outcome.result not in (None, [], {}):
@@ -467,7 +476,7 @@ async def instantiate_task(ctx: RunContext, domain: DomainView, tid: str) -> boo
         return await discard("small_environment", f"{len(b.env)} tools usable on the state, {cfg.min_env_tools} wanted")
 
     # The golden chain, executed once from the final initial state.
-    outcomes = await run_chain(ctx.sandbox, b.code, b.initial, b.steps, b.session("golden"))
+    outcomes = await run_chain(ctx.sandbox, b.code, b.initial, b.steps, b.session("golden"), b.terms)
     if len(outcomes) < len(b.steps) or not outcomes[-1].ok:
         bad = outcomes[-1]
         return await discard("chain_failed", f"{b.steps[len(outcomes) - 1].tool}: {bad.error.kind}: {bad.error.message}")

@@ -1,9 +1,9 @@
 """Defense in depth for a worker process (on top of RestrictedPython).
 
-`lockdown()` sets resource limits (address space, no core files, no file
-writes, no new processes, few fds) and installs an audit hook that, from then
-on, refuses process creation, sockets, ctypes, gc/frame introspection, new
-imports and any file open outside the (empty) scratch directory. `exec` and
+`lockdown()` empties the environment (but ``TZ=UTC``), sets resource limits
+(address space, no core files, no file writes, no new processes, few fds) and
+installs an audit hook that, from then on, refuses process creation, sockets,
+ctypes, gc/frame introspection, new imports and any file open outside the (empty) scratch directory. `exec` and
 `compile` events are allowed only inside `Gate.loading()` (when the worker
 itself compiles tool source), and `object.__getattr__` events (tb_frame etc.)
 only inside `Gate.trusted()` (when the worker formats a traceback).
@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import resource
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -108,6 +109,8 @@ def lockdown(limits: Limits, scratch: str) -> Gate:
     """
     os.chdir(scratch)
     os.environ.clear()
+    os.environ["TZ"] = "UTC"  # local time is UTC on every host (tools' datetime and time)
+    time.tzset()
     _set_limit(resource.RLIMIT_CORE, 0)
     _set_limit(resource.RLIMIT_FSIZE, 0)
     _set_limit(resource.RLIMIT_NPROC, 0)

@@ -1,5 +1,5 @@
 """Worker-side execution of tool calls: sessions, argument checks, the soft
-timeout alarm, error classification, delta computation and rollback."""
+timeout alarm, error classification, delta computation, integrity checks and rollback."""
 
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ from typing import Any
 
 import msgspec
 
+from scaleenv.model.integrity import BeforeState, Constraints, IntegrityIndex, check_delta, describe
+from scaleenv.sandbox import stdlib
+from scaleenv.sandbox.clock import format_time, from_us
 from scaleenv.sandbox.confine import Gate, SandboxViolation
 from scaleenv.sandbox.guards import ToolError, tool_globals
 from scaleenv.sandbox.jsonval import InvalidValue, check_json
@@ -36,11 +39,17 @@ class _Tool:
     def __init__(self, compiled: CompiledTool, gate: Gate) -> None:
         self.compiled = compiled
         self.func: Any = None
+        self.load_error: str | None = None
         if compiled.code is not None:
             namespace = tool_globals(compiled.name)
-            with gate.loading():
-                exec(compiled.code, namespace)  # restricted code object; defines the function only
-            self.func = namespace[compiled.name]
+            try:
+                with gate.loading():
+                    # Restricted code: imports of the allowed modules, constants made from
+                    # literals (a compiled pattern, a Decimal) and the function definition.
+                    exec(compiled.code, namespace)
+                self.func = namespace[compiled.name]
+            except (Exception, RecursionError, MemoryError) as exc:  # noqa: BLE001 - a bad constant fails the tool's calls
+                self.load_error = f"{type(exc).__name__}: {_safe_str(exc)}"
 
 
 @functools.lru_cache(maxsize=512)
@@ -52,10 +61,11 @@ def _compile_cached(source: str, name: str) -> CompiledTool:
 
 
 class Session:
-    """A resident session: its tools and its state."""
+    """A resident session: its tools, its state and the constraints it enforces."""
 
-    def __init__(self, tools: dict[str, str], state: DbState, gate: Gate) -> None:
+    def __init__(self, tools: dict[str, str], state: DbState, gate: Gate, constraints: Constraints | None = None) -> None:
         self.state = SessionState(state)
+        self.integrity = IntegrityIndex(constraints) if constraints is not None else None
         self.tools: dict[str, _Tool] = {}
         for name, source in sorted(tools.items()):
             with gate.loading():
@@ -121,11 +131,22 @@ def _check_args(tool: _Tool, args: Any) -> str | None:
     return None
 
 
-def run_call(session: Session, tool_name: str, args: Any, limits: Limits, gate: Gate) -> CallOutcome:
-    """Execute one call; on any failure the session state is rolled back."""
+def run_call(session: Session, tool_name: str, args: Any, limits: Limits, gate: Gate, now_us: int = 0) -> CallOutcome:
+    """Execute one call at clock reading ``now_us``; on any failure (integrity included)
+    the session state is rolled back. The outcome carries the reading if the tool read it."""
+    stdlib.start_call(now_us)
+    outcome = _run_call(session, tool_name, args, limits, gate)
+    if stdlib.clock_read():
+        outcome = msgspec.structs.replace(outcome, clock=format_time(from_us(now_us)))
+    return outcome
+
+
+def _run_call(session: Session, tool_name: str, args: Any, limits: Limits, gate: Gate) -> CallOutcome:
     tool = session.tools.get(tool_name)
     if tool is None:
         return failure("bad_args", f"unknown tool {tool_name!r}")
+    if tool.load_error is not None:
+        return failure("exception", f"{tool_name} could not be loaded: {tool.load_error}", type="LoadError")
     if tool.func is None:
         issues = tool.compiled.issues
         return failure("policy", f"{tool_name} was rejected by the sandbox policy: {issues[0].message}", issues=issues)
@@ -198,5 +219,16 @@ def _finish(session: Session, name: str, result: Any, limits: Limits) -> CallOut
     delta_size = len(_encoder.encode(delta))
     if delta_size > limits.max_delta_bytes:
         return failure("output_too_large", f"{name} changed {delta_size} bytes of state (limit {limits.max_delta_bytes})")
+    integrity = session.integrity
+    if integrity is not None and delta:
+        try:
+            broken = check_delta(BeforeState(session.state.db, delta), delta, integrity.constraints, integrity)
+        except Exception as exc:  # noqa: BLE001 - a checker bug fails the call, never the worker
+            return failure("integrity", f"the integrity check of {name} failed: {type(exc).__name__}: {_safe_str(exc)}")
+        if broken:
+            return failure("integrity", f"{name} broke {len(broken)} integrity constraint{'s' if len(broken) > 1 else ''}: "
+                           f"{describe(broken)}", violations=[v.message for v in broken[:100]])
     session.state.commit(delta)
+    if integrity is not None:
+        integrity.commit(delta)
     return CallOutcome(ok=True, result=result, delta=delta)

@@ -5,7 +5,9 @@ RestrictedPython rewrites `a.b`, `a[k]`, `for x in it`, `a, b = it`, `x += y`,
 `_unpack_sequence_`, `_inplacevar_`, `_write_` and `_apply_`; this module supplies
 them. Attribute access is an allow-list by *type*: only methods/attributes of the
 plain data types (str, int, float, bool, list, dict, set, tuple, None) and
-`.args` of exceptions are reachable.
+`.args` of exceptions are reachable, plus what the allowed standard modules offer
+(``scaleenv.sandbox.stdlib``: their facades, the public attributes of the values they
+make, the session clock behind ``now()``/``today()``).
 """
 
 from __future__ import annotations
@@ -14,8 +16,12 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
-from RestrictedPython.Guards import full_write_guard, guarded_iter_unpack_sequence, guarded_unpack_sequence
+from collections import defaultdict, deque
+
+from RestrictedPython.Guards import guarded_iter_unpack_sequence, guarded_unpack_sequence
 from RestrictedPython.transformer import INSPECT_ATTRIBUTES
+
+from scaleenv.sandbox import stdlib
 
 
 class ToolError(Exception):
@@ -25,7 +31,7 @@ class ToolError(Exception):
 _DATA_TYPES = frozenset({str, int, float, bool, list, dict, set, frozenset, tuple, type(None)})
 _DENIED_ATTRIBUTES = frozenset({"format", "format_map", "mro"}) | INSPECT_ATTRIBUTES
 
-_TEXT_SCALARS = (str, int, float, bool, type(None), range)
+_TEXT_SCALARS = (str, int, float, bool, type(None), range, *stdlib.TEXT_VALUE_TYPES)
 
 
 def is_text_safe(value: Any, depth: int = 0) -> bool:
@@ -38,8 +44,10 @@ def is_text_safe(value: Any, depth: int = 0) -> bool:
         return True
     if depth > 50:
         return False
-    if isinstance(value, list | tuple | set | frozenset):
+    if isinstance(value, list | tuple | set | frozenset | deque):
         return all(is_text_safe(v, depth + 1) for v in value)
+    if isinstance(value, defaultdict) and not (value.default_factory is None or isinstance(value.default_factory, type)):
+        return False  # its text shows the factory: a function's shows its address
     if isinstance(value, dict):
         return all(is_text_safe(k, depth + 1) and is_text_safe(v, depth + 1) for k, v in value.items())
     return False
@@ -96,12 +104,13 @@ SAFE_BUILTINS: dict[str, Any] = {
 
 
 def guarded_getattr(obj: Any, name: str, default: Any = None) -> Any:
-    """`obj.name` for tool code: public attributes of plain data types only."""
+    """`obj.name` for tool code: public attributes of plain data types, and what the
+    allowed standard modules offer (``stdlib.attribute``)."""
     if type(name) is not str or name.startswith("_") or name in _DENIED_ATTRIBUTES:
         raise AttributeError(f"attribute {name!r} is not allowed in tools")
     if type(obj) in _DATA_TYPES or (isinstance(obj, BaseException) and name == "args"):
         return getattr(obj, name)
-    raise AttributeError(f"attribute access on {type(obj).__name__!r} objects is not allowed in tools")
+    return stdlib.attribute(obj, name)
 
 
 def guarded_getitem(obj: Any, key: Any) -> Any:
@@ -127,6 +136,30 @@ _INPLACE: dict[str, Callable[[Any, Any], Any]] = {
 }
 
 
+class _ReadOnly:
+    """What ``_write_`` gives for an object tools may not change: every write raises."""
+
+    __slots__ = ("_kind",)
+
+    def __init__(self, obj: Any) -> None:
+        object.__setattr__(self, "_kind", "module" if type(obj) is stdlib.ToolModule
+                           else f"class {obj.__name__!r}" if isinstance(obj, type) else f"{type(obj).__name__!r} object")
+
+    def _refuse(self, *args: Any) -> None:
+        raise TypeError(f"tools may not change a {self._kind} (only the dicts and lists they hold or build)")
+
+    __setattr__ = __delattr__ = __setitem__ = __delitem__ = _refuse
+
+
+def guarded_write(obj: Any) -> Any:
+    """The target of ``obj[k] = v`` / ``obj.a = v`` in tool code: dicts, lists and the
+    collections tools build (Counter, deque, ...) take writes; anything else (module
+    facades, classes, values the modules make) refuses every write."""
+    if type(obj) in stdlib.WRITABLE_TYPES:
+        return obj
+    return _ReadOnly(obj)
+
+
 def guarded_inplacevar(op: str, target: Any, value: Any) -> Any:
     """`target op= value` for tool code."""
     return _INPLACE[op](target, value)
@@ -144,6 +177,7 @@ def enable_test_clock() -> None:
 def tool_globals(tool_name: str) -> dict[str, Any]:
     """Fresh module globals for executing one tool's restricted code object."""
     builtins = dict(SAFE_BUILTINS)
+    builtins["__import__"] = stdlib.tool_import  # `import m` of the allowed modules' facades
     if _test_clock:
         import time
 
@@ -157,7 +191,7 @@ def tool_globals(tool_name: str) -> dict[str, Any]:
         "_getiter_": guarded_getiter,
         "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
         "_unpack_sequence_": guarded_unpack_sequence,
-        "_write_": full_write_guard,
+        "_write_": guarded_write,
         "_inplacevar_": guarded_inplacevar,
         "_apply_": guarded_apply,
         "_format_value_": guarded_format_value,

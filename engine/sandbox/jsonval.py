@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections import Counter, OrderedDict, defaultdict
 from typing import Any
 
 MAX_DEPTH = 64
+
+_MAPPINGS = frozenset({dict, Counter, OrderedDict, defaultdict})
+"""Objects: a dict, or a dict the ``collections`` module made (encoded, and read back, as a plain dict)."""
 
 
 class InvalidValue(ValueError):
@@ -27,7 +31,7 @@ def check_json(value: Any, where: str, depth: int = 0) -> None:
         for index, item in enumerate(value):
             check_json(item, f"{where}[{index}]", depth + 1)
         return
-    if kind is dict:
+    if kind in _MAPPINGS:
         for key, item in value.items():
             if type(key) is not str:
                 raise InvalidValue(f"{where}: dict key {key!r} is not a str")

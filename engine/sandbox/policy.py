@@ -6,9 +6,12 @@ AST (names and attributes starting with `_`, frame/generator introspection
 attributes, exec/eval calls), rewriting attribute, item, iteration and in-place
 operations into calls to guard functions that we provide at run time
 (`scaleenv.sandbox.guards`). On top of it we add our own AST checks for what a
-tool may be: exactly one top-level function with a `db` parameter, no imports,
-classes, generators, async, `with`, bare `except`, forbidden builtin names
-(open, eval, getattr, type, ...), and no `str.format` (use f-strings).
+tool may be: exactly one top-level function with a `db` parameter, imports of the
+allowed standard modules only (``scaleenv.sandbox.stdlib``: math, re, json, datetime,
+time, decimal, string, itertools, collections, statistics, copy; ``from m import n``
+only of the names tools may use), no classes, generators, async, `with`, bare
+`except`, forbidden builtin names (open, eval, getattr, type, ...), and no
+`str.format` (use f-strings).
 
 This module only parses and compiles; it never executes tool code.
 """
@@ -23,6 +26,7 @@ import msgspec
 from RestrictedPython import RestrictingNodeTransformer, compile_restricted_exec
 from RestrictedPython.transformer import IOPERATOR_TO_STR, copy_locations
 
+from scaleenv.sandbox.stdlib import EXPORTS, MODULES
 from scaleenv.sandbox.types import CodeIssue
 
 FORBIDDEN_NAMES = frozenset(
@@ -42,8 +46,6 @@ FORBIDDEN_ATTRIBUTES = frozenset({"format", "format_map", "mro", "gi_frame", "f_
 """Attribute names rejected at check time (format: attribute-walking templates)."""
 
 _FORBIDDEN_NODES: dict[type[ast.AST], str] = {
-    ast.Import: "imports are not allowed in tools",
-    ast.ImportFrom: "imports are not allowed in tools",
     ast.ClassDef: "class definitions are not allowed in tools",
     ast.AsyncFunctionDef: "async functions are not allowed in tools",
     ast.Await: "await is not allowed in tools",
@@ -169,25 +171,95 @@ def _issue(node: ast.AST, message: str) -> CodeIssue:
     return CodeIssue(getattr(node, "lineno", 0) or 0, getattr(node, "col_offset", 0) or 0, message)
 
 
+_PURE_CONSTRUCTORS = frozenset({
+    ("re", "compile"), ("decimal", "Decimal"), ("datetime", "date"), ("datetime", "datetime"), ("datetime", "time"),
+    ("datetime", "timedelta"), ("datetime", "timezone"), ("builtins", "frozenset"), ("builtins", "tuple"),
+})
+"""Calls a top-level constant may be made with: immutable values, cheap to build from literals."""
+
+MAX_TOPLEVEL_LITERAL = 10_000
+"""The longest string a top-level constant may be built from (a pattern, a number)."""
+
+
+def _toplevel_bindings(tree: ast.Module) -> dict[str, tuple[str, str | None]]:
+    """Names the top level imports: name -> (module, None) or (module, name in it)."""
+    out: dict[str, tuple[str, str | None]] = {"frozenset": ("builtins", "frozenset"), "tuple": ("builtins", "tuple")}
+    for stmt in tree.body:
+        if isinstance(stmt, ast.Import):
+            for alias in stmt.names:
+                out[alias.asname or alias.name] = (alias.name, None)
+        elif isinstance(stmt, ast.ImportFrom) and not stmt.level and stmt.module:
+            for alias in stmt.names:
+                out[alias.asname or alias.name] = (stmt.module, alias.name)
+    return out
+
+
+def _resolve(node: ast.expr, bindings: dict[str, tuple[str, str | None]]) -> tuple[str, str] | None:
+    """``m.name`` or ``name`` (imported from m) as (module, name), when it is one."""
+    if isinstance(node, ast.Name):
+        bound = bindings.get(node.id)
+        return (bound[0], bound[1]) if bound is not None and bound[1] is not None else None
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+        bound = bindings.get(node.value.id)
+        if bound is not None and bound[1] is None:
+            return bound[0], node.attr
+    return None
+
+
+def _is_constant_value(node: ast.expr, bindings: dict[str, tuple[str, str | None]], depth: int = 0) -> bool:
+    """A top-level constant: literals, and immutable values built from them by a pure
+    constructor (``re.compile(r"...", re.I)``, ``Decimal("0.075")``, ``timedelta(days=1)``,
+    ``frozenset({"a", "b"})``), with module constants (``re.IGNORECASE``,
+    ``decimal.ROUND_HALF_UP``) as values or arguments. Lists and sets only as arguments
+    (``depth`` > 0): a top-level list would be state shared by every call."""
+    if depth > 8:
+        return False
+    if isinstance(node, ast.Constant):
+        return not isinstance(node.value, str | bytes) or len(node.value) <= MAX_TOPLEVEL_LITERAL
+    if isinstance(node, ast.Tuple) or (depth and isinstance(node, ast.List | ast.Set)):
+        return len(node.elts) <= 1000 and all(_is_constant_value(e, bindings, depth + 1) for e in node.elts)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+        return isinstance(node.operand, ast.Constant) and isinstance(node.operand.value, int | float)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):  # flags: re.I | re.M
+        return _is_constant_value(node.left, bindings, depth + 1) and _is_constant_value(node.right, bindings, depth + 1)
+    if isinstance(node, ast.Attribute | ast.Name):
+        target = _resolve(node, bindings)
+        module = MODULES.get(target[0]) if target else None
+        if target is not None and module is not None and target[1] in EXPORTS[target[0]]:
+            return not callable(module.export(target[1]))  # a module constant (re.I), not a function
+        return False
+    if isinstance(node, ast.Call):
+        target = _resolve(node.func, bindings)
+        if target not in _PURE_CONSTRUCTORS:
+            return False
+        return all(_is_constant_value(a, bindings, depth + 1) for a in node.args) and all(
+            k.arg is not None and _is_constant_value(k.value, bindings, depth + 1) for k in node.keywords)
+    return False
+
+
 def _check_toplevel(tree: ast.Module, tool_name: str) -> tuple[list[CodeIssue], ast.FunctionDef | None]:
     issues: list[CodeIssue] = []
+    bindings = _toplevel_bindings(tree)
     functions = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
     for i, stmt in enumerate(tree.body):
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
         if i == 0 and isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
             continue  # module docstring
+        if isinstance(stmt, ast.Import | ast.ImportFrom):
+            continue  # which modules and names: checked with the other nodes
         if (
             isinstance(stmt, ast.Assign)
             and all(isinstance(t, ast.Name) for t in stmt.targets)
-            and _is_immutable_literal(stmt.value)
+            and (_is_immutable_literal(stmt.value) or _is_constant_value(stmt.value, bindings))
         ):
             continue
         issues.append(
             _issue(
                 stmt,
-                "only the tool function, a docstring and immutable constant assignments "
-                "(str/int/float/bool/None/tuple) are allowed at top level",
+                "only the tool function, a docstring, imports and constants are allowed at top level "
+                "(literals, tuples, and values made from literals by re.compile, decimal.Decimal, "
+                "datetime's date/datetime/time/timedelta/timezone or frozenset)",
             )
         )
     if len(functions) != 1 or functions[0].name != tool_name or not isinstance(functions[0], ast.FunctionDef):
@@ -210,11 +282,62 @@ def _check_toplevel(tree: ast.Module, tool_name: str) -> tuple[list[CodeIssue], 
     return issues, fn
 
 
+_ALLOWED_MODULES = ", ".join(sorted(EXPORTS))
+
+
+def _import_issues(node: ast.Import | ast.ImportFrom) -> list[CodeIssue]:
+    """An import names an allowed module, and a from-import only names tools may use."""
+    if isinstance(node, ast.Import):
+        return [_issue(node, f"module '{alias.name}' is not available in tools (allowed: {_ALLOWED_MODULES})")
+                for alias in node.names if alias.name not in EXPORTS]
+    if node.level:
+        return [_issue(node, "relative imports are not allowed in tools")]
+    module = node.module or ""
+    exports = EXPORTS.get(module)
+    if exports is None:
+        return [_issue(node, f"module '{module}' is not available in tools (allowed: {_ALLOWED_MODULES})")]
+    return [_issue(node, f"'{alias.name}' of module '{module}' is not available in tools")
+            for alias in node.names if alias.name != "*" and alias.name not in exports]
+
+
+def _module_attribute_issues(tree: ast.Module) -> list[CodeIssue]:
+    """``m.name`` where ``m`` is an imported allowed module (and nothing else) and ``name``
+    is not one tools may use: caught here instead of at run time."""
+    aliases: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name in EXPORTS and "." not in alias.name:
+                    aliases[alias.asname or alias.name] = alias.name
+    if not aliases:
+        return []
+    rebound = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store | ast.Del):
+            rebound.add(node.id)
+        elif isinstance(node, ast.arg):
+            rebound.add(node.arg)
+        elif isinstance(node, ast.ImportFrom | ast.Import):
+            rebound.update(a.asname or a.name for a in node.names if isinstance(node, ast.ImportFrom))
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            rebound.add(node.name)
+    issues = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            module = aliases.get(node.value.id)
+            if module is not None and node.value.id not in rebound and node.attr not in EXPORTS[module] \
+                    and not node.attr.startswith("_"):
+                issues.append(_issue(node, f"module '{module}' has no attribute '{node.attr}' available in tools"))
+    return issues
+
+
 def _check_nodes(tree: ast.Module) -> list[CodeIssue]:
     issues: list[CodeIssue] = []
     for node in ast.walk(tree):
         message = _FORBIDDEN_NODES.get(type(node))
-        if message is not None:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            issues += _import_issues(node)
+        elif message is not None:
             issues.append(_issue(node, message))
         elif isinstance(node, ast.Name) and node.id in FORBIDDEN_NAMES:
             issues.append(_issue(node, f"name '{node.id}' is not allowed in tools"))
@@ -254,6 +377,7 @@ def compile_tool(source: str, tool_name: str) -> CompiledTool:
         return CompiledTool(tool_name, filename, [CodeIssue(0, 0, f"{type(exc).__name__}: {exc}")])
     issues, fn = _check_toplevel(tree, tool_name)
     issues += _check_nodes(tree)
+    issues += _module_attribute_issues(tree)
     try:
         code, rp_issues = _restricted(source, filename)
     except (RecursionError, MemoryError) as exc:

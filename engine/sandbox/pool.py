@@ -19,8 +19,11 @@ from types import TracebackType
 from typing import Any
 
 import attrs
+import msgspec
 import trio
 
+from scaleenv.model.integrity import Constraints
+from scaleenv.sandbox.clock import SessionClock
 from scaleenv.sandbox.jsonval import InvalidValue, check_json, check_state
 from scaleenv.sandbox.process import WorkerLost, WorkerProcess, WorkerStartFailed
 from scaleenv.sandbox.protocol import UNKNOWN_CODE, CallReq, CloseReq, OpenReq, Reply, StateReq
@@ -56,6 +59,10 @@ class _Shadow:
     state: DbState
     slot: _Slot
     code_id: str
+    constraints: Constraints | None = None
+    clock: SessionClock = SessionClock()
+    calls: int = 0
+    """Calls made on the session so far: the next one reads ``clock.reading_us(calls)``."""
 
 
 @attrs.define(eq=False)
@@ -91,7 +98,9 @@ class SandboxPool:
         self._python = python
         self._slots = [_Slot(i) for i in range(workers)]
         self._shadows: dict[str, _Shadow] = {}
-        self._code_ids: dict[tuple[tuple[str, str], ...], str] = {}
+        self._code_ids: dict[tuple[tuple[tuple[str, str], ...], str], str] = {}
+        # id(constraints) -> (the constraints, kept alive so the id is not reused; their digest)
+        self._constraint_digests: dict[int, tuple[Constraints, str]] = {}
         self._stack = AsyncExitStack()
         self._nursery: trio.Nursery | None = None
         self._closing = False
@@ -221,8 +230,16 @@ class SandboxPool:
 
     # ---- sessions -------------------------------------------------------
 
-    async def open_session(self, session_id: str, tools: dict[str, str], state: DbState) -> None:
-        """Load `tools` and a copy of `state` into one worker, resident under `session_id`."""
+    async def open_session(self, session_id: str, tools: dict[str, str], state: DbState, *,
+                           constraints: Constraints | None = None, clock: SessionClock | None = None) -> None:
+        """Load `tools` and a copy of `state` into one worker, resident under `session_id`.
+
+        With ``constraints`` (``scaleenv.model.integrity.constraints_of(spec)``) every call
+        that succeeds is checked against them; one that breaks any is rolled back and fails
+        with kind ``integrity``, naming each violation. ``clock`` is what the tools read as
+        the time (default: a clock starting at ``clock.DEFAULT_START``), one step per call.
+        Awaits the worker's answer; SandboxError if the state is refused.
+        """
         if self._nursery is None or self._closing:
             raise SandboxError("pool is not running")
         if session_id in self._shadows:
@@ -232,7 +249,8 @@ class SandboxPool:
         except InvalidValue as exc:
             raise SandboxError(f"cannot open session {session_id!r}: {exc}") from None
         slot = self._pick_slot()
-        shadow = _Shadow(dict(tools), copy_state(state), slot, self._code_id(tools))
+        shadow = _Shadow(dict(tools), copy_state(state), slot, self._code_id(tools, constraints), constraints,
+                         clock if clock is not None else SessionClock())
         self._shadows[session_id] = shadow
         slot.sessions.add(session_id)
 
@@ -282,7 +300,8 @@ class SandboxPool:
             try:
                 known = shadow.code_id in proc.code_ids
                 reply = await proc.request(
-                    lambda i: OpenReq(i, session_id, None if known else shadow.tools, shadow.state, shadow.code_id))
+                    lambda i: OpenReq(i, session_id, None if known else shadow.tools, shadow.state, shadow.code_id,
+                                      None if known else shadow.constraints))
                 if reply.error is not None and known and reply.error.startswith(UNKNOWN_CODE):
                     proc.code_ids.discard(shadow.code_id)  # the worker let it go: send it in full
                     continue
@@ -294,9 +313,10 @@ class SandboxPool:
                 del proc.opening[session_id]
                 done.set()
 
-    def _code_id(self, tools: dict[str, str]) -> str:
-        """A digest naming a tool set (memoised: every episode of a domain sends the same)."""
-        key = tuple(tools.items())
+    def _code_id(self, tools: dict[str, str], constraints: Constraints | None) -> str:
+        """A digest naming a tool set and its constraints (memoised: every episode of a
+        domain sends the same)."""
+        key = (tuple(tools.items()), self._constraints_digest(constraints))
         code_id = self._code_ids.get(key)
         if code_id is None:
             if len(self._code_ids) >= 1024:
@@ -305,8 +325,22 @@ class SandboxPool:
             for name, code in sorted(tools.items()):
                 h.update(f"{len(name)}:{name}{len(code)}:".encode())
                 h.update(code.encode())
+            if key[1]:
+                h.update(b"\x00constraints:" + key[1].encode())
             code_id = self._code_ids[key] = h.hexdigest()
         return code_id
+
+    def _constraints_digest(self, constraints: Constraints | None) -> str:
+        if constraints is None:
+            return ""
+        hit = self._constraint_digests.get(id(constraints))
+        if hit is not None and hit[0] is constraints:
+            return hit[1]
+        if len(self._constraint_digests) >= 1024:
+            self._constraint_digests.clear()
+        digest = hashlib.blake2b(msgspec.msgpack.encode(constraints, order="deterministic"), digest_size=16).hexdigest()
+        self._constraint_digests[id(constraints)] = (constraints, digest)
+        return digest
 
     def _forget(self, session_id: str) -> None:
         shadow = self._shadows.pop(session_id, None)
@@ -314,8 +348,14 @@ class SandboxPool:
             shadow.slot.sessions.discard(session_id)
 
     async def call(self, session_id: str, tool_name: str, args: dict[str, Any]) -> CallOutcome:
-        """Run `tool_name(db, **args)` in the session; never raises for tool misbehaviour."""
+        """Run `tool_name(db, **args)` in the session; never raises for tool misbehaviour.
+
+        Every call advances the session's clock by one step, whatever its outcome; the
+        outcome's ``clock`` is the reading when the tool read the time.
+        """
         shadow = self._shadow(session_id)
+        now_us = shadow.clock.reading_us(shadow.calls)
+        shadow.calls += 1
         try:
             check_json(args, "args")
         except InvalidValue as exc:
@@ -342,7 +382,7 @@ class SandboxPool:
                         if reloads >= OPEN_ATTEMPTS:
                             return failure("crashed", f"reloading the session for {tool_name} killed the worker {reloads} times")
                         continue
-                reply = await proc.request(lambda i: CallReq(i, session_id, tool_name, args), on_reply=on_reply)
+                reply = await proc.request(lambda i: CallReq(i, session_id, tool_name, args, now_us), on_reply=on_reply)
             except WorkerLost as lost:
                 if not lost.executing:
                     continue
@@ -394,11 +434,14 @@ class SandboxPool:
             pass  # the replacement worker (if any) never loads a forgotten session
 
     async def run_once(
-        self, tools: dict[str, str], state: DbState, tool_name: str, args: dict[str, Any]
+        self, tools: dict[str, str], state: DbState, tool_name: str, args: dict[str, Any], *,
+        constraints: Constraints | None = None, clock: SessionClock | None = None,
     ) -> CallOutcome:
-        """Open a throwaway session, run one call, close it."""
+        """Open a throwaway session (see :meth:`open_session`), run one call, close it.
+
+        The call reads the clock's first reading."""
         session_id = f"\x00once-{next(self._once_ids)}"
-        await self.open_session(session_id, tools, state)
+        await self.open_session(session_id, tools, state, constraints=constraints, clock=clock)
         try:
             return await self.call(session_id, tool_name, args)
         finally:

@@ -35,7 +35,7 @@ from scaleenv.sandbox.protocol import (
 )
 from scaleenv.sandbox.types import Limits
 
-WORKER_ENV = {"PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "LC_ALL": "C.UTF-8"}
+WORKER_ENV = {"PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "LC_ALL": "C.UTF-8", "TZ": "UTC"}
 """The whole environment of a worker. PYTHONHASHSEED=0 makes str hashing (and so
 set iteration order) identical in every worker, which `-I` would prevent (it
 ignores PYTHON* variables); `-s -P` give the rest of `-I`'s isolation."""

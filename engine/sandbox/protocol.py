@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from scaleenv.model.integrity import Constraints
 from scaleenv.sandbox.types import CallOutcome, Limits
 
 HEADER = struct.Struct(">I")
@@ -31,6 +32,8 @@ class OpenReq(msgspec.Struct, tag="open", array_like=True):
     sent; the pool sends ``tools=None`` for a set the worker already holds (the same
     domain's code for every episode was most of what crossed the pipe). A worker that
     does not hold it answers :data:`UNKNOWN_CODE` and the pool sends it again in full.
+    The integrity constraints the session enforces belong to the set (``code_id`` covers
+    them; None: none enforced) and travel with the tools.
     """
 
     id: int
@@ -38,6 +41,7 @@ class OpenReq(msgspec.Struct, tag="open", array_like=True):
     tools: dict[str, str] | None
     state: Any
     code_id: str = ""
+    constraints: Constraints | None = None
 
 
 UNKNOWN_CODE = "unknown code set"
@@ -51,6 +55,8 @@ class CallReq(msgspec.Struct, tag="call", array_like=True):
     session: str
     tool: str
     args: Any
+    now_us: int = 0
+    """The session clock's reading for this call (microseconds since 1970, naive UTC)."""
 
 
 class StateReq(msgspec.Struct, tag="state", array_like=True):

@@ -22,6 +22,7 @@ FailureKind: TypeAlias = Literal[
     "output_too_large",
     "policy",
     "bad_args",
+    "integrity",
 ]
 
 
@@ -65,6 +66,9 @@ class ToolFailure(msgspec.Struct, frozen=True, omit_defaults=True):
     """Traceback restricted to tool-source frames (file `<tool:NAME>`), for `exception`."""
     issues: list[CodeIssue] = []
     """Check-time issues, for `policy`."""
+    violations: list[str] = []
+    """The integrity constraints the call broke, one sentence each, for `integrity`
+    (the call was rolled back like any failed call)."""
 
 
 class RecordChange(msgspec.Struct, frozen=True, array_like=True):
@@ -83,6 +87,9 @@ class CallOutcome(msgspec.Struct, frozen=True, omit_defaults=True):
     result: Any = None
     error: ToolFailure | None = None
     delta: list[RecordChange] = []
+    clock: str | None = None
+    """The session clock's reading (``YYYY-MM-DD HH:MM:SS``) when the tool read the time
+    (``datetime.now()``, ``time.time()``, ...); None when it did not."""
 
 
 def failure(kind: FailureKind, message: str, **extra: Any) -> CallOutcome:

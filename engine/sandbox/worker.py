@@ -16,6 +16,7 @@ import sys
 import linecache  # noqa: F401
 import traceback  # noqa: F401
 
+from scaleenv.model.integrity import Constraints
 from scaleenv.sandbox import executor
 from scaleenv.sandbox.confine import Gate, lockdown
 from scaleenv.sandbox.guards import enable_test_clock
@@ -50,7 +51,7 @@ class Worker:
         self.buffer = FrameBuffer()
         self.queue: list[bytes] = []
         self.sessions: dict[str, executor.Session] = {}
-        self.code_sets: collections.OrderedDict[str, dict[str, str]] = collections.OrderedDict()
+        self.code_sets: collections.OrderedDict[str, tuple[dict[str, str], Constraints | None]] = collections.OrderedDict()
         self.gate: Gate | None = None
         self.limits = None
 
@@ -78,17 +79,18 @@ class Worker:
             if session is None:
                 return Reply(request.id, error=f"unknown session {request.session!r}")
             try:
-                outcome = executor.run_call(session, request.tool, request.args, self.limits, self.gate)
+                outcome = executor.run_call(session, request.tool, request.args, self.limits, self.gate, request.now_us)
             except MemoryError:
                 session.state.rollback()
                 outcome = failure("memory", f"{request.tool} exhausted the worker memory limit")
             return Reply(request.id, outcome=outcome)
         if isinstance(request, OpenReq):
-            tools = self.code_set(request)
-            if tools is None:
+            code_set = self.code_set(request)
+            if code_set is None:
                 return Reply(request.id, error=f"{UNKNOWN_CODE} {request.code_id!r}")
+            tools, constraints = code_set
             try:
-                self.sessions[request.session] = executor.Session(tools, request.state, self.gate)
+                self.sessions[request.session] = executor.Session(tools, request.state, self.gate, constraints)
             except (InvalidValue, MemoryError, RecursionError) as exc:
                 return Reply(request.id, error=f"{type(exc).__name__}: {exc}")
             return Reply(request.id)
@@ -102,19 +104,20 @@ class Worker:
             return Reply(request.id)
         return Reply(0, error="unexpected request")
 
-    def code_set(self, request: OpenReq) -> dict[str, str] | None:
-        """The request's tool set: sent with it (and kept), or one kept earlier, or None."""
+    def code_set(self, request: OpenReq) -> tuple[dict[str, str], Constraints | None] | None:
+        """The request's tool set and constraints: sent with it (and kept), or kept earlier, or None."""
         if request.tools is not None:
+            code_set = (request.tools, request.constraints)
             if request.code_id:
-                self.code_sets[request.code_id] = request.tools
+                self.code_sets[request.code_id] = code_set
                 self.code_sets.move_to_end(request.code_id)
                 while len(self.code_sets) > MAX_CODE_SETS:
                     self.code_sets.popitem(last=False)
-            return request.tools
-        tools = self.code_sets.get(request.code_id)
-        if tools is not None:
+            return code_set
+        kept = self.code_sets.get(request.code_id)
+        if kept is not None:
             self.code_sets.move_to_end(request.code_id)
-        return tools
+        return kept
 
     def run(self) -> None:
         """Handshake, lock down, then serve until stdin closes."""

@@ -67,7 +67,7 @@ from scaleenv.store.log import Log
 from scaleenv.store.events.episodes import ToolCallRequest, ToolExecuted
 from scaleenv.store.stream import Stream
 
-from scaleenv.agents.rollout.episode import Episode, new_episode, offered
+from scaleenv.agents.rollout.episode import Episode, new_episode, offered, sandbox_terms
 from scaleenv.streams import episode_stream, served_episode_id
 from scaleenv.logs import get_logger
 from scaleenv.serve.limits import LimitExceeded, Limits, check_arguments_text, check_name, clip
@@ -338,7 +338,9 @@ class Environments:
         async with se.lock:
             with trio.CancelScope(shield=True):  # a half-written step would leave the stream unusable
                 await ep.start(k, client_seed=seed, label=label)
-                await self.ctx.sandbox.open_session(eid, domain.verified_code(), task.initial_state)
+                constraints, clock = sandbox_terms(self.ctx, domain, task)
+                await self.ctx.sandbox.open_session(eid, domain.verified_code(), task.initial_state,
+                                                    constraints=constraints, clock=clock)
                 user = await self._user_turn(se, opening=True)
         out: dict[str, Any] = {"episode_id": eid, "task_id": task_id, "domain": task.slot,
                                # a copy: the schemas are shared by every episode of the domain

@@ -56,6 +56,10 @@ class ToolExecuted(Event, tag="episode.tool"):
     error_kind: str | None = None
     error: str | None = None
     delta: list[RecordChange] = []
+    # The sandbox clock's reading when the tool read the time (None: it did not).
+    clock: str | None = None
+
+    digest_added: ClassVar[tuple[tuple[str, object], ...]] = (("clock", None),)
 
 
 EndReason = Literal["user_done", "user_gave_up", "policy_stopped", "max_turns", "max_tool_calls", "timeout", "error"]

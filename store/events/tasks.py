@@ -5,11 +5,11 @@ Stream: ``task/<domain>/<k>``. A task's initial state is rebuilt from these even
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
 
-from ..specs import DbState
+from ..specs import DbState, Evolving
 from .base import Event
 
 
@@ -112,17 +112,23 @@ class InstructionWritten(Event, tag="task.instruction"):
     digest_added = (("requests", []), ("request_facts", []))
 
 
-class GoldenStep(msgspec.Struct, frozen=True, kw_only=True):
+class GoldenStep(msgspec.Struct, Evolving, frozen=True, kw_only=True):
     tool: str
     args: dict[str, Any]
     result: Any
     delta: list[RecordChange]
+    # The sandbox clock's reading when the tool read the time (None: it did not).
+    clock: str | None = None
+
+    added: ClassVar[tuple[tuple[str, object], ...]] = (("clock", None),)
 
 
 class GoldenChainExecuted(Event, tag="task.golden_executed"):
     steps: list[GoldenStep]
     final_digest: str
     expected_answers: list[str] = []
+
+    digest_nested: ClassVar[bool] = True
 
 
 class TaskKept(Event, tag="task.kept"):

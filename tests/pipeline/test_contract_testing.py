@@ -9,6 +9,7 @@ import trio
 
 from scaleenv.agents.synth.stage1 import _run_cases, contract_cases  # noqa: F401
 from scaleenv.model.dbgen import generate_state
+from scaleenv.model.integrity import Constraints, constraints_of
 from scaleenv.sandbox import SandboxPool
 from scaleenv.store.events.synth import TestsRun, ToolAccepted, ToolRejected
 from scaleenv.store.log import Log
@@ -19,6 +20,9 @@ class _Ctx:
     def __init__(self, pool: SandboxPool) -> None:
         self.sandbox = pool
 
+    def constraints(self, slot: str, spec: object) -> Constraints:
+        return constraints_of(spec)  # type: ignore[arg-type]
+
 
 def _results(code: str) -> list:
     tool = SHOP.tool("cancel_order")
@@ -27,7 +31,7 @@ def _results(code: str) -> list:
 
     async def main() -> list:
         async with SandboxPool(workers=1) as pool:
-            return await _run_cases(_Ctx(pool), SHOP, tool, code, cases)  # type: ignore[arg-type]
+            return await _run_cases(_Ctx(pool), "d00", SHOP, tool, code, cases)  # type: ignore[arg-type]
 
     return trio.run(main)
 

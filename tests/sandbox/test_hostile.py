@@ -23,7 +23,7 @@ async def hostile_pool() -> AsyncIterator[SandboxPool]:
 
 
 def test_corpus_size() -> None:
-    assert len(CASES) >= 70
+    assert len(CASES) >= 115
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -58,4 +58,37 @@ async def test_runtime_only_cases_are_few() -> None:
         "exc_with_traceback", "os_system_via_sys_modules",
         # Text from objects with memory addresses (nondeterministic): refused at run time.
         "address_leak_fstring", "address_leak_str_iterator", "address_leak_percent",
+        # The allowed standard modules: their limits, their objects' attributes and writes.
+        "class_attribute_write_counter", "copy_deepcopy_module", "datetime_class_attribute_write",
+        "datetime_now_bad_tz", "datetime_overflow", "datetime_strftime_bomb", "decimal_absurd_precision",
+        "decimal_context_attribute_write", "decimal_power_bomb", "defaultdict_repr_address_leak",
+        "deque_memory_bomb", "itertools_count_forever", "itertools_product_memory",
+        "json_dumps_default_address_leak", "json_dumps_huge", "json_hook_returns_callable", "json_loads_cls",
+        "json_loads_deep_nesting", "json_object_pairs_hook_class_method", "math_factorial_huge",
+        "math_isqrt_huge", "module_attribute_write", "module_repr_text", "regex_catastrophic_backtracking",
+        "regex_nested_groups", "regex_scanner_internals", "regex_sub_callback_scanner",
+        "string_formatter_via_alias", "time_host_clock_via_alias", "toplevel_bad_pattern", "toplevel_deep_pattern",
     }, runtime
+
+
+# What stops the allowed modules' bombs: the limit each must run into.
+LIMIT_OF = {
+    "regex_catastrophic_backtracking": {"timeout"},
+    "math_factorial_huge": {"timeout"},
+    "math_isqrt_huge": {"timeout"},
+    "itertools_count_forever": {"timeout"},
+    "json_dumps_huge": {"output_too_large"},
+    "decimal_absurd_precision": {"memory"},
+    # These grow memory as fast as they burn time: whichever limit comes first.
+    "decimal_power_bomb": {"memory", "timeout"},
+    "datetime_strftime_bomb": {"memory", "timeout"},
+    "itertools_product_memory": {"memory", "timeout"},
+    "deque_memory_bomb": {"memory", "timeout"},
+}
+
+
+@pytest.mark.parametrize("case", sorted(LIMIT_OF))
+async def test_module_bombs_hit_their_limit(case: str, hostile_pool: SandboxPool) -> None:
+    source = (HOSTILE / f"{case}.py").read_text()
+    outcome = await hostile_pool.run_once({"attack": source}, make_state(), "attack", {})
+    assert outcome.error is not None and outcome.error.kind in LIMIT_OF[case], (case, outcome.error)

@@ -1,0 +1,5 @@
+# Submodules are not importable.
+import collections.abc
+
+def attack(db):
+    return 1

@@ -1,0 +1,5 @@
+# Only the allowed standard modules can be imported.
+import sys
+
+def attack(db):
+    return sys.modules["os"].getpid()
