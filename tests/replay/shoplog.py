@@ -16,8 +16,9 @@ from typing import Any
 
 import trio
 
+from scaleenv.model.integrity import constraints_of
 from scaleenv.replay.logcopy import append_all
-from scaleenv.sandbox import Limits, SandboxPool
+from scaleenv.sandbox import Limits, SandboxPool, task_clock
 from scaleenv.store.events.base import Ref
 from scaleenv.store.events.episodes import EpisodeEnded, EpisodeStarted, MessageSent, RewardGiven, ToolCallRequest, ToolExecuted
 from scaleenv.store.events.synth import DomainSynthesized, SchemaDefined, ToolAccepted
@@ -77,11 +78,18 @@ def _delta(outcome: Any) -> list[RecordChange]:
     return [RecordChange(table=c.table, key=c.key, before=c.before, after=c.after) for c in outcome.delta]
 
 
-async def _record(nondeterministic: bool, extra: tuple[tuple[ToolSpec, str], ...] = ()) -> list[Pending]:
+SEED = 0
+"""The run seed the shop log's sessions use for their clock (the log stores no config: verify reads 0)."""
+
+
+async def _record(nondeterministic: bool, extra: tuple[tuple[ToolSpec, str], ...] = (),
+                  calls: tuple[tuple[str, dict[str, Any]], ...] = ()) -> list[Pending]:
     tools = [*SHOP.tools, *([WHOAMI] if nondeterministic else []), *(t for t, _ in extra)]
     spec = DomainSpec(name=SHOP.name, description=SHOP.description, tables=SHOP.tables, tools=tools)
     code = {**CODE, **({"whoami": WHOAMI_CODE} if nondeterministic else {}), **{t.name: c for t, c in extra}}
-    calls = list(EPISODE_CALLS) + ([("whoami", {})] if nondeterministic else [])
+    calls = [*EPISODE_CALLS, *([("whoami", {})] if nondeterministic else []), *calls]
+    # Sessions as the engine opens them: the domain's constraints and the task's clock.
+    terms = {"constraints": constraints_of(spec), "clock": task_clock(SEED, "d00/t000")}
     items: list[Pending] = []
 
     def add(stream: str, event: Any, actor: str) -> Ref:
@@ -103,11 +111,11 @@ async def _record(nondeterministic: bool, extra: tuple[tuple[ToolSpec, str], ...
                                  distractors=[("customers", "c2"), ("orders", "ord_0002")], steps=GOLDEN), "expander")
         add(ts, InstructionWritten(domain=spec.name, instruction="Cancel my pen order.", user_facts={"email": "ada@example.com"}),
             "task_writer")
-        await pool.open_session("golden", code, state)
+        await pool.open_session("golden", code, state, **terms)
         golden = []
         for s in GOLDEN:
             o = await pool.call("golden", s.tool, s.args)
-            golden.append(GoldenStep(tool=s.tool, args=s.args, result=o.result, delta=_delta(o)))
+            golden.append(GoldenStep(tool=s.tool, args=s.args, result=o.result, delta=_delta(o), clock=o.clock))
         await pool.close_session("golden")
         add(ts, GoldenChainExecuted(steps=golden, final_digest="", expected_answers=[]), "verifier")
         add(ts, TaskKept(task_id="d00/t000", domain=spec.name), "engine")
@@ -115,14 +123,14 @@ async def _record(nondeterministic: bool, extra: tuple[tuple[ToolSpec, str], ...
         es = "episode/d00/t000/g0"
         add(es, EpisodeStarted(task_id="d00/t000", domain=spec.name, attempt=0, seed=1), "engine")
         add(es, MessageSent(role="user", content="Please cancel my pen order; I am ada@example.com."), "user")
-        await pool.open_session(es, code, state)
+        await pool.open_session(es, code, state, **terms)
         for i, (tool, args) in enumerate(calls):
             call = ToolCallRequest(id=f"call{i}", name=tool, arguments=json.dumps(args))
             add(es, MessageSent(role="assistant", content="", tool_calls=[call]), "policy")
             o = await pool.call(es, tool, args)
             add(es, ToolExecuted(call_id=call.id, tool=tool, args=args, ok=o.ok, result=o.result,
                                  error_kind=None if o.ok else o.error.kind, error=None if o.ok else o.error.message[:1000],
-                                 delta=_delta(o)), "environment")
+                                 delta=_delta(o), clock=o.clock), "environment")
         await pool.close_session(es)
         add(es, MessageSent(role="assistant", content="Your order ord_0001 is cancelled."), "policy")
         add(es, EpisodeEnded(reason="user_done", fault="none", turns=1, tool_calls=len(calls)), "engine")
@@ -132,8 +140,10 @@ async def _record(nondeterministic: bool, extra: tuple[tuple[ToolSpec, str], ...
 
 
 def build_shop_log(path: str | Path, *, nondeterministic: bool = False,
-                   extra: tuple[tuple[ToolSpec, str], ...] = ()) -> None:
-    """Write the shop run to a new log at ``path`` (``extra``: more verified tools, with their code)."""
-    items = trio.run(_record, nondeterministic, extra)
+                   extra: tuple[tuple[ToolSpec, str], ...] = (),
+                   calls: tuple[tuple[str, dict[str, Any]], ...] = ()) -> None:
+    """Write the shop run to a new log at ``path`` (``extra``: more verified tools, with
+    their code; ``calls``: more episode calls after the usual ones)."""
+    items = trio.run(_record, nondeterministic, extra, calls)
     with Log.open(path, sync=False) as lg:
         trio.run(append_all, lg, items)

@@ -15,7 +15,8 @@ from scaleenv.store.events.episodes import ToolExecuted
 from scaleenv.store.events import synth
 from scaleenv.store.log import Log
 from scaleenv.store.record import Record
-from scaleenv.sandbox import SandboxPool
+from scaleenv.sandbox import SandboxPool, task_clock
+from scaleenv.store.specs import FieldSpec, ParamSpec, ToolSpec
 from tests.replay.shoplog import TEST_CLOCK, build_shop_log
 
 
@@ -108,3 +109,50 @@ def test_a_tampered_test_verdict_is_caught(golden_run: Path, tmp_path: Path) -> 
     target = _tamper(golden_run, dest, flip, results=results)
     report = _verify(dest)
     assert [(d.stream, d.n, d.kind, d.fields) for d in report.divergences] == [(target.stream, target.n, "tests", ["passed"])]
+
+
+STAMP = ToolSpec(name="add_note", description="Note something on an order, stamped with the time.",
+                 params=[ParamSpec(name="order_id", type="str", description="order id", ref="orders")],
+                 returns=[FieldSpec(name="noted_at", type="str")], reads=["orders"], writes=["orders"], mutates=True)
+STAMP_CODE = '''
+from datetime import datetime, timedelta
+
+
+def add_note(db, order_id):
+    order = db["orders"][order_id]
+    now = datetime.now()
+    order["noted_at"] = now.strftime("%Y-%m-%d %H:%M:%S")
+    order["follow_up"] = (now + timedelta(days=2)).date().isoformat()
+    return {"noted_at": order["noted_at"]}
+'''
+
+
+def test_clock_readings_are_recorded_and_reproduced(tmp_path: Path) -> None:
+    """A tool that stamps records with the time: its episode calls record the task clock's
+    reading, verify re-executes them on the same clock, and a changed reading or run
+    seed is a divergence."""
+    path = tmp_path / "stamp.lmdb"
+    build_shop_log(path, extra=((STAMP, STAMP_CODE),), calls=(("add_note", {"order_id": "ord_0002"}),
+                                                              ("add_note", {"order_id": "ord_0002"})))
+    with Log.open(path, readonly=True) as lg:
+        notes = [r for r in lg.read_stream("episode/d00/t000/g0")
+                 if isinstance(r.event, ToolExecuted) and r.event.tool == "add_note"]
+    clock = task_clock(0, "d00/t000")
+    # The 6th and 7th calls of the episode's session (0-based 5 and 6).
+    assert [r.event.clock for r in notes] == [clock.reading(5), clock.reading(6)]
+    assert notes[1].event.result == {"noted_at": clock.reading(6)}
+    assert _verify(path).divergences == []
+
+    tampered = tmp_path / "tampered.lmdb"
+    target = _tamper(path, tampered, lambda r: r.n == notes[0].n and r.stream == notes[0].stream,
+                     clock="2020-01-01 00:00:00")
+    [d] = _verify(tampered).divergences
+    assert (d.stream, d.n, d.kind, d.tool, d.fields) == (target.stream, target.n, "episode", "add_note", ["clock"])
+
+    reseeded = tmp_path / "reseeded.lmdb"
+    with Log.open(path, readonly=True) as lg:
+        copy_log(lg, reseeded, lambda r: r)
+    with Log.open(reseeded) as lg:
+        lg.meta_set("run_config", {"seed": 5})
+    [d] = _verify(reseeded).divergences
+    assert d.n == notes[0].n and d.fields == ["result", "delta", "clock"]
