@@ -63,6 +63,18 @@ class _Shadow:
     clock: SessionClock = SessionClock()
     calls: int = 0
     """Calls made on the session so far: the next one reads ``clock.reading_us(calls)``."""
+    start_us: int = attrs.field(init=False)
+    step_us: int = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.start_us = self.clock.reading_us(0)
+        self.step_us = self.clock.reading_us(1) - self.start_us
+
+    def tick(self) -> int:
+        """The reading of the session's next call (and count it)."""
+        now_us = self.start_us + self.calls * self.step_us
+        self.calls += 1
+        return now_us
 
 
 @attrs.define(eq=False)
@@ -354,8 +366,7 @@ class SandboxPool:
         outcome's ``clock`` is the reading when the tool read the time.
         """
         shadow = self._shadow(session_id)
-        now_us = shadow.clock.reading_us(shadow.calls)
-        shadow.calls += 1
+        now_us = shadow.tick()
         try:
             check_json(args, "args")
         except InvalidValue as exc:
