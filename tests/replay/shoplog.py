@@ -37,7 +37,7 @@ from scaleenv.store.specs import DbState, DomainSpec, FieldSpec, ToolSpec
 from scaleenv.store.writer import Pending
 from tests.shop import CODE, SHOP
 
-# Test-only: the sandbox gives tools no clock or randomness; Limits(test_clock=True) adds a
+# Test-only: the sandbox gives tools no host clock or randomness; Limits(test_clock=True) adds a
 # clock_ns() builtin for exactly this corpus, so --verify can be shown catching it.
 TEST_CLOCK = Limits(test_clock=True)
 WHOAMI = ToolSpec(name="whoami", description="When the call ran (nondeterministic on purpose).",
