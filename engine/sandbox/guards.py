@@ -13,10 +13,9 @@ make, the session clock behind ``now()``/``today()``).
 from __future__ import annotations
 
 import operator
+from collections import defaultdict, deque
 from collections.abc import Callable
 from typing import Any
-
-from collections import defaultdict, deque
 
 from RestrictedPython.Guards import guarded_iter_unpack_sequence, guarded_unpack_sequence
 from RestrictedPython.transformer import INSPECT_ATTRIBUTES

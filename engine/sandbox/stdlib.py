@@ -54,9 +54,10 @@ from typing import Any
 from scaleenv.sandbox.clock import from_us
 
 # Modules the allowed ones load lazily on first use: imported here, before the worker's
-# lockdown refuses imports (re: \N{...} escapes; strptime).
+# lockdown refuses imports (re: \N{...} escapes; strptime; Counter.most_common).
 import _strptime  # noqa: F401
 import calendar  # noqa: F401
+import heapq  # noqa: F401
 import locale  # noqa: F401
 import unicodedata  # noqa: F401
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import os
 import sys
+import warnings
 
 # Everything the worker will ever need is imported before lockdown: afterwards
 # the audit hook refuses new imports.
@@ -125,6 +126,9 @@ class Worker:
         if not isinstance(hello, Hello):
             return
         self.limits = hello.limits
+        # Warnings (a deprecated regex syntax, say) go nowhere from a worker, and showing
+        # one reads source files and keeps per-location state across sessions: never shown.
+        warnings.simplefilter("ignore")
         if hello.limits.test_clock:
             enable_test_clock()
         executor.install_alarm()

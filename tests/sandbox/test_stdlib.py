@@ -220,20 +220,26 @@ async def test_the_allowed_modules_reach_no_file_no_host_clock_and_no_import(poo
     data, re's \\N{} escapes load unicodedata, localtime reads the zone): the worker's audit
     hook would turn any file open, import or clock syscall wrapper into a policy failure."""
     src = '''
-import datetime, time, re, json, decimal, statistics, string, math
+import collections, copy, datetime, decimal, itertools, json, math, re, statistics, string, time
 def tour(db):
+    fit = statistics.linear_regression([1, 2, 3], [2, 4, 6])
     out = [re.sub(r"\\N{EM DASH}", "-", "a\\u2014b"), time.strptime("2024", "%Y").tm_year,
-           datetime.datetime.strptime("Mar 5 2024", "%b %d %Y").isoformat(), time.mktime(time.gmtime(0)),
+           datetime.datetime.strptime("Mar 5 2024 +0200", "%b %d %Y %z").isoformat(), time.mktime(time.gmtime(0)),
            json.dumps({"x": decimal.Decimal("1.1")}, default=str), statistics.median([3, 1, 2]),
            statistics.quantiles([1, 2, 3, 4, 5], n=4), math.fsum([0.1] * 10), string.ascii_lowercase[:3],
-           datetime.datetime.now().astimezone().tzname(), time.localtime(0).tm_zone]
+           datetime.datetime.now().astimezone().tzname(), time.localtime(0).tm_zone,
+           collections.Counter("abbccc").most_common(2), [fit.slope, fit.intercept],
+           str(json.loads("1.10", parse_float=decimal.Decimal)), f"{decimal.Decimal('1234.5'):n}",
+           re.compile("[[a]").pattern, copy.deepcopy({"d": [decimal.Decimal("2")], "t": (1, 2)})["t"],
+           [list(g) for _, g in itertools.groupby("aab")], datetime.date(2024, 1, 1).isocalendar().week]
     return out
 '''
     assert check_source(src, "tour") == []
     outcome = await pool.run_once({"tour": src}, make_state(), "tour", {})
     assert outcome.ok, outcome.error
-    assert outcome.result == ["a-b", 2024, "2024-03-05T00:00:00", 0.0, '{"x": "1.1"}', 2, [1.5, 3.0, 4.5], 1.0, "abc",
-                              "UTC", "UTC"]
+    assert outcome.result == ["a-b", 2024, "2024-03-05T00:00:00+02:00", 0.0, '{"x": "1.1"}', 2, [1.5, 3.0, 4.5], 1.0,
+                              "abc", "UTC", "UTC", [["c", 3], ["b", 2]], [2.0, 0.0], "1.10", "1234.5", "[[a]", [1, 2],
+                              [["a", "a"], ["b"]], 1]
 
 
 async def test_host_clock_routes_are_closed(pool: SandboxPool) -> None:
