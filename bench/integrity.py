@@ -58,7 +58,7 @@ def make_state(records: int) -> dict[str, dict[str, dict[str, Any]]]:
     return {
         "customers": {f"c{i}": {"customer_id": f"c{i}", "name": f"Customer {i}", "email": f"c{i}@example.com"}
                       for i in range(n_c)},
-        "products": {f"p{i}": {"product_id": f"p{i}", "title": f"Product {i}", "stock": 50} for i in range(n_p)},
+        "products": {f"p{i}": {"product_id": f"p{i}", "title": f"Product {i}", "stock": 10**6} for i in range(n_p)},
         "orders": {f"o{i}": {"order_id": f"o{i}", "customer_id": f"c{i % n_c}", "product_id": f"p{i % n_p}",
                              "quantity": 1 + i % 5, "status": "pending"} for i in range(n_o)},
     }
@@ -78,6 +78,8 @@ def next_delta(db: Any, i: int, rng: random.Random) -> list[RecordChange]:
         c = f"c{rng.randrange(len(db['customers']))}"
         return [RecordChange("customers", c, db["customers"][c], {**db["customers"][c], "email": f"n{i}@x.org"})]
     o = f"o{i // 3}"
+    if o not in db["orders"]:
+        o = f"new{i - 2}"  # past the first orders: the one call i - 2 created
     return [RecordChange("orders", o, db["orders"][o], None)]
 
 
