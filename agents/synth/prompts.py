@@ -2,6 +2,7 @@
 
 from scaleenv.sandbox.guards import SAFE_BUILTINS
 from scaleenv.sandbox.policy import FORBIDDEN_NAMES
+from scaleenv.sandbox.stdlib import EXPORTS
 
 OUTLINE = """You are the architect of a simulated business domain in which an AI support agent
 will help customers with tools. From the brief in the context (a name, a description,
@@ -63,12 +64,16 @@ def _sandbox_rules() -> str:
     banned = sorted(n for n in FORBIDDEN_NAMES if not n.startswith("_"))
     return (
         "The code runs in a sandbox (RestrictedPython and our own checks). It may use only these names: "
-        + ", ".join(names) + ", plus its parameters and local variables. Not allowed: imports, classes, "
+        + ", ".join(names) + ", plus its parameters and local variables. It may import these standard "
+        "modules only: " + ", ".join(sorted(EXPORTS)) + " (`import math`, `from datetime import datetime, "
+        "timedelta`; their pure functions and value types). Not allowed: other imports, classes, "
         "generators, `with`, `global`, decorators, names or attributes starting with `_`, string `.format` "
         "(use f-strings), and the names " + ", ".join(banned) + ". Module-level statements other than the "
-        "function and constant assignments (str/int/float/bool/None/tuple) are refused; a helper function "
-        "must be nested inside the tool function. No randomness, no clock: the same call on the same state "
-        "must give the same result."
+        "function, those imports and constant assignments (str/int/float/bool/None/tuple, or built from "
+        "literals by re.compile, Decimal, date, datetime, time or timedelta) are refused; a helper function "
+        "must be nested inside the tool function. No randomness; the time (`datetime.now()`, "
+        "`date.today()`, `time.time()`) is the sandbox's clock, so the same calls on the same state give "
+        "the same results."
     )
 
 
