@@ -51,7 +51,7 @@ from scaleenv.store.log import Log
 
 from .errors import UsageError, WorkFailed
 from scaleenv.config import RunConfig
-from scaleenv.streams import domain_stream, episode_id, episode_stream, slot_index, slot_of, task_id, task_stream, tool_streams_of
+from scaleenv.streams import domain_stream, slot_index, slot_of, task_id, task_stream, tool_streams_of
 from scaleenv.logs import get_logger
 from .runner import EngineOptions, adopt_config, project, summary
 from .shard_worker import FAIL_EXIT_CODE, Kind, ShardJob, ShardWorker, Shipment, unit_finished, unit_stream

@@ -128,10 +128,10 @@ def test_the_schema_missing_a_column_is_rejected_then_fixed(run: Any) -> None:
     assert [t.name for t in defined.spec.tools] == planned
 
 
-def test_an_import_of_datetime_is_refused_and_repaired(run: Any) -> None:
+def test_an_import_of_uuid_is_refused_and_repaired_and_datetime_kept(run: Any) -> None:
     _, _, _, records = run
     [check] = tool_events(records, "register_candidate", CodeCheckFailed)
-    assert check.round == 0 and any("import" in i for i in check.issues), check.issues
+    assert check.round == 0 and len(check.issues) == 1 and "module 'uuid'" in check.issues[0], check.issues
     authors = [(c.round, c.author) for c in tool_events(records, "register_candidate", CodeProposed)]
     assert authors == [(0, "coder"), (1, "repairer")]
     [accepted] = tool_events(records, "register_candidate", ToolAccepted)
@@ -150,7 +150,9 @@ def test_a_missing_foreign_key_check_fails_its_contract_case_and_the_tool_is_rep
     _, _, _, records = run
     first, second = tool_events(records, "apply_to_job", TestsRun)
     assert [r.name for r in first.results if not r.passed] == ["contract/violate/0"]  # exists candidates[$candidate_id]
-    assert "succeeded" in first.results[[r.name for r in first.results].index("contract/violate/0")].failure
+    # The sandbox's integrity check catches it: the new application points at no candidate.
+    failure = first.results[[r.name for r in first.results].index("contract/violate/0")].failure
+    assert "integrity" in failure and "points at no record of candidates" in failure, failure
     [debugged] = tool_events(records, "apply_to_job", ToolDebugged)
     assert (debugged.round, debugged.verdict) == (1, "tool")
     assert [c.author for c in tool_events(records, "apply_to_job", CodeProposed)] == ["coder", "debugger"]
@@ -243,8 +245,8 @@ def test_audit_shows_the_repairs(run: Any) -> None:
     path, _, _, _ = run
     out = _audit(path, "job_seeking.apply_to_job")
     assert out.returncode == 0, out.stderr
-    assert "x contract/violate/0: expected a clean error" in out.stdout
-    assert "round 1: the tool is wrong: The call with an unknown candidate_id succeeded" in out.stdout
+    assert "x contract/violate/0: expected a clean ToolError, got integrity" in out.stdout
+    assert "round 1: the tool is wrong: The call with an unknown candidate_id was not refused" in out.stdout
     assert "round 1 by debugger" in out.stdout and "+    if candidate_id not in db[\"candidates\"]:" in out.stdout
     assert "transcript/hand-written" in out.stdout
     out = _audit(path, "job_seeking.find_candidate_by_email")

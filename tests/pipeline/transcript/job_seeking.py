@@ -7,8 +7,9 @@ catch (the test asserts every one):
 
 1. design: the database agent leaves out ``job_postings.status`` in round 0
    (``SchemaRejected``; the architect keeps its tools; the database agent fixes it);
-2. ``register_candidate``: the coder stamps ``registered_on`` with ``datetime``, which the
-   sandbox refuses (``CodeCheckFailed``); the repairer drops the import;
+2. ``register_candidate``: the coder mints the id with ``uuid`` (randomness the sandbox
+   refuses: ``CodeCheckFailed``; ``datetime`` is allowed, behind the sandbox's clock); the
+   repairer mints it from the table's prefix and keeps the date stamp;
 3. ``search_job_postings``: the coder silently hides closed postings; the reviewer objects
    (the contract's filters do not include status) and the repairer removes the filter;
 4. ``apply_to_job``: the coder forgets to check that the candidate exists; the contract's
@@ -218,7 +219,7 @@ ANSWERS: dict[tuple[str, str, int], Any] = {
 
     ("coder", "register_candidate", 0): {"code": code("register_candidate.r0")},
     ("repairer", "register_candidate", 1): {"code": code("register_candidate.r1"),
-                                            "notes": "No imports in the sandbox: registered_on is left empty."},
+                                            "notes": "uuid is not available: ids come from the table's prefix and the next number."},
     ("reviewer", "register_candidate", 1): ACCEPT,
     ("tester", "register_candidate", 0): tester_register_candidate,
 
@@ -233,8 +234,9 @@ ANSWERS: dict[tuple[str, str, int], Any] = {
     ("tester", "apply_to_job", 0): tester_apply_to_job,
     ("debugger", "apply_to_job", 1): {
         "verdict": "tool",
-        "reason": ("The call with an unknown candidate_id succeeded and created an application pointing at no "
-                   "candidate: the tool never checks the pre-condition that the candidate exists."),
+        "reason": ("The call with an unknown candidate_id was not refused: it wrote an application pointing at no "
+                   "candidate (the sandbox's integrity check rolled it back); the tool never checks the "
+                   "pre-condition that the candidate exists."),
         "code": code("apply_to_job.r1")},
     ("reviewer", "apply_to_job", 1): ACCEPT,
 

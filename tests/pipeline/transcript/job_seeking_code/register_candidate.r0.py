@@ -1,10 +1,11 @@
+import uuid
 from datetime import date
 
 
 def register_candidate(db, full_name, email):
     """Create a candidate profile for an email address no one has registered yet.
 
-    The profile is stamped with today's date.
+    The profile is stamped with today's date and gets a globally unique id.
     """
     candidates = db["candidates"]
     normalized = email.strip()
@@ -12,13 +13,7 @@ def register_candidate(db, full_name, email):
         if candidate.get("email") == normalized:
             raise ToolError(f"A candidate with email '{normalized}' is already registered.")
 
-    def next_candidate_id():
-        n = len(candidates) + 1
-        while f"cand_{n:04d}" in candidates:
-            n += 1
-        return f"cand_{n:04d}"
-
-    candidate_id = next_candidate_id()
+    candidate_id = f"cand_{uuid.uuid4().hex[:8]}"
     candidates[candidate_id] = {
         "candidate_id": candidate_id,
         "full_name": full_name.strip(),

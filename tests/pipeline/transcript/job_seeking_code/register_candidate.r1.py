@@ -1,7 +1,11 @@
+from datetime import date
+
+
 def register_candidate(db, full_name, email):
     """Create a candidate profile for an email address no one has registered yet.
 
-    The sandbox has no clock, so `registered_on` is left empty for the system to fill.
+    The profile is stamped with today's date (the sandbox's clock); ids are minted from
+    the table's prefix and the next free number, as the environment requires.
     """
     candidates = db["candidates"]
     for candidate in candidates.values():
@@ -19,6 +23,6 @@ def register_candidate(db, full_name, email):
         "candidate_id": candidate_id,
         "full_name": full_name,
         "email": email,
-        "registered_on": "",
+        "registered_on": date.today().isoformat(),
     }
     return {"candidate_id": candidate_id, "full_name": full_name, "email": email}
