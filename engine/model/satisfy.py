@@ -13,6 +13,7 @@ Everything is pure and seeded; states are never mutated in place.
 
 from __future__ import annotations
 
+import math
 import random
 from typing import Any
 
@@ -236,9 +237,11 @@ class _Solver:
             if rows:
                 return self.rng.choice(sorted(rows))
         if param.type == "int":
-            return self.rng.randint(1, 3)
+            lo, hi = _window(1, 3, self._column(param))
+            lo, hi = math.ceil(lo), math.floor(hi)
+            return self.rng.randint(*((lo, hi) if lo <= hi else (1, 3)))
         if param.type == "float":
-            return round(self.rng.uniform(1, 50), 2)
+            return round(self.rng.uniform(*_window(1, 50, self._column(param))), 2)
         if param.type == "bool":
             return self.rng.random() < 0.5
         if param.type == "list[str]":
@@ -261,10 +264,35 @@ class _Solver:
                 return field_value(f, table, self.db, self.rng, "x")
         return f"{param.name}_{self.rng.randrange(1000)}"
 
+    def _column(self, param: ParamSpec) -> FieldSpec | None:
+        """The column a parameter is named after: in a table the tool writes, else one it reads."""
+        for table_name in (*self.tool.writes, *self.tool.reads):
+            table = self.domain.table(table_name)
+            column = table.field(param.name) if table is not None else None
+            if column is not None:
+                return column
+        return None
+
     def fill_params(self) -> None:
         for param in self.tool.params:
             if param.name not in self.args and param.required:
                 self.args[param.name] = self.random_param(param)
+
+
+def _window(lo: float, hi: float, column: FieldSpec | None) -> tuple[float, float]:
+    """Where a number for ``column`` is drawn: ``lo..hi`` within the column's range (a value
+    a call writes there must keep the schema's integrity); when they do not meet, a window
+    as wide at the near end of the column's range."""
+    if column is None or (column.minimum is None and column.maximum is None):
+        return lo, hi
+    low = column.minimum if column.minimum is not None else -math.inf
+    high = column.maximum if column.maximum is not None else math.inf
+    a, b = max(lo, low), min(hi, high)
+    if a <= b:
+        return a, b
+    if hi < low:
+        return low, min(low + (hi - lo), high)
+    return max(high - (hi - lo), low), high
 
 
 def _compare(op: str, a: Any, b: Any) -> bool:
