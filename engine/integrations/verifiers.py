@@ -20,7 +20,8 @@ plays it in the episode and answers with the tool results, or with the user's re
 the turn spoke to the user; when the episode ends (the user is done or gives up, a
 limit) its last messages are the final environment response. Every rollout's episode is
 ended when the rollout is cleaned up (``policy_stopped`` if verifiers stopped it first,
-e.g. at ``max_turns``). The rubric's one reward function, :func:`episode_reward`, reads
+e.g. at ``max_turns``: the model's last turn then never reached the environment, so it is in
+verifiers' completion but not in the episode's log). The rubric's one reward function, :func:`episode_reward`, reads
 the episode's rule-based reward (0 or 1); ``episode_id`` and the whole result stay in
 the state (``state["scaleenv"]``).
 
