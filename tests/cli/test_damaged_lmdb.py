@@ -67,7 +67,9 @@ def test_a_truncated_log_is_refused_before_lmdb_maps_it(template: Path, tmp_path
 
 def test_a_truncated_log_raises_log_damaged(template: Path, tmp_path: Path) -> None:
     log = copy_log(template, tmp_path / "log")
-    os.truncate(log / "data.mdb", (log / "data.mdb").stat().st_size - 4096)
+    # Half the file: past any free tail LMDB allows to be missing (one page may be free,
+    # which the check rightly accepts: see the free-tail test below).
+    os.truncate(log / "data.mdb", (log / "data.mdb").stat().st_size // 2)
     with pytest.raises(LogDamaged, match="truncated"):
         Log.open(log, readonly=True)
     os.truncate(log / "data.mdb", 100)  # inside the first meta page
