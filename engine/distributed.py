@@ -415,7 +415,7 @@ class RayWorker:
         try:
             await self._get(self._actor.close.remote())
         except (WorkerLost, WorkFailed):
-            pass
+            pass  # already gone or failed: killing it below is all that is left
         ray.kill(self._actor, no_restart=True)
 
 

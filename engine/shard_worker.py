@@ -174,7 +174,7 @@ class ShardWorker:
             try:
                 self._token.run_sync_soon(self._cancel.cancel)
             except trio.RunFinishedError:
-                pass
+                pass  # the engine finished on its own meanwhile: nothing to cancel
         self._release.set()
         if self._thread is not None:
             self._thread.join()
