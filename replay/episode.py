@@ -138,16 +138,9 @@ def apply(state: EpisodeView, event: Any) -> EpisodeView:
     elif isinstance(event, ToolExecuted):
         state.timeline.append(event)
         state.messages.append({"role": "tool", "tool_call_id": event.call_id, "content": tool_message(event)})
-        state.tool_calls += 1
-        if event.ok:
-            if state.state is not None:
-                state.state = apply_delta(state.state, event.delta)
-        elif event.error_kind in ENV_FAILURE_KINDS:
-            state.env_failures += 1
+        _tool_outcome(state, event)
     elif isinstance(event, EpisodeStarted):
-        state.task_id, state.domain, state.attempt, state.seed = event.task_id, event.domain, event.attempt, event.seed
-        state.client_seed, state.label = event.client_seed, event.label
-        state.system_prompt = event.system_prompt
+        _started(state, event)
         state.messages = [{"role": "system", "content": event.system_prompt}]
     elif isinstance(event, EpisodeEnded):
         state.ended = event
@@ -203,16 +196,9 @@ def apply_summary(state: EpisodeSummary, event: Any, tag: str) -> EpisodeSummary
     elif tag == TOOL_TAG:
         state.steps += 1
         state.message_count += 1
-        state.tool_calls += 1
-        if event.ok:
-            if state.state is not None:
-                state.state = apply_delta(state.state, event.delta)
-        elif event.error_kind in ENV_FAILURE_KINDS:
-            state.env_failures += 1
+        _tool_outcome(state, event)
     elif isinstance(event, EpisodeStarted):
-        state.task_id, state.domain, state.attempt, state.seed = event.task_id, event.domain, event.attempt, event.seed
-        state.client_seed, state.label = event.client_seed, event.label
-        state.system_prompt = event.system_prompt
+        _started(state, event)
         state.message_count = 1  # the system message; what came before is dropped, as in apply
         state.user_messages = []
     elif isinstance(event, EpisodeEnded):
@@ -232,3 +218,21 @@ def fold(events: Iterable[Any], initial_state: DbState | None, episode_id: str =
     for event in events:
         apply(state, event)
     return state
+
+
+def _tool_outcome(state: Any, event: Any) -> None:
+    """A tool call's effect on an episode's fold or summary: counted, its delta applied
+    when it succeeded, an environment failure counted when it did not."""
+    state.tool_calls += 1
+    if event.ok:
+        if state.state is not None:
+            state.state = apply_delta(state.state, event.delta)
+    elif event.error_kind in ENV_FAILURE_KINDS:
+        state.env_failures += 1
+
+
+def _started(state: Any, event: EpisodeStarted) -> None:
+    """What an episode's fold and its summary take from its start."""
+    state.task_id, state.domain, state.attempt, state.seed = event.task_id, event.domain, event.attempt, event.seed
+    state.client_seed, state.label = event.client_seed, event.label
+    state.system_prompt = event.system_prompt
