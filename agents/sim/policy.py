@@ -167,11 +167,15 @@ class Planner:
     numbers: list[Any] = attrs.field(factory=list)
     unavailable: set[str] = attrs.field(factory=set)
     asked_all: set[str] = attrs.field(factory=set)
+    asked_here: set[str] = attrs.field(factory=set)  # asked since the request at hand was raised
+    fact_pos: dict[str, int] = attrs.field(factory=dict)  # where each fact was last given
+    ids_here: set[str] = attrs.field(factory=set)  # record ids said since the request at hand was raised
     user_words: list[str] = attrs.field(factory=list)
     goal: Tool | None = None
     noisy: bool = True  # whether record choices may be mistaken this time
     new_values: set[str] = attrs.field(factory=set)  # facts the user wants set ("change the email to ...")
     start: int = 0  # where the request at hand begins (a message position; see request_start)
+    earlier_calls: list[Call] = attrs.field(factory=list)  # calls made for earlier requests
     _bad: set[tuple[str, str]] = attrs.field(factory=set)
 
     @property
@@ -184,16 +188,19 @@ class Planner:
         asked_before: list[str] = []
         declined: dict[str, int] = {}
         events = sorted([(p, "u", t) for p, t in self.conv.users] + [(p, "a", t) for p, t in self.conv.assistants])
-        for _, who, text in events:
+        for pos, who, text in events:
             if who == "a":
                 asked_before = _parse_ask(text)
                 self.asked_all.update(asked_before)
+                if pos >= self.start:
+                    self.asked_here.update(asked_before)
                 continue
             found = extract_facts(text)
             # "change the email to X": X is the new value to set, not something to look records up by.
             changed = {"_".join(w for w in name_words(m.group(1)) if w not in ("my", "the")) for m in CHANGE_RE.finditer(text)}
             for k, v in found.items():
                 self.facts[k] = v
+                self.fact_pos[k] = pos
                 if k in changed:
                     self.new_values.add(k)
                 else:
@@ -207,18 +214,24 @@ class Planner:
                     name_match(p, k) >= 1 or set(name_words(p)) & set(name_words(k)) - GENERIC)]
                 if len(close) == 1:
                     self.facts[p] = found[close[0]]
+                    self.fact_pos[p] = pos
                 elif len(asked_before) == 1 and len(found) == 1:
                     k, v = next(iter(found.items()))
                     if set(name_words(k)) <= GENERIC and kind_fits(p, v):  # "the number is 42"
                         self.facts[p] = v
+                        self.fact_pos[p] = pos
                 if p in found or p in self.facts:
                     continue
+                if pos < self.start:
+                    continue  # declined for an earlier request: this request's record may be another one
                 if HARD_DECLINE_RE.search(text):
                     declined[p] = declined.get(p, 0) + 2  # the user does not hold it: do not ask again
                 elif not found and SOFT_DECLINE_RE.search(text):
                     declined[p] = declined.get(p, 0) + 1
             asked_before = []
             self.ids.extend(i for i in extract_ids(text) if i not in self.ids)
+            if pos >= self.start:
+                self.ids_here.update(extract_ids(text))
             self.numbers.extend(extract_numbers(text))
         self.unavailable = {p for p, n in declined.items() if n >= 2}
         self._bad = self.bad_values()
@@ -234,6 +247,11 @@ class Planner:
         # Only the request itself, not facts offered with it ("my email is ...") nor idioms ("find out").
         request = re.sub(r"\b(?:my|the|our)\s+[a-z ]{1,40}?\s+(?:is|are)\s+\S+", " ", text)
         request = re.sub(r"\bfind out\b", "learn", request)
+        # "... for the same booking as my seat ...": where the new record's references come from,
+        # not what to do (the seat is not what is made).
+        request = re.sub(r"\bfor the same\b[^.?!]*", " ", request)
+        # "(email: ..., city: ...)": the values of what is asked, not what to do with them.
+        request = re.sub(r"\([^)]*\)", " ", request)
         uw = content_words(request)
         verb_hits = {t.name: self._verb_used(t, request, uw) for t in self.tools.values()}
         any_mut_verb = any(verb_hits[t.name] for t in self.tools.values() if t.mutating)
@@ -251,8 +269,8 @@ class Planner:
             missed = sum(1 for w in obj if not any(similar(w, u) for u in uw))
             if t.mutating and marked and any(re.search(rf"\bto '?{re.escape(m)}\b", t.description.lower()) for m in marked):
                 verb_hits[t.name] = True
-            if t.mutating and created and obj and any(similar(obj[-1], c) for c in created):
-                hits += 1
+            if t.mutating and created and obj and any(similar(obj[-1], c) or similar(obj[0], c) for c in created):
+                hits += 2  # "make a new crew": the kind of record made decides
             # The noun decides between tools of the same kind ("event review" vs "ticket purchase").
             s = 3.0 * hits - 1.0 * missed + 0.5 * overlap(uw, t.desc_words)
             if t.mutating and verb_hits[t.name]:
@@ -307,7 +325,13 @@ class Planner:
 
     def known(self, name: str, jtype: str, depth: int = 0, for_goal: bool = False) -> tuple[bool, Any, ToolPlan | None]:
         """(found, value, plan-to-disambiguate-first) for a parameter name."""
+        # The goal's own records in a later request come from this request, not from what an
+        # earlier one settled ("my diner" now may be another diner than before).
+        fresh_only = for_goal and name.lower().endswith("_id") and self._later_request()
+
         def fact_ok(k: str) -> bool:
+            if fresh_only and self.fact_pos.get(k, -1) < self.start:
+                return False
             return (for_goal or k not in self.new_values) and self._usable(name, self.facts[k])
 
         if name in self.facts and fact_ok(name):
@@ -339,6 +363,8 @@ class Planner:
         base = name.lower().removesuffix("_id").removesuffix("id").strip("_")
         if name.lower().endswith("id") and base:
             for i in reversed(self.ids):
+                if fresh_only and i not in self.ids_here:
+                    continue
                 if kind_fits(name, i) and self._usable(name, i):
                     return True, i, None
         if "email" in name.lower():
@@ -518,6 +544,9 @@ class Planner:
     def plan_tool(self, tool: Tool, depth: int = 0, visiting: frozenset[str] = frozenset()) -> ToolPlan:
         plan = ToolPlan()
         for p in tool.required:
+            if tool is self.goal and self._confirm_first(p):
+                plan.asks.append(p)  # a later request's record: ask which one before reusing an earlier one
+                continue
             found, value, first = self.known(p, tool.types.get(p, "string"), depth, for_goal=tool is self.goal)
             if found:
                 plan.args[p] = _coerce(value, tool.types.get(p, "string"))
@@ -545,6 +574,24 @@ class Planner:
                 plan.args[p] = _coerce(self.facts[p], tool.types[p])
         return plan
 
+    def _later_request(self) -> bool:
+        return self.start > (self.conv.users[0][0] if self.conv.users else 0)
+
+    def _confirm_first(self, name: str) -> bool:
+        """Whether a record the goal refers to must be asked of the user before it is taken from
+        what an earlier request established: in a later request "my enrollment" may be another
+        enrollment than the one settled before. Asked once per request; a value the user gave
+        for the request at hand, or one they cannot give, needs no question."""
+        if not self._later_request():
+            return False  # the first request: nothing earlier to confuse it with
+        if not name.lower().endswith("_id") or name in self.asked_here or not self._askable(name):
+            return False
+        if name in self.facts and self.fact_pos.get(name, -1) >= self.start:
+            return False
+        earlier = name in self.facts or any(
+            isinstance(c.result, (dict, list)) and name in json.dumps(c.result) for c in self.earlier_calls)
+        return earlier
+
     def check_first(self, goal: Tool, args: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
         """A read of the record a change is about (``get_order(order_id)`` before
         ``cancel_order``), when one exists and it was not read yet for this request."""
@@ -567,8 +614,8 @@ class Planner:
             return None
         options: list[tuple[tuple[int, int, int, int], ToolPlan]] = []
         for t in self.tools.values():
-            if t.mutating or t.name in visiting or name not in t.returns:
-                continue
+            if t.mutating or t.name in visiting or name not in t.returns or name in t.required:
+                continue  # (a lookup that needs the value itself teaches nothing)
             if any(c.ok and c.name == t.name and _empty(c.result) for c in self.conv.calls):
                 continue  # it already came back empty
             sub = self.plan_tool(t, depth + 1, visiting | {t.name})
@@ -723,7 +770,7 @@ def simulate_policy(call: SimCall) -> dict[str, Any]:
     start = request_start(conv)
     # The planner sees the calls made for the request at hand; facts the user gave carry over.
     current = [c for c in conv.calls if c.pos >= start]
-    planner = Planner(call=call, tools=tools, start=start,
+    planner = Planner(call=call, tools=tools, start=start, earlier_calls=[c for c in conv.calls if c.pos < start],
                       conv=Conversation(users=conv.users, assistants=conv.assistants, calls=current,
                                         last_role=conv.last_role))
     planner.read()

@@ -536,7 +536,11 @@ def _goal_facts(spec: DomainSpec, b: _Builder, goal: Goal, distractors: list[tup
     facts: dict[str, Any] = {}
     for i in range(goal.start, goal.end):
         for name, value in b.steps[i].args.items():
-            if name not in goal.fed.get(i, set()):
+            if value is None or name in goal.fed.get(i, set()):
+                continue  # nothing to hold, or an earlier result supplies it
+            if i == goal.end - 1:
+                facts[name] = value  # the goal call's own value: what the final state is checked against
+            else:
                 facts.setdefault(name, value)
     for _, (table, key) in sorted(goal.picks.items()):
         same_table = [k for t, k in distractors if t == table]

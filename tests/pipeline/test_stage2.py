@@ -62,6 +62,28 @@ def test_kept_tasks_have_their_goals_environment_and_requests(events: tuple[RunV
         assert rows >= len(task.needed) + task.background
 
 
+def test_what_the_user_holds_is_what_each_goal_call_needs(events: tuple[RunView, dict[str, list[Any]]]) -> None:
+    """A goal's request facts give the goal call's own values that no earlier result of the goal
+    supplies (where an earlier lookup of the goal used another value under the same name, the
+    user holds the one the final state is checked against), and never a value of nothing (a
+    user does not hold "None")."""
+    view, _ = events
+    checked = 0
+    for task in kept(view):
+        start = 0
+        for facts, end in zip(task.request_facts, task.goal_ends):
+            assert all(v is not None for v in facts.values()), facts
+            goal_call = task.golden.steps[end - 1]
+            earlier = repr([s.result for s in task.golden.steps[start:end - 1]])
+            for name, value in goal_call.args.items():
+                if value is None or repr(value) in earlier:
+                    continue  # an earlier result of the goal supplies it: nothing the user must hold
+                assert facts.get(name) == value, (task.task_id, goal_call.tool, name)
+                checked += 1
+            start = end
+    assert checked
+
+
 def test_each_goal_is_the_program_its_writer_wrote(events: tuple[RunView, dict[str, list[Any]]]) -> None:
     view, by_task = events
     refused = 0

@@ -7,6 +7,7 @@ import random
 import re
 
 import msgspec
+import pytest
 
 from scaleenv.agents.llm.port import render_messages
 from scaleenv.agents.sim.backend import NoiseModel, SimBackend
@@ -261,3 +262,93 @@ def test_policy_request_at_hand_starts_after_a_settled_one() -> None:
     assert sim_policy.request_start(conv) == 4
     assert sim_policy.request_start(parse_conversation(conv_only := [{"role": "user", "content": "hi"}])) == 0 and conv_only
 
+
+
+# ------------------------------------------------------------------ a later request's own records
+def _settled_first_request() -> list[dict]:
+    """A first request settled on order orde_1a2b (the customer's email given on the way)."""
+    return [
+        {"role": "user", "content": "Please cancel my order orde_1a2b. My email is ada.berg12@example.com."},
+        {"role": "assistant", "content": "", "tool_calls": [
+            {"id": "call_1_0", "type": "function", "function": {"name": "cancel_order", "arguments": '{"order_id": "orde_1a2b"}'}}]},
+        {"role": "tool", "tool_call_id": "call_1_0", "content": '{"order_id": "orde_1a2b", "status": "cancelled"}'},
+        {"role": "assistant", "content": "Done: I have cancelled the order. Details: order id: orde_1a2b, status: cancelled."},
+    ]
+
+
+def test_a_later_request_asks_for_its_own_record_before_reusing_an_earlier_one() -> None:
+    """"Cancel my other order" after one was settled: the earlier order's id is not taken for it
+    (the failure the multi-goal tasks showed: an earlier record used for a later goal)."""
+    conv = _settled_first_request() + [{"role": "user", "content": "Thanks! Also, please cancel my order for the red chair."}]
+    t = policy(conv, turn=3)
+    assert not t.tool_calls and "order id" in t.content and t.content.endswith("?"), t
+
+
+def test_a_later_request_looks_its_record_up_when_the_user_cannot_give_its_id() -> None:
+    """Told "I don't have that" for the later request, the policy looks the record up from what
+    this request gave, and never falls back on the earlier request's record."""
+    conv = _settled_first_request() + [
+        {"role": "user", "content": "Thanks! Also, please cancel my order for the red chair."},
+        {"role": "assistant", "content": "Could you tell me your order id, so I can cancel the order?"},
+        {"role": "user", "content": "I don't have that. But my email is bo.chen7@example.com, if that helps."},
+    ]
+    t = policy(conv, turn=4)
+    calls = [(c.name, json.loads(c.arguments)) for c in t.tool_calls]
+    assert calls == [("find_customer_by_email", {"email": "bo.chen7@example.com"})], t
+    assert all("orde_1a2b" not in c.arguments for c in t.tool_calls)
+
+
+def test_a_decline_in_an_earlier_request_does_not_stop_asking_in_a_later_one() -> None:
+    conv = [
+        {"role": "user", "content": "Please cancel my order for the blue lamp."},
+        {"role": "assistant", "content": "Could you tell me your order id, so I can cancel the order?"},
+        {"role": "user", "content": "I don't have that. Sorry, I don't know that."},
+        {"role": "assistant", "content": "Done: I have cancelled the order. Details: order id: orde_1a2b, status: cancelled."},
+        {"role": "user", "content": "Thanks! Also, please cancel my order for the red chair."},
+    ]
+    t = policy(conv, turn=3)
+    assert not t.tool_calls and "order id" in t.content, t
+
+
+def _airline_tools() -> list[dict]:
+    """Tools as the sim's airline domain writes them (names and descriptions copied from a run)."""
+    from scaleenv.store.specs import DomainSpec, FieldSpec, ParamSpec, ToolSpec
+
+    def p(name: str, ref: str | None = None) -> ParamSpec:
+        return ParamSpec(name=name, type="str", description=name.replace("_", " "), ref=ref)
+
+    def spec(name: str, description: str, params: list[ParamSpec], returns: list[str], mutates: bool) -> ToolSpec:
+        return ToolSpec(name=name, description=description, params=params, mutates=mutates,
+                        returns=[FieldSpec(name=r, type="str") for r in returns], reads=[], writes=[])
+    tools = [
+        spec("register_crew_member", "Register a crew member; it starts as 'active'.",
+             [p("airport_id", "airports"), p("name"), p("email"), p("city"), p("tier")], ["crew_member_id", "status"], True),
+        spec("find_crew_member_by_email", "Find a crew member by email.", [p("email")], ["crew_member_id", "name", "status"], False),
+        spec("get_crew_member", "Get one crew member with all its details.", [p("crew_member_id", "crew")],
+             ["crew_member_id", "name", "email", "status"], False),
+        spec("record_refund", "Record a refund; it starts as 'pending'.", [p("booking_id", "bookings"), p("amount"), p("method")],
+             ["refund_id", "status"], True),
+        spec("add_seat_assignment", "Add a seat assignment.", [p("booking_id", "bookings"), p("flight_id", "flights")],
+             ["seat_assignment_id"], True),
+        spec("get_seat_assignment", "Get one seat assignment with all its details.", [p("seat_assignment_id", "seats")],
+             ["seat_assignment_id", "booking_id", "flight_id"], False),
+    ]
+    return tool_schemas(DomainSpec(name="airline_booking", description="Flights.", tables=[], tools=tools))
+
+
+@pytest.mark.parametrize(("request_text", "goal"), [
+    ('While I\'m here, please make a new crew (name: "Bram Costa", email: zoe.moreau73@example.com, city: Austin, '
+     'tier: silver). It\'s a bit urgent.', "register_crew_member"),
+    ("While I'm here, i need to make a new refund (amount: 450.38, method: cash) for the same booking as my seat "
+     "seat_assignment_add4.", "record_refund"),
+])
+def test_goal_choice_ignores_where_references_come_from_and_the_values_given(request_text: str, goal: str) -> None:
+    """"Make a new refund ... for the same booking as my seat ...": the refund is what is made;
+    neither the record the references come from nor the field names in brackets (an email)
+    decide the tool (both chose the wrong tool before, in a run's airline domain)."""
+    from scaleenv.agents.sim.tools import parse_conversation, parse_tools
+    conv = parse_conversation([{"role": "user", "content": request_text}])
+    planner = sim_policy.Planner(call=sim_call("policy", {}, 0, OFF, PolicyTurn), tools=parse_tools(_airline_tools()),
+                                 conv=conv)
+    planner.read()
+    assert planner.choose_goal().name == goal

@@ -165,3 +165,29 @@ def test_task_writer_hides_tool_names() -> None:
         assert not any(t.name in ans.instruction for t in d.tools)
         texts.add(ans.instruction)
     assert len(texts) >= 4
+
+
+def test_task_writer_says_whose_record_a_lookup_by_email_finds() -> None:
+    """A lookup by an email the customer holds is "my account"; one by an email only an earlier
+    record gives (an instructor's, found from the customer's progress mark) is not the
+    customer's account, and the request says which kind of record it is about."""
+    from scaleenv.agents.sim.world.task_writer import phrase
+    d = composed(12)
+    find = next(t for t in d.tools if t.name.startswith("find_") and "_by_" in t.name)
+    email = "tariq.berg3@example.com"
+    assert phrase(d, find, {"email": email}) == "find my account"
+    assert phrase(d, find, {"email": email}, frozenset({email})) == "find my account"
+    other = phrase(d, find, {"email": email}, frozenset({"progress_mark_092b"}))
+    noun = find.name.removeprefix("find_").split("_by_")[0].replace("_", " ")
+    assert other == f"find out the details of the {noun}"
+
+
+def test_task_writer_leaves_out_values_of_nothing() -> None:
+    """An argument passed as null is not something the customer asks for ("body: None")."""
+    from scaleenv.agents.sim.world.task_writer import phrase
+    d = composed(12)
+    make = next(t for t in d.tools if t.mutates and len([p for p in t.params if p.ref is None]) >= 2
+                and t.name.split("_")[0] in ("create", "add", "register", "place", "submit", "record", "book", "post", "open"))
+    plain = [p.name for p in make.params if p.ref is None]
+    text = phrase(d, make, {plain[0]: None, plain[1]: "Blue Lamp"})
+    assert "None" not in text and "Blue Lamp" in text

@@ -57,11 +57,13 @@ def _value_text(v: Any) -> str:
     return str(v)
 
 
-def phrase(domain: DomainSpec, tool: ToolSpec, args: dict[str, Any]) -> str:
-    """What calling this tool achieves, as the user would say it (no tool name)."""
+def phrase(domain: DomainSpec, tool: ToolSpec, args: dict[str, Any], held: frozenset[str] | None = None) -> str:
+    """What calling this tool achieves, as the user would say it (no tool name). ``held``: the
+    values the user holds, when known (a lookup by a value the user does not hold is about
+    someone else's record, not "my account")."""
     verb, _, rest = tool.name.partition("_")
     obj = _words(rest)
-    plain = {p.name: args[p.name] for p in tool.params if p.ref is None and p.name in args}
+    plain = {p.name: args[p.name] for p in tool.params if p.ref is None and args.get(p.name) is not None}
     if tool.mutates:
         created = created_table(domain, tool)
         if created is not None:
@@ -90,7 +92,9 @@ def phrase(domain: DomainSpec, tool: ToolSpec, args: dict[str, Any]) -> str:
         crit = ", ".join(f"{_words(k)} \"{_value_text(v)}\"" for k, v in plain.items())
         return f"find out which {obj} are available" + (f" for {crit}" if crit else "")
     if verb == "find":
-        return "find my account"
+        if held is None or any(str(v) in held for v in args.values()):
+            return "find my account"
+        return f"find out the details of the {_words(rest.split('_by_')[0])}"
     return f"find out the details of the {obj}"
 
 
@@ -153,7 +157,8 @@ def _goal_phrase(domain: DomainSpec, goal: dict[str, Any], facts: dict[str, Any]
         if tool is None:
             continue
         if tool.mutates or tool.name == name:
-            text = phrase(domain, tool, step.get("args") or {})
+            held = frozenset(str(v) for v in (goal.get("user_facts") or facts).values())
+            text = phrase(domain, tool, step.get("args") or {}, held)
             if text not in said:
                 said.append(text)
     if not said:
