@@ -126,6 +126,21 @@ def check_path(option: str, value: str) -> None:
         raise UsageError(f"{option} {_clip(value)}: {exc.strerror or exc}") from None
 
 
+MAX_SANDBOX_WORKERS = 1024
+"""The most sandbox worker processes an option may ask for (each is a process started at
+once: a typo such as ``--sandbox-workers 100000`` would otherwise fork that many)."""
+
+
+def check_workers(sandbox_workers: int, **counts: int) -> None:
+    """Refuse ``--sandbox-workers`` outside 1..MAX_SANDBOX_WORKERS and any other count given
+    (``concurrency=...``, named as its option) below 1, with a :class:`UsageError`."""
+    if not 1 <= sandbox_workers <= MAX_SANDBOX_WORKERS:
+        raise UsageError(f"--sandbox-workers must be between 1 and {MAX_SANDBOX_WORKERS}, got {_clip(str(sandbox_workers))}")
+    for name, value in counts.items():
+        if value < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {_clip(str(value))}")
+
+
 def _clip(text: str, keep: int = 120) -> str:
     """``text`` whole when short, else its start and its end (a path's file name) and its length."""
     half = keep // 2

@@ -17,7 +17,7 @@ import sys
 from typing import Any, TextIO
 
 
-from scaleenv.cli import EXIT_FAILED, EXIT_OK, UsageError, described
+from scaleenv.cli import EXIT_FAILED, EXIT_OK, UsageError, check_workers, described
 from scaleenv.logs import get_logger
 
 log = get_logger("scaleenv.replay")
@@ -71,6 +71,7 @@ def _replay(args: argparse.Namespace) -> int:
     if args.interactive and args.json:
         raise UsageError("--interactive steps in the terminal; use --step K with --json")
     if args.verify:
+        check_workers(args.sandbox_workers, concurrency=args.concurrency)
         return _verify(args)
     if args.check_snapshots:
         return _check_snapshots(args)

@@ -14,7 +14,7 @@ from typing import Any
 
 import trio
 
-from scaleenv.cli import EXIT_FAILED, EXIT_OK, described
+from scaleenv.cli import EXIT_FAILED, EXIT_OK, check_workers, described
 from scaleenv.errors import UsageError
 from scaleenv.cli.run import raise_for_cli
 from scaleenv.runner import EngineOptions, open_verify, rollouts, stage1, stage2
@@ -28,6 +28,7 @@ def _served(stream: str) -> bool:
 def handle(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    check_workers(args.sandbox_workers, concurrency=args.concurrency)
     if not Path(args.log).exists():
         raise UsageError(f"no log at {args.log}")
     options = EngineOptions(

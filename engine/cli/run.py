@@ -11,7 +11,7 @@ from typing import Any, Literal, NoReturn
 import trio
 
 from scaleenv.backend_spec import BackendSpecError
-from scaleenv.cli import EXIT_OK, UsageError
+from scaleenv.cli import EXIT_OK, UsageError, check_workers
 from scaleenv.errors import WorkFailed, leaf_exceptions
 from scaleenv.logs import get_logger
 from scaleenv.distributed import distributed_rollouts, distributed_tasks, ray_session
@@ -79,9 +79,7 @@ def config_from(args: argparse.Namespace) -> dict[str, Any]:
         except ValueError:
             raise UsageError(f"--chain-length must be MIN-MAX (e.g. 2-4), got {args.chain_length!r}") from None
         given.update(chain_min=lo, chain_max=hi)
-    for name in ("concurrency", "llm_concurrency", "sandbox_workers"):
-        if getattr(args, name) < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+    check_workers(args.sandbox_workers, concurrency=args.concurrency, llm_concurrency=args.llm_concurrency)
     if args.noise is not None and not 0 <= args.noise <= 1:
         raise UsageError("--noise must be between 0 and 1")
     try:

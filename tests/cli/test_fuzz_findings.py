@@ -42,3 +42,19 @@ def test_an_empty_path_is_refused_not_taken_for_the_working_directory(
         os.chdir(cwd)
     assert "is empty: give a path" in line, line
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "--sandbox-workers", "100000"],  # would start 100,000 worker processes at once
+    ["run", "--sandbox-workers", str(2**70)],  # would build slots until memory ran out
+    ["rerun", "--sandbox-workers", "0"],  # was SandboxPool's ValueError
+    ["replay", "--verify", "--sandbox-workers", "2000"],
+    ["replay", "--verify", "--concurrency", "0"],  # was trio.CapacityLimiter's ValueError
+    ["serve", "--sandbox-workers", "5000"],
+])
+def test_worker_and_concurrency_counts_are_bounded_before_anything_starts(
+        argv: list[str], tiny_log: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    log = tmp_path / "log"
+    line = _usage([*argv, "--log", str(tiny_log if argv[0] != "run" else log)], capsys)
+    assert ("--sandbox-workers must be between 1 and 1024" in line or "--concurrency must be at least 1" in line), line
+    assert not log.exists()
