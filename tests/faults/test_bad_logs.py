@@ -13,7 +13,6 @@ from typing import Any
 
 import lmdb
 import msgspec
-import pytest
 
 from scaleenv.store.errors import LogError
 from scaleenv.store.events.llm import LlmCalled
@@ -85,15 +84,6 @@ def test_two_writers_on_one_log(tmp_path: Path) -> None:
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait()
-
-
-@pytest.fixture(scope="module")
-def finished_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("done") / "log"
-    out = _cli("run", "--log", path, "--domains", "1", "--tasks-per-domain", "3", "--episodes-per-task", "2",
-               "--quiet", "--seed", "4", "--no-sync")
-    assert out.returncode == 0, out.stderr
-    return path
 
 
 def _damage(log_dir: Path, pick: Any) -> list[int]:
