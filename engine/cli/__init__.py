@@ -141,6 +141,17 @@ def check_workers(sandbox_workers: int, **counts: int) -> None:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {_clip(str(value))}")
 
 
+SEQ_MAX = 2**63 - 1
+"""The largest event position (``seq``) an option may name."""
+
+
+def check_seq(option: str, value: int | None) -> None:
+    """Refuse an event position outside 0..SEQ_MAX (``--from``) with a :class:`UsageError`
+    (a larger one cannot even be made into a key)."""
+    if value is not None and not 0 <= value <= SEQ_MAX:
+        raise UsageError(f"{option} must be an event position in 0..2**63-1, got {_clip(str(value))}")
+
+
 def _clip(text: str, keep: int = 120) -> str:
     """``text`` whole when short, else its start and its end (a path's file name) and its length."""
     half = keep // 2

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from scaleenv.cli import main
+from tests.conftest import copy_log
 
 
 def _usage(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
@@ -58,3 +59,16 @@ def test_worker_and_concurrency_counts_are_bounded_before_anything_starts(
     line = _usage([*argv, "--log", str(tiny_log if argv[0] != "run" else log)], capsys)
     assert ("--sandbox-workers must be between 1 and 1024" in line or "--concurrency must be at least 1" in line), line
     assert not log.exists()
+
+
+@pytest.mark.parametrize("argv", [
+    ["log", "dump", "--from", str(2**70)],  # was OverflowError (no key that large)
+    ["log", "dump", "--from", "-5"],
+    ["log", "tail", "--from", str(2**70), "--until-finished"],  # was OverflowError
+    ["replay", "--snapshot-every", str(2**70)],  # was OverflowError (msgspec, storing the snapshot)
+])
+def test_event_positions_out_of_range_are_usage_errors(argv: list[str], tiny_log: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    log = copy_log(tiny_log, tmp_path / "log")
+    line = _usage([*argv, "--log", str(log)], capsys)
+    assert argv[2] in line and "2**63-1" in line, line
