@@ -229,8 +229,9 @@ def argvs(draw: st.DrawFn, command: str, tiny: dict[str, Any]) -> list[str]:
 
 
 def _allowed_roots(argv: list[str]) -> list[str]:
-    """The paths the command may write under: the --log (default ./scaleenv.lmdb) and --out given."""
-    roots = []
+    """The paths the command may write under: the --log (default ./scaleenv.lmdb) and --out
+    given, and the logs ``diff`` reads (LMDB notes its readers in each log's lock.mdb)."""
+    roots = [a for a in argv[1:] if not a.startswith("-")] if argv[0] == "diff" else []
     for option, default in (("--log", "scaleenv.lmdb"), ("--out", None)):
         values = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == option]
         value = values[-1] if values else default

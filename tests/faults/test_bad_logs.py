@@ -96,7 +96,7 @@ def _damage(log_dir: Path, pick: Any) -> list[int]:
     with Log.open(log_dir, readonly=True) as log:
         records = list(log.read())
     chosen = sorted(pick(records))
-    env = lmdb.open(str(log_dir), max_dbs=8)
+    env = lmdb.open(str(log_dir), max_dbs=8, map_size=1 << 30)  # room for the rewritten records (address space only)
     events = env.open_db(b"events", create=False)
     with env.begin(write=True, db=events) as txn:
         for seq in chosen:
