@@ -3,7 +3,11 @@ mid-run, a full disk. Prints one row per fault: trials, survived, events lost (m
 resumed with a digest identical to an uninterrupted run.
 
 Usage: .venv/bin/python bench/faults.py [--trials N] [--seed S] [--json]
-(--trials: SIGKILL trials; the other faults run max(1, N // 10) trials each.)
+(--trials: SIGKILL trials, each killing the run at least once: a trial whose run ended
+before its kill is drawn again, up to 2N draws; the other faults run max(1, N // 10)
+trials each.) Each row gives its counts (trials, survived, events lost, resumed to the
+uninterrupted digest, SIGKILLs sent) and its wall seconds; the reference run's wall time
+is the baseline a trial's cost compares with.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import json
 import random
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +28,10 @@ from tests.faults.runs import SMALL, kill_trial, reference  # noqa: E402
 from tests.faults.workerkill import worker_kill_trial  # noqa: E402
 
 
-def row(fault: str, trials: int, survived: int, lost: int, identical: int | None, note: str = "") -> dict[str, Any]:
+def row(fault: str, trials: int, survived: int, lost: int, identical: int | None, note: str = "", *,
+        kills: int | None = None, seconds: float = 0.0) -> dict[str, Any]:
     return {"fault": fault, "trials": trials, "survived": survived, "events_lost": lost,
-            "resumed_identical": identical, "note": note}
+            "resumed_identical": identical, "kills": kills, "seconds": round(seconds, 1), "note": note}
 
 
 def main() -> int:
@@ -42,50 +48,68 @@ def main() -> int:
         ref = reference(work, args.seed, config)
         print(f"reference: {ref.events} events, digest {ref.digest[:16]}..., {ref.wall_s:.1f} s, "
               f"{ref.disk_kib} KiB on disk", file=sys.stderr)
-        survived = lost = identical = 0
+        survived = lost = identical = kills = trials = draws = 0
         stages: dict[str, int] = {}
-        for i in range(args.trials):
+        started = time.monotonic()
+        while trials < args.trials and draws < 2 * args.trials:
+            draws += 1
             t = kill_trial(work, args.seed, config, ref, rng)
+            if t.kills == 0:  # the run ended before its kill: no SIGKILL trial, draw again
+                print(f"  kill draw {draws}: the run ended first; drawn again", file=sys.stderr)
+                continue
+            i, trials, kills = trials, trials + 1, kills + t.kills
             survived += t.survived(ref)
             lost += t.events_lost
             identical += t.identical(ref)
             for s in t.stages:
                 stages[s] = stages.get(s, 0) + 1
             print(f"  kill {i}: stages={t.stages} survived={t.survived(ref)}", file=sys.stderr)
-        rows.append(row("sigkill run, resume", args.trials, survived, lost, identical,
-                        "kills by stage: " + ", ".join(f"{k}={v}" for k, v in sorted(stages.items()))))
+        rows.append(row("sigkill run, resume", trials, survived, lost, identical,
+                        "kills by stage: " + ", ".join(f"{k}={v}" for k, v in sorted(stages.items()))
+                        + (f"; {draws - trials} draws ended before their kill" if draws > trials else ""),
+                        kills=kills, seconds=time.monotonic() - started))
         n_other = max(1, args.trials // 10)
+        started = time.monotonic()
         wk = [worker_kill_trial(work, args.seed, config, rng) for _ in range(n_other)]
         rows.append(row("sigkill sandbox workers", n_other, sum(t.survived for t in wk), 0, None,
-                        f"workers killed={sum(t.kills for t in wk)}, crashed calls={sum(t.crashed_calls for t in wk)}, "
-                        f"environment-fault episodes={sum(t.environment_faults for t in wk)}"))
+                        f"crashed calls={sum(t.crashed_calls for t in wk)}, "
+                        f"environment-fault episodes={sum(t.environment_faults for t in wk)}",
+                        kills=sum(t.kills for t in wk), seconds=time.monotonic() - started))
         if can_mount_tmpfs():
             # Disks too small for the run: fractions of what the finished log takes (a log
             # written in fewer, larger commits takes less, so fixed sizes would go stale).
             sizes = [(max(512, int(ref.disk_kib * rng.choice([0.3, 0.45, 0.6, 0.75]))), 0)
                      for _ in range(n_other)] + [(512, 480)]
+            started = time.monotonic()
             df = [disk_full_trial(work, args.seed, config, size, pre) for size, pre in sizes]
             rows.append(row("disk full (tmpfs)", len(df), sum(t.survived(ref) for t in df), 0,
                             sum(t.resumed.digest == ref.digest for t in df),
-                            "committed before full: " + ", ".join(str(t.committed) for t in df)))
+                            "committed before full: " + ", ".join(str(t.committed) for t in df),
+                            seconds=time.monotonic() - started))
         else:
             rows.append(row("disk full (tmpfs)", 0, 0, 0, None, "skipped: cannot mount a tmpfs here"))
-    print(f"{'fault':<26} {'trials':>6} {'survived':>8} {'lost':>5} {'identical':>9}  note")
+    print(f"{'fault':<26} {'trials':>6} {'survived':>8} {'lost':>5} {'identical':>9} {'kills':>6} {'s/trial':>8}  note")
     for r in rows:
         ident = "-" if r["resumed_identical"] is None else str(r["resumed_identical"])
-        print(f"{r['fault']:<26} {r['trials']:>6} {r['survived']:>8} {r['events_lost']:>5} {ident:>9}  {r['note']}")
+        k = "-" if r["kills"] is None else str(r["kills"])
+        per = f"{r['seconds'] / r['trials']:.1f}" if r["trials"] else "-"
+        print(f"{r['fault']:<26} {r['trials']:>6} {r['survived']:>8} {r['events_lost']:>5} {ident:>9} {k:>6} {per:>8}  "
+              f"{r['note']}")
+    print(f"baseline: the uninterrupted reference run took {ref.wall_s:.1f} s (machine possibly shared)")
     total = {
         "trials": sum(r["trials"] for r in rows),
         "survived": sum(r["survived"] for r in rows),
         "events_lost": sum(r["events_lost"] for r in rows),
         "resumed_identical": sum(r["resumed_identical"] or 0 for r in rows),
+        "trials_asked": args.trials,
         "baseline": {"reference_digest": ref.digest, "reference_events": ref.events, "config": list(config),
-                     "seed": args.seed},
+                     "seed": args.seed, "reference_seconds": round(ref.wall_s, 1)},
         "faults": rows,
     }
     if args.json:
         print(json.dumps(total))
-    return 0 if total["survived"] == total["trials"] and total["events_lost"] == 0 else 1
+    complete = rows[0]["trials"] == args.trials  # every asked SIGKILL trial did kill
+    return 0 if complete and total["survived"] == total["trials"] and total["events_lost"] == 0 else 1
 
 
 if __name__ == "__main__":

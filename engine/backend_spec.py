@@ -28,14 +28,18 @@ def spec_help() -> str:
     return "; ".join(SPEC_FORMS)
 
 
-def _bad(spec: str, why: str) -> ValueError:
-    return ValueError(f"bad --llm value {spec!r}: {why}. Valid forms: {spec_help()}")
+class BackendSpecError(ValueError):
+    """An ``--llm`` value that names no usable backend (bad usage: the CLI exits 2)."""
+
+
+def _bad(spec: str, why: str) -> BackendSpecError:
+    return BackendSpecError(f"bad --llm value {spec!r}: {why}. Valid forms: {spec_help()}")
 
 
 def check_spec(spec: str = "sim", *, model: str | None = None, paths: bool = True) -> tuple[str, str]:
     """Check an ``--llm`` value without building its backend (no model loaded, no server
     called): its form, ``--model`` where needed and (``paths``) that the model directory
-    or the log it names is there. Returns ``(kind, argument)``; raises ValueError naming
+    or the log it names is there. Returns ``(kind, argument)``; raises BackendSpecError naming
     the spec and the valid forms. Cheap: callers run it before they create or lock anything."""
     spec = (spec or "sim").strip()
     kind, sep, arg = spec.partition(":")
@@ -85,7 +89,7 @@ def backend_from_spec(
     api_key: str | None = None,
     **options: Any,
 ) -> Backend:
-    """The backend an ``--llm`` value names. Raises ValueError naming the spec and the valid forms.
+    """The backend an ``--llm`` value names. Raises BackendSpecError naming the spec and the valid forms.
 
     ``noise``/``latency`` configure the sim; ``api_key`` (default ``$OPENAI_API_KEY``, else ``"EMPTY"``) and
     ``options`` (``retries``, ``backoff_s``, ``timeout_s``, ``stream``, ``logprobs``, ...) the HTTP backends.
@@ -101,7 +105,10 @@ def backend_from_spec(
         key = api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
         return OpenAIBackend(base_url=arg, model=model, api_key=key, flavor=kind, **options)  # type: ignore[arg-type]
     if kind == "transformers":
-        return TransformersBackend.load(arg, model=model)
+        try:
+            return TransformersBackend.load(arg, model=model)
+        except ValueError as exc:  # no such directory, transformers not installed: the value given
+            raise BackendSpecError(str(exc)) from None
     return RecordedBackend.from_log(arg)
 
 

@@ -27,11 +27,13 @@ from scaleenv.backend_spec import backend_from_spec, check_spec, sim_latency, si
 from scaleenv.replay import checkpoint
 from scaleenv.replay.projection import RunView
 from scaleenv.sandbox import SandboxPool
+from scaleenv.store.errors import LogError
 from scaleenv.store.log import Log
 from scaleenv.store.record import run_digest
 
 from scaleenv.store.gc_tuning import engine_gc, frozen_heap
 from scaleenv.config import ConfigError, RunConfig, make, reconcile
+from scaleenv.errors import UsageError
 from scaleenv.streams import episode_id, slot_id
 from scaleenv.logs import get_logger
 from .progress import Progress
@@ -69,7 +71,7 @@ async def open_verify(path: str, options: EngineOptions) -> AsyncIterator[RunCon
     with Log.open(path, readonly=True) as event_log, engine_gc():
         stored = event_log.meta_get("run_config")
         if stored is None:
-            raise ValueError(f"{path} holds no run (no run_config in its metadata)")
+            raise UsageError(f"{path} holds no run (no run_config in its metadata)")
         config = make(stored)
         if options.llm.startswith("recorded:") and Path(options.llm.partition(":")[2]).resolve() == Path(path).resolve():
             # The log being verified is already open here: read its recorded calls from it.
@@ -99,6 +101,11 @@ def adopt_config(event_log: Log, config: RunConfig | Mapping[str, Any]) -> RunCo
     """
     given = msgspec.to_builtins(config) if isinstance(config, RunConfig) else dict(config)
     stored = event_log.meta_get("run_config")
+    if stored is not None:
+        try:
+            make(stored)
+        except ConfigError as exc:  # not the command's values: the log's own record is bad
+            raise LogError(f"{event_log.path}: the run config stored in this log is invalid ({exc})") from None
     try:
         adopted = reconcile(stored, given)
     except ConfigError as exc:

@@ -23,6 +23,7 @@ from .logs import configure_logging
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 def common_parser() -> argparse.ArgumentParser:
@@ -36,7 +37,8 @@ def common_parser() -> argparse.ArgumentParser:
         "--log-format", choices=["console", "json"], default="console",
         help="diagnostic logs on stderr: human-readable (default) or JSON lines",
     )
-    common.add_argument("--log-level", default="warning", help="diagnostic log level (default: %(default)s)")
+    common.add_argument("--log-level", default="warning", type=str.lower, choices=LOG_LEVELS,
+                        help="diagnostic log level: %(choices)s (default: %(default)s)")
     common.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     return common
 
@@ -110,7 +112,12 @@ def _path_options(args: argparse.Namespace) -> list[tuple[str, str]]:
 
 def check_path(option: str, value: str) -> None:
     """Refuse a path the OS cannot even look up (a name longer than the filesystem allows,
-    a symlink loop) with a :class:`UsageError` naming the option."""
+    a symlink loop) or an empty one (which would mean the working directory) with a
+    :class:`UsageError` naming the option."""
+    if not value.strip():
+        raise UsageError(f"{option} is empty: give a path")
+    if "\0" in value:
+        raise UsageError(f"{option} {_clip(value)!r}: a path cannot hold a NUL byte")
     try:
         os.stat(value)
     except (FileNotFoundError, NotADirectoryError):
@@ -119,8 +126,36 @@ def check_path(option: str, value: str) -> None:
         raise UsageError(f"{option} {_clip(value)}: {exc.strerror or exc}") from None
 
 
-def _clip(text: str, keep: int = 60) -> str:
-    return text if len(text) <= keep else f"{text[:keep]}... ({len(text)} characters)"
+MAX_SANDBOX_WORKERS = 1024
+"""The most sandbox worker processes an option may ask for (each is a process started at
+once: a typo such as ``--sandbox-workers 100000`` would otherwise fork that many)."""
+
+
+def check_workers(sandbox_workers: int, **counts: int) -> None:
+    """Refuse ``--sandbox-workers`` outside 1..MAX_SANDBOX_WORKERS and any other count given
+    (``concurrency=...``, named as its option) below 1, with a :class:`UsageError`."""
+    if not 1 <= sandbox_workers <= MAX_SANDBOX_WORKERS:
+        raise UsageError(f"--sandbox-workers must be between 1 and {MAX_SANDBOX_WORKERS}, got {_clip(str(sandbox_workers))}")
+    for name, value in counts.items():
+        if value < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {_clip(str(value))}")
+
+
+SEQ_MAX = 2**63 - 1
+"""The largest event position (``seq``) an option may name."""
+
+
+def check_seq(option: str, value: int | None) -> None:
+    """Refuse an event position outside 0..SEQ_MAX (``--from``) with a :class:`UsageError`
+    (a larger one cannot even be made into a key)."""
+    if value is not None and not 0 <= value <= SEQ_MAX:
+        raise UsageError(f"{option} must be an event position in 0..2**63-1, got {_clip(str(value))}")
+
+
+def _clip(text: str, keep: int = 120) -> str:
+    """``text`` whole when short, else its start and its end (a path's file name) and its length."""
+    half = keep // 2
+    return text if len(text) <= keep else f"{text[:half]}...{text[-half:]} ({len(text)} characters)"
 
 
 def _print_json_error(message: str, status: int) -> None:

@@ -14,6 +14,7 @@ import msgspec
 from scaleenv.cli import EXIT_FAILED, EXIT_OK, described
 from scaleenv.errors import UsageError
 from scaleenv.streams import TOOL, parse
+from .outfile import replaced_when_done
 
 
 def _open(path: str) -> Any:
@@ -152,12 +153,16 @@ def handle_export(args: argparse.Namespace) -> int:
         config = log.meta_get("run_config") or {}
     rows = list(episode_rows(view, int(config.get("seed", 0)), kinds))
     left_out = {k: n for k, n in kind_counts(view).items() if k not in kinds and n}
-    if args.format == "jsonl":
-        write_jsonl(rows, out)
-    else:
-        from scaleenv.replay.export import write_parquet
+    try:
+        with replaced_when_done(out) as partial:  # a failure mid-write leaves the old file (or none)
+            if args.format == "jsonl":
+                write_jsonl(rows, partial)
+            else:
+                from scaleenv.replay.export import write_parquet
 
-        write_parquet(rows, out)
+                write_parquet(rows, partial)
+    except OSError as exc:  # a full disk, a file-size limit: name the output, not the temporary file
+        raise OSError(exc.errno, f"--out: {exc.strerror or exc}", str(out)) from exc
     summary = {"episodes": len(rows), "out": str(out), "format": args.format, "kinds": list(kinds),
                "left_out": left_out}
     if args.json:

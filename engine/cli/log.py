@@ -167,13 +167,14 @@ def _info(args: argparse.Namespace) -> int:
 def _dump(args: argparse.Namespace) -> int:
     import msgspec
 
-    from scaleenv.cli import UsageError
+    from scaleenv.cli import UsageError, check_seq
 
     from scaleenv.store import LogError
     from scaleenv.store.events.llm import CallResolver, LlmCalled, UnresolvableCall
 
     if args.limit is not None and args.limit < 0:
         raise UsageError(f"--limit must be 0 or more, got {args.limit}")
+    check_seq("--from", args.from_seq)
     count = 0
     calls = CallResolver() if args.whole_calls else None
     with _open(args) as log:
@@ -205,10 +206,11 @@ def _tail(args: argparse.Namespace) -> int:
 
     import trio
 
-    from scaleenv.cli import UsageError
+    from scaleenv.cli import UsageError, check_seq
 
     if not (math.isfinite(args.poll) and args.poll > 0):
         raise UsageError(f"--poll must be a positive number of seconds, got {args.poll}")
+    check_seq("--from", args.from_seq)
     with _open(args) as log:
         start = args.from_seq if args.from_seq is not None else log.last_seq() + 1
         if not writer_active(log.path) and not args.until_finished:

@@ -17,7 +17,7 @@ import sys
 from typing import Any, TextIO
 
 
-from scaleenv.cli import EXIT_FAILED, EXIT_OK, UsageError, described
+from scaleenv.cli import EXIT_FAILED, EXIT_OK, SEQ_MAX, UsageError, check_workers, described
 from scaleenv.logs import get_logger
 
 log = get_logger("scaleenv.replay")
@@ -66,11 +66,12 @@ def _write_snapshots(args: argparse.Namespace, streams: list[str] | None) -> dic
 
 
 def _replay(args: argparse.Namespace) -> int:
-    if args.snapshot_every is not None and args.snapshot_every < 1:
-        raise UsageError("--snapshot-every must be at least 1")
+    if args.snapshot_every is not None and not 1 <= args.snapshot_every <= SEQ_MAX:
+        raise UsageError(f"--snapshot-every must be in 1..2**63-1, got {args.snapshot_every}")
     if args.interactive and args.json:
         raise UsageError("--interactive steps in the terminal; use --step K with --json")
     if args.verify:
+        check_workers(args.sandbox_workers, concurrency=args.concurrency)
         return _verify(args)
     if args.check_snapshots:
         return _check_snapshots(args)

@@ -14,8 +14,9 @@ from typing import Any
 
 import trio
 
-from scaleenv.cli import EXIT_FAILED, EXIT_OK, described
+from scaleenv.cli import EXIT_FAILED, EXIT_OK, check_workers, described
 from scaleenv.errors import UsageError
+from scaleenv.cli.run import raise_for_cli
 from scaleenv.runner import EngineOptions, open_verify, rollouts, stage1, stage2
 from scaleenv.streams import EPISODE, is_served
 
@@ -27,6 +28,7 @@ def _served(stream: str) -> bool:
 def handle(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    check_workers(args.sandbox_workers, concurrency=args.concurrency)
     if not Path(args.log).exists():
         raise UsageError(f"no log at {args.log}")
     options = EngineOptions(
@@ -54,8 +56,8 @@ def handle(args: argparse.Namespace) -> int:
 
     try:
         result = trio.run(main)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - as `scaleenv run` sorts them
+        raise_for_cli(exc)
     if args.json:
         print(json.dumps(result, sort_keys=True))
     else:

@@ -6,16 +6,21 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import trio
 
-from scaleenv.cli import EXIT_OK, UsageError
+from scaleenv.backend_spec import BackendSpecError
+from scaleenv.cli import EXIT_OK, UsageError, check_workers
+from scaleenv.errors import WorkFailed, leaf_exceptions
+from scaleenv.logs import get_logger
 from scaleenv.distributed import distributed_rollouts, distributed_tasks, ray_session
 from scaleenv.config import ConfigError, make, with_preset
 from scaleenv.config import fields as config_fields
 from scaleenv.runner import EngineOptions, open_run, project, rollouts, stage1, stage2, summary
 from .table import render_summary
+
+log = get_logger("scaleenv.cli.run")
 
 STAGES = {
     "run": ("synthesize domains, instantiate tasks and run episodes: the whole pipeline", (stage1, stage2, rollouts)),
@@ -74,9 +79,7 @@ def config_from(args: argparse.Namespace) -> dict[str, Any]:
         except ValueError:
             raise UsageError(f"--chain-length must be MIN-MAX (e.g. 2-4), got {args.chain_length!r}") from None
         given.update(chain_min=lo, chain_max=hi)
-    for name in ("concurrency", "llm_concurrency", "sandbox_workers"):
-        if getattr(args, name) < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+    check_workers(args.sandbox_workers, concurrency=args.concurrency, llm_concurrency=args.llm_concurrency)
     if args.noise is not None and not 0 <= args.noise <= 1:
         raise UsageError("--noise must be between 0 and 1")
     try:
@@ -121,13 +124,30 @@ def handle(args: argparse.Namespace) -> int:
                 return summary(project(ctx.log))
 
         result = trio.run(main)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - sorted into usage errors and failures, the rest re-raised
+        raise_for_cli(exc)
     if args.json:
         print(json.dumps(result, sort_keys=True))
     else:
         sys.stdout.write(render_summary(result))
     return EXIT_OK
+
+
+def raise_for_cli(exc: Exception) -> NoReturn:
+    """Re-raise what a run raised as the CLI should report it: the values given were bad
+    (a run field out of range or differing from the log's run, an ``--llm`` value that names
+    no backend) -> :class:`UsageError` (exit 2); any other ValueError is no fault of the
+    command line -> :class:`WorkFailed` (exit 1, one line; its traceback is logged at debug
+    level); everything else unchanged (the CLI's own classification). Looks through trio's
+    exception groups to the first leaf."""
+    first = leaf_exceptions(exc)[0]
+    if isinstance(first, ConfigError | BackendSpecError):
+        raise UsageError(str(first)) from None
+    if isinstance(first, ValueError):
+        log.debug("internal error", exc_info=first)
+        raise WorkFailed(f"internal error, not a problem with the command line ({type(first).__name__}: {first}); "
+                         "--log-level debug shows where") from first
+    raise exc
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -166,8 +186,8 @@ def handle_distributed(args: Any, config: dict[str, Any], options: EngineOptions
                 ran.append(result["distributed"])
         if stage2 in stages:
             result["distributed_tasks"] = ran[0]
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - as in handle()
+        raise_for_cli(exc)
     if args.json:
         print(json.dumps(result, sort_keys=True))
     else:

@@ -19,7 +19,7 @@ import sys
 from functools import partial
 from typing import Any
 
-from scaleenv.cli import EXIT_OK, UsageError, described
+from scaleenv.cli import EXIT_OK, UsageError, check_workers, described
 from scaleenv.cli.netopts import add_network_options, network_setup
 
 EXAMPLES = """examples:
@@ -54,8 +54,7 @@ def _options(args: argparse.Namespace) -> Any:
 
     if args.noise is not None and not 0 <= args.noise <= 1:
         raise UsageError("--noise must be between 0 and 1")
-    if args.llm_concurrency < 1 or args.sandbox_workers < 1:
-        raise UsageError("--llm-concurrency and --sandbox-workers must be at least 1")
+    check_workers(args.sandbox_workers, llm_concurrency=args.llm_concurrency)
     if args.idle_timeout <= 0:
         raise UsageError("--idle-timeout must be positive")
     return EngineOptions(llm=args.llm, model=args.model, noise=args.noise, latency=args.latency,

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import copy_log
+
 from .runs import SMALL, Finished, reference
 
 SEED = 3
@@ -13,15 +15,14 @@ SEED = 3
 
 @pytest.fixture(scope="session")
 def small_ref(tmp_path_factory: pytest.TempPathFactory) -> Finished:
-    """The uninterrupted SMALL run every resumed run must match."""
-    return reference(tmp_path_factory.mktemp("ref"), SEED, SMALL)
+    """The uninterrupted SMALL run every resumed run must match; its log is kept (``.log``)
+    as the suite's one finished SMALL run: copy it, never write to it."""
+    return reference(tmp_path_factory.mktemp("ref"), SEED, SMALL, keep=True)
 
 
 @pytest.fixture(scope="session")
-def finished_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A finished SMALL run's log (copy it before damaging it)."""
-    from .runs import run_to_end
-
-    path = tmp_path_factory.mktemp("done") / "run.lmdb"
-    assert run_to_end(path, SEED, SMALL).code == 0
-    return path
+def finished_log(small_ref: Finished, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished SMALL run's log, a copy of the reference run's (not a second run); copy it
+    again before damaging it."""
+    assert small_ref.log is not None
+    return copy_log(small_ref.log, tmp_path_factory.mktemp("done") / "run.lmdb")

@@ -47,6 +47,8 @@ class Finished:
     """Stage -> (first seq, last seq) in this run's log (the same sizes in every run)."""
     disk_kib: int = 0
     """Disk space the finished log takes (allocated blocks), for sizing "full disk" trials."""
+    log: Path | None = None
+    """The finished log, where :func:`reference` was asked to keep it (copy it before writing)."""
 
 
 def run_to_end(log: Path, seed: int, config: tuple[str, ...], timeout_s: float = 600) -> Finished:
@@ -177,8 +179,9 @@ def kill_trial(workdir: Path, seed: int, config: tuple[str, ...], ref: Finished,
     return KillTrial(kills, stages, intact, check, lost, orphans, resumed)
 
 
-def reference(workdir: Path, seed: int, config: tuple[str, ...]) -> Finished:
-    """An uninterrupted run: the digest every resumed run must reach."""
+def reference(workdir: Path, seed: int, config: tuple[str, ...], *, keep: bool = False) -> Finished:
+    """An uninterrupted run: the digest every resumed run must reach (``keep``: its log too,
+    as ``Finished.log``, for tests that need a finished log: copy it, never write to it)."""
     log = workdir / f"ref-{seed}-{os.getpid()}.lmdb"
     shutil.rmtree(log, ignore_errors=True)
     done = run_to_end(log, seed, config)
@@ -191,5 +194,6 @@ def reference(workdir: Path, seed: int, config: tuple[str, ...]) -> Finished:
             lo, _ = stages.get(st, (rec.seq, rec.seq))
             stages[st] = (lo, rec.seq)
     disk_kib = sum(f.stat().st_blocks * 512 for f in log.iterdir() if f.is_file()) >> 10
-    shutil.rmtree(log, ignore_errors=True)
-    return attrs.evolve(done, stages=stages, disk_kib=disk_kib)
+    if not keep:
+        shutil.rmtree(log, ignore_errors=True)
+    return attrs.evolve(done, stages=stages, disk_kib=disk_kib, log=log if keep else None)

@@ -13,7 +13,6 @@ from typing import Any
 
 import lmdb
 import msgspec
-import pytest
 
 from scaleenv.store.errors import LogError
 from scaleenv.store.events.llm import LlmCalled
@@ -87,15 +86,6 @@ def test_two_writers_on_one_log(tmp_path: Path) -> None:
         first.wait()
 
 
-@pytest.fixture(scope="module")
-def finished_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("done") / "log"
-    out = _cli("run", "--log", path, "--domains", "1", "--tasks-per-domain", "3", "--episodes-per-task", "2",
-               "--quiet", "--seed", "4", "--no-sync")
-    assert out.returncode == 0, out.stderr
-    return path
-
-
 def _damage(log_dir: Path, pick: Any) -> list[int]:
     """Flip one byte inside the body of each record ``pick(records)`` names; return their seqs.
 
@@ -106,7 +96,7 @@ def _damage(log_dir: Path, pick: Any) -> list[int]:
     with Log.open(log_dir, readonly=True) as log:
         records = list(log.read())
     chosen = sorted(pick(records))
-    env = lmdb.open(str(log_dir), max_dbs=8)
+    env = lmdb.open(str(log_dir), max_dbs=8, map_size=1 << 30)  # room for the rewritten records (address space only)
     events = env.open_db(b"events", create=False)
     with env.begin(write=True, db=events) as txn:
         for seq in chosen:

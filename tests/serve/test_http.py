@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
+import pytest
 import trio
 
 from scaleenv.serve.http import serve_environments
@@ -16,7 +18,10 @@ from scaleenv.replay.projection import fold
 from scaleenv.store.events.episodes import EpisodeEnded, EpisodeStarted, MessageSent, RewardGiven, ToolExecuted
 from scaleenv.store.log import Log
 
+from tests.conftest import copy_log
+
 from .conftest import OPTIONS
+from .served import Served, serving
 
 
 async def golden_policy(c: httpx.AsyncClient, task: Any, task_id: str) -> dict[str, Any]:
@@ -82,7 +87,6 @@ async def test_serve_concurrent_episodes_replay_export(run_log: Path, tmp_path: 
                 async with trio.open_nursery() as clients:  # 20 episodes at once
                     for i in range(20):
                         clients.start_soon(one, i)
-                await _errors(c, tasks[0], envs.view.tasks[tasks[0]])
             nursery.cancel_scope.cancel()
 
     assert len(results) == 20
@@ -121,38 +125,117 @@ async def test_serve_concurrent_episodes_replay_export(run_log: Path, tmp_path: 
         assert rows[eid]["messages"][0]["role"] == "system"
 
 
-async def _errors(c: httpx.AsyncClient, task_id: str, task: Any) -> None:
-    r = await c.post("/v1/episodes/d99/t999/s0/tool", json={"name": "x"})
-    assert r.status_code == 404 and r.json()["error"]["type"] == "not_found_error"
-    r = await c.post("/v1/episodes", json={"task_id": "d99/t999"})
-    assert r.status_code == 404 and "unknown task" in r.json()["error"]["message"]
-    r = await c.post("/v1/episodes", content=b"{not json")
-    assert r.status_code == 400
-    r = await c.get("/v1/nowhere")
-    assert r.status_code == 404
-    r = await c.get("/v1/episodes")
-    assert r.status_code == 405
-    r = await c.post("/v1/episodes", json={"task_id": task_id})
-    eid = r.json()["episode_id"]
-    tool = task.golden.steps[0].tool
-    r = await c.post(f"/v1/episodes/{eid}/tool", json={"name": "no_such_tool", "arguments": {}})
-    assert r.status_code == 404 and r.json()["error"]["type"] == "unknown_tool"
-    assert r.json()["tool_result"]["error_kind"] == "unknown_tool"  # recorded as the tool error it is
-    r = await c.post(f"/v1/episodes/{eid}/tool", json={"name": tool, "arguments": "{oops"})
-    assert r.status_code == 400 and r.json()["error"]["type"] == "bad_json"
-    r = await c.post(f"/v1/episodes/{eid}/tool", json={"name": tool, "arguments": {"not_a_param": 1}})
-    assert r.status_code == 422 and r.json()["error"]["type"] == "bad_args"
-    r = await c.post(f"/v1/episodes/{eid}/tool", json={"arguments": {}})
-    assert r.status_code == 400 and "field `name`" in r.json()["error"]["message"]
-    r = await c.post(f"/v1/episodes/{eid}/message", json={"content": ""})
-    assert r.status_code == 400
-    r = await c.post(f"/v1/episodes/{eid}/step", json={"tool_calls": "nope"})
-    assert r.status_code == 400
-    r = await c.get(f"/v1/episodes/{eid}")
-    assert r.status_code == 200 and r.json()["tool_calls"] == 3 and not r.json()["ended"]
-    r = await c.post(f"/v1/episodes/{eid}/end")
-    assert r.status_code == 200 and r.json()["reason"] == "policy_stopped"
-    r = await c.post(f"/v1/episodes/{eid}/end")  # idempotent
-    assert r.status_code == 200 and r.json()["reason"] == "policy_stopped"
-    r = await c.post(f"/v1/episodes/{eid}/message", json={"content": "hello?"})
-    assert r.status_code == 409 and r.json()["outcome"]["reason"] == "policy_stopped"
+# ------------------------------------------------------------------ one test per error path
+# All against one server process for the module (``served``), each on its own episode.
+
+
+@pytest.fixture(scope="module")
+def served(base_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    with serving(copy_log(base_run, tmp_path_factory.mktemp("http_errors") / "log")) as srv:
+        yield srv
+
+
+@pytest.fixture
+def client(served: Served) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=served.url, timeout=120) as c:
+        yield c
+
+
+def _open(c: httpx.Client, served: Served) -> str:
+    r = c.post("/v1/episodes", json={"task_id": served.task_id})
+    assert r.status_code == 200, r.text
+    return r.json()["episode_id"]
+
+
+def _unknown_episode(c: httpx.Client, srv: Served) -> httpx.Response:
+    return c.post("/v1/episodes/d99/t999/s0/tool", json={"name": "x"})
+
+
+def _unknown_task(c: httpx.Client, srv: Served) -> httpx.Response:
+    return c.post("/v1/episodes", json={"task_id": "d99/t999"})
+
+
+def _body_not_json(c: httpx.Client, srv: Served) -> httpx.Response:
+    return c.post("/v1/episodes", content=b"{not json")
+
+
+def _no_such_route(c: httpx.Client, srv: Served) -> httpx.Response:
+    return c.get("/v1/nowhere")
+
+
+def _wrong_method(c: httpx.Client, srv: Served) -> httpx.Response:
+    return c.get("/v1/episodes")
+
+
+def _unknown_tool(c: httpx.Client, srv: Served) -> httpx.Response:
+    return c.post(f"/v1/episodes/{_open(c, srv)}/tool", json={"name": "no_such_tool", "arguments": {}})
+
+
+def _arguments_not_json(c: httpx.Client, srv: Served) -> httpx.Response:
+    return c.post(f"/v1/episodes/{_open(c, srv)}/tool", json={"name": srv.tool, "arguments": "{oops"})
+
+
+def _unknown_argument(c: httpx.Client, srv: Served) -> httpx.Response:
+    return c.post(f"/v1/episodes/{_open(c, srv)}/tool", json={"name": srv.tool, "arguments": {"not_a_param": 1}})
+
+
+def _tool_without_name(c: httpx.Client, srv: Served) -> httpx.Response:
+    return c.post(f"/v1/episodes/{_open(c, srv)}/tool", json={"arguments": {}})
+
+
+def _empty_message(c: httpx.Client, srv: Served) -> httpx.Response:
+    return c.post(f"/v1/episodes/{_open(c, srv)}/message", json={"content": ""})
+
+
+def _step_with_bad_tool_calls(c: httpx.Client, srv: Served) -> httpx.Response:
+    return c.post(f"/v1/episodes/{_open(c, srv)}/step", json={"tool_calls": "nope"})
+
+
+def _message_after_end(c: httpx.Client, srv: Served) -> httpx.Response:
+    eid = _open(c, srv)
+    assert c.post(f"/v1/episodes/{eid}/end").status_code == 200
+    return c.post(f"/v1/episodes/{eid}/message", json={"content": "hello?"})
+
+
+ERROR_PATHS = {  # request, status, what the body must say
+    "unknown episode": (_unknown_episode, 404, lambda b: b["error"]["type"] == "not_found_error"),
+    "unknown task": (_unknown_task, 404, lambda b: "unknown task" in b["error"]["message"]),
+    "body not JSON": (_body_not_json, 400, lambda b: "error" in b),
+    "no such route": (_no_such_route, 404, lambda b: "error" in b),
+    "wrong method": (_wrong_method, 405, lambda b: "error" in b),
+    "unknown tool (recorded as the tool error it is)": (
+        _unknown_tool, 404, lambda b: b["error"]["type"] == "unknown_tool" and b["tool_result"]["error_kind"] == "unknown_tool"),
+    "arguments not JSON": (_arguments_not_json, 400, lambda b: b["error"]["type"] == "bad_json"),
+    "unknown argument": (_unknown_argument, 422, lambda b: b["error"]["type"] == "bad_args"),
+    "tool call without a name": (_tool_without_name, 400, lambda b: "field `name`" in b["error"]["message"]),
+    "empty message": (_empty_message, 400, lambda b: "error" in b),
+    "step with tool_calls not a list": (_step_with_bad_tool_calls, 400, lambda b: "error" in b),
+    "message after the episode ended": (_message_after_end, 409, lambda b: b["outcome"]["reason"] == "policy_stopped"),
+}
+
+
+@pytest.mark.parametrize("path", list(ERROR_PATHS))
+def test_error_path(path: str, client: httpx.Client, served: Served) -> None:
+    request, status, says = ERROR_PATHS[path]
+    r = request(client, served)
+    assert r.status_code == status, r.text
+    assert says(r.json()), r.text
+
+
+def test_bad_tool_calls_count_as_tool_calls_and_the_episode_goes_on(client: httpx.Client, served: Served) -> None:
+    """A call to an unknown tool, with arguments that are no JSON or name no parameter, is a
+    tool call the policy made (recorded, counted); a request the server cannot read is not."""
+    eid = _open(client, served)
+    for body in ({"name": "no_such_tool", "arguments": {}}, {"name": served.tool, "arguments": "{oops"},
+                 {"name": served.tool, "arguments": {"not_a_param": 1}}, {"arguments": {}}):
+        assert client.post(f"/v1/episodes/{eid}/tool", json=body).status_code >= 400
+    assert client.post(f"/v1/episodes/{eid}/message", json={"content": ""}).status_code == 400
+    r = client.get(f"/v1/episodes/{eid}")
+    assert r.status_code == 200 and r.json()["tool_calls"] == 3 and not r.json()["ended"], r.text
+
+
+def test_end_is_idempotent(client: httpx.Client, served: Served) -> None:
+    eid = _open(client, served)
+    for _ in range(2):
+        r = client.post(f"/v1/episodes/{eid}/end")
+        assert r.status_code == 200 and r.json()["reason"] == "policy_stopped", r.text

@@ -9,17 +9,23 @@ server keeps serving everyone else.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import httpx2 as httpx
+import pytest
 import trio
 
 from scaleenv.serve.environments import open_environments
 from scaleenv.serve.http import serve_environments
 from scaleenv.serve.limits import Limits
 
+from tests.conftest import copy_log
+
 from .conftest import OPTIONS
+from .served import Served, serving
 
 HANG_LIMIT_S = 120.0  # a bound on a hang, not a timing assertion
 
@@ -40,77 +46,117 @@ async def _response(stream: trio.SocketStream) -> tuple[int, dict[str, Any] | No
     return int(lines[0].split()[1]), json.loads(body[:length])
 
 
-def _stream_events(envs: Any, log_id: str) -> int:
-    return sum(1 for _ in envs.ctx.log.read_stream(f"episode/{log_id}"))
+# ------------------------------------------------------------------ one test per limit
+# All against one server process for the module (``limited``), each on its own episode;
+# after each, the episode's stream in the log is what it was (nothing over a limit reached
+# it) and the episode is untouched.
+
+LIMIT_OPTIONS = ("--max-body-bytes", str(256 * 1024), "--max-depth", "16")
 
 
-async def test_bad_and_oversized_requests_get_4xx_naming_the_limit(run_log: Path) -> None:
-    limits = Limits(max_body_bytes=256 * 1024, max_depth=16)
-    async with open_environments(str(run_log), OPTIONS, limits=limits) as envs:
-        task_id = envs.kept_tasks()[0]
-        tool = envs.view.tasks[task_id].golden.steps[0].tool
-        async with trio.open_nursery() as nursery:
-            port = await nursery.start(serve_environments, envs, "127.0.0.1", 0)
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as c:
-                opened = (await c.post("/v1/episodes", json={"task_id": task_id})).json()
-                eid, log_id = opened["episode_id"], opened["log_episode_id"]
-                size_before = _stream_events(envs, log_id)
+@pytest.fixture(scope="module")
+def limited(base_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    with serving(copy_log(base_run, tmp_path_factory.mktemp("limits") / "log"), *LIMIT_OPTIONS) as srv:
+        yield srv
 
-                r = await c.post(f"/v1/episodes/{eid}/message", content=b'{"content": "caf\xe9 \xff\xfe"}')
-                assert r.status_code == 400 and "UTF-8" in r.json()["error"]["message"], r.text
-                deep = b'{"name": "' + tool.encode() + b'", "arguments": ' + b'{"a": ' * 5000 + b"1" + b"}" * 5000 + b"}"
-                r = await c.post(f"/v1/episodes/{eid}/tool", content=deep)
-                assert r.status_code == 400 and r.json()["error"]["param"] == "max_depth", r.text
-                text = '{"a": ' * 5000 + "1" + "}" * 5000  # the same, as an arguments string
-                r = await c.post(f"/v1/episodes/{eid}/tool", json={"name": tool, "arguments": text})
-                assert r.status_code == 400 and r.json()["error"]["param"] == "max_depth", r.text
-                nested: Any = 1
-                for _ in range(17):  # one level past max_depth, well within what the parsers can do
-                    nested = {"a": nested}
-                r = await c.post(f"/v1/episodes/{eid}/step", json={"tool_calls": [
-                    {"id": "c1", "type": "function", "function": {"name": tool, "arguments": nested}}]})
-                assert r.status_code == 400 and r.json()["error"]["param"] == "max_depth", r.text
-                r = await c.post(f"/v1/episodes/{eid}/tool", json={"name": tool, "arguments": {"a": "x" * 100_000}})
-                assert r.status_code == 413 and r.json()["error"]["param"] == "max_argument_bytes", r.text
-                r = await c.post(f"/v1/episodes/{eid}/tool", json={"name": "t" * 10_000, "arguments": {}})
-                assert r.status_code == 400 and r.json()["error"]["param"] == "max_name_chars", r.text
-                huge_task = "d00/" + "t" * 200_000
-                r = await c.post("/v1/episodes", json={"task_id": huge_task})
-                assert r.status_code == 404 and len(r.content) < 2000 and "200006 characters" in r.text, r.text[:300]
-                r = await c.get(f"/v1/tasks/{'x' * 8000}")
-                assert r.status_code == 404 and len(r.content) < 2000
-                r = await c.get("/v1/" + "y" * 20_000)  # past max_header_bytes
-                assert r.status_code == 431 and r.json()["error"]["param"] == "max_header_bytes", r.text
-                # none of it reached the log, and the episode is untouched
-                assert _stream_events(envs, log_id) == size_before
-                r = await c.get(f"/v1/episodes/{eid}")
-                assert r.status_code == 200 and not r.json()["ended"] and r.json()["tool_calls"] == 0
 
-            # a 50 MB body is refused from its Content-Length, before it is read
-            stream = await trio.open_tcp_stream("127.0.0.1", port)
-            async with stream:
-                await stream.send_all(
-                    f"POST /v1/episodes/{eid}/tool HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                    f"Content-Length: {50 << 20}\r\n\r\n".encode() + b'{"name": "x", "arguments": {"a": "' + b"x" * 65536)
-                status, body = await _response(stream)
-                assert status == 413 and body is not None and body["error"]["param"] == "max_body_bytes"
-            # chunked, with no length declared: cut off at the limit
-            stream = await trio.open_tcp_stream("127.0.0.1", port)
-            async with stream:
-                await stream.send_all(f"POST /v1/episodes/{eid}/message HTTP/1.1\r\nHost: x\r\n"
-                                      "Transfer-Encoding: chunked\r\n\r\n".encode())
-                chunk = b"x" * 65536
-                status = 0
-                with trio.fail_after(HANG_LIMIT_S):
-                    try:
-                        for _ in range(8):
-                            await stream.send_all(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
-                    except trio.BrokenResourceError:
-                        pass
-                    status, body = await _response(stream)
-                assert status == 413 and body is not None and body["error"]["param"] == "max_body_bytes"
-            assert _stream_events(envs, log_id) == size_before
-            nursery.cancel_scope.cancel()
+@attrs.frozen
+class Opened:
+    eid: str
+    log_id: str
+    events: int
+
+
+@pytest.fixture
+def episode(limited: Served) -> Iterator[Opened]:
+    """An open episode; afterwards its stream must not have grown and it must not have ended."""
+    with httpx.Client(base_url=limited.url, timeout=120) as c:
+        r = c.post("/v1/episodes", json={"task_id": limited.task_id})
+        assert r.status_code == 200, r.text
+        opened = Opened(r.json()["episode_id"], r.json()["log_episode_id"], 0)
+        opened = attrs.evolve(opened, events=limited.stream_events(opened.log_id))
+        yield opened
+        assert limited.stream_events(opened.log_id) == opened.events
+        r = c.get(f"/v1/episodes/{opened.eid}")
+        assert r.status_code == 200 and not r.json()["ended"] and r.json()["tool_calls"] == 0, r.text
+
+
+def _nested(levels: int) -> Any:
+    nested: Any = 1
+    for _ in range(levels):
+        nested = {"a": nested}
+    return nested
+
+
+def _deep_text(tool: str) -> bytes:
+    return b'{"name": "' + tool.encode() + b'", "arguments": ' + b'{"a": ' * 5000 + b"1" + b"}" * 5000 + b"}"
+
+
+REQUESTS: dict[str, tuple[Any, int, Any]] = {  # (client, server, episode) -> response; status; what it must say
+    "body not UTF-8": (
+        lambda c, s, e: c.post(f"/v1/episodes/{e.eid}/message", content=b'{"content": "caf\xe9 \xff\xfe"}'),
+        400, lambda r: "UTF-8" in r.json()["error"]["message"]),
+    "arguments nested 5000 deep": (
+        lambda c, s, e: c.post(f"/v1/episodes/{e.eid}/tool", content=_deep_text(s.tool)),
+        400, lambda r: r.json()["error"]["param"] == "max_depth"),
+    "arguments string nested 5000 deep": (
+        lambda c, s, e: c.post(f"/v1/episodes/{e.eid}/tool",
+                               json={"name": s.tool, "arguments": '{"a": ' * 5000 + "1" + "}" * 5000}),
+        400, lambda r: r.json()["error"]["param"] == "max_depth"),
+    "step arguments one level past max_depth": (
+        lambda c, s, e: c.post(f"/v1/episodes/{e.eid}/step", json={"tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": s.tool, "arguments": _nested(17)}}]}),
+        400, lambda r: r.json()["error"]["param"] == "max_depth"),
+    "arguments over max_argument_bytes": (
+        lambda c, s, e: c.post(f"/v1/episodes/{e.eid}/tool", json={"name": s.tool, "arguments": {"a": "x" * 100_000}}),
+        413, lambda r: r.json()["error"]["param"] == "max_argument_bytes"),
+    "tool name over max_name_chars": (
+        lambda c, s, e: c.post(f"/v1/episodes/{e.eid}/tool", json={"name": "t" * 10_000, "arguments": {}}),
+        400, lambda r: r.json()["error"]["param"] == "max_name_chars"),
+    "a 200,000-character task id is echoed clipped": (
+        lambda c, s, e: c.post("/v1/episodes", json={"task_id": "d00/" + "t" * 200_000}),
+        404, lambda r: len(r.content) < 2000 and "200006 characters" in r.text),
+    "an 8,000-character task in the path is echoed clipped": (
+        lambda c, s, e: c.get(f"/v1/tasks/{'x' * 8000}"), 404, lambda r: len(r.content) < 2000),
+    "a request line past max_header_bytes": (
+        lambda c, s, e: c.get("/v1/" + "y" * 20_000), 431, lambda r: r.json()["error"]["param"] == "max_header_bytes"),
+}
+
+
+@pytest.mark.parametrize("what", list(REQUESTS))
+def test_a_request_over_a_limit_gets_a_4xx_naming_it(what: str, limited: Served, episode: Opened) -> None:
+    request, status, says = REQUESTS[what]
+    with httpx.Client(base_url=limited.url, timeout=120) as c:
+        r = request(c, limited, episode)
+    assert r.status_code == status, r.text[:500]
+    assert says(r), r.text[:500]
+
+
+async def test_a_50_mb_body_is_refused_from_its_content_length(limited: Served, episode: Opened) -> None:
+    stream = await trio.open_tcp_stream("127.0.0.1", limited.port)
+    async with stream:
+        await stream.send_all(
+            f"POST /v1/episodes/{episode.eid}/tool HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {50 << 20}\r\n\r\n".encode() + b'{"name": "x", "arguments": {"a": "' + b"x" * 65536)
+        with trio.fail_after(HANG_LIMIT_S):
+            status, body = await _response(stream)
+    assert status == 413 and body is not None and body["error"]["param"] == "max_body_bytes"
+
+
+async def test_a_chunked_body_with_no_length_is_cut_off_at_the_limit(limited: Served, episode: Opened) -> None:
+    stream = await trio.open_tcp_stream("127.0.0.1", limited.port)
+    async with stream:
+        await stream.send_all(f"POST /v1/episodes/{episode.eid}/message HTTP/1.1\r\nHost: x\r\n"
+                              "Transfer-Encoding: chunked\r\n\r\n".encode())
+        chunk = b"x" * 65536
+        with trio.fail_after(HANG_LIMIT_S):
+            try:
+                for _ in range(8):
+                    await stream.send_all(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+            except trio.BrokenResourceError:
+                pass
+            status, body = await _response(stream)
+    assert status == 413 and body is not None and body["error"]["param"] == "max_body_bytes"
 
 
 async def _hold(port: int, kind: str, held: trio.Semaphore, outcomes: dict[str, list[int]]) -> None:
