@@ -42,6 +42,7 @@ same ship-and-pull protocol (what the tests use to check merge determinism witho
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import threading
@@ -269,7 +270,6 @@ async def drive_shard(work: ShardWork, main: Log, spawn: Spawn, context: Any, *,
                            config=work.config, options=work.options, fail_after=work.fail_after,
                            max_records=work.chunk_records)
             worker = await spawn(work.index)
-            interrupted = False
             try:
                 info = await worker.start(job, context, chunked(encoded_log(shard), max_records=work.chunk_records))
                 mine = {k: info[k] for k in ("pid", "host", "skipped", "resumed", "fresh")}
@@ -308,10 +308,9 @@ async def drive_shard(work: ShardWork, main: Log, spawn: Spawn, context: Any, *,
                 log.warning("shard worker lost", shard=work.index, attempt=job.attempt, error=str(exc))
                 if lost > max_retries:
                     raise
-            except trio.Cancelled:
-                interrupted = True
-                raise
             finally:
+                # Being cancelled (Ctrl-C): kill the worker, do not wait for it to wind down.
+                interrupted = trio.current_effective_deadline() == -math.inf
                 with trio.CancelScope(shield=True):
                     await (worker.kill() if interrupted else worker.close())
 
