@@ -1,6 +1,7 @@
 """Rollouts on a local multi-node Ray cluster against one process: same digest, and what the cluster path costs.
 
-    .venv/bin/python bench/cluster.py [--nodes 2] [--domains 2] [--tasks-per-domain 4] [--episodes-per-task 8] [--json]
+    .venv/bin/python bench/cluster.py [--nodes 2] [--domains 2] [--tasks-per-domain 4] [--episodes-per-task 8]
+                                      [--stop-trials 3] [--json]
 
 Needs the ray extra (pip install -e '.[ray]'). One stage-1/2 log (the sim LLM, seed 1) is
 built first; then, from copies of it:
@@ -10,7 +11,12 @@ built first; then, from copies of it:
   ``--nodes`` nodes (one CPU each): the same single engine, now in a Ray actor on a node,
   shipped its context and pulled for its records, then merged; the difference from
   ``single`` is the cluster path's overhead (actor start, shipping, pulls, merge);
-- cluster_n: one shard per node.
+- cluster_n: one shard per node;
+- ctrl_c (``--stop-trials N``, default 3): ``scaleenv rollout --ray`` as a real driver
+  process (``--latency --concurrency 2`` so that it runs long enough), sent SIGINT once
+  its receiving logs hold shipped-back records; the seconds from the signal to the
+  driver's exit (exit 130 checked), then the same command again to the end (its digest
+  checked against single).
 
 Figures: wall seconds of each (the cluster's own start-up is reported apart and not
 counted), the per-episode overhead of cluster_1 against single, the merge rate
@@ -26,6 +32,9 @@ import argparse
 import json
 import os
 import shutil
+import signal
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +42,10 @@ from pathlib import Path
 from typing import Any
 
 import trio
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.distributed.interrupt import run_and_signal, scaleenv  # noqa: E402
 
 from scaleenv.config import RunConfig
 from scaleenv.distributed import distributed_rollouts
@@ -62,7 +75,21 @@ def shipped(result: dict[str, Any]) -> dict[str, int]:
     }
 
 
-def bench(nodes: int, config: RunConfig) -> dict[str, Any]:
+def ctrl_c_trial(tasks: Path, to: Path, address: str, config: RunConfig, digest: str) -> float:
+    """SIGINT a ``rollout --ray`` driver once it pulls; the seconds to its exit. Resumes it to the end."""
+    main = shutil.copytree(tasks, to)
+    argv = scaleenv("rollout", "--log", str(main), "--episodes-per-task", str(config.episodes_per_task),
+                    "--no-sync", "--quiet", "--json", "--ray", address, "--shards", "2")
+    stopped = run_and_signal([*argv, "--latency", "--concurrency", "2"], main, signal.SIGINT, min_records=10)
+    if stopped.finished_first or stopped.code != 130:
+        raise RuntimeError(f"the Ctrl-C trial did not stop the run ({stopped.code}): {stopped.stderr[-2000:]}")
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=900)
+    if done.returncode != 0 or json.loads(done.stdout.strip().splitlines()[-1])["digest"] != digest:
+        raise RuntimeError(f"the resumed run failed or differs ({done.returncode}): {done.stderr[-2000:]}")
+    return stopped.exit_s
+
+
+def bench(nodes: int, config: RunConfig, stop_trials: int = 3) -> dict[str, Any]:
     import ray
     from ray.cluster_utils import Cluster
 
@@ -95,6 +122,8 @@ def bench(nodes: int, config: RunConfig) -> dict[str, Any]:
                 t0 = time.perf_counter()
                 runs[name] = distributed_rollouts(str(path), config, OPTIONS, shards=shards, executor="ray")
                 walls[name] = time.perf_counter() - t0
+            stops = [ctrl_c_trial(root / "tasks", root / f"stop{i}", cluster.address, config, one["digest"])
+                     for i in range(stop_trials)]
         finally:
             ray.shutdown()
             cluster.shutdown()
@@ -123,6 +152,9 @@ def bench(nodes: int, config: RunConfig) -> dict[str, Any]:
         "cluster_n_seconds": cn["distributed"]["seconds"],
         "shipped_cluster_n": shipped(cn),
         "shipped_cluster_n_back_bytes_per_s": round(shipped(cn)["back_bytes"] / cn["distributed"]["seconds"]["workers"]),
+        "ctrl_c_trials": len(stops),
+        "ctrl_c_exit_s_median": round(statistics.median(stops), 3) if stops else None,
+        "ctrl_c_exit_s_max": round(max(stops), 3) if stops else None,
     }
 
 
@@ -133,6 +165,7 @@ def main() -> int:
     ap.add_argument("--domains", type=int, default=2)
     ap.add_argument("--tasks-per-domain", type=int, default=4)
     ap.add_argument("--episodes-per-task", type=int, default=8)
+    ap.add_argument("--stop-trials", type=int, default=3, help="Ctrl-C trials on the cluster (0: none)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     if a.nodes < 1:
@@ -140,7 +173,7 @@ def main() -> int:
         return 2
     config = RunConfig(seed=a.seed, domains=a.domains, tasks_per_domain=a.tasks_per_domain,
                        episodes_per_task=a.episodes_per_task)
-    out = bench(a.nodes, config)
+    out = bench(a.nodes, config, a.stop_trials)
     if a.json:
         print(json.dumps(out, sort_keys=True))
     else:

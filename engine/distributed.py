@@ -28,6 +28,13 @@ ones it was in the middle of resume from their shipped prefix (``RunContext.stre
 replays it; recorded LLM outputs are reused). Nothing is repeated, and the merged run
 digest equals a single-machine run's with the same seed.
 
+Ctrl-C: SIGINT or SIGTERM while the workers run cancels the driver's trio run and kills
+the workers (Ray actors: ``ray.kill``; threads: their engines cancelled), without waiting
+for them to finish what they do; :func:`distributed_stage` then raises
+:class:`KeyboardInterrupt` (the CLI exits 130 with one line). What the driver committed
+to the receiving logs stays; the next run merges it first and resumes from it, to the
+same digest. SIGTERM raises :class:`KeyboardInterrupt` like SIGINT for the whole call.
+
 Ray is optional (``pip install 'scaleenv[ray]'``); :func:`distributed_rollouts` with
 ``executor="inprocess"`` runs the same workers on threads of this process, through the
 same ship-and-pull protocol (what the tests use to check merge determinism without Ray).
@@ -35,7 +42,10 @@ same ship-and-pull protocol (what the tests use to check merge determinism witho
 
 from __future__ import annotations
 
+import math
 import os
+import signal
+import threading
 import time
 from functools import partial
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
@@ -81,6 +91,58 @@ class ShardWork(msgspec.Struct, frozen=True, kw_only=True):
 
 class WorkerLost(Exception):
     """The worker process or its node is gone (the shard is started again elsewhere)."""
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+KILL_GRACE_S = 0.5
+"""How long an interrupted driver waits for an in-process worker's engine to unwind before leaving it."""
+
+
+# -- Ctrl-C ----------------------------------------------------------------------------
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+@contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """For the block, SIGTERM raises :class:`KeyboardInterrupt` like SIGINT (it replaces
+    the handler ``ray.init`` installs, which exits with status 15 wherever the driver is).
+    Only in the main thread; elsewhere (signals never reach other threads) a no-op."""
+    if not _in_main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+async def interruptible(fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+    """``await fn(*args)``; SIGINT or SIGTERM cancels it and, once it has unwound (its
+    ``finally`` blocks and shielded cleanups done), raises :class:`KeyboardInterrupt`.
+
+    Signals are received only in the main thread; elsewhere this is ``await fn(*args)``.
+    """
+    got: list[int] = []
+
+    async with trio.open_nursery() as nursery:
+        async def watch(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+            with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
+                task_status.started()
+                async for signum in signals:
+                    got.append(signum)
+                    nursery.cancel_scope.cancel()
+                    return
+
+        if _in_main_thread():
+            await nursery.start(watch)
+        out = await fn(*args)
+        nursery.cancel_scope.cancel()
+    if got:
+        raise KeyboardInterrupt(signal.Signals(got[0]).name)
+    return out
 
 
 # -- what a shard needs -------------------------------------------------------------
@@ -146,6 +208,8 @@ class Worker(Protocol):
     async def start(self, job: ShardJob, context: Any, prefix: Iterable[Chunk]) -> dict[str, Any]: ...
     async def pull(self, acked: int) -> Shipment: ...
     async def close(self) -> None: ...
+    async def kill(self) -> None:
+        """Stop the worker now, without waiting for it (the driver was interrupted)."""
 
 
 Spawn = Callable[[int], Awaitable[Worker]]
@@ -161,15 +225,23 @@ class ThreadWorker:
     async def start(self, job: ShardJob, context: Any, prefix: Iterable[Chunk]) -> dict[str, Any]:
         try:
             return await trio.to_thread.run_sync(self._w.start, job, iter(context), iter(list(prefix)),
-                                                 limiter=self._limiter)
+                                                 limiter=self._limiter, abandon_on_cancel=True)
         except (ValueError, RuntimeError) as exc:  # as a Ray actor's would be: this shard failed
             raise WorkFailed(f"shard {job.index}: {exc}") from None
 
     async def pull(self, acked: int) -> Shipment:
-        return await trio.to_thread.run_sync(self._w.pull, acked, limiter=self._limiter)
+        # Abandoned on cancellation: the records it would return are not acknowledged, so
+        # they are still the worker's (and redone by the next run if the worker is gone).
+        return await trio.to_thread.run_sync(self._w.pull, acked, limiter=self._limiter, abandon_on_cancel=True)
 
     async def close(self) -> None:
         await trio.to_thread.run_sync(self._w.close)
+
+    async def kill(self) -> None:
+        # Cancel the engine and wait for it a little; a thread cannot be killed, so one that
+        # takes longer is left to finish (a daemon: it does not hold the process at exit).
+        with trio.move_on_after(KILL_GRACE_S):
+            await trio.to_thread.run_sync(self._w.close, abandon_on_cancel=True)
 
 
 async def spawn_thread_worker(index: int) -> Worker:
@@ -237,8 +309,10 @@ async def drive_shard(work: ShardWork, main: Log, spawn: Spawn, context: Any, *,
                 if lost > max_retries:
                     raise
             finally:
+                # Being cancelled (Ctrl-C): kill the worker, do not wait for it to wind down.
+                interrupted = trio.current_effective_deadline() == -math.inf
                 with trio.CancelScope(shield=True):
-                    await worker.close()
+                    await (worker.kill() if interrupted else worker.close())
 
 
 async def run_shard_async(work: ShardWork, main: Log | None = None) -> dict[str, Any]:
@@ -337,7 +411,8 @@ def ray_session(address: str) -> Iterator[None]:
     shut down after); several distributed stages can share one connection."""
     started = _ray_init(address)
     try:
-        yield
+        with sigterm_interrupts():  # not ray.init's handler: SIGTERM is a Ctrl-C here (exit 130)
+            yield
     finally:
         if started:
             import ray
@@ -395,7 +470,8 @@ class RayWorker:
             except ray.exceptions.RayTaskError as exc:
                 raise WorkFailed(str(exc).splitlines()[0]) from None
 
-        return await trio.to_thread.run_sync(get, limiter=self._limiter)
+        # Abandoned on cancellation (Ctrl-C): the actor is killed right after.
+        return await trio.to_thread.run_sync(get, limiter=self._limiter, abandon_on_cancel=True)
 
     async def start(self, job: ShardJob, context: Any, prefix: Iterable[Chunk]) -> dict[str, Any]:
         import ray
@@ -417,6 +493,11 @@ class RayWorker:
         except (WorkerLost, WorkFailed):
             pass  # already gone or failed: killing it below is all that is left
         ray.kill(self._actor, no_restart=True)
+
+    async def kill(self) -> None:
+        import ray
+
+        ray.kill(self._actor, no_restart=True)  # a request to Ray: it does not wait for the process to end
 
 
 def _ray_executor(main: Log) -> tuple[Spawn, Callable[[ShardWork], Any]]:
@@ -456,8 +537,19 @@ def distributed_stage(main_path: str, config: RunConfig | Mapping[str, Any], opt
     The summary is :func:`scaleenv.runner.summary` of the merged log plus a
     ``"distributed"`` object (shards, per-shard work, merge figures). Raises
     :class:`WorkFailed` if a shard could not finish (what it did is merged anyway;
-    running the command again resumes).
+    running the command again resumes), and :class:`KeyboardInterrupt` on SIGINT or
+    SIGTERM (received in the main thread only): the workers are killed at once, what the
+    driver committed stays, and the same call again resumes from it.
     """
+    with sigterm_interrupts():
+        return _distributed_stage(main_path, config, options, kind=kind, shards=shards, executor=executor,
+                                  ray_address=ray_address, max_retries=max_retries, fail_after=fail_after,
+                                  keep_shards=keep_shards, chunk_records=chunk_records)
+
+
+def _distributed_stage(main_path: str, config: RunConfig | Mapping[str, Any], options: EngineOptions, *,
+                       kind: Kind, shards: int | None, executor: Executor, ray_address: str, max_retries: int,
+                       fail_after: int | None, keep_shards: bool, chunk_records: int) -> dict[str, Any]:
     main_path = str(Path(main_path).resolve())
     started_ray = False
     if executor == "ray":
@@ -473,7 +565,7 @@ def distributed_stage(main_path: str, config: RunConfig | Mapping[str, Any], opt
             recovered = MergeStats()
             if leftovers:
                 # An interrupted earlier run: keep every event it acknowledged, then start clean.
-                recovered = trio.run(merge_shards, main, leftovers)
+                recovered = trio.run(interruptible, merge_shards, main, leftovers)
                 remove_shards(main_path)
             works, finished = plan(main, main_path, config, options, n, fail_after, chunk_records, kind)
             log.info("distributed stage", kind=kind, shards=n, items=sum(len(w.items) for w in works),
@@ -482,14 +574,14 @@ def distributed_stage(main_path: str, config: RunConfig | Mapping[str, Any], opt
             failures: list[str] = []
             if executor == "ray":
                 spawn, context_for = _ray_executor(main)
-                results, failures = trio.run(partial(drive_all, max_retries=max_retries), works, main, spawn,
-                                             context_for)
+                results, failures = trio.run(interruptible, partial(drive_all, max_retries=max_retries), works,
+                                             main, spawn, context_for)
             else:
-                results, failures = trio.run(drive_all, works, main, spawn_thread_worker,
+                results, failures = trio.run(interruptible, drive_all, works, main, spawn_thread_worker,
                                              lambda w: list(context_chunks(main, w)))
             t2 = time.perf_counter()
             paths = existing_shards(main_path)
-            merged = trio.run(merge_shards, main, paths)
+            merged = trio.run(interruptible, merge_shards, main, paths)
             if not keep_shards and not failures:
                 remove_shards(main_path)
             result = summary(project(main))
@@ -520,7 +612,7 @@ def distributed_stage(main_path: str, config: RunConfig | Mapping[str, Any], opt
 
 
 __all__ = [
-    "FAIL_EXIT_CODE", "RayShardActor", "ShardWork", "ThreadWorker", "Worker", "WorkerLost", "context_chunks",
-    "context_streams", "default_shards", "distributed_rollouts", "distributed_stage", "distributed_tasks", "drive_all", "drive_shard", "load_context", "plan", "plan_items", "ray_session",
-    "ray_available", "run_shard_async",
+    "FAIL_EXIT_CODE", "KILL_GRACE_S", "RayShardActor", "STOP_SIGNALS", "ShardWork", "ThreadWorker", "Worker", "WorkerLost", "context_chunks",
+    "context_streams", "default_shards", "distributed_rollouts", "distributed_stage", "distributed_tasks", "drive_all", "drive_shard", "interruptible", "load_context", "plan", "plan_items", "ray_session",
+    "ray_available", "run_shard_async", "sigterm_interrupts",
 ]

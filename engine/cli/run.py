@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
+import os
 import sys
+import threading
 from collections.abc import Sequence
 from typing import Any, Literal, NoReturn
 
@@ -160,6 +163,28 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         p.set_defaults(handler=handle)
 
 
+EXIT_INTERRUPTED = 130
+
+
+def exit_promptly(status: int) -> None:
+    """Once an interrupted ``--ray`` command has said so and returns, end the process at the
+    first exit handler (stdout and stderr flushed) with ``status``, instead of waiting the
+    1-3 s Ray's C++ teardown takes at interpreter exit. By then every log is closed and Ray
+    is disconnected (its actors killed). Only from the main thread (a process's own CLI run)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def now() -> None:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass  # closed or a broken pipe: nothing more to say there
+        os._exit(status)
+
+    atexit.register(now)
+
+
 def handle_distributed(args: Any, config: dict[str, Any], options: EngineOptions, stages: Sequence[Any]) -> int:
     """``scaleenv run|tasks|rollout --ray ...``: stage 1 here, on the driver; stages 2 and 3 over the shards."""
     if args.shards is not None and args.shards < 1:
@@ -186,6 +211,9 @@ def handle_distributed(args: Any, config: dict[str, Any], options: EngineOptions
                 ran.append(result["distributed"])
         if stage2 in stages:
             result["distributed_tasks"] = ran[0]
+    except KeyboardInterrupt:
+        exit_promptly(EXIT_INTERRUPTED)
+        raise
     except Exception as exc:  # noqa: BLE001 - as in handle()
         raise_for_cli(exc)
     if args.json:

@@ -1,0 +1,66 @@
+"""Ctrl-C of a sharded run with the in-process executor (no Ray): a real process, a real signal.
+
+The driver runs in a subprocess (signals reach only a main thread); it is signalled once
+its receiving logs hold shipped-back records (an observable event, not a delay), must
+exit promptly with its workers stopped, leave the main log intact, and a second run must
+resume to the single-machine digest with every episode started once.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from scaleenv.distributed import distributed_rollouts
+from scaleenv.shards import existing_shards, shards_dir
+
+from .conftest import CONFIG, OPTIONS, Base, bounded, episode_starts, stream_digests
+from .interrupt import received, run_and_signal, scaleenv
+
+EXIT_BOUND_S = 10.0
+"""A generous bound for a loaded CI machine; the typical figure is well under a second (README)."""
+
+DRIVER = """
+import sys
+import msgspec
+from scaleenv.config import RunConfig
+from scaleenv.distributed import distributed_rollouts
+from scaleenv.runner import EngineOptions
+
+config = msgspec.json.decode(sys.argv[2], type=RunConfig)
+options = EngineOptions(progress=False, sync=False, latency=True, concurrency=2)
+try:
+    distributed_rollouts(sys.argv[1], config, options, shards=2, executor="inprocess")
+except KeyboardInterrupt as exc:
+    print(f"interrupted ({exc})", file=sys.stderr)
+    sys.exit(130)
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_stops_the_inprocess_executor_and_a_rerun_resumes(tmp_path: Path, base: Base, sig: int) -> None:
+    main = base.copy(tmp_path / "main")
+    argv = [sys.executable, "-c", DRIVER, str(main), msgspec.json.encode(CONFIG).decode()]
+    stopped = run_and_signal(argv, main, sig, min_records=10)
+    assert not stopped.finished_first, "the run ended before the trigger: make it longer"
+    assert stopped.code == 130, stopped.stderr
+    assert stopped.stderr.strip() == f"interrupted ({signal.Signals(sig).name})"
+    assert stopped.exit_s < EXIT_BOUND_S
+    # What the driver stored is on disk, unmerged; both logs check clean.
+    assert existing_shards(main) and received(main) >= stopped.received_at_signal
+    for path in (main, *existing_shards(main)):
+        check = subprocess.run(scaleenv("log", "check", "--log", str(path)), capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout + check.stderr
+    result = bounded(distributed_rollouts, str(main), CONFIG, OPTIONS, shards=2, executor="inprocess")
+    d = result["distributed"]
+    assert d["recovered_from_earlier_run"]["events_merged"] >= stopped.received_at_signal
+    assert result["digest"] == base.digest
+    assert stream_digests(main) == base.streams
+    starts = episode_starts(main)
+    assert len(starts) == base.episodes and set(starts.values()) == {1}
+    assert not shards_dir(main).exists()
