@@ -44,14 +44,18 @@ from .record import FORMAT_VERSION, Codec, Record, default_codec, unframe
 from .writer import Writer, commit_with_growth
 
 
-LOG_FORMAT_VERSION = 2
+LOG_FORMAT_VERSION = 3
 """The version of the log's layout and of what its events mean.
 
 1: the layout (named dbs, key encodings). 2: an ``llm.called`` event may refer to
 earlier calls of its stream instead of repeating their messages and schema
-(:mod:`scaleenv.store.events.llm`). A format-1 log is a format-2 log without such
-references, so this code reads both; a writer opened on a format-1 log marks it 2 before
-its first append, so that older code refuses it (it would misread the references).
+(:mod:`scaleenv.store.events.llm`). 3: an ``llm.called`` that offered tools records
+them (``tools``, or ``tools_n``: a reference to an earlier call carrying the same list).
+A format-1 log is a format-2 log without references, and a format-2 log a format-3 log
+whose calls recorded no tools, so this code reads all three (their events keep their
+digests: the new fields are ``digest_added``); a writer opened on an older log marks it 3
+before its first append, so that older code refuses it (it would misread the
+references, or re-run its calls without the tools they now record).
 """
 
 LMDB_LIB_VERSION = 0

@@ -3,7 +3,9 @@
 ``await llm.generate(stream, request, OutputType)`` returns a validated ``OutputType``
 instance. ``OutputType`` is a msgspec Struct: its JSON schema (``msgspec.json.schema``)
 is what the model is constrained to, and ``msgspec.json.decode`` with that type is the
-validator, so one type is the single source of truth.
+validator, so one type is the single source of truth. A request without tools gets that
+schema as readable text too (:mod:`.shape`), at the end of its system message: the
+messages recorded in ``LlmCalled`` are the ones sent, shape included.
 
 Every attempt is an ``LlmCalled`` event in the caller's stream. An answer that fails
 validation is retried with the error fed back, up to ``max_attempts``; exhaustion emits
@@ -34,6 +36,7 @@ from scaleenv.store.events.llm import LlmCalled, LlmExhausted
 
 from .call_memory import Delta, calls_of
 from .errors import RecordedDivergence
+from .shape import shape_text
 from .strict import STRICT_SHAPE, Reader, strict_reader, strict_schema
 
 T = TypeVar("T")
@@ -132,9 +135,11 @@ def render_messages(instructions: str, context: dict[str, Any], task: str) -> li
 
     The structured context is embedded verbatim as JSON between ``<context>`` tags:
     real models need the facts, and it lets a simulated model behind an HTTP API
-    (``scaleenv sim-server``) answer exactly as the in-process sim does.
+    (``scaleenv sim-server``) answer exactly as the in-process sim does. The shape of
+    the answer is not here: the port ends the system message with it (:func:`with_shape`),
+    as it knows the output type.
     """
-    system = f"{instructions}\nAnswer with one JSON object that matches the given schema."
+    system = instructions
     user = f"{task}\n\n{CONTEXT_OPEN}\n{json.dumps(context, sort_keys=True)}\n{CONTEXT_CLOSE}"
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
@@ -166,6 +171,24 @@ def rendered_request(role: str, instructions: str, context: dict[str, Any], task
     role and the simulated user; the rollout policy sends its conversation instead)."""
     return LlmRequest(role=role, messages=render_messages(instructions, context, task), context=context,
                       max_tokens=output_tokens(role))
+
+
+@functools.lru_cache(maxsize=1024)
+def shape_for(output_type: Any) -> str:
+    """How to answer with ``output_type``, as text (:func:`.shape.shape_text` of its schema); cached."""
+    return shape_text(schema_for(output_type)[0])
+
+
+def with_shape(messages: list[dict[str, Any]], shape: str) -> list[dict[str, Any]]:
+    """``messages`` with ``shape`` ending the first system message (or, with none, in a
+    system message put first). Messages that already end with it are returned as they are."""
+    for i, m in enumerate(messages):
+        if m.get("role") == "system":
+            content = str(m.get("content") or "")
+            if content.endswith(shape):
+                return messages
+            return [*messages[:i], {**m, "content": f"{content}\n\n{shape}" if content else shape}, *messages[i + 1:]]
+    return [{"role": "system", "content": shape}, *messages]
 
 
 def parse_rendered(messages: list[dict[str, Any]]) -> dict[str, Any]:
@@ -389,7 +412,10 @@ class Llm:
     ) -> Generated[T]:
         json_schema, schema_name = schema_for(output_type)
         self.encodings.pin(json_schema)
-        messages = list(request.messages)
+        # An answer that is one JSON object is asked for with its shape in the text (a model
+        # behind vLLM or outlines is constrained to the schema but never sees it); a policy
+        # offered tools answers in the API's own tool calls.
+        messages = list(request.messages) if request.tools else with_shape(list(request.messages), shape_for(output_type))
         last_error = ""
         ref = cause
         for attempt in range(self.max_attempts):
@@ -407,13 +433,14 @@ class Llm:
                         # Record what was asked: against a recorded stream this emit raises the
                         # stream's Divergence (first differing field, both sides); otherwise the
                         # request is kept in the log before the error stops this agent.
-                        stored = self._stored(stream, request.role, messages, schema_name, json_schema)
+                        stored = self._stored(stream, request.role, messages, schema_name, json_schema,
+                                              request.tools)
                         await stream.emit(
                             LlmCalled(role=request.role, backend=self.backend.name, model=self.backend.model,
                                       request_digest=digest, messages=stored.messages, schema_name=schema_name,
                                       json_schema=stored.json_schema, seed=seed, attempt=attempt, raw="",
                                       error=str(exc), base_n=stored.base_n, base_len=stored.base_len,
-                                      schema_n=stored.schema_n),
+                                      schema_n=stored.schema_n, tools=stored.tools, tools_n=stored.tools_n),
                             actor=request.role, cause=cause,
                         )
                         raise
@@ -425,7 +452,7 @@ class Llm:
                 value, error = validation_error(text, output_type, completion.shape)
             if error is not None:
                 completion = msgspec.structs.replace(completion, token_ids=None, logprobs=None)
-            stored = self._stored(stream, request.role, messages, schema_name, json_schema)
+            stored = self._stored(stream, request.role, messages, schema_name, json_schema, request.tools)
             ref = await stream.emit(
                 LlmCalled(
                     role=request.role,
@@ -449,12 +476,15 @@ class Llm:
                     token_ids=completion.token_ids,
                     logprobs=completion.logprobs,
                     answer_shape=completion.shape,
+                    tools=stored.tools,
+                    tools_n=stored.tools_n,
                 ),
                 actor=request.role,
                 cause=cause,
             )
             calls_of(stream).note(ref.n, request.role, messages, schema_name, json_schema,
-                                         carried_schema=stored.json_schema is not None)
+                                  carried_schema=stored.json_schema is not None,
+                                  carried_tools=request.tools if stored.tools is not None else None)
             if error is None:
                 return Generated(value, ref, attempt + 1)  # type: ignore[arg-type]
             last_error = error
@@ -472,14 +502,18 @@ class Llm:
 
     @staticmethod
     def _stored(stream: StreamLike, role: str, messages: list[dict[str, Any]], schema_name: str,
-                json_schema: dict[str, Any]) -> Delta:
-        """How this call's request is stored: relative to the stream's earlier calls, or
-        whole where the stream holds a recorded call stored whole at this position (a log
-        of format 1, which a re-run must reproduce as it is)."""
+                json_schema: dict[str, Any], tools: Sequence[dict[str, Any]] | None) -> Delta:
+        """How this call's request is stored: relative to the stream's earlier calls, or as
+        the stream's recorded call at this position was, which a re-run must reproduce:
+        whole where it is stored whole (a log of format 1), without the offered tools
+        where it records none (a log older than format 3)."""
         record = stream.peek()
-        if record is not None and isinstance(record.event, LlmCalled) and record.event.whole:
-            return Delta(messages, None, 0, json_schema, None)
-        return calls_of(stream).delta(role, messages, schema_name, json_schema)
+        old = record.event if record is not None and isinstance(record.event, LlmCalled) else None
+        if old is not None and tools and old.tools is None and old.tools_n is None:
+            tools = None  # recorded before calls recorded their tools
+        if old is not None and old.whole:
+            return Delta(messages, None, 0, json_schema, None, list(tools) if tools else None, None)
+        return calls_of(stream).delta(role, messages, schema_name, json_schema, tools)
 
     @staticmethod
     def _recorded(stream: StreamLike, digest: str) -> Completion | None:

@@ -73,6 +73,8 @@ def first_difference(recorded: LlmCalled, request: LlmRequest, schema: dict[str,
         return "messages", f"count differs: expected {len(exp)} got {len(got)}"
     if recorded.seed != request.seed:
         return "seed", f"differs: expected {recorded.seed} got {request.seed}"
+    if recorded.tools is not None and recorded.tools != list(request.tools or ()):
+        return "tools", f"differ: expected {len(recorded.tools)} tools, got {len(request.tools or ())} (or other ones)"
     return "temperature/max_tokens/tools", "differ (the digest covers them; the event does not record them)"
 
 

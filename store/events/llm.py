@@ -10,6 +10,12 @@ the same stream:
 - ``schema_n``: the JSON schema is the one the call at ``schema_n`` carries
   (``json_schema`` is then None).
 
+Since log format 3 a call that offered the model tools (the rollout policy) records them:
+the first call of a stream offering a tool list carries it (``tools``), later calls
+offering the same list refer to it (``tools_n``), as schemas are. A call of an older log
+that offered tools records neither (None: not recorded; the tools a task's episodes offer
+can still be derived from the task, ``scaleenv.model.tool_schemas.environment_tools``).
+
 A call without references (every call of a format-1 log) carries everything itself.
 :class:`CallResolver` turns stored calls back into whole ones; everything that shows or
 compares a call's request (audits, the recorded backend) reads it through one.
@@ -33,8 +39,9 @@ class LlmCalled(Event, tag="llm.called"):
     for: ``""`` in ``json_schema``'s own shape, ``"openai-strict"`` in the shape of
     OpenAI's strict mode (the request carried ``agents.llm.strict.strict_schema`` of
     ``json_schema``, and ``raw`` is mapped back with ``from_strict`` before validation).
-    ``messages``/``json_schema`` may be relative to earlier calls of the stream (see
-    the module doc and :meth:`whole`).
+    ``tools`` are the OpenAI function tools the call offered (None: none offered, or
+    a log older than format 3). ``messages``/``json_schema``/``tools`` may be relative
+    to earlier calls of the stream (see the module doc and :meth:`whole`).
     """
 
     role: str
@@ -58,15 +65,17 @@ class LlmCalled(Event, tag="llm.called"):
     base_len: int = 0
     schema_n: int | None = None
     answer_shape: str = ""
+    tools: list[dict[str, Any]] | None = None
+    tools_n: int | None = None
 
     digest_exclude: ClassVar[frozenset[str]] = frozenset({"latency_s"})
     digest_added: ClassVar[tuple[tuple[str, object], ...]] = (("base_n", None), ("base_len", 0), ("schema_n", None),
-                                                               ("answer_shape", ""))
+                                                               ("answer_shape", ""), ("tools", None), ("tools_n", None))
 
     @property
     def whole(self) -> bool:
         """True when the event carries its whole request (no reference to an earlier call)."""
-        return self.base_n is None and self.schema_n is None
+        return self.base_n is None and self.schema_n is None and self.tools_n is None
 
 
 class LlmExhausted(Event, tag="llm.exhausted"):
@@ -91,31 +100,34 @@ class CallResolver:
 
     Feed it every ``LlmCalled`` of a stream in order (records of several streams may be
     interleaved, as in a log's global order); :meth:`resolve` returns the call with its
-    whole conversation and schema and no references, or raises :class:`UnresolvableCall`.
-    It keeps each call's conversation and schema (shared, not copied) until
-    :meth:`forget` drops a stream.
+    whole conversation, schema and offered tools and no references, or raises
+    :class:`UnresolvableCall`. It keeps each call's conversation, schema and tools
+    (shared, not copied) until :meth:`forget` drops a stream.
     """
 
     def __init__(self) -> None:
         self._refs = CallRefs()
-        self._calls: dict[str, dict[int, tuple[list[dict[str, Any]], dict[str, Any]]]] = {}
+        self._calls: dict[str, dict[int, tuple[list[dict[str, Any]], dict[str, Any],
+                                              list[dict[str, Any]] | None]]] = {}
 
     def resolve(self, stream: str, n: int, event: LlmCalled) -> LlmCalled:
         problem = self._refs.problem(stream, n, event)
         if problem is not None:
             raise UnresolvableCall(stream, n, problem)
         seen = self._calls.setdefault(stream, {})
-        messages, schema = event.messages, event.json_schema
+        messages, schema, tools = event.messages, event.json_schema, event.tools
         if event.base_n is not None:
             messages = [*seen[event.base_n][0][:event.base_len], *messages]
         if event.schema_n is not None:
             schema = seen[event.schema_n][1]
+        if event.tools_n is not None:
+            tools = seen[event.tools_n][2]
         assert schema is not None  # CallRefs.problem: a call without schema_n carries one
-        seen[n] = (messages, schema)
+        seen[n] = (messages, schema, tools)
         if event.whole:
             return event
-        return msgspec.structs.replace(event, messages=messages, json_schema=schema,
-                                       base_n=None, base_len=0, schema_n=None)
+        return msgspec.structs.replace(event, messages=messages, json_schema=schema, tools=tools,
+                                       base_n=None, base_len=0, schema_n=None, tools_n=None)
 
     def forget(self, stream: str) -> None:
         self._calls.pop(stream, None)
@@ -125,12 +137,13 @@ class CallResolver:
 class CallRefs:
     """Checks the references of stored calls without keeping their messages (``log check``).
 
-    Keeps, per stream, each call's resolved message count and whether its schema is
-    known; :meth:`problem` says what is wrong with a call's references, or None.
+    Keeps, per stream, each call's resolved message count and whether it offered tools;
+    :meth:`problem` says what is wrong with a call's references, or None.
     """
 
     def __init__(self) -> None:
         self._calls: dict[str, dict[int, int]] = {}
+        self._tooled: dict[str, set[int]] = {}
 
     def problem(self, stream: str, n: int, event: LlmCalled) -> str | None:
         seen = self._calls.setdefault(stream, {})
@@ -147,11 +160,20 @@ class CallRefs:
                 return f"schema_n={event.schema_n} is not an earlier llm.called of the stream"
         elif event.json_schema is None:
             return "it carries no json_schema and names no schema_n"
+        tooled = self._tooled.setdefault(stream, set())
+        if event.tools_n is not None:
+            if event.tools is not None:
+                return f"it carries tools and names tools_n={event.tools_n}"
+            if event.tools_n >= n or event.tools_n not in tooled:
+                return f"tools_n={event.tools_n} is not an earlier llm.called of the stream that offered tools"
         seen[n] = count
+        if event.tools is not None or event.tools_n is not None:
+            tooled.add(n)
         return None
 
     def forget(self, stream: str) -> None:
         self._calls.pop(stream, None)
+        self._tooled.pop(stream, None)
 
 
 LLM_EVENTS = (LlmCalled, LlmExhausted)

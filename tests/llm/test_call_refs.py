@@ -33,10 +33,17 @@ def _conversation(turn: int) -> list[dict[str, Any]]:
     return msgs
 
 
-async def _converse(llm: Llm, s: Any, turns: int) -> None:
-    """A growing conversation (one call per turn, a side role between), like an episode's."""
+TOOLS = ({"type": "function", "function": {"name": "count", "description": "Count.",
+                                           "parameters": {"type": "object", "properties": {}}}},
+         {"type": "function", "function": {"name": "reset", "description": "Reset.",
+                                           "parameters": {"type": "object", "properties": {}}}})
+
+
+async def _converse(llm: Llm, s: Any, turns: int, tools: Any = None) -> None:
+    """A growing conversation (one call per turn, a side role between), like an episode's;
+    ``tools``: offered to the policy on every turn (the same object, as the rollout does)."""
     for t in range(turns):
-        await llm.generate(s, LlmRequest(role="policy", messages=_conversation(t), context={}), Pair)
+        await llm.generate(s, LlmRequest(role="policy", messages=_conversation(t), context={}, tools=tools), Pair)
         await llm.generate(s, LlmRequest(role="user", messages=[{"role": "user", "content": f"u{t}"}], context={}), Pair)
 
 
@@ -131,12 +138,72 @@ async def test_calls_stored_whole_are_reproduced_whole(writer, log) -> None:
     verify.finish()
 
 
+async def test_offered_tools_are_stored_once_per_stream_and_resolve_to_what_was_sent(writer, log) -> None:
+    backend = ScriptedBackend([ANSWER] * 20)
+    await _converse(Llm(backend, run_seed=3), Stream(writer, "episode/x"), 4, tools=TOOLS)
+    await writer.aclose()
+    records = [r for r in log.read() if isinstance(r.event, LlmCalled)]
+    policy = [r.event for r in records if r.event.role == "policy"]
+    assert policy[0].tools == list(TOOLS) and policy[0].tools_n is None
+    assert all(e.tools is None and e.tools_n == records[0].n for e in policy[1:])  # referred to, not repeated
+    assert all(r.event.tools is None and r.event.tools_n is None for r in records if r.event.role == "user")
+    resolver = CallResolver()
+    whole = [resolver.resolve(r.stream, r.n, r.event) for r in records]
+    assert [w.tools for w in whole] == [list(q.tools) if q.tools else None for q in backend.requests]
+    assert whole_calls(log.read()) == whole
+
+
+async def test_a_rerun_reproduces_the_recorded_tools_also_past_a_recorded_prefix(writer, log) -> None:
+    await _converse(Llm(ScriptedBackend([ANSWER] * 20), run_seed=3), Stream(writer, "episode/x"), 4, tools=TOOLS)
+    await writer.aclose()
+    recorded = list(log.read_stream("episode/x"))
+    verify = Stream(None, "episode/x", recorded=recorded, mode="verify")
+    await _converse(Llm(ScriptedBackend([]), run_seed=3), verify, 4, tools=TOOLS)
+    verify.finish()
+    # met mid-stream, the port rebuilds its memory from the recorded prefix (whose tools are
+    # lists, decoded) and refers to the carrying call as the uninterrupted run did, whether
+    # the tools come as the same tuple, an equal list or an equal tuple
+    cont = Stream(None, "episode/x", recorded=recorded, mode="verify")
+    for r in recorded[:4]:
+        await cont.emit(r.event, actor=r.actor, cause=r.cause)
+    llm = Llm(ScriptedBackend([]), run_seed=3)
+    for t, tools in zip(range(2, 4), (list(TOOLS), tuple(dict(x) for x in TOOLS))):
+        await llm.generate(cont, LlmRequest(role="policy", messages=_conversation(t), context={}, tools=tools), Pair)
+        await llm.generate(cont, LlmRequest(role="user", messages=[{"role": "user", "content": f"u{t}"}],
+                                            context={}), Pair)
+    cont.finish()
+    # other tools on a re-run: a divergence at the call
+    other = Stream(None, "episode/x", recorded=recorded, mode="verify")
+    with pytest.raises(Divergence) as info:
+        await Llm(ScriptedBackend([ANSWER]), run_seed=3).generate(
+            other, LlmRequest(role="policy", messages=_conversation(0), context={}, tools=TOOLS[:1]), Pair)
+    assert info.value.n == 0
+
+
+async def test_calls_recorded_without_their_tools_are_reproduced_without(writer, log) -> None:
+    """A log older than format 3 does not record the tools its policy calls offered; a
+    re-run of it emits its calls as they were (no tools), so old logs verify and resume."""
+    await _converse(Llm(ScriptedBackend([ANSWER] * 20), run_seed=3), Stream(writer, "episode/x"), 3, tools=TOOLS)
+    await writer.aclose()
+    recorded = []
+    for r in log.read_stream("episode/x"):
+        if isinstance(r.event, LlmCalled):  # as format 2 stored them: no tools, no tools_n
+            r = msgspec.structs.replace(r, event=msgspec.structs.replace(r.event, tools=None, tools_n=None))
+        recorded.append(r)
+    verify = Stream(None, "episode/x", recorded=recorded, mode="verify")
+    await _converse(Llm(ScriptedBackend([]), run_seed=3), verify, 3, tools=TOOLS)
+    verify.finish()
+    resolver = CallResolver()
+    assert all(resolver.resolve(r.stream, r.n, r.event).tools is None for r in recorded if isinstance(r.event, LlmCalled))
+
+
 def test_an_old_call_keeps_its_digest() -> None:
-    """The fields format 2 added (and ``answer_shape``, added since) are left out of the digest at their defaults."""
+    """The fields format 2 added (and ``answer_shape`` and format 3's ``tools``/``tools_n``, added since) are left
+    out of the digest at their defaults."""
     ev = LlmCalled(role="r", backend="b", model="m", request_digest="d", messages=[{"role": "user", "content": "x"}],
                    schema_name="S", json_schema={"type": "object"}, seed=1, attempt=0, raw="{}")
     as_format_1 = msgspec.to_builtins(ev)
-    for k in ("base_n", "base_len", "schema_n", "answer_shape", "latency_s"):
+    for k in ("base_n", "base_len", "schema_n", "answer_shape", "tools", "tools_n", "latency_s"):
         as_format_1.pop(k)
     expected = msgspec.msgpack.encode(("s", 0, None, "r", as_format_1), order="deterministic")
     assert digest_bytes("s", 0, None, "r", ev) == expected
@@ -144,6 +211,9 @@ def test_an_old_call_keeps_its_digest() -> None:
     assert digest_bytes("s", 1, None, "r", referring) != digest_bytes("s", 1, None, "r", ev)
     strict = msgspec.structs.replace(ev, answer_shape="openai-strict")
     assert digest_bytes("s", 1, None, "r", strict) != digest_bytes("s", 1, None, "r", ev)
+    offered = msgspec.structs.replace(ev, tools=[{"type": "function", "function": {"name": "f"}}])
+    assert digest_bytes("s", 1, None, "r", offered) != digest_bytes("s", 1, None, "r", ev)
+    assert digest_bytes("s", 1, None, "r", msgspec.structs.replace(ev, tools_n=0)) != digest_bytes("s", 1, None, "r", ev)
 
 
 def _call(messages: list[dict[str, Any]], **kw: Any) -> LlmCalled:
@@ -156,6 +226,8 @@ def _call(messages: list[dict[str, Any]], **kw: Any) -> LlmCalled:
     ({"base_n": 0, "base_len": 9, "json_schema": {}}, "base_len=9 but the call at 0 has 1 messages"),
     ({"schema_n": 3}, "schema_n=3 is not an earlier"),
     ({}, "carries no json_schema"),
+    ({"json_schema": {}, "tools_n": 0}, "tools_n=0 is not an earlier llm.called of the stream that offered tools"),
+    ({"json_schema": {}, "tools_n": 0, "tools": []}, "carries tools and names tools_n=0"),
 ])
 def test_a_reference_that_does_not_resolve_names_the_call(kw: dict[str, Any], says: str) -> None:
     r = CallResolver()
@@ -167,39 +239,45 @@ def test_a_reference_that_does_not_resolve_names_the_call(kw: dict[str, Any], sa
 
 _message = st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant", "tool"]),
                                   "content": st.text(max_size=3)})
+_tools = st.sampled_from([None, TOOLS, list(TOOLS), TOOLS[:1], ()])
 _step = st.tuples(st.sampled_from(["policy", "user"]), st.integers(0, 4), st.lists(_message, max_size=3),
-                  st.sampled_from(["A", "B"]), st.sampled_from([{"t": 1}, {"t": 2}]))
+                  st.sampled_from(["A", "B"]), st.sampled_from([{"t": 1}, {"t": 2}]), _tools)
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(_step, max_size=12))
 def test_deltas_always_resolve_to_the_whole_request(steps: list[Any]) -> None:
     """Any sequence of calls (conversations that grow, shrink, fork; schemas that change
-    under one name) stored relative to each other resolves to exactly what was sent."""
+    under one name; tool lists that come and go) stored relative to each other resolves to
+    exactly what was sent."""
     mem, resolver = StreamCalls(), CallResolver()
     convo: dict[str, list[dict[str, Any]]] = {}
-    for n, (role, keep, added, name, schema) in enumerate(steps):
+    for n, (role, keep, added, name, schema, tools) in enumerate(steps):
         messages = [*convo.get(role, [])[:keep], *added]
         convo[role] = messages
-        d = mem.delta(role, messages, name, schema)
+        d = mem.delta(role, messages, name, schema, tools)
         stored = LlmCalled(role=role, backend="b", model="m", request_digest="d", messages=d.messages,
                            schema_name=name, json_schema=d.json_schema, seed=0, attempt=0, raw="",
-                           base_n=d.base_n, base_len=d.base_len, schema_n=d.schema_n)
+                           base_n=d.base_n, base_len=d.base_len, schema_n=d.schema_n, tools=d.tools,
+                           tools_n=d.tools_n)
         stored = msgspec.msgpack.decode(msgspec.msgpack.encode(stored), type=LlmCalled)
         whole = resolver.resolve("s", n, stored)
         assert whole.messages == messages and whole.json_schema == schema
-        mem.note(n, role, messages, name, schema, carried_schema=d.json_schema is not None)
+        assert whole.tools == (list(tools) if tools else None)
+        mem.note(n, role, messages, name, schema, carried_schema=d.json_schema is not None,
+                 carried_tools=tools if d.tools is not None else None)
 
 
-async def test_a_writer_marks_a_format_1_log_as_format_2(tmp_path) -> None:
+@pytest.mark.parametrize("old", [1, 2])
+async def test_a_writer_marks_an_older_log_as_format_3(tmp_path, old: int) -> None:
     from scaleenv.store.log import LOG_FORMAT_VERSION, META_PREFIX
     path = tmp_path / "old.lmdb"
     with Log.open(path, sync=False) as lg:
-        lg._write_small(lg._meta, (META_PREFIX + "format").encode(), msgspec.msgpack.encode(1))
-        assert lg.meta_get(META_PREFIX + "format") == 1
+        lg._write_small(lg._meta, (META_PREFIX + "format").encode(), msgspec.msgpack.encode(old))
+        assert lg.meta_get(META_PREFIX + "format") == old
         async with lg.writer() as w:  # opening the writer is what marks it, before any append
             assert w.last_seq == 0
-        assert lg.meta_get(META_PREFIX + "format") == LOG_FORMAT_VERSION == 2
+        assert lg.meta_get(META_PREFIX + "format") == LOG_FORMAT_VERSION == 3
 
 
 async def test_log_check_reports_a_call_whose_reference_dangles(writer, log) -> None:
