@@ -442,21 +442,63 @@ def _forth(value: Any, node: dict[str, Any], defs: dict[str, Any]) -> Any:
     return value
 
 
-def strict_problems(schema: dict[str, Any]) -> list[str]:
+# OpenAI's strict mode accepts a subset of JSON Schema and bounds a schema's size. From
+# "Structured Outputs: Supported schemas" (platform.openai.com/docs/guides/structured-outputs,
+# as summarised with its February 2026 baseline at
+# https://jsonschemaprofiles.unitvectorylabs.com/schemas/openai): supported are string,
+# number, boolean, integer, object, array, enum and anyOf (not at the root); for strings
+# `pattern` and `format`; for numbers `multipleOf`, `maximum`, `exclusiveMaximum`, `minimum`,
+# `exclusiveMinimum`; for arrays `minItems`, `maxItems`; objects through `properties`,
+# `required` and `additionalProperties`; definitions and recursion through `$defs`/`$ref`.
+# Documented as unsupported: `allOf`, `not`, `dependentRequired`, `dependentSchemas`, `if`,
+# `then`, `else` (anything else not listed is treated as unsupported here too, e.g. `oneOf`,
+# `default`, `minLength`). Limits: at most 5,000 object properties in all, 10 levels of object
+# nesting, 120,000 characters of property names, definition names, enum and const values
+# together, 1,000 enum values in all, and for a string enum of more than 250 values at most
+# 15,000 characters of values. (At launch, August 2024, the limits were 100 properties and 5
+# levels: https://community.openai.com/t/measuring-maximum-depth-and-object-properties-in-structured-outputs/918388,
+# and "6 levels of nesting exceeds limit of 5" in https://github.com/tidyverse/ellmer/issues/671;
+# pass those to strict_problems for an older deployment.)
+STRICT_KEYWORDS = frozenset({
+    "type", "properties", "required", "additionalProperties", "items", "anyOf", "enum", "const",
+    "$ref", "$defs", "definitions", "description", "title",
+    "pattern", "format", "multipleOf", "maximum", "exclusiveMaximum", "minimum", "exclusiveMinimum",
+    "minItems", "maxItems",
+})
+"""The JSON Schema keywords OpenAI's strict mode accepts (see the comment above for the source)."""
+
+
+class StrictLimits(msgspec.Struct, frozen=True, kw_only=True):
+    """The size limits of one strict schema (OpenAI's documented ones by default)."""
+
+    max_properties: int = 5000
+    max_depth: int = 10
+    max_string_chars: int = 120_000
+    max_enum_values: int = 1000
+    big_enum: int = 250
+    max_big_enum_chars: int = 15_000
+
+
+def strict_problems(schema: dict[str, Any], limits: StrictLimits = StrictLimits()) -> list[str]:
     """Where ``schema`` breaks OpenAI's strict-mode rules (empty when it keeps them all):
     the root is an object, objects forbid extra properties and require every property,
-    nothing is untyped, there are no maps and no defaults. Paths are JSON-pointer-like."""
+    nothing is untyped, there are no maps and no defaults, only supported keywords
+    (:data:`STRICT_KEYWORDS`) are used, and the size stays within ``limits`` (properties,
+    object nesting, names and enum values). Paths are JSON-pointer-like."""
     problems: list[str] = []
 
     def walk(node: Any, path: str) -> None:
         if not isinstance(node, dict):
             return
+        unsupported = sorted(k for k in node if k not in STRICT_KEYWORDS)
+        if unsupported:
+            problems.append(f"{path}: unsupported keywords {unsupported}")
         if "default" in node:
             problems.append(f"{path}: has a default")
         if _untyped(node) and "$ref" not in node:
             problems.append(f"{path}: untyped")
             return
-        for key in ("anyOf", "oneOf"):
+        for key in ("anyOf", "oneOf", "allOf"):
             for i, o in enumerate(node.get(key, [])):
                 walk(o, f"{path}/{key}/{i}")
         if "items" in node:
@@ -472,7 +514,94 @@ def strict_problems(schema: dict[str, Any]) -> list[str]:
                 walk(sub, f"{path}/properties/{name}")
     if schema.get("type") != "object" or "anyOf" in schema:
         problems.append("#: the root is not an object")
-    walk(schema, "#")
+    walk({k: v for k, v in schema.items() if k != "$defs"}, "#")
     for name, sub in schema.get("$defs", {}).items():
         walk(sub, f"#/$defs/{name}")
+    problems += _size_problems(schema, limits)
     return problems
+
+
+def _size_problems(schema: dict[str, Any], limits: StrictLimits) -> list[str]:
+    """The limits ``schema`` exceeds: counted over the root and each definition once."""
+    defs = schema.get("$defs", {}) if isinstance(schema.get("$defs"), dict) else {}
+    props = chars = enum_values = 0
+    problems: list[str] = []
+
+    def count(node: Any, path: str) -> None:
+        nonlocal props, chars, enum_values
+        if isinstance(node, list):
+            for i, x in enumerate(node):
+                count(x, f"{path}/{i}")
+            return
+        if not isinstance(node, dict):
+            return
+        if isinstance(node.get("properties"), dict):
+            props += len(node["properties"])
+            chars += sum(len(k) for k in node["properties"])
+        values = node.get("enum")
+        if isinstance(values, list):
+            enum_values += len(values)
+            strings = [v for v in values if isinstance(v, str)]
+            chars += sum(len(v) for v in strings)
+            if len(strings) > limits.big_enum and sum(map(len, strings)) > limits.max_big_enum_chars:
+                problems.append(f"{path}: an enum of {len(strings)} strings longer than "
+                                f"{limits.max_big_enum_chars} characters in all")
+        if isinstance(node.get("const"), str):
+            chars += len(node["const"])
+        for key, sub in node.items():
+            if key in ("properties", "$defs") and isinstance(sub, dict):
+                for name, x in sub.items():
+                    if key == "$defs":
+                        chars += len(name)
+                    count(x, f"{path}/{key}/{name}")
+            elif key not in ("enum", "const"):
+                count(sub, f"{path}/{key}")
+
+    count(schema, "#")
+    depth, where = _object_depth(schema, defs)
+    if props > limits.max_properties:
+        problems.append(f"#: {props} object properties (limit {limits.max_properties})")
+    if depth > limits.max_depth:
+        problems.append(f"{where}: {depth} levels of object nesting (limit {limits.max_depth})")
+    if chars > limits.max_string_chars:
+        problems.append(f"#: {chars} characters of names and enum values (limit {limits.max_string_chars})")
+    if enum_values > limits.max_enum_values:
+        problems.append(f"#: {enum_values} enum values (limit {limits.max_enum_values})")
+    return problems
+
+
+def _object_depth(schema: dict[str, Any], defs: dict[str, Any]) -> tuple[int, str]:
+    """The deepest nesting of objects in ``schema`` (the root object is level 1) and where
+    it is; arrays and unions add no level; a reference is followed unless it recurses
+    (recursion is allowed and has no depth of its own)."""
+    best = (0, "#")
+
+    def walk(node: Any, depth: int, path: str, refs: tuple[str, ...]) -> None:
+        nonlocal best
+        if isinstance(node, list):
+            for i, x in enumerate(node):
+                walk(x, depth, f"{path}/{i}", refs)
+            return
+        if not isinstance(node, dict):
+            return
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            name = ref.removeprefix("#/$defs/")
+            if name not in refs:
+                walk(defs.get(name), depth, f"#/$defs/{name}", (*refs, name))
+            return
+        if node.get("type") == "object" or "properties" in node:
+            depth += 1
+            if depth > best[0]:
+                best = (depth, path)
+        for key, sub in node.items():
+            if key == "properties" and isinstance(sub, dict):
+                for name, x in sub.items():
+                    walk(x, depth, f"{path}/properties/{name}", refs)
+            elif key in ("items", "anyOf", "oneOf", "allOf", "additionalProperties"):
+                walk(sub, depth, f"{path}/{key}", refs)
+
+    title = schema.get("title")
+    root_refs = (title,) if isinstance(title, str) and title in defs else ()  # a recursive root inlined
+    walk({k: v for k, v in schema.items() if k != "$defs"}, 0, "#", root_refs)
+    return best

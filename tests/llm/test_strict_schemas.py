@@ -2,7 +2,8 @@
 
 The rules checked (strict_problems) are OpenAI's published ones for strict structured
 outputs: every object forbids extra properties and requires all of them, no untyped values,
-no maps, no defaults. Values cross in both directions: an answer in the original shape put
+no maps, no defaults, only the supported keywords, and the documented size limits (properties,
+nesting, names and enum values; the source is cited in agents/llm/strict.py). Values cross in both directions: an answer in the original shape put
 into the strict shape validates against the strict schema (jsonschema), and comes back equal.
 """
 
@@ -15,7 +16,7 @@ import jsonschema
 import msgspec
 import pytest
 
-from scaleenv.agents.llm.strict import (LEFT_OUT, from_strict, loose_schema, marked, strict_problems, strict_reader,
+from scaleenv.agents.llm.strict import (LEFT_OUT, StrictLimits, from_strict, loose_schema, marked, strict_problems, strict_reader,
                                         strict_schema, to_strict)
 from scaleenv.agents.rollout import answers as rollout_answers
 from scaleenv.agents.sim.schema_instance import instance
@@ -152,3 +153,72 @@ def test_a_recursive_type_crosses_and_reads_back() -> None:
     assert not list(jsonschema.Draft202012Validator(s).iter_errors(shaped))
     assert shaped["children"][0]["tags"] == [{"name": "k", "value": "v"}]
     assert msgspec.convert(strict_reader(s)(shaped), Tree) == tree == msgspec.convert(from_strict(shaped, s), Tree)
+
+
+# ------------------------------------------------- keywords and size limits (OpenAI's documented ones)
+
+
+def _object(props: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
+
+
+@pytest.mark.parametrize("keyword, value", [
+    ("allOf", [{"type": "string"}]), ("not", {"type": "null"}), ("oneOf", [{"type": "string"}]),
+    ("minLength", 1), ("uniqueItems", True), ("if", {"type": "string"}), ("patternProperties", {"a": {}}),
+])
+def test_an_unsupported_keyword_is_reported_where_it_is(keyword: str, value: Any) -> None:
+    schema = _object({"a": {"type": "string", keyword: value}})
+    problems = strict_problems(schema)
+    assert f"#/properties/a: unsupported keywords ['{keyword}']" in problems
+    inside = {**_object({"a": {"$ref": "#/$defs/A"}}), "$defs": {"A": _object({"b": {"type": "string", keyword: value}})}}
+    assert f"#/$defs/A/properties/b: unsupported keywords ['{keyword}']" in strict_problems(inside)
+    # and the supported ones are not
+    fine = _object({"s": {"type": "string", "pattern": "^a$", "format": "date", "description": "d", "title": "S"},
+                    "n": {"type": "number", "minimum": 0, "maximum": 1, "multipleOf": 0.5},
+                    "l": {"type": "array", "items": {"enum": ["x", "y"]}, "minItems": 1, "maxItems": 2},
+                    "c": {"anyOf": [{"const": "k"}, {"type": "null"}]}})
+    assert strict_problems(fine) == []
+
+
+def _nested(levels: int) -> dict[str, Any]:
+    node: dict[str, Any] = _object({"leaf": {"type": "string"}})
+    for _ in range(levels - 1):
+        node = _object({"inner": {"type": "array", "items": node}})  # arrays add no level
+    return node
+
+
+def test_too_deep_nesting_is_reported() -> None:
+    assert strict_problems(_nested(10)) == []
+    problems = strict_problems(_nested(11))
+    assert len(problems) == 1 and "11 levels of object nesting (limit 10)" in problems[0]
+    assert problems[0].startswith("#/properties/inner/items/properties/inner")
+    # through definitions too, and against an older deployment's limit
+    chain = {**_object({"a": {"$ref": "#/$defs/L1"}}),
+             "$defs": {f"L{i}": _object({"a": {"$ref": f"#/$defs/L{i + 1}"}}) for i in range(1, 6)}
+             | {"L6": _object({"z": {"type": "string"}})}}
+    assert strict_problems(chain) == []
+    assert any("7 levels of object nesting (limit 5)" in p for p in strict_problems(chain, StrictLimits(max_depth=5)))
+
+
+def test_too_many_properties_enum_values_and_characters_are_reported() -> None:
+    assert strict_problems(_object({f"p{i}": {"type": "string"} for i in range(5000)})) == []
+    assert "#: 5001 object properties (limit 5000)" in strict_problems(
+        _object({f"p{i}": {"type": "string"} for i in range(5001)}))
+    assert "#: 1001 enum values (limit 1000)" in strict_problems(_object({"e": {"enum": list(range(1001))}}))
+    big = [f"{i:03d}" + "x" * 60 for i in range(251)]  # 251 strings, 15,813 characters
+    assert any("an enum of 251 strings longer than 15000" in p for p in strict_problems(_object({"e": {"enum": big}})))
+    assert strict_problems(_object({"e": {"enum": big[:250]}})) == []
+    names = {"n" * 1000 + str(i): {"type": "string"} for i in range(121)}
+    assert any("characters of names and enum values (limit 120000)" in p for p in strict_problems(_object(names)))
+
+
+def test_a_recursive_schema_has_no_depth_of_its_own() -> None:
+    s = strict_schema(msgspec.json.schema(Tree))  # a Tree (level 1) and its tags' name/value pairs (level 2)
+    assert strict_problems(s, StrictLimits(max_depth=2)) == []
+    assert any("2 levels of object nesting (limit 1)" in p for p in strict_problems(s, StrictLimits(max_depth=1)))
+
+
+@pytest.mark.parametrize("t", TYPES, ids=lambda t: t.__name__)
+def test_every_strict_schema_keeps_even_the_launch_limits(t: type) -> None:
+    """Well inside today's limits: even the 2024 ones (100 properties, 5 levels) hold."""
+    assert strict_problems(strict_schema(msgspec.json.schema(t)), StrictLimits(max_properties=100, max_depth=5)) == []
