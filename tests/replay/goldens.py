@@ -25,10 +25,12 @@ from scaleenv.store.log import Log
 from scaleenv.store.record import StreamDigest, run_digest
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
-GENERATIONS = ("v1", "v2")
+GENERATIONS = ("v1", "v2", "v3")
 """Every golden run ever recorded (``run.<gen>.jsonl`` and ``expected.<gen>.json``). An
 older generation is kept when the pipeline changes what a run records: its log must
-still fold to the digests it had (old logs stay readable); regen writes the newest."""
+still fold to the digests it had (old logs stay readable); regen writes the newest.
+v2 is a log of format 2; v3 of format 3 (policy calls record the tools they offered),
+with the answer's shape in every JSON-answer prompt."""
 CURRENT = GENERATIONS[-1]
 
 
