@@ -9,6 +9,7 @@ back by a small reader of the notation, values chosen as its comments say) valid
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from typing import Annotated, Any, Literal
@@ -19,7 +20,9 @@ import pytest
 from scaleenv.agents.llm.port import Llm, LlmRequest, render_messages, shape_for, validation_error, with_shape
 from scaleenv.agents.llm.shape import ANSWER_LINE, SHAPE_MAX_CHARS, render_shape, shape_text
 from scaleenv.store import Stream
-from scaleenv.store.events.llm import LlmCalled
+from scaleenv.store.events.llm import CallResolver, LlmCalled
+from scaleenv.store.log import Log
+from tests.replay.goldens import CURRENT, expected_path, golden_log, load_prefix
 
 from .test_port import ScriptedBackend
 from .test_request_bodies import OUTPUT_TYPES, ROLES
@@ -295,3 +298,26 @@ async def test_the_port_sends_the_shape_once_and_records_what_it_sent(writer, lo
     assert with_shape([{"role": "user", "content": "u"}], shape) == [{"role": "system", "content": shape},
                                                                     {"role": "user", "content": "u"}]
     assert with_shape(first.messages, shape) is first.messages
+
+
+def test_every_json_request_of_a_run_carries_its_answers_shape(tmp_path: Any) -> None:
+    """In the current golden run (every role, the sim behind the port), each call that asks
+    for one JSON object ends its system message with its output type's shape; the policy's
+    (offered tools) carry none."""
+    lines = json.loads(expected_path(CURRENT).read_text())["rollout"]["lines"]
+    load_prefix(golden_log(CURRENT), lines, tmp_path / "log.lmdb")
+    resolver, roles = CallResolver(), set()
+    with Log.open(tmp_path / "log.lmdb", readonly=True) as lg:
+        for r in lg.read():
+            if not isinstance(r.event, LlmCalled):
+                continue
+            call = resolver.resolve(r.stream, r.n, r.event)
+            system = str(call.messages[0]["content"])
+            shape = shape_for(OUTPUT_TYPES[call.schema_name])
+            if call.role == "policy":
+                assert shape not in system and call.tools
+            else:
+                assert call.messages[0]["role"] == "system" and system.endswith(shape), (r.stream, r.n)
+                assert sum(shape in str(m.get("content")) for m in call.messages) == 1
+            roles.add(call.role)
+    assert {"architect", "database", "coder", "tester", "task_writer", "user", "policy"} <= roles
