@@ -184,7 +184,11 @@ def with_shape(messages: list[dict[str, Any]], shape: str) -> list[dict[str, Any
     system message put first). Messages that already end with it are returned as they are."""
     for i, m in enumerate(messages):
         if m.get("role") == "system":
-            content = str(m.get("content") or "")
+            content = m.get("content") or ""
+            if not isinstance(content, str):  # content parts: the shape goes in a message of its own
+                if messages[i + 1:i + 2] == [{"role": "system", "content": shape}]:
+                    return messages
+                return [*messages[:i + 1], {"role": "system", "content": shape}, *messages[i + 1:]]
             if content.endswith(shape):
                 return messages
             return [*messages[:i], {**m, "content": f"{content}\n\n{shape}" if content else shape}, *messages[i + 1:]]

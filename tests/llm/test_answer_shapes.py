@@ -298,6 +298,9 @@ async def test_the_port_sends_the_shape_once_and_records_what_it_sent(writer, lo
     assert with_shape([{"role": "user", "content": "u"}], shape) == [{"role": "system", "content": shape},
                                                                     {"role": "user", "content": "u"}]
     assert with_shape(first.messages, shape) is first.messages
+    parts = [{"role": "system", "content": [{"type": "text", "text": "Write it."}]}, {"role": "user", "content": "u"}]
+    shaped = with_shape(parts, shape)
+    assert shaped == [parts[0], {"role": "system", "content": shape}, parts[1]] and with_shape(shaped, shape) is shaped
 
 
 def test_every_json_request_of_a_run_carries_its_answers_shape(tmp_path: Any) -> None:
