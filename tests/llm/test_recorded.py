@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from scaleenv.agents.llm.errors import RecordedDivergence
@@ -99,3 +100,20 @@ async def test_divergence_names_the_first_differing_field() -> None:
     with pytest.raises(RecordedDivergence) as info:
         await backend.complete(_request(0, role="test/reviewer"), schema, name)
     assert info.value.field == "role" and "test/writer" in str(info.value)
+
+
+async def test_divergence_names_other_tools_where_the_call_recorded_its_own() -> None:
+    schema, name = schema_for(Pair)
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}]
+    offered = LlmRequest(role="policy", messages=_request(0).messages, context={}, tools=tuple(tools))
+    call = msgspec.structs.replace(_call(offered, schema, name, "r0"), tools=tools)  # format 3: tools recorded
+    backend = RecordedBackend([call])
+    assert (await backend.complete(offered, schema, name)).text == "r0"
+    with pytest.raises(RecordedDivergence) as info:
+        await backend.complete(msgspec.structs.replace(offered, tools=(*tools, *tools)), schema, name)
+    assert info.value.field == "tools" and "expected 1 tools, got 2" in str(info.value)
+    # a call of an older log recorded no tools: only the digest tells
+    old = RecordedBackend([_call(offered, schema, name, "r0")])
+    with pytest.raises(RecordedDivergence) as info:
+        await old.complete(msgspec.structs.replace(offered, tools=(*tools, *tools)), schema, name)
+    assert info.value.field == "temperature/max_tokens/tools"
