@@ -7,7 +7,7 @@ from typing import Any
 import openai
 import pytest
 
-from scaleenv.agents.llm.port import LlmRequest, schema_for
+from scaleenv.agents.llm.port import LlmRequest, schema_for, shape_for
 from scaleenv.agents.llm.tool_calls import message_to_text
 from scaleenv.agents.rollout.answers import PolicyTurn, UserTurn
 from scaleenv.agents.sim import SimBackend
@@ -18,7 +18,7 @@ TOOLS = [{"type": "function", "function": {
                    "required": ["order_id"], "additionalProperties": False}}}]
 POLICY_CHAT = [{"role": "system", "content": "You are the support agent of a shop."},
                {"role": "user", "content": "Where is my order order_1a2b?"}]
-USER_CHAT = [{"role": "system", "content": "You play a customer.\nAnswer with one JSON object that matches the given schema."},
+USER_CHAT = [{"role": "system", "content": f"You play a customer.\n\n{shape_for(UserTurn)}"},  # as the port sends it
              {"role": "user", "content": 'Open.\n\n<context>\n{"instruction": "Ask where order o-1 is.", "max_turns": 4, '
                                          '"persona": "terse", "user_facts": {"order_id": "o-1"}}\n</context>'}]
 
