@@ -11,8 +11,11 @@ Printed per T: stored bytes per call (the records as on disk), the bytes the sam
 take stored whole (each resolved call re-encoded by the same codec: what format 1 wrote),
 their ratio, and the CPU the log spends per call on each form (record encoding, the
 stream digest's bytes and hash), measured on the same events in this process.
+``--tools N``: the policy is offered N tools (function schemas shaped like a synthesized
+tool's), which the log records once per stream since format 3 (stored whole, every call
+would carry them).
 
-    .venv/bin/python bench/llm_log_size.py [--turns 2,8,32,64] [--json]
+    .venv/bin/python bench/llm_log_size.py [--turns 2,8,32,64] [--tools 20] [--json]
 """
 
 from __future__ import annotations
@@ -60,8 +63,22 @@ class Answers:
         return None
 
 
-async def one_stream(log: Log, turns: int) -> None:
+def offered_tools(count: int) -> tuple[dict[str, Any], ...] | None:
+    """``count`` function tools the size of a synthesized tool's schema (~0.5 kB each)."""
+    if not count:
+        return None
+    return tuple({"type": "function", "function": {
+        "name": f"update_booking_{i}", "description": f"Change booking field {i} of an order. Returns: order_id, status.",
+        "parameters": {"type": "object", "additionalProperties": False, "required": ["order_id", "value"],
+                       "properties": {"order_id": {"type": "string", "description": "the order's id"},
+                                      "value": {"type": "string", "description": "the new value"},
+                                      "note": {"type": "string", "description": "why it changes"}}}}}
+                 for i in range(count))
+
+
+async def one_stream(log: Log, turns: int, tools: int = 0) -> None:
     llm = Llm(Answers(), run_seed=1)
+    offered = offered_tools(tools)
     policy: list[dict[str, Any]] = [{"role": "system", "content": SYSTEM}]
     visible: list[dict[str, str]] = []
     async with log.writer() as w:
@@ -76,7 +93,7 @@ async def one_stream(log: Log, turns: int) -> None:
                        {"role": "tool", "tool_call_id": f"call_{t}",
                         "content": json.dumps({"order_id": "ord_58213", "show": "Friday 8pm", "seats": ["F12", "F13"],
                                                "status": "paid", "amount": 84.0, "card": "visa-4242"})}]
-            reply = (await llm.generate(s, LlmRequest(role="policy", messages=list(policy), context={}),
+            reply = (await llm.generate(s, LlmRequest(role="policy", messages=list(policy), context={}, tools=offered),
                                         PolicyTurn)).value.content
             policy.append({"role": "assistant", "content": reply})
             visible.append({"role": "assistant", "content": reply})
@@ -93,10 +110,10 @@ def cpu_per_call(log: Log, records: list[Record]) -> float:
     return (time.perf_counter() - start) / (rounds * len(records)) * 1e6
 
 
-def measure(turns: int, work: Path) -> dict[str, Any]:
+def measure(turns: int, work: Path, tools: int = 0) -> dict[str, Any]:
     path = work / f"log{turns}"
     with Log.open(path, sync=False) as log:
-        trio.run(one_stream, log, turns)
+        trio.run(one_stream, log, turns, tools)
         records = [r for r in log.read() if isinstance(r.event, LlmCalled)]
         stored = [len(v) for chunk in log._raw_chunks(1) for s, v in chunk
                   if log.codec.decode(v, s).type == "llm.called"]
@@ -105,7 +122,7 @@ def measure(turns: int, work: Path) -> dict[str, Any]:
                              event=resolver.resolve(r.stream, r.n, r.event)) for r in records]
         whole_bytes = [len(frame(log.codec.encode_body(r.seq, r.stream, r.n, r.cause, r.actor, r.wall_ns, r.event)))
                        for r in whole]
-        return {"turns": turns, "calls": len(records),
+        return {"turns": turns, "calls": len(records), "tools": tools,
                 "stored_bytes_per_call": round(sum(stored) / len(stored)),
                 "whole_bytes_per_call": round(sum(whole_bytes) / len(whole_bytes)),
                 "ratio": round(sum(whole_bytes) / sum(stored), 2),
@@ -116,6 +133,7 @@ def measure(turns: int, work: Path) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--turns", default="2,8,32,64", help="conversation lengths (turns), comma-separated")
+    parser.add_argument("--tools", type=int, default=0, help="tools offered to the policy on every call (default 0)")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object on the last line")
     args = parser.parse_args()
     rows = []
@@ -123,7 +141,7 @@ def main() -> int:
           f"{'stored us/call':>14} {'whole us/call':>13}", file=sys.stderr if args.json else sys.stdout)
     with tempfile.TemporaryDirectory(prefix="scaleenv-bench-llmsize-") as tmp:
         for t in (int(x) for x in args.turns.split(",")):
-            r = measure(t, Path(tmp))
+            r = measure(t, Path(tmp), args.tools)
             rows.append(r)
             print(f"{r['turns']:>5} {r['calls']:>5} {r['stored_bytes_per_call']:>13} {r['whole_bytes_per_call']:>12} "
                   f"{r['ratio']:>12} {r['stored_us_per_call']:>14} {r['whole_us_per_call']:>13}",
