@@ -57,7 +57,9 @@ class LlmRequest(msgspec.Struct, frozen=True, kw_only=True):
     # What the call's seed derives from with the stream position, instead of the stream
     # id (an episode opened with a client seed: see EpisodeStarted.client_seed).
     seed_name: str = ""
-    # OpenAI function-tool schemas offered to the model (the rollout policy).
+    # OpenAI function-tool schemas offered to the model (the rollout policy); recorded with
+    # the call (LlmCalled.tools, once per stream: later calls refer to it). A request with
+    # tools is answered in the API's tool calls, so its text gets no answer shape.
     tools: Sequence[dict[str, Any]] | None = None
     # Set by the port: request_digest of this request (never part of the digest itself);
     # a backend that looks answers up by digest (recorded) need not compute it again.
