@@ -36,6 +36,7 @@ DESCRIPTION_CHARS = 1200
 """A description longer than this is cut (a Struct docstring may teach a small grammar)."""
 ANSWER_LINE = "Answer with one JSON object of type {name}, written as below (TypeScript notation: `?` marks an optional field, which may be left out):"
 _REF = "#/$defs/"
+_TYPED = ("type", "$ref", "anyOf", "oneOf", "allOf", "enum", "const", "properties", "items")
 _BOUNDS = (("minLength", "length >= {}"), ("maxLength", "length <= {}"),
            ("minimum", ">= {}"), ("maximum", "<= {}"), ("exclusiveMinimum", "> {}"), ("exclusiveMaximum", "< {}"),
            ("minItems", "items >= {}"), ("maxItems", "items <= {}"), ("pattern", "matching /{}/"),
@@ -118,10 +119,10 @@ class _Renderer:
 
     def declare(self, name: str, node: dict[str, Any]) -> str:
         lines = [f"// {line}".rstrip() for line in self.describe(node).splitlines()]
-        lines.append(f"type {name} = {self.type_of(node, 0, describe=False)};")
+        lines.append(f"type {name} = {self.type_of(node, 0)};")
         return "\n".join(lines)
 
-    def type_of(self, node: Any, depth: int, describe: bool = True) -> str:
+    def type_of(self, node: Any, depth: int) -> str:
         """``node`` as a type expression (objects over several lines, indented ``depth``)."""
         if not isinstance(node, dict):
             return "any"
@@ -179,7 +180,7 @@ class _Renderer:
         for part in (node, *node.get("anyOf", ()), *node.get("oneOf", ())):  # Optional[bounded]: on its option
             if isinstance(part, dict):
                 parts += [text.format(_plain(part[key])) for key, text in _BOUNDS if key in part]
-        if self.type_of(node, 0) == "any":
+        if not any(k in node for k in _TYPED):
             parts.append("any JSON value")
         desc = self.describe(node)
         if desc:
