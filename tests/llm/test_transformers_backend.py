@@ -72,7 +72,7 @@ async def test_a_prompt_over_the_context_is_one_error_naming_both_lengths(tiny_m
 async def test_an_answer_gets_only_the_positions_the_context_has_left(tiny_model: Path, log, writer) -> None:
     backend = backend_from_spec(f"transformers:{tiny_model}", model=None)
     llm = Llm(backend, run_seed=1, max_attempts=1)
-    ctx = {"history": "alpha kind " * 90}  # a prompt of some 450 of the 512 positions
+    ctx = {"history": "alpha kind " * 15}  # with the answer's shape in the system message: some 455 of the 512 positions
     req = LlmRequest(role="test/tiny", messages=render_messages("Name it.", ctx, "Go."), context=ctx, max_tokens=4096)
     try:  # no IndexError past the last position: the answer stops there
         await llm.generate(Stream(writer, "tiny/near"), req, Tiny)
