@@ -26,6 +26,7 @@ from scaleenv.agents.synth.stage2 import instantiate_domain
 from scaleenv.backend_spec import backend_from_spec, check_spec, sim_latency, sim_noise
 from scaleenv.replay import checkpoint
 from scaleenv.replay.projection import RunView
+from scaleenv.replay.stored import episode_finished
 from scaleenv.sandbox import SandboxPool
 from scaleenv.store.errors import LogError
 from scaleenv.store.log import Log
@@ -191,18 +192,7 @@ async def rollouts(ctx: RunContext) -> None:
 
     Awaits until all are scored and committed; at most ``concurrency`` run at once.
     Cancellation ends the episodes in flight without their reward; they run again on resume."""
-    view = project(ctx.log)
-    work = []
-    for tid in sorted(view.tasks):
-        task = view.tasks[tid]
-        if task.status != "kept":
-            continue
-        domain = view.domains[task.slot]
-        for g in range(ctx.config.episodes_per_task):
-            ep = view.episodes.get(episode_id(tid, g))
-            if ctx.mode != "verify" and ep is not None and ep.reward is not None:
-                continue
-            work.append((domain, task, g))
+    work = rollout_work(project(ctx.log), ctx.config.episodes_per_task, skip_finished=ctx.mode != "verify")
     ctx.progress.set_stage("rollout", {"episodes": len(work)})
     totals = [0.0, 0]  # sum of rewards, finished episodes (a running mean: O(1) per episode)
     checkpointing = [False]
@@ -240,6 +230,23 @@ async def rollouts(ctx: RunContext) -> None:
     with frozen_heap():  # the projection lives throughout the rollouts: keep the collector off it
         await _admit(ctx, work, one)
     ctx.progress.finish()
+
+
+def rollout_work(view: RunView, episodes_per_task: int, *, skip_finished: bool = True) -> list[tuple[Any, Any, int]]:
+    """``(domain, task, attempt)`` of every episode of a kept task that is left to run (all
+    of them unless ``skip_finished``); an episode with its reward is finished. Reads only
+    each episode's finished flag (a checkpoint's episodes are not decoded)."""
+    work = []
+    for tid in sorted(view.tasks):
+        task = view.tasks[tid]
+        if task.status != "kept":
+            continue
+        domain = view.domains[task.slot]
+        for g in range(episodes_per_task):
+            if skip_finished and episode_finished(view.episodes, episode_id(tid, g)):
+                continue
+            work.append((domain, task, g))
+    return work
 
 
 async def _admit(ctx: RunContext, work: list[tuple[Any, Any, int]],

@@ -40,6 +40,7 @@ from scaleenv.agents.rollout.episode import run_episode
 from scaleenv.agents.synth.stage2 import instantiate_task
 from scaleenv.config import RunConfig
 from scaleenv.replay.projection import RunView, fold
+from scaleenv.replay.stored import episode_finished
 from scaleenv.store.log import Log
 from scaleenv.streams import episode_id, episode_stream, slot_of, task_stream
 
@@ -65,8 +66,7 @@ def unit_finished(kind: Kind, view: RunView, item: tuple[str, int]) -> bool:
     """Whether the item's stream in ``view`` is complete (an episode with its reward, a task kept or discarded)."""
     tid, g = item
     if kind == "episodes":
-        ep = view.episodes.get(episode_id(tid, g))
-        return ep is not None and ep.reward is not None
+        return episode_finished(view.episodes, episode_id(tid, g))
     task = view.tasks.get(tid)
     return task is not None and task.finished
 

@@ -5,7 +5,11 @@ exact stream digests) through some seq, stored with :meth:`Log.put_checkpoint` u
 seq in the log's ``checkpoints`` database. Its value is ``blake2b-128(payload) + payload``,
 the payload a msgpack :class:`Checkpoint`: the format and fold versions, the seq it
 covers, a digest of the stored bytes of the record at that seq, the run digest of what
-it folded (its stream digests) and the view itself.
+it folded (its stream digests), and the view without its episodes: each episode (its
+summary, state and stream digest) is an entry of the log's ``checkpoint_entries``
+database, read only when asked for (:mod:`scaleenv.replay.stored`). So loading a
+checkpoint costs the same whatever the number of episodes, and a save writes only the
+episodes that changed since the checkpoint it continued.
 
 :func:`project` loads the newest checkpoint that passes every check, folds the records
 after it and (on a writable log) stores a new checkpoint. A checkpoint is never trusted
@@ -17,7 +21,11 @@ silently; it is ignored, with a one-line warning, when:
    ``apply_summary`` change what a log means);
 3. it covers a seq beyond the end of the log, or the log's record at that seq is not the
    one it folded (stale: the log was replaced or rewritten);
-4. its stream digests do not give its run digest, or do not count its events.
+4. its stream digests (those of streams other than episodes', and the sum of the
+   episodes' event counts) do not count its events.
+
+An episode entry that is damaged is ignored the same way, alone: that episode is folded
+from its own stream (see :mod:`scaleenv.replay.stored`).
 
 The next older checkpoint is then tried, and the fold starts from the log's start when
 none is valid.
@@ -28,24 +36,22 @@ from __future__ import annotations
 import hashlib
 from typing import NamedTuple
 
-import attrs
 import msgspec
 
 from scaleenv.logs import get_logger
 from scaleenv.store.log import Log
-from scaleenv.model.state import apply_delta, compute_delta
-from scaleenv.store.events.tasks import RecordChange
 from scaleenv.store.record import StreamDigest, run_digest
-from scaleenv.store.specs import DbState
+from scaleenv.streams import episode_stream
 
 from .episode import EpisodeSummary
 from .partial import fold_log
 from .projection import DomainView, RunView, TaskView
+from .stored import EPISODE_PREFIX, StoredDigests, StoredEpisodes, encode_entry
 
 log = get_logger("scaleenv.replay.checkpoint")
 
-CHECKPOINT_FORMAT = 1
-"""The layout of a checkpoint's payload."""
+CHECKPOINT_FORMAT = 2
+"""The layout of a checkpoint's payload (1: episodes inside it, decoded at every load; 2: episodes as entries)."""
 FOLD_VERSION = 1
 """The meaning of the partial fold a checkpoint holds the result of."""
 KEEP = 2
@@ -56,15 +62,6 @@ _SUM = 16
 class _Head(msgspec.Struct):
     format: int
     fold_version: int = 0
-
-
-class EpisodeState(msgspec.Struct, array_like=True):
-    """An episode's database in a checkpoint: the change from its task's initial state
-    (most of a state is the task's, shared in memory but not on disk), or the whole state
-    where that change does not rebuild it exactly."""
-
-    delta: list[RecordChange] | None = None
-    whole: DbState | None = None
 
 
 class Checkpoint(msgspec.Struct, kw_only=True):
@@ -80,30 +77,13 @@ class Checkpoint(msgspec.Struct, kw_only=True):
     llm_invalid: int
     types: dict[str, int]
     digests: dict[str, tuple[str, int]]
+    """The digests of the streams other than episodes' (those are in the episodes' entries)."""
+    episodes: int
+    """How many episodes it holds (as entries of the ``checkpoint_entries`` db)."""
+    episode_events: int
+    """The events of the episodes' streams."""
     domains: dict[str, DomainView]
     tasks: dict[str, TaskView]
-    episodes: dict[str, EpisodeSummary]
-    """Without their ``state``, which is in ``states``."""
-    states: dict[str, EpisodeState]
-    """The database of every episode whose ``state`` is not None."""
-
-
-def _base(tasks: dict[str, TaskView], ep: EpisodeSummary) -> DbState:
-    task = tasks.get(ep.task_id)
-    return task.initial_state if task is not None and task.initial_state is not None else {}
-
-
-def _pack_state(tasks: dict[str, TaskView], ep: EpisodeSummary) -> EpisodeState:
-    assert ep.state is not None
-    base = _base(tasks, ep)
-    delta = compute_delta(base, ep.state)
-    return EpisodeState(delta=delta) if apply_delta(base, delta) == ep.state else EpisodeState(whole=ep.state)
-
-
-def _unpack_state(tasks: dict[str, TaskView], ep: EpisodeSummary, packed: EpisodeState) -> DbState:
-    if packed.whole is not None:
-        return packed.whole
-    return apply_delta(_base(tasks, ep), packed.delta or [])
 
 
 _enc = msgspec.msgpack.Encoder()
@@ -123,35 +103,55 @@ def _stored(event_log: Log, seq: int) -> bytes | None:
     return None
 
 
-def encode(event_log: Log, view: RunView, seq: int) -> bytes:
-    """The stored value of a checkpoint of ``view``, the fold of records ``1..seq`` of ``event_log``."""
+def encode(event_log: Log, view: RunView, seq: int) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    """The stored value of a checkpoint of ``view``, the fold of records ``1..seq`` of
+    ``event_log``, and the episode entries to write with it (every episode, or for a view
+    loaded from a checkpoint of this log, those decoded or added since)."""
     if not view.digested:
         raise ValueError("a checkpoint holds stream digests: fold with digests=True")
-    whole = [k for k, e in view.episodes.items() if not isinstance(e, EpisodeSummary)]
-    if whole:
-        raise ValueError(f"a checkpoint holds episode summaries (replay.partial), not whole episodes ({whole[0]})")
     raw = _stored(event_log, seq)
     if raw is None:
         raise ValueError(f"the log holds no record {seq}")
-    streams = view.stream_digests()
+    episodes = view.episodes
+    if isinstance(episodes, StoredEpisodes) and episodes.log is event_log:
+        changed = sorted(set(episodes.changed()) | set(episodes.changed_digests()))
+    else:
+        changed = sorted(episodes)
+    entries = []
+    for eid in changed:
+        ep = episodes[eid]
+        if not isinstance(ep, EpisodeSummary):
+            raise ValueError(f"a checkpoint holds episode summaries (replay.partial), not whole episodes ({eid})")
+        entries.append((eid.encode(), encode_entry(eid, seq, ep, view.digests[episode_stream(eid)], view.tasks)))
+    others: dict[str, tuple[str, int]] = {}
+    hexes: dict[str, str] = {}
+    episode_events = 0
+    for s, d in view.digests.items():
+        hexes[s] = d.hexdigest()
+        if s.startswith(EPISODE_PREFIX):
+            episode_events += d.count
+        else:
+            others[s] = (hexes[s], d.count)
     payload = _enc.encode(Checkpoint(
         format=CHECKPOINT_FORMAT, fold_version=FOLD_VERSION, seq=seq, last_record=_record_digest(raw),
-        run_digest=run_digest(streams), events=view.events, llm_calls=view.llm_calls, llm_invalid=view.llm_invalid,
-        types=view.types, digests={s: (d.hexdigest(), d.count) for s, d in view.digests.items()},
+        run_digest=run_digest(hexes), events=view.events, llm_calls=view.llm_calls, llm_invalid=view.llm_invalid,
+        types=view.types, digests=others, episodes=len(episodes), episode_events=episode_events,
         domains=view.domains, tasks=view.tasks,
-        episodes={k: attrs.evolve(e, state=None) for k, e in view.episodes.items()},  # type: ignore[misc]
-        states={k: _pack_state(view.tasks, e) for k, e in view.episodes.items() if e.state is not None},  # type: ignore[arg-type]
     ))
-    return hashlib.blake2b(payload, digest_size=_SUM).digest() + payload
+    return hashlib.blake2b(payload, digest_size=_SUM).digest() + payload, entries
 
 
 def save(event_log: Log, view: RunView, seq: int) -> None:
-    """Store a checkpoint of ``view`` (the fold of records ``1..seq``), keeping the newest :data:`KEEP`."""
-    event_log.put_checkpoint(seq, encode(event_log, view, seq), keep=KEEP)
+    """Store a checkpoint of ``view`` (the fold of records ``1..seq``) and its changed
+    episodes' entries in one transaction, keeping the newest :data:`KEEP`."""
+    value, entries = encode(event_log, view, seq)
+    event_log.put_checkpoint(seq, value, keep=KEEP, entries=entries)
 
 
 def validate(event_log: Log, seq: int, value: bytes | None, last_seq: int) -> tuple[RunView | None, str]:
-    """The view a stored checkpoint holds, or None and why it cannot be trusted."""
+    """The view a stored checkpoint holds, or None and why it cannot be trusted. Its
+    episodes (and their stream digests) are read from the log when asked for, while
+    ``event_log`` is open."""
     if value is None:
         return None, "missing"
     payload = memoryview(value)[_SUM:]
@@ -176,17 +176,14 @@ def validate(event_log: Log, seq: int, value: bytes | None, last_seq: int) -> tu
     raw = _stored(event_log, seq)
     if raw is None or _record_digest(raw) != cp.last_record:
         return None, f"stale: the log's record {seq} is not the one it folded"
-    if run_digest({s: d for s, (d, _) in cp.digests.items()}) != cp.run_digest or \
-            sum(n for _, n in cp.digests.values()) != cp.events:
+    if sum(n for _, n in cp.digests.values()) + cp.episode_events != cp.events or \
+            any(s.startswith(EPISODE_PREFIX) for s in cp.digests):
         return None, "inconsistent: its stream digests do not give its run digest or event count"
-    for k, packed in cp.states.items():
-        ep = cp.episodes.get(k)
-        if ep is None:
-            return None, f"inconsistent: a state for episode {k!r}, which it does not hold"
-        ep.state = _unpack_state(cp.tasks, ep, packed)
-    view = RunView(domains=cp.domains, tasks=cp.tasks, episodes=dict(cp.episodes), llm_calls=cp.llm_calls,
-                   llm_invalid=cp.llm_invalid, events=cp.events, types=cp.types, digested=True,
-                   digests={s: StreamDigest.restore(d, n) for s, (d, n) in cp.digests.items()})
+    episodes = StoredEpisodes(event_log, seq, cp.tasks, cp.episodes)
+    digests = StoredDigests({s: StreamDigest.restore(d, n) for s, (d, n) in cp.digests.items()}, episodes)
+    view = RunView(domains=cp.domains, tasks=cp.tasks, episodes=episodes,  # type: ignore[arg-type]
+                   llm_calls=cp.llm_calls, llm_invalid=cp.llm_invalid, events=cp.events, types=cp.types,
+                   digested=True, digests=digests)  # type: ignore[arg-type]
     return view, ""
 
 

@@ -9,7 +9,10 @@ Layout (named LMDB databases in one environment, a directory):
 - ``snapshots``: bytes -> bytes, episode-state snapshots (:mod:`scaleenv.replay.snapshots`);
 - ``checkpoints`` (created on the first checkpoint; older logs have none): big-endian u64
   seq -> a checkpoint of the run projection through that seq
-  (:mod:`scaleenv.replay.checkpoint`).
+  (:mod:`scaleenv.replay.checkpoint`);
+- ``checkpoint_entries`` (created with it): utf-8 key -> one entry a checkpoint keeps
+  beside its head (an episode's summary), written in the head's transaction and read
+  one at a time, so loading a checkpoint does not read them all.
 
 Durability: ``sync=True`` (default) fsyncs every commit, so an acknowledged event
 survives an OS crash. ``sync=False`` is faster and process-crash safe; an OS crash (or
@@ -26,7 +29,7 @@ import errno
 import fcntl
 import os
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -91,6 +94,7 @@ class Log:
         self._meta = dbs["meta"]
         self._snapshots = dbs["snapshots"]
         self._checkpoints: Any = None  # opened on first use: logs older than checkpoints lack the db
+        self._entries: Any = None  # the checkpoints' entries, likewise
         self.readonly = readonly
         self.sync = sync
         self.codec = codec
@@ -209,28 +213,41 @@ class Log:
             v = txn.get(key)
         return None if v is None else bytes(v)
 
-    def _checkpoint_db(self, create: bool) -> Any:
-        if self._checkpoints is None:
+    def _named_db(self, attr: str, name: bytes, create: bool) -> Any:
+        if getattr(self, attr) is None:
             if create:
                 if self.readonly:
                     raise LogError(f"{self.path} is open readonly")
-                self._checkpoints = commit_with_growth(
-                    self, lambda txn: self.env.open_db(CHECKPOINT_DB, txn=txn, create=True))
+                setattr(self, attr, commit_with_growth(
+                    self, lambda txn: self.env.open_db(name, txn=txn, create=True)))
             else:
                 with self._begin() as txn:
-                    if txn.get(CHECKPOINT_DB) is None:
+                    if txn.get(name) is None:
                         return None  # never checkpointed (or a log older than checkpoints)
-                self._checkpoints = self.env.open_db(CHECKPOINT_DB, create=False)
-        return self._checkpoints
+                setattr(self, attr, self.env.open_db(name, create=False))
+        return getattr(self, attr)
 
-    def put_checkpoint(self, seq: int, value: bytes, keep: int = 2) -> None:
+    def _checkpoint_db(self, create: bool) -> Any:
+        return self._named_db("_checkpoints", CHECKPOINT_DB, create)
+
+    def _entry_db(self, create: bool) -> Any:
+        return self._named_db("_entries", CHECKPOINT_ENTRY_DB, create)
+
+    def put_checkpoint(self, seq: int, value: bytes, keep: int = 2,
+                       entries: Iterable[tuple[bytes, bytes]] = ()) -> None:
         """Store a projection checkpoint covering seqs ``1..seq`` and drop all but the newest
-        ``keep`` (one short write txn; blocks while a commit runs)."""
+        ``keep``; ``entries`` (key, value) are put in the ``checkpoint_entries`` db in the
+        same transaction (replacing what those keys held; entries are never dropped). One
+        write txn; blocks while a commit runs."""
         if keep < 1:
             raise ValueError("keep at least one checkpoint")
         db = self._checkpoint_db(create=True)
+        entries = list(entries) if not isinstance(entries, list) else entries
+        edb = self._entry_db(create=True) if entries else None
 
         def put(txn: lmdb.Transaction) -> None:
+            for k, v in entries:
+                txn.put(k, v, db=edb)
             txn.put(seq_key(seq), value, db=db)
             cur = txn.cursor(db=db)
             held = [bytes(k) for k in cur.iternext(keys=True, values=False)]
@@ -238,6 +255,39 @@ class Log:
                 txn.delete(k, db=db)
 
         commit_with_growth(self, put)
+
+    def get_checkpoint_entry(self, key: bytes, head: int | None = None) -> bytes | None:
+        """One entry of the ``checkpoint_entries`` db (None if none); only its first
+        ``head`` bytes when given."""
+        db = self._entries if self._entries is not None else self._entry_db(create=False)
+        if db is None:
+            return None
+        with self._begin(db=db, buffers=True) as txn:
+            v = txn.get(key)
+            return None if v is None else bytes(v[:head] if head is not None else v)
+
+    def checkpoint_entries(self, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        """Every ``(key, value)`` of the ``checkpoint_entries`` db whose key starts with
+        ``prefix``, sorted by key (in chunks, one short read txn each)."""
+        db = self._entry_db(create=False)
+        if db is None:
+            return
+        start = prefix
+        while True:
+            out: list[tuple[bytes, bytes]] = []
+            with self._begin(db=db) as txn:
+                cur = txn.cursor()
+                if cur.set_range(start):
+                    for k, v in cur:
+                        if not k.startswith(prefix):
+                            break
+                        out.append((bytes(k), bytes(v)))
+                        if len(out) >= READ_CHUNK:
+                            break
+            yield from out
+            if len(out) < READ_CHUNK:
+                return
+            start = out[-1][0] + b"\0"
 
     def checkpoint_seqs(self) -> list[int]:
         """The seqs the stored projection checkpoints cover, oldest first."""
@@ -617,6 +667,7 @@ def _open_env(p: Path, *, readonly: bool, sync: bool, map_size: int, max_readers
 
 _DB_NAMES = ("events", "streams", "meta", "snapshots")
 CHECKPOINT_DB = b"checkpoints"
+CHECKPOINT_ENTRY_DB = b"checkpoint_entries"
 
 
 def _open_dbs(env: lmdb.Environment, p: Path, *, readonly: bool) -> dict[str, Any]:
