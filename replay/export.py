@@ -22,21 +22,36 @@ which Hugging Face ``datasets`` loads as the object itself, as it does
 tools=row["tools"])`` renders a loaded row with no post-processing, exactly as it
 renders the episode's own messages (columnar messages carry every message field, null
 where a message has none). JSON lines keep each row as the plain JSON object.
+
+Streaming (:func:`log_rows`, :func:`export_to`): the run's domains and tasks come from
+the projection (the newest checkpoint and what follows it; episodes are not decoded),
+then each finished episode is folded from its own stream (the per-stream index), turned
+into its row and written before the next is read: JSON lines row by row, parquet in row
+groups of :data:`PARQUET_BATCH` rows. Peak memory is one episode (or one row group),
+whatever the number of episodes. The rows are the ones :func:`episode_rows` gives for
+the whole fold, in the same order (by episode id); JSON lines are byte for byte the
+same, and a parquet file of at most :data:`PARQUET_BATCH` rows too (a bigger one holds
+the same table in more row groups).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
+
+import attrs
 
 from scaleenv.model.tool_schemas import environment_tools, openai_tools
 from scaleenv.replay.episode import EpisodeView
+from scaleenv.replay.episode import fold as fold_episode
 from scaleenv.store.events.episodes import MessageSent
 from scaleenv.store.log import Log
 from scaleenv.streams import is_served
 
-from .projection import RunView, fold
+from .checkpoint import project
+from .projection import DomainView, RunView, TaskView
+from .stored import episode_finished
 
 KINDS = ("local", "served", "checker")
 DEFAULT_KINDS = ("local", "served")
@@ -73,46 +88,107 @@ def episode_rows(view: RunView, run_seed: int, kinds: Iterable[str] = KINDS) -> 
     request the policy was sent plus that answer, with tool results worded as the
     policy read them. A turn the port had to retry is exported as it was accepted; the
     rejected attempts stay in the log (``llm.called``), not in the trajectory.
+    ``view`` holds whole episodes (:func:`scaleenv.replay.projection.fold`); :func:`log_rows`
+    gives the same rows from a log, one episode in memory at a time.
     """
     wanted = frozenset(check_kinds(kinds))
     for eid in sorted(view.episodes):
         ep = view.episodes[eid]
-        reward = ep.reward
-        if reward is None or ep.ended is None:
+        if ep.reward is None or ep.ended is None or episode_kind(ep) not in wanted:  # type: ignore[arg-type]
+            continue
+        row = episode_row(ep, view.tasks, view.domains, run_seed)  # type: ignore[arg-type]
+        if row is not None:
+            yield row
+
+
+def episode_row(ep: EpisodeView, tasks: Mapping[str, TaskView], domains: Mapping[str, DomainView],
+                run_seed: int) -> dict[str, Any] | None:
+    """The row of one finished episode (None when its task or domain is not in the run)."""
+    reward, ended = ep.reward, ep.ended
+    assert reward is not None and ended is not None, "a row is made of a finished episode"
+    task = tasks.get(ep.task_id)
+    domain = domains.get(ep.task_id.split("/", 1)[0])
+    if task is None or domain is None or domain.spec is None:
+        return None
+    offered = environment_tools(domain.spec.tools, domain.verified, task.env_tools)
+    assistant = [e for e in ep.timeline if isinstance(e, MessageSent) and e.role == "assistant"]
+    token_ids = [e.token_ids for e in assistant]
+    logprobs = [e.logprobs for e in assistant]
+    return {
+        "episode_id": ep.episode_id,
+        "task_id": ep.task_id,
+        "domain": ep.domain,
+        "attempt": ep.attempt,
+        "kind": episode_kind(ep),
+        "label": ep.label,
+        "instruction": task.instruction,
+        "tools": openai_tools(offered),
+        "messages": ep.trajectory(),
+        "reward": reward.reward,
+        "reward_breakdown": reward.breakdown,
+        "reward_version": reward.reward_version,
+        "reward_diff": reward.diff,
+        "end_reason": ended.reason,
+        "fault": ended.fault,
+        "turns": ended.turns,
+        "tool_calls": ended.tool_calls,
+        "seeds": {"run": run_seed, "episode": ep.seed, "client": ep.client_seed},
+        "assistant_token_ids": token_ids if any(t is not None for t in token_ids) else None,
+        "assistant_logprobs": logprobs if any(lp is not None for lp in logprobs) else None,
+    }
+
+
+@attrs.define
+class Exported:
+    """What :func:`log_rows` went through: rows given, and finished episodes of other kinds left out."""
+
+    rows: int = 0
+    left_out: dict[str, int] = attrs.field(factory=dict)
+
+
+def log_rows(log: Log, kinds: Iterable[str] = DEFAULT_KINDS, tally: Exported | None = None) -> Iterator[dict[str, Any]]:
+    """The rows of :func:`episode_rows` for the whole log, in the same order, reading one
+    episode's stream at a time (see the module doc); ``tally`` (updated as rows are
+    given) counts them and the finished episodes of kinds not asked for. Synchronous
+    reads of ``log``, which must stay open while the rows are consumed."""
+    wanted = frozenset(check_kinds(kinds))
+    tally = tally if tally is not None else Exported()
+    view = project(log, write=False, digests=False)  # domains and tasks; episodes are not decoded
+    seed = int((log.meta_get("run_config") or {}).get("seed", 0))
+    for stream, _ in log.streams("episode/"):
+        eid = stream[len("episode/"):]
+        if not episode_finished(view.episodes, eid):
+            continue  # no reward: no row (read from the checkpoint, without reading the stream)
+        ep = fold_episode((r.event for r in log.read_stream(stream)), None, eid)
+        if ep.reward is None or ep.ended is None:
             continue
         kind = episode_kind(ep)
         if kind not in wanted:
+            tally.left_out[kind] = tally.left_out.get(kind, 0) + 1
             continue
-        task = view.tasks.get(ep.task_id)
-        domain = view.domains.get(ep.task_id.split("/", 1)[0])
-        if task is None or domain is None or domain.spec is None:
-            continue
-        offered = environment_tools(domain.spec.tools, domain.verified, task.env_tools)
-        assistant = [e for e in ep.timeline if isinstance(e, MessageSent) and e.role == "assistant"]
-        token_ids = [e.token_ids for e in assistant]
-        logprobs = [e.logprobs for e in assistant]
-        yield {
-            "episode_id": eid,
-            "task_id": ep.task_id,
-            "domain": ep.domain,
-            "attempt": ep.attempt,
-            "kind": kind,
-            "label": ep.label,
-            "instruction": task.instruction,
-            "tools": openai_tools(offered),
-            "messages": ep.trajectory(),
-            "reward": reward.reward,
-            "reward_breakdown": reward.breakdown,
-            "reward_version": reward.reward_version,
-            "reward_diff": reward.diff,
-            "end_reason": ep.ended.reason,
-            "fault": ep.ended.fault,
-            "turns": ep.ended.turns,
-            "tool_calls": ep.ended.tool_calls,
-            "seeds": {"run": run_seed, "episode": ep.seed, "client": ep.client_seed},
-            "assistant_token_ids": token_ids if any(t is not None for t in token_ids) else None,
-            "assistant_logprobs": logprobs if any(lp is not None for lp in logprobs) else None,
-        }
+        row = episode_row(ep, view.tasks, view.domains, seed)
+        if row is not None:
+            tally.rows += 1
+            yield row
+
+
+PARQUET_BATCH = 512
+"""Rows per parquet row group when streaming (memory holds one group's rows)."""
+
+
+def export_to(log: Log, out: Any, fmt: str = "jsonl", kinds: Iterable[str] = DEFAULT_KINDS) -> Exported:
+    """Write the rows of :func:`log_rows` to the path ``out`` as ``jsonl`` or ``parquet``
+    (needs pyarrow >= 19), one episode (or row group) in memory at a time; returns the
+    tally. Reads ``log`` only."""
+    if fmt not in ("jsonl", "parquet"):
+        raise ValueError(f"format must be jsonl or parquet, not {fmt!r}")
+    tally = Exported()
+    rows = log_rows(log, kinds, tally)
+    if fmt == "jsonl":
+        write_jsonl(rows, out)
+    else:
+        write_parquet(rows, out)
+    return tally
 
 
 def _schemas() -> tuple[Any, Any]:
@@ -168,11 +244,29 @@ def parquet_schema() -> Any:
     return _schemas()[0]
 
 
-def write_parquet(rows: list[dict[str, Any]], out: Any) -> None:
-    """Write the rows to a parquet file with the typed schema (see the module doc)."""
+def write_parquet(rows: Iterable[dict[str, Any]], out: Any, batch: int = PARQUET_BATCH) -> int:
+    """Write the rows to a parquet file with the typed schema (see the module doc), in row
+    groups of ``batch`` rows as they come; returns how many were written."""
     import pyarrow.parquet as pq
 
-    pq.write_table(parquet_table(rows), out)
+    n, pending, writer = 0, [], None
+    try:
+        for row in rows:
+            pending.append(row)
+            if len(pending) >= batch:
+                table = parquet_table(pending)
+                writer = writer or pq.ParquetWriter(out, table.schema)
+                writer.write_table(table)
+                n, pending = n + len(pending), []
+        if pending or writer is None:  # the last group, or an empty file with the schema
+            table = parquet_table(pending)
+            writer = writer or pq.ParquetWriter(out, table.schema)
+            writer.write_table(table)
+            n += len(pending)
+    finally:
+        if writer is not None:
+            writer.close()
+    return n
 
 
 def write_jsonl(rows: Iterable[dict[str, Any]], out: Any) -> int:
@@ -188,18 +282,13 @@ def write_jsonl(rows: Iterable[dict[str, Any]], out: Any) -> int:
 def export_log(log_path: Any, out: Any, fmt: str = "jsonl", kinds: Iterable[str] = DEFAULT_KINDS) -> int:
     """Export every finished episode of the given kinds (default: all but the env
     checker's) of the log at ``log_path`` to ``out`` (``jsonl`` or ``parquet``); returns
-    the number of episodes written. Reads the log only."""
+    the number of episodes written. Reads the log only, one episode at a time
+    (:func:`export_to`)."""
     if fmt not in ("jsonl", "parquet"):
         raise ValueError(f"format must be jsonl or parquet, not {fmt!r}")
     kinds = check_kinds(kinds)
     with Log.open(log_path, readonly=True) as log:
-        view = fold(log.read())
-        seed = int((log.meta_get("run_config") or {}).get("seed", 0))
-    rows = list(episode_rows(view, seed, kinds))
-    if fmt == "parquet":
-        write_parquet(rows, out)
-        return len(rows)
-    return write_jsonl(rows, out)
+        return export_to(log, out, fmt, kinds).rows
 
 
 def kind_counts(view: RunView) -> dict[str, int]:

@@ -132,8 +132,7 @@ def _check_out(path: str) -> Path:
 
 
 def handle_export(args: argparse.Namespace) -> int:
-    from scaleenv.replay.export import check_kinds, episode_rows, kind_counts, write_jsonl
-    from scaleenv.replay.projection import fold
+    from scaleenv.replay.export import KINDS, check_kinds, export_to
 
     out = _check_out(args.out)
     try:
@@ -148,28 +147,20 @@ def handle_export(args: argparse.Namespace) -> int:
         if not hasattr(pyarrow, "json_"):
             raise UsageError(f"--format parquet needs pyarrow >= 19 (its JSON type), not {pyarrow.__version__}: "
                              "pip install 'scaleenv[export]'")
-    with _open(args.log) as log:
-        view = fold(log.read())
-        config = log.meta_get("run_config") or {}
-    rows = list(episode_rows(view, int(config.get("seed", 0)), kinds))
-    left_out = {k: n for k, n in kind_counts(view).items() if k not in kinds and n}
-    try:
-        with replaced_when_done(out) as partial:  # a failure mid-write leaves the old file (or none)
-            if args.format == "jsonl":
-                write_jsonl(rows, partial)
-            else:
-                from scaleenv.replay.export import write_parquet
-
-                write_parquet(rows, partial)
-    except OSError as exc:  # a full disk, a file-size limit: name the output, not the temporary file
-        raise OSError(exc.errno, f"--out: {exc.strerror or exc}", str(out)) from exc
-    summary = {"episodes": len(rows), "out": str(out), "format": args.format, "kinds": list(kinds),
+    with _open(args.log) as log:  # one episode in memory at a time (replay.export streams them)
+        try:
+            with replaced_when_done(out) as partial:  # a failure mid-write leaves the old file (or none)
+                exported = export_to(log, partial, args.format, kinds)
+        except OSError as exc:  # a full disk, a file-size limit: name the output, not the temporary file
+            raise OSError(exc.errno, f"--out: {exc.strerror or exc}", str(out)) from exc
+    rows, left_out = exported.rows, {k: n for k in KINDS if (n := exported.left_out.get(k, 0))}
+    summary = {"episodes": rows, "out": str(out), "format": args.format, "kinds": list(kinds),
                "left_out": left_out}
     if args.json:
         print(json.dumps(summary))
     else:
         skipped = "".join(f"; left out {n} {k} episodes (--only {k} to include them)" for k, n in left_out.items())
-        print(f"wrote {len(rows)} episodes to {out} ({args.format}){skipped}", file=sys.stderr)
+        print(f"wrote {rows} episodes to {out} ({args.format}){skipped}", file=sys.stderr)
     return EXIT_OK if rows else EXIT_FAILED
 
 
