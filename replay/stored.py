@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from typing import Any
 import attrs
 import msgspec
@@ -148,6 +148,8 @@ class StoredEpisodes(MutableMapping[str, EpisodeSummary]):
         self._removed: set[str] = set()
         self.damaged = 0
         self._absent: set[str] = set()  # not in this checkpoint (looked up already)
+        self._detached: dict[bytes, bytes] | None = None  # the entries, once the log closed
+        event_log.on_close(self._detach)
         """Damaged entries met (each episode folded from its stream instead)."""
 
     # -- one entry ----------------------------------------------------------------
@@ -164,7 +166,10 @@ class StoredEpisodes(MutableMapping[str, EpisodeSummary]):
         if eid in self._absent:
             return None, b"", False
         key = eid.encode()
-        value = self.log.get_checkpoint_entry(key, None if whole else HEAD_SIZE)
+        if self._detached is not None:
+            value = self._detached.get(key)
+        else:
+            value = self.log.get_checkpoint_entry(key, None if whole else HEAD_SIZE)
         if value is None:
             self._absent.add(eid)
             return None, b"", False
@@ -175,6 +180,25 @@ class StoredEpisodes(MutableMapping[str, EpisodeSummary]):
         if entry.written_at > self.seq:
             return None, b"", True  # written by a newer checkpoint: not this one's state
         return entry, value, True
+
+    def _detach(self) -> None:
+        """Before the log closes: keep the bytes of the entries not decoded yet (episodes
+        whose entry cannot be used are folded from their streams now), so the mapping
+        still answers afterwards. Costs a copy of those entries, only for a view that
+        outlives its log."""
+        kept: dict[bytes, bytes] = {}
+        for key, value in self.log.checkpoint_entries():
+            eid = key.decode()
+            if eid in self.live or eid in self._removed or eid in self._added:
+                continue
+            entry = read_head(key, value)
+            if entry is not None and entry.written_at <= self.seq and read_body(entry, value) is not None:
+                kept[key] = value
+            else:
+                if entry is None or entry.written_at <= self.seq:
+                    self._damaged(eid)
+                self._load(eid)
+        self._detached = kept
 
     def _fold(self, eid: str) -> tuple[EpisodeSummary, StreamDigest] | None:
         """The episode folded from its own stream's records through ``seq`` (None: it has none)."""
@@ -286,7 +310,13 @@ class StoredEpisodes(MutableMapping[str, EpisodeSummary]):
 
     def __iter__(self) -> Iterator[str]:
         """The stored episodes (by id), then those added since; each read once."""
-        for key, value in self.log.checkpoint_entries():
+        if self._detached is None:
+            entries: Iterable[tuple[bytes, bytes]] = self.log.checkpoint_entries()
+        else:  # the bytes kept, and the episodes decoded before the log closed (not among them)
+            kept = self._detached
+            keys = set(kept) | {e.encode() for e in self.live if e not in self._added}
+            entries = [(k, kept.get(k, b"")) for k in sorted(keys)]
+        for key, value in entries:
             eid = key.decode()
             if eid in self._removed or eid in self._added:
                 continue

@@ -29,7 +29,8 @@ import errno
 import fcntl
 import os
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -95,6 +96,7 @@ class Log:
         self._snapshots = dbs["snapshots"]
         self._checkpoints: Any = None  # opened on first use: logs older than checkpoints lack the db
         self._entries: Any = None  # the checkpoints' entries, likewise
+        self._close_hooks: list[weakref.WeakMethod[Any]] = []
         self.readonly = readonly
         self.sync = sync
         self.codec = codec
@@ -159,9 +161,19 @@ class Log:
         if isinstance(rfmt, int) and rfmt > FORMAT_VERSION:
             raise NewerLogFormat(rfmt, FORMAT_VERSION, str(self.path))
 
+    def on_close(self, hook: Callable[[], None]) -> None:
+        """Call ``hook`` (a bound method, held weakly) just before the log closes, while it
+        can still be read: a reader that reads lazily takes what it still needs."""
+        self._close_hooks.append(weakref.WeakMethod(hook))  # type: ignore[arg-type]
+
     def close(self) -> None:
         """Close the environment and release the writer lock. Idempotent."""
         if self.env is not None:
+            hooks, self._close_hooks = self._close_hooks, []
+            for ref in hooks:
+                hook = ref()
+                if hook is not None:
+                    hook()
             self.env.close()
             self.env = None  # type: ignore[assignment]
         _release_lock(self._lock_fd)

@@ -143,3 +143,25 @@ def test_entries_of_a_newer_checkpoint_are_not_used_by_an_older_one(tmp_path: Pa
         p = projected(lg)  # replaces the damaged one
         assert p.checkpoint == middle
         _lazy_equals_cold(lg, projected(lg).view)
+
+
+def test_a_view_outliving_its_log_still_answers(tmp_path: Path) -> None:
+    """The log closed under a view loaded from its checkpoint: the entries it had not read
+    were kept (one decoded before stays), and every episode still equals the cold fold's."""
+    path = tmp_path / "log.lmdb"
+    _append(path, 0, len(RECORDS))
+    with Log.open(path) as lg:
+        projected(lg)
+        cold = fold_log(lg, digests=True)
+        view = projected(lg).view
+        first = sorted(cold.episodes)[0]
+        assert view.episodes[first] == cold.episodes[first]
+    assert sorted(view.episodes) == sorted(cold.episodes)
+    for eid, ep in cold.episodes.items():
+        assert episode_finished(view.episodes, eid) == (ep.reward is not None)
+        assert view.episodes[eid] == ep
+    assert list(view.episodes) == sorted(cold.episodes)  # each once, also after decoding them
+    assert len(view.episodes) == len(cold.episodes)
+    assert "d00/t999/g0" not in view.episodes
+    assert view.stream_digests() == cold.stream_digests()
+    assert projection_digests(view) == projection_digests(cold)
