@@ -1,6 +1,7 @@
 """Replay benchmarks: fold throughput, seek with and without snapshots, verify throughput.
 
-    .venv/bin/python bench/replay.py [--events 1000000] [--every 64] [--json]
+    .venv/bin/python bench/replay.py [--events 1000000] [--every 64] [--resume-events 1000000]
+                                     [--export-events 200000] [--skip-fold] [--json]
 
 1. A synthetic log of ``--events`` events (episode streams of MessageSent/ToolExecuted
    with deltas, over one task) is written through the ordinary writer in big batches
@@ -18,7 +19,14 @@
    projection, from the checkpoint the run ended with); ``resume_run_s`` a whole no-op
    ``run``; ``resume_first_start_s`` the first start after the log grew past its last
    checkpoint (a fold of everything after it).
-4. Verify: a real sim run (``--verify-domains`` domains, seed 3), every recorded tool
+4. Export: ``export_peak_rss_mb``, the peak memory of a fresh process exporting a finished
+   log of about ``--export-events`` events as JSON lines (streaming, one episode at a
+   time), ``_double`` the same for a log twice that size, ``export_peak_rss_ratio`` the
+   ratio (1.0: memory does not grow with the log); ``export_whole_peak_rss_mb`` the
+   whole-log fold export did before (same bytes written, checked). RSS counts the log's
+   pages LMDB maps in (file pages the kernel may drop, growing with the log read);
+   ``export_peak_anon_mb`` (and its ratio) is the process's own memory, sampled every 5 ms.
+5. Verify: a real sim run (``--verify-domains`` domains, seed 3), every recorded tool
    call re-executed in the sandbox: calls/s.
 
 ``--json`` prints one JSON object on the last line.
@@ -29,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -208,14 +217,91 @@ def finished_log(path: Path, events: int) -> dict[str, Any]:
 
 
 def resume_start(path: Path) -> float:
-    """Seconds from opening the log for appending to knowing what is left (the first stage's projection)."""
+    """Seconds from opening the log for appending to knowing what is left: its projection
+    (from the checkpoint the run ended with) and the rollout stage's list of episodes left
+    (``runner.rollout_work``: each episode's finished flag, no episode decoded)."""
     from scaleenv.replay.checkpoint import projected
+    from scaleenv.runner import rollout_work
 
     t0 = time.perf_counter()
     with Log.open(path, sync=False) as lg:
         p = projected(lg)
         assert p.folded == 0, "a finished run's log ends with a checkpoint"
+        left = rollout_work(p.view, int(lg.meta_get("run_config")["episodes_per_task"]))
+        assert not left, "a finished run has nothing left"
+        del p
     return time.perf_counter() - t0
+
+
+EXPORT_CHILD = """
+import resource, sys, threading, time
+from scaleenv.store.log import Log
+
+def anon_kb():
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("RssAnon:"))
+
+peak = [anon_kb()]
+def sample():  # the process's own memory (RSS also counts the log's pages LMDB maps in)
+    while True:
+        peak[0] = max(peak[0], anon_kb())
+        time.sleep(0.005)
+
+threading.Thread(target=sample, daemon=True).start()
+t0 = time.perf_counter()
+if sys.argv[3] == "stream":
+    from scaleenv.replay.export import export_to
+    with Log.open(sys.argv[1], readonly=True) as log:
+        rows = export_to(log, sys.argv[2], "jsonl").rows
+else:  # what export did before it streamed: the whole log folded, every row in memory
+    from scaleenv.replay.export import episode_rows, write_jsonl
+    from scaleenv.replay.projection import fold
+    with Log.open(sys.argv[1], readonly=True) as log:
+        view = fold(log.read())
+    rows = write_jsonl(list(episode_rows(view, 3, ("local", "served"))), sys.argv[2])
+secs = time.perf_counter() - t0
+peak[0] = max(peak[0], anon_kb())
+print(rows, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, peak[0], secs)
+"""
+
+
+def export_peak(path: Path, out: Path, how: str) -> tuple[int, float, float, float]:
+    """(rows, peak RSS in MB, peak anonymous memory in MB (sampled every 5 ms), seconds) of
+    exporting ``path`` as JSON lines in a fresh process."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", EXPORT_CHILD, str(path), str(out), how],
+                          check=True, capture_output=True, text=True)
+    rows, kb, anon_kb, secs = done.stdout.split()
+    return int(rows), int(kb) / 1024, int(anon_kb) / 1024, float(secs)
+
+
+def bench_export(tmp: Path, events: int, whole: bool) -> dict[str, Any]:
+    """Peak memory of ``export`` (streaming, one episode at a time) on a finished log of
+    about ``events`` events and on one twice as big; with ``whole``, also of the
+    whole-log fold it replaced, on the smaller one."""
+    from scaleenv.replay.checkpoint import projected
+
+    out: dict[str, Any] = {}
+    for suffix, size in (("", events), ("_double", 2 * events)):
+        path = tmp / f"export{suffix}.lmdb"
+        built = finished_log(path, size)
+        with Log.open(path, sync=False) as lg:
+            projected(lg)  # a finished run's log ends with a checkpoint
+        rows, mb, anon, secs = export_peak(path, tmp / f"export{suffix}.jsonl", "stream")
+        out.update({f"export_log_events{suffix}": built["events"], f"export_rows{suffix}": rows,
+                    f"export_peak_rss_mb{suffix}": round(mb, 1), f"export_peak_anon_mb{suffix}": round(anon, 1),
+                    f"export_s{suffix}": round(secs, 2)})
+        if whole and not suffix:
+            rows_w, mb_w, anon_w, secs_w = export_peak(path, tmp / "export-whole.jsonl", "whole")
+            assert rows_w == rows
+            assert (tmp / "export-whole.jsonl").read_bytes() == (tmp / "export.jsonl").read_bytes()
+            out.update({"export_whole_peak_rss_mb": round(mb_w, 1), "export_whole_peak_anon_mb": round(anon_w, 1),
+                        "export_whole_s": round(secs_w, 2)})
+        shutil.rmtree(path)  # the next one is twice as big: keep the temp dir small
+    out["export_peak_rss_ratio"] = round(out["export_peak_rss_mb_double"] / out["export_peak_rss_mb"], 3)
+    out["export_peak_anon_ratio"] = round(out["export_peak_anon_mb_double"] / out["export_peak_anon_mb"], 3)
+    return out
 
 
 def bench_resume(tmp: Path, events: int) -> dict[str, Any]:
@@ -254,6 +340,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--verify-domains", type=int, default=4)
     ap.add_argument("--resume-events", type=int, default=1_000_000,
                     help="size of the finished log resumed (resume_start_s); 0 skips the resume bench")
+    ap.add_argument("--export-events", type=int, default=200_000,
+                    help="size of the finished log exported (export_peak_rss_mb; the _double figures: twice that); 0 skips it")
+    ap.add_argument("--no-export-whole", action="store_true",
+                    help="skip the peak memory of the whole-log fold export replaced (export_whole_peak_rss_mb)")
+    ap.add_argument("--skip-fold", action="store_true", help="skip the fold, seek and verify benches")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     from scaleenv.cli.logs import configure_logging
@@ -261,23 +352,35 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging("console", "warning")
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="scaleenv-bench-replay-") as tmp:
-        out.update(bench_fold(Path(tmp) / "synthetic.lmdb", args.events))
-        print(f"fold: {out['events']} events at {out['fold_events_per_s']:,}/s "
-              f"(decode only: {out['decode_events_per_s']:,}/s; write: {out['write_events_per_s']:,}/s)", file=sys.stderr)
-        out.update(bench_seek(Path(tmp) / "synthetic.lmdb", args.every, args.seeks))
-        print(f"seek: at most {out['seek_events_touched']} events touched with snapshots every {args.every} "
-              f"(mean {out['seek_events_touched_mean']}) vs {out['seek_cold_events_touched_mean']} cold; "
-              f"{out['seek_ms_mean']} ms vs {out['seek_cold_ms_mean']} ms", file=sys.stderr)
+        if not args.skip_fold:
+            out.update(bench_fold(Path(tmp) / "synthetic.lmdb", args.events))
+            print(f"fold: {out['events']} events at {out['fold_events_per_s']:,}/s "
+                  f"(decode only: {out['decode_events_per_s']:,}/s; write: {out['write_events_per_s']:,}/s)", file=sys.stderr)
+            out.update(bench_seek(Path(tmp) / "synthetic.lmdb", args.every, args.seeks))
+            print(f"seek: at most {out['seek_events_touched']} events touched with snapshots every {args.every} "
+                  f"(mean {out['seek_events_touched_mean']}) vs {out['seek_cold_events_touched_mean']} cold; "
+                  f"{out['seek_ms_mean']} ms vs {out['seek_cold_ms_mean']} ms", file=sys.stderr)
         if args.resume_events:
             out.update(bench_resume(Path(tmp), args.resume_events))
             print(f"resume: a finished log of {out['resume_log_events']:,} events knows what is left in "
                   f"{out['resume_start_s']} s ({out['resume_start_s_small']} s for {out['resume_log_events_small']:,} events; "
                   f"the first start after it grew without a checkpoint: {out['resume_first_start_s']} s)", file=sys.stderr)
-        out.update(bench_verify(Path(tmp) / "sim.lmdb", args.verify_domains))
-        print(f"verify: {out['verify_calls']} calls re-executed at {out['verify_calls_per_s']}/s "
-              f"({out['verify_divergences']} divergences)", file=sys.stderr)
+        if args.export_events:
+            out.update(bench_export(Path(tmp), args.export_events, whole=not args.no_export_whole))
+            print(f"export: peak RSS {out['export_peak_rss_mb']} MB (anonymous {out['export_peak_anon_mb']} MB) for "
+                  f"{out['export_rows']:,} episodes, {out['export_peak_rss_mb_double']} MB "
+                  f"({out['export_peak_anon_mb_double']} MB) for {out['export_rows_double']:,} (ratios "
+                  f"{out['export_peak_rss_ratio']}, {out['export_peak_anon_ratio']})"
+                  + (f"; the whole-log fold: {out['export_whole_peak_rss_mb']} MB ({out['export_whole_peak_anon_mb']} MB)"
+                     if "export_whole_peak_rss_mb" in out else ""), file=sys.stderr)
+        if not args.skip_fold:
+            out.update(bench_verify(Path(tmp) / "sim.lmdb", args.verify_domains))
+            print(f"verify: {out['verify_calls']} calls re-executed at {out['verify_calls_per_s']}/s "
+                  f"({out['verify_divergences']} divergences)", file=sys.stderr)
     out["baseline"] = {"fold": "decode only (no apply)", "seek": "fold from the start of the stream",
-                       "resume": "the same on a small finished log (resume_start_s_small)"}
+                       "resume": "the same on a small finished log (resume_start_s_small)",
+                       "export": "the same on a log half the size (export_peak_rss_mb); the whole-log fold "
+                                 "export did before it streamed (export_whole_peak_rss_mb)"}
     if args.json:
         print(json.dumps(out, sort_keys=True))
     return 0
