@@ -20,9 +20,9 @@ from scaleenv.store.events.episodes import EpisodeStarted
 from scaleenv.store.log import Log
 from scaleenv.store.record import Record, StreamDigest
 from scaleenv.store.specs import DbState
-from scaleenv.streams import episode_id_of, task_stream
+from scaleenv.streams import DOMAIN, TASK, domain_stream, episode_id_of, task_stream
 
-from .projection import EpisodeView, RunView, TaskView, apply, fold
+from .projection import DomainView, EpisodeView, RunView, TaskView, apply, fold
 
 
 @attrs.define
@@ -70,6 +70,34 @@ def task_view(log: Log, task_id: str) -> TaskView | None:
     """The task's projection, folded from its own stream only."""
     view = fold(log.read_stream(task_stream(task_id)))
     return view.tasks.get(task_id)
+
+
+def task_ids(log: Log, limit: int | None = None) -> list[str]:
+    """The ids of the log's tasks, sorted (the first ``limit``), from the per-stream index."""
+    return [s[len(TASK):] for s, _ in itertools.islice(log.streams(TASK), limit)]
+
+
+def domain_view(log: Log, slot: str) -> DomainView | None:
+    """The domain's projection from its own stream only: its spec, outline, graph edges and
+    verdict as :func:`scaleenv.replay.projection.fold` of the whole log gives them (not the
+    counts the projection adds from its tools' streams: LLM calls, tokens, tool views)."""
+    view = fold(log.read_stream(domain_stream(slot)))
+    return view.domains.get(slot)
+
+
+def find_domain(log: Log, name: str) -> tuple[DomainView | None, list[str]]:
+    """The domain whose slot or name is ``name`` (a slot first, then names in slot order),
+    reading domain streams only; and every domain's name (or slot), to say what there is."""
+    if log.stream_length(domain_stream(name)) > 0:
+        return domain_view(log, name), []
+    known: list[str] = []
+    for stream, _ in log.streams(DOMAIN):
+        d = domain_view(log, stream[len(DOMAIN):])
+        if d is not None and d.name == name:
+            return d, []
+        if d is not None:
+            known.append(d.name or d.slot)
+    return None, known
 
 
 def start_fold(stream: str, task: TaskView | None) -> EpisodeFold:

@@ -52,15 +52,17 @@ def _state_lines(state: dict[str, Any], marked: set[tuple[str, str]], mark: str)
 
 
 def handle_show(args: argparse.Namespace) -> int:
-    from scaleenv.replay.checkpoint import project
+    from scaleenv.replay.episode_state import find_domain, task_ids, task_view
     from scaleenv.model.contracts import render
 
-    with _open(args.log) as log:
-        view = project(log, digests=False)  # the newest projection checkpoint and what follows it
+    with _open(args.log) as log:  # only the streams asked about, through the per-stream index
+        if args.what == "task":
+            task, known = task_view(log, args.id), task_ids(log, 8)
+        else:
+            domain, names = find_domain(log, args.id)
     if args.what == "task":
-        task = view.tasks.get(args.id)
         if task is None:
-            raise UsageError(f"no task {args.id!r}; tasks look like {sorted(view.tasks)[:8]}")
+            raise UsageError(f"no task {args.id!r}; tasks look like {known}")
         data = {
             "task_id": task.task_id, "domain": task.domain, "status": task.status, "reason": task.reason,
             "detail": task.detail, "chain": task.chain, "instruction": task.instruction, "user_facts": task.user_facts,
@@ -89,9 +91,8 @@ def handle_show(args: argparse.Namespace) -> int:
         sys.stdout.write("\n".join(out) + "\n")
         return EXIT_OK
     # domain
-    domain = view.domain_by_name(args.id)
     if domain is None or domain.spec is None:
-        raise UsageError(f"no domain {args.id!r}; domains: {[d.name or d.slot for d in view.domains.values()]}")
+        raise UsageError(f"no domain {args.id!r}; domains: {names}")
     spec = domain.spec
     if args.json:
         print(json.dumps({"slot": domain.slot, "spec": msgspec.to_builtins(spec), "verified": domain.verified,
