@@ -217,12 +217,16 @@ def fold_raw(chunks: Iterable[Iterable[tuple[int, Any]]], view: RunView | None =
         raise ValueError(f"the view was folded with digests={view.digested}; continue it the same way")
     if digests:
         decode, all_digests = codec.decode, view.digests
+        held: dict[str, StreamDigest] = {}  # this fold's streams (a checkpoint's digests are read once each)
         for chunk in chunks:
             for seq, raw in chunk:
                 record = decode(raw, seq)
-                d = all_digests.get(record.stream)
+                d = held.get(record.stream)
                 if d is None:
-                    d = all_digests[record.stream] = StreamDigest()
+                    d = all_digests.get(record.stream)
+                    if d is None:
+                        d = all_digests[record.stream] = StreamDigest()
+                    held[record.stream] = d
                 d.update(record)
                 apply_partial(view, record.stream, record.type, record.event)
         return view
