@@ -135,9 +135,10 @@ class StoredEpisodes(MutableMapping[str, EpisodeSummary]):
     """The episodes of a checkpoint at ``seq``: read from the log's entries when asked for
     (decoded ones are kept), plus those folded or added since (see the module doc).
 
-    Reads go to ``event_log`` while it is open; a mapping whose log was closed raises on
-    an episode it has not decoded yet. Every decoded or added episode counts as changed
-    (:attr:`changed`) for the next save, since a caller may change it in place."""
+    Reads go to ``event_log`` while it is open; when it closes, the bytes of the entries
+    not decoded yet are kept (:meth:`_detach`), so a view may outlive its log. Every
+    decoded or added episode counts as changed (:meth:`changed`) for the next save, since
+    a caller may change it in place. Not safe to share between threads while it reads."""
 
     def __init__(self, event_log: Log, seq: int, tasks: dict[str, TaskView], count: int) -> None:
         self.log, self.seq, self.tasks = event_log, seq, tasks
@@ -147,10 +148,10 @@ class StoredEpisodes(MutableMapping[str, EpisodeSummary]):
         self._added: set[str] = set()
         self._removed: set[str] = set()
         self.damaged = 0
+        """Damaged entries met (each episode folded from its stream instead)."""
         self._absent: set[str] = set()  # not in this checkpoint (looked up already)
         self._detached: dict[bytes, bytes] | None = None  # the entries, once the log closed
         event_log.on_close(self._detach)
-        """Damaged entries met (each episode folded from its stream instead)."""
 
     # -- one entry ----------------------------------------------------------------
     def _damaged(self, eid: str) -> None:

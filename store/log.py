@@ -164,6 +164,7 @@ class Log:
     def on_close(self, hook: Callable[[], None]) -> None:
         """Call ``hook`` (a bound method, held weakly) just before the log closes, while it
         can still be read: a reader that reads lazily takes what it still needs."""
+        self._close_hooks = [r for r in self._close_hooks if r() is not None]  # drop those gone
         self._close_hooks.append(weakref.WeakMethod(hook))  # type: ignore[arg-type]
 
     def close(self) -> None:
