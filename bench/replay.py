@@ -234,12 +234,15 @@ def resume_start(path: Path) -> float:
 
 
 EXPORT_CHILD = """
-import resource, sys, threading, time
+import sys, threading, time
 from scaleenv.store.log import Log
 
-def anon_kb():
+def status_kb(field):
     with open("/proc/self/status") as f:
-        return next(int(l.split()[1]) for l in f if l.startswith("RssAnon:"))
+        return next(int(l.split()[1]) for l in f if l.startswith(field))
+
+def anon_kb():
+    return status_kb("RssAnon:")
 
 peak = [anon_kb()]
 def sample():  # the process's own memory (RSS also counts the log's pages LMDB maps in)
@@ -261,7 +264,7 @@ else:  # what export did before it streamed: the whole log folded, every row in 
     rows = write_jsonl(list(episode_rows(view, 3, ("local", "served"))), sys.argv[2])
 secs = time.perf_counter() - t0
 peak[0] = max(peak[0], anon_kb())
-print(rows, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, peak[0], secs)
+print(rows, status_kb("VmHWM:"), peak[0], secs)  # not ru_maxrss: Linux carries the parent's over exec
 """
 
 
