@@ -46,7 +46,7 @@ from scaleenv.streams import episode_stream
 from .episode import EpisodeSummary
 from .partial import fold_log
 from .projection import DomainView, RunView, TaskView
-from .stored import EPISODE_PREFIX, StoredDigests, StoredEpisodes, encode_entry
+from .stored import EPISODE_PREFIX, StoredDigests, StoredEpisodes, encode_entry, finished_prefixes
 
 log = get_logger("scaleenv.replay.checkpoint")
 
@@ -82,6 +82,9 @@ class Checkpoint(msgspec.Struct, kw_only=True):
     """How many episodes it holds (as entries of the ``checkpoint_entries`` db)."""
     episode_events: int
     """The events of the episodes' streams."""
+    finished_prefix: dict[str, int]
+    """Per task, how many of its attempts g0, g1, ... had all finished (what is left to
+    run is known without reading their entries)."""
     domains: dict[str, DomainView]
     tasks: dict[str, TaskView]
 
@@ -136,6 +139,7 @@ def encode(event_log: Log, view: RunView, seq: int) -> tuple[bytes, list[tuple[b
         format=CHECKPOINT_FORMAT, fold_version=FOLD_VERSION, seq=seq, last_record=_record_digest(raw),
         run_digest=run_digest(hexes), events=view.events, llm_calls=view.llm_calls, llm_invalid=view.llm_invalid,
         types=view.types, digests=others, episodes=len(episodes), episode_events=episode_events,
+        finished_prefix=finished_prefixes(view.tasks, episodes),
         domains=view.domains, tasks=view.tasks,
     ))
     return hashlib.blake2b(payload, digest_size=_SUM).digest() + payload, entries
@@ -179,7 +183,7 @@ def validate(event_log: Log, seq: int, value: bytes | None, last_seq: int) -> tu
     if sum(n for _, n in cp.digests.values()) + cp.episode_events != cp.events or \
             any(s.startswith(EPISODE_PREFIX) for s in cp.digests):
         return None, "inconsistent: its stream digests do not give its run digest or event count"
-    episodes = StoredEpisodes(event_log, seq, cp.tasks, cp.episodes)
+    episodes = StoredEpisodes(event_log, seq, cp.tasks, cp.episodes, cp.finished_prefix)
     digests = StoredDigests({s: StreamDigest.restore(d, n) for s, (d, n) in cp.digests.items()}, episodes)
     view = RunView(domains=cp.domains, tasks=cp.tasks, episodes=episodes,  # type: ignore[arg-type]
                    llm_calls=cp.llm_calls, llm_invalid=cp.llm_invalid, events=cp.events, types=cp.types,

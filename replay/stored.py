@@ -26,6 +26,7 @@ import struct
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from typing import Any
+
 import attrs
 import msgspec
 
@@ -36,7 +37,7 @@ from scaleenv.store.events.tasks import RecordChange
 from scaleenv.store.log import Log
 from scaleenv.store.record import StreamDigest
 from scaleenv.store.specs import DbState
-from scaleenv.streams import episode_stream
+from scaleenv.streams import episode_id, episode_stream
 
 from .episode import EpisodeSummary, apply_summary
 from .projection import TaskView
@@ -140,8 +141,13 @@ class StoredEpisodes(MutableMapping[str, EpisodeSummary]):
     decoded or added episode counts as changed (:meth:`changed`) for the next save, since
     a caller may change it in place. Not safe to share between threads while it reads."""
 
-    def __init__(self, event_log: Log, seq: int, tasks: dict[str, TaskView], count: int) -> None:
+    def __init__(self, event_log: Log, seq: int, tasks: dict[str, TaskView], count: int,
+                 finished_prefix: dict[str, int] | None = None) -> None:
         self.log, self.seq, self.tasks = event_log, seq, tasks
+        self.finished_prefix = finished_prefix or {}
+        """Per task, how many of its local attempts (``g0``, ``g1``, ...) had all finished
+        at ``seq``: those are known finished without reading their entries (an episode
+        with its reward keeps it)."""
         self.live: dict[str, EpisodeSummary] = {}
         self.live_digests: dict[str, StreamDigest] = {}
         self._stored_count = count
@@ -246,6 +252,11 @@ class StoredEpisodes(MutableMapping[str, EpisodeSummary]):
             return ep.reward is not None
         if eid in self._removed or eid in self._added:
             return False
+        tid, _, attempt = eid.rpartition("/")
+        known = self.finished_prefix.get(tid, 0)
+        if known and attempt[:1] == "g" and attempt[1:].isdigit() and int(attempt[1:]) < known \
+                and episode_id(tid, int(attempt[1:])) == eid:
+            return True
         entry, _, exists = self._entry(eid)
         if entry is not None:
             return bool(entry.flags & REWARDED)
@@ -386,6 +397,20 @@ class StoredDigests(MutableMapping[str, StreamDigest]):
         if stream.startswith(EPISODE_PREFIX):
             return self.episodes.digest(stream[len(EPISODE_PREFIX):]) is not None
         return stream in self.others
+
+
+def finished_prefixes(tasks: Iterable[str], episodes: Mapping[str, Any]) -> dict[str, int]:
+    """Per task, how many of its local attempts ``g0, g1, ...`` have all finished (tasks
+    with none left out); for a checkpoint's episodes, starting from the prefixes it knew."""
+    known = episodes.finished_prefix if isinstance(episodes, StoredEpisodes) else {}
+    out: dict[str, int] = {}
+    for tid in tasks:
+        g = known.get(tid, 0)
+        while episode_finished(episodes, episode_id(tid, g)):
+            g += 1
+        if g:
+            out[tid] = g
+    return out
 
 
 def episode_finished(episodes: Mapping[str, Any], eid: str) -> bool:

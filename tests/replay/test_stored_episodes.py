@@ -38,6 +38,13 @@ def _lazy_equals_cold(lg: Log, view: RunView) -> None:
     assert isinstance(episodes, StoredEpisodes)
     assert sorted(episodes) == sorted(cold.episodes) and len(episodes) == len(cold.episodes)
     decoded_before = set(episodes.live)
+    for tid in cold.tasks:  # the attempts known finished from the checkpoint's head alone
+        g = 0
+        while getattr(cold.episodes.get(f"{tid}/g{g}"), "reward", None) is not None:
+            g += 1
+        assert episodes.finished_prefix.get(tid, 0) <= g
+        if episodes.seq == lg.last_seq():
+            assert episodes.finished_prefix.get(tid, 0) == g
     for eid, ep in cold.episodes.items():
         assert episode_finished(episodes, eid) == (ep.reward is not None)
     assert set(episodes.live) == decoded_before, "asking whether an episode finished decoded it"
