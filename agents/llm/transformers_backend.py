@@ -31,7 +31,8 @@ import attrs
 import trio
 
 from .errors import BackendError
-from .port import Completion, LlmRequest
+from .port import Completion, LlmRequest, with_shape
+from .shape import shape_text
 from scaleenv.logs import get_logger
 
 log = get_logger("scaleenv.llm.transformers")
@@ -45,6 +46,23 @@ def render_prompt(tokenizer: Any, messages: list[dict[str, Any]]) -> str:
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     lines = [f"{m.get('role', 'user')}: {m.get('content') or ''}" for m in messages]
     return "\n".join([*lines, "assistant: "])
+
+
+TOOLS_LINE = ("Tools you can call (name, what it does, its parameters as JSON Schema). To call tools, "
+              "answer with tool_calls: each names one tool and gives its arguments as a JSON object in a string.")
+
+
+def local_messages(request: LlmRequest, json_schema: dict[str, Any]) -> list[dict[str, Any]]:
+    """What a local model reads. A request that offers tools gets no answer shape from the port
+    (an API model answers it in native tool calls); a local model answers it in the output
+    type's JSON, constrained by outlines, so the tools it may call and that JSON's shape are
+    written at the end of the system message."""
+    if not request.tools:
+        return list(request.messages)
+    tools = [t.get("function", t) if isinstance(t, dict) else t for t in request.tools]
+    listed = "\n".join(json.dumps({k: t.get(k) for k in ("name", "description", "parameters") if k in t},
+                                  separators=(",", ":"), sort_keys=True) for t in tools)
+    return with_shape(list(request.messages), f"{TOOLS_LINE}\n{listed}\n\n{shape_text(json_schema)}")
 
 
 @attrs.define
@@ -106,7 +124,7 @@ class TransformersBackend:
     def _generate(self, request: LlmRequest, json_schema: dict[str, Any]) -> tuple[str, int, int]:
         import torch
 
-        prompt = render_prompt(self.tokenizer, request.messages)
+        prompt = render_prompt(self.tokenizer, local_messages(request, json_schema))
         prompt_tokens = len(self.tokenizer(prompt)["input_ids"])
         max_new = request.max_tokens
         context = self.context_length()

@@ -81,3 +81,32 @@ async def test_an_answer_gets_only_the_positions_the_context_has_left(tiny_model
     call = llm_calls(log)[-1]
     # completion_tokens re-tokenizes the decoded text, which may count a few more than were generated
     assert 400 < call.prompt_tokens < 512 and 0 < call.completion_tokens <= 512 - call.prompt_tokens + 8
+
+
+def test_a_local_policy_reads_its_tools_and_the_answer_shape(tiny_model: Path) -> None:
+    """A request offering tools gets no answer shape from the port (an API model answers in
+    native tool calls); a local model answers in PolicyTurn's JSON, so its prompt names every
+    offered tool with its parameters, and that JSON's shape. Without tools nothing is added."""
+    import json
+
+    import msgspec
+
+    from scaleenv.agents.llm.port import schema_for
+    from scaleenv.agents.llm.transformers_backend import local_messages, render_prompt
+    from scaleenv.agents.rollout.answers import PolicyTurn
+    from tests.rollout_sims.harness import DOMAIN, tool_schemas
+
+    tools = tool_schemas(DOMAIN)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(tiny_model)
+    schema, name = schema_for(PolicyTurn)
+    messages = [{"role": "system", "content": "You are the shop's agent."}, {"role": "user", "content": "Cancel orde_1a2b."}]
+    prompt = render_prompt(tokenizer, local_messages(LlmRequest(role="policy", messages=messages, context={}, tools=tools), schema))
+    for tool in tools:
+        fn = tool["function"]
+        assert fn["name"] in prompt and json.dumps(fn["parameters"], separators=(",", ":"), sort_keys=True) in prompt
+    assert name in prompt and "tool_calls" in prompt
+    assert prompt.index("You are the shop's agent.") < prompt.index(tools[0]["function"]["name"]) < prompt.index("Cancel orde_1a2b.")
+    plain = LlmRequest(role="user", messages=messages, context={})
+    assert local_messages(plain, schema) == messages
+    assert msgspec.json.decode(msgspec.json.encode(local_messages(LlmRequest(role="policy", messages=messages, context={}, tools=tools),
+                                                                  schema)))[1] == messages[1]
