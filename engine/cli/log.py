@@ -54,8 +54,9 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
                       help="start at this global seq (default 1)")
     dump.add_argument("--limit", type=int, default=None, metavar="N", help="stop after N events")
     dump.add_argument("--whole-calls", action="store_true",
-                      help="print each llm.called with its whole conversation and schema (the log stores "
-                           "what a call shares with earlier calls of its stream as a reference: base_n, schema_n)")
+                      help="print each llm.called with its whole conversation, schema and offered tools (the "
+                           "log stores what a call shares with earlier calls of its stream as a reference: base_n, "
+                           "schema_n, tools_n)")
     dump.set_defaults(handler=_dump)
 
     tail = sub.add_parser("tail", parents=[common],
@@ -108,10 +109,13 @@ def _emit_line(b: bytes) -> None:
 
 
 def _info(args: argparse.Namespace) -> int:
+    from scaleenv.cli import UsageError
     from scaleenv.store import LogError
 
     from scaleenv.replay.checkpoint import project
 
+    if args.prefix_depth < 1:
+        raise UsageError(f"--prefix-depth must be 1 or more, got {args.prefix_depth}")
     with _open(args) as log:
         by_type: Counter[str] = Counter()
         undecodable: list[str] = []

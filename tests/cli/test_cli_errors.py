@@ -99,6 +99,13 @@ def test_dump_limit(template: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "--limit must be 0 or more" in line
 
 
+def test_info_prefix_depth_must_be_positive(template: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for bad in ("0", "-1"):
+        line, _ = _fails(["log", "info", "--log", str(template), "--prefix-depth", bad], capsys)
+        assert "--prefix-depth must be 1 or more" in line
+    assert main(["log", "info", "--log", str(template), "--prefix-depth", "2", "--json"]) == 0
+
+
 def test_tail_until_finished_prints_the_rest_and_exits(template: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with Log.open(template, readonly=True) as log:
         last = log.last_seq()
