@@ -20,9 +20,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import attrs
+import lmdb
 import trio
 
-from scaleenv.store.errors import LogLocked
+from scaleenv.store.errors import LogError
 from scaleenv.store.events.checks import CheckFinished, FieldDifference, StreamDiverged
 from scaleenv.store.log import Log
 from scaleenv.store.record import Record, event_tag
@@ -135,10 +136,11 @@ def record_check(path: str | os.PathLike[str], report: CheckReport) -> str | Non
     """Open the log at ``path`` for writing and append ``report``; blocks (runs its own
     trio loop: call it from synchronous code, after closing any handle of this process on
     the log, since LMDB allows one per process). Returns None once committed, or the
-    reason nothing was recorded when another process holds the writer lock."""
+    reason nothing was recorded when the log cannot be opened for writing (another process
+    holds the writer lock, a read-only file system)."""
     try:
         event_log = Log.open(path, create=False)
-    except LogLocked as exc:
+    except (LogError, lmdb.Error, OSError) as exc:
         return str(exc)
     with event_log:
         trio.run(append_check, event_log, report)

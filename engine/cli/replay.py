@@ -202,8 +202,8 @@ def record_findings(args: argparse.Namespace, check: Any) -> bool:
         return False
     reason = record_check(args.log, check)
     if reason is not None:
-        log.warning("a writer holds the log; the findings were not recorded (check again once it has finished, "
-                    "or pass --no-record)", log=args.log, error=reason)
+        log.warning("the findings were not recorded: the log could not be opened for writing (a writer holds it, or "
+                    "it is read-only); check again once it is free, or pass --no-record", log=args.log, error=reason)
     return reason is None
 
 
