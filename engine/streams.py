@@ -8,6 +8,8 @@ A run's log holds one stream per unit of work:
 ``task/<slot>/t<k>``                 one task's instantiation (task id ``d00/t003``)
 ``episode/<slot>/t<k>/g<attempt>``   a local rollout (episode id ``d00/t003/g1``)
 ``episode/<slot>/t<k>/s<k>``         an episode served to an outside policy
+``check/<checker>``                  what ``replay --verify`` (``verify``) or ``rerun``
+                                     (``rerun``) found: about the run, not part of it
 ===================================  ===========================================
 
 Ids inside a stream (slot, task id, episode id) are the stream id without its kind.
@@ -27,6 +29,7 @@ DOMAIN = "domain/"
 TOOL = "tool/"
 TASK = "task/"
 EPISODE = "episode/"
+CHECK = "check/"
 """Prefixes of each kind's stream ids (to list a kind: ``log.streams(EPISODE)``)."""
 
 _SLOT = r"d\d{2,}"
@@ -79,6 +82,22 @@ def task_stream(task: str) -> str:
 def episode_stream(episode: str) -> str:
     """The stream of an episode id (an episode's stream id is returned as it is)."""
     return episode if episode.startswith(EPISODE) else EPISODE + episode
+
+
+CHECKERS = ("verify", "rerun")
+"""What records checks: ``replay --verify`` re-executes tool calls, ``rerun`` re-runs agents."""
+
+
+def check_stream(checker: str) -> str:
+    """The stream that records ``checker``'s findings: ``check/verify`` or ``check/rerun``."""
+    if checker not in CHECKERS:
+        raise ValueError(f"unknown checker {checker!r}: the checkers are {', '.join(CHECKERS)}")
+    return CHECK + checker
+
+
+def is_check(stream: str) -> bool:
+    """Whether ``stream`` records checks of the run (left out of the run digest and of ``diff``)."""
+    return stream.startswith(CHECK)
 
 
 def tool_streams_of(slot: str) -> str:

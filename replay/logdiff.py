@@ -16,6 +16,7 @@ import attrs
 from scaleenv.store.log import Log
 from scaleenv.store.record import Record, record_digest_bytes, run_digest, stream_digests
 from scaleenv.store.stream import Divergence
+from scaleenv.streams import is_check
 
 
 @attrs.frozen
@@ -67,7 +68,8 @@ def first_difference(a: Log, b: Log, stream: str) -> StreamDiff | None:
 
 
 def _digests(event_log: Log) -> dict[str, str]:
-    return stream_digests(event_log.read())
+    """Per-stream digests of the run's streams (checks of the run, ``check/``, are not compared)."""
+    return {s: d for s, d in stream_digests(event_log.read()).items() if not is_check(s)}
 
 
 def diff_logs(a: Log, b: Log) -> LogDiff:

@@ -31,12 +31,14 @@ import msgspec
 import trio
 
 from scaleenv.sandbox import CallOutcome, Limits, SandboxPool, task_clock
+from scaleenv.store.events.checks import FieldDifference, StreamDiverged
 from scaleenv.store.events.episodes import ToolExecuted
 from scaleenv.store.events.synth import CodeProposed, TestCasesProposed, TestCasesRepaired, TestsRun
 from scaleenv.store.events.tasks import GoldenChainExecuted
 from scaleenv.store.log import Log
 from scaleenv.store.record import Record
 
+from .checks import CheckReport
 from .projection import DomainView, RunView, fold
 from scaleenv.model.integrity import Constraints, constraints_of
 from scaleenv.model.state import canonical
@@ -64,6 +66,13 @@ class CallDivergence:
 
     def to_json(self) -> dict[str, Any]:
         return attrs.asdict(self)
+
+    def to_event(self) -> StreamDiverged:
+        """This divergence as the event ``replay --verify`` records (``scaleenv.replay.checks``)."""
+        return StreamDiverged(checker="verify", stream=self.stream, n=self.n, kind=self.kind, where=self.where,
+                              differences=[FieldDifference(field=f, expected=self.expected.get(f), got=self.got.get(f))
+                                           for f in self.fields],
+                              detail=str(self))
 
     def __str__(self) -> str:
         head = (f"Divergence in stream {self.stream!r} at n={self.n} ({self.kind}, tool {self.tool!r}, {self.where}): "
@@ -106,6 +115,12 @@ class VerifyReport:
             "divergence_list": [d.to_json() for d in self.divergences],
             "errors": self.errors,
         }
+
+    def to_check(self) -> CheckReport:
+        """What ``replay --verify`` records of this report in the log."""
+        return CheckReport(checker="verify", divergences=[d.to_event() for d in self.divergences], streams=self.streams,
+                           checked=self.checked,
+                           errors=[f"{e['stream']}: {e['error']}" for e in self.errors])
 
 
 def _outcome_side(ok: bool, result: Any, delta: Any, error_kind: str | None, error: str | None,

@@ -313,9 +313,18 @@ class StreamDigest:
         return f"StreamDigest(count={self.count}, {self.hexdigest()[:16]}...)"
 
 
+CHECK_STREAMS = "check/"
+"""The prefix of the streams that record checks of a run (``scaleenv.store.events.checks``);
+the same as ``scaleenv.streams.CHECK`` (the store does not import the stream ids' module)."""
+
+
 def run_digest(stream_digests: dict[str, str]) -> str:
-    """One digest over all streams: blake2b of the sorted ``(stream, digest)`` pairs."""
-    pairs: Sequence[tuple[str, str]] = sorted(stream_digests.items())
+    """One digest over the run's streams: blake2b of the sorted ``(stream, digest)`` pairs.
+
+    Check streams (:data:`CHECK_STREAMS`: what ``replay --verify`` and ``rerun`` found) are
+    left out: a check is a fact about the run, and recording one must not change its digest."""
+    pairs: Sequence[tuple[str, str]] = sorted((s, d) for s, d in stream_digests.items()
+                                              if not s.startswith(CHECK_STREAMS))
     return hashlib.blake2b(_det.encode(pairs), digest_size=32).hexdigest()
 
 

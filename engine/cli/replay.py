@@ -178,6 +178,7 @@ def _verify(args: argparse.Namespace) -> int:
     with _open(args.log) as event_log:
         report = trio.run(lambda: verify_log(event_log, workers=args.sandbox_workers, concurrency=args.concurrency))
     out = report.to_json()
+    out["recorded"] = record_findings(args, report.to_check())
     if args.json:
         print(_dump(out))
     else:
@@ -190,6 +191,20 @@ def _verify(args: argparse.Namespace) -> int:
               f"in {report.seconds:.2f}s ({report.calls_per_s:.0f}/s): "
               + ("no divergence" if out["ok"] else f"{len(report.divergences)} divergent stream(s)"))
     return EXIT_OK if out["ok"] else EXIT_FAILED
+
+
+def record_findings(args: argparse.Namespace, check: Any) -> bool:
+    """Record a check's findings in the log unless ``--no-record``; a log another process
+    writes is left as it is, with a warning (the findings are still printed)."""
+    from scaleenv.replay.checks import record_check
+
+    if not args.record:
+        return False
+    reason = record_check(args.log, check)
+    if reason is not None:
+        log.warning("the findings were not recorded: the log could not be opened for writing (a writer holds it, or "
+                    "it is read-only); check again once it is free, or pass --no-record", log=args.log, error=reason)
+    return reason is None
 
 
 # ------------------------------------------------------------------ diff
@@ -267,6 +282,10 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--verify", action="store_true", help="re-execute every recorded tool call in the sandbox and compare")
     p.add_argument("--sandbox-workers", type=int, default=2, help="sandbox worker processes for --verify (default 2)")
     p.add_argument("--concurrency", type=int, default=16, help="streams verified at once (default 16)")
+    p.add_argument("--record", action=argparse.BooleanOptionalAction, default=True,
+                   help="--verify records what it found in the log's check/verify stream, which `scaleenv ui` "
+                        "shows on the episode pages (default; needs the log not held by a writer, else a warning). "
+                        "--no-record only reads the log")
     p.set_defaults(handler=_replay)
 
     d = sub.add_parser("diff", parents=[common], help="compare two runs stream by stream; exit 1 if they differ",

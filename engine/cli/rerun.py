@@ -16,9 +16,11 @@ import trio
 
 from scaleenv.cli import EXIT_FAILED, EXIT_OK, check_workers, described
 from scaleenv.errors import UsageError
+from scaleenv.cli.replay import record_findings
 from scaleenv.cli.run import raise_for_cli
+from scaleenv.replay.checks import CheckReport, rerun_divergence
 from scaleenv.runner import EngineOptions, open_verify, rollouts, stage1, stage2
-from scaleenv.streams import EPISODE, is_served
+from scaleenv.streams import EPISODE, is_check, is_served
 
 
 def _served(stream: str) -> bool:
@@ -36,13 +38,13 @@ def handle(args: argparse.Namespace) -> int:
         llm_concurrency=args.concurrency, sandbox_workers=args.sandbox_workers, progress=not args.quiet,
     )
 
-    async def main() -> dict[str, Any]:
+    async def main() -> tuple[dict[str, Any], CheckReport]:
         async with open_verify(args.log, options) as ctx:
             for stage in (stage1, stage2, rollouts):
                 await stage(ctx)
             # Episodes served to an outside policy cannot be re-run (the policy is not ours);
             # `scaleenv replay --verify` re-executes their tool calls instead.
-            recorded = {s: n for s, n in ctx.log.streams() if not _served(s)}
+            recorded = {s: n for s, n in ctx.log.streams() if not _served(s) and not is_check(s)}
             ran = {s.id for s in ctx.streams_run}
             checked = sum(s.next_n for s in ctx.streams_run)
             first = sorted(ctx.divergences, key=lambda d: (d.stream, d.n))
@@ -52,12 +54,14 @@ def handle(args: argparse.Namespace) -> int:
                 "streams_checked": len(ran),
                 "streams_not_rerun": sorted(set(recorded) - ran)[:50],
                 "first": [{"stream": d.stream, "n": d.n, "detail": str(d)} for d in first[:50]],
-            }
+            }, CheckReport(checker="rerun", divergences=[rerun_divergence(d) for d in first], streams=len(ran),
+                           checked=checked)
 
     try:
-        result = trio.run(main)
+        result, check = trio.run(main)
     except Exception as exc:  # noqa: BLE001 - as `scaleenv run` sorts them
         raise_for_cli(exc)
+    result["recorded"] = record_findings(args, check)
     if args.json:
         print(json.dumps(result, sort_keys=True))
     else:
@@ -81,4 +85,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--concurrency", type=int, default=64)
     p.add_argument("--sandbox-workers", type=int, default=2)
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--record", action=argparse.BooleanOptionalAction, default=True,
+                   help="record the divergences found in the log's check/rerun stream, which `scaleenv ui` shows on "
+                        "the episode pages (default; needs the log not held by a writer, else a warning). "
+                        "--no-record only reads the log")
     p.set_defaults(handler=handle)

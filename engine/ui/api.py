@@ -23,6 +23,7 @@ import msgspec
 
 from scaleenv.model.contracts import render as render_condition
 from scaleenv.replay.audit import tool_audit
+from scaleenv.replay.checks import Finding
 from scaleenv.replay.episode import fold as fold_episode
 from scaleenv.replay.episode_state import task_view
 from scaleenv.replay.projection import fold
@@ -30,7 +31,7 @@ from scaleenv.replay.timeline import EpisodeReplay, UnknownEpisode, step_json
 from scaleenv.store.events.llm import LlmCalled, LlmExhausted
 from scaleenv.store.log import Log
 from scaleenv.store.record import Record
-from scaleenv.streams import domain_stream, slot_of, task_stream, tool_stream, tool_streams_of
+from scaleenv.streams import domain_stream, episode_stream, slot_of, task_stream, tool_stream, tool_streams_of
 
 from .index import EpisodeRow, Follower, RunIndex, TaskRow
 from .layout import layered
@@ -283,7 +284,18 @@ def episodes_json(index: RunIndex, query: dict[str, str]) -> dict[str, Any]:
     return _page(rows, query, episode_row_json)
 
 
-def episode_json(log: Log, episode_id: str, query: dict[str, str]) -> dict[str, Any]:
+def divergence_json(finding: Finding, replay: EpisodeReplay) -> dict[str, Any]:
+    """A check's finding about an episode, with the replay step it happened at: step 0 for
+    the episode's start, else the first step at or after its stream position (the model
+    calls before a step belong to it), the last step for a position past the stream's end."""
+    out = finding.to_json()
+    n = finding.event.n
+    out["step"] = 0 if n < replay.position(0) else next((s.index for s in replay.steps if s.n >= n), replay.last_step)
+    return out
+
+
+def episode_json(log: Log, episode_id: str, query: dict[str, str], index: RunIndex | None = None) -> dict[str, Any]:
+    """The episode page's JSON; with ``index``, also where the recorded checks found the episode diverging."""
     try:
         replay = EpisodeReplay.load(log, episode_id)
     except UnknownEpisode as exc:
@@ -300,4 +312,6 @@ def episode_json(log: Log, episode_id: str, query: dict[str, str]) -> dict[str, 
     }
     out["task"] = {"task_id": replay.task.task_id, "instruction": replay.task.instruction,
                    "user_facts": replay.task.user_facts} if replay.task else None
+    findings = index.checks.for_stream(episode_stream(replay.episode_id)) if index is not None else []
+    out["divergences"] = [divergence_json(f, replay) for f in findings]
     return out

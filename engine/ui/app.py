@@ -176,7 +176,7 @@ class UiApp:
         if path == "/episodes":
             return json_response(api.episodes_json(ix, query))
         if path.startswith("/episodes/"):
-            return json_response(api.episode_json(log_, path[len("/episodes/"):], query))
+            return json_response(api.episode_json(log_, path[len("/episodes/"):], query, ix))
         raise api.NotFound(f"no API route {path!r}; routes: /api/run, /api/head, /api/domains[/<slot>], "
                            "/api/tasks[/<task id>], /api/tools/<slot>/<tool>, /api/episodes[/<episode id>]")
 

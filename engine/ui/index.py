@@ -11,6 +11,8 @@ What is kept, per kind of stream:
 - ``task/*``: one :class:`TaskRow` (status, chain, counts, instruction): not the states;
 - ``episode/*``: one :class:`EpisodeRow` (task, ending, turns, tool calls, latest reward),
   from ``episode.started|ended|reward`` only; the rest of an episode is only counted;
+- ``check/*``: what ``replay --verify`` and ``rerun`` found, folded with
+  :func:`scaleenv.replay.checks.apply` (an episode page links to its first divergence);
 - every record: its commit second (``wall_ns``) in :attr:`RunIndex.throughput`.
 
 Records are decoded selectively: each record's frame and envelope are read, and the
@@ -36,6 +38,8 @@ import attrs
 import msgspec
 import trio
 
+from scaleenv.replay.checks import CheckFindings
+from scaleenv.replay.checks import apply as apply_check
 from scaleenv.replay.projection import RunView
 from scaleenv.replay.projection import apply as apply_projection
 from scaleenv.runner import pass_at_k, summary
@@ -198,6 +202,8 @@ class RunIndex:
     types: dict[str, int] = attrs.field(factory=dict)
     throughput: dict[int, list[int]] = attrs.field(factory=dict)
     """Commit second -> [events, llm calls, tool calls, episodes ended]."""
+    checks: CheckFindings = attrs.field(factory=CheckFindings)
+    """What the checks recorded in the log (``check/*`` streams) found."""
     problems: list[dict[str, Any]] = attrs.field(factory=list)
     problem_count: int = 0
     unknown: int = 0
@@ -270,6 +276,10 @@ class RunIndex:
                 record = _decode(self, raw, seq, codec)
                 if record is not None:
                     self._task(rest, record.event)
+            elif kind == "check":
+                record = _decode(self, raw, seq, codec)
+                if record is not None:
+                    apply_check(self.checks, record)
         if count:
             self.events += good
             self.seq = max(self.seq, seq)

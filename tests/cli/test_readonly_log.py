@@ -86,3 +86,15 @@ def test_a_run_on_a_read_only_log_says_so_in_one_line(readonly_log: Path) -> Non
     assert len(lines) == 1 and "Read-only file system" in lines[0] and str(readonly_log) in lines[0], proc.stderr
     assert json.loads(proc.stdout.strip().splitlines()[-1])["exit"] == 1
     assert _digest(readonly_log) == before
+
+
+def test_verify_on_a_read_only_log_prints_its_findings_and_records_nothing(readonly_log: Path) -> None:
+    before = _digest(readonly_log)
+    proc = _cli("replay", "--verify", "--json", "--log", readonly_log)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["ok"] and got["checked"] > 0 and got["recorded"] is False
+    assert "Traceback" not in proc.stderr and "the findings were not recorded" in proc.stderr
+    proc = _cli("replay", "--verify", "--no-record", "--json", "--log", readonly_log)
+    assert proc.returncode == 0 and "not recorded" not in proc.stderr, proc.stderr
+    assert _digest(readonly_log) == before

@@ -69,6 +69,29 @@ async def test_a_prompt_over_the_context_is_one_error_naming_both_lengths(tiny_m
     assert llm_calls(log) == []  # no answer, so no call recorded
 
 
+def test_the_cli_ends_a_prompt_over_the_context_with_one_line_and_exit_1(tiny_model: Path, tmp_path: Path) -> None:
+    """`scaleenv run` on the tiny model (512 positions): the architect's first prompt is
+    longer, and the run stops with exit 1 and one line naming both lengths, no traceback;
+    the log it began stays readable."""
+    import json
+    import subprocess
+    import sys
+
+    from scaleenv.store.log import Log
+
+    path = tmp_path / "run.lmdb"
+    out = subprocess.run([sys.executable, "-m", "scaleenv", "run", "--llm", f"transformers:{tiny_model}", "--log", str(path),
+                          "--domains", "1", "--seed", "1", "--json"], capture_output=True, text=True, timeout=900)
+    assert out.returncode == 1, out.stderr
+    error = json.loads(out.stdout.splitlines()[-1])
+    assert error["exit"] == 1 and "over the model's context of 512 tokens" in error["error"]
+    assert "\n" not in error["error"] and int(error["error"].split("the prompt is ", 1)[1].split(" ", 1)[0]) > 512
+    assert "Traceback" not in out.stderr and "IndexError" not in out.stderr
+    assert error["error"] in out.stderr  # the same one line on stderr
+    with Log.open(path, readonly=True) as event_log:
+        assert event_log.meta_get("run_config")["seed"] == 1  # nothing lost: the run's config was stored
+
+
 async def test_an_answer_gets_only_the_positions_the_context_has_left(tiny_model: Path, log, writer) -> None:
     backend = backend_from_spec(f"transformers:{tiny_model}", model=None)
     llm = Llm(backend, run_seed=1, max_attempts=1)

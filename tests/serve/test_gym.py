@@ -157,3 +157,78 @@ def test_bad_arguments_are_one_clear_error(run_log: Path) -> None:
             env.reset(seed=0)
         finally:
             env.close()
+
+
+def _play(env: Any, seed: int, actions: list[Any]) -> Any:
+    """A generator: resets ``env`` with ``seed``, then plays one action per ``next()``; yields what each gave."""
+    obs, info = env.reset(seed=seed)
+    yield obs, info
+    for action in actions:
+        out = env.step(action)
+        yield out
+        if out[2] or out[3]:
+            return
+    yield env.unwrapped.end()
+
+
+def _episode_plans(task: TaskView) -> tuple[list[Any], list[Any]]:
+    """Two ways through ``task``: the whole golden chain then the answers (a pass), and the
+    chain without its last call (the goal left undone)."""
+    calls = [{"content": "", "tool_calls": [golden_call(step, i)]} for i, step in enumerate(task.golden.steps)]
+    answers = " ".join(str(a) for a in task.golden.expected_answers)
+    done = f"All done: it has been completed. {answers}"
+    return [*calls, done], [*calls[:-1], done]
+
+
+def _served_streams(path: Path) -> dict[str, str]:
+    with Log.open(str(path), readonly=True) as event_log:
+        view = fold(event_log.read())
+    return {s: d for s, d in view.stream_digests().items() if s.startswith("episode/") and s.rsplit("/", 1)[-1].startswith("s")}
+
+
+def test_two_episodes_open_at_once_are_independent(base_run: Path, tmp_path: Path) -> None:
+    """Two gym envs on one log, each with an episode of the same task open, stepped in
+    turn: each sees what it would see alone (every observation, reward and info), its
+    database changes only by its own calls (the same golden calls would clash on a shared
+    state), and the log holds the same events per episode as when they ran one after the other."""
+    import shutil
+
+    task_id, task = next(iter(kept(base_run).items()))
+    assert task.golden is not None and any(step.delta for step in task.golden.steps)  # its calls change the state
+    plan_a, plan_b = _episode_plans(task)
+    logs = {}
+    for name in ("alone", "together"):
+        logs[name] = tmp_path / name
+        shutil.copytree(base_run, logs[name], ignore=shutil.ignore_patterns("writer.lock"))
+
+    def envs(path: Path) -> tuple[Any, Any]:
+        return (gymnasium.make(scaleenv_gym.CHAT_ID, log=str(path), task=task_id, options=OPTIONS),
+                gymnasium.make(scaleenv_gym.CHAT_ID, log=str(path), task=task_id, options=OPTIONS))
+
+    a, b = envs(logs["alone"])
+    try:
+        alone_a, alone_b = list(_play(a, 11, plan_a)), list(_play(b, 12, plan_b))
+    finally:
+        a.close()
+        b.close()
+
+    a, b = envs(logs["together"])
+    try:
+        play_a, play_b = _play(a, 11, plan_a), _play(b, 12, plan_b)
+        together_a, together_b = [next(play_a)], [next(play_b)]  # both open now
+        assert a.unwrapped.episode_id != b.unwrapped.episode_id
+        while len(together_a) < len(alone_a) or len(together_b) < len(alone_b):  # a step of one, then of the other
+            for got, play, alone in ((together_a, play_a, alone_a), (together_b, play_b, alone_b)):
+                if len(got) < len(alone):
+                    got.append(next(play))
+    finally:
+        a.close()
+        b.close()
+
+    assert together_a == alone_a and together_b == alone_b
+    reward_a, reward_b = alone_a[-1], alone_b[-1]
+    reward_a = reward_a["reward"] if isinstance(reward_a, dict) else reward_a[1]
+    reward_b = reward_b["reward"] if isinstance(reward_b, dict) else reward_b[1]
+    assert (reward_a, reward_b) == (1.0, 0.0)  # a pass and a goal left undone, each as alone
+    served = _served_streams(logs["together"])
+    assert len(served) == 2 and served == _served_streams(logs["alone"])  # event for event, per episode

@@ -4,8 +4,24 @@
 import { h, clear, mount, link, fmt, badge, section, kv, renderValue, renderState, markMap, details, pre } from "./dom.js";
 import { api, enc } from "./net.js";
 
-function stepView(s, k, go) {
-  const cls = ["step", "t-" + s.type.replace(/\./g, "-"), s.step === k ? "current" : s.step > k ? "future" : null];
+const CHECKERS = { verify: "replay --verify", rerun: "rerun" };
+
+// Where a recorded check (`scaleenv replay --verify`, `scaleenv rerun`) found this episode
+// diverging: "diverged at step K: expected X, got Y", linking to step K's anchor.
+function divergenceView(episodeId, d) {
+  const diffs = d.differences.length ? d.differences : [{ field: d.kind, expected: null, got: null }];
+  return h("div", { class: "divergence", "data-checker": d.checker, "data-step": d.step },
+    h("div", { class: "divergence-head" }, badge(CHECKERS[d.checker] || d.checker, "rejected"), " diverged at ",
+      link(`/episodes/${enc(episodeId)}?step=${d.step}#step-${d.step}`, `step ${d.step}`),
+      h("span", { class: "muted" }, ` (#${d.n}, ${d.kind}${d.where ? ", " + d.where : ""}; ${d.check})`)),
+    h("ul", { class: "divergence-fields" }, diffs.map((f) => h("li", null, h("code", null, f.field), ": expected ",
+      h("span", { class: "expected" }, renderValue(f.expected, 2)), ", got ", h("span", { class: "got" }, renderValue(f.got, 2))))),
+    d.detail ? details("the checker's report", pre(d.detail)) : null);
+}
+
+function stepView(s, k, go, diverged) {
+  const cls = ["step", "t-" + s.type.replace(/\./g, "-"), s.step === k ? "current" : s.step > k ? "future" : null,
+    diverged.has(s.step) ? "diverged" : null];
   const calls = (s.llm_calls || []).map((c) => h("span", { class: ["llm", c.ok === false || c.exhausted ? "bad" : null] },
     `${c.role} #${c.n}${c.attempt !== undefined ? " attempt " + c.attempt : ""}${c.exhausted ? " exhausted" : ""}${c.error ? ": " + c.error : ""}`));
   let body;
@@ -27,7 +43,7 @@ function stepView(s, k, go) {
     const rest = Object.fromEntries(Object.entries(s).filter(([key]) => !["step", "n", "type", "actor", "llm_calls"].includes(key)));
     body = [badge(s.type, "type"), renderValue(rest, 2)];
   }
-  return h("li", { class: cls, "data-step": s.step, onclick: () => go(s.step) },
+  return h("li", { class: cls, id: `step-${s.step}`, "data-step": s.step, onclick: () => go(s.step) },
     h("div", { class: "step-head" }, h("span", { class: "step-no" }, `step ${s.step}`), h("span", { class: "muted" }, ` ${s.actor} · #${s.n}`), calls.length ? h("span", { class: "llms" }, calls) : null),
     body);
 }
@@ -86,6 +102,7 @@ export async function episodePage(main, episodeId, query) {
     const changed = new Set(d.diff.map((c) => c.table + "\u0000" + c.key));
     const btn = (label, to, disabled, cls) => h("button", { class: ["btn", cls], disabled: disabled || null, onclick: () => go(to) }, label);
     const ended = s.ended;
+    const diverged = new Set((d.divergences || []).map((v) => v.step));
     mount(main, h("div", { class: "episode" },
       h("header", { class: "page-head" }, h("h1", null, `Episode ${d.episode}`),
         h("span", { class: "muted" }, "task ", d.task_id ? link(`/tasks/${enc(d.task_id)}`, d.task_id) : "?", " · ",
@@ -95,6 +112,7 @@ export async function episodePage(main, episodeId, query) {
       d.task ? details(`instruction: ${d.task.instruction.slice(0, 140)}${d.task.instruction.length > 140 ? "…" : ""}`,
         h("blockquote", { class: "instruction" }, d.task.instruction), kv([["user facts", renderValue(d.task.user_facts)]]),
         details("system prompt of the policy", pre(s.system_prompt))) : null,
+      (d.divergences || []).length ? h("section", { class: "divergences" }, d.divergences.map((v) => divergenceView(episodeId, v))) : null,
       h("div", { class: "stepper" },
         btn("« start", 0, d.step === 0, "first"), btn("‹ prev", d.step - 1, d.step === 0, "prev"),
         h("input", { type: "range", min: 0, max: d.steps, value: d.step, class: "slider", "aria-label": "step",
@@ -104,9 +122,9 @@ export async function episodePage(main, episodeId, query) {
         h("span", { class: "muted" }, ` ${d.events_touched} events folded` + (d.snapshot_n !== null ? ` from the snapshot at #${d.snapshot_n}` : ""))),
       h("div", { class: "replay" },
         h("div", { class: "conversation" }, h("h2", null, "Conversation"),
-          h("ol", { class: "steps" }, h("li", { class: ["step", "start", d.step === 0 ? "current" : null], "data-step": 0, onclick: () => go(0) },
+          h("ol", { class: "steps" }, h("li", { class: ["step", "start", d.step === 0 ? "current" : null, diverged.has(0) ? "diverged" : null], id: "step-0", "data-step": 0, onclick: () => go(0) },
             h("div", { class: "step-head" }, h("span", { class: "step-no" }, "step 0"), h("span", { class: "muted" }, " the task's initial state"))),
-          d.timeline.map((st) => stepView(st, d.step, go)))),
+          d.timeline.map((st) => stepView(st, d.step, go, diverged)))),
         h("div", { class: "state-pane" },
           h("h2", null, `State at step ${d.step}`),
           h("h3", null, d.step ? `What step ${d.step} changed` : "Step 0: the initial state"), d.step ? diffList(d.diff) : null,
@@ -118,5 +136,7 @@ export async function episodePage(main, episodeId, query) {
     if (cur && stepped) cur.scrollIntoView({ block: "nearest" });
   }
   await draw();
+  const anchored = /^#step-\d+$/.test(location.hash) && document.getElementById(location.hash.slice(1));
+  if (anchored) anchored.scrollIntoView({ block: "center" });  // a link to a step (a divergence's)
   return { refresh: () => draw(true) };
 }
