@@ -116,6 +116,37 @@ def test_domain_page_graph_and_hover(browser: Any, ui_server: UiServer) -> None:
     assert css(browser, "h1")[0].text == name
 
 
+def test_domain_page_builds_tool_cards_edges_and_history_when_opened(browser: Any, ui_server: UiServer) -> None:
+    """A paper-sized domain has 60-80 tools and hundreds of edges: their cards, the edge table
+    and the design history are built the first time they are opened, and then show it all."""
+    d = api(ui_server, "/api/domains/d00")
+    load(browser, ui_server.url + "/domains/d00")
+    cards = css(browser, "details.tool")
+    assert sorted(c.get_attribute("data-tool") for c in cards) == sorted(t["name"] for t in d["tools"])
+    assert css(browser, "details.tool ul.contract") == []  # nothing built before it is opened
+    tool = next(t for t in d["tools"] if t["contract"])
+    card = next(c for c in cards if c.get_attribute("data-tool") == tool["name"])
+    card.find_element(By.CSS_SELECTOR, "summary").click()
+    until(browser, lambda b: card.find_elements(By.CSS_SELECTOR, "ul.contract li"))
+    assert [li.find_element(By.CSS_SELECTOR, "code").text for li in card.find_elements(By.CSS_SELECTOR, "ul.contract li")] \
+        == [c["text"] for c in tool["contract"]]
+    card.find_element(By.CSS_SELECTOR, "summary").click()  # closed and opened again: built once
+    card.find_element(By.CSS_SELECTOR, "summary").click()
+    assert len(card.find_elements(By.CSS_SELECTOR, "ul.contract")) == 1
+    edges = next(x for x in css(browser, "details") if x.find_element(By.CSS_SELECTOR, "summary").text == f"{len(d['edges'])} edges")
+    assert edges.find_elements(By.CSS_SELECTOR, "table") == []
+    edges.find_element(By.CSS_SELECTOR, "summary").click()
+    until(browser, lambda b: edges.find_elements(By.CSS_SELECTOR, "table tbody tr"))
+    assert len(edges.find_elements(By.CSS_SELECTOR, "table tbody tr")) == len(d["edges"])
+    if d["design_events"]:
+        history = next(x for x in css(browser, "details")
+                       if x.find_element(By.CSS_SELECTOR, "summary").text == f"{len(d['design_events'])} design events")
+        history.find_element(By.CSS_SELECTOR, "summary").click()
+        until(browser, lambda b: history.find_elements(By.CSS_SELECTOR, "ol.events li"))
+        assert len(history.find_elements(By.CSS_SELECTOR, "ol.events li")) == len(d["design_events"])
+    assert console_errors(browser) == []
+
+
 def test_tool_audit_page(browser: Any, ui_server: UiServer) -> None:
     d = api(ui_server, "/api/domains/d00")
     tool = max(d["tools"], key=lambda t: t["code_versions"])

@@ -67,6 +67,19 @@ export function details(summary, ...children) {
   return h("details", null, h("summary", null, summary), ...children);
 }
 
+// A <details> whose content is built the first time it is opened: a long table or history
+// costs the page nothing until someone looks at it.
+export function lazyDetails(summary, build) {
+  const el = h("details", null, h("summary", null, summary));
+  el.addEventListener("toggle", () => {
+    if (el.open && !el.dataset.built) {
+      el.dataset.built = "1";
+      el.append(build());
+    }
+  });
+  return el;
+}
+
 // -- the generic renderer: any JSON value, so new fields show without code changes -----
 
 const isPlainObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);

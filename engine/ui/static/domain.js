@@ -1,7 +1,7 @@
 // The domain page: figures, the dependency graph, the tools with their contracts, the schema,
 // the design history and the domain's tasks. Spec fields this page does not know are shown
 // generically (a new column property such as a reward policy appears as a column).
-import { h, clear, mount, link, fmt, badge, section, kv, renderValue, renderTable, pager, details } from "./dom.js";
+import { h, clear, mount, link, fmt, badge, section, kv, renderValue, renderTable, pager, lazyDetails } from "./dom.js";
 import { api, enc } from "./net.js";
 import { drawGraph } from "./graph.js";
 
@@ -33,11 +33,23 @@ function schemaTable(t, tableNames) {
 function toolCard(slot, tool) {
   const s = tool.spec || {};
   const rest = others(s, TOOL_KNOWN);
-  return h("details", { class: ["tool", "status-" + tool.status], "data-tool": tool.name },
+  // The card's body is built when it is first opened: a paper-sized domain has 60-80 tools.
+  const card = h("details", { class: ["tool", "status-" + tool.status], "data-tool": tool.name },
     h("summary", null, h("code", null, tool.name), " ", badge(tool.status, tool.status),
       s.mutates ? badge("writes", "writes") : badge("reads", "reads"),
       h("span", { class: "muted" }, ` ${tool.code_versions} code version${tool.code_versions === 1 ? "" : "s"}, ${tool.rounds} repair round${tool.rounds === 1 ? "" : "s"}`),
-      " ", link(`/tools/${enc(slot)}/${enc(tool.name)}`, "audit →")),
+      " ", link(`/tools/${enc(slot)}/${enc(tool.name)}`, "audit →")));
+  card.addEventListener("toggle", () => {
+    if (card.open && !card.dataset.built) {
+      card.dataset.built = "1";
+      card.append(...toolBody(s, tool, rest).filter(Boolean));
+    }
+  });
+  return card;
+}
+
+function toolBody(s, tool, rest) {
+  return [
     s.description ? h("p", null, s.description) : null,
     tool.reasons && tool.reasons.length ? h("div", { class: "error-message" }, "rejected: ", renderValue(tool.reasons)) : null,
     kv([
@@ -47,7 +59,7 @@ function toolCard(slot, tool) {
       ["contract", tool.contract.length ? h("ul", { class: "contract" }, tool.contract.map((c) =>
         h("li", null, badge(c.when, c.when), " ", h("code", null, c.text), c.why ? h("span", { class: "muted" }, " — " + c.why) : null))) : renderValue([])],
       ...Object.entries(rest || {}).map(([k, v]) => [k, renderValue(v, 1)]),
-    ]));
+    ])];
 }
 
 export async function domainPage(main, slot, query) {
@@ -92,9 +104,10 @@ export async function domainPage(main, slot, query) {
       section(`Tools (${d.tools.length})`, h("div", { class: "tools" }, d.tools.map((t) => toolCard(d.slot, t)))),
       section(`Schema (${(spec.tables || []).length} tables)`, h("div", { class: "schema" }, (spec.tables || []).map((t) => h("div", { id: `table-${t.name}` }, schemaTable(t, tableNames))))),
       rest ? section("Other design fields", renderValue(rest)) : null,
-      d.design_events.length ? section("Design history", h("ol", { class: "events" }, d.design_events.map((e) =>
-        h("li", null, h("code", null, `#${e.n}`), " ", badge(e.type, "type"), " ", h("span", { class: "muted" }, e.actor), renderValue(e.fields, 1))))) : null,
-      section("Edges", details(`${d.edges.length} edges`, renderTable(d.edges, 1))),
+      d.design_events.length ? section("Design history", lazyDetails(`${d.design_events.length} design events`, () =>
+        h("ol", { class: "events" }, d.design_events.map((e) =>
+          h("li", null, h("code", null, `#${e.n}`), " ", badge(e.type, "type"), " ", h("span", { class: "muted" }, e.actor), renderValue(e.fields, 1)))))) : null,
+      section("Edges", lazyDetails(`${d.edges.length} edges`, () => renderTable(d.edges, 1))),
       section("Tasks", tasksBox),
     );
   }
