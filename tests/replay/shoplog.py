@@ -11,13 +11,14 @@ result: the nondeterminism ``--verify`` must catch.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import trio
 
 from scaleenv.model.integrity import constraints_of
-from scaleenv.replay.logcopy import append_all
+from scaleenv.replay.logcopy import append_all, copy_log, replace_event
 from scaleenv.sandbox import Limits, SandboxPool, task_clock
 from scaleenv.store.events.base import Ref
 from scaleenv.store.events.episodes import EpisodeEnded, EpisodeStarted, MessageSent, RewardGiven, ToolCallRequest, ToolExecuted
@@ -33,6 +34,7 @@ from scaleenv.store.events.tasks import (
     TaskKept,
 )
 from scaleenv.store.log import Log
+from scaleenv.store.record import Record
 from scaleenv.store.specs import DbState, DomainSpec, FieldSpec, ToolSpec
 from scaleenv.store.writer import Pending
 from tests.shop import CODE, SHOP
@@ -147,3 +149,20 @@ def build_shop_log(path: str | Path, *, nondeterministic: bool = False,
     items = trio.run(_record, nondeterministic, extra, calls)
     with Log.open(path, sync=False) as lg:
         trio.run(append_all, lg, items)
+
+
+def tamper(src: Path, dest: Path, pick: Callable[[Record], bool], **changes: Any) -> Record:
+    """Copy the log at ``src`` to ``dest`` with the first record ``pick`` selects changed by
+    ``changes`` (event fields); returns that record as it was."""
+    hit: list[Record] = []
+
+    def t(r: Record) -> Record:
+        if not hit and pick(r):
+            hit.append(r)
+            return replace_event(r, **changes)
+        return r
+
+    with Log.open(src, readonly=True) as lg:
+        copy_log(lg, dest, t)
+    assert hit
+    return hit[0]

@@ -12,29 +12,14 @@ from pathlib import Path
 import trio
 
 from scaleenv.replay.checks import CheckReport, append_check, read_findings
-from scaleenv.replay.logcopy import copy_log, replace_event
 from scaleenv.replay.projection import fold
 from scaleenv.store.events.checks import CheckFinished, StreamDiverged
 from scaleenv.store.events.episodes import MessageSent, ToolExecuted
 from scaleenv.store.log import Log
 from scaleenv.store.record import CHECK_STREAMS, Record, run_digest
 from scaleenv.streams import CHECK
+from tests.replay.shoplog import tamper
 from tests.conftest import copy_log as copy_dir, roll_out
-
-
-def _tamper(src: Path, dest: Path, pick, **changes) -> Record:
-    hit: list[Record] = []
-
-    def t(r: Record) -> Record:
-        if not hit and pick(r):
-            hit.append(r)
-            return replace_event(r, **changes)
-        return r
-
-    with Log.open(src, readonly=True) as lg:
-        copy_log(lg, dest, t)
-    assert hit
-    return hit[0]
 
 
 def _digest(path: Path) -> tuple[str, int]:
@@ -43,7 +28,7 @@ def _digest(path: Path) -> tuple[str, int]:
 
 
 def _tampered_shop(shop_run: Path, dest: Path) -> Record:
-    return _tamper(shop_run, dest, lambda r: isinstance(r.event, ToolExecuted) and r.event.tool == "list_customer_orders",
+    return tamper(shop_run, dest, lambda r: isinstance(r.event, ToolExecuted) and r.event.tool == "list_customer_orders",
                    result=[])
 
 
@@ -117,7 +102,7 @@ def test_rerun_records_where_an_agent_diverged(template: Path, tmp_path: Path, c
     output says, so rerun finds the episode diverging at that message."""
     src = roll_out(copy_dir(template, tmp_path / "run"), 1)
     dest = tmp_path / "tampered.lmdb"
-    target = _tamper(src, dest, lambda r: isinstance(r.event, MessageSent) and r.event.role == "assistant"
+    target = tamper(src, dest, lambda r: isinstance(r.event, MessageSent) and r.event.role == "assistant"
                      and bool(r.event.content), content="tampered")
     digest, _ = _digest(dest)
     code, out, _ = cli("rerun", "--log", dest, "--quiet", "--json")

@@ -9,7 +9,7 @@ import msgspec
 import pytest
 import trio
 
-from scaleenv.replay.logcopy import copy_log, replace_event
+from scaleenv.replay.logcopy import copy_log
 from scaleenv.replay.verify import verify_log
 from scaleenv.store.events.episodes import ToolExecuted
 from scaleenv.store.events import synth
@@ -17,7 +17,7 @@ from scaleenv.store.log import Log
 from scaleenv.store.record import Record
 from scaleenv.sandbox import SandboxPool, task_clock
 from scaleenv.store.specs import FieldSpec, ParamSpec, ToolSpec
-from tests.replay.shoplog import TEST_CLOCK, build_shop_log
+from tests.replay.shoplog import TEST_CLOCK, build_shop_log, tamper
 
 
 def _verify(path: Path):
@@ -66,24 +66,9 @@ def test_a_nondeterministic_tool_is_caught(tmp_path: Path) -> None:
     assert d["expected"]["result"] != d["got"]["result"]
 
 
-def _tamper(src: Path, dest: Path, pick, **changes) -> Record:
-    hit: list[Record] = []
-
-    def t(r: Record) -> Record:
-        if not hit and pick(r):
-            hit.append(r)
-            return replace_event(r, **changes)
-        return r
-
-    with Log.open(src, readonly=True) as lg:
-        copy_log(lg, dest, t)
-    assert hit
-    return hit[0]
-
-
 def test_a_tampered_tool_result_is_named_by_stream_and_step(shop_run: Path, tmp_path: Path, cli) -> None:
     dest = tmp_path / "tampered.lmdb"
-    target = _tamper(shop_run, dest, lambda r: isinstance(r.event, ToolExecuted) and r.event.tool == "list_customer_orders",
+    target = tamper(shop_run, dest, lambda r: isinstance(r.event, ToolExecuted) and r.event.tool == "list_customer_orders",
                      result=[])
     code, out, _ = cli("replay", "--log", dest, "--verify", "--json")
     got = json.loads(out)
@@ -106,7 +91,7 @@ def test_a_tampered_test_verdict_is_caught(golden_run: Path, tmp_path: Path) -> 
         first = next(r for r in lg.read() if flip(r))
     results = list(first.event.results)
     results[0] = msgspec.structs.replace(results[0], passed=not results[0].passed)
-    target = _tamper(golden_run, dest, flip, results=results)
+    target = tamper(golden_run, dest, flip, results=results)
     report = _verify(dest)
     assert [(d.stream, d.n, d.kind, d.fields) for d in report.divergences] == [(target.stream, target.n, "tests", ["passed"])]
 
@@ -144,7 +129,7 @@ def test_clock_readings_are_recorded_and_reproduced(tmp_path: Path) -> None:
     assert _verify(path).divergences == []
 
     tampered = tmp_path / "tampered.lmdb"
-    target = _tamper(path, tampered, lambda r: r.n == notes[0].n and r.stream == notes[0].stream,
+    target = tamper(path, tampered, lambda r: r.n == notes[0].n and r.stream == notes[0].stream,
                      clock="2020-01-01 00:00:00")
     [d] = _verify(tampered).divergences
     assert (d.stream, d.n, d.kind, d.tool, d.fields) == (target.stream, target.n, "episode", "add_note", ["clock"])
