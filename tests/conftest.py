@@ -3,6 +3,9 @@
 - ``template``: stages 1 and 2 of a small run (2 domains, kept tasks, no episode yet);
   rollout, serving, pipeline and distributed tests roll out on copies of it.
 - ``synth8``: stage 1 of an 8-domain run (seed 1), for the facts about synthesized tools.
+
+Tests listed in ``tests/heavy.txt`` are marked ``heavy``: the quick loop leaves them out
+(``pytest -m "not slow and not heavy"``); the default command (CI) runs them.
 """
 
 from __future__ import annotations
@@ -16,6 +19,24 @@ import trio
 from scaleenv.config import RunConfig
 from scaleenv.runner import EngineOptions, open_run, project, rollouts, stage1, stage2
 from scaleenv.store.log import Log
+
+HEAVY = [line.split("#")[0].strip() for line in (Path(__file__).parent / "heavy.txt").read_text().splitlines()]
+HEAVY = [h for h in HEAVY if h]
+
+
+def _listed(nodeid: str, entry: str) -> bool:
+    """Whether ``entry`` (a folder ``tests/ui/``, a file ``tests/x.py`` or a test ``tests/x.py::test_y``) covers ``nodeid``."""
+    if entry.endswith("/"):
+        return nodeid.startswith(entry)
+    return nodeid == entry or nodeid.startswith((entry + "::", entry + "["))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the tests listed in tests/heavy.txt ``heavy``."""
+    for item in items:
+        if any(_listed(item.nodeid, entry) for entry in HEAVY):
+            item.add_marker(pytest.mark.heavy)
+
 
 TEMPLATE = RunConfig(seed=5, domains=2, tasks_per_domain=4, episodes_per_task=0)
 QUICK = EngineOptions(progress=False, sync=False)
