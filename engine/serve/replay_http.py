@@ -40,7 +40,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import re
 import ssl
 import time
 from collections.abc import Callable, Iterable
@@ -58,7 +57,7 @@ from .auth import Auth
 from .limits import SIM_SERVER_LIMITS, Limits
 from .sim_http import completion_body, strict_answer
 
-_SEED = re.compile(rb'"seed":(-?\d+)')
+_MARK_START = b'"description":"['
 _MARKS = tuple(b'"description":"' + m.encode() for m in (OPTIONAL, MAP, JSON))
 _encode = msgspec.json.Encoder().encode
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
@@ -102,8 +101,9 @@ def _text_shapes(call: LlmCalled, strict_cache: dict[bytes, dict[str, Any] | Non
             plain = json.dumps(from_strict(json.loads(call.raw), sent), sort_keys=True)
         except json.JSONDecodeError:
             plain = call.raw
-        return plain, call.raw
-    return call.raw, strict_answer(call.raw, sent)
+        return plain, None if plain == call.raw else call.raw
+    strict = strict_answer(call.raw, sent)
+    return call.raw, None if strict == call.raw else strict
 
 
 def _response(call: LlmCalled, text: str, model: str) -> bytes:
@@ -189,26 +189,38 @@ class ReplayServer:
                               "not_found_error"), 0.0
 
     def chat(self, body: bytes) -> tuple[bytes, float]:
-        """The recorded response to a chat-completions request body, and its latency."""
+        """The recorded response to a chat-completions request body, and its latency.
+
+        Only byte searches (``bytes.find``/``rfind``: no regular expression, whose scan
+        stops at every quote of a JSON text, and no JSON decode)."""
         if b'"stream":true' in body:
             return error_response(400, "sim-server --replay does not stream: send stream=false"), 0.0
-        n = re.search(rb'"n":(\d+)', body)
-        if n is not None and n.group(1) != b"1":
-            return error_response(400, f"sim-server --replay answers n=1 only, got n={n.group(1).decode()}"), 0.0
+        n = _integer_member(body, b'"n":', body.find)
+        if n is not None and n != 1:
+            return error_response(400, f"sim-server --replay answers n=1 only, got n={n}"), 0.0
+        # scaleenv's client puts the seed near the end (before temperature, and before the
+        # tools when it offers some): search from there
         answers = self.table.answers
         answer = None
         seed = None
-        for found in _SEED.finditer(body):
-            seed = int(found.group(1))
-            answer = answers.get(seed)
-            if answer is not None:
+        end = len(body)
+        while True:
+            at = body.rfind(b'"seed":', 0, end)
+            if at < 0:
                 break
+            found = _integer_at(body, at + 7)
+            if found is not None:
+                seed = found
+                answer = answers.get(seed)
+                if answer is not None:
+                    break
+            end = at
         if answer is None:
             self.missed += 1
             return error_response(404, self._no_answer(seed), "not_found_error"), 0.0
         self.served += 1
         self.slept_s += answer.latency_s
-        if answer.strict is not None and any(mark in body for mark in _MARKS):
+        if answer.strict is not None and _marked(body):
             return answer.strict, answer.latency_s
         return answer.plain, answer.latency_s
 
@@ -225,6 +237,37 @@ class ReplayServer:
     def stats(self) -> dict[str, Any]:
         return {"answers": len(self.table.answers), "served": self.served, "missed": self.missed,
                 "mean_latency_s": self.slept_s / self.served if self.served else None}
+
+
+def _integer_at(body: bytes, at: int) -> int | None:
+    """The JSON integer starting at ``body[at]``, or None (another kind of value)."""
+    stop = at + 1 if body[at:at + 1] == b"-" else at
+    size = len(body)
+    while stop < size and 48 <= body[stop] <= 57:
+        stop += 1
+    return int(body[at:stop]) if stop > at and body[stop - 1] != 45 else None
+
+
+def _integer_member(body: bytes, key: bytes, find: Callable[[bytes, int], int]) -> int | None:
+    """The first integer value of member ``key`` (``b'"name":'``) in a JSON text, or None."""
+    at = find(key, 0)
+    while at >= 0:
+        value = _integer_at(body, at + len(key))
+        if value is not None:
+            return value
+        at = find(key, at + 1)
+    return None
+
+
+def _marked(body: bytes) -> bool:
+    """Whether the request's schema carries a mark of ``strict_schema`` (one ``find`` per
+    description that starts with a bracket)."""
+    at = body.find(_MARK_START)
+    while at >= 0:
+        if body.startswith(_MARKS, at):
+            return True
+        at = body.find(_MARK_START, at + 1)
+    return False
 
 
 def _header(head: bytes, lower: bytes, name: bytes) -> str | None:

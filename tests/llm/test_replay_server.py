@@ -156,7 +156,25 @@ def test_the_answer_is_found_by_the_request_seed_alone(table: ReplayAnswers) -> 
     assert _status(response) == 200 and response == table.answers[seed].plain
     assert delay == table.answers[seed].latency_s > 0
     assert _body(response)["choices"][0]["message"]["role"] == "assistant"
-    assert srv.stats()["served"] == 1
+    # offered tools come after the seed, and may hold integer "seed" members of their own
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {
+        "type": "object", "properties": {"x": {"type": "object", "default": {"seed": 99}}}}}}]
+    response, _ = srv.respond(*_request({"model": "m", "messages": [], "seed": seed, "tools": tools}))
+    assert response == table.answers[seed].plain
+    assert srv.stats()["served"] == 2
+
+
+def test_a_schema_with_strict_marks_gets_the_strict_shape(table: ReplayAnswers) -> None:
+    srv = ReplayServer(table)
+    seed, answer = next((s, a) for s, a in table.answers.items() if a.strict is not None)
+    marked = {"type": "object", "properties": {"x": {"anyOf": [{"type": "string"}, {"type": "null"}],
+                                                      "description": "[optional] the x"}}}
+    plain = {"type": "object", "properties": {"x": {"type": "string", "description": "[a bracket] the x"}}}
+    for schema, expected in ((marked, answer.strict), (plain, answer.plain)):
+        body = {"messages": [], "response_format": {"type": "json_schema", "json_schema": {"schema": schema}},
+                "seed": seed}
+        assert srv.respond(*_request(body))[0] == expected
+    assert answer.strict != answer.plain
 
 
 def test_requests_it_cannot_answer_get_clear_errors(table: ReplayAnswers) -> None:
