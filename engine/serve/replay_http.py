@@ -178,7 +178,7 @@ class ReplayServer:
                                   "authentication_error"), 0.0
         if path == b"/v1/chat/completions":
             if method != b"POST":
-                return error_response(405, f"{method.decode('latin-1')} {path.decode()}: use POST"), 0.0
+                return error_response(405, f"{method.decode('latin-1')} {path.decode('latin-1')}: use POST"), 0.0
             return self.chat(body)
         if path == b"/v1/models" and method == b"GET":
             return self._models, 0.0
@@ -282,13 +282,14 @@ def _header(head: bytes, lower: bytes, name: bytes) -> str | None:
 class _Connection(asyncio.Protocol):
     """One client connection: requests parsed as their bytes arrive, one answered at a time."""
 
-    __slots__ = ("_buf", "_busy", "_loop", "_server", "_transport")
+    __slots__ = ("_buf", "_busy", "_continued", "_loop", "_server", "_transport")
 
     def __init__(self, server: ReplayServer, loop: asyncio.AbstractEventLoop) -> None:
         self._server = server
         self._loop = loop
         self._buf = bytearray()
         self._busy = False
+        self._continued = False
         self._transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -342,7 +343,11 @@ class _Connection(asyncio.Protocol):
             return
         stop = end + 4 + size
         if len(buf) < stop:
+            if not self._continued and b"\r\nexpect: 100-continue" in lower and self._transport is not None:
+                self._continued = True  # curl waits for this before sending a body over 1 kB
+                self._transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             return
+        self._continued = False
         body = bytes(buf[end + 4:stop])
         del buf[:stop]
         response, delay = self._server.respond(head, lower, body)

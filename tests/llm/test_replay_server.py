@@ -12,9 +12,9 @@ events are the in-process run's apart from the naming fields alone.
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
-import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -233,3 +233,63 @@ def test_a_log_without_model_calls_is_a_usage_error(tmp_path: Path, capsys: pyte
         pass
     assert main(["sim-server", "--port", "0", "--replay", str(empty)]) == 2
     assert "records no model calls" in capsys.readouterr().err
+
+
+def _read_response(sock: socket.socket, buf: bytearray) -> tuple[int, bytes]:
+    """One response (status, body) read off ``sock``; ``buf`` keeps what follows it."""
+    while b"\r\n\r\n" not in buf:
+        data = sock.recv(65536)
+        assert data, "the server closed the connection"
+        buf += data
+    end = buf.index(b"\r\n\r\n")
+    head = bytes(buf[:end]).lower()
+    status = int(head[9:12])
+    if status == 100:
+        del buf[:end + 4]
+        return 100, b""
+    at = head.index(b"content-length:") + 15
+    size = int(head[at:head.find(b"\r\n", at) if b"\r\n" in head[at:] else len(head)])
+    while len(buf) < end + 4 + size:
+        data = sock.recv(65536)
+        assert data, "the server closed the connection"
+        buf += data
+    body = bytes(buf[end + 4:end + 4 + size])
+    del buf[:end + 4 + size]
+    return status, body
+
+
+def _choices(body: bytes) -> Any:
+    reply = json.loads(body)
+    return reply["id"], reply["choices"]  # not "created": the time it was encoded
+
+
+def _post(body: bytes, *headers: bytes) -> bytes:
+    extra = b"".join(h + b"\r\n" for h in headers)
+    return (b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+            b"content-length: %d\r\n%s\r\n%s" % (len(body), extra, body))
+
+
+def test_on_a_socket_pipelined_answers_keep_their_order_and_limits_hold(recorded: Path, table: ReplayAnswers) -> None:
+    seeds = sorted(table.answers, key=lambda s: table.answers[s].latency_s)
+    slow, fast = seeds[-1], seeds[0]  # the first request sleeps longest: its answer must still come first
+    with server("--replay", str(recorded), "--latency", "--latency-median", "0.02", "--max-body-bytes", "5000") as url:
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+            buf = bytearray()
+            sock.sendall(_post(b'{"seed":%d}' % slow) + _post(b'{"seed":%d}' % fast))
+            first, second = _read_response(sock, buf), _read_response(sock, buf)
+            assert (first[0], second[0]) == (200, 200)
+            assert _choices(first[1]) == _choices(table.answers[slow].plain.split(b"\r\n\r\n", 1)[1])
+            assert _choices(second[1]) == _choices(table.answers[fast].plain.split(b"\r\n\r\n", 1)[1])
+            # curl's Expect: 100-continue, then the body
+            body = b'{"seed":%d}' % fast
+            request = _post(body, b"Expect: 100-continue")
+            sock.sendall(request[:-len(body)])
+            assert _read_response(sock, buf)[0] == 100
+            sock.sendall(body)
+            assert _read_response(sock, buf) == second
+            # over --max-body-bytes: refused before the body is read, and the connection closed
+            sock.sendall(_post(b"x" * 6000))
+            status, error = _read_response(sock, buf)
+            assert status == 413 and "--max-body-bytes" in json.loads(error)["error"]["message"]
+            assert sock.recv(1) == b""
