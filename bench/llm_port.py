@@ -65,7 +65,6 @@ from scaleenv.agents.sim import LatencyModel, NoiseModel, SimBackend
 from scaleenv.agents.llm.recorded import read_calls
 from scaleenv.serve.replay_http import ReplayAnswers
 from scaleenv.serve.sim_http import SimServer, serve_sim
-from scaleenv.run_context import RunConfig
 from scaleenv.runner import EngineOptions, open_run, rollouts
 from scaleenv.store import Log, Stream
 from scaleenv.store.events.llm import LlmCalled
@@ -478,9 +477,11 @@ def bench_realistic(concurrency: int, episodes: int, median: float, sigma: float
         synthesis = {c.seed for c in read_calls(template)}
         slept = [a.latency_s for seed, a in table.items() if seed not in synthesis]
         with ReplayServerProcess(str(recording), median, sigma) as server:
-            server_cpu0 = server.cpu_s()
+            server_cpu0, load0 = server.cpu_s(), os.getloadavg()[0]
             result = _rollout_in_child({**base, "url": server.url})
             result["server_cpu_s"] = round(server.cpu_s() - server_cpu0, 2)
+            # the machine's 1-minute load before and after: the engine shares the cores with it
+            result["load_avg_1m"] = [round(load0, 1), round(os.getloadavg()[0], 1)]
             stats = server.stats()
         # Baseline, same run: the same episodes, answers and sleeps, in-process (no HTTP).
         local = _rollout_in_child({**base, "recording": str(recording), "latency_median": median,

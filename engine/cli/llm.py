@@ -52,7 +52,8 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
                    help="serve the answers recorded in LOG (a run's log) instead of running the sim: each request "
                         "is answered by the recorded call with its seed, encoded once at start, after the "
                         "--latency sleep (a lean server for benchmarks of the engine against HTTP; no --noise, "
-                        "--unconstrained, stream or n; an unrecorded request gets 404)")
+                        "--unconstrained, stream or n; an unrecorded request gets 404; --header-timeout and --body-timeout do not "
+                        "apply)")
     add_network_options(p, limits=SIM_SERVER_LIMITS, arguments=False)
     p.set_defaults(handler=_serve)
 
