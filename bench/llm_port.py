@@ -17,18 +17,23 @@
    send, read by Content-Length, decode the JSON; the floor). CPU is this process's
    (``time.process_time``) divided by the calls; the median of ``--rounds`` turns.
 4. ``http_efficiency_at_1000_realistic``: rollouts with 1,000 episodes in flight through
-   ``--llm openai:URL`` against a sim server process with realistic latency (log-normal,
+   ``--llm openai:URL`` against a model server process with realistic latency (log-normal,
    median 1 s, sigma 0.75: a tail to ~10 s), default noise. As in bench/rollout.py:
    efficiency = LLM calls/s achieved over the saturated window / the ideal
-   (1,000 / mean latency), the mean taken of the latencies the server slept. As there,
-   the sim's answers are recorded first (an in-process run of the same episodes) and the
-   server serves them by request seed after sleeping, so its process pays for serving,
-   not for the sim's role simulators (a model server's GPU work). Baseline in the same
-   run: the same episodes and sleeps with the recorded answers in-process
-   (``in_process_efficiency``, bench/rollout.py's setting (b)). CPU per call of the
-   engine's process and of the server's are reported next to it.
+   (1,000 / mean latency), the mean taken of the latencies the server slept. The sim's
+   answers are recorded first (an in-process run of the same episodes) and the server is
+   ``scaleenv sim-server --replay`` of that recording (``http_realistic.server``): each
+   response encoded once at start, found by the request's seed with a byte search, sent
+   after the latency on a timer, so the server process costs about what a model server's
+   HTTP front costs, not the sim's role simulators (a model server's GPU work) nor a JSON
+   decode per request. The run must ask for exactly the recorded calls (the server's
+   counts say so, else the bench fails). Baseline in the same run: the same episodes and
+   sleeps with the recorded answers in-process (``in_process_efficiency``,
+   bench/rollout.py's setting (b)). CPU per call of the engine's process
+   (``engine_cpu_us_per_call``) and of the server's (``server_cpu_us_per_call``) are
+   reported next to it: both share this machine's cores.
 
-    .venv/bin/python bench/llm_port.py [--calls N] [--http-calls N] [--cpu-calls N] [--json]
+    .venv/bin/python bench/llm_port.py [--calls N] [--http-calls N] [--cpu-calls N] [--realistic-only] [--json]
 """
 
 from __future__ import annotations
@@ -38,7 +43,6 @@ import gc
 import json
 import math
 import os
-import random
 import shutil
 import statistics
 import subprocess
@@ -53,15 +57,14 @@ from typing import Annotated, Any, Literal
 import msgspec
 import structlog
 import trio
-from rollout import SEED, TimedReplay, build_template, in_subprocess  # bench/rollout.py: how rollouts are benchmarked
+from rollout import TimedReplay, build_template, in_subprocess, shape_config  # bench/rollout.py: how rollouts are benchmarked
 
 from scaleenv.agents.llm.openai_backend import OpenAIBackend
 from scaleenv.agents.llm.port import Llm, LlmExhaustedError, LlmRequest, render_messages, schema_for
 from scaleenv.agents.sim import LatencyModel, NoiseModel, SimBackend
 from scaleenv.agents.llm.recorded import read_calls
-from scaleenv.serve.http_json import HttpError
+from scaleenv.serve.replay_http import ReplayAnswers
 from scaleenv.serve.sim_http import SimServer, serve_sim
-from scaleenv.run_context import RunConfig
 from scaleenv.runner import EngineOptions, open_run, rollouts
 from scaleenv.store import Log, Stream
 from scaleenv.store.events.llm import LlmCalled
@@ -176,60 +179,12 @@ async def bench_http(calls: int, levels: list[int]) -> dict[str, Any]:
 # --- 3. client CPU per call, the server in its own process -------------------------------
 
 
-class RecordingSim(SimBackend):
-    """The sim, noting the latency of each answer (what the server then sleeps)."""
-
-    def __init__(self, **kw: Any) -> None:
-        super().__init__(**kw)
-        self.slept: list[float] = []
-
-    def answer(self, *args: Any, **kwargs: Any) -> tuple[str, int, int, float]:
-        out = super().answer(*args, **kwargs)
-        self.slept.append(out[3])
-        return out
-
-
-class ReplaySim:
-    """The sim's answers recorded by an earlier in-process run, looked up by request seed, with
-    the latency model's sleep: the sim server then costs what serving costs, not the sim's
-    role simulators' compute (which a model server spends on its GPU). The recording is
-    exactly what the live sim server would answer: in-process and over HTTP the sim gives
-    the same events (tests/llm/test_run_over_http.py)."""
-
-    model = "scaleenv-sim-1"
-
-    def __init__(self, recording: str, latency: LatencyModel) -> None:
-        self.answers = {c.seed: c for c in read_calls(recording)}
-        self.latency = latency
-        self.slept: list[float] = []
-
-    def answer(self, messages: Any, json_schema: Any, schema_name: str, seed: int, tools: Any = None,
-               **_: Any) -> tuple[str, int, int, float]:
-        call = self.answers.get(seed)
-        if call is None:
-            raise HttpError(500, f"no recorded answer for seed {seed}")
-        slept = self.latency.sample(random.Random(seed ^ 0x5EED), call.completion_tokens)
-        self.slept.append(slept)
-        return call.raw, call.prompt_tokens, call.completion_tokens, slept
-
-
-class BenchSimServer(SimServer):
-    """The sim server, plus ``GET /bench/latencies``: the latency each answer slept (for the ideal)."""
-
-    async def handle(self, method: str, path: str, body: bytes, headers: dict[str, str] | None = None) -> Any:
-        if path == "/bench/latencies":
-            return 200, {"latencies": self.sim.slept}
-        return await super().handle(method, path, body, headers)
-
-
 def serve_child(spec: dict[str, Any]) -> None:
-    """``--serve-child``: a sim server process; prints its port on stdout, serves until killed."""
-    latency = LatencyModel(enabled=spec["latency_median"] > 0, base_s=spec["latency_median"], per_token_s=0.0,
-                           sigma=spec["latency_sigma"])
+    """``--serve-child``: a live sim server process (noise 0, no latency: the client CPU
+    comparison); prints its port on stdout, serves until killed."""
     noise = NoiseModel() if spec["noise"] is None else NoiseModel(
         malformed=0.2 * spec["noise"], schema_violation=0.2 * spec["noise"], mistakes=spec["noise"])
-    sim = ReplaySim(spec["recording"], latency) if spec.get("recording") else RecordingSim(noise=noise, latency=latency)
-    server = BenchSimServer(sim=sim)  # type: ignore[arg-type]
+    server = SimServer(sim=SimBackend(noise=noise))
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
 
     async def main() -> None:
@@ -240,13 +195,18 @@ def serve_child(spec: dict[str, Any]) -> None:
     trio.run(main)
 
 
-class ServerProcess:
-    """A sim server in its own process (``with ServerProcess(...) as url``)."""
+def _process_cpu_s(pid: int) -> float:
+    """CPU seconds process ``pid`` used so far (user + system)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    def __init__(self, noise: float | None, latency_median: float = 0.0, latency_sigma: float = 0.0,
-                 recording: str | None = None) -> None:
-        self.spec = {"noise": noise, "latency_median": latency_median, "latency_sigma": latency_sigma,
-                     "recording": recording}
+
+class ServerProcess:
+    """A live sim server in its own process (``with ServerProcess(...) as url``)."""
+
+    def __init__(self, noise: float | None) -> None:
+        self.spec = {"noise": noise}
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
 
@@ -260,22 +220,50 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{int(line)}/v1"
         return self.url
 
-    def cpu_s(self) -> float:
-        """CPU seconds the server process used so far (user + system)."""
-        assert self.proc is not None
-        with open(f"/proc/{self.proc.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait()
 
-    def latencies(self) -> list[float]:
-        base = self.url.rsplit("/v1", 1)[0]
-        with urllib.request.urlopen(f"{base}/bench/latencies") as r:  # noqa: S310 - our own loopback server
-            return json.loads(r.read())["latencies"]
+
+REPLAY_SERVER = "scaleenv sim-server --replay (recorded answers pre-encoded, found by request seed; asyncio)"
+
+
+class ReplayServerProcess:
+    """``scaleenv sim-server --replay RECORDING`` with the latency model, in its own process."""
+
+    def __init__(self, recording: str, median: float, sigma: float) -> None:
+        self.args = ["sim-server", "--port", "0", "--replay", recording, "--latency", "--latency-median", str(median),
+                     "--latency-sigma", str(sigma)]
+        self.proc: subprocess.Popen[str] | None = None
+        self.url = ""
+
+    def __enter__(self) -> ReplayServerProcess:
+        self.proc = subprocess.Popen([sys.executable, "-c", "from scaleenv.cli import main; raise SystemExit(main())",
+                                      *self.args], stderr=subprocess.PIPE, text=True)
+        assert self.proc.stderr is not None
+        line = self.proc.stderr.readline()
+        while line and "serving" not in line:
+            line = self.proc.stderr.readline()
+        if " at http://" not in line:
+            raise RuntimeError(f"sim-server --replay did not start: {line!r}")
+        self.url = line.split(" at ", 1)[1].split()[0]
+        return self
+
+    def cpu_s(self) -> float:
+        assert self.proc is not None
+        return _process_cpu_s(self.proc.pid)
+
+    def stats(self) -> dict[str, Any]:
+        with urllib.request.urlopen(self.url.removesuffix("/v1") + "/replay/stats") as r:  # noqa: S310 - loopback
+            return json.loads(r.read())
 
     def __exit__(self, *exc: object) -> None:
         if self.proc is not None:
             self.proc.terminate()
             self.proc.wait()
+            if self.proc.stderr is not None:
+                self.proc.stderr.close()
 
 
 class RawClient:
@@ -393,8 +381,7 @@ def rollout_child(setting: dict[str, Any]) -> dict[str, Any]:
         shutil.copytree(setting["template"], path)
         c = setting["concurrency"]
         per_task = max(1, math.ceil(setting["episodes"] / setting["tasks"]))
-        config = RunConfig(seed=SEED, domains=setting["domains"], tasks_per_domain=setting["tasks_per_domain"],
-                           episodes_per_task=per_task)
+        config = shape_config(setting["shape"], setting["domains"], setting["tasks_per_domain"], per_task)
         over_http = bool(setting.get("url"))
         opts = EngineOptions(llm=f"openai:{setting['url']}" if over_http else "sim", model="scaleenv-sim-1",
                              progress=False, sync=True, concurrency=c, llm_concurrency=c)
@@ -468,30 +455,47 @@ def _rollout_in_child(setting: dict[str, Any]) -> dict[str, Any]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+SHAPE = "small"
+"""bench/rollout.py's task shape for the realistic rollout: one goal on a handful of records, the
+tasks this bench measured before the paper-scale stage 2 (figures stay comparable)."""
+
+
 def bench_realistic(concurrency: int, episodes: int, median: float, sigma: float) -> dict[str, Any]:
     """Rollouts through ``--llm openai:`` against a sim server with realistic latency (4.)."""
     with tempfile.TemporaryDirectory(prefix="scaleenv-bench-llm-") as tmp:
         template, recording = Path(tmp) / "template", Path(tmp) / "recording"
         domains, tpd = 2, 5
-        tasks = build_template(template, domains, tpd)
-        base = {"template": str(template), "tasks": tasks, "domains": domains, "tasks_per_domain": tpd,
+        tasks = build_template(template, SHAPE, domains, tpd)
+        base = {"template": str(template), "shape": SHAPE, "tasks": tasks, "domains": domains, "tasks_per_domain": tpd,
                 "concurrency": concurrency, "episodes": episodes}
         # The sim's answers to these very episodes, in-process (bench/rollout.py's recording run).
         in_subprocess({**base, "concurrency": 100, "sync": False, "keep_as": str(recording)})
-        server = ServerProcess(noise=None, latency_median=median, latency_sigma=sigma, recording=str(recording))
-        with server as url:
-            server_cpu0 = server.cpu_s()
-            result = _rollout_in_child({**base, "url": url})
+        latency = LatencyModel(enabled=True, base_s=median, per_token_s=0.0, sigma=sigma)
+        # what the replay server sleeps for each answer of the recorded rollouts (the same table it
+        # builds; the recording also holds the template's synthesis calls, never asked for again)
+        table = ReplayAnswers.of(read_calls(recording), latency=latency).answers
+        synthesis = {c.seed for c in read_calls(template)}
+        slept = [a.latency_s for seed, a in table.items() if seed not in synthesis]
+        with ReplayServerProcess(str(recording), median, sigma) as server:
+            server_cpu0, load0 = server.cpu_s(), os.getloadavg()[0]
+            result = _rollout_in_child({**base, "url": server.url})
             result["server_cpu_s"] = round(server.cpu_s() - server_cpu0, 2)
-            slept = server.latencies()
+            # the machine's 1-minute load before and after: the engine shares the cores with it
+            result["load_avg_1m"] = [round(load0, 1), round(os.getloadavg()[0], 1)]
+            stats = server.stats()
         # Baseline, same run: the same episodes, answers and sleeps, in-process (no HTTP).
         local = _rollout_in_child({**base, "recording": str(recording), "latency_median": median,
                                    "latency_sigma": sigma})
-    ideal = concurrency / statistics.fmean(slept)
+    # The run over HTTP asked for exactly the recorded calls (same seed, same answers: the
+    # replay server's test shows the digests agree), each once: then the latencies it slept
+    # are the table's.
+    if stats["missed"] or stats["served"] != len(slept):
+        raise RuntimeError(f"the run over HTTP did not ask for the recorded calls: {stats}, {len(slept)} recorded")
+    ideal = concurrency / stats["mean_latency_s"]
     local_ideal = concurrency / local["mean_latency_s"]
     result.update({
-        "concurrency": concurrency, "episodes": episodes, "latency_median_s": median, "latency_sigma": sigma,
-        "server_calls": len(slept), "mean_latency_s": round(statistics.fmean(slept), 4),
+        "concurrency": concurrency, "episodes": episodes, "shape": SHAPE, "latency_median_s": median, "latency_sigma": sigma,
+        "server": REPLAY_SERVER, "server_calls": stats["served"], "mean_latency_s": round(stats["mean_latency_s"], 4),
         "p99_latency_s": round(sorted(slept)[int(0.99 * (len(slept) - 1))], 3), "max_latency_s": round(max(slept), 3),
         "ideal_llm_calls_per_s": round(ideal, 1), "efficiency": round(result["llm_calls_per_s_window"] / ideal, 4),
         "engine_cpu_us_per_call": round(result["engine_cpu_s"] / result["llm_calls"] * 1e6),
@@ -538,6 +542,7 @@ if __name__ == "__main__":
     parser.add_argument("--episodes", type=int, default=3000,
                         help="episodes of the realistic-latency rollout at 1,000 in flight (default %(default)s)")
     parser.add_argument("--no-realistic", action="store_true", help="skip the realistic-latency rollout (4.)")
+    parser.add_argument("--realistic-only", action="store_true", help="only the realistic-latency rollout (4.)")
     parser.add_argument("--json", action="store_true", help="print one JSON object on the last line")
     parser.add_argument("--serve-child", help=argparse.SUPPRESS)
     parser.add_argument("--rollout-child", help=argparse.SUPPRESS)
@@ -548,7 +553,7 @@ if __name__ == "__main__":
     if args.rollout_child:
         print(json.dumps(rollout_child(json.loads(args.rollout_child))))
         sys.exit(0)
-    out = trio.run(main, args)
+    out = {"bench": "llm_port"} if args.realistic_only else trio.run(main, args)
     if not args.no_realistic:
         realistic = bench_realistic(1000, args.episodes, median=1.0, sigma=0.75)
         out["http_efficiency_at_1000_realistic"] = realistic["efficiency"]

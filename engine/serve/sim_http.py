@@ -203,15 +203,21 @@ class SimServer:
             return EventStream(_stream_events(cid, model, choices, usage if with_usage else None, latency))
         if latency > 0:
             await trio.sleep(latency)
-        return {
-            "id": cid,
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": model,
-            "choices": [{"index": i, "message": _message(content, calls), "logprobs": None,
-                         "finish_reason": "tool_calls" if calls else "stop"} for i, (content, calls) in enumerate(choices)],
-            "usage": usage,
-        }
+        return completion_body(cid, model, choices, usage, int(time.time()))
+
+
+def completion_body(cid: str, model: str, choices: list[tuple[str | None, list[dict[str, Any]] | None]],
+                    usage: dict[str, int], created: int) -> dict[str, Any]:
+    """The ``chat.completion`` object for these choices (content, tool calls). Pure."""
+    return {
+        "id": cid,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [{"index": i, "message": _message(content, calls), "logprobs": None,
+                     "finish_reason": "tool_calls" if calls else "stop"} for i, (content, calls) in enumerate(choices)],
+        "usage": usage,
+    }
 
 
 def _message(content: str | None, tool_calls: list[dict[str, Any]] | None) -> dict[str, Any]:
