@@ -14,7 +14,13 @@ user sees (:attr:`EpisodeView.user_view`): its own messages and the assistant's 
 Counting rules: a *turn* is an assistant message without tool calls (the policy spoke to
 the user); ``tool_calls`` counts executed calls (``ToolExecuted``); a call that failed
 for the environment's own reasons (timeout, memory, crash, output too large) counts as
-an environment failure. ``apply`` takes ownership of the view (updated in place and
+an environment failure.
+
+The tools the policy was offered (:attr:`EpisodeView.offered_tools`) are read from the
+policy's recorded calls (``LlmCalled.tools``, log format 3: carried by the episode's
+first call, referred to by position, ``tools_n``, from the later ones), which need the
+record's position in the stream: :func:`apply_call`; :func:`fold` and the run projection
+give it. ``apply`` takes ownership of the view (updated in place and
 returned, as the run projection's ``apply``); database states are never mutated.
 """
 
@@ -27,6 +33,7 @@ from typing import Any
 import attrs
 
 from scaleenv.model.state import apply_delta
+from scaleenv.store.events.llm import LlmCalled
 from scaleenv.store.events.episodes import (
     EpisodeEnded,
     EpisodeStarted,
@@ -83,6 +90,13 @@ class EpisodeView:
     state: DbState | None = None
     """The episode's database: the task's initial state with every successful call's delta
     (None when the task is unknown, e.g. a stream folded without its task)."""
+    offered_tools: list[dict[str, Any]] | None = None
+    """The tools (OpenAI function format) offered with the policy's latest recorded call;
+    None when no call recorded them (a log older than format 3, a served episode, whose
+    policy is outside the engine) or the fold was not given positions (:func:`apply_call`)."""
+    tools_at: dict[int, list[dict[str, Any]]] = attrs.field(factory=dict, repr=False)
+    """The tools each policy call that carried them offered, by its position in the stream
+    (what a later call's ``tools_n`` refers to)."""
 
     @property
     def reward(self) -> RewardGiven | None:
@@ -146,6 +160,23 @@ def apply(state: EpisodeView, event: Any) -> EpisodeView:
         state.ended = event
     elif isinstance(event, RewardGiven):
         state.rewards.append(event)
+    return state
+
+
+def apply_call(state: EpisodeView, n: int, event: LlmCalled) -> EpisodeView:
+    """``state`` after the recorded model call ``event`` at position ``n`` of the episode's
+    stream: a policy call's offered tools become :attr:`EpisodeView.offered_tools` (a
+    reference, ``tools_n``, to a position this fold has not seen leaves them None: the
+    caller falls back to what the task offers). Other roles' calls change nothing."""
+    if event.role != "policy":
+        return state
+    if event.tools is not None:
+        state.tools_at[n] = event.tools
+        state.offered_tools = event.tools
+    elif event.tools_n is not None:
+        state.offered_tools = state.tools_at.get(event.tools_n)
+    else:
+        state.offered_tools = None
     return state
 
 
@@ -213,10 +244,14 @@ TOOL_TAG: str = ToolExecuted.__struct_config__.tag  # type: ignore[assignment]
 
 
 def fold(events: Iterable[Any], initial_state: DbState | None, episode_id: str = "") -> EpisodeView:
-    """The view after ``events`` (an episode stream's events, in order)."""
+    """The view after ``events`` (an episode stream's events, in order, from its first: the
+    i-th event is the stream's record ``n = i``, which :func:`apply_call` is given)."""
     state = start(initial_state, episode_id)
-    for event in events:
-        apply(state, event)
+    for n, event in enumerate(events):
+        if isinstance(event, LlmCalled):
+            apply_call(state, n, event)
+        else:
+            apply(state, event)
     return state
 
 

@@ -1,7 +1,8 @@
 """Trajectories for RL trainers: one row per finished episode, in OpenAI chat format.
 
 Each row carries the task id, domain, which kind of episode it is, the tool schemas
-offered (OpenAI function format), the message list (system, user, assistant with
+offered (OpenAI function format: read from the policy's recorded calls, log format 3;
+derived from the task for older logs and served episodes), the message list (system, user, assistant with
 tool_calls, tool results), the reward and its breakdown, why the episode ended and whose
 fault it was, the seeds, and the token ids / logprobs per assistant turn whenever the
 backend or the client gave them (re-tokenizing chat text is a known source of RL
@@ -110,7 +111,7 @@ def episode_row(ep: EpisodeView, tasks: Mapping[str, TaskView], domains: Mapping
     domain = domains.get(ep.task_id.split("/", 1)[0])
     if task is None or domain is None or domain.spec is None:
         return None
-    offered = environment_tools(domain.spec.tools, domain.verified, task.env_tools)
+    tools = ep.offered_tools if ep.offered_tools is not None else offered_by_task(task, domain)
     assistant = [e for e in ep.timeline if isinstance(e, MessageSent) and e.role == "assistant"]
     token_ids = [e.token_ids for e in assistant]
     logprobs = [e.logprobs for e in assistant]
@@ -122,7 +123,7 @@ def episode_row(ep: EpisodeView, tasks: Mapping[str, TaskView], domains: Mapping
         "kind": episode_kind(ep),
         "label": ep.label,
         "instruction": task.instruction,
-        "tools": openai_tools(offered),
+        "tools": tools,
         "messages": ep.trajectory(),
         "reward": reward.reward,
         "reward_breakdown": reward.breakdown,
@@ -136,6 +137,14 @@ def episode_row(ep: EpisodeView, tasks: Mapping[str, TaskView], domains: Mapping
         "assistant_token_ids": token_ids if any(t is not None for t in token_ids) else None,
         "assistant_logprobs": logprobs if any(lp is not None for lp in logprobs) else None,
     }
+
+
+def offered_by_task(task: TaskView, domain: DomainView) -> list[dict[str, Any]]:
+    """The tools an episode of ``task`` is offered, derived from the task (its environment's
+    verified tools, OpenAI function format): what a row carries when the log does not
+    record them (logs older than format 3, served episodes)."""
+    assert domain.spec is not None
+    return openai_tools(environment_tools(domain.spec.tools, domain.verified, task.env_tools))
 
 
 @attrs.define

@@ -45,6 +45,7 @@ from scaleenv.store.specs import DbState, DomainSpec
 
 from .episode import EpisodeSummary, EpisodeView
 from .episode import apply as apply_episode
+from .episode import apply_call
 
 from scaleenv.model.graph import graph_from_edges
 from scaleenv.model.state import apply_delta
@@ -186,6 +187,10 @@ def apply(view: RunView, record: Record) -> RunView:
                 t = view.tasks[rest] = TaskView(task_id=rest, slot=rest.split("/", 1)[0])
             t.llm_calls += 1
             t.tokens += event.prompt_tokens + event.completion_tokens
+        elif kind == "episode":
+            ep = view.episodes.get(rest)  # (started first; a summary keeps no conversation, nor its tools)
+            if isinstance(ep, EpisodeView):
+                apply_call(ep, record.n, event)
         return view
     if kind == "domain":
         _apply_domain(_domain(view, rest), event)

@@ -50,7 +50,7 @@ from scaleenv.store.events.synth import (
 from scaleenv.store.specs import DbState, DomainSpec, ToolSpec
 from scaleenv.model.graph import derive_edges
 from scaleenv.model.briefs import briefs_for
-from scaleenv.model.scope import tool_scope, touched_tables
+from scaleenv.model.scope import scoped_state, state_scope, tool_scope
 from scaleenv.streams import domain_stream, slot_id, tool_stream
 from scaleenv.logs import get_logger
 
@@ -128,7 +128,8 @@ async def _tool_task(
 
 
 def tool_context(spec: DomainSpec, tool: ToolSpec, **extra: Any) -> dict[str, Any]:
-    """What a role working on one tool is given: the tool and the tables it touches (not the
+    """What a role working on one tool is given: the tool and the tables it touches, one
+    foreign-key hop around the tables it names (:func:`scaleenv.model.scope.tool_scope`; not the
     whole domain: a call's size does not grow with the domain's)."""
     scoped = tool_scope(spec, tool)
     return {"domain": {"name": spec.name, "description": spec.description,
@@ -246,12 +247,20 @@ async def synthesize_tool(ctx: RunContext, sid: str, spec: DomainSpec, tool: Too
 # --------------------------------------------------------------------------- tests
 
 
+def fixture_for_tester(spec: DomainSpec, tool: ToolSpec, rng: Any, rows: int) -> tuple[DbState, dict[str, Any]]:
+    """The test database of ``tool`` and what the tester is given. The database is generated
+    closed under foreign keys (:func:`scaleenv.model.scope.state_scope`: every reference
+    resolves); the tester is shown the part of it inside the tool's scope, so its prompt does
+    not grow with the domain's chains of references either."""
+    state = generate_state(state_scope(spec, tool), rng, rows=rows)
+    return state, tool_context(spec, tool, state=scoped_state(spec, tool, state))
+
+
 async def _write_cases(
     ctx: RunContext, stream: Any, sid: str, spec: DomainSpec, tool: ToolSpec, cause: Ref
 ) -> tuple[list[TestCase], Ref]:
     rng = rng_for(ctx.seed, "tests", sid, tool.name)
-    state = generate_state(tool_scope(spec, tool), rng, rows=ctx.config.test_rows)
-    context = tool_context(spec, tool, state=state)
+    state, context = fixture_for_tester(spec, tool, rng, ctx.config.test_rows)
     plan = await ctx.llm.generate(
         stream,
         rendered_request("tester", prompts.TESTER, context, f"Test {tool.name}."),
@@ -317,11 +326,10 @@ async def _run_cases(ctx: RunContext, sid: str, spec: DomainSpec, tool: ToolSpec
 
 
 def _failure_json(case: TestCase, result: CaseResult, spec: DomainSpec, tool: ToolSpec) -> dict[str, Any]:
-    touched = set(touched_tables(spec, tool))
     return {"case": case.name, "args": case.args, "expect": case.expect, "outcome": result.outcome,
             "message": result.message[:300], "failure": result.failure[:500], "traceback": result.traceback[-800:],
             "expect_changes": [msgspec.to_builtins(e) for e in case.expect_changes],
-            "state": {t: rows for t, rows in case.state.items() if t in touched}}
+            "state": scoped_state(spec, tool, case.state)}
 
 
 async def _debug(ctx: RunContext, stream: Any, spec: DomainSpec, tool: ToolSpec, code: str, cases: list[TestCase],
