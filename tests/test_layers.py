@@ -25,7 +25,8 @@ LAZY_OK = {
 
 def _package_dirs() -> dict[str, Path]:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    return {name: ROOT / path for name, path in config["tool"]["setuptools"]["package-dir"].items()}
+    return {name: ROOT / path for name, path in config["tool"]["setuptools"]["package-dir"].items()
+            if name == "scaleenv" or name.startswith("scaleenv.")}  # not the top-level plugin shims (scaleenv_verifiers)
 
 
 def _modules() -> dict[str, Path]:

@@ -97,7 +97,7 @@ def test_verifiers_snippet(folder: Path) -> None:
     vf = pytest.importorskip("verifiers")
     if not hasattr(vf, "MultiTurnEnv"):
         pytest.skip("the adapter is for verifiers' classic API (0.3.x)")
-    code = snippet("import verifiers")
+    code = snippet("import verifiers as vf")
     assert "http://127.0.0.1:8000/v1" in code
     with process([sys.executable, "-m", "scaleenv", "sim-server", "--port", "0"], folder, "serving") as line:
         url = line.split(" at ", 1)[1].split()[0]
