@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import json
 from collections.abc import Iterable
 from typing import Any
@@ -157,6 +158,10 @@ class ScaleEnvEnv(vf.Env[ScaleEnvEnvConfig]):
     """Each episode is a served scaleenv episode; turns are relayed to its simulated user."""
 
     async def run(self, task: vf.Task, agents: vf.Agents) -> None:
+        """One episode of ``task``: awaits serve-mcp (open, each relayed reply) and the
+        agent's turns. If it fails or is cancelled (verifiers' episode deadline), the
+        served episode is ended (``policy_stopped``) before the error propagates, so it
+        does not wait for the server's idle timeout; otherwise the task's reward ends it."""
         control = self.taskset.config.url
         opened = await call(control, OPEN, {"task_id": task.data.id})
         url = endpoint(control, opened["mcp_path"])
@@ -164,6 +169,14 @@ class ScaleEnvEnv(vf.Env[ScaleEnvEnvConfig]):
             task.data.model_copy(update={"prompt": None, "system_prompt": opened["system_prompt"],
                                          "episode_id": opened["log_episode_id"]}),
             task.config.model_copy(update={"episode_url": url}))
+        try:
+            await self._relay(played, agents, opened, url)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(call(url, END, {})), 60)
+            raise
+
+    async def _relay(self, played: vf.Task, agents: vf.Agents, opened: dict[str, Any], url: str) -> None:
         async with agents.agent.interaction(played) as agent:
             if opened["ended"]:  # the user ended it before the agent spoke: nothing to play
                 return
