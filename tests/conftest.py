@@ -11,6 +11,7 @@ Tests listed in ``tests/heavy.txt`` are marked ``heavy``: the quick loop leaves 
 from __future__ import annotations
 
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,12 @@ import trio
 from scaleenv.config import RunConfig
 from scaleenv.runner import EngineOptions, open_run, project, rollouts, stage1, stage2
 from scaleenv.store.log import Log
+
+# A shell starts a background job (`cmd &`) with SIGINT ignored, Python then installs no
+# KeyboardInterrupt handler, and every child inherits the ignored signal: the tests that
+# stop a child with Ctrl-C would wait forever. Ctrl-C means Ctrl-C here, however the suite was started.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 HEAVY = [line.split("#")[0].strip() for line in (Path(__file__).parent / "heavy.txt").read_text().splitlines()]
 HEAVY = [h for h in HEAVY if h]

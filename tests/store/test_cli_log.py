@@ -73,11 +73,14 @@ async def test_tail_follows_and_stops_on_ctrl_c(tmp_path) -> None:
     scaleenv = [sys.executable, "-c", "import sys; from scaleenv.cli import main; sys.exit(main())"]
     with subprocess.Popen([*scaleenv, "log", "tail", "--log", str(p), "--from", "1", "--poll", "0.02"],
                           stdout=subprocess.PIPE, text=True) as child:
-        seqs = [json.loads(child.stdout.readline())["seq"] for _ in range(7)]
-        assert seqs == list(range(1, 8))
-        time.sleep(0.1)
-        child.send_signal(signal.SIGINT)
-        assert child.wait(timeout=20) == 0
+        try:
+            seqs = [json.loads(child.stdout.readline())["seq"] for _ in range(7)]
+            assert seqs == list(range(1, 8))
+            time.sleep(0.1)
+            child.send_signal(signal.SIGINT)
+            assert child.wait(timeout=60) == 0
+        finally:
+            child.kill()  # a child that did not stop must not hang the suite in Popen.__exit__
 
 
 async def test_check_prints_a_run_of_missing_seqs_once(tmp_path, capsys) -> None:
