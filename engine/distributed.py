@@ -341,7 +341,7 @@ def plan(main: Log, main_path: str, config: RunConfig, options: EngineOptions, s
          fail_after: int | None = None, chunk_records: int = CHUNK_RECORDS,
          kind: Kind = "episodes") -> tuple[list[ShardWork], int]:
     """Shard work for every unfinished item of the stage; and how many were done already."""
-    view = project(main)
+    view = project(main, lean=True)  # memory that does not grow with the episodes finished
     by_shard: dict[int, list[tuple[str, int]]] = {}
     finished = 0
     for item in plan_items(view, config, kind):

@@ -26,7 +26,7 @@ from scaleenv.agents.synth.stage2 import instantiate_domain
 from scaleenv.backend_spec import backend_from_spec, check_spec, sim_latency, sim_noise
 from scaleenv.replay import checkpoint
 from scaleenv.replay.projection import RunView
-from scaleenv.replay.stored import episode_finished
+from scaleenv.replay.stored import episode_summaries, left_to_run
 from scaleenv.sandbox import SandboxPool
 from scaleenv.store.errors import LogError
 from scaleenv.store.log import Log
@@ -35,7 +35,7 @@ from scaleenv.store.record import run_digest
 from scaleenv.store.gc_tuning import engine_gc, frozen_heap
 from scaleenv.config import ConfigError, RunConfig, make, reconcile
 from scaleenv.errors import UsageError
-from scaleenv.streams import episode_id, slot_id
+from scaleenv.streams import slot_id
 from scaleenv.logs import get_logger
 from .progress import Progress
 from .run_context import RunContext
@@ -149,11 +149,13 @@ async def open_run(path: str, config: RunConfig | Mapping[str, Any], options: En
             await llm.aclose()
 
 
-def project(event_log: Log) -> RunView:
+def project(event_log: Log, *, lean: bool = False) -> RunView:
     """The whole log folded into the run's view (domains, tools, graph, tasks, episode
     summaries): the newest valid projection checkpoint of the log plus the records after
-    it; a writable log gets a new checkpoint (see :mod:`scaleenv.replay.checkpoint`)."""
-    return checkpoint.project(event_log)
+    it; a writable log gets a new checkpoint (see :mod:`scaleenv.replay.checkpoint`).
+    ``lean``: a planner's view, whose memory does not grow with the episodes finished
+    (see :func:`scaleenv.replay.checkpoint.projected`)."""
+    return checkpoint.project(event_log, lean=lean)
 
 
 async def stage1(ctx: RunContext) -> None:
@@ -192,7 +194,7 @@ async def rollouts(ctx: RunContext) -> None:
 
     Awaits until all are scored and committed; at most ``concurrency`` run at once.
     Cancellation ends the episodes in flight without their reward; they run again on resume."""
-    work = rollout_work(project(ctx.log), ctx.config.episodes_per_task, skip_finished=ctx.mode != "verify")
+    work = rollout_work(project(ctx.log, lean=True), ctx.config.episodes_per_task, skip_finished=ctx.mode != "verify")
     ctx.progress.set_stage("rollout", {"episodes": len(work)})
     totals = [0.0, 0]  # sum of rewards, finished episodes (a running mean: O(1) per episode)
     checkpointing = [False]
@@ -234,19 +236,16 @@ async def rollouts(ctx: RunContext) -> None:
 
 def rollout_work(view: RunView, episodes_per_task: int, *, skip_finished: bool = True) -> list[tuple[Any, Any, int]]:
     """``(domain, task, attempt)`` of every episode of a kept task that is left to run (all
-    of them unless ``skip_finished``); an episode with its reward is finished. Reads only
-    each episode's finished flag (a checkpoint's episodes are not decoded)."""
-    work = []
-    for tid in sorted(view.tasks):
-        task = view.tasks[tid]
-        if task.status != "kept":
-            continue
-        domain = view.domains[task.slot]
-        for g in range(episodes_per_task):
-            if skip_finished and episode_finished(view.episodes, episode_id(tid, g)):
-                continue
-            work.append((domain, task, g))
-    return work
+    of them unless ``skip_finished``); an episode with its reward is finished. On a view
+    read from a checkpoint, no episode is decoded, and a finished run (or one whose few
+    lagging tasks are all that is left) is answered from the checkpoint's run progress
+    without walking every task (:func:`scaleenv.replay.stored.left_to_run`)."""
+    if skip_finished:
+        items = left_to_run(view.tasks, view.episodes, episodes_per_task)
+    else:
+        items = [(tid, g) for tid in sorted(view.tasks) if view.tasks[tid].status == "kept"
+                 for g in range(episodes_per_task)]
+    return [(view.domains[view.tasks[tid].slot], view.tasks[tid], g) for tid, g in items]
 
 
 async def _admit(ctx: RunContext, work: list[tuple[Any, Any, int]],
@@ -312,7 +311,15 @@ def _requests_raised(task: Any, episode: Any) -> int:
 
 
 def summary(view: RunView) -> dict[str, Any]:
-    """The run's figures per domain (tools, tasks, episodes, pass@k, ...) and its digest."""
+    """The run's figures per domain (tools, tasks, episodes, pass@k, ...) and its digest.
+    A checkpoint's episodes are read once each, without their database state
+    (:func:`scaleenv.replay.stored.episode_summaries`), and only the finished ones are kept."""
+    if view.lean:
+        raise ValueError("a lean view (finished episodes stripped) has no run summary: project it without lean")
+    finished_by_slot: dict[str, list[Any]] = {}
+    for e in episode_summaries(view.episodes):
+        if e.reward is not None:
+            finished_by_slot.setdefault(e.task_id.split("/", 1)[0], []).append(e)
     domains = []
     for slot in sorted(view.domains):
         d = view.domains[slot]
@@ -323,7 +330,7 @@ def summary(view: RunView) -> dict[str, Any]:
             if t.status == "discarded":
                 discarded[t.reason] = discarded.get(t.reason, 0) + 1
         # Local rollouts (…/g<attempt>); episodes served to outside policies (…/s<k>) are counted apart.
-        finished = [e for e in view.episodes.values() if e.task_id.startswith(slot + "/") and e.reward is not None]
+        finished = [e for e in finished_by_slot.get(slot, []) if e.task_id.startswith(slot + "/")]
         episodes = [e for e in finished if e.episode_id.rsplit("/", 1)[-1].startswith("g")]
         served = len(finished) - len(episodes)
         by_task: dict[str, list[float]] = {}

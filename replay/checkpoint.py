@@ -46,7 +46,16 @@ from scaleenv.streams import episode_stream
 from .episode import EpisodeSummary
 from .partial import fold_log
 from .projection import DomainView, RunView, TaskView
-from .stored import EPISODE_PREFIX, StoredDigests, StoredEpisodes, encode_entry, finished_prefixes
+from .stored import (
+    EPISODE_PREFIX,
+    RunProgress,
+    StoredDigests,
+    StoredEpisodes,
+    encode_entry,
+    finished_prefixes,
+    progress_problem,
+    run_progress,
+)
 
 log = get_logger("scaleenv.replay.checkpoint")
 
@@ -87,6 +96,9 @@ class Checkpoint(msgspec.Struct, kw_only=True):
     run is known without reading their entries)."""
     domains: dict[str, DomainView]
     tasks: dict[str, TaskView]
+    progress: RunProgress | None = None
+    """The run-level summary of ``finished_prefix`` over the kept tasks (absent in
+    checkpoints written before it existed: what is left is then asked per task)."""
 
 
 _enc = msgspec.msgpack.Encoder()
@@ -106,10 +118,20 @@ def _stored(event_log: Log, seq: int) -> bytes | None:
     return None
 
 
-def encode(event_log: Log, view: RunView, seq: int) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+class Encoded(NamedTuple):
+    value: bytes
+    entries: list[tuple[bytes, bytes]]
+    finished_prefix: dict[str, int]
+    progress: RunProgress
+
+
+def encode(event_log: Log, view: RunView, seq: int) -> Encoded:
     """The stored value of a checkpoint of ``view``, the fold of records ``1..seq`` of
     ``event_log``, and the episode entries to write with it (every episode, or for a view
-    loaded from a checkpoint of this log, those decoded or added since)."""
+    loaded from a checkpoint of this log, those decoded or added since); with the finished
+    prefixes and run progress it holds."""
+    if view.lean:
+        raise ValueError("a lean view (finished episodes stripped) cannot be checkpointed")
     if not view.digested:
         raise ValueError("a checkpoint holds stream digests: fold with digests=True")
     raw = _stored(event_log, seq)
@@ -135,21 +157,27 @@ def encode(event_log: Log, view: RunView, seq: int) -> tuple[bytes, list[tuple[b
             episode_events += d.count
         else:
             others[s] = (hexes[s], d.count)
+    prefixes = finished_prefixes(view.tasks, episodes)
+    progress = run_progress(view.tasks, prefixes)
     payload = _enc.encode(Checkpoint(
         format=CHECKPOINT_FORMAT, fold_version=FOLD_VERSION, seq=seq, last_record=_record_digest(raw),
         run_digest=run_digest(hexes), events=view.events, llm_calls=view.llm_calls, llm_invalid=view.llm_invalid,
         types=view.types, digests=others, episodes=len(episodes), episode_events=episode_events,
-        finished_prefix=finished_prefixes(view.tasks, episodes),
-        domains=view.domains, tasks=view.tasks,
+        finished_prefix=prefixes, domains=view.domains, tasks=view.tasks, progress=progress,
     ))
-    return hashlib.blake2b(payload, digest_size=_SUM).digest() + payload, entries
+    return Encoded(hashlib.blake2b(payload, digest_size=_SUM).digest() + payload, entries, prefixes, progress)
 
 
 def save(event_log: Log, view: RunView, seq: int) -> None:
     """Store a checkpoint of ``view`` (the fold of records ``1..seq``) and its changed
-    episodes' entries in one transaction, keeping the newest :data:`KEEP`."""
-    value, entries = encode(event_log, view, seq)
-    event_log.put_checkpoint(seq, value, keep=KEEP, entries=entries)
+    episodes' entries in one transaction, keeping the newest :data:`KEEP`. A view read
+    from a checkpoint then knows the run progress the new one holds (it is the fold
+    through ``seq`` too), so asking it what is left costs nothing per episode."""
+    encoded = encode(event_log, view, seq)
+    event_log.put_checkpoint(seq, encoded.value, keep=KEEP, entries=encoded.entries)
+    if isinstance(view.episodes, StoredEpisodes):
+        view.episodes.finished_prefix = encoded.finished_prefix
+        view.episodes.progress = encoded.progress
 
 
 def validate(event_log: Log, seq: int, value: bytes | None, last_seq: int) -> tuple[RunView | None, str]:
@@ -183,7 +211,14 @@ def validate(event_log: Log, seq: int, value: bytes | None, last_seq: int) -> tu
     if sum(n for _, n in cp.digests.values()) + cp.episode_events != cp.events or \
             any(s.startswith(EPISODE_PREFIX) for s in cp.digests):
         return None, "inconsistent: its stream digests do not give its run digest or event count"
-    episodes = StoredEpisodes(event_log, seq, cp.tasks, cp.episodes, cp.finished_prefix)
+    progress = cp.progress
+    if progress is not None:
+        problem = progress_problem(progress, cp.tasks, cp.finished_prefix)
+        if problem:
+            log.warning(f"run progress of the projection checkpoint at seq {seq} of {event_log.path} ignored: "
+                        f"{problem}; what is left is asked per task")
+            progress = None
+    episodes = StoredEpisodes(event_log, seq, cp.tasks, cp.episodes, cp.finished_prefix, progress)
     digests = StoredDigests({s: StreamDigest.restore(d, n) for s, (d, n) in cp.digests.items()}, episodes)
     view = RunView(domains=cp.domains, tasks=cp.tasks, episodes=episodes,  # type: ignore[arg-type]
                    llm_calls=cp.llm_calls, llm_invalid=cp.llm_invalid, events=cp.events, types=cp.types,
@@ -212,11 +247,40 @@ class Projected(NamedTuple):
     folded: int
 
 
-def projected(event_log: Log, *, write: bool | None = None, digests: bool = True) -> Projected:
+SEGMENT = 100_000
+"""Records a lean projection of a writable log folds between two checkpoints (see :func:`projected`)."""
+
+
+def _fold_in_segments(event_log: Log, view: RunView, seq: int, last: int, segment: int) -> RunView:
+    """Records ``seq+1..last`` folded into ``view`` ``segment`` at a time, each segment
+    checkpointed and the view then read back from that checkpoint (its episodes lazily),
+    so the episodes held in memory are at most one segment's."""
+    while seq < last:
+        stop = min(last, seq + segment)
+        view = fold_log(event_log, view, from_seq=seq + 1, to_seq=stop, digests=True)
+        save(event_log, view, stop)
+        reread, why = validate(event_log, stop, event_log.get_checkpoint(stop), last)
+        if reread is None:  # not expected: it was just written; go on with the view in memory
+            log.warning(f"projection checkpoint at seq {stop} of {event_log.path} not read back: {why}")
+        else:
+            view = reread
+        seq = stop
+    return view
+
+
+def projected(event_log: Log, *, write: bool | None = None, digests: bool = True, lean: bool = False,
+              segment: int = SEGMENT) -> Projected:
     """The whole log folded (episodes as summaries): the newest valid checkpoint plus the
     records after it. ``write`` (default: when the log is writable) stores a checkpoint
     when records were folded past the one loaded. ``digests=False`` lets a reader that
     needs no stream digests fold a log without checkpoints faster (the view then has none).
+
+    ``lean``: memory that does not grow with the episodes finished after the checkpoint
+    (a planner's view). With ``write``, the records are folded ``segment`` at a time, each
+    segment checkpointed and read back (the view is an ordinary one, its episodes read
+    lazily); without, the view is lean (``RunView.lean``: finished episodes stripped to
+    their rewards, end and counts; no stream digests).
+
     Synchronous; reads one consistent prefix of the log (records appended meanwhile wait
     for the next call)."""
     write = not event_log.readonly if write is None else write
@@ -227,12 +291,18 @@ def projected(event_log: Log, *, write: bool | None = None, digests: bool = True
     else:
         view, seq = found
     if last > seq:
-        view = fold_log(event_log, view, from_seq=seq + 1, to_seq=last, digests=view.digested)
-        if write:
-            save(event_log, view, last)
+        if lean and write:
+            view = _fold_in_segments(event_log, view, seq, last, segment)
+        elif lean:
+            view.digested = False  # a planning view needs none: the lean decoding is faster
+            view = fold_log(event_log, view, from_seq=seq + 1, to_seq=last, lean=True)
+        else:
+            view = fold_log(event_log, view, from_seq=seq + 1, to_seq=last, digests=view.digested)
+            if write:
+                save(event_log, view, last)
     return Projected(view, seq, last - seq)
 
 
-def project(event_log: Log, *, write: bool | None = None, digests: bool = True) -> RunView:
+def project(event_log: Log, *, write: bool | None = None, digests: bool = True, lean: bool = False) -> RunView:
     """The view of :func:`projected`."""
-    return projected(event_log, write=write, digests=digests).view
+    return projected(event_log, write=write, digests=digests, lean=lean).view

@@ -44,6 +44,7 @@ from typing import Any
 import attrs
 
 from scaleenv.model.tool_schemas import environment_tools, openai_tools
+from scaleenv.outfile import replaced_when_done
 from scaleenv.replay.episode import EpisodeView
 from scaleenv.replay.episode import fold as fold_episode
 from scaleenv.store.events.episodes import MessageSent
@@ -292,12 +293,14 @@ def export_log(log_path: Any, out: Any, fmt: str = "jsonl", kinds: Iterable[str]
     """Export every finished episode of the given kinds (default: all but the env
     checker's) of the log at ``log_path`` to ``out`` (``jsonl`` or ``parquet``); returns
     the number of episodes written. Reads the log only, one episode at a time
-    (:func:`export_to`)."""
+    (:func:`export_to`). ``out`` is written whole or not at all: through a temporary file
+    beside it, moved onto it once every row is written and synced (a failure or Ctrl-C
+    leaves the old file as it was and no partial one; see :func:`scaleenv.outfile.replaced_when_done`)."""
     if fmt not in ("jsonl", "parquet"):
         raise ValueError(f"format must be jsonl or parquet, not {fmt!r}")
     kinds = check_kinds(kinds)
-    with Log.open(log_path, readonly=True) as log:
-        return export_to(log, out, fmt, kinds).rows
+    with Log.open(log_path, readonly=True) as log, replaced_when_done(out) as partial:
+        return export_to(log, partial, fmt, kinds).rows
 
 
 def kind_counts(view: RunView) -> dict[str, int]:

@@ -65,6 +65,7 @@ from scaleenv.store.record import Codec, StreamDigest, event_tag_of_type, unfram
 
 from .episode import EpisodeSummary, apply_summary
 from .projection import RunView, TaskView, _apply_domain, _apply_task, _apply_tool, _domain
+from .stored import StoredEpisodes
 
 
 # -- lean events: only the fields the projection reads ---------------------------------
@@ -97,6 +98,7 @@ def _tag(t: type[Any]) -> str:
 LLM_TAG = _tag(LlmCalled)
 MESSAGE_TAG = _tag(MessageSent)
 TOOL_TAG = _tag(ToolExecuted)
+REWARD_TAG = _tag(RewardGiven)
 CHAIN_WRITTEN = _tag(ChainWritten)
 TESTS_REPAIRED = _tag(TestCasesRepaired)
 
@@ -206,15 +208,31 @@ def _tool(d: Any, name: str) -> Any:
     return d.tools[name]
 
 
+def strip_finished(ep: EpisodeSummary) -> None:
+    """A finished episode as a lean view keeps it: its rewards, end and counts, without its
+    database state, user messages or system prompt (what grows with a run's size)."""
+    ep.state = None
+    ep.user_messages = []
+    ep.system_prompt = ""
+
+
 def fold_raw(chunks: Iterable[Iterable[tuple[int, Any]]], view: RunView | None = None, *,
-             codec: Codec, digests: bool = False) -> RunView:
+             codec: Codec, digests: bool = False, lean: bool = False) -> RunView:
     """``(seq, record bytes)`` chunks (:meth:`Log.read_raw`, in log order) folded into
     ``view`` (a new one by default). ``digests``: keep exact stream digests (decodes every
-    event whole); a view must be continued the way it was started."""
+    event whole); a view must be continued the way it was started. ``lean``: a planning
+    view (``RunView.lean``): each episode is stripped when its reward comes
+    (:func:`strip_finished`), so the memory it holds does not grow with the episodes
+    finished; a lean view stays lean."""
     if view is None:
         view = RunView(digested=digests)
     elif view.digested != digests:
         raise ValueError(f"the view was folded with digests={view.digested}; continue it the same way")
+    if view.lean and not lean:
+        raise ValueError("the view is lean (finished episodes stripped); continue it with lean=True")
+    view.lean = lean
+    if isinstance(view.episodes, StoredEpisodes):
+        view.episodes.progress = None  # the checkpoint's summary: not of the fold past it
     if digests:
         decode, all_digests = codec.decode, view.digests
         held: dict[str, StreamDigest] = {}  # this fold's streams (a checkpoint's digests are read once each)
@@ -229,6 +247,9 @@ def fold_raw(chunks: Iterable[Iterable[tuple[int, Any]]], view: RunView | None =
                     held[record.stream] = d
                 d.update(record)
                 apply_partial(view, record.stream, record.type, record.event)
+                if lean and record.type == REWARD_TAG and record.stream.startswith("episode/"):
+                    held.pop(record.stream, None)
+                    strip_finished(view.episodes[record.stream[8:]])
         return view
     pc = _partial(codec)
     decode, tag_of, episodes, types = pc.decoder.decode, pc.tag_of, view.episodes, view.types
@@ -257,10 +278,13 @@ def fold_raw(chunks: Iterable[Iterable[tuple[int, Any]]], view: RunView | None =
                     apply_summary(ep, event, tag)
                     continue
             apply_partial(view, stream, tag, event)
+            if lean and tag == REWARD_TAG and stream.startswith("episode/"):
+                summaries.pop(stream, None)
+                strip_finished(episodes[stream[8:]])
     return view
 
 
 def fold_log(log: Log, view: RunView | None = None, *, from_seq: int = 1, to_seq: int | None = None,
-             digests: bool = False) -> RunView:
+             digests: bool = False, lean: bool = False) -> RunView:
     """The log's records ``from_seq..to_seq`` folded into ``view`` (see :func:`fold_raw`)."""
-    return fold_raw(log.read_raw(from_seq, to_seq), view, codec=log.codec, digests=digests)
+    return fold_raw(log.read_raw(from_seq, to_seq), view, codec=log.codec, digests=digests, lean=lean)

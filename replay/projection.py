@@ -145,9 +145,13 @@ class RunView:
     llm_invalid: int = 0
     events: int = 0
     digested: bool = True
+    """Whether ``digests`` covers every folded event (False for a fold asked for no digests)."""
     types: dict[str, int] = attrs.field(factory=dict)
     """Events folded, by type tag."""
-    """Whether ``digests`` covers every folded event (False for a fold asked for no digests)."""
+    lean: bool = False
+    """A planning view (:func:`scaleenv.replay.partial.fold_raw` with ``lean=True``): its
+    finished episodes keep their rewards, end and counts, not their state or user
+    messages. It answers what is left to run, not what an episode did; never checkpointed."""
 
     def stream_digests(self) -> dict[str, str]:
         """Each stream's digest; raises ValueError for a view folded without them."""

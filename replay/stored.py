@@ -67,8 +67,14 @@ class StoredEpisode(msgspec.Struct, array_like=True):
     state: EpisodeState | None
 
 
+class _StoredSummary(msgspec.Struct, array_like=True):
+    summary: EpisodeSummary
+    state: msgspec.Raw  # left undecoded (nil, or an EpisodeState)
+
+
 _enc = msgspec.msgpack.Encoder()
 _dec = msgspec.msgpack.Decoder(StoredEpisode)
+_summary_dec = msgspec.msgpack.Decoder(_StoredSummary)
 
 
 def _base(tasks: dict[str, TaskView], ep: EpisodeSummary) -> DbState:
@@ -142,12 +148,16 @@ class StoredEpisodes(MutableMapping[str, EpisodeSummary]):
     a caller may change it in place. Not safe to share between threads while it reads."""
 
     def __init__(self, event_log: Log, seq: int, tasks: dict[str, TaskView], count: int,
-                 finished_prefix: dict[str, int] | None = None) -> None:
+                 finished_prefix: dict[str, int] | None = None, progress: RunProgress | None = None) -> None:
         self.log, self.seq, self.tasks = event_log, seq, tasks
         self.finished_prefix = finished_prefix or {}
         """Per task, how many of its local attempts (``g0``, ``g1``, ...) had all finished
         at ``seq``: those are known finished without reading their entries (an episode
         with its reward keeps it)."""
+        self.progress = progress
+        """The run-level summary of :attr:`finished_prefix` over the kept tasks, while the
+        view is the fold through ``seq`` (a fold past it clears it: see
+        :func:`scaleenv.replay.partial.fold_raw`); None: not known, ask per task."""
         self.live: dict[str, EpisodeSummary] = {}
         self.live_digests: dict[str, StreamDigest] = {}
         self._stored_count = count
@@ -322,6 +332,38 @@ class StoredEpisodes(MutableMapping[str, EpisodeSummary]):
 
     def __iter__(self) -> Iterator[str]:
         """The stored episodes (by id), then those added since; each read once."""
+        for eid, value in self._stored():
+            if eid in self.live:
+                yield eid
+                continue
+            entry = read_head(eid.encode(), value)
+            if entry is not None and entry.written_at <= self.seq:
+                yield eid
+            elif self._load(eid):  # damaged, or newer than this checkpoint: from its stream
+                yield eid
+        yield from [e for e in self.live if e in self._added]
+
+    def summaries(self) -> Iterator[EpisodeSummary]:
+        """Every episode, like iterating the mapping's values, but a stored one is decoded
+        without its database state (``state`` None: neither decoded nor rebuilt from its
+        task's) and not kept in memory. For a reader of counts, ends, rewards and messages
+        over a whole run (the run summary): memory does not grow with the episodes read."""
+        for eid, value in self._stored():
+            ep = self.live.get(eid)
+            if ep is not None:
+                yield ep
+                continue
+            entry = read_head(eid.encode(), value)
+            body = read_body(entry, value) if entry is not None and entry.written_at <= self.seq else None
+            if body is not None:
+                yield _summary_dec.decode(body).summary
+            elif self._load(eid):  # damaged, or newer than this checkpoint: from its stream
+                yield self.live[eid]
+        yield from [ep for e, ep in self.live.items() if e in self._added]
+
+    def _stored(self) -> Iterator[tuple[str, bytes]]:
+        """(id, entry bytes) of the stored episodes not removed (b"" for one decoded before
+        the log closed)."""
         if self._detached is None:
             entries: Iterable[tuple[bytes, bytes]] = self.log.checkpoint_entries()
         else:  # the bytes kept, and the episodes decoded before the log closed (not among them)
@@ -330,17 +372,8 @@ class StoredEpisodes(MutableMapping[str, EpisodeSummary]):
             entries = [(k, kept.get(k, b"")) for k in sorted(keys)]
         for key, value in entries:
             eid = key.decode()
-            if eid in self._removed or eid in self._added:
-                continue
-            if eid in self.live:
-                yield eid
-                continue
-            entry = read_head(key, value)
-            if entry is not None and entry.written_at <= self.seq:
-                yield eid
-            elif self._load(eid):  # damaged, or newer than this checkpoint: from its stream
-                yield eid
-        yield from [e for e in self.live if e in self._added]
+            if eid not in self._removed and eid not in self._added:
+                yield eid, value
 
     def changed(self) -> dict[str, EpisodeSummary]:
         """The episodes decoded or added since loading (a save writes these)."""
@@ -399,6 +432,78 @@ class StoredDigests(MutableMapping[str, StreamDigest]):
         return stream in self.others
 
 
+class RunProgress(msgspec.Struct, kw_only=True, frozen=True):
+    """How far the rollouts of a checkpoint's kept tasks had got, in the checkpoint's
+    head: what is left to run is known from it without walking the tasks when nothing
+    (or little) is left. A projection of :attr:`StoredEpisodes.finished_prefix` over the
+    kept tasks, checked against it at load (:func:`progress_problem`)."""
+
+    kept: int
+    """Kept tasks."""
+    ceiling: int
+    """The most attempts ``g0, g1, ...`` all finished of any kept task."""
+    lagging: dict[str, int]
+    """The kept tasks with fewer all-finished attempts than :attr:`ceiling`: how many."""
+    outside: int = 0
+    """The all-finished attempts of tasks that are not kept (none in a run's log)."""
+
+    @property
+    def floor(self) -> int:
+        """The fewest attempts all finished of any kept task (0 without kept tasks)."""
+        return min(self.lagging.values(), default=self.ceiling) if self.kept else 0
+
+
+def run_progress(tasks: Mapping[str, TaskView], finished_prefix: Mapping[str, int]) -> RunProgress:
+    """The :class:`RunProgress` of a view's ``tasks`` whose finished prefixes are ``finished_prefix``."""
+    kept = {tid: finished_prefix.get(tid, 0) for tid, t in tasks.items() if t.status == "kept"}
+    ceiling = max(kept.values(), default=0)
+    return RunProgress(kept=len(kept), ceiling=ceiling, lagging={t: n for t, n in kept.items() if n < ceiling},
+                       outside=sum(n for t, n in finished_prefix.items() if t not in kept))
+
+
+def progress_problem(progress: RunProgress, tasks: Mapping[str, TaskView], finished_prefix: Mapping[str, int]) -> str:
+    """Why ``progress`` cannot be the summary of ``finished_prefix`` over the kept tasks
+    (empty: it can). Costs a sum over the prefixes and a look at each lagging task, not a
+    walk of the tasks: the head it came from is checksummed and names the record it
+    covers, so this catches a summary written by faulty code, not a damaged one."""
+    if progress.kept > len(tasks) or len(progress.lagging) > progress.kept:
+        return f"it counts {progress.kept} kept tasks ({len(progress.lagging)} lagging) of {len(tasks)}"
+    for tid, n in progress.lagging.items():
+        task = tasks.get(tid)
+        if task is None or task.status != "kept" or n >= progress.ceiling or finished_prefix.get(tid, 0) != n:
+            return f"lagging task {tid!r} at {n} is not a kept task with {n} < {progress.ceiling} attempts finished"
+    total = progress.ceiling * (progress.kept - len(progress.lagging)) + sum(progress.lagging.values()) + progress.outside
+    if total != sum(finished_prefix.values()):
+        return f"it counts {total} finished attempts, the prefixes {sum(finished_prefix.values())}"
+    return ""
+
+
+def left_to_run(tasks: Mapping[str, TaskView], episodes: Mapping[str, Any], attempts: int) -> list[tuple[str, int]]:
+    """``(task id, attempt)`` of every local attempt ``g < attempts`` of a kept task that
+    has no reward, by task id then attempt. On a checkpoint's episodes, the attempts known
+    finished are not asked about, and with its :class:`RunProgress` only the lagging tasks
+    are looked at when the others have ``attempts`` finished: a finished run's answer
+    costs nothing per task or episode."""
+    known: Mapping[str, int] = {}
+    tids: Iterable[str] | None = None
+    if isinstance(episodes, StoredEpisodes):
+        known = episodes.finished_prefix
+        progress = episodes.progress
+        if progress is not None:
+            if attempts <= progress.floor:
+                return []
+            if attempts <= progress.ceiling:
+                tids = sorted(progress.lagging)
+    left = []
+    for tid in sorted(tasks) if tids is None else tids:
+        if tasks[tid].status != "kept":
+            continue
+        for g in range(known.get(tid, 0), attempts):
+            if not episode_finished(episodes, episode_id(tid, g)):
+                left.append((tid, g))
+    return left
+
+
 def finished_prefixes(tasks: Iterable[str], episodes: Mapping[str, Any]) -> dict[str, int]:
     """Per task, how many of its local attempts ``g0, g1, ...`` have all finished (tasks
     with none left out); for a checkpoint's episodes, starting from the prefixes it knew."""
@@ -411,6 +516,12 @@ def finished_prefixes(tasks: Iterable[str], episodes: Mapping[str, Any]) -> dict
         if g:
             out[tid] = g
     return out
+
+
+def episode_summaries(episodes: Mapping[str, Any]) -> Iterable[Any]:
+    """A view's episodes for a reader that needs no database state: a checkpoint's are
+    read without it, one at a time (:meth:`StoredEpisodes.summaries`); others as they are."""
+    return episodes.summaries() if isinstance(episodes, StoredEpisodes) else episodes.values()
 
 
 def episode_finished(episodes: Mapping[str, Any], eid: str) -> bool:

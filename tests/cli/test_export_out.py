@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import scaleenv
 from scaleenv.cli import main
 
 
@@ -70,3 +71,32 @@ def test_a_symlinked_out_writes_its_target_and_keeps_the_link(tiny_log: Path, tm
     capsys.readouterr()
     assert link.is_symlink() and target.read_text().startswith('{"')
     assert sorted(p.name for p in (tmp_path / "real").iterdir()) == ["episodes.jsonl"]
+
+
+API_EXPORT = """
+import resource, signal, sys
+import scaleenv
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+try:
+    scaleenv.export_log(sys.argv[1], sys.argv[2])
+except OSError as exc:
+    print(type(exc).__name__, exc.errno)
+"""
+
+
+def test_the_python_apis_export_is_written_whole_or_not_at_all(tiny_log: Path, tmp_path: Path) -> None:
+    """``scaleenv.export_log`` goes through the same temporary file as ``export --out``:
+    a write that fails midway (a file size limit) leaves the old file and no partial one;
+    one that finishes replaces it, keeping its mode."""
+    out = tmp_path / "episodes.jsonl"
+    out.write_text("the previous export\n")
+    p = subprocess.run([sys.executable, "-c", API_EXPORT, str(tiny_log), str(out)],
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0 and p.stdout.split() == ["OSError", "27"], (p.stdout, p.stderr)  # EFBIG
+    assert out.read_text() == "the previous export\n"
+    assert sorted(tmp_path.iterdir()) == [out]
+    os.chmod(out, 0o640)
+    rows = scaleenv.export_log(tiny_log, out)
+    assert rows == len(out.read_text().splitlines()) >= 1
+    assert out.stat().st_mode & 0o777 == 0o640 and sorted(tmp_path.iterdir()) == [out]
