@@ -17,13 +17,17 @@ from scaleenv.store.log import Log
 from .conftest import copy_template, roll
 
 
-def _anon_kb(pid: int | str = "self") -> int:
-    """Anonymous resident memory (the heap; file-backed LMDB pages are not a leak) in kB."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1])
-    raise AssertionError("no RssAnon in /proc/PID/status")
+def _anon_kb(pid: int | str = "self") -> int | None:
+    """Anonymous resident memory (the heap; file-backed LMDB pages are not a leak) in kB, or
+    None for a process that is gone or exiting (a zombie's status has no RssAnon line)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return None
 
 
 def _kept(path: Path) -> int:
@@ -48,8 +52,9 @@ def soak(template: Path, dest: Path, episodes: int, interval: float = 0.02,
             counters = ctx.progress.counters if ctx.progress.stage == "rollout" else {}
             done = int(counters.get("episodes", 0) + counters.get("running", 0))
             if done:
-                workers = sum(_anon_kb(p) for p in ctx.sandbox.worker_pids())
-                samples.append((done, _anon_kb(), workers))
+                # A worker replaced between listing and reading is left out of this sample.
+                workers = sum(kb for p in ctx.sandbox.worker_pids() if (kb := _anon_kb(p)) is not None)
+                samples.append((done, _anon_kb() or 0, workers))
 
     roll(path, per_task, during=sample, concurrency=concurrency, llm_concurrency=concurrency)
     return samples
