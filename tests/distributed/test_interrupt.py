@@ -64,3 +64,41 @@ def test_a_signal_stops_the_inprocess_executor_and_a_rerun_resumes(tmp_path: Pat
     starts = episode_starts(main)
     assert len(starts) == base.episodes and set(starts.values()) == {1}
     assert not shards_dir(main).exists()
+
+
+GROUPED = """
+import atexit
+import os
+import signal
+import sys
+
+import trio
+
+from scaleenv.cli.run import prompt_exit_when_interrupted
+
+atexit.register(print, "late teardown", flush=True)  # registered first, so it runs last: like Ray's
+
+
+async def main():
+    async with trio.open_nursery() as nursery:  # the Ctrl-C lands inside a nursery: trio groups it
+        nursery.start_soon(trio.sleep_forever)
+        os.kill(os.getpid(), signal.SIGINT)
+        await trio.sleep_forever()
+
+
+try:
+    with prompt_exit_when_interrupted():
+        trio.run(main)
+except BaseException as exc:
+    print(f"{type(exc).__name__}: {[type(e).__name__ for e in getattr(exc, 'exceptions', [])]}", flush=True)
+    sys.exit(1)
+"""
+
+
+def test_a_ctrl_c_inside_an_exception_group_exits_promptly() -> None:
+    # trio hands a Ctrl-C that lands inside a nursery to the caller in an exception group;
+    # the CLI's prompt exit must see it there too: status 130 at the first exit handler,
+    # so later ones (Ray's slow teardown) never run.
+    done = subprocess.run([sys.executable, "-c", GROUPED], capture_output=True, text=True, timeout=300)
+    assert done.stdout.splitlines() == ["BaseExceptionGroup: ['KeyboardInterrupt']"], done.stdout + done.stderr
+    assert done.returncode == 130, done.stdout + done.stderr

@@ -170,26 +170,42 @@ def test_two_nodes_no_shared_directory_same_digest(tmp_path: Path, base: Base,
     assert not shards_dir(main).exists()
 
 
-def test_run_cli_on_the_cluster_gives_the_single_machine_digest(tmp_path: Path, base: Base, synth_only: Path,
+def test_run_cli_on_the_cluster_gives_the_single_machine_digest(tmp_path: Path, base: Base,
+                                                                 tmp_path_factory: pytest.TempPathFactory,
+                                                                 monkeypatch: pytest.MonkeyPatch,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    # From stage 1 alone: `run --ray` finds stage 1 done and spreads stages 2 and 3 over the cluster.
-    main = shutil.copytree(synth_only, tmp_path / "main")
+    # From a new log: `run --ray` spreads stage 1 (whole domains), stage 2 (tasks) and the
+    # rollouts over the cluster, one stage after the other, and no worker touches the driver's files.
+    main = tmp_path / "main"
+    monkeypatch.chdir(tmp_path)
     args = ["run", "--log", str(main), "--seed", str(CONFIG.seed), "--domains", str(CONFIG.domains),
             "--tasks-per-domain", str(CONFIG.tasks_per_domain), "--episodes-per-task", str(CONFIG.episodes_per_task),
             "--no-sync", "--quiet", "--json", "--ray", "auto", "--shards", "2"]
-    assert bounded(cli_main, args) == 0
+    watch = Watch(forbidden=[str(tmp_path_factory.getbasetemp().resolve())])
+    watcher = threading.Thread(target=watch.run, daemon=True)
+    watcher.start()
+    try:
+        assert bounded(cli_main, args) == 0
+    finally:
+        watch.stop.set()
+        watcher.join()
     result = json.loads(capsys.readouterr().out)
     assert result["digest"] == base.digest
     assert stream_digests(main) == base.streams
-    tasks, episodes = result["distributed_tasks"], result["distributed"]
+    domains, tasks, episodes = result["distributed_domains"], result["distributed_tasks"], result["distributed"]
+    assert domains["kind"] == "domains" and domains["domains_assigned"] == CONFIG.domains
     assert tasks["kind"] == "tasks" and tasks["tasks_assigned"] == CONFIG.domains * CONFIG.tasks_per_domain
     assert episodes["kind"] == "episodes" and episodes["episodes_assigned"] == base.episodes
-    for d in (tasks, episodes):
+    assert result["distributed_episodes"] == episodes
+    for d in (domains, tasks, episodes):
         assert d["executor"] == "ray" and d["shards"] == 2 and d["failures"] == []
         assert len({w["pid"] for w in d["workers"]}) == 2  # a process per shard, one on each node
         assert len({w["node"] for w in d["workers"]}) == 2
+        assert os.getpid() not in {w["pid"] for w in d["workers"]}
     assert set(episode_starts(main).values()) == {1}
     assert not shards_dir(main).exists()
+    assert len(watch.worker_logs) >= 2, (watch.samples, watch.worker_logs)
+    assert watch.violations == set()
 
 
 def test_a_killed_worker_is_rerun_and_repeats_nothing(tmp_path: Path, base: Base) -> None:
