@@ -54,6 +54,10 @@ from .runner import EngineOptions, open_run
 from .shipping import CHUNK_BYTES, CHUNK_RECORDS, Chunk, as_pending, decode_chunk, take
 
 FAIL_EXIT_CODE = 17
+PULL_POLL_S = 0.25
+"""How often a waiting :meth:`ShardWorker.pull` looks for new records when no item has
+finished: a domain runs for minutes, and what it committed so far should reach the
+driver (and survive a Ctrl-C there) before it ends."""
 LOCAL_PREFIX = "scaleenv-shard-"
 
 Kind = Literal["episodes", "tasks", "domains"]
@@ -178,7 +182,8 @@ class ShardWorker:
         return dict(self._info)
 
     def pull(self, acked: int) -> Shipment:
-        """The next chunk past local seq ``acked``; waits for one, or for the end of the run."""
+        """The next chunk past local seq ``acked``; waits for one (at most :data:`PULL_POLL_S`
+        after its records are committed), or for the end of the run."""
         job = self._job
         if job is None:
             raise RuntimeError("pull before start")
@@ -194,7 +199,9 @@ class ShardWorker:
                 return Shipment(records=chunk)
             if ended:
                 return Shipment(done=True, result=self._result, error=self._error)
-            self._progress.wait()
+            # Woken when an item finishes or the engine ends; between, records committed
+            # inside a long item (a domain's design and tools) are looked for every poll.
+            self._progress.wait(PULL_POLL_S)
 
     def close(self) -> None:
         """Stop the engine if it runs (what it committed stays), close the log, remove the directory.
