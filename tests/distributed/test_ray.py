@@ -26,7 +26,7 @@ ray = pytest.importorskip("ray", reason="Ray is not installed (optional extra: p
 cluster_utils = pytest.importorskip("ray.cluster_utils", reason="this Ray has no ray.cluster_utils")
 
 from scaleenv.cli import main as cli_main  # noqa: E402
-from scaleenv.distributed import distributed_rollouts  # noqa: E402
+from scaleenv.distributed import distributed_domains, distributed_rollouts  # noqa: E402
 from scaleenv.shard_worker import LOCAL_PREFIX  # noqa: E402
 from scaleenv.shards import shard_path, shards_dir  # noqa: E402
 from scaleenv.store.log import Log  # noqa: E402
@@ -229,3 +229,20 @@ def test_a_killed_worker_is_rerun_and_repeats_nothing(tmp_path: Path, base: Base
         assert rerun["skipped"] >= 3
         assert rerun["skipped"] + rerun["resumed"] + rerun["fresh"] == w["episodes"] == died["fresh"]
         assert rerun["completed"] == w["episodes"] - rerun["skipped"]
+
+
+def test_a_worker_killed_during_stage1_is_rerun_and_resumes_its_domain(tmp_path: Path, synth_only: Path) -> None:
+    # One shard holds both domains; its process exits (os._exit, like a lost node) once the
+    # driver has stored the first finished domain, on its first attempt; the second attempt
+    # (on any node) skips what was shipped back finished and resumes the rest from its prefix.
+    main = tmp_path / "main"
+    result = bounded(distributed_domains, str(main), CONFIG, OPTIONS, shards=1, executor="ray", fail_after=1,
+                     max_retries=2, keep_shards=True)
+    assert stream_digests(main) == stream_digests(synth_only)
+    (w,) = result["distributed"]["workers"]
+    assert w["attempt"] == 1
+    with Log.open(shard_path(main, 0), readonly=True) as shard:
+        died, rerun = shard.meta_get("attempts")
+    assert died["finished"] is False and rerun["finished"] is True and died["pid"] != rerun["pid"]
+    assert died["fresh"] == CONFIG.domains and rerun["skipped"] >= 1
+    assert rerun["skipped"] + rerun["resumed"] + rerun["fresh"] == CONFIG.domains
