@@ -1,10 +1,17 @@
-"""Rollouts on a local multi-node Ray cluster against one process: same digest, and what the cluster path costs.
+"""Stage 1 and rollouts on a local multi-node Ray cluster against one process: same digests, and what the cluster path costs.
 
     .venv/bin/python bench/cluster.py [--nodes 2] [--domains 2] [--tasks-per-domain 4] [--episodes-per-task 8]
                                       [--stop-trials 3] [--json]
 
 Needs the ray extra (pip install -e '.[ray]'). One stage-1/2 log (the sim LLM, seed 1) is
-built first; then, from copies of it:
+built first, stage 1 timed on its own (``synth_single``). Stage 1 on the cluster, each from
+a new log:
+
+- synth_cluster_1: ``distributed_domains`` with one shard (every domain in one Ray actor);
+  against ``synth_single``, the per-domain overhead of the cluster path;
+- synth_cluster_n: one shard per node (domains spread by the hash of their stream ids).
+
+Then rollouts, from copies of the stage-1/2 log:
 
 - single: the rollout stage in this process (one trio engine), as ``scaleenv rollout``;
 - cluster_1: ``distributed_rollouts`` with one shard on a ``ray.cluster_utils.Cluster`` of
@@ -21,7 +28,8 @@ built first; then, from copies of it:
 Figures: wall seconds of each (the cluster's own start-up is reported apart and not
 counted), the per-episode overhead of cluster_1 against single, the merge rate
 (``merge_events_per_s``, the driver's serial part) and the shipping figures (records,
-bytes and chunks each way). All three digests must be equal (checked). ``--json`` prints
+bytes and chunks each way). All three digests must be equal (checked), and the stage-1 runs'
+digests too (``synth_digest_*``). ``--json`` prints
 one JSON object on its last line. On a shared 2-core machine, cluster_n cannot beat
 single: the nodes share the same two cores.
 """
@@ -48,7 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.distributed.interrupt import run_and_signal, scaleenv  # noqa: E402
 
 from scaleenv.config import RunConfig
-from scaleenv.distributed import distributed_rollouts
+from scaleenv.distributed import distributed_domains, distributed_rollouts
 from scaleenv.runner import EngineOptions, open_run, project, rollouts, stage1, stage2, summary
 
 OBJECT_STORE_BYTES = 80 * 1024 * 1024
@@ -97,7 +105,9 @@ def bench(nodes: int, config: RunConfig, stop_trials: int = 3) -> dict[str, Any]
     with tempfile.TemporaryDirectory(prefix="scaleenv-bench-cluster-") as tmp:
         root = Path(tmp)
         t0 = time.perf_counter()
-        run_stages(root / "tasks", config, stage1, stage2)
+        synth_one = run_stages(root / "tasks", config, stage1)
+        synth_single_s = time.perf_counter() - t0
+        run_stages(root / "tasks", config, stage2)
         build_s = time.perf_counter() - t0
 
         single = shutil.copytree(root / "tasks", root / "single")
@@ -117,6 +127,10 @@ def bench(nodes: int, config: RunConfig, stop_trials: int = 3) -> dict[str, Any]
         try:
             runs: dict[str, dict[str, Any]] = {}
             walls: dict[str, float] = {}
+            for name, shards in (("synth_cluster_1", 1), ("synth_cluster_n", nodes)):
+                t0 = time.perf_counter()
+                runs[name] = distributed_domains(str(root / name), config, OPTIONS, shards=shards, executor="ray")
+                walls[name] = time.perf_counter() - t0
             for name, shards in (("cluster_1", 1), ("cluster_n", nodes)):
                 path = shutil.copytree(root / "tasks", root / name)
                 t0 = time.perf_counter()
@@ -129,9 +143,25 @@ def bench(nodes: int, config: RunConfig, stop_trials: int = 3) -> dict[str, Any]
             cluster.shutdown()
     c1, cn = runs["cluster_1"], runs["cluster_n"]
     assert c1["digest"] == cn["digest"] == one["digest"], "the cluster runs' digests differ from one process's"
+    s1, sn = runs["synth_cluster_1"], runs["synth_cluster_n"]
+    assert s1["digest"] == sn["digest"] == synth_one["digest"], "the cluster's stage 1 differs from one process's"
     merge = cn["distributed"]["merge"]
+    domains = len(synth_one["domains"])
     return {
         "nodes": nodes,
+        "domains": domains,
+        "synth_digest_single": synth_one["digest"],
+        "synth_digest_cluster": sn["digest"],
+        "synth_single_s": round(synth_single_s, 2),
+        "synth_cluster_1_s": round(walls["synth_cluster_1"], 2),
+        "synth_cluster_n_s": round(walls["synth_cluster_n"], 2),
+        "synth_cluster_1_vs_single": round(walls["synth_cluster_1"] / synth_single_s, 3),
+        "synth_cluster_n_vs_single": round(walls["synth_cluster_n"] / synth_single_s, 3),
+        "per_domain_overhead_s": round((walls["synth_cluster_1"] - synth_single_s) / domains, 3),
+        "per_domain_single_s": round(synth_single_s / domains, 3),
+        "synth_events": s1["events"],
+        "synth_merge_events_per_s": sn["distributed"]["merge"]["events_per_s"],
+        "synth_shipped_cluster_n": shipped(sn),
         "episodes": episodes,
         "events_merged": merge["events_merged"],
         "digest_single": one["digest"],

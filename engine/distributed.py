@@ -1,21 +1,25 @@
-"""Distributed rollouts: episodes spread over shard workers (Ray actors), merged back deterministically.
+"""Distributed stages: domains, tasks or episodes spread over shard workers (Ray actors), merged back deterministically.
 
 Ship, don't share: no worker opens a path of the driver's filesystem. The driver
 (``scaleenv rollout --ray ADDRESS|local [--shards N]``):
 
 1. opens the main log (writable: it holds the writer lock for the whole run), merges any
-   shards an interrupted earlier run left on disk, folds the log and lists the episodes
-   not finished yet (kept tasks x ``--episodes-per-task``);
-2. assigns each episode to a shard by a stable hash of its stream id
+   shards an interrupted earlier run left on disk, folds the log and lists the items of
+   the stage not finished yet: stage 1's domain slots (``--domains``), stage 2's tasks
+   (synthesized domains x ``--tasks-per-domain``) or the rollouts' episodes (kept tasks x
+   ``--episodes-per-task``);
+2. assigns each item to a shard by a stable hash of its stream id
    (:func:`scaleenv.shards.shard_of`); per shard it keeps a *receiving log* on its own
    disk, ``<log>.shards/<k>``, holding what that shard has shipped back (plus any prefix
-   of its episodes an interrupted single-machine run left in the main log);
+   of its items an interrupted single-machine run left in the main log);
 3. ships each shard what it needs through Ray's object store, in bounded chunks of
-   encoded records (:mod:`scaleenv.shipping`): its tasks' ``task/..`` streams, their
-   domains' ``domain/..`` and ``tool/..`` streams, and the receiving log's records (what
-   earlier attempts finished); one Ray actor per shard
+   encoded records (:mod:`scaleenv.shipping`): for episodes their tasks' ``task/..``
+   streams and their domains' ``domain/..`` and ``tool/..`` streams, for tasks their
+   domains' and tools' streams, for domains nothing (a domain is built from its brief,
+   which the run's config determines); and the receiving log's records (what earlier
+   attempts finished); one Ray actor per shard
    (:class:`scaleenv.shard_worker.ShardWorker`) writes a shard log in a temporary
-   directory of its own on its node, runs its episodes there on its own trio engine, and
+   directory of its own on its node, runs its items there on its own trio engine, and
    is pulled for its new records, one bounded chunk per call; the driver appends each
    chunk to the receiving log and acknowledges it with the next pull;
 4. when every shard is done, merges the receiving logs into the main log in
@@ -23,10 +27,13 @@ Ship, don't share: no worker opens a path of the driver's filesystem. The driver
 
 A worker that dies (its process is killed, its node is lost) is started again by the
 driver (``max_retries`` times), on any node, and shipped what the dead one had shipped
-back: the episodes it finished are skipped (a stream with a reward is complete) and the
-ones it was in the middle of resume from their shipped prefix (``RunContext.stream``
+back: the items it finished are skipped (an episode with a reward, a kept or discarded
+task, a done or failed domain) and the ones it was in the middle of resume from their
+shipped prefix (``RunContext.stream``
 replays it; recorded LLM outputs are reused). Nothing is repeated, and the merged run
-digest equals a single-machine run's with the same seed.
+digest equals a single-machine run's with the same seed: a domain's, a task's or an
+episode's streams depend only on the run's config, its seed and (for tasks and episodes)
+the streams shipped to it, never on which worker ran it or what ran beside it.
 
 Ctrl-C: SIGINT or SIGTERM while the workers run cancels the driver's trio run and kills
 the workers (Ray actors: ``ray.kill``; threads: their engines cancelled), without waiting
@@ -59,12 +66,13 @@ import trio
 from scaleenv.replay.projection import RunView, fold
 from scaleenv.store.log import Log
 
+from .backend_spec import check_spec
 from .errors import UsageError, WorkFailed
 from scaleenv.config import RunConfig
-from scaleenv.streams import domain_stream, slot_index, slot_of, task_id, task_stream, tool_streams_of
+from scaleenv.streams import domain_stream, slot_id, slot_index, slot_of, task_id, task_stream, tool_streams_of
 from scaleenv.logs import get_logger
 from .runner import EngineOptions, adopt_config, project, summary
-from .shard_worker import FAIL_EXIT_CODE, Kind, ShardJob, ShardWorker, Shipment, unit_finished, unit_stream
+from .shard_worker import FAIL_EXIT_CODE, Kind, ShardJob, ShardWorker, Shipment, unit_finished, unit_stream, unit_streams
 from .shards import SHARD_META, MergeStats, existing_shards, merge_shards, remove_shards, shard_of, shard_path
 from .shipping import CHUNK_RECORDS, Chunk, as_pending, chunked, decode_chunk, encoded_log, encoded_streams
 
@@ -74,13 +82,13 @@ Executor = Literal["ray", "inprocess"]
 
 
 class ShardWork(msgspec.Struct, frozen=True, kw_only=True):
-    """The driver's plan for one shard: its episodes, and where the driver keeps what it ships back."""
+    """The driver's plan for one shard: its items, and where the driver keeps what it ships back."""
 
     index: int
     of: int
     main_path: str
     shard_path: str  # the driver's receiving log (never shipped to a worker)
-    items: list[tuple[str, int]]  # (task id, attempt); for tasks, (task id, 0)
+    items: list[tuple[str, int]]  # (task id, attempt); for tasks (task id, 0); for domains (slot id, 0)
     config: RunConfig
     options: EngineOptions
     # Test hook: on its first attempt, the worker process exits after this many shipped episodes.
@@ -179,24 +187,28 @@ def domain_streams(main: Log, task_ids: Sequence[str]) -> list[str]:
 
 def context_chunks(main: Log, work: ShardWork) -> Iterable[Chunk]:
     """The records the shard's items need, encoded, in bounded chunks (read lazily from the main log):
-    for episodes their tasks', domains' and tools' streams; for tasks their domains' and tools'."""
+    for episodes their tasks', domains' and tools' streams; for tasks their domains' and tools';
+    for domains none."""
+    if work.kind == "domains":
+        return iter(())
     tids = [t for t, _ in work.items]
     streams = context_streams(main, tids) if work.kind == "episodes" else domain_streams(main, tids)
     return chunked(encoded_streams(main, streams), max_records=work.chunk_records)
 
 
 async def carry_main_prefixes(main: Log, shard: Log, kind: Kind, items: Sequence[tuple[str, int]]) -> int:
-    """Copy into the receiving log the prefix of each item's stream an interrupted
-    single-machine run left in the main log (past what the receiving log has); returns how many records."""
+    """Copy into the receiving log the prefix of each item's streams (a domain's: its own and
+    its tools') an interrupted single-machine run left in the main log (past what the
+    receiving log has); returns how many records."""
     carried = 0
     async with shard.writer() as w:
         for item in items:
-            sid = unit_stream(kind, item)
-            have = shard.stream_length(sid)
-            if main.stream_length(sid) > have:
-                recs = list(main.read_stream(sid, have))
-                await w.append(as_pending(recs))
-                carried += len(recs)
+            for sid in unit_streams(kind, item, main):
+                have = shard.stream_length(sid)
+                if main.stream_length(sid) > have:
+                    recs = list(main.read_stream(sid, have))
+                    await w.append(as_pending(recs))
+                    carried += len(recs)
     return carried
 
 
@@ -328,7 +340,10 @@ async def run_shard_async(work: ShardWork, main: Log | None = None) -> dict[str,
 # -- the driver ---------------------------------------------------------------------
 
 def plan_items(view: RunView, config: RunConfig, kind: Kind) -> list[tuple[str, int]]:
-    """Every item of a stage, in order: the kept tasks' episodes, or the synthesized domains' tasks."""
+    """Every item of a stage, in order: the kept tasks' episodes, the synthesized domains'
+    tasks, or the run's domain slots."""
+    if kind == "domains":
+        return [(slot_id(s), 0) for s in range(config.domains)]
     if kind == "episodes":
         return [(tid, g) for tid in sorted(view.tasks) if view.tasks[tid].status == "kept"
                 for g in range(config.episodes_per_task)]
@@ -522,6 +537,13 @@ def distributed_rollouts(main_path: str, config: RunConfig | Mapping[str, Any], 
     return distributed_stage(main_path, config, options, kind="episodes", **kw)
 
 
+def distributed_domains(main_path: str, config: RunConfig | Mapping[str, Any], options: EngineOptions,
+                        **kw: Any) -> dict[str, Any]:
+    """Stage 1 over shard workers: every domain slot not done or failed yet, each synthesized
+    whole (design, tools, graph) on one worker (see :func:`distributed_stage`)."""
+    return distributed_stage(main_path, config, options, kind="domains", **kw)
+
+
 def distributed_tasks(main_path: str, config: RunConfig | Mapping[str, Any], options: EngineOptions,
                       **kw: Any) -> dict[str, Any]:
     """Stage 2 over shard workers: every unfinished task of every synthesized domain (see :func:`distributed_stage`)."""
@@ -551,6 +573,9 @@ def _distributed_stage(main_path: str, config: RunConfig | Mapping[str, Any], op
                        kind: Kind, shards: int | None, executor: Executor, ray_address: str, max_retries: int,
                        fail_after: int | None, keep_shards: bool, chunk_records: int) -> dict[str, Any]:
     main_path = str(Path(main_path).resolve())
+    # A bad --llm is the command's fault: say so before anything is created or started (its
+    # paths, if any, are the workers' to open, not the driver's).
+    check_spec(options.llm, model=options.model, paths=False)
     started_ray = False
     if executor == "ray":
         started_ray = _ray_init(ray_address)
@@ -613,6 +638,6 @@ def _distributed_stage(main_path: str, config: RunConfig | Mapping[str, Any], op
 
 __all__ = [
     "FAIL_EXIT_CODE", "KILL_GRACE_S", "RayShardActor", "STOP_SIGNALS", "ShardWork", "ThreadWorker", "Worker", "WorkerLost", "context_chunks",
-    "context_streams", "default_shards", "distributed_rollouts", "distributed_stage", "distributed_tasks", "drive_all", "drive_shard", "interruptible", "load_context", "plan", "plan_items", "ray_session",
+    "context_streams", "default_shards", "distributed_domains", "distributed_rollouts", "distributed_stage", "distributed_tasks", "drive_all", "drive_shard", "interruptible", "load_context", "plan", "plan_items", "ray_session",
     "ray_available", "run_shard_async", "sigterm_interrupts",
 ]

@@ -1,11 +1,12 @@
-"""One shard's episodes (or stage-2 tasks) on a worker node, in a node-local log, handed back in bounded chunks.
+"""One shard's episodes (or stage-2 tasks, or stage-1 domains) on a worker node, in a node-local log, handed back in bounded chunks.
 
 A :class:`ShardWorker` never opens a path it was given by the driver: it is *shipped*
 everything it needs and *pulled* for what it made.
 
 - :meth:`ShardWorker.start` takes the job (which episodes, the run's config and engine
   options), the stage-1/2 records the episodes need (their tasks', domains' and tools'
-  streams, as encoded chunks) and the shard's prefix (what earlier attempts already
+  streams, as encoded chunks; a stage-1 shard needs none: a domain is built from its
+  brief, which the config determines) and the shard's prefix (what earlier attempts already
   shipped back, likewise). It creates a temporary directory of its own on this node,
   opens a shard log there, appends the prefix, and starts the episodes on a trio engine
   of their own (``trio.run`` on a thread: its own writer, sandbox pool and LLM port).
@@ -17,7 +18,9 @@ everything it needs and *pulled* for what it made.
   error). Chunks are bounded (:mod:`scaleenv.shipping`), so no single object grows with
   the shard; the engine keeps running while the driver stores a chunk.
 - :meth:`ShardWorker.close` stops the engine if it still runs (cancellation: what was
-  committed stays in the local log) and removes the temporary directory.
+  committed stays in the local log) and removes the temporary directory. It may be
+  called while :meth:`~ShardWorker.start` is still loading (the driver was interrupted):
+  that start then raises instead of starting an engine in the removed directory.
 
 The same class runs inside a Ray actor (:mod:`scaleenv.distributed`) and, for tests and
 machines without Ray, on a thread of the driver's process.
@@ -37,12 +40,13 @@ import msgspec
 import trio
 
 from scaleenv.agents.rollout.episode import run_episode
+from scaleenv.agents.synth.stage1 import synthesize_domain
 from scaleenv.agents.synth.stage2 import instantiate_task
 from scaleenv.config import RunConfig
 from scaleenv.replay.projection import RunView, fold
 from scaleenv.replay.stored import episode_finished
 from scaleenv.store.log import Log
-from scaleenv.streams import episode_id, episode_stream, slot_of, task_stream
+from scaleenv.streams import domain_stream, episode_id, episode_stream, slot_index, slot_of, task_stream, tool_streams_of
 
 from scaleenv.run_context import RunContext
 
@@ -50,24 +54,43 @@ from .runner import EngineOptions, open_run
 from .shipping import CHUNK_BYTES, CHUNK_RECORDS, Chunk, as_pending, decode_chunk, take
 
 FAIL_EXIT_CODE = 17
+PULL_POLL_S = 0.25
+"""How often a waiting :meth:`ShardWorker.pull` looks for new records when no item has
+finished: a domain runs for minutes, and what it committed so far should reach the
+driver (and survive a Ctrl-C there) before it ends."""
 LOCAL_PREFIX = "scaleenv-shard-"
 
-Kind = Literal["episodes", "tasks"]
-"""What a shard runs: rollout episodes (items: task id, attempt) or stage-2 task agents (task id, 0)."""
+Kind = Literal["episodes", "tasks", "domains"]
+"""What a shard runs: rollout episodes (items: task id, attempt), stage-2 task agents
+(task id, 0) or stage-1 domains (slot id, 0: the domain's design and all its tools)."""
 
 
 def unit_stream(kind: Kind, item: tuple[str, int]) -> str:
-    """The stream one item of a shard writes: its episode's, or its task's."""
-    tid, g = item
-    return episode_stream(episode_id(tid, g)) if kind == "episodes" else task_stream(tid)
+    """The stream that names one item of a shard: its episode's, its task's or its domain's."""
+    uid, g = item
+    if kind == "episodes":
+        return episode_stream(episode_id(uid, g))
+    return task_stream(uid) if kind == "tasks" else domain_stream(uid)
+
+
+def unit_streams(kind: Kind, item: tuple[str, int], log: Log) -> list[str]:
+    """Every stream of ``log`` one item writes: its unit stream, and for a domain its tools' streams."""
+    sid = unit_stream(kind, item)
+    if kind != "domains":
+        return [sid]
+    return [sid, *(tool for tool, _ in log.streams(tool_streams_of(item[0])))]
 
 
 def unit_finished(kind: Kind, view: RunView, item: tuple[str, int]) -> bool:
-    """Whether the item's stream in ``view`` is complete (an episode with its reward, a task kept or discarded)."""
-    tid, g = item
+    """Whether the item in ``view`` is complete: an episode with its reward, a task kept or
+    discarded, a domain done or failed (its tools' streams end before its own does)."""
+    uid, g = item
     if kind == "episodes":
-        return episode_finished(view.episodes, episode_id(tid, g))
-    task = view.tasks.get(tid)
+        return episode_finished(view.episodes, episode_id(uid, g))
+    if kind == "domains":
+        domain = view.domains.get(uid)
+        return domain is not None and domain.status in ("done", "failed")
+    task = view.tasks.get(uid)
     return task is not None and task.finished
 
 
@@ -125,32 +148,42 @@ class ShardWorker:
         self._thread: threading.Thread | None = None
         self._cancel: trio.CancelScope | None = None
         self._token: trio.lowlevel.TrioToken | None = None
+        self._closed = False  # close() was called: start no more, cancel what started
+        self._lock = threading.Lock()  # orders close() against start() and the engine's start
 
     # -- the driver's calls ------------------------------------------------------
     def start(self, job: ShardJob, context: Iterable[Chunk], prefix: Iterable[Chunk]) -> dict[str, Any]:
         """Load what was shipped, start the episodes; returns the attempt's facts once they run.
 
-        Raises what loading raised (a damaged chunk, a task the context lacks)."""
+        Raises what loading raised (a damaged chunk, a task the context lacks), and
+        RuntimeError if :meth:`close` was called before the engine started (loading the
+        context can take a while; the driver may have been interrupted meanwhile)."""
         if self._thread is not None:
             raise RuntimeError("a ShardWorker runs one job")
         self._job = job
         view = load_view(context)
         if job.kind == "episodes":
             missing = sorted({t for t, _ in job.items if t not in view.tasks or view.tasks[t].slot not in view.domains})
-        else:
+        elif job.kind == "tasks":
             missing = sorted({t for t, _ in job.items if slot_of(t) not in view.domains})
+        else:
+            missing = []  # a domain is built from its brief: nothing to ship
         if missing:
             raise ValueError(f"shard {job.index}: the shipped context lacks task(s) {missing[:3]}")
-        self._thread = threading.Thread(target=self._main, args=(job, view, prefix), daemon=True,
-                                        name=f"shard-{job.index}")
-        self._thread.start()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"shard {job.index}: the worker was closed while it loaded its context")
+            self._thread = threading.Thread(target=self._main, args=(job, view, prefix), daemon=True,
+                                            name=f"shard-{job.index}")
+            self._thread.start()
         self._started.wait()
-        if self._error is not None and not self._info:
-            raise RuntimeError(self._error)
+        if not self._info:  # the engine ended before its items started: it failed, or was closed
+            raise RuntimeError(self._error or f"shard {job.index}: the worker was closed before its engine started")
         return dict(self._info)
 
     def pull(self, acked: int) -> Shipment:
-        """The next chunk past local seq ``acked``; waits for one, or for the end of the run."""
+        """The next chunk past local seq ``acked``; waits for one (at most :data:`PULL_POLL_S`
+        after its records are committed), or for the end of the run."""
         job = self._job
         if job is None:
             raise RuntimeError("pull before start")
@@ -166,18 +199,27 @@ class ShardWorker:
                 return Shipment(records=chunk)
             if ended:
                 return Shipment(done=True, result=self._result, error=self._error)
-            self._progress.wait()
+            # Woken when an item finishes or the engine ends; between, records committed
+            # inside a long item (a domain's design and tools) are looked for every poll.
+            self._progress.wait(PULL_POLL_S)
 
     def close(self) -> None:
-        """Stop the engine if it runs (what it committed stays), close the log, remove the directory."""
-        if self._token is not None and self._cancel is not None and not self._engine_done:
+        """Stop the engine if it runs (what it committed stays), close the log, remove the directory.
+
+        Safe from another thread while :meth:`start` runs: a start that has not started the
+        engine yet never will; an engine that has not reached its cancel scope yet is
+        cancelled as it does."""
+        with self._lock:
+            self._closed = True
+            token, cancel, thread = self._token, self._cancel, self._thread
+        if token is not None and cancel is not None and not self._engine_done:
             try:
-                self._token.run_sync_soon(self._cancel.cancel)
+                token.run_sync_soon(cancel.cancel)
             except trio.RunFinishedError:
                 pass  # the engine finished on its own meanwhile: nothing to cancel
         self._release.set()
-        if self._thread is not None:
-            self._thread.join()
+        if thread is not None:
+            thread.join()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     # -- the engine's thread -----------------------------------------------------
@@ -192,11 +234,13 @@ class ShardWorker:
             self._progress.set()
 
     async def _run(self, job: ShardJob, view: RunView, prefix: Iterable[Chunk]) -> None:
-        self._token = trio.lowlevel.current_trio_token()
         # The local log is a scratch copy: the driver's commit of each chunk is what is durable.
         options = msgspec.structs.replace(job.options, progress=False, sync=False)
         with trio.CancelScope() as scope:
-            self._cancel = scope
+            with self._lock:
+                self._token, self._cancel = trio.lowlevel.current_trio_token(), scope
+                if self._closed:  # closed between start() and here: close() saw no scope to cancel
+                    scope.cancel()
             async with open_run(self.log_path, job.config, options) as ctx:
                 self._log = ctx.log
                 try:
@@ -232,12 +276,16 @@ class ShardWorker:
 
         async def one(tid: str, g: int) -> None:
             nonlocal completed
-            async with ctx.agents:
-                if job.kind == "episodes":
-                    task = view.tasks[tid]
-                    await run_episode(ctx, view.domains[task.slot], task, g)
-                else:
-                    await instantiate_task(ctx, view.domains[slot_of(tid)], tid)
+            if job.kind == "domains":
+                # As stage 1 on one machine: the domain holds no agent slot, its tools each take one.
+                await synthesize_domain(ctx, slot_index(tid))
+            else:
+                async with ctx.agents:
+                    if job.kind == "episodes":
+                        task = view.tasks[tid]
+                        await run_episode(ctx, view.domains[task.slot], task, g)
+                    else:
+                        await instantiate_task(ctx, view.domains[slot_of(tid)], tid)
             completed += 1
             self._completions.append(ctx.log.last_seq())
             self._progress.set()
@@ -252,4 +300,4 @@ class ShardWorker:
 
 
 __all__ = ["FAIL_EXIT_CODE", "Kind", "ShardJob", "ShardWorker", "Shipment", "load_view", "unit_finished",
-           "unit_stream"]
+           "unit_stream", "unit_streams"]

@@ -8,7 +8,8 @@ import json
 import os
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Literal, NoReturn
 
 import trio
@@ -17,7 +18,7 @@ from scaleenv.backend_spec import BackendSpecError
 from scaleenv.cli import EXIT_OK, UsageError, check_workers
 from scaleenv.errors import WorkFailed, leaf_exceptions
 from scaleenv.logs import get_logger
-from scaleenv.distributed import distributed_rollouts, distributed_tasks, ray_session
+from scaleenv.distributed import distributed_domains, distributed_rollouts, distributed_tasks, ray_session
 from scaleenv.config import ConfigError, make, with_preset
 from scaleenv.config import fields as config_fields
 from scaleenv.runner import EngineOptions, open_run, project, rollouts, stage1, stage2, summary
@@ -102,9 +103,9 @@ def options_from(args: argparse.Namespace) -> EngineOptions:
 
 
 def add_distributed_options(p: argparse.ArgumentParser) -> None:
-    d = p.add_argument_group("distributed stages 2 and 3 (never changes a digest; needs: pip install 'scaleenv[ray]')")
+    d = p.add_argument_group("distributed stages (never changes a digest; needs: pip install 'scaleenv[ray]')")
     d.add_argument("--ray", default=None, metavar="ADDRESS|local",
-                   help="spread tasks and episodes over a Ray cluster (an address such as ray://host:10001 or auto), "
+                   help="spread domains, tasks and episodes over a Ray cluster (an address such as ray://host:10001 or auto), "
                         "or 'local' to start one on this machine; shards are merged back into --log")
     d.add_argument("--shards", type=int, default=None, metavar="N",
                    help="with --ray: shards, one worker and one shard log each (default: the cluster's CPUs)")
@@ -158,8 +159,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         p = sub.add_parser(name, parents=[common], help=help_text, description=help_text, epilog=EXAMPLES,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         add_run_options(p)
-        if rollouts in STAGES[name][1] or stage2 in STAGES[name][1]:
-            add_distributed_options(p)
+        add_distributed_options(p)
         p.set_defaults(handler=handle)
 
 
@@ -185,42 +185,52 @@ def exit_promptly(status: int) -> None:
     atexit.register(now)
 
 
+DISTRIBUTED = ((stage1, distributed_domains), (stage2, distributed_tasks), (rollouts, distributed_rollouts))
+"""Each stage and how it runs over shard workers, in the pipeline's order."""
+
+
+def interrupted(exc: BaseException) -> bool:
+    """Whether ``exc`` is a Ctrl-C: a KeyboardInterrupt, bare or inside (nested) exception
+    groups, as trio raises it when the signal lands inside a nursery."""
+    return any(isinstance(e, KeyboardInterrupt) for e in leaf_exceptions(exc))
+
+
+@contextmanager
+def prompt_exit_when_interrupted() -> Iterator[None]:
+    """For the block: a Ctrl-C that leaves it (bare or in an exception group) ends the
+    process promptly once the CLI has reported it (:func:`exit_promptly`, status 130)."""
+    try:
+        yield
+    except BaseException as exc:
+        if interrupted(exc):
+            exit_promptly(EXIT_INTERRUPTED)
+        raise
+
+
 def handle_distributed(args: Any, config: dict[str, Any], options: EngineOptions, stages: Sequence[Any]) -> int:
-    """``scaleenv run|tasks|rollout --ray ...``: stage 1 here, on the driver; stages 2 and 3 over the shards."""
+    """``scaleenv run|synth|tasks|rollout --ray ...``: every stage over the shards, one after the other."""
     if args.shards is not None and args.shards < 1:
         raise UsageError("--shards must be at least 1")
-    before = [s for s in stages if s not in (stage2, rollouts)]
     try:
-        if before:
-            async def main() -> None:
-                async with open_run(args.log, config, options) as ctx:
-                    for stage in before:
-                        await stage(ctx)
-
-            trio.run(main)
-        result: dict[str, Any] = {}
-        ran: list[dict[str, Any]] = []
-        with ray_session(args.ray):
-            if stage2 in stages:
-                result = distributed_tasks(args.log, config, options, shards=args.shards, executor="ray",
-                                           ray_address=args.ray)
-                ran.append(result["distributed"])
-            if rollouts in stages:
-                result = distributed_rollouts(args.log, config, options, shards=args.shards, executor="ray",
-                                              ray_address=args.ray)
-                ran.append(result["distributed"])
-        if stage2 in stages:
-            result["distributed_tasks"] = ran[0]
-    except KeyboardInterrupt:
-        exit_promptly(EXIT_INTERRUPTED)
-        raise
+        with prompt_exit_when_interrupted():
+            result: dict[str, Any] = {}
+            ran: dict[str, dict[str, Any]] = {}
+            with ray_session(args.ray):
+                for stage, over_shards in DISTRIBUTED:
+                    if stage in stages:
+                        result = over_shards(args.log, config, options, shards=args.shards, executor="ray",
+                                             ray_address=args.ray)
+                        ran[result["distributed"]["kind"]] = result["distributed"]
+            # The last stage's figures are "distributed"; every stage's also "distributed_<kind>".
+            for kind, d in ran.items():
+                result[f"distributed_{kind}"] = d
     except Exception as exc:  # noqa: BLE001 - as in handle()
         raise_for_cli(exc)
     if args.json:
         print(json.dumps(result, sort_keys=True))
     else:
         sys.stdout.write(render_summary(result))
-        for d in ran:
+        for d in ran.values():
             m, kind = d["merge"], d["kind"]
             sys.stdout.write(
                 f"distributed {kind}: {d['shards']} shards, {d[kind + '_assigned']} {kind} run "

@@ -16,7 +16,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from scaleenv.distributed import distributed_rollouts
+from scaleenv.distributed import distributed_domains, distributed_rollouts
 from scaleenv.shards import existing_shards, shards_dir
 
 from .conftest import CONFIG, OPTIONS, Base, bounded, episode_starts, stream_digests
@@ -29,13 +29,14 @@ DRIVER = """
 import sys
 import msgspec
 from scaleenv.config import RunConfig
-from scaleenv.distributed import distributed_rollouts
+from scaleenv import distributed
 from scaleenv.runner import EngineOptions
 
 config = msgspec.json.decode(sys.argv[2], type=RunConfig)
 options = EngineOptions(progress=False, sync=False, latency=True, concurrency=2)
+stage = getattr(distributed, sys.argv[3] if len(sys.argv) > 3 else "distributed_rollouts")
 try:
-    distributed_rollouts(sys.argv[1], config, options, shards=2, executor="inprocess")
+    stage(sys.argv[1], config, options, shards=2, executor="inprocess")
 except KeyboardInterrupt as exc:
     print(f"interrupted ({exc})", file=sys.stderr)
     sys.exit(130)
@@ -64,3 +65,58 @@ def test_a_signal_stops_the_inprocess_executor_and_a_rerun_resumes(tmp_path: Pat
     starts = episode_starts(main)
     assert len(starts) == base.episodes and set(starts.values()) == {1}
     assert not shards_dir(main).exists()
+
+
+def test_a_signal_during_sharded_stage1_stops_it_and_a_rerun_resumes(tmp_path: Path, synth_only: Path) -> None:
+    main = tmp_path / "main"  # a new log: stage 1 from the start
+    argv = [sys.executable, "-c", DRIVER, str(main), msgspec.json.encode(CONFIG).decode(), "distributed_domains"]
+    stopped = run_and_signal(argv, main, signal.SIGINT, min_records=10)
+    assert not stopped.finished_first, "the run ended before the trigger: make it longer"
+    assert stopped.code == 130, stopped.stderr
+    assert stopped.stderr.strip() == "interrupted (SIGINT)"
+    assert stopped.exit_s < EXIT_BOUND_S
+    assert existing_shards(main) and received(main) >= stopped.received_at_signal
+    result = bounded(distributed_domains, str(main), CONFIG, OPTIONS, shards=2, executor="inprocess")
+    d = result["distributed"]
+    assert d["recovered_from_earlier_run"]["events_merged"] >= stopped.received_at_signal
+    assert sum(w["resumed"] for w in d["workers"]) >= 1, d  # a domain went on from what was shipped back
+    assert stream_digests(main) == stream_digests(synth_only)
+    assert not shards_dir(main).exists()
+
+
+GROUPED = """
+import atexit
+import os
+import signal
+import sys
+
+import trio
+
+from scaleenv.cli.run import prompt_exit_when_interrupted
+
+atexit.register(print, "late teardown", flush=True)  # registered first, so it runs last: like Ray's
+
+
+async def main():
+    async with trio.open_nursery() as nursery:  # the Ctrl-C lands inside a nursery: trio groups it
+        nursery.start_soon(trio.sleep_forever)
+        os.kill(os.getpid(), signal.SIGINT)
+        await trio.sleep_forever()
+
+
+try:
+    with prompt_exit_when_interrupted():
+        trio.run(main)
+except BaseException as exc:
+    print(f"{type(exc).__name__}: {[type(e).__name__ for e in getattr(exc, 'exceptions', [])]}", flush=True)
+    sys.exit(1)
+"""
+
+
+def test_a_ctrl_c_inside_an_exception_group_exits_promptly() -> None:
+    # trio hands a Ctrl-C that lands inside a nursery to the caller in an exception group;
+    # the CLI's prompt exit must see it there too: status 130 at the first exit handler,
+    # so later ones (Ray's slow teardown) never run.
+    done = subprocess.run([sys.executable, "-c", GROUPED], capture_output=True, text=True, timeout=300)
+    assert done.stdout.splitlines() == ["BaseExceptionGroup: ['KeyboardInterrupt']"], done.stdout + done.stderr
+    assert done.returncode == 130, done.stdout + done.stderr

@@ -26,7 +26,7 @@ ray = pytest.importorskip("ray", reason="Ray is not installed (optional extra: p
 cluster_utils = pytest.importorskip("ray.cluster_utils", reason="this Ray has no ray.cluster_utils")
 
 from scaleenv.cli import main as cli_main  # noqa: E402
-from scaleenv.distributed import distributed_rollouts  # noqa: E402
+from scaleenv.distributed import distributed_domains, distributed_rollouts  # noqa: E402
 from scaleenv.shard_worker import LOCAL_PREFIX  # noqa: E402
 from scaleenv.shards import shard_path, shards_dir  # noqa: E402
 from scaleenv.store.log import Log  # noqa: E402
@@ -170,26 +170,42 @@ def test_two_nodes_no_shared_directory_same_digest(tmp_path: Path, base: Base,
     assert not shards_dir(main).exists()
 
 
-def test_run_cli_on_the_cluster_gives_the_single_machine_digest(tmp_path: Path, base: Base, synth_only: Path,
+def test_run_cli_on_the_cluster_gives_the_single_machine_digest(tmp_path: Path, base: Base,
+                                                                 tmp_path_factory: pytest.TempPathFactory,
+                                                                 monkeypatch: pytest.MonkeyPatch,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    # From stage 1 alone: `run --ray` finds stage 1 done and spreads stages 2 and 3 over the cluster.
-    main = shutil.copytree(synth_only, tmp_path / "main")
+    # From a new log: `run --ray` spreads stage 1 (whole domains), stage 2 (tasks) and the
+    # rollouts over the cluster, one stage after the other, and no worker touches the driver's files.
+    main = tmp_path / "main"
+    monkeypatch.chdir(tmp_path)
     args = ["run", "--log", str(main), "--seed", str(CONFIG.seed), "--domains", str(CONFIG.domains),
             "--tasks-per-domain", str(CONFIG.tasks_per_domain), "--episodes-per-task", str(CONFIG.episodes_per_task),
             "--no-sync", "--quiet", "--json", "--ray", "auto", "--shards", "2"]
-    assert bounded(cli_main, args) == 0
+    watch = Watch(forbidden=[str(tmp_path_factory.getbasetemp().resolve())])
+    watcher = threading.Thread(target=watch.run, daemon=True)
+    watcher.start()
+    try:
+        assert bounded(cli_main, args) == 0
+    finally:
+        watch.stop.set()
+        watcher.join()
     result = json.loads(capsys.readouterr().out)
     assert result["digest"] == base.digest
     assert stream_digests(main) == base.streams
-    tasks, episodes = result["distributed_tasks"], result["distributed"]
+    domains, tasks, episodes = result["distributed_domains"], result["distributed_tasks"], result["distributed"]
+    assert domains["kind"] == "domains" and domains["domains_assigned"] == CONFIG.domains
     assert tasks["kind"] == "tasks" and tasks["tasks_assigned"] == CONFIG.domains * CONFIG.tasks_per_domain
     assert episodes["kind"] == "episodes" and episodes["episodes_assigned"] == base.episodes
-    for d in (tasks, episodes):
+    assert result["distributed_episodes"] == episodes
+    for d in (domains, tasks, episodes):
         assert d["executor"] == "ray" and d["shards"] == 2 and d["failures"] == []
         assert len({w["pid"] for w in d["workers"]}) == 2  # a process per shard, one on each node
         assert len({w["node"] for w in d["workers"]}) == 2
+        assert os.getpid() not in {w["pid"] for w in d["workers"]}
     assert set(episode_starts(main).values()) == {1}
     assert not shards_dir(main).exists()
+    assert len(watch.worker_logs) >= 2, (watch.samples, watch.worker_logs)
+    assert watch.violations == set()
 
 
 def test_a_killed_worker_is_rerun_and_repeats_nothing(tmp_path: Path, base: Base) -> None:
@@ -213,3 +229,20 @@ def test_a_killed_worker_is_rerun_and_repeats_nothing(tmp_path: Path, base: Base
         assert rerun["skipped"] >= 3
         assert rerun["skipped"] + rerun["resumed"] + rerun["fresh"] == w["episodes"] == died["fresh"]
         assert rerun["completed"] == w["episodes"] - rerun["skipped"]
+
+
+def test_a_worker_killed_during_stage1_is_rerun_and_resumes_its_domain(tmp_path: Path, synth_only: Path) -> None:
+    # One shard holds both domains; its process exits (os._exit, like a lost node) once the
+    # driver has stored the first finished domain, on its first attempt; the second attempt
+    # (on any node) skips what was shipped back finished and resumes the rest from its prefix.
+    main = tmp_path / "main"
+    result = bounded(distributed_domains, str(main), CONFIG, OPTIONS, shards=1, executor="ray", fail_after=1,
+                     max_retries=2, keep_shards=True)
+    assert stream_digests(main) == stream_digests(synth_only)
+    (w,) = result["distributed"]["workers"]
+    assert w["attempt"] == 1
+    with Log.open(shard_path(main, 0), readonly=True) as shard:
+        died, rerun = shard.meta_get("attempts")
+    assert died["finished"] is False and rerun["finished"] is True and died["pid"] != rerun["pid"]
+    assert died["fresh"] == CONFIG.domains and rerun["skipped"] >= 1
+    assert rerun["skipped"] + rerun["resumed"] + rerun["fresh"] == CONFIG.domains
