@@ -55,9 +55,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.distributed.interrupt import run_and_signal, scaleenv  # noqa: E402
 
-from scaleenv.config import RunConfig
-from scaleenv.distributed import distributed_domains, distributed_rollouts
-from scaleenv.runner import EngineOptions, open_run, project, rollouts, stage1, stage2, summary
+from scaleenv._config import RunConfig
+from scaleenv._distributed import distributed_domains, distributed_rollouts
+from scaleenv._runner import EngineOptions, open_run, project, rollouts, stage1, stage2, summary
 
 OBJECT_STORE_BYTES = 80 * 1024 * 1024
 OPTIONS = EngineOptions(progress=False, sync=False)

@@ -1,6 +1,6 @@
 """Benchmark: what enforcing integrity costs per call, and that it follows the delta.
 
-Pure model (``scaleenv.model.integrity``), on states of 1k, 10k and 100k records (a
+Pure model (``scaleenv._model.integrity``), on states of 1k, 10k and 100k records (a
 shop: customers with a unique email, products, orders pointing at both with a status
 enum and a quantity range), for calls that create an order, change a stock or delete an
 order:
@@ -32,9 +32,9 @@ from typing import Any
 
 import trio
 
-from scaleenv.model.integrity import BeforeState, IntegrityIndex, check_delta, constraints_of, state_violations
-from scaleenv.sandbox import Limits, RecordChange, SandboxPool
-from scaleenv.store.specs import DomainSpec, FieldSpec, TableSpec
+from scaleenv._model.integrity import BeforeState, IntegrityIndex, check_delta, constraints_of, state_violations
+from scaleenv._sandbox import Limits, RecordChange, SandboxPool
+from scaleenv._store.specs import DomainSpec, FieldSpec, TableSpec
 
 F = FieldSpec
 SPEC = DomainSpec(name="shop", description="", tools=[], tables=[

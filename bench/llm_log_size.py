@@ -31,12 +31,12 @@ from typing import Any
 
 import trio
 
-from scaleenv.agents.llm.port import Completion, Llm, LlmRequest
-from scaleenv.agents.rollout.answers import PolicyTurn, UserTurn
-from scaleenv.agents.llm.user_chat import user_request
-from scaleenv.store import Log, Stream
-from scaleenv.store.events.llm import CallResolver, LlmCalled
-from scaleenv.store.record import Record, digest_bytes, frame
+from scaleenv._agents.llm.port import Completion, Llm, LlmRequest
+from scaleenv._agents.rollout.answers import PolicyTurn, UserTurn
+from scaleenv._agents.llm.user_chat import user_request
+from scaleenv._store import Log, Stream
+from scaleenv._store.events.llm import CallResolver, LlmCalled
+from scaleenv._store.record import Record, digest_bytes, frame
 
 SYSTEM = ("You are the support agent of a ticketing company. Use the tools to look records up and change "
           "them; never guess an id; confirm before cancelling. " * 6)  # ~1 kB, like the sim's policy prompt

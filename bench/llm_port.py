@@ -59,16 +59,16 @@ import structlog
 import trio
 from rollout import TimedReplay, build_template, in_subprocess, shape_config  # bench/rollout.py: how rollouts are benchmarked
 
-from scaleenv.agents.llm.openai_backend import OpenAIBackend
-from scaleenv.agents.llm.port import Llm, LlmExhaustedError, LlmRequest, render_messages, schema_for
-from scaleenv.agents.sim import LatencyModel, NoiseModel, SimBackend
-from scaleenv.agents.llm.recorded import read_calls
-from scaleenv.serve.replay_http import ReplayAnswers
-from scaleenv.serve.sim_http import SimServer, serve_sim
-from scaleenv.runner import EngineOptions, open_run, rollouts
-from scaleenv.store import Log, Stream
-from scaleenv.store.events.llm import LlmCalled
-from scaleenv.store.events import Ref
+from scaleenv._agents.llm.openai_backend import OpenAIBackend
+from scaleenv._agents.llm.port import Llm, LlmExhaustedError, LlmRequest, render_messages, schema_for
+from scaleenv._agents.sim import LatencyModel, NoiseModel, SimBackend
+from scaleenv._agents.llm.recorded import read_calls
+from scaleenv._serve.replay_http import ReplayAnswers
+from scaleenv._serve.sim_http import SimServer, serve_sim
+from scaleenv._runner import EngineOptions, open_run, rollouts
+from scaleenv._store import Log, Stream
+from scaleenv._store.events.llm import LlmCalled
+from scaleenv._store.events import Ref
 
 log = structlog.get_logger("bench.llm_port")
 
@@ -239,7 +239,7 @@ class ReplayServerProcess:
         self.url = ""
 
     def __enter__(self) -> ReplayServerProcess:
-        self.proc = subprocess.Popen([sys.executable, "-c", "from scaleenv.cli import main; raise SystemExit(main())",
+        self.proc = subprocess.Popen([sys.executable, "-c", "from scaleenv._cli import main; raise SystemExit(main())",
                                       *self.args], stderr=subprocess.PIPE, text=True)
         assert self.proc.stderr is not None
         line = self.proc.stderr.readline()

@@ -17,7 +17,7 @@ On identical pre-built events, in one run:
 (e) decode throughput of a full ``Log.read()``.
 
 Every contender runs under the same cycle-collector setting: ``Log.writer()`` raises
-generation 0's threshold while it runs (scaleenv.store.gc_tuning), so the baselines
+generation 0's threshold while it runs (scaleenv._store.gc_tuning), so the baselines
 get the same setting (``--default-gc`` runs them under CPython's default instead).
 
 Prints events/s and ratios; ``--json`` prints one JSON object on the last line.
@@ -40,11 +40,11 @@ import lmdb
 import msgspec
 import trio
 
-from scaleenv.store import Codec, Log, Pending
-from scaleenv.store.events.base import Event, Ref
-from scaleenv.store.gc_tuning import engine_gc
-from scaleenv.store.log import seq_key, stream_key
-from scaleenv.store.record import frame
+from scaleenv._store import Codec, Log, Pending
+from scaleenv._store.events.base import Event, Ref
+from scaleenv._store.gc_tuning import engine_gc
+from scaleenv._store.log import seq_key, stream_key
+from scaleenv._store.record import frame
 
 
 class BenchToolCalled(Event, tag="bench.tool_called"):
@@ -147,7 +147,7 @@ def bench_scaleenv(path: Path, batches: list[list[Pending]], sync: bool, tasks: 
 def bench_deferred(path: Path, batches: list[list[Pending]], sync: bool, tasks: int) -> float:
     """What rollout episodes do: ``Stream(ack="deferred")`` per stream, one emit per batch,
     ``flush`` at the stream's end (durable then); events/s from first emit to last flush."""
-    from scaleenv.store import Stream
+    from scaleenv._store import Stream
 
     total = sum(len(b) for b in batches)
     stats: dict[str, float] = {}

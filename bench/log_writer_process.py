@@ -47,9 +47,9 @@ import trio
 sys.path.insert(0, str(Path(__file__).parent))
 import log_append as bench  # noqa: E402  (the same events, codec and contenders)
 
-from scaleenv.store import Log  # noqa: E402
-from scaleenv.store.gc_tuning import engine_gc  # noqa: E402
-from scaleenv.store.writer import Ack, StreamPositionError, Writer  # noqa: E402
+from scaleenv._store import Log  # noqa: E402
+from scaleenv._store.gc_tuning import engine_gc  # noqa: E402
+from scaleenv._store.writer import Ack, StreamPositionError, Writer  # noqa: E402
 
 CHILD = r"""
 import os, select, struct, sys, zlib

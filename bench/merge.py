@@ -5,9 +5,9 @@
 A synthetic episode log (``--events`` events in episode streams of ``--per-episode``
 events: an EpisodeStarted, then assistant tool calls and their ToolExecuted results
 with deltas, like a sim rollout's ~20 events per episode) is split over ``--shards``
-shard logs by :func:`scaleenv.shards.shard_of`, exactly as distributed rollouts do.
+shard logs by :func:`scaleenv._shards.shard_of`, exactly as distributed rollouts do.
 
-- merge: :func:`scaleenv.shards.merge_shards` into a fresh main log (plan, then every
+- merge: :func:`scaleenv._shards.merge_shards` into a fresh main log (plan, then every
   stream in stream-id order read through the stream index, appended in batches of 4096);
 - baseline: the same shards read sequentially (``log.read()``, storage order) and
   appended to another fresh log in the same batches through the same writer: the cost
@@ -30,14 +30,14 @@ from typing import Any
 
 import trio
 
-from scaleenv.replay.logcopy import append_all
-from scaleenv.shards import MERGE_BATCH, merge_shards, shard_of
-from scaleenv.store.events.base import Ref
-from scaleenv.store.events.episodes import EpisodeStarted, MessageSent, ToolCallRequest, ToolExecuted
-from scaleenv.store.events.tasks import RecordChange
-from scaleenv.store.log import Log
-from scaleenv.store.record import stream_digests
-from scaleenv.store.writer import Pending
+from scaleenv._replay.logcopy import append_all
+from scaleenv._shards import MERGE_BATCH, merge_shards, shard_of
+from scaleenv._store.events.base import Ref
+from scaleenv._store.events.episodes import EpisodeStarted, MessageSent, ToolCallRequest, ToolExecuted
+from scaleenv._store.events.tasks import RecordChange
+from scaleenv._store.log import Log
+from scaleenv._store.record import stream_digests
+from scaleenv._store.writer import Pending
 
 MAP = 4 << 30
 

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/plan_memory.py [--domains 2] [--tasks-per-domain 4] [--small 4] [--large 16] [--json]
 
-To plan (:func:`scaleenv.distributed.plan`) the driver projects the whole main log
+To plan (:func:`scaleenv._distributed.plan`) the driver projects the whole main log
 (``project``: the newest checkpoint plus the records after it) and keeps the view while
 it lists the unfinished items. One stage-1/2 log (the sim LLM, seed 1) is built; two
 copies get ``--small`` and ``--large`` episodes per task rolled out (one process, to the
@@ -35,11 +35,11 @@ from typing import Any
 import msgspec
 import trio
 
-from scaleenv.config import RunConfig
-from scaleenv.distributed import plan
-from scaleenv.replay.checkpoint import project
-from scaleenv.runner import EngineOptions, open_run, rollouts, stage1, stage2
-from scaleenv.store.log import Log
+from scaleenv._config import RunConfig
+from scaleenv._distributed import plan
+from scaleenv._replay.checkpoint import project
+from scaleenv._runner import EngineOptions, open_run, rollouts, stage1, stage2
+from scaleenv._store.log import Log
 
 OPTIONS = EngineOptions(progress=False, sync=False)
 

@@ -48,18 +48,18 @@ from typing import Any
 import msgspec
 import trio
 
-from scaleenv.replay.snapshots import seek
-from scaleenv.replay.logcopy import append_all
-from scaleenv.replay.digests import projection_digests
-from scaleenv.replay.partial import fold_log
-from scaleenv.replay.projection import fold
-from scaleenv.replay.snapshots import build_snapshots
-from scaleenv.replay.verify import verify_log
-from scaleenv.store.events.base import Ref
-from scaleenv.store.events.episodes import EpisodeStarted, MessageSent, ToolCallRequest, ToolExecuted
-from scaleenv.store.events.tasks import RecordChange, TaskInstantiated
-from scaleenv.store.log import Log
-from scaleenv.store.writer import Pending
+from scaleenv._replay.snapshots import seek
+from scaleenv._replay.logcopy import append_all
+from scaleenv._replay.digests import projection_digests
+from scaleenv._replay.partial import fold_log
+from scaleenv._replay.projection import fold
+from scaleenv._replay.snapshots import build_snapshots
+from scaleenv._replay.verify import verify_log
+from scaleenv._store.events.base import Ref
+from scaleenv._store.events.episodes import EpisodeStarted, MessageSent, ToolCallRequest, ToolExecuted
+from scaleenv._store.events.tasks import RecordChange, TaskInstantiated
+from scaleenv._store.log import Log
+from scaleenv._store.writer import Pending
 
 EVENTS_PER_EPISODE = 500
 ROWS = 20
@@ -168,8 +168,8 @@ def bench_seek(path: Path, every: int, samples: int) -> dict[str, Any]:
 
 
 def bench_verify(path: Path, domains: int) -> dict[str, Any]:
-    from scaleenv.config import RunConfig
-    from scaleenv.runner import EngineOptions, open_run, rollouts, stage1, stage2
+    from scaleenv._config import RunConfig
+    from scaleenv._runner import EngineOptions, open_run, rollouts, stage1, stage2
 
     config = RunConfig(seed=3, domains=domains, tasks_per_domain=4, episodes_per_task=2)
 
@@ -190,7 +190,7 @@ def finished_log(path: Path, events: int) -> dict[str, Any]:
     episodes each, seed 3) whose recorded episodes are then copied as further attempts
     (g2, g3, ...) of its kept tasks until the log holds ``events``; the run config says
     that many episodes per task, so a resume has nothing left to do."""
-    from scaleenv.runner import EngineOptions, adopt_config, run
+    from scaleenv._runner import EngineOptions, adopt_config, run
 
     t0 = time.perf_counter()
     run(str(path), {"seed": 3, "domains": 1, "tasks_per_domain": 2, "episodes_per_task": 2},
@@ -220,8 +220,8 @@ def resume_start(path: Path) -> float:
     """Seconds from opening the log for appending to knowing what is left: its projection
     (from the checkpoint the run ended with) and the rollout stage's list of episodes left
     (``runner.rollout_work``: each episode's finished flag, no episode decoded)."""
-    from scaleenv.replay.checkpoint import projected
-    from scaleenv.runner import rollout_work
+    from scaleenv._replay.checkpoint import projected
+    from scaleenv._runner import rollout_work
 
     t0 = time.perf_counter()
     with Log.open(path, sync=False) as lg:
@@ -235,7 +235,7 @@ def resume_start(path: Path) -> float:
 
 EXPORT_CHILD = """
 import sys, threading, time
-from scaleenv.store.log import Log
+from scaleenv._store.log import Log
 
 def status_kb(field):
     with open("/proc/self/status") as f:
@@ -253,12 +253,12 @@ def sample():  # the process's own memory (RSS also counts the log's pages LMDB 
 threading.Thread(target=sample, daemon=True).start()
 t0 = time.perf_counter()
 if sys.argv[3] == "stream":
-    from scaleenv.replay.export import export_to
+    from scaleenv._replay.export import export_to
     with Log.open(sys.argv[1], readonly=True) as log:
         rows = export_to(log, sys.argv[2], "jsonl").rows
 else:  # what export did before it streamed: the whole log folded, every row in memory
-    from scaleenv.replay.export import episode_rows, write_jsonl
-    from scaleenv.replay.projection import fold
+    from scaleenv._replay.export import episode_rows, write_jsonl
+    from scaleenv._replay.projection import fold
     with Log.open(sys.argv[1], readonly=True) as log:
         view = fold(log.read())
     rows = write_jsonl(list(episode_rows(view, 3, ("local", "served"))), sys.argv[2])
@@ -283,7 +283,7 @@ def bench_export(tmp: Path, events: int, whole: bool) -> dict[str, Any]:
     """Peak memory of ``export`` (streaming, one episode at a time) on a finished log of
     about ``events`` events and on one twice as big; with ``whole``, also of the
     whole-log fold it replaced, on the smaller one."""
-    from scaleenv.replay.checkpoint import projected
+    from scaleenv._replay.checkpoint import projected
 
     out: dict[str, Any] = {}
     for suffix, size in (("", events), ("_double", 2 * events)):
@@ -308,8 +308,8 @@ def bench_export(tmp: Path, events: int, whole: bool) -> dict[str, Any]:
 
 
 def bench_resume(tmp: Path, events: int) -> dict[str, Any]:
-    from scaleenv.replay.checkpoint import projected
-    from scaleenv.runner import EngineOptions, run
+    from scaleenv._replay.checkpoint import projected
+    from scaleenv._runner import EngineOptions, run
 
     out: dict[str, Any] = {}
     for name, size in (("small", 0), ("large", events)):
@@ -350,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-fold", action="store_true", help="skip the fold, seek and verify benches")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    from scaleenv.cli.logs import configure_logging
+    from scaleenv._cli.logs import configure_logging
 
     configure_logging("console", "warning")
     out: dict[str, Any] = {}

@@ -55,14 +55,14 @@ from typing import Any
 import msgspec
 import trio
 
-from scaleenv.agents.llm.port import Completion, LlmRequest
-from scaleenv.agents.llm.recorded import RecordedBackend, read_calls
-from scaleenv.agents.sim import LatencyModel, NoiseModel, SimBackend
-from scaleenv.config import RunConfig, make, with_preset
-from scaleenv.runner import EngineOptions, open_run, project, rollouts, stage1, stage2
-from scaleenv.store.events.episodes import RewardGiven, ToolExecuted
-from scaleenv.store.events.llm import LlmCalled
-from scaleenv.store.log import Log
+from scaleenv._agents.llm.port import Completion, LlmRequest
+from scaleenv._agents.llm.recorded import RecordedBackend, read_calls
+from scaleenv._agents.sim import LatencyModel, NoiseModel, SimBackend
+from scaleenv._config import RunConfig, make, with_preset
+from scaleenv._runner import EngineOptions, open_run, project, rollouts, stage1, stage2
+from scaleenv._store.events.episodes import RewardGiven, ToolExecuted
+from scaleenv._store.events.llm import LlmCalled
+from scaleenv._store.log import Log
 
 SEED = 11
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import trio
 
-from scaleenv.sandbox import SandboxPool
+from scaleenv._sandbox import SandboxPool
 
 TOOL = '''
 def adjust_stock(db, sku, qty):

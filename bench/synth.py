@@ -34,8 +34,8 @@ from typing import Any
 import networkx as nx
 
 import scaleenv
-from scaleenv.store.specs import DomainSpec
-from scaleenv.agents.llm.port import output_tokens
+from scaleenv._store.specs import DomainSpec
+from scaleenv._agents.llm.port import output_tokens
 
 
 def shape_hash(spec: DomainSpec) -> str:

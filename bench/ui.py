@@ -40,16 +40,16 @@ from typing import Any
 import msgspec
 import trio
 
-from scaleenv.cli.logs import configure_logging
-from scaleenv.replay.logcopy import append_all
-from scaleenv.replay.projection import fold
-from scaleenv.config import RunConfig
-from scaleenv.runner import EngineOptions, open_run, rollouts, stage1, stage2
-from scaleenv.store.events.base import Ref
-from scaleenv.store.log import Log
-from scaleenv.store.record import Record
-from scaleenv.store.writer import Pending
-from scaleenv.ui.index import RunIndex
+from scaleenv._cli.logs import configure_logging
+from scaleenv._replay.logcopy import append_all
+from scaleenv._replay.projection import fold
+from scaleenv._config import RunConfig
+from scaleenv._runner import EngineOptions, open_run, rollouts, stage1, stage2
+from scaleenv._store.events.base import Ref
+from scaleenv._store.log import Log
+from scaleenv._store.record import Record
+from scaleenv._store.writer import Pending
+from scaleenv._ui.index import RunIndex
 
 SEED_RUN = RunConfig(seed=1, domains=8, tasks_per_domain=4, episodes_per_task=2)
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"

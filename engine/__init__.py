@@ -11,7 +11,8 @@ Configure and run the pipeline
     :data:`STAGES` (``synth``, ``tasks``, ``rollout``), :func:`summary`.
 Read a log
     :class:`Log` (open an LMDB event log, read it, check it), :func:`fold` (records to a
-    :class:`RunView`), :func:`project` (a whole log folded), :func:`fold_episode` (one
+    :class:`RunView`), :func:`project` (a whole log folded), :func:`projected` (the same from
+    the newest checkpoint the log holds, episodes as summaries; ``lean=True`` for a planner), :func:`fold_episode` (one
     episode's events to its view: what the policy and the user saw, counts, state).
 Serve environments
     :class:`Environments` and :func:`open_environments` (episodes driven step by step by an
@@ -38,35 +39,37 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
-    "RunConfig": "scaleenv.config",
-    "ConfigError": "scaleenv.config",
-    "EngineOptions": "scaleenv.runner",
-    "run": "scaleenv.runner",
-    "open_run": "scaleenv.runner",
-    "STAGES": "scaleenv.runner",
-    "summary": "scaleenv.runner",
-    "project": "scaleenv.runner",
-    "Log": "scaleenv.store",
-    "fold": "scaleenv.replay.projection",
-    "RunView": "scaleenv.replay.projection",
-    "fold_episode": "scaleenv.replay.episode",
-    "Environments": "scaleenv.serve.environments",
-    "open_environments": "scaleenv.serve.environments",
-    "episode_rows": "scaleenv.replay.export",
-    "export_log": "scaleenv.replay.export",
+    "RunConfig": "scaleenv._config",
+    "ConfigError": "scaleenv._config",
+    "EngineOptions": "scaleenv._runner",
+    "run": "scaleenv._runner",
+    "open_run": "scaleenv._runner",
+    "STAGES": "scaleenv._runner",
+    "summary": "scaleenv._runner",
+    "project": "scaleenv._runner",
+    "Log": "scaleenv._store",
+    "fold": "scaleenv._replay.projection",
+    "projected": "scaleenv._replay.checkpoint",
+    "RunView": "scaleenv._replay.projection",
+    "fold_episode": "scaleenv._replay.episode",
+    "Environments": "scaleenv._serve.environments",
+    "open_environments": "scaleenv._serve.environments",
+    "episode_rows": "scaleenv._replay.export",
+    "export_log": "scaleenv._replay.export",
 }
 _RENAMED = {"fold_episode": "fold"}
 
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from scaleenv.config import ConfigError, RunConfig
-    from scaleenv.replay.episode import fold as fold_episode
-    from scaleenv.replay.export import episode_rows, export_log
-    from scaleenv.replay.projection import RunView, fold
-    from scaleenv.runner import STAGES, EngineOptions, open_run, project, run, summary
-    from scaleenv.serve.environments import Environments, open_environments
-    from scaleenv.store import Log
+    from scaleenv._config import ConfigError, RunConfig
+    from scaleenv._replay.episode import fold as fold_episode
+    from scaleenv._replay.export import episode_rows, export_log
+    from scaleenv._replay.checkpoint import projected
+    from scaleenv._replay.projection import RunView, fold
+    from scaleenv._runner import STAGES, EngineOptions, open_run, project, run, summary
+    from scaleenv._serve.environments import Environments, open_environments
+    from scaleenv._store import Log
 
 
 def __getattr__(name: str) -> Any:

@@ -7,9 +7,9 @@ from typing import Any
 
 import msgspec
 
-from scaleenv.model.contracts import render
-from scaleenv.store.events.llm import CallResolver, LlmCalled, LlmExhausted
-from scaleenv.store.events.synth import (
+from scaleenv._model.contracts import render
+from scaleenv._store.events.llm import CallResolver, LlmCalled, LlmExhausted
+from scaleenv._store.events.synth import (
     CodeCheckFailed,
     CodeProposed,
     GraphEdgeAdded,
@@ -24,8 +24,8 @@ from scaleenv.store.events.synth import (
     ToolRejected,
     ToolsDesigned,
 )
-from scaleenv.store.log import Log
-from scaleenv.streams import TOOL, domain_stream
+from scaleenv._store.log import Log
+from scaleenv._streams import TOOL, domain_stream
 
 
 class UnknownTool(LookupError):

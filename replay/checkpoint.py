@@ -1,13 +1,13 @@
 """Checkpoints of the run projection in the log's own database, so a command folds only what follows.
 
-A checkpoint is the :class:`RunView` of :func:`scaleenv.replay.partial.fold_log` (with
+A checkpoint is the :class:`RunView` of :func:`scaleenv._replay.partial.fold_log` (with
 exact stream digests) through some seq, stored with :meth:`Log.put_checkpoint` under that
 seq in the log's ``checkpoints`` database. Its value is ``blake2b-128(payload) + payload``,
 the payload a msgpack :class:`Checkpoint`: the format and fold versions, the seq it
 covers, a digest of the stored bytes of the record at that seq, the run digest of what
 it folded (its stream digests), and the view without its episodes: each episode (its
 summary, state and stream digest) is an entry of the log's ``checkpoint_entries``
-database, read only when asked for (:mod:`scaleenv.replay.stored`). So loading a
+database, read only when asked for (:mod:`scaleenv._replay.stored`). So loading a
 checkpoint costs the same whatever the number of episodes, and a save writes only the
 episodes that changed since the checkpoint it continued.
 
@@ -25,7 +25,7 @@ silently; it is ignored, with a one-line warning, when:
    episodes' event counts) do not count its events.
 
 An episode entry that is damaged is ignored the same way, alone: that episode is folded
-from its own stream (see :mod:`scaleenv.replay.stored`).
+from its own stream (see :mod:`scaleenv._replay.stored`).
 
 The next older checkpoint is then tried, and the fold starts from the log's start when
 none is valid.
@@ -38,10 +38,10 @@ from typing import NamedTuple
 
 import msgspec
 
-from scaleenv.logs import get_logger
-from scaleenv.store.log import Log
-from scaleenv.store.record import StreamDigest, run_digest
-from scaleenv.streams import episode_stream
+from scaleenv._logs import get_logger
+from scaleenv._store.log import Log
+from scaleenv._store.record import StreamDigest, run_digest
+from scaleenv._streams import episode_stream
 
 from .episode import EpisodeSummary
 from .partial import fold_log
@@ -57,7 +57,7 @@ from .stored import (
     run_progress,
 )
 
-log = get_logger("scaleenv.replay.checkpoint")
+log = get_logger("scaleenv._replay.checkpoint")
 
 CHECKPOINT_FORMAT = 2
 """The layout of a checkpoint's payload (1: episodes inside it, decoded at every load; 2: episodes as entries)."""

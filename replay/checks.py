@@ -2,7 +2,7 @@
 
 ``scaleenv replay --verify`` (re-executes the recorded tool calls) and ``scaleenv rerun``
 (re-runs the agents against the recorded model outputs) record what they found in the
-run's log (``scaleenv.store.events.checks``): one :class:`StreamDiverged` per stream that
+run's log (``scaleenv._store.events.checks``): one :class:`StreamDiverged` per stream that
 diverged (its first divergence), then a :class:`CheckFinished`, all in one commit, in
 the stream ``check/<checker>``. :func:`apply` folds those events into
 :class:`CheckFindings`: per checker, the findings of its newest finished check (a check
@@ -23,12 +23,12 @@ import attrs
 import lmdb
 import trio
 
-from scaleenv.store.errors import LogError
-from scaleenv.store.events.checks import CheckFinished, FieldDifference, StreamDiverged
-from scaleenv.store.log import Log
-from scaleenv.store.record import Record, event_tag
-from scaleenv.store.stream import Divergence, Stream
-from scaleenv.streams import CHECK, CHECKERS, check_stream
+from scaleenv._store.errors import LogError
+from scaleenv._store.events.checks import CheckFinished, FieldDifference, StreamDiverged
+from scaleenv._store.log import Log
+from scaleenv._store.record import Record, event_tag
+from scaleenv._store.stream import Divergence, Stream
+from scaleenv._streams import CHECK, CHECKERS, check_stream
 
 
 @attrs.frozen

@@ -12,12 +12,12 @@ from typing import Any
 
 import msgspec
 
-from scaleenv.store.specs import spec_builtins
+from scaleenv._store.specs import spec_builtins
 
 from .episode import EpisodeSummary
 from .projection import DomainView, EpisodeView, RunView, TaskView
-from scaleenv.model.state import canonical, state_digest
-from scaleenv.streams import domain_stream, episode_stream, task_stream
+from scaleenv._model.state import canonical, state_digest
+from scaleenv._streams import domain_stream, episode_stream, task_stream
 
 _det = msgspec.msgpack.Encoder(order="deterministic")
 

@@ -1,7 +1,7 @@
 """One episode as a fold of its events: what the policy and the user see, counts, faults, state.
 
 ``apply(state, event) -> state`` is the one definition of an episode. The live loop
-(``scaleenv.agents.rollout.episode``) emits an event and then applies it; served
+(``scaleenv._agents.rollout.episode``) emits an event and then applies it; served
 episodes, the export, the run projection and replay fold the recorded events with the
 same function. So the conversation a trainer exports is, message for message, the one
 the policy was sent, and the counts a served episode restores are the ones it had.
@@ -32,9 +32,9 @@ from typing import Any
 
 import attrs
 
-from scaleenv.model.state import apply_delta
-from scaleenv.store.events.llm import LlmCalled
-from scaleenv.store.events.episodes import (
+from scaleenv._model.state import apply_delta
+from scaleenv._store.events.llm import LlmCalled
+from scaleenv._store.events.episodes import (
     EpisodeEnded,
     EpisodeStarted,
     MessageSent,
@@ -42,7 +42,7 @@ from scaleenv.store.events.episodes import (
     ToolCallRequest,
     ToolExecuted,
 )
-from scaleenv.store.specs import DbState
+from scaleenv._store.specs import DbState
 
 ENV_FAILURE_KINDS = frozenset({"timeout", "memory", "crashed", "output_too_large", "integrity"})
 """Tool error kinds that are the environment's failure, not the policy's."""
@@ -182,7 +182,7 @@ def apply_call(state: EpisodeView, n: int, event: LlmCalled) -> EpisodeView:
 
 @attrs.define
 class EpisodeSummary:
-    """An episode as the run projection keeps it when folded by :mod:`scaleenv.replay.partial`:
+    """An episode as the run projection keeps it when folded by :mod:`scaleenv._replay.partial`:
     what :class:`EpisodeView` holds minus the conversation itself (``messages``, ``timeline``,
     ``user_view``), which a reader that wants it folds from the episode's own stream
     (:func:`fold`). Every other field means what it means on :class:`EpisodeView`, and

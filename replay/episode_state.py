@@ -3,11 +3,11 @@
 The state of an episode after its first ``n`` records is the task's initial state (from
 the ``task/<task_id>`` stream) folded with the ``ToolExecuted`` deltas among those
 records (failed calls change nothing). The fold is exactly
-:func:`scaleenv.replay.projection.apply` over a small :class:`RunView` that holds only
+:func:`scaleenv._replay.projection.apply` over a small :class:`RunView` that holds only
 the task and the episode, so replayed state equals live state by construction.
 
 :func:`seek` starts from the nearest valid snapshot at or before ``n`` (see
-:mod:`scaleenv.replay.snapshots`) and reports how many events it touched.
+:mod:`scaleenv._replay.snapshots`) and reports how many events it touched.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ import itertools
 
 import attrs
 
-from scaleenv.store.events.episodes import EpisodeStarted
-from scaleenv.store.log import Log
-from scaleenv.store.record import Record, StreamDigest
-from scaleenv.store.specs import DbState
-from scaleenv.streams import DOMAIN, TASK, domain_stream, episode_id_of, task_stream
+from scaleenv._store.events.episodes import EpisodeStarted
+from scaleenv._store.log import Log
+from scaleenv._store.record import Record, StreamDigest
+from scaleenv._store.specs import DbState
+from scaleenv._streams import DOMAIN, TASK, domain_stream, episode_id_of, task_stream
 
 from .projection import DomainView, EpisodeView, RunView, TaskView, apply, fold
 
@@ -79,7 +79,7 @@ def task_ids(log: Log, limit: int | None = None) -> list[str]:
 
 def domain_view(log: Log, slot: str) -> DomainView | None:
     """The domain's projection from its own stream only: its spec, outline, graph edges and
-    verdict as :func:`scaleenv.replay.projection.fold` of the whole log gives them (not the
+    verdict as :func:`scaleenv._replay.projection.fold` of the whole log gives them (not the
     counts the projection adds from its tools' streams: LLM calls, tokens, tool views)."""
     view = fold(log.read_stream(domain_stream(slot)))
     return view.domains.get(slot)

@@ -43,13 +43,13 @@ from typing import Any
 
 import attrs
 
-from scaleenv.model.tool_schemas import environment_tools, openai_tools
-from scaleenv.outfile import replaced_when_done
-from scaleenv.replay.episode import EpisodeView
-from scaleenv.replay.episode import fold as fold_episode
-from scaleenv.store.events.episodes import MessageSent
-from scaleenv.store.log import Log
-from scaleenv.streams import is_served
+from scaleenv._model.tool_schemas import environment_tools, openai_tools
+from scaleenv._outfile import replaced_when_done
+from scaleenv._replay.episode import EpisodeView
+from scaleenv._replay.episode import fold as fold_episode
+from scaleenv._store.events.episodes import MessageSent
+from scaleenv._store.log import Log
+from scaleenv._streams import is_served
 
 from .checkpoint import project
 from .projection import DomainView, RunView, TaskView
@@ -86,11 +86,11 @@ def episode_rows(view: RunView, run_seed: int, kinds: Iterable[str] = KINDS) -> 
     """One row per finished episode of the given kinds, ``messages`` exactly as the policy was sent them.
 
     ``messages`` is :meth:`EpisodeView.trajectory`: the episode's fold
-    (:mod:`scaleenv.replay.episode`) through the policy's last answer, i.e. the last
+    (:mod:`scaleenv._replay.episode`) through the policy's last answer, i.e. the last
     request the policy was sent plus that answer, with tool results worded as the
     policy read them. A turn the port had to retry is exported as it was accepted; the
     rejected attempts stay in the log (``llm.called``), not in the trajectory.
-    ``view`` holds whole episodes (:func:`scaleenv.replay.projection.fold`); :func:`log_rows`
+    ``view`` holds whole episodes (:func:`scaleenv._replay.projection.fold`); :func:`log_rows`
     gives the same rows from a log, one episode in memory at a time.
     """
     wanted = frozenset(check_kinds(kinds))
@@ -295,7 +295,7 @@ def export_log(log_path: Any, out: Any, fmt: str = "jsonl", kinds: Iterable[str]
     the number of episodes written. Reads the log only, one episode at a time
     (:func:`export_to`). ``out`` is written whole or not at all: through a temporary file
     beside it, moved onto it once every row is written and synced (a failure or Ctrl-C
-    leaves the old file as it was and no partial one; see :func:`scaleenv.outfile.replaced_when_done`)."""
+    leaves the old file as it was and no partial one; see :func:`scaleenv._outfile.replaced_when_done`)."""
     if fmt not in ("jsonl", "parquet"):
         raise ValueError(f"format must be jsonl or parquet, not {fmt!r}")
     kinds = check_kinds(kinds)

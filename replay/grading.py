@@ -1,7 +1,7 @@
 """Grading one episode of a task: the reward code applied with the task's expectations.
 
 The one place that turns a task (its expected final state, required answers and goals) and
-its domain (the columns' reward policies) into a :func:`scaleenv.model.reward.score` call;
+its domain (the columns' reward policies) into a :func:`scaleenv._model.reward.score` call;
 the episode loop, served episodes and ``regrade`` all grade through :func:`grade`.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from scaleenv.model.reward import Score, goal_records, policies_of, score
-from scaleenv.store.specs import DbState, DomainSpec
+from scaleenv._model.reward import Score, goal_records, policies_of, score
+from scaleenv._store.specs import DbState, DomainSpec
 
 from .projection import TaskView
 

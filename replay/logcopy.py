@@ -17,11 +17,11 @@ from typing import Any, Union
 import msgspec
 import trio
 
-from scaleenv.store.events import ALL_EVENT_TYPES
-from scaleenv.store.events.base import Event, Ref
-from scaleenv.store.log import Log
-from scaleenv.store.record import Record
-from scaleenv.store.writer import Pending
+from scaleenv._store.events import ALL_EVENT_TYPES
+from scaleenv._store.events.base import Event, Ref
+from scaleenv._store.log import Log
+from scaleenv._store.record import Record
+from scaleenv._store.writer import Pending
 
 BATCH = 4096
 

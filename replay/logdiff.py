@@ -3,7 +3,7 @@
 Two logs of the same seed must hold the same streams with the same digests whatever the
 concurrency. For each stream whose digests differ, the streams are walked in order and
 the first position whose digest bytes differ is reported as a
-:class:`scaleenv.store.stream.Divergence` (A is the "recorded" side, B the "got" side).
+:class:`scaleenv._store.stream.Divergence` (A is the "recorded" side, B the "got" side).
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from typing import Any
 
 import attrs
 
-from scaleenv.store.log import Log
-from scaleenv.store.record import Record, record_digest_bytes, run_digest, stream_digests
-from scaleenv.store.stream import Divergence
-from scaleenv.streams import is_check
+from scaleenv._store.log import Log
+from scaleenv._store.record import Record, record_digest_bytes, run_digest, stream_digests
+from scaleenv._store.stream import Divergence
+from scaleenv._streams import is_check
 
 
 @attrs.frozen

@@ -1,29 +1,29 @@
 """The run projection folded from undecoded records, decoding only what the fold reads.
 
-:func:`fold_log` builds the same :class:`RunView` as :func:`scaleenv.replay.projection.fold`
-(the same :func:`scaleenv.replay.digests.projection_digests`, event for event; tested with
+:func:`fold_log` builds the same :class:`RunView` as :func:`scaleenv._replay.projection.fold`
+(the same :func:`scaleenv._replay.digests.projection_digests`, event for event; tested with
 hypothesis and the golden logs) at a fraction of the cost, because most events are never
 decoded whole:
 
 - the event's type tag is read from the first bytes of its msgpack map
-  (:func:`scaleenv.store.record.peek_tag`), so events the projection does not read
+  (:func:`scaleenv._store.record.peek_tag`), so events the projection does not read
   (tool tests, reviews, goal realisations, ...) are skipped undecoded, and those it only
   counts (``task.chain_written``, ``tool.tests_repaired``) are counted by tag;
 - ``llm.called`` events (most of a synthesis log) are decoded lean: the error and the two
   token counts, skipping the messages and the answer;
 - episode messages and tool results (most of a training log) are decoded lean too, and
-  the projection keeps an :class:`~scaleenv.replay.episode.EpisodeSummary` per episode
+  the projection keeps an :class:`~scaleenv._replay.episode.EpisodeSummary` per episode
   (counts, end, rewards and database state; not the conversation, which
-  :func:`scaleenv.replay.episode.fold` of the episode's own stream gives).
+  :func:`scaleenv._replay.episode.fold` of the episode's own stream gives).
 
-Stream digests cover every field of every event (:class:`scaleenv.store.record.StreamDigest`,
+Stream digests cover every field of every event (:class:`scaleenv._store.record.StreamDigest`,
 over a canonical re-encoding of the decoded event, not over the stored bytes), so they
 cannot be had without decoding each event whole: ``digests=True`` does that and keeps
 them exact (the same values as :func:`fold`); ``digests=False`` (the default) leaves them
 out and marks the view (``RunView.digested``), whose ``stream_digests()`` then refuses.
 
 A record's frame and CRC are checked for every record, skipped or not, and an unknown
-event type raises :class:`~scaleenv.store.errors.UnknownEventType` as :func:`fold` does;
+event type raises :class:`~scaleenv._store.errors.UnknownEventType` as :func:`fold` does;
 a skipped event's fields are not validated against its type (that is what skipping means).
 """
 
@@ -34,10 +34,10 @@ from typing import Any, Union
 
 import msgspec
 
-from scaleenv.store.errors import RecordDamaged
-from scaleenv.store.events.episodes import EpisodeEnded, EpisodeStarted, MessageSent, RewardGiven, ToolExecuted
-from scaleenv.store.events.llm import LlmCalled
-from scaleenv.store.events.synth import (
+from scaleenv._store.errors import RecordDamaged
+from scaleenv._store.events.episodes import EpisodeEnded, EpisodeStarted, MessageSent, RewardGiven, ToolExecuted
+from scaleenv._store.events.llm import LlmCalled
+from scaleenv._store.events.synth import (
     CodeProposed,
     DomainFailed,
     DomainOutlined,
@@ -49,7 +49,7 @@ from scaleenv.store.events.synth import (
     ToolAccepted,
     ToolRejected,
 )
-from scaleenv.store.events.tasks import (
+from scaleenv._store.events.tasks import (
     ChainSampled,
     ChainWritten,
     GateDecided,
@@ -60,8 +60,8 @@ from scaleenv.store.events.tasks import (
     TaskInstantiated,
     TaskKept,
 )
-from scaleenv.store.log import Log
-from scaleenv.store.record import Codec, StreamDigest, event_tag_of_type, unframe
+from scaleenv._store.log import Log
+from scaleenv._store.record import Codec, StreamDigest, event_tag_of_type, unframe
 
 from .episode import EpisodeSummary, apply_summary
 from .projection import RunView, TaskView, _apply_domain, _apply_task, _apply_tool, _domain
@@ -149,7 +149,7 @@ def _partial(codec: Codec) -> _PartialCodec:
 
 def apply_partial(view: RunView, stream: str, tag: str, event: Any) -> RunView:
     """``view`` after one event of ``stream`` whose type is ``tag``: the transition of
-    :func:`scaleenv.replay.projection.apply` minus the stream digest. ``event`` is the typed
+    :func:`scaleenv._replay.projection.apply` minus the stream digest. ``event`` is the typed
     event, a lean one (for ``llm.called``, messages and tool results) or None for an event
     the projection does not read or only counts."""
     view.events += 1

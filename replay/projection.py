@@ -15,9 +15,9 @@ from typing import Any
 import attrs
 import networkx as nx
 
-from scaleenv.store.events.episodes import EpisodeStarted
-from scaleenv.store.events.llm import LlmCalled
-from scaleenv.store.events.synth import (
+from scaleenv._store.events.episodes import EpisodeStarted
+from scaleenv._store.events.llm import LlmCalled
+from scaleenv._store.events.synth import (
     CodeProposed,
     DomainFailed,
     DomainOutlined,
@@ -29,7 +29,7 @@ from scaleenv.store.events.synth import (
     ToolAccepted,
     ToolRejected,
 )
-from scaleenv.store.events.tasks import (
+from scaleenv._store.events.tasks import (
     ChainSampled,
     ChainStep,
     ChainWritten,
@@ -40,15 +40,15 @@ from scaleenv.store.events.tasks import (
     TaskInstantiated,
     TaskKept,
 )
-from scaleenv.store.record import Record, StreamDigest
-from scaleenv.store.specs import DbState, DomainSpec
+from scaleenv._store.record import Record, StreamDigest
+from scaleenv._store.specs import DbState, DomainSpec
 
 from .episode import EpisodeSummary, EpisodeView
 from .episode import apply as apply_episode
 from .episode import apply_call
 
-from scaleenv.model.graph import graph_from_edges
-from scaleenv.model.state import apply_delta
+from scaleenv._model.graph import graph_from_edges
+from scaleenv._model.state import apply_delta
 
 
 @attrs.define
@@ -139,7 +139,7 @@ class RunView:
     domains: dict[str, DomainView] = attrs.field(factory=dict)
     tasks: dict[str, TaskView] = attrs.field(factory=dict)
     episodes: dict[str, EpisodeView | EpisodeSummary] = attrs.field(factory=dict)
-    """Whole episodes (:func:`fold`), or their summaries (:func:`scaleenv.replay.partial.fold_log`)."""
+    """Whole episodes (:func:`fold`), or their summaries (:func:`scaleenv._replay.partial.fold_log`)."""
     digests: dict[str, StreamDigest] = attrs.field(factory=dict)
     llm_calls: int = 0
     llm_invalid: int = 0
@@ -149,7 +149,7 @@ class RunView:
     types: dict[str, int] = attrs.field(factory=dict)
     """Events folded, by type tag."""
     lean: bool = False
-    """A planning view (:func:`scaleenv.replay.partial.fold_raw` with ``lean=True``): its
+    """A planning view (:func:`scaleenv._replay.partial.fold_raw` with ``lean=True``): its
     finished episodes keep their rewards, end and counts, not their state or user
     messages. It answers what is left to run, not what an episode did; never checkpointed."""
 
@@ -212,7 +212,7 @@ def apply(view: RunView, record: Record) -> RunView:
         if ep is None:
             ep = view.episodes[rest] = EpisodeView(episode_id=rest)
         elif isinstance(ep, EpisodeSummary):
-            raise TypeError(f"episode {rest!r} was folded as a summary (scaleenv.replay.partial); "
+            raise TypeError(f"episode {rest!r} was folded as a summary (scaleenv._replay.partial); "
                             "fold whole episodes with fold() from the start, or read the episode's stream")
         _apply_episode(view, ep, event)
     return view

@@ -12,17 +12,17 @@ from typing import Any
 
 import attrs
 
-from scaleenv.store.events.base import Ref
-from scaleenv.store.events.episodes import EpisodeEnded, RewardGiven
-from scaleenv.store.log import Log
-from scaleenv.store.stream import Stream
+from scaleenv._store.events.base import Ref
+from scaleenv._store.events.episodes import EpisodeEnded, RewardGiven
+from scaleenv._store.log import Log
+from scaleenv._store.stream import Stream
 
 from .projection import EpisodeView, RunView, TaskView, fold
-from scaleenv.model.reward import Score
-from scaleenv.store.specs import DomainSpec
+from scaleenv._model.reward import Score
+from scaleenv._store.specs import DomainSpec
 
 from .grading import grade
-from scaleenv.streams import episode_stream
+from scaleenv._streams import episode_stream
 
 
 @attrs.frozen

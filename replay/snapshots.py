@@ -30,17 +30,17 @@ from typing import Any
 import attrs
 import msgspec
 
-from scaleenv.store.log import Log
-from scaleenv.store.record import StreamDigest, record_digest_bytes
-from scaleenv.store.specs import DbState
+from scaleenv._store.log import Log
+from scaleenv._store.record import StreamDigest, record_digest_bytes
+from scaleenv._store.specs import DbState
 
 from .episode_state import EpisodeFold, fold_to, resume_fold, start_fold, task_id_of, task_view
 from .projection import TaskView
-from scaleenv.model.state import state_digest
-from scaleenv.streams import EPISODE
-from scaleenv.logs import get_logger
+from scaleenv._model.state import state_digest
+from scaleenv._streams import EPISODE
+from scaleenv._logs import get_logger
 
-log = get_logger("scaleenv.replay.snapshots")
+log = get_logger("scaleenv._replay.snapshots")
 
 SNAPSHOT_FORMAT = 1
 """The layout of a snapshot value."""

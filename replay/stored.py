@@ -1,10 +1,10 @@
 """A checkpoint's episodes, kept in the log and decoded one at a time when asked for.
 
-A projection checkpoint (:mod:`scaleenv.replay.checkpoint`) stores each episode as one
+A projection checkpoint (:mod:`scaleenv._replay.checkpoint`) stores each episode as one
 entry of the log's ``checkpoint_entries`` database, keyed by episode id: a fixed header
 (checksum, the checkpoint seq that wrote it, whether the episode ended and was rewarded,
 its latest reward, its stream digest and event count) and the msgpack of its
-:class:`~scaleenv.replay.episode.EpisodeSummary` with its state as a change from its
+:class:`~scaleenv._replay.episode.EpisodeSummary` with its state as a change from its
 task's initial state. Loading a checkpoint reads none of them; :class:`StoredEpisodes`
 (the view's ``episodes``) and :class:`StoredDigests` (its ``digests``) read an entry
 when a key is asked for, so knowing what is left to run costs one small read per episode
@@ -30,19 +30,19 @@ from typing import Any
 import attrs
 import msgspec
 
-from scaleenv.logs import get_logger
-from scaleenv.model.state import apply_delta, compute_delta
-from scaleenv.store.events.episodes import EpisodeStarted
-from scaleenv.store.events.tasks import RecordChange
-from scaleenv.store.log import Log
-from scaleenv.store.record import StreamDigest
-from scaleenv.store.specs import DbState
-from scaleenv.streams import episode_id, episode_stream
+from scaleenv._logs import get_logger
+from scaleenv._model.state import apply_delta, compute_delta
+from scaleenv._store.events.episodes import EpisodeStarted
+from scaleenv._store.events.tasks import RecordChange
+from scaleenv._store.log import Log
+from scaleenv._store.record import StreamDigest
+from scaleenv._store.specs import DbState
+from scaleenv._streams import episode_id, episode_stream
 
 from .episode import EpisodeSummary, apply_summary
 from .projection import TaskView
 
-log = get_logger("scaleenv.replay.stored")
+log = get_logger("scaleenv._replay.stored")
 
 _HEAD = struct.Struct("<IIQBdQ32s")
 """crc32 of the key and the rest of the header, crc32 of the body, written at (checkpoint
@@ -157,7 +157,7 @@ class StoredEpisodes(MutableMapping[str, EpisodeSummary]):
         self.progress = progress
         """The run-level summary of :attr:`finished_prefix` over the kept tasks, while the
         view is the fold through ``seq`` (a fold past it clears it: see
-        :func:`scaleenv.replay.partial.fold_raw`); None: not known, ask per task."""
+        :func:`scaleenv._replay.partial.fold_raw`); None: not known, ask per task."""
         self.live: dict[str, EpisodeSummary] = {}
         self.live_digests: dict[str, StreamDigest] = {}
         self._stored_count = count

@@ -13,18 +13,18 @@ from typing import Any
 import attrs
 import msgspec
 
-from scaleenv.store.events.episodes import EpisodeEnded, EpisodeStarted, MessageSent, RewardGiven, ToolExecuted
-from scaleenv.store.events.llm import LlmCalled, LlmExhausted
-from scaleenv.store.log import Log
-from scaleenv.store.record import Record
-from scaleenv.store.specs import DbState
+from scaleenv._store.events.episodes import EpisodeEnded, EpisodeStarted, MessageSent, RewardGiven, ToolExecuted
+from scaleenv._store.events.llm import LlmCalled, LlmExhausted
+from scaleenv._store.log import Log
+from scaleenv._store.record import Record
+from scaleenv._store.specs import DbState
 
 from .episode_state import task_view
 from .snapshots import Seek, seek
 from .projection import TaskView
-from scaleenv.model.state import compute_delta
-from scaleenv.streams import EPISODE, episode_id_of
-from scaleenv.streams import episode_stream as stream_of
+from scaleenv._model.state import compute_delta
+from scaleenv._streams import EPISODE, episode_id_of
+from scaleenv._streams import episode_stream as stream_of
 
 
 class UnknownEpisode(LookupError):

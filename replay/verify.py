@@ -4,7 +4,7 @@ Three kinds of recorded calls are re-run against state rebuilt from the log:
 
 - ``tests``: each ``TestsRun`` of a tool stream: its cases (the stream's latest
   ``TestCasesProposed`` or ``TestCasesRepaired``) against the code of the ``CodeProposed`` with the same
-  ``code_digest``, each case judged again with ``scaleenv.model.judge``; pass/fail and the
+  ``code_digest``, each case judged again with ``scaleenv._model.judge``; pass/fail and the
   outcome kind are compared per case;
 - ``golden``: each task's ``GoldenChainExecuted``, step by step in one session opened on
   the task's initial state with the domain's verified code;
@@ -13,7 +13,7 @@ Three kinds of recorded calls are re-run against state rebuilt from the log:
   reached the sandbox (unknown tool, arguments not JSON) are not re-executed.
 
 Sessions enforce the domain's integrity constraints, as live; golden chains and
-episodes run on their task's clock (``scaleenv.sandbox.task_clock`` of the run seed
+episodes run on their task's clock (``scaleenv._sandbox.task_clock`` of the run seed
 stored in the log), so a tool that read the time must read the recorded reading again.
 
 The first divergence of each stream is reported with both sides (then that stream
@@ -30,22 +30,22 @@ import attrs
 import msgspec
 import trio
 
-from scaleenv.sandbox import CallOutcome, Limits, SandboxPool, task_clock
-from scaleenv.store.events.checks import FieldDifference, StreamDiverged
-from scaleenv.store.events.episodes import ToolExecuted
-from scaleenv.store.events.synth import CodeProposed, TestCasesProposed, TestCasesRepaired, TestsRun
-from scaleenv.store.events.tasks import GoldenChainExecuted
-from scaleenv.store.log import Log
-from scaleenv.store.record import Record
+from scaleenv._sandbox import CallOutcome, Limits, SandboxPool, task_clock
+from scaleenv._store.events.checks import FieldDifference, StreamDiverged
+from scaleenv._store.events.episodes import ToolExecuted
+from scaleenv._store.events.synth import CodeProposed, TestCasesProposed, TestCasesRepaired, TestsRun
+from scaleenv._store.events.tasks import GoldenChainExecuted
+from scaleenv._store.log import Log
+from scaleenv._store.record import Record
 
 from .checks import CheckReport
 from .projection import DomainView, RunView, fold
-from scaleenv.model.integrity import Constraints, constraints_of
-from scaleenv.model.state import canonical
-from scaleenv.model.judge import judge
-from scaleenv.logs import get_logger
+from scaleenv._model.integrity import Constraints, constraints_of
+from scaleenv._model.state import canonical
+from scaleenv._model.judge import judge
+from scaleenv._logs import get_logger
 
-log = get_logger("scaleenv.replay.verify")
+log = get_logger("scaleenv._replay.verify")
 
 NOT_EXECUTED = frozenset({"unknown_tool", "bad_json"})
 """Error kinds of episode calls that the engine answered without calling the sandbox."""
@@ -68,7 +68,7 @@ class CallDivergence:
         return attrs.asdict(self)
 
     def to_event(self) -> StreamDiverged:
-        """This divergence as the event ``replay --verify`` records (``scaleenv.replay.checks``)."""
+        """This divergence as the event ``replay --verify`` records (``scaleenv._replay.checks``)."""
         return StreamDiverged(checker="verify", stream=self.stream, n=self.n, kind=self.kind, where=self.where,
                               differences=[FieldDifference(field=f, expected=self.expected.get(f), got=self.got.get(f))
                                            for f in self.fields],

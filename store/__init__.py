@@ -1,4 +1,4 @@
-"""scaleenv.store: the event types, the LMDB event log, its writer task and readers.
+"""scaleenv._store: the event types, the LMDB event log, its writer task and readers.
 
 Public API: :class:`Log` (open, read, follow, check, writer), :class:`Writer` /
 :class:`Pending` / :class:`Ack` / :class:`Committed` (appending, waiting for commits), :class:`Stream` (the per-stream handle agents emit

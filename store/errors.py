@@ -55,7 +55,7 @@ class IncompatibleEvent(LogError):
     def __str__(self) -> str:
         return (f"record seq={self.seq}: event {self.tag!r} does not match its current schema: "
                 f"{self.reason} (a field changed type? see the schema evolution rules in "
-                "scaleenv.store.events.base)")
+                "scaleenv._store.events.base)")
 
 
 class NewerLogFormat(LogError):

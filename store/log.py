@@ -2,14 +2,14 @@
 
 Layout (named LMDB databases in one environment, a directory):
 
-- ``events``: big-endian u64 seq -> record bytes (see :mod:`scaleenv.store.record`);
+- ``events``: big-endian u64 seq -> record bytes (see :mod:`scaleenv._store.record`);
 - ``streams``: utf-8 stream id + ``b"\\0"`` + big-endian u64 n -> big-endian u64 seq;
 - ``meta``: utf-8 key -> msgpack value; keys starting with ``scaleenv.`` are the log's
   own header (format version, LMDB engine, creator), everything else is run config;
-- ``snapshots``: bytes -> bytes, episode-state snapshots (:mod:`scaleenv.replay.snapshots`);
+- ``snapshots``: bytes -> bytes, episode-state snapshots (:mod:`scaleenv._replay.snapshots`);
 - ``checkpoints`` (created on the first checkpoint; older logs have none): big-endian u64
   seq -> a checkpoint of the run projection through that seq
-  (:mod:`scaleenv.replay.checkpoint`);
+  (:mod:`scaleenv._replay.checkpoint`);
 - ``checkpoint_entries`` (created with it): utf-8 key -> one entry a checkpoint keeps
   beside its head (an episode's summary), written in the head's transaction and read
   one at a time, so loading a checkpoint does not read them all.
@@ -18,7 +18,7 @@ Durability: ``sync=True`` (default) fsyncs every commit, so an acknowledged even
 survives an OS crash. ``sync=False`` is faster and process-crash safe; an OS crash (or
 power loss) may lose the last commits, never corrupt earlier ones.
 
-Writing goes through :meth:`Log.writer` (see :mod:`scaleenv.store.writer`). A writable
+Writing goes through :meth:`Log.writer` (see :mod:`scaleenv._store.writer`). A writable
 ``Log`` holds an exclusive ``flock`` on ``writer.lock`` in the directory; readers
 (``readonly=True``) take no lock and keep working while a writer runs, in any process.
 """
@@ -53,7 +53,7 @@ LOG_FORMAT_VERSION = 3
 
 1: the layout (named dbs, key encodings). 2: an ``llm.called`` event may refer to
 earlier calls of its stream instead of repeating their messages and schema
-(:mod:`scaleenv.store.events.llm`). 3: an ``llm.called`` that offered tools records
+(:mod:`scaleenv._store.events.llm`). 3: an ``llm.called`` that offered tools records
 them (``tools``, or ``tools_n``: a reference to an earlier call carrying the same list).
 A format-1 log is a format-2 log without references, and a format-2 log a format-3 log
 whose calls recorded no tools, so this code reads all three (their events keep their
@@ -368,7 +368,7 @@ class Log:
     def read_raw(self, from_seq: int = 1, to_seq: int | None = None) -> Iterator[list[tuple[int, bytes]]]:
         """Undecoded records in global order from ``from_seq``, in chunks of ``(seq, bytes)``
         pairs (one short read txn per chunk), for readers that decode only what they need
-        (:func:`scaleenv.store.record.unframe` checks a record's frame and CRC)."""
+        (:func:`scaleenv._store.record.unframe` checks a record's frame and CRC)."""
         return self._raw_chunks(from_seq, to_seq)
 
     def read(self, from_seq: int = 1, to_seq: int | None = None) -> Iterator[Record]:

@@ -4,7 +4,7 @@ On disk a record is ``b"SE" + format byte + CRC32(body) (big-endian u32) + body`
 the body is the msgpack array ``[seq, stream, n, cause, actor, wall_ns, event]``. The
 envelope is an array (frozen forever: new envelope fields mean a new format byte); the
 event itself is a msgpack *map* with its ``type`` tag, so event types can evolve by
-adding defaulted fields (see :mod:`scaleenv.store.events.base`).
+adding defaulted fields (see :mod:`scaleenv._store.events.base`).
 
 Digests never cover ``seq`` (it depends on how trio interleaved streams) nor
 ``wall_ns`` nor an event's ``digest_exclude`` fields.
@@ -69,7 +69,7 @@ def event_tag(event: Event) -> str:
 class Codec:
     """Encodes records to bytes and decodes them with a fixed set of event types.
 
-    ``Codec()`` uses :data:`scaleenv.store.events.ALL_EVENT_TYPES`, resolved at first
+    ``Codec()`` uses :data:`scaleenv._store.events.ALL_EVENT_TYPES`, resolved at first
     use; tests pass their own ``Codec(event_types)``.
     """
 
@@ -314,8 +314,8 @@ class StreamDigest:
 
 
 CHECK_STREAMS = "check/"
-"""The prefix of the streams that record checks of a run (``scaleenv.store.events.checks``);
-the same as ``scaleenv.streams.CHECK`` (the store does not import the stream ids' module)."""
+"""The prefix of the streams that record checks of a run (``scaleenv._store.events.checks``);
+the same as ``scaleenv._streams.CHECK`` (the store does not import the stream ids' module)."""
 
 
 def run_digest(stream_digests: dict[str, str]) -> str:

@@ -2,8 +2,8 @@
 
 These Structs are what the architect role produces (and what the LLM is constrained to
 emit), what events carry, and what every later stage reads. They are plain data: the
-rules that check them live in ``scaleenv.model.specs_check`` and the contract evaluator in
-``scaleenv.model.contracts``.
+rules that check them live in ``scaleenv._model.specs_check`` and the contract evaluator in
+``scaleenv._model.contracts``.
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ ConditionOp = Literal[
 class Condition(msgspec.Struct, Evolving, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One pre- or post-condition of a tool, as data the engine evaluates.
 
-    Terms are strings in a tiny grammar (parsed by ``scaleenv.model.contracts``):
+    Terms are strings in a tiny grammar (parsed by ``scaleenv._model.contracts``):
     ``$param`` (an argument), ``$result.field`` (a field of the tool's return value, in
     post-conditions), ``table[TERM]`` (a record), ``table[TERM].field`` (a field of a
     record), ``table[*].field`` (that field of every record, with some_eq/none_eq), or a

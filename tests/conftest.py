@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import trio
 
-from scaleenv.config import RunConfig
-from scaleenv.runner import EngineOptions, open_run, project, rollouts, stage1, stage2
-from scaleenv.store.log import Log
+from scaleenv._config import RunConfig
+from scaleenv._runner import EngineOptions, open_run, project, rollouts, stage1, stage2
+from scaleenv._store.log import Log
 
 # A shell starts a background job (`cmd &`) with SIGINT ignored, Python then installs no
 # KeyboardInterrupt handler, and every child inherits the ignored signal: the tests that

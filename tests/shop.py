@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scaleenv.store.specs import Condition, DomainSpec, FieldSpec, ParamSpec, TableSpec, ToolSpec
+from scaleenv._store.specs import Condition, DomainSpec, FieldSpec, ParamSpec, TableSpec, ToolSpec
 
 C = Condition
 

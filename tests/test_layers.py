@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LAZY_OK = {
     # The CLI loads each subcommand's machinery when that subcommand runs, so that
     # `scaleenv --help` and a mistyped option answer without importing the engine.
-    "scaleenv.cli",
+    "scaleenv._cli",
 }
 """Packages whose functions may import other scaleenv modules (for start-up time, not cycles)."""
 

@@ -4,7 +4,7 @@ The port stores each ``LlmCalled`` relative to the stream's earlier calls: the m
 it shares with the last call of the same role (``base_n``/``base_len``), the schema
 an earlier call already carries (``schema_n``) and the tool list an earlier call already
 carries (``tools_n``, log format 3) are referred to, not repeated. See
-:mod:`scaleenv.store.events.llm`.
+:mod:`scaleenv._store.events.llm`.
 
 The references an event gets must be a function of the stream's earlier events alone:
 a resumed or verified agent re-emits its calls and must produce the very same events.
@@ -19,7 +19,7 @@ from typing import Any
 
 import attrs
 
-from scaleenv.store.events.llm import CallResolver, LlmCalled
+from scaleenv._store.events.llm import CallResolver, LlmCalled
 
 
 @attrs.frozen

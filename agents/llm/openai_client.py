@@ -25,7 +25,7 @@ import attrs
 import msgspec
 import trio
 
-from scaleenv.logs import get_logger
+from scaleenv._logs import get_logger
 
 from .errors import BackendError
 from .http1 import MAX_BODY, HttpFailure, Pool, Response

@@ -30,9 +30,9 @@ import attrs
 import msgspec
 import trio
 
-from scaleenv.seeding import derive_seed
-from scaleenv.store.events import Ref
-from scaleenv.store.events.llm import LlmCalled, LlmExhausted
+from scaleenv._seeding import derive_seed
+from scaleenv._store.events import Ref
+from scaleenv._store.events.llm import LlmCalled, LlmExhausted
 
 from .call_memory import Delta, calls_of
 from .errors import RecordedDivergence
@@ -101,7 +101,7 @@ class Backend(Protocol):
 
 
 class StreamLike(Protocol):
-    """The members of ``scaleenv.store.stream.Stream`` the port uses (its id may be ``stream_id``)."""
+    """The members of ``scaleenv._store.stream.Stream`` the port uses (its id may be ``stream_id``)."""
 
     id: str
     memo: dict[str, Any]

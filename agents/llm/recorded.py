@@ -18,10 +18,10 @@ from typing import Any
 import attrs
 import trio
 
-from scaleenv.store.events.llm import CallResolver, LlmCalled
-from scaleenv.store.record import Record
-from scaleenv.store.log import Log
-from scaleenv.logs import get_logger
+from scaleenv._store.events.llm import CallResolver, LlmCalled
+from scaleenv._store.record import Record
+from scaleenv._store.log import Log
+from scaleenv._logs import get_logger
 
 from .errors import RecordedDivergence
 from .port import Completion, LlmRequest, recorded_rejection, request_digest

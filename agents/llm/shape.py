@@ -3,7 +3,7 @@
 A model behind vLLM's structured outputs or outlines' local decoding is constrained to the
 output type's schema but never sees it, and a model without constrained decoding has only
 the prompt: every request that asks for one JSON object therefore carries this rendering
-in its system message (:func:`scaleenv.agents.llm.port.with_shape` puts it there).
+in its system message (:func:`scaleenv._agents.llm.port.with_shape` puts it there).
 
     type ParamSpec = {
       name: string;

@@ -13,7 +13,7 @@ the request. One outlines ``Generator`` is kept per schema (the index build is t
 expensive part).
 
 A prompt longer than the model's context (``max_position_embeddings``) is refused with
-one :class:`~scaleenv.agents.llm.errors.BackendError` naming both lengths, before any
+one :class:`~scaleenv._agents.llm.errors.BackendError` naming both lengths, before any
 generation; an answer is given at most the positions the context has left.
 
 CPU-only machines: install a CPU build of torch before the extra (the README says how),
@@ -33,7 +33,7 @@ import trio
 from .errors import BackendError
 from .port import Completion, LlmRequest, with_shape
 from .shape import shape_text
-from scaleenv.logs import get_logger
+from scaleenv._logs import get_logger
 
 log = get_logger("scaleenv.llm.transformers")
 

@@ -18,20 +18,20 @@ import msgspec
 import structlog
 import trio
 
-from scaleenv.agents.llm.port import LlmExhaustedError, LlmRequest
-from scaleenv.model.integrity import Constraints
-from scaleenv.model.reward import Score
-from scaleenv.model.state import record_changes
-from scaleenv.model.tool_schemas import environment_tools, openai_tools
-from scaleenv.replay import episode as episode_fold
-from scaleenv.replay.episode import EpisodeView
-from scaleenv.replay.projection import DomainView, TaskView
-from scaleenv.replay.grading import grade
-from scaleenv.run_context import RunContext
-from scaleenv.sandbox import SessionClock, task_clock
-from scaleenv.seeding import derive_seed
-from scaleenv.store.events import Ref
-from scaleenv.store.events.episodes import (
+from scaleenv._agents.llm.port import LlmExhaustedError, LlmRequest
+from scaleenv._model.integrity import Constraints
+from scaleenv._model.reward import Score
+from scaleenv._model.state import record_changes
+from scaleenv._model.tool_schemas import environment_tools, openai_tools
+from scaleenv._replay import episode as episode_fold
+from scaleenv._replay.episode import EpisodeView
+from scaleenv._replay.projection import DomainView, TaskView
+from scaleenv._replay.grading import grade
+from scaleenv._run_context import RunContext
+from scaleenv._sandbox import SessionClock, task_clock
+from scaleenv._seeding import derive_seed
+from scaleenv._store.events import Ref
+from scaleenv._store.events.episodes import (
     EpisodeEnded,
     EpisodeStarted,
     MessageSent,
@@ -39,13 +39,13 @@ from scaleenv.store.events.episodes import (
     ToolCallRequest,
     ToolExecuted,
 )
-from scaleenv.store.specs import DbState
-from scaleenv.store.stream import AckMode
+from scaleenv._store.specs import DbState
+from scaleenv._store.stream import AckMode
 
 from .answers import PolicyTurn, UserTurn
-from scaleenv.agents.llm.user_chat import user_request
-from scaleenv.streams import episode_id, episode_stream
-from scaleenv.logs import get_logger
+from scaleenv._agents.llm.user_chat import user_request
+from scaleenv._streams import episode_id, episode_stream
+from scaleenv._logs import get_logger
 
 log = get_logger("scaleenv.rollout")
 
@@ -73,7 +73,7 @@ class _Episode:
     """A live episode: its stream, and its view folded from what it emitted (``view``).
 
     Every event goes through :meth:`emit`, which appends it and then applies it to
-    ``view`` with :func:`scaleenv.replay.episode.apply`, the fold replay and export use.
+    ``view`` with :func:`scaleenv._replay.episode.apply`, the fold replay and export use.
     """
 
     ctx: RunContext

@@ -1,6 +1,6 @@
 """The simulated LLM: a seeded, offline backend that plays every role.
 
-Apart from the real agents (nothing in ``scaleenv.agents.synth``, ``.rollout`` or
+Apart from the real agents (nothing in ``scaleenv._agents.synth``, ``.rollout`` or
 ``.llm`` imports it): it is one more backend behind the LLM port, wired in by the
 runner when ``--llm sim`` is asked for.
 """

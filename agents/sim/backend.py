@@ -33,8 +33,8 @@ from typing import Any
 import attrs
 import trio
 
-from scaleenv.agents.llm.port import Completion, LlmRequest, feedback_count, parse_rendered
-from scaleenv.agents.llm.tool_calls import as_chat_message
+from scaleenv._agents.llm.port import Completion, LlmRequest, feedback_count, parse_rendered
+from scaleenv._agents.llm.tool_calls import as_chat_message
 from . import roles  # noqa: F401  (importing it registers the built-in role simulators)
 from .call import LatencyModel, NoiseModel, RoleSimulator, SimCall, registered_roles, role_of_request
 

@@ -2,7 +2,7 @@
 registry of role simulators (:func:`register_role`).
 
 Role simulators import this module and register themselves; the backend imports the
-role simulators (:mod:`scaleenv.agents.sim.roles`) and dispatches to them.
+role simulators (:mod:`scaleenv._agents.sim.roles`) and dispatches to them.
 """
 
 from __future__ import annotations

@@ -36,8 +36,8 @@ from typing import Any
 
 import attrs
 
-from scaleenv.agents.sim.call import SimCall, register_role
-from scaleenv.agents.sim.text import (
+from scaleenv._agents.sim.call import SimCall, register_role
+from scaleenv._agents.sim.text import (
     CHANGE_RE,
     reports_success,
     EMAIL_RE,
@@ -54,7 +54,7 @@ from scaleenv.agents.sim.text import (
     similar,
     words,
 )
-from scaleenv.agents.sim.tools import Call, Conversation, Tool, parse_conversation, parse_tools
+from scaleenv._agents.sim.tools import Call, Conversation, Tool, parse_conversation, parse_tools
 
 # Mistake scales (x noise.mistakes, 0.15 by default). A wrong record among look-alikes is
 # the mistake a careless policy makes most and cannot undo: at the default rate about one

@@ -18,7 +18,7 @@ from typing import Any
 
 import attrs
 
-from scaleenv.agents.sim.text import content_words, name_words
+from scaleenv._agents.sim.text import content_words, name_words
 
 IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 RETURNS_RE = re.compile(r"\bReturns?\b([^\n]*)", re.IGNORECASE)

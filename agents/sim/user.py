@@ -1,9 +1,9 @@
 """The sim's ``user`` role: a customer with a goal and a few facts only they know.
 
-Context (see :mod:`scaleenv.agents.rollout.answers`): ``instruction``, ``user_facts``,
+Context (see :mod:`scaleenv._agents.rollout.answers`): ``instruction``, ``user_facts``,
 ``persona``, ``max_turns``, and for a task of several goals ``requests`` (one message per
 goal, in order) with ``request_facts`` (what the user holds for each); the conversation so far is the request's chat, roles flipped
-(:mod:`scaleenv.agents.llm.user_chat`); the turn is the number of agent messages.
+(:mod:`scaleenv._agents.llm.user_chat`); the turn is the number of agent messages.
 
 - Opening (no assistant message yet): the goal from the instruction, in the first person,
   sometimes with one held fact up front (never all of them).
@@ -27,9 +27,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from scaleenv.agents.sim.call import SimCall, register_role
-from scaleenv.agents.sim.text import FAILURE_RE, mentions, reports_success, say_fact, words
-from scaleenv.agents.llm.user_chat import conversation_of
+from scaleenv._agents.sim.call import SimCall, register_role
+from scaleenv._agents.sim.text import FAILURE_RE, mentions, reports_success, say_fact, words
+from scaleenv._agents.llm.user_chat import conversation_of
 
 ASK_RE = re.compile(
     r"\?|\b(could you|can you|would you|please (?:give|provide|tell|share|confirm)|what is your|what's your|"

@@ -33,8 +33,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from scaleenv.store.events.synth import CaseFix
-from scaleenv.store.specs import TableSpec, ToolSpec
+from scaleenv._store.events.synth import CaseFix
+from scaleenv._store.specs import TableSpec, ToolSpec
 
 
 class ToolGroupDesign(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

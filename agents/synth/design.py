@@ -10,7 +10,7 @@ In the stream ``domain/<slot>``:
 3. the database agent derives the tables from the tools: every table and column they
    read and write, keys, foreign keys, enums, uniqueness, ranges and each column's reward
    policy (``SchemaDerived``);
-4. the design is checked (``scaleenv.model.specs_check``); problems go back as feedback,
+4. the design is checked (``scaleenv._model.specs_check``); problems go back as feedback,
    to the database agent and to the groups whose tools they name, in bounded rounds
    (``SchemaRejected``), until the design holds (``SchemaDefined``) or the domain fails.
 """
@@ -22,12 +22,12 @@ from typing import Any
 
 import msgspec
 
-from scaleenv.agents.llm.port import LlmExhaustedError, rendered_request
-from scaleenv.model.briefs import Brief
-from scaleenv.model.specs_check import validate_domain
-from scaleenv.run_context import RunContext
-from scaleenv.store.events import Ref
-from scaleenv.store.events.synth import (
+from scaleenv._agents.llm.port import LlmExhaustedError, rendered_request
+from scaleenv._model.briefs import Brief
+from scaleenv._model.specs_check import validate_domain
+from scaleenv._run_context import RunContext
+from scaleenv._store.events import Ref
+from scaleenv._store.events.synth import (
     DomainFailed,
     DomainOutlined,
     DomainProposed,
@@ -36,7 +36,7 @@ from scaleenv.store.events.synth import (
     SchemaRejected,
     ToolsDesigned,
 )
-from scaleenv.store.specs import DomainOutline, DomainSpec, TableSpec, ToolSpec
+from scaleenv._store.specs import DomainOutline, DomainSpec, TableSpec, ToolSpec
 
 from . import prompts
 from .answers import SchemaDesign, ToolGroupDesign

@@ -13,13 +13,13 @@ from typing import Any
 import attrs
 import trio
 
-from scaleenv.model.dbgen import make_record
-from scaleenv.model.integrity import Constraints
-from scaleenv.model.state import apply_delta, record_changes
-from scaleenv.model.satisfy import violate
-from scaleenv.sandbox import SessionClock
-from scaleenv.store.events.tasks import ChainStep, GoldenStep
-from scaleenv.store.specs import DbState, DomainSpec, ToolSpec
+from scaleenv._model.dbgen import make_record
+from scaleenv._model.integrity import Constraints
+from scaleenv._model.state import apply_delta, record_changes
+from scaleenv._model.satisfy import violate
+from scaleenv._sandbox import SessionClock
+from scaleenv._store.events.tasks import ChainStep, GoldenStep
+from scaleenv._store.specs import DbState, DomainSpec, ToolSpec
 
 
 class ExpansionFailed(Exception):
@@ -33,7 +33,7 @@ class ExpansionFailed(Exception):
 class SessionTerms:
     """What a task's sandbox sessions open with: the domain's integrity constraints (a call
     that breaks one fails, kind ``integrity``, and changes nothing) and the task's clock
-    (``scaleenv.sandbox.task_clock``: every session of the task starts at the same present,
+    (``scaleenv._sandbox.task_clock``: every session of the task starts at the same present,
     so the same calls read the same times). None: not enforced / the pool's default clock."""
 
     constraints: Constraints | None = None

@@ -1,8 +1,8 @@
 """Instructions for each synthesizer role (what a real model reads; the sim reads the context)."""
 
-from scaleenv.sandbox.guards import SAFE_BUILTINS
-from scaleenv.sandbox.policy import FORBIDDEN_NAMES
-from scaleenv.sandbox.stdlib import EXPORTS
+from scaleenv._sandbox.guards import SAFE_BUILTINS
+from scaleenv._sandbox.policy import FORBIDDEN_NAMES
+from scaleenv._sandbox.stdlib import EXPORTS
 
 OUTLINE = """You are the architect of a simulated business domain in which an AI support agent
 will help customers with tools. From the brief in the context (a name, a description,

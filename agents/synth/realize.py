@@ -26,13 +26,13 @@ from typing import Any, Protocol
 import attrs
 import networkx as nx
 
-from scaleenv.model import program as prog
-from scaleenv.model.contracts import check_pre
-from scaleenv.model.dbgen import make_record, table_order
-from scaleenv.model.satisfy import satisfy
-from scaleenv.model.state import apply_delta, canonical, compute_delta, record_changes
-from scaleenv.store.events.tasks import ChainStep, GoldenStep
-from scaleenv.store.specs import DbState, DomainSpec, ToolSpec
+from scaleenv._model import program as prog
+from scaleenv._model.contracts import check_pre
+from scaleenv._model.dbgen import make_record, table_order
+from scaleenv._model.satisfy import satisfy
+from scaleenv._model.state import apply_delta, canonical, compute_delta, record_changes
+from scaleenv._store.events.tasks import ChainStep, GoldenStep
+from scaleenv._store.specs import DbState, DomainSpec, ToolSpec
 
 from .expansion import NO_TERMS, ExpansionFailed, SessionTerms, _key_of, _link, run_chain, sandbox_session
 

@@ -21,16 +21,16 @@ import msgspec
 import structlog
 import trio
 
-from scaleenv.agents.llm.port import LlmExhaustedError, rendered_request
-from scaleenv.model.contracts import render
-from scaleenv.model.judge import judge
-from scaleenv.model.dbgen import generate_state
-from scaleenv.run_context import RunContext
-from scaleenv.sandbox import check_source
-from scaleenv.model.satisfy import satisfy, violate
-from scaleenv.seeding import derive_seed, rng_for
-from scaleenv.store.events import Ref
-from scaleenv.store.events.synth import (
+from scaleenv._agents.llm.port import LlmExhaustedError, rendered_request
+from scaleenv._model.contracts import render
+from scaleenv._model.judge import judge
+from scaleenv._model.dbgen import generate_state
+from scaleenv._run_context import RunContext
+from scaleenv._sandbox import check_source
+from scaleenv._model.satisfy import satisfy, violate
+from scaleenv._seeding import derive_seed, rng_for
+from scaleenv._store.events import Ref
+from scaleenv._store.events.synth import (
     CaseFix,
     CaseResult,
     CodeCheckFailed,
@@ -47,12 +47,12 @@ from scaleenv.store.events.synth import (
     ToolAccepted,
     ToolRejected,
 )
-from scaleenv.store.specs import DbState, DomainSpec, ToolSpec
-from scaleenv.model.graph import derive_edges
-from scaleenv.model.briefs import briefs_for
-from scaleenv.model.scope import scoped_state, state_scope, tool_scope
-from scaleenv.streams import domain_stream, slot_id, tool_stream
-from scaleenv.logs import get_logger
+from scaleenv._store.specs import DbState, DomainSpec, ToolSpec
+from scaleenv._model.graph import derive_edges
+from scaleenv._model.briefs import briefs_for
+from scaleenv._model.scope import scoped_state, state_scope, tool_scope
+from scaleenv._streams import domain_stream, slot_id, tool_stream
+from scaleenv._logs import get_logger
 
 from . import prompts
 from .answers import CodeAnswer, DebugAnswer, GraphJudgeAnswer, RepairAnswer, ReviewAnswer, TestPlan
@@ -129,7 +129,7 @@ async def _tool_task(
 
 def tool_context(spec: DomainSpec, tool: ToolSpec, **extra: Any) -> dict[str, Any]:
     """What a role working on one tool is given: the tool and the tables it touches, one
-    foreign-key hop around the tables it names (:func:`scaleenv.model.scope.tool_scope`; not the
+    foreign-key hop around the tables it names (:func:`scaleenv._model.scope.tool_scope`; not the
     whole domain: a call's size does not grow with the domain's)."""
     scoped = tool_scope(spec, tool)
     return {"domain": {"name": spec.name, "description": spec.description,
@@ -249,7 +249,7 @@ async def synthesize_tool(ctx: RunContext, sid: str, spec: DomainSpec, tool: Too
 
 def fixture_for_tester(spec: DomainSpec, tool: ToolSpec, rng: Any, rows: int) -> tuple[DbState, dict[str, Any]]:
     """The test database of ``tool`` and what the tester is given. The database is generated
-    closed under foreign keys (:func:`scaleenv.model.scope.state_scope`: every reference
+    closed under foreign keys (:func:`scaleenv._model.scope.state_scope`: every reference
     resolves); the tester is shown the part of it inside the tool's scope, so its prompt does
     not grow with the domain's chains of references either."""
     state = generate_state(state_scope(spec, tool), rng, rows=rows)

@@ -4,7 +4,7 @@ Per domain, ``config.tasks_for(slot)`` task agents run, each with its own stream
 ``task/<slot>/t<k>`` (the paper's section 4.2):
 
 1. **Goals as programs.** A goal tool is sampled; the chain-writer role writes the chain
-   that ends with it as a short program of tool calls (:mod:`scaleenv.model.program`).
+   that ends with it as a short program of tool calls (:mod:`scaleenv._model.program`).
    A program the parser refuses, or that cannot be made to run, goes back to the writer
    with the problem (a few rounds). The goal is realized: its calls run in the sandbox
    after the goals before it, the contract solver patching the initial state where a
@@ -40,16 +40,16 @@ import networkx as nx
 import structlog
 import trio
 
-from scaleenv.agents.llm.port import LlmExhaustedError, rendered_request
-from scaleenv.logs import get_logger
-from scaleenv.model import program as prog
-from scaleenv.model.state import canonical, state_digest
-from scaleenv.replay.projection import DomainView, RunView
-from scaleenv.run_context import RunContext
-from scaleenv.sandbox import task_clock
-from scaleenv.seeding import rng_for
-from scaleenv.store.events import Ref
-from scaleenv.store.events.tasks import (
+from scaleenv._agents.llm.port import LlmExhaustedError, rendered_request
+from scaleenv._logs import get_logger
+from scaleenv._model import program as prog
+from scaleenv._model.state import canonical, state_digest
+from scaleenv._replay.projection import DomainView, RunView
+from scaleenv._run_context import RunContext
+from scaleenv._sandbox import task_clock
+from scaleenv._seeding import rng_for
+from scaleenv._store.events import Ref
+from scaleenv._store.events.tasks import (
     ChainSampled,
     ChainStep,
     ChainWritten,
@@ -64,8 +64,8 @@ from scaleenv.store.events.tasks import (
     TaskInstantiated,
     TaskKept,
 )
-from scaleenv.store.specs import DbState, DomainSpec, ToolSpec
-from scaleenv.streams import slot_index, task_id, task_stream
+from scaleenv._store.specs import DbState, DomainSpec, ToolSpec
+from scaleenv._streams import slot_index, task_id, task_stream
 
 from . import prompts
 from .answers import ChainAnswer, GateAnswer, InstructionAnswer

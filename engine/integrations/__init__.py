@@ -1,6 +1,6 @@
 """Adapters for RL trainers' own environment interfaces, each a thin layer over the run's
-served episodes (:class:`scaleenv.serve.environments.Environments`, reached through
-:mod:`scaleenv.serve.gym` and :mod:`scaleenv.serve.threaded`), so every episode a
+served episodes (:class:`scaleenv._serve.environments.Environments`, reached through
+:mod:`scaleenv._serve.gym` and :mod:`scaleenv._serve.threaded`), so every episode a
 trainer plays is recorded in the log like any served one:
 
 - :mod:`scaleenv.integrations.openenv`: an OpenEnv environment server and its client
@@ -12,5 +12,5 @@ trainer plays is recorded in the log like any served one:
   relaying turns to the simulated user, the episode's tools over ``scaleenv serve-mcp``;
   plugin module ``scaleenv_verifiers``; ``scaleenv[verifiers4]``).
 
-gymnasium itself needs no adapter: :mod:`scaleenv.serve.gym` registers its ids.
+gymnasium itself needs no adapter: :mod:`scaleenv._serve.gym` registers its ids.
 """

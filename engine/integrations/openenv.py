@@ -16,18 +16,18 @@ Client (openenv-core's own ``EnvClient``; ``token=`` when the server has tokens)
         result.done, result.reward
 
 :class:`ScaleEnvEnvironment` is openenv-core's ``Environment`` over
-:class:`scaleenv.serve.session.EpisodeSession` (one served episode per reset, recorded in
+:class:`scaleenv._serve.session.EpisodeSession` (one served episode per reset, recorded in
 the log like any; the same seed gives the same conversation): ``reset(seed, task_id)``
 opens an episode (``task_id`` None: one of the run's kept tasks drawn from the seed),
 ``step(ScaleEnvAction)`` plays one assistant turn, given as ``content`` and
 ``tool_calls`` (OpenAI form) or as the model's raw ``text`` (read by
-:func:`scaleenv.serve.tool_text.parse_turn`). Observations carry the new chat messages,
+:func:`scaleenv._serve.tool_text.parse_turn`). Observations carry the new chat messages,
 the tools (on reset), the user's reply and, once ended, the episode's result; ``reward``
 is the rule-based reward when the episode ends, 0 before. Each WebSocket session is its
 own environment instance, so many episodes run at once (``max_concurrent_envs``); the
 engine is shared by all of them and held for the server's lifetime.
 
-Who may connect follows the rule of every scaleenv server (:mod:`scaleenv.serve.auth`):
+Who may connect follows the rule of every scaleenv server (:mod:`scaleenv._serve.auth`):
 ``--token`` (repeatable) or ``SCALEENV_TOKEN``; every HTTP request and WebSocket handshake
 must carry ``Authorization: Bearer <token>`` (401, or the handshake refused, otherwise;
 the environment is never reached). A non-loopback ``--host`` without a token is refused
@@ -55,11 +55,11 @@ from openenv.core.env_server.types import Action, Observation, State
 from pydantic import Field
 from websockets.asyncio.client import connect as ws_connect
 
-from scaleenv.runner import EngineOptions
-from scaleenv.serve.auth import (TOKEN_ENV, Auth, BearerAuthASGI, BindRefused, check_bind, is_loopback, tls_context,
+from scaleenv._runner import EngineOptions
+from scaleenv._serve.auth import (TOKEN_ENV, Auth, BearerAuthASGI, BindRefused, check_bind, is_loopback, tls_context,
                                  tokens_from_env)
-from scaleenv.serve.session import EpisodeSession
-from scaleenv.serve.threaded import EngineThread
+from scaleenv._serve.session import EpisodeSession
+from scaleenv._serve.threaded import EngineThread
 
 
 class ScaleEnvAction(Action):
@@ -93,7 +93,7 @@ class ScaleEnvState(State):
 
 
 class ScaleEnvEnvironment(Environment[ScaleEnvAction, ScaleEnvObservation, ScaleEnvState]):
-    """openenv-core's ``Environment`` over an :class:`~scaleenv.serve.session.EpisodeSession` (see the module doc)."""
+    """openenv-core's ``Environment`` over an :class:`~scaleenv._serve.session.EpisodeSession` (see the module doc)."""
 
     SUPPORTS_CONCURRENT_SESSIONS = True
 
@@ -240,9 +240,9 @@ class LoopbackOnly:
 
 
 def guard(app: Any, host: str, auth: Auth | None = None) -> Any:
-    """``app`` as served on ``host``: bearer tokens (:class:`~scaleenv.serve.auth.BearerAuthASGI`;
+    """``app`` as served on ``host``: bearer tokens (:class:`~scaleenv._serve.auth.BearerAuthASGI`;
     ``auth`` None or without tokens lets every request in) and, on a loopback ``host``,
-    :class:`LoopbackOnly` in front. The bind rule itself is :func:`~scaleenv.serve.auth.check_bind`."""
+    :class:`LoopbackOnly` in front. The bind rule itself is :func:`~scaleenv._serve.auth.check_bind`."""
     guarded: Any = BearerAuthASGI(app, auth if auth is not None else Auth())
     if is_loopback(host):
         guarded = LoopbackOnly(guarded, LOOPBACK_NAMES | {host.strip("[]").lower()})

@@ -13,7 +13,7 @@ Importing this module registers ``scaleenv`` with ``skyrl_gym``::
     env.close()
 
 :class:`ScaleEnvSkyRL` is skyrl-gym's ``BaseTextEnv`` over
-:class:`scaleenv.serve.session.EpisodeSession`: ``init`` opens a served episode of the row's
+:class:`scaleenv._serve.session.EpisodeSession`: ``init`` opens a served episode of the row's
 task (``extra_info.task_id``) with the row's seed (``extra_info.seed``; same seed, same
 conversation) and returns its first messages, the system message carrying the tool
 schemas and the call format (SkyRL's generator renders the chat without ``tools``);
@@ -32,9 +32,9 @@ from typing import Any
 from skyrl_gym.envs.registration import register, registry
 from skyrl_gym.envs.base_text_env import BaseTextEnv, BaseTextEnvStepOutput
 
-from scaleenv.serve.session import EpisodeSession
-from scaleenv.serve.threaded import EngineThread
-from scaleenv.serve.tool_text import with_tools_block
+from scaleenv._serve.session import EpisodeSession
+from scaleenv._serve.threaded import EngineThread
+from scaleenv._serve.tool_text import with_tools_block
 
 ENV_CLASS = "scaleenv"
 

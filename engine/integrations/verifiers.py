@@ -38,9 +38,9 @@ from typing import Any
 import verifiers as vf
 from datasets import Dataset
 
-from scaleenv.runner import EngineOptions
-from scaleenv.serve.session import EpisodeSession
-from scaleenv.serve.threaded import EngineThread
+from scaleenv._runner import EngineOptions
+from scaleenv._serve.session import EpisodeSession
+from scaleenv._serve.threaded import EngineThread
 
 ENV_ID = "scaleenv.integrations.verifiers"
 

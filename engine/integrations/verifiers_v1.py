@@ -47,7 +47,7 @@ from urllib.parse import urlsplit, urlunsplit
 import verifiers.v1 as vf
 from mcp import Client
 
-from scaleenv.serve.mcp import END, LIST_TASKS, OPEN, SAY
+from scaleenv._serve.mcp import END, LIST_TASKS, OPEN, SAY
 
 PLUGIN_ID = "scaleenv-verifiers"
 

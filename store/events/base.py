@@ -19,7 +19,7 @@ A field added to an event type that logs already hold is listed in its class's
 digest, so an event written before the field existed keeps the digest it had (golden
 logs and ``replay --verify`` of old logs depend on it; tests/replay/test_golden.py).
 The same holds inside the data an event carries: a spec struct lists its added fields in
-``added`` (``scaleenv.store.specs.Evolving``), and an event that carries specs sets
+``added`` (``scaleenv._store.specs.Evolving``), and an event that carries specs sets
 ``digest_nested`` so its digest drops them too while they hold their defaults.
 """
 

@@ -2,12 +2,12 @@
 
 Stream: ``check/<checker>`` (``check/verify``, ``check/rerun``). A check of a run is a
 fact about the run, not part of it: these streams are left out of the run digest
-(:func:`scaleenv.store.record.run_digest`), so recording a check never changes what a
+(:func:`scaleenv._store.record.run_digest`), so recording a check never changes what a
 run digests to, and logs written before checks existed keep their digests.
 
 One check appends, in one commit, a :class:`StreamDiverged` per stream whose first
 divergence it found, then one :class:`CheckFinished`. The findings of a checker are those
-of its newest finished check (``scaleenv.replay.checks`` folds them).
+of its newest finished check (``scaleenv._replay.checks`` folds them).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ Since log format 3 a call that offered the model tools (the rollout policy) reco
 the first call of a stream offering a tool list carries it (``tools``), later calls
 offering the same list refer to it (``tools_n``), as schemas are. A call of an older log
 that offered tools records neither (None: not recorded; the tools a task's episodes offer
-can still be derived from the task, ``scaleenv.model.tool_schemas.environment_tools``).
+can still be derived from the task, ``scaleenv._model.tool_schemas.environment_tools``).
 
 A call without references (every call of a format-1 log) carries everything itself.
 :class:`CallResolver` turns stored calls back into whole ones; everything that shows or

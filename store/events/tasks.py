@@ -26,7 +26,7 @@ class ChainSampled(Event, tag="task.chain_sampled"):
 
 class ChainWritten(Event, tag="task.chain_written"):
     """One goal's chain, as the chain writer wrote it: a program of tool calls (see
-    ``scaleenv.model.program``), and the goal tool it ends with."""
+    ``scaleenv._model.program``), and the goal tool it ends with."""
 
     goal: int
     goal_tool: str

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from scaleenv.runner import EngineOptions, open_run, rollouts, stage1, stage2
+from scaleenv._runner import EngineOptions, open_run, rollouts, stage1, stage2
 
 TINY = {"seed": 1, "domains": 1, "tasks_per_domain": 1, "episodes_per_task": 1}
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import trio
 
-from scaleenv.cli import main
-from scaleenv.cli.log import writer_active
-from scaleenv.store import Log
+from scaleenv._cli import main
+from scaleenv._cli.log import writer_active
+from scaleenv._store import Log
 from tests.conftest import copy_log
 
 

@@ -5,7 +5,7 @@ added) hypothesis draws a few of its options, each with a good value (one that f
 tiny finished log the session builds), an edge value (0, -1, 2**70, nan, inf, "") or junk
 (unicode, words where numbers go, paths to a missing file, a directory, a regular file, a
 directory that is no log, a name too long for the filesystem), and calls
-``scaleenv.cli.main`` in-process in a fresh temporary working directory. Properties:
+``scaleenv._cli.main`` in-process in a fresh temporary working directory. Properties:
 
 - no traceback: ``main`` returns (or argparse exits) and stderr holds no ``Traceback``;
 - the exit status is one of 0, 1, 2, 130;
@@ -49,9 +49,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scaleenv.cli import build_parser, main
-from scaleenv.config import fields as config_fields
-from scaleenv.store.log import Log
+from scaleenv._cli import build_parser, main
+from scaleenv._config import fields as config_fields
+from scaleenv._store.log import Log
 
 LOG = "tiny.lmdb"  # the finished tiny log, copied into every example's working directory
 HANG_LIMIT_S = 600  # a bound on a hang (the test process is dumped and stopped), not a timing assertion

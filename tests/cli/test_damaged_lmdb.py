@@ -2,7 +2,7 @@
 exit status, no SIGBUS and no traceback. Real copies of a real log, damaged on disk.
 
 Commands that could crash the interpreter (a regression would SIGBUS) run in a child
-process; the rest call ``scaleenv.cli.main`` in-process.
+process; the rest call ``scaleenv._cli.main`` in-process.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from scaleenv.cli import main
-from scaleenv.store import Log
-from scaleenv.store.errors import LogDamaged, NotALog
+from scaleenv._cli import main
+from scaleenv._store import Log
+from scaleenv._store.errors import LogDamaged, NotALog
 from tests.conftest import copy_log
 
 SCALEENV = [sys.executable, "-m", "scaleenv"]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import scaleenv
-from scaleenv.cli import main
+from scaleenv._cli import main
 
 
 def _export_with_file_size_limit(log: Path, out: Path, limit_bytes: int) -> subprocess.CompletedProcess[str]:

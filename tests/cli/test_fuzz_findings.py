@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from scaleenv.cli import main
+from scaleenv._cli import main
 from tests.conftest import copy_log
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from scaleenv.cli import build_parser, main
+from scaleenv._cli import build_parser, main
 
 
 def _subcommands(parser: argparse.ArgumentParser, name: str = "scaleenv") -> Iterator[tuple[str, argparse.ArgumentParser]]:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from scaleenv.runner import project
-from scaleenv.store.log import Log
+from scaleenv._runner import project
+from scaleenv._store.log import Log
 from tests.conftest import copy_log, roll_out
 
 SCALEENV = [sys.executable, "-m", "scaleenv"]

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from scaleenv.backend_spec import BackendSpecError
-from scaleenv.cli import main
-from scaleenv.cli.run import raise_for_cli
-from scaleenv.config import ConfigError
-from scaleenv.errors import UsageError, WorkFailed
-from scaleenv.store.log import Log
+from scaleenv._backend_spec import BackendSpecError
+from scaleenv._cli import main
+from scaleenv._cli.run import raise_for_cli
+from scaleenv._config import ConfigError
+from scaleenv._errors import UsageError, WorkFailed
+from scaleenv._store.log import Log
 from tests.conftest import copy_log
 
 

@@ -16,11 +16,11 @@ import msgspec
 import pytest
 import trio
 
-from scaleenv.replay.projection import fold
-from scaleenv.config import RunConfig
-from scaleenv.runner import EngineOptions, open_run, project, rollouts, stage1, summary
-from scaleenv.store.events.episodes import EpisodeStarted
-from scaleenv.store.log import Log
+from scaleenv._replay.projection import fold
+from scaleenv._config import RunConfig
+from scaleenv._runner import EngineOptions, open_run, project, rollouts, stage1, summary
+from scaleenv._store.events.episodes import EpisodeStarted
+from scaleenv._store.log import Log
 from tests.conftest import TEMPLATE, copy_log
 
 T = TypeVar("T")

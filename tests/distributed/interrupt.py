@@ -15,9 +15,9 @@ from pathlib import Path
 
 import attrs
 
-from scaleenv.shards import existing_shards
-from scaleenv.store.errors import LogError
-from scaleenv.store.log import Log
+from scaleenv._shards import existing_shards
+from scaleenv._store.errors import LogError
+from scaleenv._store.log import Log
 
 START_LIMIT_S = 600.0
 """How long a run may take to reach the trigger before the test fails (a hang, not slowness)."""

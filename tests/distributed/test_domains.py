@@ -12,12 +12,12 @@ from pathlib import Path
 import msgspec
 import trio
 
-from scaleenv.distributed import context_chunks, distributed_domains, distributed_tasks, plan
-from scaleenv.runner import project, summary
-from scaleenv.shard_worker import ShardJob, ShardWorker
-from scaleenv.shards import shards_dir
-from scaleenv.store.log import Log
-from scaleenv.streams import DOMAIN, TOOL, slot_id
+from scaleenv._distributed import context_chunks, distributed_domains, distributed_tasks, plan
+from scaleenv._runner import project, summary
+from scaleenv._shard_worker import ShardJob, ShardWorker
+from scaleenv._shards import shards_dir
+from scaleenv._store.log import Log
+from scaleenv._streams import DOMAIN, TOOL, slot_id
 
 from .conftest import CONFIG, OPTIONS, Base, bounded, stream_digests
 

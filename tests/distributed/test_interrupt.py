@@ -16,8 +16,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from scaleenv.distributed import distributed_domains, distributed_rollouts
-from scaleenv.shards import existing_shards, shards_dir
+from scaleenv._distributed import distributed_domains, distributed_rollouts
+from scaleenv._shards import existing_shards, shards_dir
 
 from .conftest import CONFIG, OPTIONS, Base, bounded, episode_starts, stream_digests
 from .interrupt import received, run_and_signal, scaleenv
@@ -28,9 +28,9 @@ EXIT_BOUND_S = 10.0
 DRIVER = """
 import sys
 import msgspec
-from scaleenv.config import RunConfig
-from scaleenv import distributed
-from scaleenv.runner import EngineOptions
+from scaleenv._config import RunConfig
+from scaleenv import _distributed as distributed
+from scaleenv._runner import EngineOptions
 
 config = msgspec.json.decode(sys.argv[2], type=RunConfig)
 options = EngineOptions(progress=False, sync=False, latency=True, concurrency=2)
@@ -92,7 +92,7 @@ import sys
 
 import trio
 
-from scaleenv.cli.run import prompt_exit_when_interrupted
+from scaleenv._cli.run import prompt_exit_when_interrupted
 
 atexit.register(print, "late teardown", flush=True)  # registered first, so it runs last: like Ray's
 

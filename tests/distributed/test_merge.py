@@ -9,11 +9,11 @@ import msgspec
 import pytest
 import trio
 
-from scaleenv.cli import main as cli_main
-from scaleenv.distributed import distributed_rollouts, plan, run_shard_async
-from scaleenv.streams import episode_id, episode_stream
-from scaleenv.shards import MergeConflict, existing_shards, merge_shards, shard_of, shard_path, shards_dir
-from scaleenv.store.log import Log
+from scaleenv._cli import main as cli_main
+from scaleenv._distributed import distributed_rollouts, plan, run_shard_async
+from scaleenv._streams import episode_id, episode_stream
+from scaleenv._shards import MergeConflict, existing_shards, merge_shards, shard_of, shard_path, shards_dir
+from scaleenv._store.log import Log
 
 from .conftest import CONFIG, OPTIONS, Base, bounded, episode_starts, stream_digests
 

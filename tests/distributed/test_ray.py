@@ -25,11 +25,11 @@ import pytest
 ray = pytest.importorskip("ray", reason="Ray is not installed (optional extra: pip install 'scaleenv[ray]')")
 cluster_utils = pytest.importorskip("ray.cluster_utils", reason="this Ray has no ray.cluster_utils")
 
-from scaleenv.cli import main as cli_main  # noqa: E402
-from scaleenv.distributed import distributed_domains, distributed_rollouts  # noqa: E402
-from scaleenv.shard_worker import LOCAL_PREFIX  # noqa: E402
-from scaleenv.shards import shard_path, shards_dir  # noqa: E402
-from scaleenv.store.log import Log  # noqa: E402
+from scaleenv._cli import main as cli_main  # noqa: E402
+from scaleenv._distributed import distributed_domains, distributed_rollouts  # noqa: E402
+from scaleenv._shard_worker import LOCAL_PREFIX  # noqa: E402
+from scaleenv._shards import shard_path, shards_dir  # noqa: E402
+from scaleenv._store.log import Log  # noqa: E402
 
 from .conftest import CONFIG, OPTIONS, Base, bounded, episode_starts, stream_digests  # noqa: E402
 

@@ -28,9 +28,9 @@ import pytest
 ray = pytest.importorskip("ray", reason="Ray is not installed (optional extra: pip install 'scaleenv[ray]')")
 cluster_utils = pytest.importorskip("ray.cluster_utils", reason="this Ray has no ray.cluster_utils")
 
-from scaleenv.shards import existing_shards, shards_dir  # noqa: E402
-from scaleenv.store.errors import LogError  # noqa: E402
-from scaleenv.store.log import Log  # noqa: E402
+from scaleenv._shards import existing_shards, shards_dir  # noqa: E402
+from scaleenv._store.errors import LogError  # noqa: E402
+from scaleenv._store.log import Log  # noqa: E402
 
 from tests.faults.procs import children, kill_quietly, wait_gone  # noqa: E402
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from scaleenv.distributed import distributed_rollouts, distributed_tasks
-from scaleenv.shards import shards_dir
+from scaleenv._distributed import distributed_rollouts, distributed_tasks
+from scaleenv._shards import shards_dir
 
 from .conftest import CONFIG, OPTIONS, Base, bounded, stream_digests
 

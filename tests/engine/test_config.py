@@ -8,9 +8,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from scaleenv.cli import main
-from scaleenv.config import ConfigError, RunConfig, fields, make, reconcile, with_preset
-from scaleenv.store.log import Log
+from scaleenv._cli import main
+from scaleenv._config import ConfigError, RunConfig, fields, make, reconcile, with_preset
+from scaleenv._store.log import Log
 
 
 @pytest.mark.parametrize("field", [f for f in fields() if f.type in (int, float)], ids=lambda f: f.name)

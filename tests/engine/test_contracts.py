@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from scaleenv.model.contracts import (
+from scaleenv._model.contracts import (
     Count,
     ContractSyntaxError,
     Literal,
@@ -19,9 +19,9 @@ from scaleenv.model.contracts import (
     render,
     validate_contract,
 )
-from scaleenv.model.dbgen import generate_state
-from scaleenv.model.satisfy import satisfy, violate
-from scaleenv.store.specs import Condition, ParamSpec, ToolSpec
+from scaleenv._model.dbgen import generate_state
+from scaleenv._model.satisfy import satisfy, violate
+from scaleenv._store.specs import Condition, ParamSpec, ToolSpec
 from tests.shop import CODE, SHOP
 
 
@@ -132,7 +132,7 @@ def test_some_eq_and_result_terms() -> None:
 
 
 def test_graph_has_state_edge_from_creation_to_cancellation() -> None:
-    from scaleenv.model.graph import derive_edges
+    from scaleenv._model.graph import derive_edges
 
     edges = derive_edges(SHOP, [t.name for t in SHOP.tools])
     kinds = {(e.src, e.dst, e.kind) for e in edges}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 
-from scaleenv.model.dbgen import make_record
-from scaleenv.store.specs import FieldSpec, TableSpec
+from scaleenv._model.dbgen import make_record
+from scaleenv._store.specs import FieldSpec, TableSpec
 
 CANDIDATES = TableSpec(name="candidates", description="job seekers", primary_key="candidate_id", fields=[
     FieldSpec(name="candidate_id", type="str"),

@@ -1,4 +1,4 @@
-"""scaleenv.model.integrity: constraints from a schema, and the violations a delta brings in."""
+"""scaleenv._model.integrity: constraints from a schema, and the violations a delta brings in."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from scaleenv.model.dbgen import assert_consistent, inconsistencies
-from scaleenv.model.integrity import (
+from scaleenv._model.dbgen import assert_consistent, inconsistencies
+from scaleenv._model.integrity import (
     BeforeState,
     Constraints,
     IntegrityIndex,
@@ -19,9 +19,9 @@ from scaleenv.model.integrity import (
     describe,
     state_violations,
 )
-from scaleenv.model.state import apply_delta
-from scaleenv.store.events.tasks import RecordChange
-from scaleenv.store.specs import DomainSpec, FieldSpec, TableSpec
+from scaleenv._model.state import apply_delta
+from scaleenv._store.events.tasks import RecordChange
+from scaleenv._store.specs import DomainSpec, FieldSpec, TableSpec
 
 F = FieldSpec
 

@@ -1,4 +1,4 @@
-"""Chain programs (scaleenv.model.program): what parses, what is refused and why, resolution."""
+"""Chain programs (scaleenv._model.program): what parses, what is refused and why, resolution."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scaleenv.model import program as prog
-from scaleenv.store.specs import DomainSpec, FieldSpec, ParamSpec, TableSpec, ToolSpec
+from scaleenv._model import program as prog
+from scaleenv._store.specs import DomainSpec, FieldSpec, ParamSpec, TableSpec, ToolSpec
 
 DOMAIN = DomainSpec(
     name="shop", description="a shop",

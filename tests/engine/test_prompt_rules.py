@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from scaleenv.agents.synth import prompts
-from scaleenv.sandbox.guards import SAFE_BUILTINS
-from scaleenv.sandbox.policy import check_source
+from scaleenv._agents.synth import prompts
+from scaleenv._sandbox.guards import SAFE_BUILTINS
+from scaleenv._sandbox.policy import check_source
 
 
 def allowed_names() -> list[str]:

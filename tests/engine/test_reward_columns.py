@@ -3,9 +3,9 @@ and the per-goal and per-column breakdown."""
 
 from __future__ import annotations
 
-from scaleenv.model.reward import SEMANTIC_THRESHOLD, column_matches, goal_records, policies_of, score, similarity
-from scaleenv.store.events.tasks import GoldenStep, RecordChange
-from scaleenv.store.specs import DomainSpec, FieldSpec, TableSpec
+from scaleenv._model.reward import SEMANTIC_THRESHOLD, column_matches, goal_records, policies_of, score, similarity
+from scaleenv._store.events.tasks import GoldenStep, RecordChange
+from scaleenv._store.specs import DomainSpec, FieldSpec, TableSpec
 
 SPEC = DomainSpec(name="d", description="", tools=[], tables=[TableSpec(
     name="tickets", description="", primary_key="ticket_id", fields=[

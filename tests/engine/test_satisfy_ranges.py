@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import random
 
-from scaleenv.model.satisfy import satisfy
-from scaleenv.store.specs import DomainSpec, FieldSpec, ParamSpec, TableSpec, ToolSpec
+from scaleenv._model.satisfy import satisfy
+from scaleenv._store.specs import DomainSpec, FieldSpec, ParamSpec, TableSpec, ToolSpec
 
 TITLES = TableSpec(name="titles", description="films for rent", primary_key="title_id", fields=[
     FieldSpec(name="title_id", type="str"),

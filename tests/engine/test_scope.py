@@ -1,4 +1,4 @@
-"""scaleenv.model.scope: what a per-tool role is shown of its domain (one foreign-key hop
+"""scaleenv._model.scope: what a per-tool role is shown of its domain (one foreign-key hop
 around the tables the tool names), and the test database it is generated over (closed).
 
 Issue 25: a per-tool prompt must not grow with the domain. Scopes closed under foreign
@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import random
 
-from scaleenv.agents.llm.port import rendered_request
-from scaleenv.agents.synth import prompts
-from scaleenv.agents.synth.stage1 import fixture_for_tester, tool_context
-from scaleenv.model.dbgen import assert_consistent
-from scaleenv.model.scope import closed_tables, scoped_state, state_scope, tool_scope, touched_tables
-from scaleenv.store.specs import Condition, DomainSpec, FieldSpec, ParamSpec, TableSpec, ToolSpec
+from scaleenv._agents.llm.port import rendered_request
+from scaleenv._agents.synth import prompts
+from scaleenv._agents.synth.stage1 import fixture_for_tester, tool_context
+from scaleenv._model.dbgen import assert_consistent
+from scaleenv._model.scope import closed_tables, scoped_state, state_scope, tool_scope, touched_tables
+from scaleenv._store.specs import Condition, DomainSpec, FieldSpec, ParamSpec, TableSpec, ToolSpec
 
 F = FieldSpec
 

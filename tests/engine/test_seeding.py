@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from scaleenv.seeding import derive_seed, rng_for
+from scaleenv._seeding import derive_seed, rng_for
 
 names = st.one_of(st.text(alphabet=st.characters(blacklist_characters="\x1f"), max_size=12), st.integers())
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import msgspec
 
-from scaleenv.model.specs_check import validate_domain
-from scaleenv.store.specs import DomainSpec
+from scaleenv._model.specs_check import validate_domain
+from scaleenv._store.specs import DomainSpec
 
 from tests.pipeline.transcript import job_seeking_design as design
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scaleenv import streams
+from scaleenv import _streams as streams
 
 slots = st.integers(0, 250).map(streams.slot_id)
 tools = st.from_regex(r"[a-z][a-z0-9_]{0,30}", fullmatch=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import attrs
 
-from scaleenv.store import Log, LogError
+from scaleenv._store import Log, LogError
 
 
 @attrs.frozen

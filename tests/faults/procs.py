@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-WORKER_MARK = "scaleenv.sandbox.worker"
+WORKER_MARK = "scaleenv._sandbox.worker"
 
 
 def children(pid: int) -> list[int]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from scaleenv.store import Log, LogError
+from scaleenv._store import Log, LogError
 
 from .logcheck import LogShape, changed_since, inspect, stage_of
 from .procs import wait_gone, worker_pids

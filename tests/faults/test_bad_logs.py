@@ -14,9 +14,9 @@ from typing import Any
 import lmdb
 import msgspec
 
-from scaleenv.store.errors import LogError
-from scaleenv.store.events.llm import LlmCalled
-from scaleenv.store.log import Log, seq_key
+from scaleenv._store.errors import LogError
+from scaleenv._store.events.llm import LlmCalled
+from scaleenv._store.log import Log, seq_key
 
 SCALEENV = [sys.executable, "-m", "scaleenv"]
 

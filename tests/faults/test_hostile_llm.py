@@ -11,13 +11,13 @@ import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scaleenv.agents.llm.port import MAX_ANSWER_CHARS, STORED_PREFIX_CHARS, Completion, Llm, LlmExhaustedError, LlmRequest
-from scaleenv.agents.rollout.answers import PolicyTurn, UserTurn
-from scaleenv.agents.synth import answers as synth_answers
-from scaleenv.store import Log
-from scaleenv.store.events.llm import LlmCalled
-from scaleenv.store.specs import DomainSpec
-from scaleenv.store.stream import Stream
+from scaleenv._agents.llm.port import MAX_ANSWER_CHARS, STORED_PREFIX_CHARS, Completion, Llm, LlmExhaustedError, LlmRequest
+from scaleenv._agents.rollout.answers import PolicyTurn, UserTurn
+from scaleenv._agents.synth import answers as synth_answers
+from scaleenv._store import Log
+from scaleenv._store.events.llm import LlmCalled
+from scaleenv._store.specs import DomainSpec
+from scaleenv._store.stream import Stream
 
 ROLES = {"architect": DomainSpec, "coder": synth_answers.CodeAnswer, "repairer": synth_answers.CodeAnswer,
          "reviewer": synth_answers.ReviewAnswer, "tester": synth_answers.TestPlan,

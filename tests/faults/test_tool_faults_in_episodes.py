@@ -8,12 +8,12 @@ from pathlib import Path
 import msgspec
 import trio
 
-from scaleenv.serve.environments import open_environments
-from scaleenv.config import RunConfig
-from scaleenv.runner import EngineOptions
-from scaleenv.store.events.episodes import EpisodeEnded, ToolExecuted
-from scaleenv.store.log import Log
-from scaleenv.store.specs import FieldSpec, ParamSpec, ToolSpec
+from scaleenv._serve.environments import open_environments
+from scaleenv._config import RunConfig
+from scaleenv._runner import EngineOptions
+from scaleenv._store.events.episodes import EpisodeEnded, ToolExecuted
+from scaleenv._store.log import Log
+from scaleenv._store.specs import FieldSpec, ParamSpec, ToolSpec
 from tests.replay.shoplog import build_shop_log
 
 HANG = (ToolSpec(name="slow_report", description="A report that never finishes.", params=[],

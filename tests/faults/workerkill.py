@@ -11,8 +11,8 @@ from pathlib import Path
 
 import attrs
 
-from scaleenv.store import Log
-from scaleenv.store.events.episodes import EpisodeEnded, ToolExecuted
+from scaleenv._store import Log
+from scaleenv._store.events.episodes import EpisodeEnded, ToolExecuted
 
 from .logcheck import inspect
 from .procs import kill_quietly, locked_down, wait_gone, worker_pids

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from scaleenv.replay.projection import TaskView, fold
-from scaleenv.store.log import Log
+from scaleenv._replay.projection import TaskView, fold
+from scaleenv._store.log import Log
 
 from tests.serve.conftest import OPTIONS, base_run, run_log  # noqa: F401  (fixtures)
 

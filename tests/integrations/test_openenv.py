@@ -21,7 +21,7 @@ uvicorn = pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
 from scaleenv.integrations.openenv import ScaleEnvAction, ScaleEnvClient, create_app, guard  # noqa: E402
-from scaleenv.serve.auth import Auth  # noqa: E402
+from scaleenv._serve.auth import Auth  # noqa: E402
 from tests.serve.conftest import self_signed  # noqa: E402
 
 from .conftest import OPTIONS, golden, kept, served  # noqa: E402

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import trio
 
-from scaleenv.serve.sim_http import SimServer, serve_sim
-from scaleenv.store import Log, Stream
-from scaleenv.store.events.llm import LlmCalled
+from scaleenv._serve.sim_http import SimServer, serve_sim
+from scaleenv._store import Log, Stream
+from scaleenv._store.events.llm import LlmCalled
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from scaleenv.store.events.episodes import ToolCallRequest
+from scaleenv._store.events.episodes import ToolCallRequest
 
 
 class Address(msgspec.Struct, frozen=True):

@@ -17,11 +17,11 @@ from typing import Annotated, Any, Literal
 import msgspec
 import pytest
 
-from scaleenv.agents.llm.port import Llm, LlmRequest, render_messages, shape_for, validation_error, with_shape
-from scaleenv.agents.llm.shape import ANSWER_LINE, SHAPE_MAX_CHARS, render_shape, shape_text
-from scaleenv.store import Stream
-from scaleenv.store.events.llm import CallResolver, LlmCalled
-from scaleenv.store.log import Log
+from scaleenv._agents.llm.port import Llm, LlmRequest, render_messages, shape_for, validation_error, with_shape
+from scaleenv._agents.llm.shape import ANSWER_LINE, SHAPE_MAX_CHARS, render_shape, shape_text
+from scaleenv._store import Stream
+from scaleenv._store.events.llm import CallResolver, LlmCalled
+from scaleenv._store.log import Log
 from tests.replay.goldens import CURRENT, expected_path, golden_log, load_prefix
 
 from .test_port import ScriptedBackend

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from scaleenv.backend_spec import backend_from_spec
-from scaleenv.agents.llm.openai_backend import OpenAIBackend
-from scaleenv.agents.sim import LatencyModel, NoiseModel, SimBackend
+from scaleenv._backend_spec import backend_from_spec
+from scaleenv._agents.llm.openai_backend import OpenAIBackend
+from scaleenv._agents.sim import LatencyModel, NoiseModel, SimBackend
 
 
 async def test_specs() -> None:
@@ -46,7 +46,7 @@ def test_bad_specs_name_the_spec_and_the_valid_forms(spec: str, why: str) -> Non
 
 
 def test_recorded_spec_of_a_missing_log(tmp_path) -> None:
-    from scaleenv.store.errors import NotALog
+    from scaleenv._store.errors import NotALog
 
     with pytest.raises(NotALog):
         backend_from_spec(f"recorded:{tmp_path / 'nope'}", model=None)

@@ -10,13 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scaleenv.agents.llm.call_memory import StreamCalls, calls_of
-from scaleenv.agents.llm.port import Llm, LlmRequest
-from scaleenv.agents.llm.recorded import whole_calls
-from scaleenv.store import Log, Stream
-from scaleenv.store.events.llm import CallResolver, LlmCalled, UnresolvableCall
-from scaleenv.store.record import digest_bytes
-from scaleenv.store.stream import Divergence
+from scaleenv._agents.llm.call_memory import StreamCalls, calls_of
+from scaleenv._agents.llm.port import Llm, LlmRequest
+from scaleenv._agents.llm.recorded import whole_calls
+from scaleenv._store import Log, Stream
+from scaleenv._store.events.llm import CallResolver, LlmCalled, UnresolvableCall
+from scaleenv._store.record import digest_bytes
+from scaleenv._store.stream import Divergence
 
 from .structs import Pair
 from .test_port import ScriptedBackend
@@ -270,7 +270,7 @@ def test_deltas_always_resolve_to_the_whole_request(steps: list[Any]) -> None:
 
 @pytest.mark.parametrize("old", [1, 2])
 async def test_a_writer_marks_an_older_log_as_format_3(tmp_path, old: int) -> None:
-    from scaleenv.store.log import LOG_FORMAT_VERSION, META_PREFIX
+    from scaleenv._store.log import LOG_FORMAT_VERSION, META_PREFIX
     path = tmp_path / "old.lmdb"
     with Log.open(path, sync=False) as lg:
         lg._write_small(lg._meta, (META_PREFIX + "format").encode(), msgspec.msgpack.encode(old))
@@ -281,7 +281,7 @@ async def test_a_writer_marks_an_older_log_as_format_3(tmp_path, old: int) -> No
 
 
 async def test_log_check_reports_a_call_whose_reference_dangles(writer, log) -> None:
-    from scaleenv.store import Pending
+    from scaleenv._store import Pending
     first = _call([{"role": "user", "content": "a"}], json_schema={"type": "object"})
     good = _call([{"role": "user", "content": "b"}], base_n=0, base_len=1, schema_n=0)
     dangling = _call([], base_n=0, base_len=5, schema_n=0)
@@ -295,7 +295,7 @@ async def test_log_check_reports_a_call_whose_reference_dangles(writer, log) -> 
 async def test_log_dump_whole_calls_prints_what_was_sent(tmp_path, capsys) -> None:
     import json
 
-    from scaleenv.cli import main
+    from scaleenv._cli import main
     path = tmp_path / "run.lmdb"
     backend = ScriptedBackend([ANSWER] * 20)
     with Log.open(path, sync=False) as log:

@@ -7,18 +7,18 @@ import sys
 
 import trio
 
-from scaleenv.agents.llm.openai_backend import OpenAIBackend
-from scaleenv.agents.llm.port import LlmRequest, render_messages, schema_for, strict_schema_for, validation_error
-from scaleenv.agents.llm.strict import STRICT_SHAPE
-from scaleenv.agents.sim import SimBackend
-from scaleenv.serve.sim_http import strict_answer
+from scaleenv._agents.llm.openai_backend import OpenAIBackend
+from scaleenv._agents.llm.port import LlmRequest, render_messages, schema_for, strict_schema_for, validation_error
+from scaleenv._agents.llm.strict import STRICT_SHAPE
+from scaleenv._agents.sim import SimBackend
+from scaleenv._serve.sim_http import strict_answer
 
 from .structs import Plan
 
 
 async def test_sim_server_subcommand() -> None:
     proc = await trio.lowlevel.open_process(
-        [sys.executable, "-c", "from scaleenv.cli import main; raise SystemExit(main())", "sim-server", "--port", "0"],
+        [sys.executable, "-c", "from scaleenv._cli import main; raise SystemExit(main())", "sim-server", "--port", "0"],
         stderr=subprocess.PIPE,
     )
     try:
@@ -44,6 +44,6 @@ async def test_sim_server_subcommand() -> None:
 
 
 def test_bad_port_is_usage_error() -> None:
-    from scaleenv.cli import main
+    from scaleenv._cli import main
 
     assert main(["sim-server", "--port", "70000"]) == 2

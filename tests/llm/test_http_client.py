@@ -15,9 +15,9 @@ import pytest
 import logging
 import trio
 
-from scaleenv.agents.llm.errors import BackendError
-from scaleenv.agents.llm.openai_client import OpenAIClient
-from scaleenv.agents.llm.retry import RetryPolicy
+from scaleenv._agents.llm.errors import BackendError
+from scaleenv._agents.llm.openai_client import OpenAIClient
+from scaleenv._agents.llm.retry import RetryPolicy
 
 from .scripted_server import (
     ScriptedServer,

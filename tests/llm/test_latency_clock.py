@@ -7,9 +7,9 @@ from typing import Any
 
 import trio
 
-from scaleenv.agents.llm.port import Llm, LlmRequest, render_messages
-from scaleenv.agents.sim import NoiseModel, SimBackend
-from scaleenv.agents.sim.call import LatencyModel
+from scaleenv._agents.llm.port import Llm, LlmRequest, render_messages
+from scaleenv._agents.sim import NoiseModel, SimBackend
+from scaleenv._agents.sim.call import LatencyModel
 
 from .conftest import llm_calls, stream
 from .structs import Pair

@@ -7,14 +7,14 @@ from functools import partial
 import pytest
 import trio
 
-from scaleenv.agents.llm.errors import BackendError
-from scaleenv.agents.llm.openai_backend import OpenAIBackend
-from scaleenv.agents.llm.port import (Llm, LlmExhaustedError, LlmRequest, render_messages, schema_for,
+from scaleenv._agents.llm.errors import BackendError
+from scaleenv._agents.llm.openai_backend import OpenAIBackend
+from scaleenv._agents.llm.port import (Llm, LlmExhaustedError, LlmRequest, render_messages, schema_for,
                                       strict_schema_for, validation_error)
-from scaleenv.agents.llm.strict import STRICT_SHAPE
-from scaleenv.agents.sim import LatencyModel, NoiseModel, SimBackend
-from scaleenv.serve.sim_http import SimServer, serve_sim, strict_answer
-from scaleenv.store import Log, Stream
+from scaleenv._agents.llm.strict import STRICT_SHAPE
+from scaleenv._agents.sim import LatencyModel, NoiseModel, SimBackend
+from scaleenv._serve.sim_http import SimServer, serve_sim, strict_answer
+from scaleenv._store import Log, Stream
 
 from .conftest import llm_calls
 from .structs import Pair, Person, Plan

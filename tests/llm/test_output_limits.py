@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scaleenv.agents.llm.port import output_tokens
-from scaleenv.store.events.llm import LlmCalled
-from scaleenv.store.log import Log
+from scaleenv._agents.llm.port import output_tokens
+from scaleenv._store.events.llm import LlmCalled
+from scaleenv._store.log import Log
 
 
 def test_every_answer_of_a_real_run_is_under_half_its_role_s_limit(template: Path) -> None:

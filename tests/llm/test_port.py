@@ -7,9 +7,9 @@ from typing import Any
 import attrs
 import pytest
 
-from scaleenv.agents.llm.port import REJECTED_PREFIX, Completion, Llm, LlmExhaustedError, LlmRequest, render_messages
-from scaleenv.agents.sim import NoiseModel, SimBackend
-from scaleenv.store.events.llm import LlmCalled, LlmExhausted
+from scaleenv._agents.llm.port import REJECTED_PREFIX, Completion, Llm, LlmExhaustedError, LlmRequest, render_messages
+from scaleenv._agents.sim import NoiseModel, SimBackend
+from scaleenv._store.events.llm import LlmCalled, LlmExhausted
 
 from .conftest import events_of, stream
 from .structs import Pair

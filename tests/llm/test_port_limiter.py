@@ -7,8 +7,8 @@ from typing import Any
 
 import trio
 
-from scaleenv.agents.llm.port import Completion, Llm, LlmRequest
-from scaleenv.store import Stream
+from scaleenv._agents.llm.port import Completion, Llm, LlmRequest
+from scaleenv._store import Stream
 
 from .structs import Pair
 

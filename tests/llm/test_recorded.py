@@ -5,12 +5,12 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from scaleenv.agents.llm.errors import RecordedDivergence
-from scaleenv.agents.llm.port import Llm, LlmRequest, render_messages, request_digest, schema_for
-from scaleenv.agents.llm.recorded import RecordedBackend
-from scaleenv.agents.sim import SimBackend
-from scaleenv.store import Log, Stream
-from scaleenv.store.events.llm import LlmCalled
+from scaleenv._agents.llm.errors import RecordedDivergence
+from scaleenv._agents.llm.port import Llm, LlmRequest, render_messages, request_digest, schema_for
+from scaleenv._agents.llm.recorded import RecordedBackend
+from scaleenv._agents.sim import SimBackend
+from scaleenv._store import Log, Stream
+from scaleenv._store.events.llm import LlmCalled
 
 from .conftest import llm_calls
 from .structs import Pair, Person, Plan

@@ -25,24 +25,24 @@ import msgspec
 import pytest
 import trio
 
-from scaleenv.agents.llm.errors import BackendError
-from scaleenv.agents.llm.openai_backend import OpenAIBackend
-from scaleenv.agents.llm.port import LlmRequest, render_messages, schema_for
-from scaleenv.agents.llm.recorded import read_calls
-from scaleenv.agents.sim import LatencyModel
-from scaleenv.cli import main
-from scaleenv.serve.auth import Auth
-from scaleenv.serve.replay_http import ReplayAnswers, ReplayServer
-from scaleenv.store.events.llm import LlmCalled
-from scaleenv.store.log import Log
-from scaleenv.store.record import run_digest, stream_digests
+from scaleenv._agents.llm.errors import BackendError
+from scaleenv._agents.llm.openai_backend import OpenAIBackend
+from scaleenv._agents.llm.port import LlmRequest, render_messages, schema_for
+from scaleenv._agents.llm.recorded import read_calls
+from scaleenv._agents.sim import LatencyModel
+from scaleenv._cli import main
+from scaleenv._serve.auth import Auth
+from scaleenv._serve.replay_http import ReplayAnswers, ReplayServer
+from scaleenv._store.events.llm import LlmCalled
+from scaleenv._store.log import Log
+from scaleenv._store.record import run_digest, stream_digests
 
 from .structs import Plan
 from .test_run_over_http import _events  # a log's events by stream, calls without naming/shape fields
 
 RUN = ["--seed", "5", "--domains", "1", "--tasks-per-domain", "2", "--episodes-per-task", "3", "--noise", "0.2",
        "--no-sync", "--quiet"]
-CLI = [sys.executable, "-c", "from scaleenv.cli import main; raise SystemExit(main())", "sim-server", "--port", "0"]
+CLI = [sys.executable, "-c", "from scaleenv._cli import main; raise SystemExit(main())", "sim-server", "--port", "0"]
 
 
 @contextmanager

@@ -23,14 +23,14 @@ import trio
 from outlines.inputs import Chat
 from outlines.types import JsonSchema
 
-from scaleenv.agents.llm.openai_backend import OpenAIBackend
-from scaleenv.agents.llm.port import LlmRequest, REJECTED_PREFIX, render_messages, schema_for
-from scaleenv.agents.llm.strict import strict_problems, strict_schema
-from scaleenv.agents.llm.user_chat import user_request
-from scaleenv.agents.rollout import answers as rollout_answers
-from scaleenv.agents.sim.call import answer_types
-from scaleenv.agents.synth import answers as synth
-from scaleenv.store import specs
+from scaleenv._agents.llm.openai_backend import OpenAIBackend
+from scaleenv._agents.llm.port import LlmRequest, REJECTED_PREFIX, render_messages, schema_for
+from scaleenv._agents.llm.strict import strict_problems, strict_schema
+from scaleenv._agents.llm.user_chat import user_request
+from scaleenv._agents.rollout import answers as rollout_answers
+from scaleenv._agents.sim.call import answer_types
+from scaleenv._agents.synth import answers as synth
+from scaleenv._store import specs
 
 from .scripted_server import ScriptedServer
 

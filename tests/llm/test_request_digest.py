@@ -10,7 +10,7 @@ import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scaleenv.agents.llm.port import EncodingCache, LlmRequest, request_digest, schema_for
+from scaleenv._agents.llm.port import EncodingCache, LlmRequest, request_digest, schema_for
 
 from .structs import Person
 

@@ -23,15 +23,15 @@ import msgspec
 import openai
 import pytest
 
-from scaleenv.agents.llm.port import schema_for, strict_schema_for, validation_error
-from scaleenv.agents.llm.recorded import read_calls
-from scaleenv.agents.llm.strict import STRICT_SHAPE
-from scaleenv.agents.sim import NoiseModel, SimBackend
-from scaleenv.agents.sim.call import answer_types
-from scaleenv.cli import main
-from scaleenv.serve.sim_http import SimServer, serve_sim, strict_answer
-from scaleenv.store.events.llm import LlmCalled
-from scaleenv.store.log import Log
+from scaleenv._agents.llm.port import schema_for, strict_schema_for, validation_error
+from scaleenv._agents.llm.recorded import read_calls
+from scaleenv._agents.llm.strict import STRICT_SHAPE
+from scaleenv._agents.sim import NoiseModel, SimBackend
+from scaleenv._agents.sim.call import answer_types
+from scaleenv._cli import main
+from scaleenv._serve.sim_http import SimServer, serve_sim, strict_answer
+from scaleenv._store.events.llm import LlmCalled
+from scaleenv._store.log import Log
 
 from .test_request_bodies import OUTPUT_TYPES
 
@@ -43,7 +43,7 @@ SHAPE = {"raw", "answer_shape"}
 
 @pytest.fixture(scope="module")
 def sim_server_url() -> Iterator[str]:
-    proc = subprocess.Popen([sys.executable, "-c", "from scaleenv.cli import main; raise SystemExit(main())",
+    proc = subprocess.Popen([sys.executable, "-c", "from scaleenv._cli import main; raise SystemExit(main())",
                              "sim-server", "--port", "0", "--noise", "0.2"], stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stderr is not None

@@ -9,11 +9,11 @@ import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scaleenv.agents.llm.port import Llm, LlmRequest, render_messages, schema_for, validation_error
-from scaleenv.agents.sim import NoiseModel, SimBackend
-from scaleenv.agents.sim.schema_instance import instance
-from scaleenv.seeding import derive_seed
-from scaleenv.store import Log, Stream
+from scaleenv._agents.llm.port import Llm, LlmRequest, render_messages, schema_for, validation_error
+from scaleenv._agents.sim import NoiseModel, SimBackend
+from scaleenv._agents.sim.schema_instance import instance
+from scaleenv._seeding import derive_seed
+from scaleenv._store import Log, Stream
 
 from .structs import Pair, Person, Plan, PolicyTurn
 

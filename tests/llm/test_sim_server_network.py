@@ -7,12 +7,12 @@ import httpx2 as httpx
 import pytest
 import trio
 
-from scaleenv.agents.llm.errors import BackendError
-from scaleenv.agents.llm.port import LlmRequest, render_messages, schema_for
-from scaleenv.backend_spec import backend_from_spec
-from scaleenv.serve.auth import Auth
-from scaleenv.serve.limits import Limits
-from scaleenv.serve.sim_http import serve_sim
+from scaleenv._agents.llm.errors import BackendError
+from scaleenv._agents.llm.port import LlmRequest, render_messages, schema_for
+from scaleenv._backend_spec import backend_from_spec
+from scaleenv._serve.auth import Auth
+from scaleenv._serve.limits import Limits
+from scaleenv._serve.sim_http import serve_sim
 
 from .structs import Plan
 

@@ -7,10 +7,10 @@ from typing import Any
 import openai
 import pytest
 
-from scaleenv.agents.llm.port import LlmRequest, schema_for, shape_for
-from scaleenv.agents.llm.tool_calls import message_to_text
-from scaleenv.agents.rollout.answers import PolicyTurn, UserTurn
-from scaleenv.agents.sim import SimBackend
+from scaleenv._agents.llm.port import LlmRequest, schema_for, shape_for
+from scaleenv._agents.llm.tool_calls import message_to_text
+from scaleenv._agents.rollout.answers import PolicyTurn, UserTurn
+from scaleenv._agents.sim import SimBackend
 
 TOOLS = [{"type": "function", "function": {
     "name": "get_order", "description": "Find an order by its id. Returns: order_id, status.",

@@ -16,12 +16,12 @@ import jsonschema
 import msgspec
 import pytest
 
-from scaleenv.agents.llm.strict import (LEFT_OUT, StrictLimits, from_strict, loose_schema, marked, strict_problems, strict_reader,
+from scaleenv._agents.llm.strict import (LEFT_OUT, StrictLimits, from_strict, loose_schema, marked, strict_problems, strict_reader,
                                         strict_schema, to_strict)
-from scaleenv.agents.rollout import answers as rollout_answers
-from scaleenv.agents.sim.schema_instance import instance
-from scaleenv.agents.synth import answers as synth_answers
-from scaleenv.store.specs import DomainOutline
+from scaleenv._agents.rollout import answers as rollout_answers
+from scaleenv._agents.sim.schema_instance import instance
+from scaleenv._agents.synth import answers as synth_answers
+from scaleenv._store.specs import DomainOutline
 
 
 def answer_types() -> list[type]:

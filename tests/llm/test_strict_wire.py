@@ -21,16 +21,16 @@ import openai
 import pytest
 import trio
 
-from scaleenv.agents.llm.openai_backend import OpenAIBackend
-from scaleenv.agents.llm.port import (Llm, LlmRequest, render_messages, schema_for, strict_schema_for,
+from scaleenv._agents.llm.openai_backend import OpenAIBackend
+from scaleenv._agents.llm.port import (Llm, LlmRequest, render_messages, schema_for, strict_schema_for,
                                       validation_error)
-from scaleenv.agents.llm.recorded import RecordedBackend
-from scaleenv.agents.llm.strict import STRICT_SHAPE, strict_problems
-from scaleenv.agents.rollout.answers import UserTurn
-from scaleenv.agents.sim import SimBackend
-from scaleenv.agents.synth import answers as synth  # (not its TestPlan by name: pytest would collect it)
-from scaleenv.serve.sim_http import SimServer, serve_sim, strict_answer
-from scaleenv.store import Log, Stream
+from scaleenv._agents.llm.recorded import RecordedBackend
+from scaleenv._agents.llm.strict import STRICT_SHAPE, strict_problems
+from scaleenv._agents.rollout.answers import UserTurn
+from scaleenv._agents.sim import SimBackend
+from scaleenv._agents.synth import answers as synth  # (not its TestPlan by name: pytest would collect it)
+from scaleenv._serve.sim_http import SimServer, serve_sim, strict_answer
+from scaleenv._store import Log, Stream
 
 from .conftest import llm_calls
 from .scripted_server import ScriptedServer, completion, reply

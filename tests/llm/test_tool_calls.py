@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 
-from scaleenv.agents.llm.openai_backend import OpenAIBackend
-from scaleenv.agents.llm.port import Llm, LlmRequest, render_messages, schema_for
-from scaleenv.agents.sim import NoiseModel, SimBackend, SimCall, register_role
-from scaleenv.agents.llm.tool_calls import message_to_text, text_to_message
-from scaleenv.store import Stream
+from scaleenv._agents.llm.openai_backend import OpenAIBackend
+from scaleenv._agents.llm.port import Llm, LlmRequest, render_messages, schema_for
+from scaleenv._agents.sim import NoiseModel, SimBackend, SimCall, register_role
+from scaleenv._agents.llm.tool_calls import message_to_text, text_to_message
+from scaleenv._store import Stream
 
 from .conftest import llm_calls
 from .structs import PolicyTurn

@@ -9,9 +9,9 @@ import pytest
 torch = pytest.importorskip("torch", reason="the transformers backend needs torch: pip install 'scaleenv[local]'")
 transformers = pytest.importorskip("transformers", reason="the transformers backend needs transformers: pip install 'scaleenv[local]'")
 
-from scaleenv.backend_spec import backend_from_spec  # noqa: E402
-from scaleenv.agents.llm.port import Llm, LlmExhaustedError, LlmRequest, render_messages  # noqa: E402
-from scaleenv.store import Stream  # noqa: E402
+from scaleenv._backend_spec import backend_from_spec  # noqa: E402
+from scaleenv._agents.llm.port import Llm, LlmExhaustedError, LlmRequest, render_messages  # noqa: E402
+from scaleenv._store import Stream  # noqa: E402
 
 from .conftest import llm_calls  # noqa: E402
 from .structs import Tiny  # noqa: E402
@@ -53,7 +53,7 @@ async def test_random_weights_still_give_schema_valid_json(tiny_model: Path, log
 
 
 async def test_a_prompt_over_the_context_is_one_error_naming_both_lengths(tiny_model: Path, log, writer) -> None:
-    from scaleenv.agents.llm.errors import BackendError
+    from scaleenv._agents.llm.errors import BackendError
 
     backend = backend_from_spec(f"transformers:{tiny_model}", model=None)
     assert backend.context_length() == 512  # the tiny model's n_positions
@@ -77,7 +77,7 @@ def test_the_cli_ends_a_prompt_over_the_context_with_one_line_and_exit_1(tiny_mo
     import subprocess
     import sys
 
-    from scaleenv.store.log import Log
+    from scaleenv._store.log import Log
 
     path = tmp_path / "run.lmdb"
     out = subprocess.run([sys.executable, "-m", "scaleenv", "run", "--llm", f"transformers:{tiny_model}", "--log", str(path),
@@ -114,9 +114,9 @@ def test_a_local_policy_reads_its_tools_and_the_answer_shape(tiny_model: Path) -
 
     import msgspec
 
-    from scaleenv.agents.llm.port import schema_for
-    from scaleenv.agents.llm.transformers_backend import local_messages, render_prompt
-    from scaleenv.agents.rollout.answers import PolicyTurn
+    from scaleenv._agents.llm.port import schema_for
+    from scaleenv._agents.llm.transformers_backend import local_messages, render_prompt
+    from scaleenv._agents.rollout.answers import PolicyTurn
     from tests.rollout_sims.harness import DOMAIN, tool_schemas
 
     tools = tool_schemas(DOMAIN)

@@ -14,11 +14,11 @@ import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
 
-from scaleenv.agents.llm.errors import BackendError
-from scaleenv.agents.llm.openai_backend import OpenAIBackend
-from scaleenv.agents.llm.port import LlmRequest, render_messages, schema_for
-from scaleenv.agents.rollout.answers import PolicyTurn, UserTurn
-from scaleenv.agents.sim import SimBackend
+from scaleenv._agents.llm.errors import BackendError
+from scaleenv._agents.llm.openai_backend import OpenAIBackend
+from scaleenv._agents.llm.port import LlmRequest, render_messages, schema_for
+from scaleenv._agents.rollout.answers import PolicyTurn, UserTurn
+from scaleenv._agents.sim import SimBackend
 
 from .vllm_shaped import MODEL, VllmShaped, logprob, pieces, token_id
 

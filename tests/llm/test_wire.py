@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scaleenv.agents.llm.http1 import ProtocolViolation, parse_head
-from scaleenv.agents.llm.openai_wire import ChatChunk, chunk_decoder, error_text, fold_chunks
-from scaleenv.agents.llm.retry import RetryPolicy, retry_after_s, status_safety
-from scaleenv.agents.llm.sse import SseParser
+from scaleenv._agents.llm.http1 import ProtocolViolation, parse_head
+from scaleenv._agents.llm.openai_wire import ChatChunk, chunk_decoder, error_text, fold_chunks
+from scaleenv._agents.llm.retry import RetryPolicy, retry_after_s, status_safety
+from scaleenv._agents.llm.sse import SseParser
 
 
 def test_sse_line_ends_multiline_data_comments_and_events() -> None:

@@ -18,8 +18,8 @@ from typing import Any
 
 import attrs
 
-from scaleenv.agents.llm.tool_calls import text_to_message
-from scaleenv.agents.sim import SimBackend
+from scaleenv._agents.llm.tool_calls import text_to_message
+from scaleenv._agents.sim import SimBackend
 
 MODEL = "Qwen/Qwen3-0.6B"
 

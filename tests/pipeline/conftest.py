@@ -9,9 +9,9 @@ import msgspec
 import pytest
 import trio
 
-from scaleenv.config import RunConfig
-from scaleenv.runner import EngineOptions, open_run, project, rollouts, stage1, stage2, summary
-from scaleenv.store.log import Log
+from scaleenv._config import RunConfig
+from scaleenv._runner import EngineOptions, open_run, project, rollouts, stage1, stage2, summary
+from scaleenv._store.log import Log
 from tests.conftest import TEMPLATE, copy_log, roll_out
 
 SMALL = msgspec.structs.replace(TEMPLATE, episodes_per_task=2)

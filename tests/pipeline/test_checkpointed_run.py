@@ -8,11 +8,11 @@ from pathlib import Path
 import msgspec
 import trio
 
-from scaleenv.replay.checkpoint import projected
-from scaleenv.replay.digests import projection_digests
-from scaleenv.replay.projection import fold
-from scaleenv.runner import open_run, project, rollouts, summary
-from scaleenv.store.log import Log
+from scaleenv._replay.checkpoint import projected
+from scaleenv._replay.digests import projection_digests
+from scaleenv._replay.projection import fold
+from scaleenv._runner import open_run, project, rollouts, summary
+from scaleenv._store.log import Log
 from tests.conftest import QUICK, copy_log
 
 from .conftest import SMALL

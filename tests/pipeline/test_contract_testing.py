@@ -7,12 +7,12 @@ from pathlib import Path
 
 import trio
 
-from scaleenv.agents.synth.stage1 import _run_cases, contract_cases  # noqa: F401
-from scaleenv.model.dbgen import generate_state
-from scaleenv.model.integrity import Constraints, constraints_of
-from scaleenv.sandbox import SandboxPool
-from scaleenv.store.events.synth import TestsRun, ToolAccepted, ToolRejected
-from scaleenv.store.log import Log
+from scaleenv._agents.synth.stage1 import _run_cases, contract_cases  # noqa: F401
+from scaleenv._model.dbgen import generate_state
+from scaleenv._model.integrity import Constraints, constraints_of
+from scaleenv._sandbox import SandboxPool
+from scaleenv._store.events.synth import TestsRun, ToolAccepted, ToolRejected
+from scaleenv._store.log import Log
 from tests.shop import CODE, SHOP
 
 

@@ -7,10 +7,10 @@ from typing import Any
 
 import msgspec
 
-from scaleenv.agents.llm.port import parse_rendered
-from scaleenv.store.events.llm import CallResolver, LlmCalled
-from scaleenv.store.events.synth import DomainOutlined, ToolsDesigned
-from scaleenv.store.log import Log
+from scaleenv._agents.llm.port import parse_rendered
+from scaleenv._store.events.llm import CallResolver, LlmCalled
+from scaleenv._store.events.synth import DomainOutlined, ToolsDesigned
+from scaleenv._store.log import Log
 
 
 def test_a_redesign_round_sees_the_rejected_answer_whole(synth8: Path) -> None:

@@ -11,10 +11,10 @@ from typing import Any
 import msgspec
 import trio
 
-from scaleenv.agents.synth import prompts
-from scaleenv.replay.projection import fold
-from scaleenv.runner import EngineOptions, open_run, open_verify, rollouts, stage1, stage2
-from scaleenv.store.log import Log
+from scaleenv._agents.synth import prompts
+from scaleenv._replay.projection import fold
+from scaleenv._runner import EngineOptions, open_run, open_verify, rollouts, stage1, stage2
+from scaleenv._store.log import Log
 
 from .conftest import SMALL, run_pipeline
 

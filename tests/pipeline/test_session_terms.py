@@ -11,14 +11,14 @@ from types import SimpleNamespace
 import pytest
 import trio
 
-from scaleenv.agents.synth.expansion import ExpansionFailed, SessionTerms, golden_steps, run_chain
-from scaleenv.agents.synth.realize import realize_goal, same_story
-from scaleenv.model import program as prog
-from scaleenv.model.integrity import constraints_of
-from scaleenv.run_context import RunContext
-from scaleenv.sandbox import SandboxPool, task_clock
-from scaleenv.store.events.tasks import ChainStep
-from scaleenv.store.specs import DbState, DomainSpec
+from scaleenv._agents.synth.expansion import ExpansionFailed, SessionTerms, golden_steps, run_chain
+from scaleenv._agents.synth.realize import realize_goal, same_story
+from scaleenv._model import program as prog
+from scaleenv._model.integrity import constraints_of
+from scaleenv._run_context import RunContext
+from scaleenv._sandbox import SandboxPool, task_clock
+from scaleenv._store.events.tasks import ChainStep
+from scaleenv._store.specs import DbState, DomainSpec
 from tests.replay.test_verify import STAMP, STAMP_CODE
 from tests.serve.test_sandbox_terms import REASSIGN, REASSIGN_CODE
 from tests.shop import CODE, SHOP

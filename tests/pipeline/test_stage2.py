@@ -10,17 +10,17 @@ from typing import Any
 import pytest
 import trio
 
-from scaleenv.agents.sim.world.chain_writer import write_program
-from scaleenv.agents.synth.expansion import run_chain
-from scaleenv.agents.synth.realize import grow_environment, realize_goal, same_story
-from scaleenv.config import RunConfig
-from scaleenv.model import program as prog
-from scaleenv.model.state import state_digest
-from scaleenv.replay.projection import RunView, fold
-from scaleenv.sandbox import SandboxPool
-from scaleenv.store.events.tasks import ChainWritten, EnvironmentExpanded, GoalRealized
-from scaleenv.store.log import Log
-from scaleenv.store.specs import DbState
+from scaleenv._agents.sim.world.chain_writer import write_program
+from scaleenv._agents.synth.expansion import run_chain
+from scaleenv._agents.synth.realize import grow_environment, realize_goal, same_story
+from scaleenv._config import RunConfig
+from scaleenv._model import program as prog
+from scaleenv._model.state import state_digest
+from scaleenv._replay.projection import RunView, fold
+from scaleenv._sandbox import SandboxPool
+from scaleenv._store.events.tasks import ChainWritten, EnvironmentExpanded, GoalRealized
+from scaleenv._store.log import Log
+from scaleenv._store.specs import DbState
 from tests.conftest import TEMPLATE
 
 from .conftest import run_pipeline
@@ -170,7 +170,7 @@ def test_realize_patches_an_empty_state_and_growth_binds_from_it(events: tuple[R
             assert sum(len(r) for r in realized.initial.values()) > 0
             outcomes = await run_chain(pool, code, realized.initial, realized.steps, "g")
             assert len(outcomes) == len(steps) and all(o.ok for o in outcomes)
-            from scaleenv.agents.synth.expansion import golden_steps
+            from scaleenv._agents.synth.expansion import golden_steps
             golden = golden_steps(realized.steps, outcomes)
             assert await same_story(pool, code, realized.initial, golden, "s", realized.picks) == {}
 
@@ -193,7 +193,7 @@ def test_realize_patches_an_empty_state_and_growth_binds_from_it(events: tuple[R
 
 
 def prog_step(name: str, args: dict[str, Any]) -> Any:
-    from scaleenv.store.events.tasks import ChainStep
+    from scaleenv._store.events.tasks import ChainStep
     return ChainStep(tool=name, args=args)
 
 

@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 import trio
 
-from scaleenv.replay.projection import RunView, fold
-from scaleenv.model.reward import score
-from scaleenv.model.state import apply_delta, canonical, compute_delta, state_digest
-from scaleenv.sandbox import SandboxPool
-from scaleenv.store.log import Log
-from scaleenv.store.specs import DbState
+from scaleenv._replay.projection import RunView, fold
+from scaleenv._model.reward import score
+from scaleenv._model.state import apply_delta, canonical, compute_delta, state_digest
+from scaleenv._sandbox import SandboxPool
+from scaleenv._store.log import Log
+from scaleenv._store.specs import DbState
 
 
 @pytest.fixture(scope="module")

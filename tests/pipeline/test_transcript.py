@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 import trio
 
-from scaleenv.agents.llm.port import rendered_request
-from scaleenv.config import RunConfig
-from scaleenv.model.briefs import briefs_for
-from scaleenv.replay.projection import fold
-from scaleenv.runner import EngineOptions, open_run, open_verify, project, stage1, stage2, summary
-from scaleenv.store.events.synth import (
+from scaleenv._agents.llm.port import rendered_request
+from scaleenv._config import RunConfig
+from scaleenv._model.briefs import briefs_for
+from scaleenv._replay.projection import fold
+from scaleenv._runner import EngineOptions, open_run, open_verify, project, stage1, stage2, summary
+from scaleenv._store.events.synth import (
     CodeCheckFailed,
     CodeProposed,
     DomainSynthesized,
@@ -38,7 +38,7 @@ from scaleenv.store.events.synth import (
     ToolDebugged,
     ToolRejected,
 )
-from scaleenv.store.events.tasks import (
+from scaleenv._store.events.tasks import (
     ChainWritten,
     GateDecided,
     GoalRealized,
@@ -47,8 +47,8 @@ from scaleenv.store.events.tasks import (
     TaskInstantiated,
     TaskKept,
 )
-from scaleenv.store.log import Log
-from scaleenv.store.record import Record
+from scaleenv._store.log import Log
+from scaleenv._store.record import Record
 
 from .transcript import job_seeking, job_seeking_tasks
 from .transcript.backend import TranscriptBackend, TranscriptGap

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from scaleenv.cli import main
+from scaleenv._cli import main
 from tests.replay.goldens import EXPECTED, GOLDEN_LOG, STAGES, load_prefix
 from tests.replay.shoplog import build_shop_log
 

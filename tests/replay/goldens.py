@@ -18,11 +18,11 @@ from typing import Any
 
 import trio
 
-from scaleenv.replay.digests import projection_digests
-from scaleenv.replay.logcopy import append_all, read_jsonl
-from scaleenv.replay.projection import fold
-from scaleenv.store.log import Log
-from scaleenv.store.record import StreamDigest, run_digest
+from scaleenv._replay.digests import projection_digests
+from scaleenv._replay.logcopy import append_all, read_jsonl
+from scaleenv._replay.projection import fold
+from scaleenv._store.log import Log
+from scaleenv._store.record import StreamDigest, run_digest
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
 GENERATIONS = ("v1", "v2", "v3")

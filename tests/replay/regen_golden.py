@@ -21,10 +21,10 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from scaleenv.replay.logcopy import dump_jsonl  # noqa: E402
-from scaleenv.config import RunConfig  # noqa: E402
-from scaleenv.runner import EngineOptions, open_run, rollouts, stage1, stage2  # noqa: E402
-from scaleenv.store.log import Log  # noqa: E402
+from scaleenv._replay.logcopy import dump_jsonl  # noqa: E402
+from scaleenv._config import RunConfig  # noqa: E402
+from scaleenv._runner import EngineOptions, open_run, rollouts, stage1, stage2  # noqa: E402
+from scaleenv._store.log import Log  # noqa: E402
 from tests.replay.goldens import CONFIG, EXPECTED, GOLDEN_DIR, GOLDEN_LOG, STAGES, expected_of, load_prefix  # noqa: E402
 
 

@@ -17,13 +17,13 @@ from typing import Any
 
 import trio
 
-from scaleenv.model.integrity import constraints_of
-from scaleenv.replay.logcopy import append_all, copy_log, replace_event
-from scaleenv.sandbox import Limits, SandboxPool, task_clock
-from scaleenv.store.events.base import Ref
-from scaleenv.store.events.episodes import EpisodeEnded, EpisodeStarted, MessageSent, RewardGiven, ToolCallRequest, ToolExecuted
-from scaleenv.store.events.synth import DomainSynthesized, SchemaDefined, ToolAccepted
-from scaleenv.store.events.tasks import (
+from scaleenv._model.integrity import constraints_of
+from scaleenv._replay.logcopy import append_all, copy_log, replace_event
+from scaleenv._sandbox import Limits, SandboxPool, task_clock
+from scaleenv._store.events.base import Ref
+from scaleenv._store.events.episodes import EpisodeEnded, EpisodeStarted, MessageSent, RewardGiven, ToolCallRequest, ToolExecuted
+from scaleenv._store.events.synth import DomainSynthesized, SchemaDefined, ToolAccepted
+from scaleenv._store.events.tasks import (
     ChainSampled,
     ChainStep,
     GoldenChainExecuted,
@@ -33,10 +33,10 @@ from scaleenv.store.events.tasks import (
     TaskInstantiated,
     TaskKept,
 )
-from scaleenv.store.log import Log
-from scaleenv.store.record import Record
-from scaleenv.store.specs import DbState, DomainSpec, FieldSpec, ToolSpec
-from scaleenv.store.writer import Pending
+from scaleenv._store.log import Log
+from scaleenv._store.record import Record
+from scaleenv._store.specs import DbState, DomainSpec, FieldSpec, ToolSpec
+from scaleenv._store.writer import Pending
 from tests.shop import CODE, SHOP
 
 # Test-only: the sandbox gives tools no host clock or randomness; Limits(test_clock=True) adds a

@@ -13,12 +13,12 @@ import msgspec
 import pytest
 import trio
 
-from scaleenv.replay import checkpoint
-from scaleenv.replay.checkpoint import Checkpoint, load_newest, projected
-from scaleenv.replay.digests import projection_digests
-from scaleenv.replay.logcopy import append_all, read_jsonl
-from scaleenv.replay.projection import RunView, fold
-from scaleenv.store.log import Log
+from scaleenv._replay import checkpoint
+from scaleenv._replay.checkpoint import Checkpoint, load_newest, projected
+from scaleenv._replay.digests import projection_digests
+from scaleenv._replay.logcopy import append_all, read_jsonl
+from scaleenv._replay.projection import RunView, fold
+from scaleenv._store.log import Log
 from tests.replay.goldens import STAGES, expected_path, golden_log
 from tests.replay.test_snapshots import captured
 

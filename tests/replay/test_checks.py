@@ -11,13 +11,13 @@ from pathlib import Path
 
 import trio
 
-from scaleenv.replay.checks import CheckReport, append_check, read_findings
-from scaleenv.replay.projection import fold
-from scaleenv.store.events.checks import CheckFinished, StreamDiverged
-from scaleenv.store.events.episodes import MessageSent, ToolExecuted
-from scaleenv.store.log import Log
-from scaleenv.store.record import CHECK_STREAMS, Record, run_digest
-from scaleenv.streams import CHECK
+from scaleenv._replay.checks import CheckReport, append_check, read_findings
+from scaleenv._replay.projection import fold
+from scaleenv._store.events.checks import CheckFinished, StreamDiverged
+from scaleenv._store.events.episodes import MessageSent, ToolExecuted
+from scaleenv._store.log import Log
+from scaleenv._store.record import CHECK_STREAMS, Record, run_digest
+from scaleenv._streams import CHECK
 from tests.replay.shoplog import tamper
 from tests.conftest import copy_log as copy_dir, roll_out
 
@@ -82,7 +82,7 @@ def test_a_locked_log_is_left_as_it_is_and_the_findings_still_print(shop_run: Pa
     _tampered_shop(shop_run, dest)
     _, seq = _digest(dest)
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from scaleenv.store.log import Log\n"
+        [sys.executable, "-c", "import sys; from scaleenv._store.log import Log\n"
          f"lg = Log.open({str(dest)!r})\nprint('held', flush=True)\nsys.stdin.read()"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from scaleenv.replay.logcopy import copy_log, replace_event
-from scaleenv.store.events.episodes import MessageSent
-from scaleenv.store.log import Log
-from scaleenv.store.record import Record
+from scaleenv._replay.logcopy import copy_log, replace_event
+from scaleenv._store.events.episodes import MessageSent
+from scaleenv._store.log import Log
+from scaleenv._store.record import Record
 
 
 def test_identical_runs(shop_run: Path, tmp_path: Path, cli) -> None:

@@ -7,9 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from scaleenv.replay.projection import fold
-from scaleenv.replay.timeline import EpisodeReplay
-from scaleenv.store.log import Log
+from scaleenv._replay.projection import fold
+from scaleenv._replay.timeline import EpisodeReplay
+from scaleenv._store.log import Log
 
 EP = "d00/t000/g0"
 

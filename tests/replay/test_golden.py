@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from scaleenv.replay.digests import projection_digests
-from scaleenv.replay.projection import fold
-from scaleenv.store.log import Log
-from scaleenv.store.record import StreamDigest, event_digest_builtins, run_digest
+from scaleenv._replay.digests import projection_digests
+from scaleenv._replay.projection import fold
+from scaleenv._store.log import Log
+from scaleenv._store.record import StreamDigest, event_digest_builtins, run_digest
 from tests.replay.goldens import GENERATIONS, STAGES, expected_path, golden_log, load_prefix
 
 EXPECT = {gen: json.loads(expected_path(gen).read_text()) for gen in GENERATIONS}

@@ -10,16 +10,16 @@ from pathlib import Path
 import pytest
 import trio
 
-from scaleenv.replay import checkpoint, stored
-from scaleenv.replay.checkpoint import projected
-from scaleenv.replay.digests import projection_digests
-from scaleenv.replay.episode import EpisodeSummary
-from scaleenv.replay.logcopy import append_all, read_jsonl
-from scaleenv.replay.partial import fold_log
-from scaleenv.replay.projection import fold
-from scaleenv.replay.stored import StoredEpisodes, left_to_run
-from scaleenv.runner import project, summary
-from scaleenv.store.log import Log
+from scaleenv._replay import checkpoint, stored
+from scaleenv._replay.checkpoint import projected
+from scaleenv._replay.digests import projection_digests
+from scaleenv._replay.episode import EpisodeSummary
+from scaleenv._replay.logcopy import append_all, read_jsonl
+from scaleenv._replay.partial import fold_log
+from scaleenv._replay.projection import fold
+from scaleenv._replay.stored import StoredEpisodes, left_to_run
+from scaleenv._runner import project, summary
+from scaleenv._store.log import Log
 from tests.replay.goldens import golden_log
 
 RECORDS = list(read_jsonl(golden_log()))

@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 import trio
 
-from scaleenv.replay.projection import fold
-from scaleenv.config import RunConfig
-from scaleenv.runner import EngineOptions, open_run, rollouts, stage1, stage2
-from scaleenv.store.log import Log
-from scaleenv.store.record import Record, StreamDigest, digest_bytes
-from scaleenv.store.writer import Ack, Pending
+from scaleenv._replay.projection import fold
+from scaleenv._config import RunConfig
+from scaleenv._runner import EngineOptions, open_run, rollouts, stage1, stage2
+from scaleenv._store.log import Log
+from scaleenv._store.record import Record, StreamDigest, digest_bytes
+from scaleenv._store.writer import Ack, Pending
 
 
 class TapWriter:

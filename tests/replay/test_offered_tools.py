@@ -15,16 +15,16 @@ from typing import Any
 
 import pytest
 
-from scaleenv.model.tool_schemas import environment_tools, openai_tools
-from scaleenv.replay.episode import EpisodeView
-from scaleenv.replay.export import KINDS, episode_rows, export_to, offered_by_task
-from scaleenv.replay.logcopy import copy_log, replace_event
-from scaleenv.replay.projection import RunView, fold
-from scaleenv.store.events.synth import DomainSynthesized
-from scaleenv.store.record import Record
-from scaleenv.store.events.llm import CallResolver, LlmCalled
-from scaleenv.store.log import Log
-from scaleenv.streams import episode_id_of, task_of_episode
+from scaleenv._model.tool_schemas import environment_tools, openai_tools
+from scaleenv._replay.episode import EpisodeView
+from scaleenv._replay.export import KINDS, episode_rows, export_to, offered_by_task
+from scaleenv._replay.logcopy import copy_log, replace_event
+from scaleenv._replay.projection import RunView, fold
+from scaleenv._store.events.synth import DomainSynthesized
+from scaleenv._store.record import Record
+from scaleenv._store.events.llm import CallResolver, LlmCalled
+from scaleenv._store.log import Log
+from scaleenv._streams import episode_id_of, task_of_episode
 from tests.replay.goldens import CURRENT, GENERATIONS, expected_path, golden_log, load_prefix
 
 

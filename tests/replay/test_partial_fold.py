@@ -1,4 +1,4 @@
-"""The partial fold (scaleenv.replay.partial) agrees with the whole fold, event for event.
+"""The partial fold (scaleenv._replay.partial) agrees with the whole fold, event for event.
 
 Over generated logs (hypothesis) and the golden logs of every generation: after every
 event, ``fold_log`` (tag peeking, lean decoding, skipped events) gives the projection
@@ -16,20 +16,20 @@ import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scaleenv.replay.digests import projection_digests
-from scaleenv.replay.episode import EpisodeSummary, EpisodeView
-from scaleenv.replay.logcopy import append_all
-from scaleenv.replay.partial import fold_log
-from scaleenv.replay.projection import RunView, apply, fold
-from scaleenv.store.errors import UnknownEventType
-from scaleenv.store.events.base import Event, Ref
-from scaleenv.store.events.episodes import EpisodeEnded, EpisodeStarted, MessageSent, RewardGiven, ToolCallRequest, ToolExecuted
-from scaleenv.store.events.llm import LlmCalled
-from scaleenv.store.events.synth import CodeProposed, TestCasesRepaired, ToolRejected
-from scaleenv.store.events.tasks import ChainSampled, ChainWritten, RecordChange, TaskDiscarded, TaskInstantiated, TaskKept
-from scaleenv.store.log import Log
-from scaleenv.store.record import Codec, run_digest
-from scaleenv.store.writer import Pending
+from scaleenv._replay.digests import projection_digests
+from scaleenv._replay.episode import EpisodeSummary, EpisodeView
+from scaleenv._replay.logcopy import append_all
+from scaleenv._replay.partial import fold_log
+from scaleenv._replay.projection import RunView, apply, fold
+from scaleenv._store.errors import UnknownEventType
+from scaleenv._store.events.base import Event, Ref
+from scaleenv._store.events.episodes import EpisodeEnded, EpisodeStarted, MessageSent, RewardGiven, ToolCallRequest, ToolExecuted
+from scaleenv._store.events.llm import LlmCalled
+from scaleenv._store.events.synth import CodeProposed, TestCasesRepaired, ToolRejected
+from scaleenv._store.events.tasks import ChainSampled, ChainWritten, RecordChange, TaskDiscarded, TaskInstantiated, TaskKept
+from scaleenv._store.log import Log
+from scaleenv._store.record import Codec, run_digest
+from scaleenv._store.writer import Pending
 from tests.replay.goldens import GENERATIONS, STAGES, expected_path, golden_log, load_prefix
 
 KEYS = ("a", "b", "c")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from scaleenv.replay.projection import fold
-from scaleenv.model.reward import REWARD_VERSION
-from scaleenv.store.events.episodes import RewardGiven
-from scaleenv.store.log import Log
+from scaleenv._replay.projection import fold
+from scaleenv._model.reward import REWARD_VERSION
+from scaleenv._store.events.episodes import RewardGiven
+from scaleenv._store.log import Log
 
 
 def test_regrade_appends_once_and_keeps_the_old_reward(shop_run: Path, copy_of, cli) -> None:

@@ -1,4 +1,4 @@
-"""What is left to run, from a checkpoint's run progress (scaleenv.replay.stored.RunProgress):
+"""What is left to run, from a checkpoint's run progress (scaleenv._replay.stored.RunProgress):
 a finished run's resume asks about no episode and looks at no task; a run with lagging
 tasks looks at those only; the answer always equals the one worked out from the cold
 fold; a progress that does not add up is ignored with a warning, and a checkpoint
@@ -16,14 +16,14 @@ import msgspec
 import pytest
 import trio
 
-from scaleenv.replay import checkpoint
-from scaleenv.replay.checkpoint import Checkpoint, load_newest, projected
-from scaleenv.replay.logcopy import append_all, read_jsonl
-from scaleenv.replay.partial import fold_log
-from scaleenv.replay.projection import RunView
-from scaleenv.replay.stored import RunProgress, StoredEpisodes, left_to_run, run_progress
-from scaleenv.runner import rollout_work
-from scaleenv.store.log import Log
+from scaleenv._replay import checkpoint
+from scaleenv._replay.checkpoint import Checkpoint, load_newest, projected
+from scaleenv._replay.logcopy import append_all, read_jsonl
+from scaleenv._replay.partial import fold_log
+from scaleenv._replay.projection import RunView
+from scaleenv._replay.stored import RunProgress, StoredEpisodes, left_to_run, run_progress
+from scaleenv._runner import rollout_work
+from scaleenv._store.log import Log
 from tests.replay.goldens import golden_log
 from tests.replay.test_snapshots import captured
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import msgspec
 
-from scaleenv.replay.snapshots import seek
-from scaleenv.replay.snapshots import (
+from scaleenv._replay.snapshots import seek
+from scaleenv._replay.snapshots import (
     SnapshotIndex,
     build_snapshots,
     check_all,
@@ -24,7 +24,7 @@ from scaleenv.replay.snapshots import (
     snapshot_key,
     snapshot_value,
 )
-from scaleenv.store.log import Log
+from scaleenv._store.log import Log
 
 STREAM = "episode/d00/t000/g0"
 

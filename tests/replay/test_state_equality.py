@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scaleenv.model.state import canonical, diff_states, same
+from scaleenv._model.state import canonical, diff_states, same
 
 scalars = (st.none() | st.booleans() | st.integers(-3, 3) | st.sampled_from([0.0, -0.0, 1.0, 2.5, 0.1 + 0.2, 0.3, 25.0])
            | st.sampled_from(["", "a", "b"]))

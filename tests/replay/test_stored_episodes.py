@@ -1,4 +1,4 @@
-"""A checkpoint's episodes are read from the log one at a time (scaleenv.replay.stored):
+"""A checkpoint's episodes are read from the log one at a time (scaleenv._replay.stored):
 loading decodes none, asking whether one finished reads its entry's header only, and
 every episode read lazily equals the cold fold's, also when its entry is damaged or was
 written by a newer checkpoint."""
@@ -12,13 +12,13 @@ import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scaleenv.replay.checkpoint import projected
-from scaleenv.replay.digests import projection_digests
-from scaleenv.replay.logcopy import append_all, read_jsonl
-from scaleenv.replay.partial import fold_log
-from scaleenv.replay.projection import RunView
-from scaleenv.replay.stored import HEAD_SIZE, StoredEpisodes, episode_finished, read_head
-from scaleenv.store.log import Log
+from scaleenv._replay.checkpoint import projected
+from scaleenv._replay.digests import projection_digests
+from scaleenv._replay.logcopy import append_all, read_jsonl
+from scaleenv._replay.partial import fold_log
+from scaleenv._replay.projection import RunView
+from scaleenv._replay.stored import HEAD_SIZE, StoredEpisodes, episode_finished, read_head
+from scaleenv._store.log import Log
 from tests.replay.goldens import golden_log
 from tests.replay.test_snapshots import captured
 

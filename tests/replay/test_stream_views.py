@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from scaleenv.cli import main as cli
-from scaleenv.replay.episode_state import domain_view, find_domain, task_ids, task_view
-from scaleenv.replay.projection import fold
-from scaleenv.store.log import Log
+from scaleenv._cli import main as cli
+from scaleenv._replay.episode_state import domain_view, find_domain, task_ids, task_view
+from scaleenv._replay.projection import fold
+from scaleenv._store.log import Log
 from tests.replay.goldens import GENERATIONS, golden_log, load_prefix
 
 DOMAIN_FIELDS = ("slot", "name", "spec", "status", "edges", "verified", "rejected", "groups", "judged", "dropped")

@@ -9,14 +9,14 @@ import msgspec
 import pytest
 import trio
 
-from scaleenv.replay.logcopy import copy_log
-from scaleenv.replay.verify import verify_log
-from scaleenv.store.events.episodes import ToolExecuted
-from scaleenv.store.events import synth
-from scaleenv.store.log import Log
-from scaleenv.store.record import Record
-from scaleenv.sandbox import SandboxPool, task_clock
-from scaleenv.store.specs import FieldSpec, ParamSpec, ToolSpec
+from scaleenv._replay.logcopy import copy_log
+from scaleenv._replay.verify import verify_log
+from scaleenv._store.events.episodes import ToolExecuted
+from scaleenv._store.events import synth
+from scaleenv._store.log import Log
+from scaleenv._store.record import Record
+from scaleenv._sandbox import SandboxPool, task_clock
+from scaleenv._store.specs import FieldSpec, ParamSpec, ToolSpec
 from tests.replay.shoplog import TEST_CLOCK, build_shop_log, tamper
 
 

@@ -9,9 +9,9 @@ from typing import Any
 import msgspec
 import trio
 
-from scaleenv.config import RunConfig
-from scaleenv.run_context import RunContext
-from scaleenv.runner import EngineOptions, open_run, rollouts
+from scaleenv._config import RunConfig
+from scaleenv._run_context import RunContext
+from scaleenv._runner import EngineOptions, open_run, rollouts
 from tests.conftest import TEMPLATE, copy_log
 
 def copy_template(template: Path, dest: Path) -> Path:

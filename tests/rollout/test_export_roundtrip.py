@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from scaleenv.cli import main as cli
-from scaleenv.replay.export import episode_rows, parquet_schema
-from scaleenv.replay.projection import fold
-from scaleenv.runner import EngineOptions
-from scaleenv.store.events.llm import CallResolver, LlmCalled
-from scaleenv.store.log import Log
+from scaleenv._cli import main as cli
+from scaleenv._replay.export import episode_rows, parquet_schema
+from scaleenv._replay.projection import fold
+from scaleenv._runner import EngineOptions
+from scaleenv._store.events.llm import CallResolver, LlmCalled
+from scaleenv._store.log import Log
 
 from .conftest import copy_template, roll
 
@@ -31,7 +31,7 @@ TEMPLATES = ("qwen3", "qwen2_5", "llama3_1")
 def serve_some(path: Path) -> None:
     """Two served episodes through gymnasium (one sends token ids and logprobs) and one
     the env checker would open (label ``checker``)."""
-    gym = pytest.importorskip("scaleenv.serve.gym", reason="served episodes come from the gym adapter (gymnasium)")
+    gym = pytest.importorskip("scaleenv._serve.gym", reason="served episodes come from the gym adapter (gymnasium)")
     options = EngineOptions(progress=False, sync=False)
     env = gym.ScaleEnvGym(str(path), options=options)
     checker = gym.ScaleEnvGym(str(path), label="checker", options=options)

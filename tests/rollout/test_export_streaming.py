@@ -1,4 +1,4 @@
-"""``export`` streams episode by episode (scaleenv.replay.export.export_to): the files it
+"""``export`` streams episode by episode (scaleenv._replay.export.export_to): the files it
 writes are byte for byte those of the whole-log fold it replaced (``episode_rows`` over
 ``projection.fold``, written at once), on the golden logs and on a run with local,
 served and checker episodes; a parquet file in several row groups holds the same table."""
@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from scaleenv.replay.checkpoint import projected
-from scaleenv.replay.export import KINDS, episode_rows, export_to, kind_counts, parquet_table, write_jsonl, write_parquet
-from scaleenv.replay.projection import fold
-from scaleenv.store.log import Log
+from scaleenv._replay.checkpoint import projected
+from scaleenv._replay.export import KINDS, episode_rows, export_to, kind_counts, parquet_table, write_jsonl, write_parquet
+from scaleenv._replay.projection import fold
+from scaleenv._store.log import Log
 from tests.replay.goldens import GENERATIONS, golden_log, load_prefix
 
 from .conftest import copy_template, roll

@@ -12,15 +12,15 @@ from typing import Any
 import msgspec
 import trio
 
-from scaleenv.streams import episode_id
-import scaleenv.runner as runner_module
-from scaleenv.agents.llm.port import Completion, LlmRequest
-from scaleenv.agents.sim import NoiseModel, SimBackend
-from scaleenv.agents.llm.user_chat import conversation_of
-from scaleenv.replay.projection import fold
-from scaleenv.runner import EngineOptions, open_run, project, rollouts, summary
-from scaleenv.store.events.episodes import EpisodeEnded, EpisodeStarted, RewardGiven, ToolExecuted
-from scaleenv.store.log import Log
+from scaleenv._streams import episode_id
+import scaleenv._runner as runner_module
+from scaleenv._agents.llm.port import Completion, LlmRequest
+from scaleenv._agents.sim import NoiseModel, SimBackend
+from scaleenv._agents.llm.user_chat import conversation_of
+from scaleenv._replay.projection import fold
+from scaleenv._runner import EngineOptions, open_run, project, rollouts, summary
+from scaleenv._store.events.episodes import EpisodeEnded, EpisodeStarted, RewardGiven, ToolExecuted
+from scaleenv._store.log import Log
 
 from .conftest import config, copy_template, roll
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import trio
 
-from scaleenv.replay.projection import RunView, fold
-from scaleenv.model.state import canonical
-from scaleenv.run_context import RunContext
-from scaleenv.store.events.episodes import ToolExecuted
-from scaleenv.store.log import Log
+from scaleenv._replay.projection import RunView, fold
+from scaleenv._model.state import canonical
+from scaleenv._run_context import RunContext
+from scaleenv._store.events.episodes import ToolExecuted
+from scaleenv._store.log import Log
 
 from .conftest import copy_template, roll
 

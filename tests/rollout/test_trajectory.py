@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from scaleenv.replay import episode as episode_fold
-from scaleenv.replay.export import episode_rows
-from scaleenv.replay.projection import fold
-from scaleenv.store.events.llm import CallResolver, LlmCalled
-from scaleenv.store.log import Log
+from scaleenv._replay import episode as episode_fold
+from scaleenv._replay.export import episode_rows
+from scaleenv._replay.projection import fold
+from scaleenv._store.events.llm import CallResolver, LlmCalled
+from scaleenv._store.log import Log
 
 from .conftest import copy_template, roll
 

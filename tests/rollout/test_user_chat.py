@@ -5,11 +5,11 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scaleenv.agents.llm.port import REJECTED_PREFIX, Llm
-from scaleenv.agents.rollout.answers import UserTurn
-from scaleenv.agents.llm.user_chat import conversation_of, user_request
-from scaleenv.store import Stream
-from scaleenv.store.events.llm import LlmCalled
+from scaleenv._agents.llm.port import REJECTED_PREFIX, Llm
+from scaleenv._agents.rollout.answers import UserTurn
+from scaleenv._agents.llm.user_chat import conversation_of, user_request
+from scaleenv._store import Stream
+from scaleenv._store.events.llm import LlmCalled
 from tests.llm.test_port import ScriptedBackend
 
 CONTEXT = {"instruction": "Cancel my order.", "user_facts": {"email": "a@b.c"}, "persona": "terse", "max_turns": 8}
@@ -29,7 +29,7 @@ def test_the_conversation_reads_back_and_each_request_extends_the_last(conversat
 
 
 async def test_retry_feedback_is_not_part_of_the_conversation(tmp_path) -> None:
-    from scaleenv.store import Log
+    from scaleenv._store import Log
     conversation = [{"role": "user", "content": "Hi, cancel my order."}, {"role": "assistant", "content": "Your email?"}]
     backend = ScriptedBackend(['{"message": 3}', '{"message": "a@b.c"}'])
     with Log.open(tmp_path / "l", sync=False) as lg:

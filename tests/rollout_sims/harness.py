@@ -14,12 +14,12 @@ from typing import Any
 import attrs
 import msgspec
 
-from scaleenv.agents.sim.backend import NoiseModel, SimCall
-from scaleenv.agents.sim import policy as sim_policy, user as sim_user
-from scaleenv.agents.rollout.answers import PolicyTurn, UserTurn
-from scaleenv.model.dbgen import ADJ, NOUNS, generate_state
-from scaleenv.seeding import derive_seed
-from scaleenv.store.specs import DomainSpec, FieldSpec, ParamSpec, ToolSpec
+from scaleenv._agents.sim.backend import NoiseModel, SimCall
+from scaleenv._agents.sim import policy as sim_policy, user as sim_user
+from scaleenv._agents.rollout.answers import PolicyTurn, UserTurn
+from scaleenv._model.dbgen import ADJ, NOUNS, generate_state
+from scaleenv._seeding import derive_seed
+from scaleenv._store.specs import DomainSpec, FieldSpec, ParamSpec, ToolSpec
 from tests.shop import CODE as SHOP_CODE
 from tests.shop import SHOP
 

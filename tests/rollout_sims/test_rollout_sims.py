@@ -9,12 +9,12 @@ import re
 import msgspec
 import pytest
 
-from scaleenv.agents.llm.port import render_messages
-from scaleenv.agents.sim.backend import NoiseModel, SimBackend
-from scaleenv.agents.sim import policy as sim_policy, user as sim_user
-from scaleenv.agents.rollout.answers import PolicyTurn, UserTurn
-from scaleenv.agents.sim.text import extract_facts
-from scaleenv.agents.sim.tools import parse_returns
+from scaleenv._agents.llm.port import render_messages
+from scaleenv._agents.sim.backend import NoiseModel, SimBackend
+from scaleenv._agents.sim import policy as sim_policy, user as sim_user
+from scaleenv._agents.rollout.answers import PolicyTurn, UserTurn
+from scaleenv._agents.sim.text import extract_facts
+from scaleenv._agents.sim.tools import parse_returns
 from tests.rollout_sims.harness import DOMAIN, run_episode, sim_call, success_rate, tool_schemas
 
 OFF = NoiseModel.off()
@@ -191,7 +191,7 @@ def test_policy_is_deterministic_and_uses_only_call_rng() -> None:
 
 
 def test_id_kinds_and_long_prefixes() -> None:
-    from scaleenv.agents.sim.text import extract_ids, kind_fits, similar
+    from scaleenv._agents.sim.text import extract_ids, kind_fits, similar
     assert extract_ids("my id is ticket_purchase_596d, orde_1a2b") == ["ticket_purchase_596d", "orde_1a2b"]
     assert not kind_fits("attendee_id", "ticket_purchase_596d") and kind_fits("attendee_id", "attendee_2988")
     assert kind_fits("ticket_purchase_id", "tic_0003") and not kind_fits("client_id", "ada@example.com")
@@ -251,7 +251,7 @@ def test_user_gives_only_the_facts_of_the_request_at_hand() -> None:
 
 
 def test_policy_request_at_hand_starts_after_a_settled_one() -> None:
-    from scaleenv.agents.sim.tools import parse_conversation
+    from scaleenv._agents.sim.tools import parse_conversation
     conv = parse_conversation([
         {"role": "user", "content": "Cancel my order for the blue lamp."},
         {"role": "assistant", "content": "Could you tell me your email?"},
@@ -312,7 +312,7 @@ def test_a_decline_in_an_earlier_request_does_not_stop_asking_in_a_later_one() -
 
 def _airline_tools() -> list[dict]:
     """Tools as the sim's airline domain writes them (names and descriptions copied from a run)."""
-    from scaleenv.store.specs import DomainSpec, FieldSpec, ParamSpec, ToolSpec
+    from scaleenv._store.specs import DomainSpec, FieldSpec, ParamSpec, ToolSpec
 
     def p(name: str, ref: str | None = None) -> ParamSpec:
         return ParamSpec(name=name, type="str", description=name.replace("_", " "), ref=ref)
@@ -346,7 +346,7 @@ def test_goal_choice_ignores_where_references_come_from_and_the_values_given(req
     """"Make a new refund ... for the same booking as my seat ...": the refund is what is made;
     neither the record the references come from nor the field names in brackets (an email)
     decide the tool (both chose the wrong tool before, in a run's airline domain)."""
-    from scaleenv.agents.sim.tools import parse_conversation, parse_tools
+    from scaleenv._agents.sim.tools import parse_conversation, parse_tools
     conv = parse_conversation([{"role": "user", "content": request_text}])
     planner = sim_policy.Planner(call=sim_call("policy", {}, 0, OFF, PolicyTurn), tools=parse_tools(_airline_tools()),
                                  conv=conv)

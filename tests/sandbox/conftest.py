@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from scaleenv.sandbox import Limits, SandboxPool
+from scaleenv._sandbox import Limits, SandboxPool
 
 
 @pytest.fixture

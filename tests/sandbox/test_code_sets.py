@@ -6,9 +6,9 @@ import os
 import signal
 
 
-from scaleenv.sandbox import SandboxPool
-from scaleenv.sandbox.protocol import OpenReq
-from scaleenv.sandbox.process import WorkerProcess
+from scaleenv._sandbox import SandboxPool
+from scaleenv._sandbox.protocol import OpenReq
+from scaleenv._sandbox.process import WorkerProcess
 from tests.sandbox.domain import TOOLS, make_state
 
 

@@ -13,8 +13,8 @@ import pytest
 SCRIPT = textwrap.dedent(
     """
     import os, sys
-    from scaleenv.sandbox.confine import lockdown, SandboxViolation
-    from scaleenv.sandbox.types import Limits
+    from scaleenv._sandbox.confine import lockdown, SandboxViolation
+    from scaleenv._sandbox.types import Limits
     lockdown(Limits(), sys.argv[1])
     attempt = sys.argv[2]
     try:

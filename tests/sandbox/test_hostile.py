@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from scaleenv.sandbox import Limits, SandboxPool, check_source
+from scaleenv._sandbox import Limits, SandboxPool, check_source
 from tests.sandbox.domain import TOOLS, make_state
 
 HOSTILE = Path(__file__).parent / "hostile"

@@ -9,13 +9,13 @@ from typing import Any
 
 import trio
 
-from scaleenv.model.integrity import constraints_of
-from scaleenv.model.judge import judge
-from scaleenv.replay import episode as episode_fold
-from scaleenv.sandbox import CallOutcome, Limits, SandboxPool, ToolFailure
-from scaleenv.store.events.episodes import ToolExecuted
-from scaleenv.store.events.synth import TestCase
-from scaleenv.store.specs import DomainSpec, FieldSpec, TableSpec, ToolSpec
+from scaleenv._model.integrity import constraints_of
+from scaleenv._model.judge import judge
+from scaleenv._replay import episode as episode_fold
+from scaleenv._sandbox import CallOutcome, Limits, SandboxPool, ToolFailure
+from scaleenv._store.events.episodes import ToolExecuted
+from scaleenv._store.events.synth import TestCase
+from scaleenv._store.specs import DomainSpec, FieldSpec, TableSpec, ToolSpec
 
 F = FieldSpec
 ADD_VISIT = ToolSpec(name="add_visit", description="book a visit", params=[], returns=[], reads=["visits"],

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import trio
 
-from scaleenv.sandbox import Limits, SandboxPool
+from scaleenv._sandbox import Limits, SandboxPool
 from tests.sandbox.domain import TOOLS, make_state
 
 

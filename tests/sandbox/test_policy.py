@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scaleenv.sandbox import CodeIssue, check_source
+from scaleenv._sandbox import CodeIssue, check_source
 from tests.sandbox.domain import TOOLS
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import trio
 
-from scaleenv.sandbox import CallOutcome, Limits, RecordChange, SandboxPool, apply_delta
-from scaleenv.sandbox.pool import SandboxError
+from scaleenv._sandbox import CallOutcome, Limits, RecordChange, SandboxPool, apply_delta
+from scaleenv._sandbox.pool import SandboxError
 from tests.sandbox.domain import TOOLS, make_state
 
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import trio
 
-from scaleenv.sandbox import DEFAULT_START, ClockError, Limits, SandboxPool, SessionClock, check_source, task_clock
-from scaleenv.sandbox.stdlib import EXPORTS
+from scaleenv._sandbox import DEFAULT_START, ClockError, Limits, SandboxPool, SessionClock, check_source, task_clock
+from scaleenv._sandbox.stdlib import EXPORTS
 from tests.sandbox.domain import TOOLS, make_state
 
 # Written the way a capable model writes a tool: imports at the top, a constant, helpers

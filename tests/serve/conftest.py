@@ -11,7 +11,7 @@ import pytest
 
 import msgspec
 
-from scaleenv.runner import EngineOptions
+from scaleenv._runner import EngineOptions
 from tests.conftest import TEMPLATE, copy_log, roll_out
 
 SERVE_RUN = msgspec.structs.replace(TEMPLATE, episodes_per_task=1)

@@ -16,8 +16,8 @@ from typing import Any
 
 import attrs
 
-from scaleenv.replay.projection import fold
-from scaleenv.store.log import Log
+from scaleenv._replay.projection import fold
+from scaleenv._store.log import Log
 
 STARTUP_LIMIT_S = 300.0  # bounds on a hang, not timing assertions
 EXIT_LIMIT_S = 120.0

@@ -22,15 +22,15 @@ import httpx2 as httpx
 import pytest
 import trio
 
-from scaleenv.agents.llm.errors import BackendError
-from scaleenv.agents.llm.openai_backend import OpenAIBackend
-from scaleenv.agents.llm.port import LlmRequest, render_messages, schema_for
-from scaleenv.cli import main as cli_main
-from scaleenv.serve.auth import Auth, BindRefused, check_bind, is_loopback, seal, tls_context, unseal
-from scaleenv.serve.environments import open_environments
-from scaleenv.serve.http import serve_environments
-from scaleenv.serve.sim_http import serve_sim
-from scaleenv.store.log import Log
+from scaleenv._agents.llm.errors import BackendError
+from scaleenv._agents.llm.openai_backend import OpenAIBackend
+from scaleenv._agents.llm.port import LlmRequest, render_messages, schema_for
+from scaleenv._cli import main as cli_main
+from scaleenv._serve.auth import Auth, BindRefused, check_bind, is_loopback, seal, tls_context, unseal
+from scaleenv._serve.environments import open_environments
+from scaleenv._serve.http import serve_environments
+from scaleenv._serve.sim_http import serve_sim
+from scaleenv._store.log import Log
 from tests.llm.structs import Plan
 
 from .conftest import OPTIONS, self_signed

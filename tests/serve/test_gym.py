@@ -12,10 +12,10 @@ gymnasium = pytest.importorskip("gymnasium", reason="the gym adapter needs gymna
 
 from gymnasium.utils.env_checker import check_env  # noqa: E402
 
-import scaleenv.serve.gym as scaleenv_gym  # noqa: E402  (registers the ids)
-from scaleenv.replay.projection import TaskView, fold  # noqa: E402
-from scaleenv.store.events.episodes import EpisodeStarted  # noqa: E402
-from scaleenv.store.log import Log  # noqa: E402
+import scaleenv._serve.gym as scaleenv_gym  # noqa: E402  (registers the ids)
+from scaleenv._replay.projection import TaskView, fold  # noqa: E402
+from scaleenv._store.events.episodes import EpisodeStarted  # noqa: E402
+from scaleenv._store.log import Log  # noqa: E402
 
 from .conftest import OPTIONS  # noqa: E402
 

@@ -11,12 +11,12 @@ import httpx2 as httpx
 import pytest
 import trio
 
-from scaleenv.serve.http import serve_environments
-from scaleenv.serve.environments import open_environments
-from scaleenv.cli import main as cli_main
-from scaleenv.replay.projection import fold
-from scaleenv.store.events.episodes import EpisodeEnded, EpisodeStarted, MessageSent, RewardGiven, ToolExecuted
-from scaleenv.store.log import Log
+from scaleenv._serve.http import serve_environments
+from scaleenv._serve.environments import open_environments
+from scaleenv._cli import main as cli_main
+from scaleenv._replay.projection import fold
+from scaleenv._store.events.episodes import EpisodeEnded, EpisodeStarted, MessageSent, RewardGiven, ToolExecuted
+from scaleenv._store.log import Log
 
 from tests.conftest import copy_log
 

@@ -18,9 +18,9 @@ import httpx2 as httpx
 import pytest
 import trio
 
-from scaleenv.serve.environments import open_environments
-from scaleenv.serve.http import serve_environments
-from scaleenv.serve.limits import Limits
+from scaleenv._serve.environments import open_environments
+from scaleenv._serve.http import serve_environments
+from scaleenv._serve.limits import Limits
 
 from tests.conftest import copy_log
 

@@ -13,9 +13,9 @@ pytest.importorskip("mcp", reason="serve-mcp needs the mcp SDK: pip install 'sca
 
 from mcp import Client, StdioServerParameters  # noqa: E402
 
-from scaleenv.replay.projection import fold  # noqa: E402
-from scaleenv.store.events.episodes import ToolExecuted  # noqa: E402
-from scaleenv.store.log import Log  # noqa: E402
+from scaleenv._replay.projection import fold  # noqa: E402
+from scaleenv._store.events.episodes import ToolExecuted  # noqa: E402
+from scaleenv._store.log import Log  # noqa: E402
 
 
 async def test_mcp_stdio_golden_episode(run_log: Path) -> None:
@@ -59,10 +59,10 @@ from contextlib import asynccontextmanager  # noqa: E402
 import httpx2 as httpx  # noqa: E402
 from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 
-from scaleenv.serve.auth import Auth  # noqa: E402
-from scaleenv.serve.environments import open_environments  # noqa: E402
-from scaleenv.serve.limits import Limits  # noqa: E402
-from scaleenv.serve.mcp import serve_mcp_http  # noqa: E402
+from scaleenv._serve.auth import Auth  # noqa: E402
+from scaleenv._serve.environments import open_environments  # noqa: E402
+from scaleenv._serve.limits import Limits  # noqa: E402
+from scaleenv._serve.mcp import serve_mcp_http  # noqa: E402
 
 from .conftest import OPTIONS, self_signed  # noqa: E402
 

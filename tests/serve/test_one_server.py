@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from scaleenv.serve.environments import Environments, open_environments
+from scaleenv._serve.environments import Environments, open_environments
 
 from .conftest import OPTIONS
 

@@ -15,8 +15,8 @@ import httpx2 as httpx
 import jsonschema
 import trio
 
-from scaleenv.serve.environments import open_environments
-from scaleenv.serve.http import OPERATIONS, serve_environments
+from scaleenv._serve.environments import open_environments
+from scaleenv._serve.http import OPERATIONS, serve_environments
 
 from .conftest import OPTIONS
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import trio
 
-from scaleenv.serve.auth import Auth
-from scaleenv.serve.environments import open_environments
-from scaleenv.serve.http import serve_environments
+from scaleenv._serve.auth import Auth
+from scaleenv._serve.environments import open_environments
+from scaleenv._serve.http import serve_environments
 
 from .conftest import OPTIONS
 

@@ -20,11 +20,11 @@ from typing import Any
 
 import httpx2 as httpx
 
-from scaleenv.serve.environments import ORPHAN_DETAIL
-from scaleenv.replay.projection import fold
-from scaleenv.runner import summary
-from scaleenv.store.events.episodes import EpisodeEnded, EpisodeStarted, RewardGiven, ToolExecuted
-from scaleenv.store.log import Log
+from scaleenv._serve.environments import ORPHAN_DETAIL
+from scaleenv._replay.projection import fold
+from scaleenv._runner import summary
+from scaleenv._store.events.episodes import EpisodeEnded, EpisodeStarted, RewardGiven, ToolExecuted
+from scaleenv._store.log import Log
 
 TOKEN = "restart-test-token-0123456789"
 HEADERS = {"Authorization": f"Bearer {TOKEN}"}

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import trio
 
-from scaleenv.replay.projection import fold
-from scaleenv.replay.verify import verify_log
-from scaleenv.sandbox import task_clock
-from scaleenv.serve.environments import open_environments
-from scaleenv.store.events.episodes import ToolExecuted
-from scaleenv.store.log import Log
-from scaleenv.store.specs import FieldSpec, ParamSpec, ToolSpec
+from scaleenv._replay.projection import fold
+from scaleenv._replay.verify import verify_log
+from scaleenv._sandbox import task_clock
+from scaleenv._serve.environments import open_environments
+from scaleenv._store.events.episodes import ToolExecuted
+from scaleenv._store.log import Log
+from scaleenv._store.specs import FieldSpec, ParamSpec, ToolSpec
 from tests.replay.shoplog import build_shop_log
 from tests.replay.test_verify import STAMP, STAMP_CODE
 

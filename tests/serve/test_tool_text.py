@@ -7,7 +7,7 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scaleenv.serve.tool_text import parse_turn, tools_block, with_tools_block
+from scaleenv._serve.tool_text import parse_turn, tools_block, with_tools_block
 
 CALL = {"name": "get_order", "arguments": {"order_id": "o1", "n": 2}}
 

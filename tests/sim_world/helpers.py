@@ -1,11 +1,11 @@
-"""Run generated tool code with plain exec (tests only; the real sandbox is scaleenv.sandbox)."""
+"""Run generated tool code with plain exec (tests only; the real sandbox is scaleenv._sandbox)."""
 
 from __future__ import annotations
 
 import copy
 from typing import Any
 
-from scaleenv.model.contracts import check_post
+from scaleenv._model.contracts import check_post
 
 
 class ToolError(Exception):
@@ -59,7 +59,7 @@ def failures(code: str, tool: Any, state: dict, cases: list[dict]) -> list[str]:
 
 def composed(i: int, tools: int = 40, seed: int = 1) -> Any:
     """The sim's design for catalogue brief ``i`` (modulo its size) at ``tools`` tools."""
-    from scaleenv.agents.sim.world.composer import compose
-    from scaleenv.model.briefs import CATALOGUE
+    from scaleenv._agents.sim.world.composer import compose
+    from scaleenv._model.briefs import CATALOGUE
 
     return compose(CATALOGUE[i % len(CATALOGUE)]._replace(tools=tools), seed).spec

@@ -7,16 +7,16 @@ import random
 
 import pytest
 
-from scaleenv.agents.sim.world.codegen import BUG_KINDS, applicable_bugs, generate
-from scaleenv.agents.sim.world.states import make_state
-from scaleenv.agents.sim.world.testplan import plan_cases
-from scaleenv.model.contracts import check_post, check_pre
-from scaleenv.model.satisfy import satisfy
+from scaleenv._agents.sim.world.codegen import BUG_KINDS, applicable_bugs, generate
+from scaleenv._agents.sim.world.states import make_state
+from scaleenv._agents.sim.world.testplan import plan_cases
+from scaleenv._model.contracts import check_post, check_pre
+from scaleenv._model.satisfy import satisfy
 
 from .helpers import call, composed, failures
 
 try:
-    from scaleenv.sandbox import check_source
+    from scaleenv._sandbox import check_source
 except ImportError:  # pragma: no cover - the sandbox is another engineer's work
     check_source = None
 

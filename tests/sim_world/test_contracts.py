@@ -7,12 +7,12 @@ import random
 
 import pytest
 
-from scaleenv.agents.sim.world.codegen import generate
-from scaleenv.agents.sim.world.states import make_state
-from scaleenv.model.contracts import check_post, evaluate, render
-from scaleenv.model.graph import derive_edges
-from scaleenv.model.satisfy import satisfy, violate
-from scaleenv.model.specs_check import validate_domain
+from scaleenv._agents.sim.world.codegen import generate
+from scaleenv._agents.sim.world.states import make_state
+from scaleenv._model.contracts import check_post, evaluate, render
+from scaleenv._model.graph import derive_edges
+from scaleenv._model.satisfy import satisfy, violate
+from scaleenv._model.specs_check import validate_domain
 
 from .helpers import call, composed
 

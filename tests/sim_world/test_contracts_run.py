@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scaleenv.model.contracts import render
-from scaleenv.runner import project, summary
-from scaleenv.store.events.synth import TestCasesProposed, TestsRun, ToolAccepted
-from scaleenv.store.log import Log
+from scaleenv._model.contracts import render
+from scaleenv._runner import project, summary
+from scaleenv._store.events.synth import TestCasesProposed, TestsRun, ToolAccepted
+from scaleenv._store.log import Log
 
 
 def check_log(path: str | Path) -> dict:

@@ -6,17 +6,17 @@ import random
 
 import msgspec
 
-from scaleenv.agents.llm.port import render_messages, schema_for
-from scaleenv.agents.sim import NoiseModel, SimBackend
-from scaleenv.agents.sim.world.codegen import applicable_bugs, generate
-from scaleenv.agents.sim.world.states import make_state
-from scaleenv.agents.synth import answers
-from scaleenv.agents.sim.world.testplan import plan_cases
-from scaleenv.agents.synth.design import outline_problems
-from scaleenv.agents.synth.stage1 import tool_context
-from scaleenv.model.briefs import CATALOGUE, Brief
-from scaleenv.model.specs_check import validate_domain
-from scaleenv.store.specs import DomainOutline, DomainSpec
+from scaleenv._agents.llm.port import render_messages, schema_for
+from scaleenv._agents.sim import NoiseModel, SimBackend
+from scaleenv._agents.sim.world.codegen import applicable_bugs, generate
+from scaleenv._agents.sim.world.states import make_state
+from scaleenv._agents.synth import answers
+from scaleenv._agents.sim.world.testplan import plan_cases
+from scaleenv._agents.synth.design import outline_problems
+from scaleenv._agents.synth.stage1 import tool_context
+from scaleenv._model.briefs import CATALOGUE, Brief
+from scaleenv._model.specs_check import validate_domain
+from scaleenv._store.specs import DomainOutline, DomainSpec
 
 from .helpers import composed, failures
 
@@ -171,7 +171,7 @@ def test_task_writer_says_whose_record_a_lookup_by_email_finds() -> None:
     """A lookup by an email the customer holds is "my account"; one by an email only an earlier
     record gives (an instructor's, found from the customer's progress mark) is not the
     customer's account, and the request says which kind of record it is about."""
-    from scaleenv.agents.sim.world.task_writer import phrase
+    from scaleenv._agents.sim.world.task_writer import phrase
     d = composed(12)
     find = next(t for t in d.tools if t.name.startswith("find_") and "_by_" in t.name)
     email = "tariq.berg3@example.com"
@@ -184,7 +184,7 @@ def test_task_writer_says_whose_record_a_lookup_by_email_finds() -> None:
 
 def test_task_writer_leaves_out_values_of_nothing() -> None:
     """An argument passed as null is not something the customer asks for ("body: None")."""
-    from scaleenv.agents.sim.world.task_writer import phrase
+    from scaleenv._agents.sim.world.task_writer import phrase
     d = composed(12)
     make = next(t for t in d.tools if t.mutates and len([p for p in t.params if p.ref is None]) >= 2
                 and t.name.split("_")[0] in ("create", "add", "register", "place", "submit", "record", "book", "post", "open"))

@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from store_testevents import TEST_EVENT_TYPES  # noqa: E402
 
-from scaleenv.store import Codec, Log  # noqa: E402
+from scaleenv._store import Codec, Log  # noqa: E402
 
 
 @pytest.fixture

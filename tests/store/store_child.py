@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import trio  # noqa: E402
 from store_testevents import TEST_EVENT_TYPES, Blob, Said  # noqa: E402
 
-from scaleenv.store import Codec, Log, LogFull  # noqa: E402
+from scaleenv._store import Codec, Log, LogFull  # noqa: E402
 
 CODEC = Codec(TEST_EVENT_TYPES)
 

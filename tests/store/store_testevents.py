@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from scaleenv.store.events.base import Event
+from scaleenv._store.events.base import Event
 
 
 class Said(Event, tag="test.said"):

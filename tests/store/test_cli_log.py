@@ -10,10 +10,10 @@ import time
 
 import lmdb
 
-from scaleenv.cli import main
-from scaleenv.store import Log
-from scaleenv.store.events.llm import LlmExhausted
-from scaleenv.store.log import LOG_FORMAT_VERSION, seq_key
+from scaleenv._cli import main
+from scaleenv._store import Log
+from scaleenv._store.events.llm import LlmExhausted
+from scaleenv._store.log import LOG_FORMAT_VERSION, seq_key
 
 
 async def _make(path) -> None:
@@ -70,7 +70,7 @@ def test_bad_input_is_exit_2(tmp_path, capsys) -> None:
 async def test_tail_follows_and_stops_on_ctrl_c(tmp_path) -> None:
     p = tmp_path / "run.lmdb"
     await _make(p)
-    scaleenv = [sys.executable, "-c", "import sys; from scaleenv.cli import main; sys.exit(main())"]
+    scaleenv = [sys.executable, "-c", "import sys; from scaleenv._cli import main; sys.exit(main())"]
     with subprocess.Popen([*scaleenv, "log", "tail", "--log", str(p), "--from", "1", "--poll", "0.02"],
                           stdout=subprocess.PIPE, text=True) as child:
         try:

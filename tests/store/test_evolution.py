@@ -7,10 +7,10 @@ import msgspec
 import pytest
 from store_testevents import TEST_EVENT_TYPES, Said
 
-from scaleenv.store import Codec, IncompatibleEvent, Log, NewerLogFormat, Record, UnknownEventType
-from scaleenv.store.events.base import Event
-from scaleenv.store.log import META_PREFIX, seq_key
-from scaleenv.store.record import frame
+from scaleenv._store import Codec, IncompatibleEvent, Log, NewerLogFormat, Record, UnknownEventType
+from scaleenv._store.events.base import Event
+from scaleenv._store.log import META_PREFIX, seq_key
+from scaleenv._store.record import frame
 
 
 class ToolV1(Event, tag="test.tool"):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import gc
 from pathlib import Path
 
-from scaleenv.store import Log
-from scaleenv.store.gc_tuning import ENGINE_GEN0_THRESHOLD, engine_gc
+from scaleenv._store import Log
+from scaleenv._store.gc_tuning import ENGINE_GEN0_THRESHOLD, engine_gc
 
 
 def test_overlapping_blocks_restore_the_thresholds_in_force_before_the_first() -> None:

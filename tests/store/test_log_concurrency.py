@@ -10,7 +10,7 @@ from pathlib import Path
 import trio
 from store_testevents import Blob, Said
 
-from scaleenv.store import Log, LogFull
+from scaleenv._store import Log, LogFull
 
 CHILD = Path(__file__).parent / "store_child.py"
 

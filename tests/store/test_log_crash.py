@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from store_testevents import Said
 
-from scaleenv.store import Log
+from scaleenv._store import Log
 
 CHILD = Path(__file__).parent / "store_child.py"
 

@@ -8,8 +8,8 @@ import lmdb
 import pytest
 from store_testevents import Said
 
-from scaleenv.store import Log, RecordDamaged
-from scaleenv.store.log import seq_key
+from scaleenv._store import Log, RecordDamaged
+from scaleenv._store.log import seq_key
 
 
 async def _fill(log_path, codec, count: int) -> None:
@@ -73,7 +73,7 @@ async def test_bad_records_written_raw(log_path, codec) -> None:
 
 async def test_check_verifies_the_stream_index(log_path, codec) -> None:
     """A per-stream index entry pointing at the wrong record is reported by seq."""
-    from scaleenv.store.log import stream_key
+    from scaleenv._store.log import stream_key
 
     await _fill(log_path, codec, 9)  # s0#0 = seq 1, s1#0 = seq 2, ...
     with Log.open(log_path, readonly=True, codec=codec) as log:

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from store_testevents import TEST_EVENT_TYPES, Blob, Measured, Said
 
-from scaleenv.store import (
+from scaleenv._store import (
     Codec,
     Log,
     LogError,
@@ -24,7 +24,7 @@ from scaleenv.store import (
     StreamPositionError,
     WriterClosed,
 )
-from scaleenv.store.log import LOG_FORMAT_VERSION
+from scaleenv._store.log import LOG_FORMAT_VERSION
 
 CODEC = Codec(TEST_EVENT_TYPES)
 CHILD = Path(__file__).parent / "store_child.py"

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from store_testevents import Blob, Measured, Said
 
-from scaleenv.store import (
+from scaleenv._store import (
     Codec,
     Record,
     RecordDamaged,
@@ -18,8 +18,8 @@ from scaleenv.store import (
     run_digest,
     stream_digests,
 )
-from scaleenv.store.events.base import Ref
-from scaleenv.store.record import HEADER_SIZE, MAGIC
+from scaleenv._store.events.base import Ref
+from scaleenv._store.record import HEADER_SIZE, MAGIC
 
 
 def rec(seq: int = 1, stream: str = "episode/1", n: int = 0, event=None, **kw) -> Record:

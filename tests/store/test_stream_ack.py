@@ -6,8 +6,8 @@ import pytest
 import trio
 from store_testevents import Said
 
-from scaleenv.store import Log, Stream, StreamPositionError
-from scaleenv.store.errors import LogError
+from scaleenv._store import Log, Stream, StreamPositionError
+from scaleenv._store.errors import LogError
 
 
 async def test_deferred_emits_are_committed_in_order_by_flush(log: Log) -> None:

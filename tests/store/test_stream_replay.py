@@ -8,8 +8,8 @@ import pytest
 import trio
 from store_testevents import Measured, Said
 
-from scaleenv.store import Divergence, Log, Stream, StreamDigest, run_digest
-from scaleenv.store.events.base import Ref
+from scaleenv._store import Divergence, Log, Stream, StreamDigest, run_digest
+from scaleenv._store.events.base import Ref
 
 
 async def agent(stream: Stream, variant: int = 0, steps: int = 4) -> None:

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from scaleenv.runner import project, summary
-from scaleenv.store.log import Log
+from scaleenv._runner import project, summary
+from scaleenv._store.log import Log
 from tests.conftest import copy_log, roll_out
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"

@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 import trio
 
-from scaleenv.replay.logcopy import append_all
-from scaleenv.store.log import Log
-from scaleenv.ui.app import UiApp
-from scaleenv.ui.http import Request, Response
-from scaleenv.ui.index import Follower
+from scaleenv._replay.logcopy import append_all
+from scaleenv._store.log import Log
+from scaleenv._ui.app import UiApp
+from scaleenv._ui.http import Request, Response
+from scaleenv._ui.index import Follower
 from tests.ui.conftest import UiServer, copy_log
 from tests.ui.test_index import episode_items
 

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from scaleenv.serve.auth import Auth
-from scaleenv.ui.gate import Gate, safe_next, session_value
-from scaleenv.ui.http import Request
+from scaleenv._serve.auth import Auth
+from scaleenv._ui.gate import Gate, safe_next, session_value
+from scaleenv._ui.http import Request
 from tests.serve.conftest import self_signed
 from tests.ui.conftest import UiServer
 

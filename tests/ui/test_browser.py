@@ -17,8 +17,8 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from scaleenv.replay.logcopy import append_all
-from scaleenv.store.log import Log
+from scaleenv._replay.logcopy import append_all
+from scaleenv._store.log import Log
 from tests.ui.conftest import UiServer, copy_log
 from tests.ui.test_index import episode_items
 

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from scaleenv.replay.logcopy import copy_log, replace_event
-from scaleenv.store.events.episodes import ToolExecuted
-from scaleenv.store.log import Log
-from scaleenv.store.record import Record
-from scaleenv.streams import episode_id_of, is_served
+from scaleenv._replay.logcopy import copy_log, replace_event
+from scaleenv._store.events.episodes import ToolExecuted
+from scaleenv._store.log import Log
+from scaleenv._store.record import Record
+from scaleenv._streams import episode_id_of, is_served
 from tests.ui.conftest import UiServer
 from tests.ui.test_browser import api, console_errors, css, load, until, wait_ready
 

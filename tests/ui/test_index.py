@@ -9,15 +9,15 @@ from typing import Any
 import lmdb
 import trio
 
-from scaleenv.replay.logcopy import append_all
-from scaleenv.replay.projection import fold
-from scaleenv.runner import summary
-from scaleenv.store.events.base import Ref
-from scaleenv.store.events.episodes import EpisodeEnded, EpisodeStarted, MessageSent, RewardGiven
-from scaleenv.store.keys import seq_key
-from scaleenv.store.log import Log
-from scaleenv.store.writer import Pending
-from scaleenv.ui.index import Follower, RunIndex, natural_key
+from scaleenv._replay.logcopy import append_all
+from scaleenv._replay.projection import fold
+from scaleenv._runner import summary
+from scaleenv._store.events.base import Ref
+from scaleenv._store.events.episodes import EpisodeEnded, EpisodeStarted, MessageSent, RewardGiven
+from scaleenv._store.keys import seq_key
+from scaleenv._store.log import Log
+from scaleenv._store.writer import Pending
+from scaleenv._ui.index import Follower, RunIndex, natural_key
 from tests.ui.conftest import copy_log
 
 

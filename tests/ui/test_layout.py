@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from scaleenv.ui.layout import layered
+from scaleenv._ui.layout import layered
 
 
 def _positions(layout) -> set[tuple[int, int]]:

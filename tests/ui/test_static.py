@@ -13,7 +13,7 @@ STATIC = ROOT / "engine" / "ui" / "static"
 
 def test_every_asset_is_package_data() -> None:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    patterns = config["package-data"]["scaleenv.ui"]
+    patterns = config["package-data"]["scaleenv._ui"]
     files = [p.relative_to(STATIC.parent).as_posix() for p in STATIC.rglob("*") if p.is_file()]
     assert files and all(any(fnmatch.fnmatch(f, pat) for pat in patterns) for f in files), files
     assert not [p for p in STATIC.rglob("*") if p.is_dir()], "package-data globs one folder level"

@@ -18,9 +18,9 @@ from typing import Any
 
 import msgspec
 
-from scaleenv.agents.sim.call import SimCall, register_role
-from scaleenv.model.briefs import Brief
-from scaleenv.store.specs import ToolSpec
+from scaleenv._agents.sim.call import SimCall, register_role
+from scaleenv._model.briefs import Brief
+from scaleenv._store.specs import ToolSpec
 
 from .composer import Composition, compose, words
 from .derive import derive_tables

@@ -4,7 +4,7 @@
   ``candidates``: tools that can come before it, ``length``: [min, max], ``goal``: its
   index, ``known``: what the customer gave for earlier goals, ``round``/``feedback``):
   walks back from the goal tool along data feeds through read tools, then writes
-  the chain as a program (:mod:`scaleenv.model.program`): each argument an earlier result
+  the chain as a program (:mod:`scaleenv._model.program`): each argument an earlier result
   can supply is a reference to it, every other one a plausible literal (an id, an email, a
   quantity, a value from the parameter's closed set; what ``known`` holds for a parameter of
   that name: the same customer). Noise (``call.mistake(0.3)``): a
@@ -21,12 +21,12 @@ from typing import Any
 
 import msgspec
 
-from scaleenv.agents.sim.call import SimCall, register_role
-from scaleenv.model import program as prog
-from scaleenv.model.contracts import Literal, Param, parse_term, right_term
-from scaleenv.model.dbgen import field_value
-from scaleenv.model.graph import data_feeds
-from scaleenv.store.specs import FieldSpec, ParamSpec, TableSpec, ToolSpec
+from scaleenv._agents.sim.call import SimCall, register_role
+from scaleenv._model import program as prog
+from scaleenv._model.contracts import Literal, Param, parse_term, right_term
+from scaleenv._model.dbgen import field_value
+from scaleenv._model.graph import data_feeds
+from scaleenv._store.specs import FieldSpec, ParamSpec, TableSpec, ToolSpec
 
 
 def _literal(tool: ToolSpec, param: ParamSpec, tables: dict[str, TableSpec], rng: random.Random) -> Any:

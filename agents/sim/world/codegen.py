@@ -6,7 +6,7 @@ provided ``ToolError`` when a pre-condition fails, mutating ``db`` in place, ret
 a JSON-able dict (or list of dicts). It stays inside the restricted subset: no imports,
 no names starting with ``_``, no f-strings, only the allowed builtins.
 
-The translation is generic over the contract grammar of ``scaleenv.model.contracts``:
+The translation is generic over the contract grammar of ``scaleenv._model.contracts``:
 pre-conditions become guards in order, post-conditions become updates (amounts read
 before any update), a written table no condition names gets a new record with a key
 derived from the state. ``generate(..., bug=KIND)`` injects one realistic bug.
@@ -23,7 +23,7 @@ from typing import Any
 
 import attrs
 
-from scaleenv.model.contracts import (
+from scaleenv._model.contracts import (
     RESULT,
     SELECTS,
     Count,
@@ -39,7 +39,7 @@ from scaleenv.model.contracts import (
     right_term,
     term_tables_fields,
 )
-from scaleenv.store.specs import Condition, DomainSpec, TableSpec, ToolSpec
+from scaleenv._store.specs import Condition, DomainSpec, TableSpec, ToolSpec
 
 
 BUG_KINDS = (
@@ -56,7 +56,7 @@ _RESERVED = {
     "db", "ToolError", "len", "range", "sorted", "min", "max", "sum", "abs", "round", "str", "int", "float",
     "bool", "list", "dict", "set", "tuple", "enumerate", "zip", "any", "all", "isinstance", "reversed",
     "key", "rec", "out", "new_id", "n", "value", "limit", "record", "found",
-    # builtins the sandbox policy forbids naming (scaleenv.sandbox.policy.FORBIDDEN_NAMES)
+    # builtins the sandbox policy forbids naming (scaleenv._sandbox.policy.FORBIDDEN_NAMES)
     "open", "eval", "exec", "compile", "getattr", "setattr", "delattr", "hasattr", "globals", "locals", "vars",
     "type", "dir", "input", "print", "breakpoint", "help", "exit", "quit", "id", "hash", "object", "super",
     "memoryview", "bytearray", "bytes", "classmethod", "staticmethod", "property", "iter", "next", "aiter",

@@ -23,9 +23,9 @@ from typing import Any
 
 import attrs
 
-from scaleenv.store.specs import Condition, DomainSpec, FieldSpec, ParamSpec, TableSpec, ToolSpec
+from scaleenv._store.specs import Condition, DomainSpec, FieldSpec, ParamSpec, TableSpec, ToolSpec
 
-from scaleenv.model.briefs import QUALIFIERS, Brief
+from scaleenv._model.briefs import QUALIFIERS, Brief
 
 from .themes import BY_NAME, GENERIC, THEMES, Theme
 

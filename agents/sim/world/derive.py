@@ -8,8 +8,8 @@ contract names that no tool returns. Pure.
 
 from __future__ import annotations
 
-from scaleenv.model.contracts import ContractSyntaxError, parse_term, right_term, term_tables_fields
-from scaleenv.store.specs import FieldSpec, TableSpec, ToolSpec
+from scaleenv._model.contracts import ContractSyntaxError, parse_term, right_term, term_tables_fields
+from scaleenv._store.specs import FieldSpec, TableSpec, ToolSpec
 
 
 def _richness(f: FieldSpec) -> int:

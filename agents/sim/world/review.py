@@ -7,8 +7,8 @@ a condition whose lines are missing or altered becomes a concrete objection.
 
 from __future__ import annotations
 
-from scaleenv.model.contracts import render
-from scaleenv.store.specs import DomainSpec, ToolSpec
+from scaleenv._model.contracts import render
+from scaleenv._store.specs import DomainSpec, ToolSpec
 
 from .codegen import generate, is_result_post
 

@@ -1,4 +1,4 @@
-"""Stage 1 role simulators: coder, reviewer, tester, repairer (contexts: scaleenv.agents.synth.answers)."""
+"""Stage 1 role simulators: coder, reviewer, tester, repairer (contexts: scaleenv._agents.synth.answers)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from typing import Any
 
 import msgspec
 
-from scaleenv.agents.sim.call import SimCall, register_role
-from scaleenv.model.contracts import check_pre
-from scaleenv.store.specs import DomainSpec, TableSpec, ToolSpec
+from scaleenv._agents.sim.call import SimCall, register_role
+from scaleenv._model.contracts import check_pre
+from scaleenv._store.specs import DomainSpec, TableSpec, ToolSpec
 
 from .codegen import applicable_bugs, generate, is_result_post
 from .review import findings

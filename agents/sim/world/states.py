@@ -9,10 +9,10 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from scaleenv.store.specs import DbState, DomainSpec, FieldSpec, TableSpec
+from scaleenv._store.specs import DbState, DomainSpec, FieldSpec, TableSpec
 
 from .codegen import _key_prefix
-from scaleenv.model.dbgen import FIRST, LAST
+from scaleenv._model.dbgen import FIRST, LAST
 
 STREETS = ("Elm Street", "Harbor Road", "Maple Avenue", "Station Square", "Mill Lane", "Park Row")
 CITIES = ("Lisbon", "Oslo", "Austin", "Kyoto", "Lagos", "Quito", "Perth")

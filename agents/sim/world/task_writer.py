@@ -13,9 +13,9 @@ from typing import Any
 
 import msgspec
 
-from scaleenv.agents.sim.call import SimCall, register_role
-from scaleenv.model.contracts import Literal, parse_term, right_term
-from scaleenv.store.specs import DomainSpec, ToolSpec
+from scaleenv._agents.sim.call import SimCall, register_role
+from scaleenv._model.contracts import Literal, parse_term, right_term
+from scaleenv._store.specs import DomainSpec, ToolSpec
 
 from .codegen import created_table, is_result_post
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from scaleenv.model.contracts import UNDEFINED, FieldRef, Literal, Param, RecordRef, check_pre, eval_term, evaluate, parse_term, right_term
-from scaleenv.store.specs import DbState, DomainSpec, ToolSpec
+from scaleenv._model.contracts import UNDEFINED, FieldRef, Literal, Param, RecordRef, check_pre, eval_term, evaluate, parse_term, right_term
+from scaleenv._store.specs import DbState, DomainSpec, ToolSpec
 
 
 from .codegen import _is_match, _lookup_field, is_result_post
-from scaleenv.model.contracts import SELECTS
-from scaleenv.model.dbgen import field_value
+from scaleenv._model.contracts import SELECTS
+from scaleenv._model.dbgen import field_value
 from .states import STREETS
 
 MAX_CASES = 16

@@ -1,6 +1,6 @@
 """The sim's knowledge of domains: themes it can compose a database and a tool set for.
 
-A theme names a domain (one of ``scaleenv.model.briefs.CATALOGUE``) and the entity kinds
+A theme names a domain (one of ``scaleenv._model.briefs.CATALOGUE``) and the entity kinds
 such a domain has, each with its archetype (what kind of thing it is: a party, a catalogue item,
 a transaction with a lifecycle, a scheduled event, a note...) and the entities it refers
 to. The composer (:mod:`.composer`) picks a subset of a theme's entities and relations

@@ -35,7 +35,7 @@ import attrs
 import msgspec
 import trio
 
-from scaleenv.agents.llm.port import Completion, LlmRequest
+from scaleenv._agents.llm.port import Completion, LlmRequest
 
 Key = tuple[str, str, int]
 """(role, subject, round)."""
@@ -71,7 +71,7 @@ def request_key(request: LlmRequest, judged: int = 0) -> Key:
 
 @attrs.define
 class TranscriptBackend:
-    """A :class:`~scaleenv.agents.llm.port.Backend` that plays a hand-written transcript."""
+    """A :class:`~scaleenv._agents.llm.port.Backend` that plays a hand-written transcript."""
 
     answers: Mapping[Key, Any]
     name: str = "transcript"

@@ -1,5 +1,0 @@
-"""Output files written whole or not at all: :mod:`scaleenv.outfile` (shared with the Python API's export)."""
-
-from scaleenv.outfile import replaced_when_done
-
-__all__ = ["replaced_when_done"]
