@@ -8,7 +8,7 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-STATIC = ROOT / "engine" / "ui" / "static"
+STATIC = ROOT / "engine" / "_ui" / "static"
 
 
 def test_every_asset_is_package_data() -> None:
