@@ -23,7 +23,16 @@ from typing import Any
 
 import pytest
 
-vf = pytest.importorskip("verifiers.v1", reason="the verifiers 0.4 adapter needs verifiers 0.4: see .ci/run")
+import importlib.metadata  # noqa: E402
+
+try:
+    _VERIFIERS = importlib.metadata.version("verifiers")
+except importlib.metadata.PackageNotFoundError:
+    _VERIFIERS = None
+if _VERIFIERS is None or not _VERIFIERS.startswith("0.4"):  # 0.3.x ships a verifiers.v1 of its own
+    pytest.skip(f"the verifiers 0.4 adapter needs verifiers 0.4 (found {_VERIFIERS}): see .ci/run",
+                allow_module_level=True)
+vf = pytest.importorskip("verifiers.v1")
 
 from scaleenv.integrations.verifiers_v1 import ScaleEnvEnv, ScaleEnvTask, load_environment  # noqa: E402
 
