@@ -13,11 +13,7 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,30 +33,12 @@ from scaleenv._store.events.llm import LlmCalled
 from scaleenv._store.log import Log
 from scaleenv._store.record import run_digest, stream_digests
 
+from .sim_server_process import sim_server_process
 from .structs import Plan
 from .test_run_over_http import _events  # a log's events by stream, calls without naming/shape fields
 
 RUN = ["--seed", "5", "--domains", "1", "--tasks-per-domain", "2", "--episodes-per-task", "3", "--noise", "0.2",
        "--no-sync", "--quiet"]
-CLI = [sys.executable, "-c", "from scaleenv._cli import main; raise SystemExit(main())", "sim-server", "--port", "0"]
-
-
-@contextmanager
-def server(*args: str) -> Iterator[str]:
-    """A ``scaleenv sim-server`` process with ``args``; yields its base URL."""
-    proc = subprocess.Popen([*CLI, *args], stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stderr is not None
-        line = proc.stderr.readline()
-        while line and "serving" not in line:
-            line = proc.stderr.readline()
-        assert " at http://" in line, f"sim-server did not start: {line!r}"
-        yield line.split(" at ", 1)[1].split()[0]
-    finally:
-        proc.terminate()
-        proc.wait()
-        if proc.stderr is not None:
-            proc.stderr.close()
 
 
 @pytest.fixture(scope="module")
@@ -83,10 +61,10 @@ def _stats(url: str) -> dict[str, Any]:
 def test_a_run_through_the_replay_server_is_the_run_through_the_live_sim_server(recorded: Path,
                                                                                   tmp_path: Path) -> None:
     replayed, live = tmp_path / "replayed.lmdb", tmp_path / "live.lmdb"
-    with server("--replay", str(recorded), "--latency", "--latency-median", "0.01") as url:
+    with sim_server_process("--replay", str(recorded), "--latency", "--latency-median", "0.01") as url:
         assert main(["run", "--log", str(replayed), *RUN, "--llm", f"openai:{url}", "--model", "scaleenv-sim-1"]) == 0
         stats = _stats(url)
-    with server("--noise", "0.2") as url:
+    with sim_server_process("--noise", "0.2") as url:
         assert main(["run", "--log", str(live), *RUN, "--llm", f"openai:{url}", "--model", "scaleenv-sim-1"]) == 0
     assert _run_digest(replayed) == _run_digest(live)
     # ... and the in-process run's events, but for the backend's name and the answers' strict shape
@@ -99,7 +77,7 @@ def test_a_run_through_the_replay_server_is_the_run_through_the_live_sim_server(
 
 def test_through_vllm_structured_outputs_the_answers_are_the_recorded_text(recorded: Path, tmp_path: Path) -> None:
     replayed = tmp_path / "vllm.lmdb"
-    with server("--replay", str(recorded)) as url:
+    with sim_server_process("--replay", str(recorded)) as url:
         assert main(["run", "--log", str(replayed), *RUN, "--llm", f"vllm:{url}", "--model", "scaleenv-sim-1"]) == 0
     here, there = _events(recorded), _events(replayed)
     assert here == there
@@ -110,7 +88,7 @@ def test_through_vllm_structured_outputs_the_answers_are_the_recorded_text(recor
 
 
 async def test_a_request_the_log_never_made_is_a_404_the_client_does_not_retry(recorded: Path) -> None:
-    with server("--replay", str(recorded)) as url:
+    with sim_server_process("--replay", str(recorded)) as url:
         backend = OpenAIBackend(base_url=url, model="scaleenv-sim-1")
         schema, name = schema_for(Plan)
         req = LlmRequest(role="test/x", messages=render_messages("i", {"a": 1}, "t"), context={"a": 1}, seed=12345)
@@ -271,7 +249,7 @@ def _post(body: bytes, *headers: bytes) -> bytes:
 def test_on_a_socket_pipelined_answers_keep_their_order_and_limits_hold(recorded: Path, table: ReplayAnswers) -> None:
     seeds = sorted(table.answers, key=lambda s: table.answers[s].latency_s)
     slow, fast = seeds[-1], seeds[0]  # the first request sleeps longest: its answer must still come first
-    with server("--replay", str(recorded), "--latency", "--latency-median", "0.02", "--max-body-bytes", "5000") as url:
+    with sim_server_process("--replay", str(recorded), "--latency", "--latency-median", "0.02", "--max-body-bytes", "5000") as url:
         port = int(url.rsplit(":", 1)[1].split("/")[0])
         with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
             buf = bytearray()

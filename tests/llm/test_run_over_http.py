@@ -12,8 +12,6 @@ back from that shape is the in-process sim's answer.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -33,6 +31,7 @@ from scaleenv._serve.sim_http import SimServer, serve_sim, strict_answer
 from scaleenv._store.events.llm import LlmCalled
 from scaleenv._store.log import Log
 
+from .sim_server_process import sim_server_process
 from .test_request_bodies import OUTPUT_TYPES
 
 RUN = ["--seed", "3", "--domains", "2", "--tasks-per-domain", "3", "--episodes-per-task", "3", "--noise", "0.2",
@@ -43,20 +42,8 @@ SHAPE = {"raw", "answer_shape"}
 
 @pytest.fixture(scope="module")
 def sim_server_url() -> Iterator[str]:
-    proc = subprocess.Popen([sys.executable, "-c", "from scaleenv._cli import main; raise SystemExit(main())",
-                             "sim-server", "--port", "0", "--noise", "0.2"], stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stderr is not None
-        line = proc.stderr.readline()
-        while line and "serving" not in line:
-            line = proc.stderr.readline()
-        assert " at http://" in line, f"sim-server did not start: {line!r}"
-        yield line.split(" at ", 1)[1].split()[0]
-    finally:
-        proc.terminate()
-        proc.wait()
-        if proc.stderr is not None:
-            proc.stderr.close()
+    with sim_server_process("--noise", "0.2") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
