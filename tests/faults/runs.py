@@ -1,4 +1,5 @@
-"""``scaleenv run`` as a real subprocess: a reference run and SIGKILL-and-resume trials."""
+"""``scaleenv run`` as a real subprocess: a reference run and SIGKILL-and-resume trials,
+each kill placed at a chosen event (never raced against a wall time)."""
 
 from __future__ import annotations
 
@@ -15,13 +16,16 @@ from typing import Any
 
 import attrs
 
-from scaleenv._store import Log, LogError
+from scaleenv._store import Log
 
+from . import inject
 from .logcheck import LogShape, changed_since, inspect, stage_of
-from .procs import wait_gone, worker_pids
+from .procs import wait_gone
 
-SMALL = ("--domains", "2", "--tasks-per-domain", "3", "--episodes-per-task", "2")
-"""A run that covers every stage in about a second of work (a few hundred events)."""
+SMALL = ("--domains", "1", "--tasks-per-domain", "2", "--episodes-per-task", "1",
+         "--min-tools", "5", "--max-tools", "8", "--min-env-tools", "5", "--min-goals", "1", "--max-goals", "2")
+"""A run that covers every stage (stage 1, stage 2, rollouts: about 550 events with seed 3)
+in about 1.3 s of CPU: one domain of 5-8 tools, two tasks of 1-2 goals, one episode each."""
 MEDIUM = ("--domains", "3", "--tasks-per-domain", "6", "--episodes-per-task", "3")
 
 
@@ -63,83 +67,85 @@ def run_to_end(log: Path, seed: int, config: tuple[str, ...], timeout_s: float =
     return Finished(p.returncode, digest, events, p.stderr, wall)
 
 
-@attrs.frozen
-class Killed:
-    """What a SIGKILL left behind."""
+PHASES = ("txn", "committed")
+"""Where in the log writer's batch a kill lands (see :mod:`tests.faults.inject`)."""
 
-    finished_first: bool
-    """The run ended before the trigger (nothing was killed)."""
-    workers: list[int]
+
+@attrs.frozen
+class Kill:
+    """One SIGKILL placed at a chosen event and what it left behind."""
+
+    at_seq: int
+    phase: str
+    code: int
+    """The killed run's exit status (-9: the kill landed)."""
+    last_seq: int
+    """The log's last seq after the kill."""
     orphans: list[int]
     """Sandbox workers of the killed run still alive 10 s after the kill."""
 
-
-def last_seq_or_zero(path: Path, held: list[Log]) -> int:
-    """The log's last seq, opening it read-only on first success (kept in ``held``)."""
-    if not held:
-        try:
-            held.append(Log.open(path, readonly=True))
-        except LogError:
-            return 0
-    return held[0].last_seq()
+    @property
+    def landed(self) -> bool:
+        """Killed by the SIGKILL, exactly where it was placed: inside the transaction that
+        would have committed seq ``at_seq`` (so the log stops before it) or just after it."""
+        placed = self.last_seq < self.at_seq if self.phase == "txn" else self.last_seq >= self.at_seq
+        return self.code == -signal.SIGKILL and placed
 
 
-def pick_target(rng: random.Random, ref: Finished) -> int:
-    """A random event count to kill at, in a uniformly chosen stage of the reference run."""
-    stage = rng.choice(sorted(ref.stages))
-    lo, hi = ref.stages[stage]
+def pick_target(rng: random.Random, ref: Finished, after: int) -> int | None:
+    """An event count past ``after`` to kill at: a uniformly chosen stage of the reference
+    run among those with events left, then a uniform seq in what is left of it (None when
+    the run has nothing left to write)."""
+    left = {st: (max(lo, after + 1), hi) for st, (lo, hi) in ref.stages.items() if hi > after}
+    if not left:
+        return None
+    lo, hi = left[rng.choice(sorted(left))]
     return rng.randint(lo, hi)
 
 
-def run_and_kill(log: Path, seed: int, config: tuple[str, ...], rng: random.Random, ref: Finished) -> Killed:
-    """Start a run and SIGKILL it after a random delay or at a random event count."""
-    by_events = rng.random() < 0.6
-    target = pick_target(rng, ref)
-    delay = rng.uniform(0.0, ref.wall_s)
-    proc = subprocess.Popen(run_argv(log, seed, config), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    held: list[Log] = []
-    start = time.monotonic()
-    workers: list[int] = []
-    try:
-        while proc.poll() is None:
-            workers = worker_pids(proc.pid) or workers
-            if by_events and last_seq_or_zero(log, held) >= target:
-                break
-            if not by_events and time.monotonic() - start >= delay:
-                break
-            time.sleep(0.002)
-        if proc.poll() is not None:
-            return Killed(True, [], [])
-        workers = worker_pids(proc.pid) or workers
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    finally:
-        for lg in held:
-            lg.close()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    return Killed(False, workers, wait_gone(workers))
+def kill_at(log: Path, seed: int, config: tuple[str, ...], at_seq: int, phase: str) -> Kill:
+    """Run (or resume) and SIGKILL the run in the log writer's batch that reaches ``at_seq``."""
+    pids = log.with_name(log.name + ".pids")
+    pids.unlink(missing_ok=True)
+    spec = {"kill_at_seq": at_seq, "phase": phase, "pids_file": str(pids)}
+    argv = inject.argv(spec, "run", "--log", str(log), "--seed", str(seed), *config, "--json", "--quiet")
+    code = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600).returncode
+    workers: list[int] = json.loads(pids.read_text()) if pids.exists() else []
+    pids.unlink(missing_ok=True)
+    last = 0
+    if (log / "data.mdb").exists():
+        with Log.open(log, readonly=True) as lg:
+            last = lg.last_seq()
+    return Kill(at_seq, phase, code, last, wait_gone(workers))
 
 
 @attrs.frozen
 class KillTrial:
-    """One SIGKILL-then-resume trial."""
+    """One trial: SIGKILLed 1-3 times at chosen events (the later kills while resuming),
+    the log checked after each kill, then resumed to the end."""
 
-    kills: int
+    kills: list[Kill]
     stages: list[str]
+    """The stage of the log's last record after each kill."""
     shapes_intact: bool
     cli_check: int
     events_lost: int
-    orphans: int
     resumed: Finished
+
+    @property
+    def orphans(self) -> int:
+        return sum(len(k.orphans) for k in self.kills)
+
+    @property
+    def landed(self) -> bool:
+        return bool(self.kills) and all(k.landed for k in self.kills)
 
     def identical(self, ref: Finished) -> bool:
         return self.resumed.digest == ref.digest and self.resumed.events == ref.events
 
     def survived(self, ref: Finished) -> bool:
-        return (self.shapes_intact and self.cli_check == 0 and self.events_lost == 0 and self.orphans == 0
-                and self.resumed.code == 0 and self.identical(ref))
+        return (self.landed and self.shapes_intact and self.cli_check == 0 and self.events_lost == 0
+                and self.orphans == 0 and self.resumed.code == 0 and self.identical(ref))
 
 
 def cli_check(log: Path) -> int:
@@ -149,17 +155,23 @@ def cli_check(log: Path) -> int:
 
 def kill_trial(workdir: Path, seed: int, config: tuple[str, ...], ref: Finished, rng: random.Random,
                max_kills: int = 3) -> KillTrial:
-    """Kill a run (maybe again while it resumes), check the log each time, resume to the end."""
+    """Kill a run at a drawn event (maybe again, later, while it resumes), check the log
+    each time, resume to the end. Each kill is placed, not raced: at a seq drawn from
+    ``rng`` past what the log already holds, in a drawn phase of the writer's batch, so
+    every planned kill lands whatever the machine's load."""
     log = workdir / f"kill-{rng.getrandbits(32):08x}.lmdb"
-    kills, stages, intact, lost, orphans, check = 0, [], True, 0, 0, 0
+    kills: list[Kill] = []
+    stages: list[str] = []
+    intact, lost, check = True, 0, 0
     previous: LogShape | None = None
-    assert ref.events is not None
+    last = 0
     while True:
-        killed = run_and_kill(log, seed, config, rng, ref)
-        if killed.finished_first:
+        at = pick_target(rng, ref, last)
+        if at is None:
             break
-        kills += 1
-        orphans += len(killed.orphans)
+        kill = kill_at(log, seed, config, at, rng.choice(PHASES))
+        kills.append(kill)
+        last = kill.last_seq
         if (log / "data.mdb").exists():
             shape = inspect(log)
             stages.append(shape.stage)
@@ -170,13 +182,13 @@ def kill_trial(workdir: Path, seed: int, config: tuple[str, ...], ref: Finished,
             check = max(check, cli_check(log))
         else:
             stages.append("before-log")
-        if kills >= max_kills or rng.random() < 0.6:
+        if not kill.landed or len(kills) >= max_kills or rng.random() < 0.6:
             break
     resumed = run_to_end(log, seed, config)
     if previous is not None and resumed.code == 0:
         lost += changed_since(previous, inspect(log))
     shutil.rmtree(log, ignore_errors=True)
-    return KillTrial(kills, stages, intact, check, lost, orphans, resumed)
+    return KillTrial(kills, stages, intact, check, lost, resumed)
 
 
 def reference(workdir: Path, seed: int, config: tuple[str, ...], *, keep: bool = False) -> Finished:
