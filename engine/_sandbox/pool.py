@@ -35,8 +35,6 @@ SPAWN_OWN_FAILURES = 3
 """Starts a worker may fail on its own (exit, hang) before the pool gives up."""
 SPAWN_KILLED_BUDGET_S = 120.0
 """How long the pool keeps replacing workers that are killed from outside while starting."""
-"""Consecutive failed worker starts before the pool gives up (a worker killed during its
-handshake is simply started again)."""
 
 
 CLOSE_GRACE_S = 10.0
@@ -191,7 +189,7 @@ class SandboxPool:
     async def _spawn(self) -> WorkerProcess:
         """Start a worker; retries are decided by why the last one died.
 
-        A worker killed by a signal during startup (someone else's SIGKILL, the OOM killer)
+        A worker killed by SIGKILL during startup (someone else's kill, the OOM killer)
         is started again, with backoff, for as long as that keeps happening, up to
         ``SPAWN_KILLED_BUDGET_S`` seconds. A worker that fails on its own (exits, hangs,
         cannot be executed) is tried ``SPAWN_OWN_FAILURES`` times in all: it would fail

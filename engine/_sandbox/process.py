@@ -48,10 +48,11 @@ HANDSHAKE_TIMEOUT_S = 30.0
 class WorkerStartFailed(RuntimeError):
     """A worker did not complete its handshake.
 
-    ``killed`` is True when the process died of a signal someone else sent (SIGKILL from
-    outside, the OOM killer): not the worker's own failure, so worth another start.
-    False means the worker exited on its own, hung past the handshake deadline or could
-    not be executed: starting it again would fail the same way.
+    ``killed`` is True when the process died of SIGKILL, which only someone else sends (a
+    kill from outside, the OOM killer): not the worker's own failure, so worth another
+    start. False means the worker exited on its own, crashed on a signal of its own
+    (SIGSEGV, SIGABRT), hung past the handshake deadline or could not be executed:
+    starting it again would fail the same way.
     """
 
     def __init__(self, message: str, killed: bool) -> None:
@@ -148,8 +149,10 @@ class WorkerProcess:
             with trio.move_on_after(5):
                 await process.wait()
             code = process.returncode
-            if code is not None and code < 0:
+            if code == -signal.SIGKILL:  # what someone else's kill and the OOM killer send
                 raise WorkerStartFailed(f"sandbox worker was killed by signal {-code} during startup", killed=True)
+            if code is not None and code < 0:  # SIGSEGV, SIGABRT, ...: the worker's own crash
+                raise WorkerStartFailed(f"sandbox worker died of signal {-code} during startup", killed=False)
             raise WorkerStartFailed(f"sandbox worker exited during startup (status {code})", killed=False)
         except BaseException:
             # Never leave a half-started worker behind (killed from outside, hung, cancelled).

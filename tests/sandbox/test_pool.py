@@ -256,3 +256,17 @@ async def test_a_worker_that_fails_on_its_own_is_given_up_with_its_status(tmp_pa
         [exc] = group.exceptions
         assert "status 3" in str(exc) and "3 failed starts" in str(exc)
     assert len(counter.read_text().splitlines()) == 3
+
+
+async def test_a_worker_that_crashes_on_a_signal_of_its_own_is_given_up(tmp_path: Path) -> None:
+    # SIGSEGV (unlike SIGKILL) is the worker's own doing: it would crash again, so it
+    # counts against the three own failures instead of the budget for outside kills.
+    counter = tmp_path / "starts"
+    python = _fake_python(tmp_path, f"echo x >> {counter}; kill -SEGV $$")
+    try:
+        async with SandboxPool(workers=1, limits=Limits(timeout_s=0.5, kill_grace_s=0.5), python=python):
+            raise AssertionError("the pool started")
+    except* SandboxError as group:
+        [exc] = group.exceptions
+        assert "signal 11" in str(exc) and "3 failed starts" in str(exc)
+    assert len(counter.read_text().splitlines()) == 3
