@@ -72,10 +72,14 @@ def test_two_writers_on_one_log(tmp_path: Path) -> None:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120  # a hung start fails the test instead of hanging it
         while not (path / "writer.lock").exists() or not (path / "data.mdb").exists():
             assert time.monotonic() < deadline and first.poll() is None
             time.sleep(0.05)
+        # Frozen while it holds the lock: it cannot finish (and let go) before the second
+        # run tries, however slow the machine makes the second one.
+        first.send_signal(signal.SIGSTOP)
+        assert first.poll() is None
         second = _cli("run", "--log", path, "--domains", "3", "--quiet", "--seed", "2")
         assert second.returncode == 2
         _one_clean_line(second.stderr)

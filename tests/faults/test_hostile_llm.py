@@ -70,7 +70,9 @@ async def _generate(path, answers: list[str]) -> list[LlmCalled]:
         return [r.event for r in log.read() if isinstance(r.event, LlmCalled)]
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+# derandomize: the same 25 examples every run (a fuzz test in the suite must not fail by chance;
+# widen max_examples or drop derandomize to explore).
+@settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(answers=st.lists(text, min_size=1, max_size=4))
 def test_hostile_answers_never_crash(tmp_path_factory, answers: list[str]) -> None:
     calls = trio.run(_generate, tmp_path_factory.mktemp("h") / "run.lmdb", answers)
