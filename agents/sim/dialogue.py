@@ -41,6 +41,11 @@ INTERNAL_ID_RE = re.compile(r"\b((?:[a-z]+ ){0,2}(?:id|ids|identifier|reference|
 VALUE_RE = re.compile(r":\s*(\"(?:[^\"\\]|\\.){0,120}\"|(?:[^,;()?:]|:(?!\s))+)")
 
 CONFIRM_HEAD = "Just to confirm: shall I "
+# Verbs of finding things out, which a user never needs to turn down.
+LOOKING = frozenset("look check find search list get see show verify confirm review pull fetch read view "
+                    "double-check go proceed continue".split())
+# JSON or code where a sentence should be (a model's malformed answer).
+GARBLED_RE = re.compile(r"[{}\[\]]|```")
 
 
 # ------------------------------------------------------------------ the policy's side
@@ -115,15 +120,18 @@ def _verb_forms(verb: str, synonyms: dict[str, tuple[str, ...]], past: dict[str,
 
 def in_goals(action: str, goals: str, extra: bool, synonyms: dict[str, tuple[str, ...]],
              past: dict[str, str]) -> bool:
-    """Whether a proposed action is one the user came for: its verb (or a synonym) is in the
-    user's requests; an action not offered on top of something else also counts when its
-    object is named there (an agent's own verb for what the user asked)."""
+    """Whether a proposed action is one the user came for: a lookup ("shall I check your
+    orders?"), or its verb (or a synonym) is in the user's requests; an action not offered
+    on top of something else also counts when its object is named there (an agent's own
+    verb for what the user asked)."""
     text = " ".join(str(goals).lower().split())
     ws = words(text)
     aw = [w for w in words(action) if w not in ("the", "a", "an", "my", "your", "this", "that", "it")]
     if not aw:
         return True
     verb = aw[0]
+    if verb in LOOKING:
+        return True  # looking something up changes nothing: no reason to refuse it
     for form in _verb_forms(verb, synonyms, past):
         if " " in form:
             if form in text:
@@ -186,8 +194,8 @@ def contradiction(text: str, facts: dict[str, Any], known: str) -> tuple[str, An
     ``progress_mark_13ea``). A message naming one of the user's own records by its id is
     about that record: its other fields then contradict nothing (a fact may describe
     another record of the task, or a value still to be set)."""
-    if not facts:
-        return None
+    if not facts or GARBLED_RE.search(str(text)):
+        return None  # (an answer the user cannot read states nothing)
     text_l = " ".join(str(text).lower().split())
     known_l = " ".join(str(known).lower().split())
     said = stated(text)

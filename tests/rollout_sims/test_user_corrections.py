@@ -134,6 +134,9 @@ def test_an_action_the_user_did_not_ask_for_is_refused() -> None:
     # Proposed on its own (not "also"), the action the user came for gets a yes.
     assert _user(_chat("Cancel my order for the blue lamp.", "Shall I cancel the order now?")).message.startswith("Yes")
     assert proposed_action("Shall I cancel the order now?") == ("cancel the order now", False)
+    # Looking something up is never refused; an unasked change offered on its own is.
+    assert not _user(_chat("Cancel my order for the blue lamp.", "Should I look up your orders first?")).reason
+    assert _user(_chat("Cancel my order for the blue lamp.", "Shall I delete your account?")).reason == "refuse_action"
 
 
 def test_a_policy_that_keeps_offering_extras_ends_bounded() -> None:
