@@ -193,7 +193,8 @@ def contradiction(text: str, facts: dict[str, Any], known: str) -> tuple[str, An
     the user's ``orde_aca7``; a new record's ``pro_0029`` is no claim about the user's
     ``progress_mark_13ea``). A message naming one of the user's own records by its id is
     about that record: its other fields then contradict nothing (a fact may describe
-    another record of the task, or a value still to be set)."""
+    another record of the task, or a value still to be set). Timestamps (``created_on``,
+    ``paid_at``) are never a contradiction: facts hold them for records of every kind."""
     if not facts or GARBLED_RE.search(str(text)):
         return None  # (an answer the user cannot read states nothing)
     text_l = " ".join(str(text).lower().split())
@@ -209,6 +210,8 @@ def contradiction(text: str, facts: dict[str, Any], known: str) -> tuple[str, An
             continue  # the user's own value is there (a list naming the right record among others)
         if own_record and not _is_id(k):
             continue
+        if re.search(r"_(?:on|at)$", k.lower()):
+            continue  # when a record was made or changed: bookkeeping, not what the user tells a record by
         cv = _canon(v)
         for label, raw in said:
             if not _names_fact(label, k):

@@ -94,6 +94,9 @@ def test_a_report_or_a_wrong_quantity_is_corrected_too() -> None:
     # A list naming the right record among others contradicts nothing; "name" alone is not "customer name".
     assert contradiction("Here: title: red chair; title: blue lamp.", FACTS, "") is None
     assert contradiction("Here: name: Blue Lamp Co.", {"customer_name": "Ada Berg"}, "") is None
+    # A record's timestamp says nothing about which record it is; the user's own id settles it.
+    assert contradiction("Found: order id: orde_1a2b, created on: 2024-02-20.", {"created_on": "2024-01-16"}, "") is None
+    assert contradiction("Found: order id: orde_1a2b, title: red chair.", {**FACTS, "order_id": "orde_1a2b"}, "") is None
 
 
 def test_a_policy_that_keeps_proposing_the_wrong_record_ends_by_the_cap() -> None:
