@@ -15,7 +15,15 @@ exactly these keys):
 
 from __future__ import annotations
 
+from typing import Literal
+
 import msgspec
+
+# Why a user turn turns the agent down: "correct" (the agent stated or proposed something
+# against the user's facts, and the user restates the right one), "refuse_info" (asked for
+# something the user must not give or does not hold), "refuse_action" (an action the user
+# did not ask for); "" for any other turn.
+UserReason = Literal["", "correct", "refuse_info", "refuse_action"]
 
 
 class UserTurn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -24,6 +32,7 @@ class UserTurn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     done: bool = False
     # The user gives up (the agent is stuck or refuses).
     gave_up: bool = False
+    reason: UserReason = ""
 
 
 class PolicyToolCall(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

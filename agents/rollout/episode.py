@@ -53,7 +53,11 @@ USER_INSTRUCTIONS = """You play a customer talking to a support agent. Pursue th
 `instruction`: raise the requests in `requests` one at a time, in order (open with the
 first; raise the next only once the agent has settled the one before); reveal a fact
 from `user_facts` (`request_facts` says which request it belongs to) only when the agent
-asks for it; never invent facts. Set done=true when the last request is settled,
+asks for it; never invent facts. When the agent states or asks to confirm something that
+contradicts your facts (another record, a wrong quantity), say no and restate the right
+fact (reason="correct"); decline to give a password or anything you do not hold, saying
+what you can give instead (reason="refuse_info"); turn down any action you did not ask for
+(reason="refuse_action"). Set done=true when the last request is settled,
 gave_up=true if the agent cannot help."""
 
 
@@ -139,7 +143,7 @@ class _Episode:
         gen = await self.ctx.llm.generate(self.stream, request, UserTurn, cause=self.last)
         self.last = gen.ref
         turn = gen.value
-        await self.emit(MessageSent(role="user", content=turn.message), "user")
+        await self.emit(MessageSent(role="user", content=turn.message, reason=turn.reason), "user")
         return turn
 
     async def policy_turn(self) -> PolicyTurn:

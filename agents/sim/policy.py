@@ -23,9 +23,17 @@ never the golden chain) and re-derives its plan from the whole conversation on e
    carry over. The goal's own record id is asked of the user once before it is inferred
    through other records the conversation already points at.
 
+7. Before a change it asks the user to confirm it, naming the arguments and what the
+   record looks like (:func:`.dialogue.confirm_message`); a yes makes it act with exactly
+   the confirmed arguments. A "no" to a confirmation or to a reported change (the user's
+   correction or refusal) rejects the record ids the user did not give themselves: the
+   planner picks again, without noise, among the rest, with the facts the user restated
+   (a change already made on the wrong record stays made).
+
 Noise (each a ``call.mistake(scale)``): a wrong record among look-alikes, a skipped
 lookup with a guessed argument, truncated JSON arguments, an unknown tool name or a
-wrongly typed argument, and giving up early with an apology.
+wrongly typed argument, giving up early with an apology, a change made without asking to
+confirm it, and once per episode offering a change the user did not ask for.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from typing import Any
 import attrs
 
 from scaleenv._agents.sim.call import SimCall, register_role
+from scaleenv._agents.sim.dialogue import NEGATIVE_RE, POSITIVE_RE, confirm_message, confirmed_args
 from scaleenv._agents.sim.text import (
     CHANGE_RE,
     reports_success,
@@ -65,6 +74,11 @@ SKIP_STEP = 0.6
 # Claiming a state change that was never made (the goal call is never sent): the failure
 # a state-based reward exists to catch.
 CLAIM_DONE = 0.25
+# Acting without asking the user to confirm the change (the confirmation is where a user
+# catches a look-alike record), and offering a change nobody asked for (once per episode).
+SKIP_CONFIRM = 2.5
+PROPOSE_EXTRA = 1.5
+EXTRA_OFFER = "Would you also like me to "
 
 # Verbs users say for what a tool's verb does (the tool's own verb always counts).
 VERB_SYNONYMS: dict[str, tuple[str, ...]] = {
@@ -112,7 +126,8 @@ PAST = {
     "file": "filed", "ship": "shipped", "settle": "settled", "redeem": "redeemed", "assign": "assigned",
 }
 # How a user says they do not hold something at all (not "I don't have it at hand right now").
-HARD_DECLINE_RE = re.compile(r"\b(don't know that|do not know that|don't have that|do not have that|no idea)\b", re.I)
+HARD_DECLINE_RE = re.compile(r"\b(don't know that|do not know that|don't have that|do not have that|no idea|"
+                             r"rather not share|won't give out|don't have an internal|don't have any internal)\b", re.I)
 SOFT_DECLINE_RE = re.compile(r"\b(don't|do not|not sure|can't remember|don't remember)\b", re.I)
 TOOL_SLIP_RE = re.compile(r"^(arguments are not|unknown tool)", re.I)
 QUESTION_WORDS = frozenset("what which when where how status show list check tell find much many".split())
@@ -176,6 +191,8 @@ class Planner:
     new_values: set[str] = attrs.field(factory=set)  # facts the user wants set ("change the email to ...")
     start: int = 0  # where the request at hand begins (a message position; see request_start)
     earlier_calls: list[Call] = attrs.field(factory=list)  # calls made for earlier requests
+    rejected: set[str] = attrs.field(factory=set)  # record ids the user said no to (this request)
+    redo_after: int = -1  # the goal's calls up to here were reported and turned down by the user
     _bad: set[tuple[str, str]] = attrs.field(factory=set)
 
     @property
@@ -321,7 +338,69 @@ class Planner:
         return out
 
     def _usable(self, name: str, value: Any) -> bool:
-        return kind_fits(name, value) and (name, str(value)) not in self._bad
+        return kind_fits(name, value) and (name, str(value)) not in self._bad and str(value) not in self.rejected
+
+    # ---------------------------------------------------------------- confirmations
+    def replies(self) -> list[tuple[int, str, str]]:
+        """(position, assistant message, the user's reply) for this request's messages that got one."""
+        out = []
+        for pos, text in sorted(self.conv.assistants):
+            if pos < self.start:
+                continue
+            reply = next((t for p, t in self.conv.users if p > pos), None)
+            if reply is not None:
+                out.append((pos, text, reply))
+        return out
+
+    def review(self, goal: Tool) -> dict[str, Any] | None:
+        """Read the user's answers to this request's confirmations and reports of ``goal``:
+        a "no" rejects the record ids the user did not give (and makes the next choice
+        careful), and a "no" to a report makes the goal's earlier calls not count as done;
+        returns the arguments of the latest confirmation the user said yes to."""
+        agreed: dict[str, Any] | None = None
+        said = self.request_text.lower()
+        for pos, text, reply in self.replies():
+            if EXTRA_OFFER in text:
+                continue  # the answer is about the offer, not the change reported before it
+            args = confirmed_args(text, _phrase(goal), list(goal.types))
+            report = args is None and reports_success(text)
+            if report:
+                done = [c for c in self.conv.calls if c.ok and c.name == goal.name and c.pos < pos and c.args]
+                args = done[-1].args if done else None
+            if NEGATIVE_RE.match(reply) and report:
+                self.redo_after = pos  # what it reported is not what the user meant: do it again
+            if args is None:
+                continue
+            if NEGATIVE_RE.match(reply):
+                self.noisy = False
+                self.rejected.update(str(v) for p, v in args.items()
+                                     if p.lower().endswith("id") and str(v).lower() not in said)
+                agreed = None
+            elif POSITIVE_RE.match(reply) and text.startswith("Just to confirm"):
+                agreed = args
+        if agreed is not None and not all(self._usable(p, v) for p, v in agreed.items()):
+            agreed = None
+        return agreed
+
+    def describe(self, args: dict[str, Any]) -> str:
+        """What the records ``args`` name look like (their fields and those of lookups made with
+        them), for a confirmation."""
+        row: dict[str, Any] = {}
+        for p, v in args.items():
+            if not p.lower().endswith("id"):
+                continue
+            for c in self.conv.calls:
+                if not c.ok:
+                    continue
+                found = [c.result] if isinstance(c.result, dict) else c.result if isinstance(c.result, list) else []
+                for r in found:
+                    if isinstance(r, dict) and r.get(p) == v:
+                        for k, x in r.items():
+                            row.setdefault(k, x)
+                        for extra in self._joined(r):
+                            for k, x in extra.items():
+                                row.setdefault(k, x)
+        return _fmt({k: v for k, v in row.items() if k not in args})
 
     def known(self, name: str, jtype: str, depth: int = 0, for_goal: bool = False) -> tuple[bool, Any, ToolPlan | None]:
         """(found, value, plan-to-disambiguate-first) for a parameter name."""
@@ -635,10 +714,10 @@ def request_start(conv: Conversation) -> int:
     the assistant reported the previous one settled (the first user message otherwise)."""
     start = conv.users[0][0] if conv.users else 0
     said = sorted(conv.assistants)
-    for pos, _ in conv.users[1:]:
-        before = [t for p, t in said if p < pos]
-        if before and reports_success(before[-1]) and not ASKED_RE.search(before[-1]):
-            start = pos
+    for pos, text in conv.users[1:]:
+        before = [t.split(EXTRA_OFFER)[0] for p, t in said if p < pos]  # (an offer on top is no question about the request)
+        if before and reports_success(before[-1]) and not ASKED_RE.search(before[-1]) and not NEGATIVE_RE.match(text):
+            start = pos  # (a "no" to what was reported is a correction, not the next request)
     return start
 
 
@@ -686,6 +765,17 @@ def _done_message(tool: Tool, result: Any, record: dict[str, Any] | None) -> str
         shown = "; ".join(_fmt(r) if isinstance(r, dict) else str(r) for r in result[:3])
         return f"Here is what I found: {shown}."
     return f"Here is what I found: {result}."
+
+
+def _extra_offer(goal: Tool, planner: Planner) -> Tool | None:
+    """A change to offer on top of the request (noise, once per episode): a mutating tool of
+    another verb that the user never mentioned."""
+    if any(EXTRA_OFFER in t for _, t in planner.conv.assistants):
+        return None
+    said = set(words(planner.conv.user_text))
+    options = [t for t in sorted(planner.tools.values(), key=lambda t: t.order)
+               if t.mutating and t.verb != goal.verb and t.verb not in said and len(t.name_words) > 1]
+    return planner.call.rng.choice(options) if options else None
 
 
 def _ask_message(names: list[str], goal: Tool | None) -> str:
@@ -778,9 +868,13 @@ def simulate_policy(call: SimCall) -> dict[str, Any]:
     if goal is None:
         return emit.say("I'm sorry, I don't have any tools that can help with this.")
 
+    agreed = planner.review(goal)
+    agreed = agreed if goal.mutating else None
     errors = [c for c in current if c.answered and c.error is not None]
-    # The goal already succeeded: report it (a question's answer may still need a record choice).
-    done_call = next((c for c in reversed(current) if c.ok and c.name == goal.name), None)
+    # The goal already succeeded: report it (a question's answer may still need a record choice);
+    # a change the user said was made on the wrong record does not count.
+    done_call = next((c for c in reversed(current) if c.ok and c.name == goal.name and c.pos > planner.redo_after
+                      and not any(str(v) in planner.rejected for v in (c.args or {}).values())), None)
     if done_call is not None:
         record = None
         if isinstance(done_call.result, list) and done_call.result and all(isinstance(r, dict) for r in done_call.result):
@@ -788,7 +882,11 @@ def simulate_policy(call: SimCall) -> dict[str, Any]:
             record, first = planner.select(done_call, done_call.result, 0)
             if first is not None and first.ready is False and first.calls:
                 return emit.tool_calls(first.calls)
-        return emit.say(_done_message(goal, done_call.result, record))
+        message = _done_message(goal, done_call.result, record)
+        offer = _extra_offer(goal, planner) if goal.mutating else None
+        if offer is not None and call.mistake(PROPOSE_EXTRA):
+            message += f" {EXTRA_OFFER}{_phrase(offer)}?"
+        return emit.say(message)
 
     if conv.last_role == "user" and call.mistake(GIVE_UP_EARLY):
         return emit.say(APOLOGY)
@@ -805,7 +903,11 @@ def simulate_policy(call: SimCall) -> dict[str, Any]:
         return emit.say(f"I'm sorry, I couldn't {_phrase(goal)}: {last.error}")
 
     plan = planner.plan_tool(goal)
-    check = planner.check_first(goal, plan.args) if plan.ready and goal.mutating else None
+    if agreed is not None:
+        plan = ToolPlan(args=agreed)  # what the user said yes to, as confirmed
+    check = planner.check_first(goal, plan.args) if plan.ready and goal.mutating and agreed is None else None
+    if plan.ready and check is None and goal.mutating and agreed is None and not call.mistake(SKIP_CONFIRM):
+        return emit.say(confirm_message(_phrase(goal), plan.args, planner.describe(plan.args)))
     if plan.ready and check is None and goal.mutating and call.mistake(CLAIM_DONE):
         return emit.say(_done_message(goal, None, None))
     if check is not None:

@@ -18,6 +18,18 @@ goal, in order) with ``request_facts`` (what the user holds for each); the conve
 - The assistant reports the last request settled: ``done=True``.
 - Gives up (``gave_up=True``) when the assistant keeps failing or asking the same thing,
   or the turn budget is nearly spent.
+- Corrects (``reason="correct"``): when the assistant states or asks to confirm a value that
+  contradicts a fact of the request at hand (``title: Blue Lamp`` when the user's product
+  title is another; a look-alike record, a wrong quantity), the user says no and restates
+  the right fact instead of agreeing (:func:`.dialogue.contradiction`).
+- Refuses: asked for something it must not give (a password, a card number) or does not
+  hold (a record's internal id), it declines and says what it can give instead
+  (``reason="refuse_info"``); offered an action that is none of its requests ("Would you
+  also like me to update the address?"), it says no (``reason="refuse_action"``). A
+  confirmation of what it asked for gets a plain yes.
+- Bounded: after ``MAX_CORRECTIONS`` corrections or ``MAX_REFUSALS`` refusals in a request
+  (``MAX_*_PER_EPISODE`` in an episode) the next one gives up instead (and the turn and
+  tool-call limits end every episode).
 
 Never reveals a fact it does not hold; never invents one.
 """
@@ -28,7 +40,9 @@ import re
 from typing import Any
 
 from scaleenv._agents.sim.call import SimCall, register_role
-from scaleenv._agents.sim.text import FAILURE_RE, mentions, reports_success, say_fact, words
+from scaleenv._agents.sim.dialogue import INTERNAL_ID_RE, SECRET_RE, contradiction, in_goals, proposed_action
+from scaleenv._agents.sim.policy import PAST, VERB_SYNONYMS
+from scaleenv._agents.sim.text import FAILURE_RE, humanize, mentions, reports_success, say_fact, words
 from scaleenv._agents.llm.user_chat import conversation_of
 
 ASK_RE = re.compile(
@@ -147,8 +161,50 @@ def _repeats(conversation: list[dict[str, Any]]) -> int:
     return n
 
 
-def _turn(message: str, *, done: bool = False, gave_up: bool = False) -> dict[str, Any]:
-    return {"message": message, "done": done, "gave_up": gave_up}
+def _turn(message: str, *, done: bool = False, gave_up: bool = False, reason: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {"message": message, "done": done, "gave_up": gave_up}
+    if reason:
+        out["reason"] = reason
+    return out
+
+
+# Past these (in the request at hand, or in the whole episode) the user gives up rather
+# than correct or refuse once more.
+MAX_CORRECTIONS = 2
+MAX_REFUSALS = 3
+MAX_CORRECTIONS_PER_EPISODE = 4
+MAX_REFUSALS_PER_EPISODE = 8
+CORRECT = (
+    "No, that's not the right one: {fact}.",
+    "No, not that one. To be clear, {fact}.",
+    "No, that's wrong: {fact}.",
+)
+REFUSE_ACTION = (
+    "No, please don't {action}; I didn't ask for that.",
+    "No thanks, I only want what I asked for. Please don't {action}.",
+)
+YES = ("Yes, please go ahead.", "Yes, that's the one. Please go ahead.", "Yes, please do.")
+# How the user's own corrections and refusals begin (to count them in the conversation).
+CORRECTED_RE = re.compile(r"^(No, that's not the right one:|No, not that one\. To be clear,|No, that's wrong:)")
+REFUSED_RE = re.compile(
+    r"^(No, please don't|No thanks, I only want what I asked for|I'd rather not share|I won't give out|"
+    r"I don't have an internal|I don't have any internal|I don't know that, sorry|I'm afraid I don't have that|"
+    r"I don't have that\.)")
+
+
+def _count(conversation: list[dict[str, Any]], pattern: re.Pattern[str]) -> int:
+    return sum(1 for m in conversation if m.get("role") == "user" and pattern.match(str(m.get("content") or "")))
+
+
+def _capped(conversation: list[dict[str, Any]], pattern: re.Pattern[str], request: str, per_request: int,
+            per_episode: int) -> bool:
+    """Whether the user has corrected (or refused) enough: ``per_request`` times since it raised
+    the request at hand, or ``per_episode`` times in all."""
+    if _count(conversation, pattern) >= per_episode:
+        return True
+    raised = max((i for i, m in enumerate(conversation)
+                  if m.get("role") == "user" and _plain(request) in _plain(m.get("content") or "")), default=0)
+    return _count(conversation[raised:], pattern) >= per_request
 
 
 THANKS_NEXT = ("Thanks!", "Great, thank you.", "Perfect, thanks.", "Thanks, that's sorted.", "Good.")
@@ -196,6 +252,34 @@ def simulate_user(call: SimCall) -> dict[str, Any]:
     # What is asked for, not the purpose ("..., so I can reserve the ticket purchase?").
     asked = _asked_facts(re.split(r",?\s+so (?:that )?I can\b", last)[0], facts) if asking else []
 
+    # What the user said and came for: a value found there is never a contradiction.
+    known = " ".join([*(str(m.get("content") or "") for m in conversation if m.get("role") == "user"),
+                      *requests, instruction])
+    wrong = contradiction(last, facts, known)
+    if wrong is not None:
+        if _capped(conversation, CORRECTED_RE, request, MAX_CORRECTIONS, MAX_CORRECTIONS_PER_EPISODE):
+            return _turn("That's still not the right one. I'll sort it out myself, thanks.", gave_up=True)
+        name, value = wrong
+        fact = say_fact(name, value, rng.randrange(2))
+        return _turn(rng.choice(CORRECT).format(fact=fact), reason="correct")
+    proposal = proposed_action(last)
+    if proposal is not None:
+        action, extra = proposal
+        if not in_goals(action, " ".join(requests) or instruction, extra, VERB_SYNONYMS, PAST):
+            if _capped(conversation, REFUSED_RE, request, MAX_REFUSALS, MAX_REFUSALS_PER_EPISODE):
+                return _turn("I keep saying no. I'll sort it out myself, thanks.", gave_up=True)
+            return _turn(rng.choice(REFUSE_ACTION).format(action=_you(action)), reason="refuse_action")
+        if not (extra and reports_success(last)):
+            return _turn(rng.choice(YES))
+        # An offer on top of a settled request, of something the user came for anyway: on to
+        # the next request in the user's own words (below).
+        asked = []
+    if asking and SECRET_RE.search(last):
+        if _capped(conversation, REFUSED_RE, request, MAX_REFUSALS, MAX_REFUSALS_PER_EPISODE):
+            return _turn("I'm not comfortable with this. I'll sort it out another way.", gave_up=True)
+        what = SECRET_RE.search(last).group(1).lower()  # type: ignore[union-attr]
+        return _turn(_refuse_secret(what, facts, given, call), reason="refuse_info")
+
     if not asked and reports_success(last):
         if k + 1 < len(requests):  # settled: on to the next request
             return _turn(f"{rng.choice(THANKS_NEXT)} {requests[k + 1]}")
@@ -213,7 +297,13 @@ def simulate_user(call: SimCall) -> dict[str, Any]:
     if asked:
         return _turn(_answer(asked, facts, given, call))
     if asking:
-        return _turn(_dont_know(facts, given, call, first=per_request[k] if k < len(per_request) else {}))
+        if _capped(conversation, REFUSED_RE, request, MAX_REFUSALS, MAX_REFUSALS_PER_EPISODE):
+            return _turn("I've told you everything I know. I'll sort it out another way.", gave_up=True)
+        offer_first = per_request[k] if k < len(per_request) else {}
+        internal = INTERNAL_ID_RE.search(last.split(", so I can")[0])
+        if internal is not None:
+            return _turn(_refuse_id(internal.group(1).lower(), facts, given, call, offer_first), reason="refuse_info")
+        return _turn(_dont_know(facts, given, call, first=offer_first), reason="refuse_info")
     if failing:
         return _turn(f"That's not what I hoped for. Could you please try again? {request}")
     return _turn(f"Sorry, I'm not sure that answers it. {request}")
@@ -254,6 +344,8 @@ def _dont_know(facts: dict[str, Any], given: set[str], call: SimCall, first: dic
     """Asked for something the user does not hold: say so, and offer a held fact not given yet
     (one of the request at hand, ``first``, when there is one)."""
     rng = call.rng
+    facts = _sayable(facts)
+    first = _sayable(first or {})
     text = rng.choice(("I don't know that, sorry.", "I'm afraid I don't have that information.", "I don't have that."))
     offer = sorted(k for k in (first or {}) if k not in given) or sorted(k for k in facts if k not in given)
     if offer:
@@ -263,3 +355,43 @@ def _dont_know(facts: dict[str, Any], given: set[str], call: SimCall, first: dic
         k = rng.choice(sorted(facts))
         text += f" All I can tell you is that {say_fact(k, facts[k], rng.randrange(2))}."
     return text
+
+
+def _sayable(facts: dict[str, Any]) -> dict[str, Any]:
+    """The facts a user would say in a chat (never a password or a card number)."""
+    return {k: v for k, v in facts.items() if not SECRET_RE.search(humanize(k))}
+
+
+def _you(action: str) -> str:
+    """The assistant's words for an action, as the user repeats them ("your" for "my")."""
+    text = re.sub(r"\byour\b", "my", action, flags=re.IGNORECASE)
+    return re.sub(r"\s+with\s+.*$", "", text)
+
+
+def _offer(facts: dict[str, Any], given: set[str], call: SimCall, first: dict[str, Any] | None = None) -> str:
+    """What the user can give instead: a held fact not given yet (of the request at hand first)."""
+    rng = call.rng
+    facts = _sayable(facts)
+    first = _sayable(first or {})
+    offer = sorted(k for k in first if k not in given) or sorted(k for k in facts if k not in given)
+    if offer:
+        k = rng.choice(offer)
+        return f" I can give you this instead: {say_fact(k, facts[k], rng.randrange(2))}."
+    if facts:
+        k = rng.choice(sorted(facts))
+        return f" What I can tell you is that {say_fact(k, facts[k], rng.randrange(2))}."
+    return ""
+
+
+def _refuse_secret(what: str, facts: dict[str, Any], given: set[str], call: SimCall) -> str:
+    """Asked for a secret (a password, a card number): never given, whoever asks."""
+    text = call.rng.choice((f"I'd rather not share my {what} in a chat.", f"I won't give out my {what}, sorry."))
+    return text + _offer(facts, given, call)
+
+
+def _refuse_id(what: str, facts: dict[str, Any], given: set[str], call: SimCall, first: dict[str, Any]) -> str:
+    """Asked for a record's internal key the user does not hold: a customer never sees those."""
+    what = re.sub(r"^(?:your|the|my|me)\s+", "", what)
+    text = call.rng.choice((f"I don't have an internal {what}, I'm afraid; I never see those.",
+                            f"I don't have any internal {what} - that's not something I'd know."))
+    return text + _offer(facts, given, call, first)

@@ -43,6 +43,11 @@ class MessageSent(Event, tag="episode.message"):
     tool_calls: list[ToolCallRequest] = []
     token_ids: list[int] | None = None
     logprobs: list[float] | None = None
+    # A user turn that turns the agent down: "correct", "refuse_info" or "refuse_action"
+    # (UserTurn.reason); "" otherwise, and in logs written before it existed.
+    reason: str = ""
+
+    digest_added: ClassVar[tuple[tuple[str, object], ...]] = (("reason", ""),)
 
 
 class ToolExecuted(Event, tag="episode.tool"):

@@ -30,7 +30,7 @@ from tests.replay.test_snapshots import captured
 RECORDS = list(read_jsonl(golden_log()))
 ATTEMPTS = 2
 """The golden run's episodes per task (two kept tasks, rolled out one episode after another)."""
-CUTS = (650, 675, 720, 763, 800, 846, 911, 975)
+CUTS = (650, 675, 720, 767, 800, 856, 924, 1005)
 """Points of the golden run: one task kept; both kept, none rolled out; g0 of t000 running;
 t000 one ahead; t000 done, t001 not started; t001 one behind; the end."""
 
@@ -125,7 +125,7 @@ def test_what_is_left_equals_the_cold_folds_answer_at_every_point(tmp_path: Path
             assert not episodes.live, "asking what is left decoded an episode"
 
 
-@pytest.mark.parametrize(("at", "stop"), [(650, 975), (763, 911), (846, 975)])
+@pytest.mark.parametrize(("at", "stop"), [(650, 1005), (767, 924), (856, 1005)])
 def test_records_folded_after_the_checkpoint_are_not_answered_from_its_progress(tmp_path: Path, at: int, stop: int) -> None:
     """Tasks kept and episodes finished after the checkpoint count: its progress is dropped
     when the fold goes past it (a reader), or replaced by the new checkpoint's (a writer)."""
@@ -165,11 +165,11 @@ def _resealed(value: bytes, **changes: object) -> bytes:
 
 
 @pytest.mark.parametrize(("cut", "progress", "why"), [
-    (975, RunProgress(kept=2, ceiling=3, lagging={}), "it counts 6 finished attempts, the prefixes 4"),
-    (975, RunProgress(kept=2, ceiling=2, lagging={"d00/t001": 1}),
+    (1005, RunProgress(kept=2, ceiling=3, lagging={}), "it counts 6 finished attempts, the prefixes 4"),
+    (1005, RunProgress(kept=2, ceiling=2, lagging={"d00/t001": 1}),
      "lagging task 'd00/t001' at 1 is not a kept task with 1 < 2 attempts finished"),
-    (846, RunProgress(kept=2, ceiling=2, lagging={}), "it counts 4 finished attempts, the prefixes 2"),
-    (846, RunProgress(kept=3, ceiling=2, lagging={"d00/t001": 0}), "it counts 3 kept tasks (1 lagging) of 2"),
+    (856, RunProgress(kept=2, ceiling=2, lagging={}), "it counts 4 finished attempts, the prefixes 2"),
+    (856, RunProgress(kept=3, ceiling=2, lagging={"d00/t001": 0}), "it counts 3 kept tasks (1 lagging) of 2"),
 ])
 def test_a_progress_that_does_not_add_up_is_ignored_with_a_warning(tmp_path: Path, cut: int, progress: RunProgress,
                                                                    why: str, asked: list[str]) -> None:

@@ -161,6 +161,9 @@ def test_policy_reports_after_the_goal_and_on_errors() -> None:
         {"id": "call_1_0", "type": "function", "function": {"name": "cancel_order", "arguments": '{"order_id": "orde_1a2b"}'}}]}
     conv = [{"role": "user", "content": "Please cancel my order orde_1a2b."}]
     t = policy(conv)
+    assert t.content == 'Just to confirm: shall I cancel the order with order id: "orde_1a2b"?' and not t.tool_calls
+    conv += [{"role": "assistant", "content": t.content}, {"role": "user", "content": "Yes, please go ahead."}]
+    t = policy(conv)
     assert [(c.name, json.loads(c.arguments)) for c in t.tool_calls] == [("cancel_order", {"order_id": "orde_1a2b"})]
     ok = policy(conv + [call, {"role": "tool", "tool_call_id": "call_1_0", "content": '{"order_id": "orde_1a2b", "status": "cancelled"}'}])
     assert "cancelled" in ok.content and not ok.tool_calls
@@ -175,7 +178,9 @@ def test_through_the_sim_backend() -> None:
     ctx = user_ctx([], turn=0)
     text, *_ = backend.answer(render_messages("Play the user.", ctx, "Your turn."), msgspec.json.schema(UserTurn), "UserTurn", 7)
     assert "blue lamp" in msgspec.json.decode(text, type=UserTurn).message
-    pctx = {"conversation": [{"role": "user", "content": "Cancel my order orde_1a2b."}], "tools": tool_schemas(DOMAIN), "turn": 1}
+    pctx = {"conversation": [{"role": "user", "content": "Cancel my order orde_1a2b."},
+                             {"role": "assistant", "content": 'Just to confirm: shall I cancel the order with order id: "orde_1a2b"?'},
+                             {"role": "user", "content": "Yes, please do."}], "tools": tool_schemas(DOMAIN), "turn": 1}
     text, *_ = backend.answer(render_messages("Act.", pctx, "Your turn."), msgspec.json.schema(PolicyTurn),
                               "PolicyTurn", 7, tool_schemas(DOMAIN))
     turn = msgspec.json.decode(text, type=PolicyTurn)
