@@ -60,7 +60,7 @@ from .stored import (
     progress_problem,
     run_progress,
 )
-from .stored_tasks import StoredTask, TaskSource, light, stored_flags
+from .stored_tasks import StoredTask, TaskSource, golden_bytes, light, stored_flags
 
 log = get_logger("scaleenv._replay.checkpoint")
 
@@ -106,13 +106,15 @@ class Checkpoint(msgspec.Struct, kw_only=True):
     a ``TaskView`` but ``initial_state`` and ``expected_final``)."""
     task_states: dict[str, int] = {}
     """Per task with any, which of its states are not None (``stored_tasks.HAS_*`` flags)."""
+    goldens: dict[str, msgspec.Raw] = {}
+    """Per task with one, its golden chain (msgpack bytes: decoded when first read)."""
     progress: RunProgress | None = None
     """The run-level summary of ``finished_prefix`` over the kept tasks (absent in
     checkpoints written before it existed: what is left is then asked per task)."""
 
 
 def _enc_hook(obj: object) -> object:
-    if isinstance(obj, StoredTask):  # a decoded checkpoint's task, stored again as it was: without its states
+    if isinstance(obj, StoredTask):  # a decoded checkpoint's task, stored again as it was: its light fields
         return light(obj)
     raise NotImplementedError(f"cannot encode {type(obj).__name__}")
 
@@ -182,6 +184,7 @@ def encode(event_log: Log, view: RunView, seq: int) -> Encoded:
         finished_prefix=prefixes, domains=view.domains, progress=progress,
         tasks={tid: light(t) for tid, t in view.tasks.items()},  # type: ignore[misc]
         task_states={tid: f for tid, t in view.tasks.items() if (f := stored_flags(t))},
+        goldens={tid: g for tid, t in view.tasks.items() if (g := golden_bytes(t)) is not None},
     ))
     return Encoded(hashlib.blake2b(payload, digest_size=_SUM).digest() + payload, entries, prefixes, progress)
 
@@ -247,7 +250,7 @@ def validate(event_log: Log, seq: int, value: bytes | None, last_seq: int) -> tu
             progress = None
     source = TaskSource(event_log, seq)
     for tid, task in cp.tasks.items():
-        source.adopt(task, cp.task_states.get(tid, 0))
+        source.adopt(task, cp.task_states.get(tid, 0), cp.goldens.get(tid))
     episodes = StoredEpisodes(event_log, seq, cp.tasks, cp.episodes, cp.finished_prefix, progress)
     digests = StoredDigests({s: StreamDigest.restore(d, n) for s, (d, n) in cp.digests.items()}, episodes)
     view = RunView(domains=cp.domains, tasks=cp.tasks, episodes=episodes,  # type: ignore[arg-type]

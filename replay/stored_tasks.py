@@ -12,8 +12,10 @@ task's states (what is left to run, the run summary) never reads them.
 ``expected_final`` are folded, on first read, from the task's own stream through the
 checkpoint's seq (:func:`fold_states`: those two events through the projection's own
 ``_apply_task``, so the values are the cold fold's by construction). Setting either (a
-fold continuing past the checkpoint) replaces it as on any ``TaskView``. Equality is a
-``TaskView``'s, field by field (a stored task equals the eager fold's task).
+fold continuing past the checkpoint) replaces it as on any ``TaskView``. Its golden chain
+(most of what is left of a task without its states) is kept as the checkpoint's bytes
+and decoded when first read. Equality is a ``TaskView``'s, field by field (a stored task
+equals the eager fold's task).
 
 Reads go to the log while it is open; before it closes, the states not read yet are read
 (:class:`TaskSource`, a close hook held weakly), so a view may outlive its log.
@@ -26,6 +28,7 @@ import weakref
 from typing import Any
 
 import attrs
+import msgspec
 
 from scaleenv._store.events.tasks import GoldenChainExecuted, TaskInstantiated
 from scaleenv._store.log import Log
@@ -37,14 +40,17 @@ from .projection import TaskView, _apply_task
 
 LAZY_FIELDS = ("initial_state", "expected_final")
 """The fields of a task a checkpoint does not hold (folded from the task's stream when read)."""
-LIGHT_FIELDS = tuple(f.name for f in attrs.fields(TaskView) if f.name not in LAZY_FIELDS)
-"""The fields it holds."""
+LIGHT_FIELDS = tuple(f.name for f in attrs.fields(TaskView) if f.name not in LAZY_FIELDS and f.name != "golden")
+"""The fields it holds as they are (``golden`` it holds apart, as bytes: see :func:`golden_bytes`)."""
 HAS_INITIAL, HAS_EXPECTED = 1, 2
 """Flags of a stored task: which of its states are not None (the others need no read)."""
 
 _STATE_TAGS = frozenset({event_tag_of_type(TaskInstantiated), event_tag_of_type(GoldenChainExecuted)})
 _INITIAL = TaskView.__dict__["initial_state"]  # the slots of TaskView, under the properties below
 _EXPECTED = TaskView.__dict__["expected_final"]
+_GOLDEN = TaskView.__dict__["golden"]
+_golden_enc = msgspec.msgpack.Encoder()
+_golden_dec = msgspec.msgpack.Decoder(GoldenChainExecuted)
 
 
 def state_flags(task: TaskView) -> int:
@@ -61,8 +67,20 @@ def stored_flags(task: TaskView) -> int:
 
 
 def light(task: TaskView) -> dict[str, Any]:
-    """What a checkpoint stores of ``task``: every field but :data:`LAZY_FIELDS`."""
+    """What a checkpoint stores of ``task`` as it is: :data:`LIGHT_FIELDS`."""
     return {name: getattr(task, name) for name in LIGHT_FIELDS}
+
+
+def golden_bytes(task: TaskView) -> msgspec.Raw | None:
+    """``task``'s golden chain as a checkpoint stores it: its msgpack bytes, decoded when
+    first read (most of what is left of a task once its states are out, and read by
+    few: the run summary counts its steps, ``verify`` re-executes them). A stored task's
+    not read yet are its stored bytes again."""
+    raw = getattr(task, "_golden_raw", None)
+    if raw is not None:
+        return raw  # type: ignore[no-any-return]
+    golden = task.golden
+    return None if golden is None else msgspec.Raw(_golden_enc.encode(golden))
 
 
 def fold_states(event_log: Log, task_id: str, through: int) -> TaskView:
@@ -91,7 +109,11 @@ class TaskSource:
         self._lock = threading.Lock()
         event_log.on_close(self._detach)
 
-    def adopt(self, task: StoredTask, flags: int) -> None:
+    def adopt(self, task: StoredTask, flags: int, golden: msgspec.Raw | None = None) -> None:
+        """Make ``task`` (decoded from a checkpoint) read its states here; ``flags``: which
+        it has; ``golden``: its golden chain's bytes (None: it has none)."""
+        if golden is not None:
+            task._golden_raw = golden
         task._source, task._pending = self, flags & (HAS_INITIAL | HAS_EXPECTED)
         if task._pending:
             self._tasks.append(weakref.ref(task))
@@ -121,12 +143,13 @@ class TaskSource:
 
 
 class StoredTask(TaskView):
-    """A checkpoint's task (see the module doc). Built by :func:`stored_tasks`."""
+    """A checkpoint's task (see the module doc): decoded from it, then adopted by its :class:`TaskSource`."""
 
-    __slots__ = ("_source", "_pending")
+    __slots__ = ("_source", "_pending", "_golden_raw")
 
     _source: TaskSource | None
     _pending: int
+    _golden_raw: msgspec.Raw | None
 
     def _flags_now(self) -> int:
         """Its states' flags: a pending one is known present, the others are looked at."""
@@ -163,6 +186,19 @@ class StoredTask(TaskView):
         if getattr(self, "_pending", 0) & HAS_EXPECTED:
             self._pending &= ~HAS_EXPECTED
         _EXPECTED.__set__(self, value)
+
+    @property  # type: ignore[override]
+    def golden(self) -> GoldenChainExecuted | None:
+        raw = getattr(self, "_golden_raw", None)
+        if raw is not None:  # (two threads may both decode it: the same value)
+            _GOLDEN.__set__(self, _golden_dec.decode(raw))
+            self._golden_raw = None
+        return _GOLDEN.__get__(self)  # type: ignore[no-any-return]
+
+    @golden.setter
+    def golden(self, value: GoldenChainExecuted | None) -> None:
+        self._golden_raw = None
+        _GOLDEN.__set__(self, value)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, TaskView):

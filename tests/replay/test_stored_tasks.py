@@ -69,7 +69,11 @@ def test_a_stored_task_equals_the_cold_folds_field_for_field(tmp_path: Path, cut
         source = _source(view)
         assert source.reads == 0, "loading a checkpoint read a task's states"
         assert [t.status for t in view.tasks.values()] and source.reads == 0  # the other fields are at hand
-        _same_tasks(view.tasks, fold(lg.read(to_seq=cut)).tasks)
+        cold = fold(lg.read(to_seq=cut))
+        assert sorted(t for t, task in view.tasks.items() if task._golden_raw is not None) == \
+            sorted(t for t, task in cold.tasks.items() if task.golden is not None), "a golden chain was decoded at load"
+        _same_tasks(view.tasks, cold.tasks)
+        assert not [t for t in view.tasks.values() if t._golden_raw is not None]
         with_states = sum(t.initial_state is not None or t.expected_final is not None for t in view.tasks.values())
         assert source.reads == with_states, "a task without states was read, or one was read twice"
 
@@ -98,13 +102,18 @@ def test_a_view_outliving_its_log_reads_the_states_before_it_closes(tmp_path: Pa
     _same_tasks(view.tasks, cold.tasks)  # closed: the states were read before it closed
 
 
-def test_a_checkpoint_holds_no_task_state_but_which_it_has(tmp_path: Path) -> None:
+def test_a_checkpoint_holds_no_task_state_but_which_it_has_and_golden_chains_as_bytes(tmp_path: Path) -> None:
     path = _checkpointed(tmp_path / "log.lmdb", len(RECORDS))
     with Log.open(path, readonly=True) as lg:
-        stored = msgspec.msgpack.decode((lg.get_checkpoint(len(RECORDS)) or b"")[16:])
+        value = lg.get_checkpoint(len(RECORDS)) or b""
+        stored = msgspec.msgpack.decode(value[16:])
         cold = fold(lg.read())
     assert sorted(stored["tasks"]) == sorted(cold.tasks)
     assert not [k for t in stored["tasks"].values() for k in t if k in ("initial_state", "expected_final")]
+    assert not [k for t in stored["tasks"].values() for k in t if k == "golden"]
+    assert {tid: msgspec.msgpack.decode(msgspec.msgpack.encode(g), type=GoldenChainExecuted)
+            for tid, g in stored["goldens"].items()} == \
+        {tid: t.golden for tid, t in cold.tasks.items() if t.golden is not None}
     assert stored["task_states"] == {tid: (t.initial_state is not None) | (t.expected_final is not None) << 1
                                      for tid, t in cold.tasks.items() if t.initial_state or t.expected_final}
 
