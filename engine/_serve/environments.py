@@ -254,6 +254,9 @@ class Environments:
                         async with se.lock:
                             if not se.ended:
                                 await envs._end(se, *STOPPED, STOPPED_DETAIL)
+            # The run's log closes next: a projection still held then would first read every
+            # task's states and episode entries it has not read (for a reader after the close).
+            envs.view = RunView()
 
     # ---- what is served ----------------------------------------------------------
 
