@@ -1,7 +1,7 @@
 """Replay benchmarks: fold throughput, seek with and without snapshots, verify throughput.
 
     .venv/bin/python bench/replay.py [--events 1000000] [--every 64] [--resume-events 1000000]
-                                     [--export-events 200000] [--skip-fold] [--json]
+                                     [--paper-tasks 2560] [--export-events 200000] [--skip-fold] [--json]
 
 1. A synthetic log of ``--events`` events (episode streams of MessageSent/ToolExecuted
    with deltas, over one task) is written through the ordinary writer in big batches
@@ -19,6 +19,14 @@
    projection, from the checkpoint the run ended with); ``resume_run_s`` a whole no-op
    ``run``; ``resume_first_start_s`` the first start after the log grew past its last
    checkpoint (a fold of everything after it).
+   ``resume_*_paper``: the same for a paper-shaped log of ``--paper-tasks`` tasks (a real
+   sim run of the paper preset, 2 domains of 16 tasks, whose tasks and episodes are
+   copied as further tasks: what a task weighs, initial states of background rows and
+   golden chains, is the paper's), each figure the median of 3 fresh processes:
+   ``resume_start_s_paper`` (and ``_cpu_s``) the rollout stage's start (projection and
+   what is left), ``resume_run_s_paper`` a whole no-op ``run`` after it (every stage and
+   the summary), ``resume_run_peak_rss_mb_paper`` the process's peak RSS; ``_paper_small``
+   the same on the 32-task run it grew from, ``resume_*_ratio_paper`` CPU ratios.
 4. Export: ``export_peak_rss_mb``, the peak memory of a fresh process exporting a finished
    log of about ``--export-events`` events as JSON lines (streaming, one episode at a
    time), ``_double`` the same for a log twice that size, ``export_peak_rss_ratio`` the
@@ -233,6 +241,122 @@ def resume_start(path: Path) -> float:
     return time.perf_counter() - t0
 
 
+PAPER_TEMPLATE = {"preset": "paper", "seed": 3, "domains": 2, "tasks_per_domain": 16, "episodes_per_task": 1}
+"""The real sim run a paper-shaped log grows from: the paper preset's briefs (25-70 tools a
+domain, multi-goal tasks with their background rows), 2 domains of 16 tasks, 1 episode each."""
+
+
+def paper_log(path: Path, tasks: int, template: Path | None = None) -> dict[str, Any]:
+    """A finished paper-shaped run of about ``tasks`` tasks: the real sim run of
+    :data:`PAPER_TEMPLATE`, whose task streams (initial states, golden chains, model calls)
+    and episodes are then copied as further tasks of its domains (t016, t017, ...; events
+    naming a task id renamed) until the run holds ``tasks``; the run config says that many
+    tasks per domain, so a resume has nothing left to do. ``tasks`` at most the template's
+    leaves it as it is. ``template``: a copy of that run to start from (not run again)."""
+    from scaleenv._runner import EngineOptions, adopt_config, run
+    from scaleenv._store.events.tasks import TaskDiscarded, TaskKept
+    from scaleenv._streams import task_id
+
+    t0 = time.perf_counter()
+    if template is not None:
+        shutil.copytree(template, path)
+    else:
+        run(str(path), PAPER_TEMPLATE, EngineOptions(progress=False, sync=False))
+    per = PAPER_TEMPLATE["tasks_per_domain"]
+    slots = [f"d{s:02d}" for s in range(PAPER_TEMPLATE["domains"])]
+    per_domain = max(per, -(-tasks // len(slots)))
+    with Log.open(path, readonly=True) as lg:
+        templates = {}
+        for slot in slots:
+            for k in range(per):
+                tid = task_id(slot, k)
+                streams = [f"task/{tid}"] + [s for s, _ in lg.streams(f"episode/{tid}/")]
+                templates[tid] = [r for s in streams for r in lg.read_stream(s)]
+    items: list[Pending] = []
+    for slot in slots:
+        for k in range(per, per_domain):
+            src, dst = task_id(slot, k % per), task_id(slot, k)
+
+            def renamed(stream: str) -> str:
+                kind, _, rest = stream.partition("/")
+                return f"{kind}/{dst}{rest[len(src):]}" if rest == src or rest.startswith(src + "/") else stream
+
+            for r in sorted(templates[src], key=lambda r: r.seq):
+                e = r.event
+                if isinstance(e, EpisodeStarted | TaskKept | TaskDiscarded) and e.task_id == src:
+                    e = msgspec.structs.replace(e, task_id=dst)
+                cause = Ref(renamed(r.cause.stream), r.cause.n) if r.cause is not None else None
+                items.append(Pending(renamed(r.stream), r.n, cause, r.actor, e))
+    with Log.open(path, sync=False, map_size=16 << 30) as lg:
+        trio.run(append_all, lg, items, 20_000)
+        adopt_config(lg, {"tasks_per_domain": per_domain})
+        total = lg.count()
+    return {"events": total, "tasks": per_domain * len(slots), "build_s": round(time.perf_counter() - t0, 1),
+            "mb": round(sum(f.stat().st_size for f in path.iterdir()) / 1e6)}
+
+
+NOOP_CHILD = """
+import json, resource, sys, time
+t0, c0 = time.perf_counter(), time.process_time()
+from scaleenv._replay.checkpoint import projected
+from scaleenv._runner import EngineOptions, rollout_work, run
+from scaleenv._store.log import Log
+imported = time.perf_counter() - t0
+t0, c0 = time.perf_counter(), time.process_time()
+with Log.open(sys.argv[1], sync=False) as lg:  # what the rollout stage starts with: what is left
+    p = projected(lg, lean=True)
+    left = rollout_work(p.view, int(lg.meta_get("run_config")["episodes_per_task"]))
+    del p
+start_s, start_cpu = time.perf_counter() - t0, time.process_time() - c0
+t0, c0 = time.perf_counter(), time.process_time()
+summary = run(sys.argv[1], {}, EngineOptions(progress=False, sync=False))  # every stage, then the summary
+run_s, run_cpu = time.perf_counter() - t0, time.process_time() - c0
+with open("/proc/self/status") as f:
+    hwm = next(int(l.split()[1]) for l in f if l.startswith("VmHWM:"))
+print(json.dumps({"left": len(left), "events": summary["events"], "start_s": start_s, "start_cpu_s": start_cpu,
+                  "run_s": run_s, "run_cpu_s": run_cpu, "peak_rss_mb": hwm / 1024, "import_s": imported}))
+"""
+
+
+def noop_run(path: Path) -> dict[str, Any]:
+    """A fresh process resuming the finished log at ``path``: its start (the rollout
+    stage's projection and the list of what is left) and then a whole no-op ``run``
+    (every stage's projection and the run summary), wall and CPU seconds, peak RSS."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", NOOP_CHILD, str(path)], check=True, capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def bench_resume_paper(tmp: Path, tasks: int) -> dict[str, Any]:
+    """``resume_*_paper``: a no-op resume of a finished paper-shaped log of about ``tasks``
+    tasks (:func:`paper_log`), against the same on the run it grew from (``_paper_small``,
+    :data:`PAPER_TEMPLATE`); the median of 3 fresh processes each, after a first start
+    that folds what followed the template run's last checkpoint."""
+    out: dict[str, Any] = {}
+    template = tmp / "paper-template.lmdb"
+    paper_log(template, 0)
+    for suffix, size in (("_paper_small", 0), ("_paper", tasks)):
+        path = tmp / f"paper{suffix}.lmdb"
+        built = paper_log(path, size, template)
+        first = noop_run(path)  # folds the copied tasks once and checkpoints them
+        assert first["left"] == 0 and first["events"] == built["events"], "a finished run has nothing left"
+        runs = [noop_run(path) for _ in range(3)]
+        med = {k: statistics.median(r[k] for r in runs) for k in ("start_s", "start_cpu_s", "run_s", "run_cpu_s", "peak_rss_mb")}
+        out.update({
+            f"resume_log_tasks{suffix}": built["tasks"], f"resume_log_events{suffix}": built["events"],
+            f"resume_log_mb{suffix}": built["mb"],
+            f"resume_start_s{suffix}": round(med["start_s"], 3), f"resume_start_cpu_s{suffix}": round(med["start_cpu_s"], 3),
+            f"resume_run_s{suffix}": round(med["run_s"], 3), f"resume_run_cpu_s{suffix}": round(med["run_cpu_s"], 3),
+            f"resume_run_peak_rss_mb{suffix}": round(med["peak_rss_mb"], 1),
+        })
+        shutil.rmtree(path)
+    shutil.rmtree(template)
+    out["resume_start_ratio_paper"] = round(out["resume_start_cpu_s_paper"] / max(out["resume_start_cpu_s_paper_small"], 1e-3), 2)
+    out["resume_run_ratio_paper"] = round(out["resume_run_cpu_s_paper"] / out["resume_run_cpu_s_paper_small"], 2)
+    return out
+
+
 EXPORT_CHILD = """
 import sys, threading, time
 from scaleenv._store.log import Log
@@ -343,6 +467,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--verify-domains", type=int, default=4)
     ap.add_argument("--resume-events", type=int, default=1_000_000,
                     help="size of the finished log resumed (resume_start_s); 0 skips the resume bench")
+    ap.add_argument("--paper-tasks", type=int, default=2560,
+                    help="tasks of the finished paper-shaped log resumed (resume_*_paper); 0 skips it")
     ap.add_argument("--export-events", type=int, default=200_000,
                     help="size of the finished log exported (export_peak_rss_mb; the _double figures: twice that); 0 skips it")
     ap.add_argument("--no-export-whole", action="store_true",
@@ -368,6 +494,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"resume: a finished log of {out['resume_log_events']:,} events knows what is left in "
                   f"{out['resume_start_s']} s ({out['resume_start_s_small']} s for {out['resume_log_events_small']:,} events; "
                   f"the first start after it grew without a checkpoint: {out['resume_first_start_s']} s)", file=sys.stderr)
+        if args.paper_tasks:
+            out.update(bench_resume_paper(Path(tmp), args.paper_tasks))
+            print(f"resume (paper-shaped): {out['resume_log_tasks_paper']:,} tasks ({out['resume_log_events_paper']:,} events, "
+                  f"{out['resume_log_mb_paper']:,} MB) know what is left in {out['resume_start_s_paper']} s "
+                  f"({out['resume_start_cpu_s_paper']} s CPU; {out['resume_log_tasks_paper_small']} tasks: "
+                  f"{out['resume_start_cpu_s_paper_small']} s CPU); a whole no-op run {out['resume_run_s_paper']} s "
+                  f"({out['resume_run_cpu_s_paper']} s CPU, {out['resume_run_ratio_paper']}x the small one's), "
+                  f"peak RSS {out['resume_run_peak_rss_mb_paper']} MB ({out['resume_run_peak_rss_mb_paper_small']} MB)",
+                  file=sys.stderr)
         if args.export_events:
             out.update(bench_export(Path(tmp), args.export_events, whole=not args.no_export_whole))
             print(f"export: peak RSS {out['export_peak_rss_mb']} MB (anonymous {out['export_peak_anon_mb']} MB) for "
@@ -382,6 +517,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"({out['verify_divergences']} divergences)", file=sys.stderr)
     out["baseline"] = {"fold": "decode only (no apply)", "seek": "fold from the start of the stream",
                        "resume": "the same on a small finished log (resume_start_s_small)",
+                       "resume_paper": "the same on the paper-shaped run the large one grew from (resume_*_paper_small)",
                        "export": "the same on a log half the size (export_peak_rss_mb); the whole-log fold "
                                  "export did before it streamed (export_whole_peak_rss_mb)"}
     if args.json:

@@ -9,7 +9,9 @@ it folded (its stream digests), and the view without its episodes: each episode 
 summary, state and stream digest) is an entry of the log's ``checkpoint_entries``
 database, read only when asked for (:mod:`scaleenv._replay.stored`). So loading a
 checkpoint costs the same whatever the number of episodes, and a save writes only the
-episodes that changed since the checkpoint it continued.
+episodes that changed since the checkpoint it continued. Its tasks are stored without
+their database states (most of a task's bytes), which are read from the task's stream
+when asked for (:mod:`scaleenv._replay.stored_tasks`).
 
 :func:`project` loads the newest checkpoint that passes every check, folds the records
 after it and (on a writable log) stores a new checkpoint. A checkpoint is never trusted
@@ -34,7 +36,9 @@ none is valid.
 from __future__ import annotations
 
 import hashlib
-from typing import NamedTuple
+import threading
+import weakref
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -45,7 +49,7 @@ from scaleenv._streams import episode_stream
 
 from .episode import EpisodeSummary
 from .partial import fold_log
-from .projection import DomainView, RunView, TaskView
+from .projection import DomainView, RunView
 from .stored import (
     EPISODE_PREFIX,
     RunProgress,
@@ -56,11 +60,13 @@ from .stored import (
     progress_problem,
     run_progress,
 )
+from .stored_tasks import StoredTask, TaskSource, golden_bytes, light, stored_flags
 
 log = get_logger("scaleenv._replay.checkpoint")
 
-CHECKPOINT_FORMAT = 2
-"""The layout of a checkpoint's payload (1: episodes inside it, decoded at every load; 2: episodes as entries)."""
+CHECKPOINT_FORMAT = 3
+"""The layout of a checkpoint's payload (1: episodes inside it, decoded at every load; 2: episodes as entries;
+3: tasks without their database states, read from the log when asked for)."""
 FOLD_VERSION = 1
 """The meaning of the partial fold a checkpoint holds the result of."""
 KEEP = 2
@@ -95,13 +101,25 @@ class Checkpoint(msgspec.Struct, kw_only=True):
     """Per task, how many of its attempts g0, g1, ... had all finished (what is left to
     run is known without reading their entries)."""
     domains: dict[str, DomainView]
-    tasks: dict[str, TaskView]
+    tasks: dict[str, StoredTask]
+    """The tasks without their states (:mod:`scaleenv._replay.stored_tasks`: every field of
+    a ``TaskView`` but ``initial_state`` and ``expected_final``)."""
+    task_states: dict[str, int] = {}
+    """Per task with any, which of its states are not None (``stored_tasks.HAS_*`` flags)."""
+    goldens: dict[str, msgspec.Raw] = {}
+    """Per task with one, its golden chain (msgpack bytes: decoded when first read)."""
     progress: RunProgress | None = None
     """The run-level summary of ``finished_prefix`` over the kept tasks (absent in
     checkpoints written before it existed: what is left is then asked per task)."""
 
 
-_enc = msgspec.msgpack.Encoder()
+def _enc_hook(obj: object) -> object:
+    if isinstance(obj, StoredTask):  # a decoded checkpoint's task, stored again as it was: its light fields
+        return light(obj)
+    raise NotImplementedError(f"cannot encode {type(obj).__name__}")
+
+
+_enc = msgspec.msgpack.Encoder(enc_hook=_enc_hook)
 _head_dec = msgspec.msgpack.Decoder(_Head)
 _dec = msgspec.msgpack.Decoder(Checkpoint)
 
@@ -163,7 +181,10 @@ def encode(event_log: Log, view: RunView, seq: int) -> Encoded:
         format=CHECKPOINT_FORMAT, fold_version=FOLD_VERSION, seq=seq, last_record=_record_digest(raw),
         run_digest=run_digest(hexes), events=view.events, llm_calls=view.llm_calls, llm_invalid=view.llm_invalid,
         types=view.types, digests=others, episodes=len(episodes), episode_events=episode_events,
-        finished_prefix=prefixes, domains=view.domains, tasks=view.tasks, progress=progress,
+        finished_prefix=prefixes, domains=view.domains, progress=progress,
+        tasks={tid: light(t) for tid, t in view.tasks.items()},  # type: ignore[misc]
+        task_states={tid: f for tid, t in view.tasks.items() if (f := stored_flags(t))},
+        goldens={tid: g for tid, t in view.tasks.items() if (g := golden_bytes(t)) is not None},
     ))
     return Encoded(hashlib.blake2b(payload, digest_size=_SUM).digest() + payload, entries, prefixes, progress)
 
@@ -178,6 +199,15 @@ def save(event_log: Log, view: RunView, seq: int) -> None:
     if isinstance(view.episodes, StoredEpisodes):
         view.episodes.finished_prefix = encoded.finished_prefix
         view.episodes.progress = encoded.progress
+
+
+def resealed(value: bytes, **changes: Any) -> bytes:
+    """A stored checkpoint with fields of its :class:`Checkpoint` changed and its checksum
+    made to hold again (what another version of this code could have written: for tests
+    of the checks that do not rely on the checksum)."""
+    cp = _dec.decode(memoryview(value)[_SUM:])
+    payload = _enc.encode(msgspec.structs.replace(cp, **changes))
+    return hashlib.blake2b(payload, digest_size=_SUM).digest() + payload
 
 
 def validate(event_log: Log, seq: int, value: bytes | None, last_seq: int) -> tuple[RunView | None, str]:
@@ -218,6 +248,9 @@ def validate(event_log: Log, seq: int, value: bytes | None, last_seq: int) -> tu
             log.warning(f"run progress of the projection checkpoint at seq {seq} of {event_log.path} ignored: "
                         f"{problem}; what is left is asked per task")
             progress = None
+    source = TaskSource(event_log, seq)
+    for tid, task in cp.tasks.items():
+        source.adopt(task, cp.task_states.get(tid, 0), cp.goldens.get(tid))
     episodes = StoredEpisodes(event_log, seq, cp.tasks, cp.episodes, cp.finished_prefix, progress)
     digests = StoredDigests({s: StreamDigest.restore(d, n) for s, (d, n) in cp.digests.items()}, episodes)
     view = RunView(domains=cp.domains, tasks=cp.tasks, episodes=episodes,  # type: ignore[arg-type]
@@ -281,10 +314,18 @@ def projected(event_log: Log, *, write: bool | None = None, digests: bool = True
     lazily); without, the view is lean (``RunView.lean``: finished episodes stripped to
     their rewards, end and counts; no stream digests).
 
+    While the log is open and has not grown, the next call returns the same view (a
+    command's stages share one load of the checkpoint; see :class:`_Newest`): a reader
+    treats the view as read-only, and one that folds into it gets its own next time.
+
     Synchronous; reads one consistent prefix of the log (records appended meanwhile wait
     for the next call)."""
     write = not event_log.readonly if write is None else write
+    newest = _newest_of(event_log)
     last = event_log.last_seq()
+    held = newest.get(last)
+    if held is not None:
+        return Projected(held, last, 0)
     found = load_newest(event_log, last)
     if found is None:
         view, seq = RunView(digested=digests or write), 0
@@ -293,6 +334,7 @@ def projected(event_log: Log, *, write: bool | None = None, digests: bool = True
     if last > seq:
         if lean and write:
             view = _fold_in_segments(event_log, view, seq, last, segment)
+            newest.hold(last, view)  # read back from the checkpoint at ``last``
         elif lean:
             view.digested = False  # a planning view needs none: the lean decoding is faster
             view = fold_log(event_log, view, from_seq=seq + 1, to_seq=last, lean=True)
@@ -300,7 +342,51 @@ def projected(event_log: Log, *, write: bool | None = None, digests: bool = True
             view = fold_log(event_log, view, from_seq=seq + 1, to_seq=last, digests=view.digested)
             if write:
                 save(event_log, view, last)
+    else:  # the checkpoint at ``last`` as loaded: the next caller may share it
+        newest.hold(last, view)
     return Projected(view, seq, last - seq)
+
+
+class _Newest:
+    """A log's newest projection (the fold through its last seq, as a checkpoint holds it)
+    while the log is open: the stages of one command, and the summary after them, share
+    it instead of each loading the checkpoint again, as long as the log has not grown.
+
+    Never extended in place: a call after the log grew loads the newest checkpoint and
+    folds into that new view (the view held stays the fold through its seq for whoever
+    still reads it). A view changed by its reader (any event folded into it) is not
+    handed out again. Cleared just before the log closes, ahead of the close hooks of the
+    views' lazy parts (registered before any of them), so a view nobody else holds reads
+    nothing more."""
+
+    def __init__(self, event_log: Log) -> None:
+        self.held: tuple[int, RunView, int] | None = None  # (seq, view, its events then): one assignment, for threads
+        event_log.on_close(self.clear)
+
+    def get(self, last: int) -> RunView | None:
+        held = self.held
+        if held is None:
+            return None
+        seq, view, events = held
+        return view if seq == last and view.events == events and view.digested and not view.lean else None
+
+    def hold(self, seq: int, view: RunView) -> None:
+        self.held = (seq, view, view.events) if view.digested and not view.lean else None
+
+    def clear(self) -> None:
+        self.held = None
+
+
+_newest: weakref.WeakKeyDictionary[Log, _Newest] = weakref.WeakKeyDictionary()
+_newest_lock = threading.Lock()
+
+
+def _newest_of(event_log: Log) -> _Newest:
+    with _newest_lock:
+        newest = _newest.get(event_log)
+        if newest is None:
+            newest = _newest[event_log] = _Newest(event_log)
+        return newest
 
 
 def project(event_log: Log, *, write: bool | None = None, digests: bool = True, lean: bool = False) -> RunView:

@@ -17,7 +17,10 @@ from scaleenv._store.events.episodes import EpisodeEnded, RewardGiven
 from scaleenv._store.log import Log
 from scaleenv._store.stream import Stream
 
-from .projection import EpisodeView, RunView, TaskView, fold
+from . import checkpoint
+from .episode import fold as fold_episode
+from .projection import EpisodeView, RunView, TaskView
+from .stored import episode_summaries
 from scaleenv._model.reward import Score
 from scaleenv._store.specs import DomainSpec
 
@@ -46,19 +49,30 @@ def rescore(ep: EpisodeView, task: TaskView, spec: DomainSpec | None = None) -> 
     return grade(task, spec, ep.state or {}, ep.said)
 
 
-def changes(view: RunView) -> tuple[list[Regrade], int]:
-    """Every finished episode whose score or reward version differs from its last RewardGiven."""
+def changes(view: RunView, event_log: Log | None = None) -> tuple[list[Regrade], int]:
+    """Every finished episode whose score or reward version differs from its last RewardGiven.
+
+    ``view``: whole episodes (:func:`scaleenv._replay.projection.fold`), or the projection
+    (:func:`regrade_view`: episode summaries) with ``event_log``, from which each ended
+    episode is then folded whole from its own stream, one at a time (what the agent said
+    is not in a summary)."""
     out: list[Regrade] = []
     checked = 0
-    for eid in sorted(view.episodes):
-        ep = view.episodes[eid]
-        task = view.tasks.get(ep.task_id)
-        if ep.ended is None or task is None or task.expected_final is None:
+    for summary in episode_summaries(view.episodes):  # one at a time, without their states
+        eid = summary.episode_id
+        task = view.tasks.get(summary.task_id)
+        if summary.ended is None or task is None or task.expected_final is None:
             continue
+        if isinstance(summary, EpisodeView):
+            ep = summary
+        elif event_log is None:
+            raise ValueError("episode summaries hold no conversation: pass the log to fold each episode from its stream")
+        else:
+            ep = fold_episode((r.event for r in event_log.read_stream(episode_stream(eid))), task.initial_state, eid)
         checked += 1
         domain = view.domains.get(task.slot)
         new = rescore(ep, task, domain.spec if domain else None)
-        old = ep.reward
+        old = summary.reward
         reasons: list[str] = []
         if old is None:
             reasons.append("no reward recorded")
@@ -75,6 +89,7 @@ def changes(view: RunView) -> tuple[list[Regrade], int]:
             out.append(Regrade(episode=eid, old_reward=old.reward if old else None, new_reward=new.reward,
                                old_version=old.reward_version if old else None, new_version=new.version,
                                reasons=reasons, score=new))
+    out.sort(key=lambda g: g.episode)
     return out, checked
 
 
@@ -97,4 +112,6 @@ async def append_rewards(event_log: Log, regrades: list[Regrade]) -> int:
 
 
 def regrade_view(event_log: Log) -> RunView:
-    return fold(event_log.read())
+    """What :func:`changes` reads: the log's projection (its newest checkpoint and what
+    follows; episodes and task states read when asked for), not a fold of the whole log."""
+    return checkpoint.project(event_log, write=False, digests=False)

@@ -272,6 +272,18 @@ class StoredEpisodes(MutableMapping[str, EpisodeSummary]):
             return bool(entry.flags & REWARDED)
         return exists and self._load(eid) and self.live[eid].reward is not None
 
+    def ended(self, eid: str) -> bool:
+        """Whether episode ``eid`` has ended (an ``EpisodeEnded``), reading only its entry's header."""
+        ep = self.live.get(eid)
+        if ep is not None:
+            return ep.ended is not None
+        if eid in self._removed or eid in self._added:
+            return False
+        entry, _, exists = self._entry(eid)
+        if entry is not None:
+            return bool(entry.flags & ENDED)
+        return exists and self._load(eid) and self.live[eid].ended is not None
+
     def digest(self, eid: str) -> StreamDigest | None:
         """Episode ``eid``'s stream digest (its entry's header; None: no such episode)."""
         d = self.live_digests.get(eid)
@@ -531,3 +543,12 @@ def episode_finished(episodes: Mapping[str, Any], eid: str) -> bool:
         return episodes.finished(eid)
     ep = episodes.get(eid)
     return ep is not None and ep.reward is not None
+
+
+def episode_ended(episodes: Mapping[str, Any], eid: str) -> bool:
+    """Whether episode ``eid`` of a view's ``episodes`` has ended (for a checkpoint's
+    episodes, read from the entry's header without decoding the episode)."""
+    if isinstance(episodes, StoredEpisodes):
+        return episodes.ended(eid)
+    ep = episodes.get(eid)
+    return ep is not None and ep.ended is not None

@@ -32,14 +32,15 @@ import trio
 
 from scaleenv._sandbox import CallOutcome, Limits, SandboxPool, task_clock
 from scaleenv._store.events.checks import FieldDifference, StreamDiverged
-from scaleenv._store.events.episodes import ToolExecuted
+from scaleenv._store.events.episodes import EpisodeStarted, ToolExecuted
 from scaleenv._store.events.synth import CodeProposed, TestCasesProposed, TestCasesRepaired, TestsRun
 from scaleenv._store.events.tasks import GoldenChainExecuted
 from scaleenv._store.log import Log
 from scaleenv._store.record import Record
 
 from .checks import CheckReport
-from .projection import DomainView, RunView, fold
+from . import checkpoint
+from .projection import DomainView, RunView
 from scaleenv._model.integrity import Constraints, constraints_of
 from scaleenv._model.state import canonical
 from scaleenv._model.judge import judge
@@ -232,15 +233,15 @@ class _Verifier:
                 await self.pool.close_session(session)
 
     async def episode_stream(self, stream: str) -> None:
-        eid = stream.split("/", 1)[1]
-        ep = self.view.episodes.get(eid)
-        task = self.view.tasks.get(ep.task_id) if ep else None
-        if ep is None or task is None or task.initial_state is None:
+        records = list(self.log.read_stream(stream))  # the episode's task from its own start, not the projection
+        started = next((r.event for r in records if isinstance(r.event, EpisodeStarted)), None)
+        task = self.view.tasks.get(started.task_id) if started is not None else None
+        if task is None or task.initial_state is None:
             return
         domain = self._domain(task.slot)
         if domain is None:
             return
-        calls: list[Record] = [r for r in self.log.read_stream(stream) if isinstance(r.event, ToolExecuted)]
+        calls: list[Record] = [r for r in records if isinstance(r.event, ToolExecuted)]
         if not calls:
             return
         session = f"verify/{stream}"
@@ -287,8 +288,13 @@ class _Verifier:
 
 async def verify_log(event_log: Log, *, workers: int = 2, concurrency: int = 16, limits: Limits | None = None,
                      only: Callable[[str], bool] | None = None, pool: SandboxPool | None = None) -> VerifyReport:
-    """Re-execute every recorded tool call of ``event_log``; the report lists the first divergence per stream."""
-    view = fold(event_log.read())
+    """Re-execute every recorded tool call of ``event_log``; the report lists the first divergence per stream.
+
+    Domains and tasks come from the log's projection (its newest checkpoint and what
+    follows; a task's states read from its stream when its golden chain or an episode of
+    it is verified), and each stream verified is read through the per-stream index: the
+    work is the streams verified (``only``), not a fold of the whole log."""
+    view = checkpoint.project(event_log, write=False, digests=False)
     seed = int((event_log.meta_get("run_config") or {}).get("seed", 0))
     report = VerifyReport()
     keep = only or (lambda s: True)

@@ -380,6 +380,16 @@ class Log:
 
     def read_stream(self, stream: str, from_n: int = 0) -> Iterator[Record]:
         """Records of one stream in stream order, from position ``from_n``."""
+        dec = self.codec.decode
+        for s, raw in self.read_stream_raw(stream, from_n):
+            yield dec(raw, s)
+
+    def read_stream_raw(self, stream: str, from_n: int = 0, to_seq: int | None = None) -> Iterator[tuple[int, bytes]]:
+        """``(seq, record bytes)`` of one stream in stream order, from position ``from_n``
+        (through seq ``to_seq`` when given), through the per-stream index: for a reader that
+        decodes only the records it needs (:func:`scaleenv._store.record.decode_envelope`,
+        :func:`~scaleenv._store.record.peek_tag`). Raises :class:`RecordDamaged` for a
+        record the index names but the log lacks."""
         prefix = stream.encode() + b"\0"
         n = from_n
         while True:
@@ -395,14 +405,18 @@ class Log:
                             break
             if not seqs:
                 return
+            if to_seq is not None:
+                seqs = [s for s in seqs if s <= to_seq]  # a stream's seqs grow with its positions
+            if not seqs:
+                return
             with self._begin(db=self._events) as txn:
                 raws = [(s, txn.get(seq_key(s))) for s in seqs]
             for s, raw in raws:
                 if raw is None:
                     raise RecordDamaged(s, f"indexed by stream {stream!r} but missing")
-                yield self.codec.decode(raw, s)
+                yield s, raw
             n += len(seqs)
-            if len(seqs) < READ_CHUNK:
+            if len(seqs) < READ_CHUNK or (to_seq is not None and seqs[-1] >= to_seq):
                 return
 
     def stream_length(self, stream: str) -> int:

@@ -239,7 +239,7 @@ def _regrade(args: argparse.Namespace) -> int:
     from scaleenv._store.errors import LogLocked
 
     with _open(args.log) as ro:
-        found, checked = changes(regrade_view(ro))
+        found, checked = changes(regrade_view(ro), ro)
     appended = 0
     note = ""
     if found and not args.dry_run:
@@ -251,7 +251,7 @@ def _regrade(args: argparse.Namespace) -> int:
             raise UsageError(f"{exc}; run regrade when the run has finished") from None
         with event_log:
             # Re-check under the writer lock: the log may have moved since the first read.
-            found, checked = changes(regrade_view(event_log))
+            found, checked = changes(regrade_view(event_log), event_log)
             appended = trio.run(append_rewards, event_log, found)
     elif found:
         note = "dry run: nothing appended"

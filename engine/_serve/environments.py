@@ -56,8 +56,10 @@ import trio
 
 from scaleenv._agents.llm.port import LlmExhaustedError
 from scaleenv._replay import episode as episode_fold
-from scaleenv._replay.episode import EpisodeView, tool_message
-from scaleenv._replay.projection import DomainView, RunView, TaskView, fold
+from scaleenv._replay import checkpoint
+from scaleenv._replay.episode import EpisodeSummary, EpisodeView, tool_message
+from scaleenv._replay.projection import DomainView, RunView, TaskView
+from scaleenv._replay.stored import episode_ended
 from scaleenv._model.reward import Score
 from scaleenv._config import RunConfig
 from scaleenv._run_context import RunContext
@@ -68,7 +70,7 @@ from scaleenv._store.events.episodes import ToolCallRequest, ToolExecuted
 from scaleenv._store.stream import Stream
 
 from scaleenv._agents.rollout.episode import Episode, new_episode, offered, sandbox_terms
-from scaleenv._streams import episode_stream, served_episode_id
+from scaleenv._streams import EPISODE, episode_stream, served_episode_id
 from scaleenv._logs import get_logger
 from scaleenv._serve.limits import LimitExceeded, Limits, check_arguments_text, check_name, clip
 
@@ -197,6 +199,8 @@ class Environments:
     limits: Limits = attrs.field(factory=Limits)
     episodes: dict[str, Served] = attrs.field(factory=dict, repr=False)
     _next: dict[str, int] = attrs.field(factory=dict, repr=False)
+    _served: list[str] = attrs.field(factory=list, repr=False)
+    """The served episodes the log held when serving started (by id, sorted)."""
     _closing: bool = False
 
     @classmethod
@@ -223,11 +227,15 @@ class Environments:
     @asynccontextmanager
     async def _serving(cls, ctx: RunContext, idle_timeout: float, max_open: int,
                        limits: Limits) -> AsyncIterator[Environments]:
-        view = fold(ctx.log.read())
+        # The projection (the newest checkpoint and what follows it; episodes and task
+        # states read when asked for), and the served episodes' ids from the per-stream
+        # index: starting costs what the run's domains and tasks weigh, not its whole log.
+        view = checkpoint.project(ctx.log, lean=True)  # (writable: folded in checkpointed segments, read back lazily)
         envs = cls(ctx=ctx, view=view, idle_timeout=idle_timeout, max_open=max_open, limits=limits)
-        for eid in view.episodes:
-            m = SERVED_ID.match(eid)
+        for stream, _ in ctx.log.streams(EPISODE):
+            m = SERVED_ID.match(stream[len(EPISODE):])
             if m:
+                envs._served.append(stream[len(EPISODE):])
                 envs._next[m["task"]] = max(envs._next.get(m["task"], 0), int(m["k"]) + 1)
         with trio.CancelScope(shield=True):  # a half-written ending would leave the stream unusable
             await envs.close_orphans()
@@ -246,6 +254,9 @@ class Environments:
                         async with se.lock:
                             if not se.ended:
                                 await envs._end(se, *STOPPED, STOPPED_DETAIL)
+            # The run's log closes next: a projection still held then would first read every
+            # task's states and episode entries it has not read (for a reader after the close).
+            envs.view = RunView()
 
     # ---- what is served ----------------------------------------------------------
 
@@ -483,14 +494,17 @@ class Environments:
         """End every served episode of the log that has no EpisodeEnded (its server was
         killed), as a stopping server would have; returns their ids.
 
-        Each one's state is the fold of its own events (``self.view``, folded from the
+        Each one's state is the fold of its own events (``self.view``, projected from the
         log at start), never anything held in memory; it stays listed (ended, with its
-        result) so a client that comes back gets a 409 with the result, not a 404.
+        result) so a client that comes back gets a 409 with the result, not a 404. Only
+        the served episodes are looked at, an ended one by its checkpoint entry's header.
         """
         closed: list[str] = []
-        for eid in sorted(self.view.episodes):
-            ev = self.view.episodes[eid]
-            if ev.ended is not None or not SERVED_ID.match(eid) or eid in self.episodes:
+        for eid in self._served:
+            if eid in self.episodes or episode_ended(self.view.episodes, eid):
+                continue
+            ev = self.view.episodes.get(eid)
+            if ev is None or ev.ended is not None:
                 continue
             task = self.view.tasks.get(ev.task_id)
             domain = self.view.domains.get(task.slot) if task is not None else None
@@ -506,7 +520,7 @@ class Environments:
             log.warning("ended served episodes a stopped server left open", episodes=closed)
         return closed
 
-    def _restore(self, ev: EpisodeView, task: TaskView, domain: DomainView) -> Served:
+    def _restore(self, ev: EpisodeView | EpisodeSummary, task: TaskView, domain: DomainView) -> Served:
         """A served episode rebuilt from its events, its stream positioned after the last one."""
         sid = episode_stream(ev.episode_id)
         recorded = list(self.ctx.log.read_stream(sid))

@@ -4,15 +4,19 @@ resume starts from the newest checkpoint, folding nothing when the run had finis
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import msgspec
+import pytest
 import trio
 
+from scaleenv._replay import checkpoint
 from scaleenv._replay.checkpoint import projected
 from scaleenv._replay.digests import projection_digests
 from scaleenv._replay.projection import fold
-from scaleenv._runner import open_run, project, rollouts, summary
+from scaleenv._runner import open_run, project, rollouts, run, summary
 from scaleenv._store.log import Log
+from scaleenv._store.record import run_digest
 from tests.conftest import QUICK, copy_log
 
 from .conftest import SMALL
@@ -55,3 +59,25 @@ def test_without_interval_checkpoints_only_stage_boundaries_are_checkpointed(tem
     with Log.open(path, readonly=True) as lg:
         seqs = lg.checkpoint_seqs()
         assert seqs[-1] == lg.last_seq() and seqs[0] < _first_episode_seq(lg)
+
+
+def test_a_no_op_run_loads_the_checkpoint_once_for_every_stage_and_gives_the_same_digests(
+        template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stage 1, stage 2, the rollouts and the summary of a resume with nothing left share
+    one load of the checkpoint the run ended with (the log does not grow between them)."""
+    path = copy_log(template, tmp_path / "log")
+    done = _roll_out(path, every=0)
+    loads: list[int] = []
+    validate = checkpoint.validate
+
+    def counted(event_log: Log, seq: int, value: bytes | None, last_seq: int) -> Any:
+        loads.append(seq)
+        return validate(event_log, seq, value, last_seq)
+
+    monkeypatch.setattr(checkpoint, "validate", counted)
+    again = run(str(path), {}, msgspec.structs.replace(QUICK, checkpoint_every=0))
+    with Log.open(path, readonly=True) as lg:
+        assert loads == [lg.last_seq()], "each stage loaded the checkpoint again"
+        cold = fold(lg.read())
+    assert again["digest"] == done["digest"] == run_digest(cold.stream_digests())
+    assert again == done

@@ -3,18 +3,16 @@ stale or older-format checkpoint is ignored with a one-line warning, never trust
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import shutil
 from pathlib import Path
 
-import msgspec
 import pytest
 import trio
 
 from scaleenv._replay import checkpoint
-from scaleenv._replay.checkpoint import Checkpoint, load_newest, projected
+from scaleenv._replay.checkpoint import load_newest, projected
 from scaleenv._replay.digests import projection_digests
 from scaleenv._replay.logcopy import append_all, read_jsonl
 from scaleenv._replay.projection import RunView, fold
@@ -115,11 +113,7 @@ def test_a_checkpoint_of_another_log_is_stale(staged: Path, tmp_path: Path) -> N
         _same(p.view, fold(lg.read()))
 
 
-def _resealed(value: bytes, **changes: object) -> bytes:
-    """A stored checkpoint with fields changed and a valid checksum (as another version of this code would write it)."""
-    cp = msgspec.msgpack.decode(value[16:], type=Checkpoint)
-    payload = msgspec.msgpack.encode(msgspec.structs.replace(cp, **changes))
-    return hashlib.blake2b(payload, digest_size=16).digest() + payload
+_resealed = checkpoint.resealed
 
 
 @pytest.mark.parametrize(("changes", "reason"), [

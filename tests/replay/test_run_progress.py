@@ -6,18 +6,16 @@ written before it existed is still used (asked per task)."""
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
 import trio
 
 from scaleenv._replay import checkpoint
-from scaleenv._replay.checkpoint import Checkpoint, load_newest, projected
+from scaleenv._replay.checkpoint import load_newest, projected
 from scaleenv._replay.logcopy import append_all, read_jsonl
 from scaleenv._replay.partial import fold_log
 from scaleenv._replay.projection import RunView
@@ -158,10 +156,7 @@ def _prefixes(lg: Log) -> dict[str, int]:
     return out
 
 
-def _resealed(value: bytes, **changes: object) -> bytes:
-    cp = msgspec.msgpack.decode(value[16:], type=Checkpoint)
-    payload = msgspec.msgpack.encode(msgspec.structs.replace(cp, **changes))
-    return hashlib.blake2b(payload, digest_size=16).digest() + payload
+_resealed = checkpoint.resealed
 
 
 @pytest.mark.parametrize(("cut", "progress", "why"), [
