@@ -14,11 +14,12 @@ from typing import Any, Literal, NoReturn
 
 import trio
 
-from scaleenv._backend_spec import BackendSpecError
+from scaleenv._backend_spec import BackendSpecError, check_spec
 from scaleenv._cli import EXIT_OK, UsageError, check_workers
 from scaleenv._errors import WorkFailed, leaf_exceptions
 from scaleenv._logs import get_logger
 from scaleenv._distributed import distributed_domains, distributed_rollouts, distributed_tasks, ray_session
+from scaleenv._shard_worker import recorded_path
 from scaleenv._config import ConfigError, make, with_preset
 from scaleenv._config import fields as config_fields
 from scaleenv._runner import EngineOptions, open_run, project, rollouts, stage1, stage2, summary
@@ -109,12 +110,32 @@ def add_distributed_options(p: argparse.ArgumentParser) -> None:
                         "or 'local' to start one on this machine; shards are merged back into --log")
     d.add_argument("--shards", type=int, default=None, metavar="N",
                    help="with --ray: shards, one worker and one shard log each (default: the cluster's CPUs)")
+    d.add_argument("--shard-llm", action="append", default=None, metavar="SPEC",
+                   help="with --ray, repeatable: the --llm of the shards, shard k taking the (k mod count)-th "
+                        "(e.g. one model server per node: --shard-llm openai:http://a:8000/v1 --shard-llm "
+                        "openai:http://b:8000/v1); --model applies to each. Same model on every server: same digest")
+
+
+def check_distributed_llm(args: argparse.Namespace) -> None:
+    """Each ``--llm``/``--shard-llm`` value of a ``--ray`` command, checked before Ray
+    starts: its form, and a ``recorded:LOG`` log is there (the driver reads it and ships
+    each shard its calls). Raises :class:`UsageError` (exit 2) naming the value."""
+    for spec in args.shard_llm or [args.llm]:
+        try:
+            check_spec(spec, model=args.model, paths=recorded_path(spec) is not None)
+        except BackendSpecError as exc:
+            flag = "--shard-llm" if args.shard_llm else "--llm"
+            raise UsageError(str(exc).replace("--llm", flag, 1)) from None
 
 
 def handle(args: argparse.Namespace) -> int:
     config = config_from(args)
     if getattr(args, "shards", None) is not None and getattr(args, "ray", None) is None:
         raise UsageError("--shards needs --ray ADDRESS|local")
+    if getattr(args, "shard_llm", None) and getattr(args, "ray", None) is None:
+        raise UsageError("--shard-llm needs --ray ADDRESS|local")
+    if getattr(args, "ray", None) is not None:
+        check_distributed_llm(args)
     if getattr(args, "ray", None) is not None:
         return handle_distributed(args, config, options_from(args), STAGES[args.command][1])
     try:
@@ -219,7 +240,7 @@ def handle_distributed(args: Any, config: dict[str, Any], options: EngineOptions
                 for stage, over_shards in DISTRIBUTED:
                     if stage in stages:
                         result = over_shards(args.log, config, options, shards=args.shards, executor="ray",
-                                             ray_address=args.ray)
+                                             ray_address=args.ray, shard_llms=args.shard_llm or ())
                         ran[result["distributed"]["kind"]] = result["distributed"]
             # The last stage's figures are "distributed"; every stage's also "distributed_<kind>".
             for kind, d in ran.items():

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
+import msgspec
 import pytest
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (optional extra: pip install 'scaleenv[ray]')")
@@ -31,7 +32,10 @@ from scaleenv._shard_worker import LOCAL_PREFIX  # noqa: E402
 from scaleenv._shards import shard_path, shards_dir  # noqa: E402
 from scaleenv._store.log import Log  # noqa: E402
 
-from .conftest import CONFIG, OPTIONS, Base, bounded, episode_starts, stream_digests  # noqa: E402
+from scaleenv._runner import rollouts  # noqa: E402
+
+from .conftest import (CONFIG, OPTIONS, Base, SimServers, bounded, calls_by_shard, episode_starts,  # noqa: E402
+                       run_stages, stream_digests)
 
 OBJECT_STORE_BYTES = 80 * 1024 * 1024  # just over Ray's minimum (75 MiB)
 
@@ -246,3 +250,48 @@ def test_a_worker_killed_during_stage1_is_rerun_and_resumes_its_domain(tmp_path:
     assert died["finished"] is False and rerun["finished"] is True and died["pid"] != rerun["pid"]
     assert died["fresh"] == CONFIG.domains and rerun["skipped"] >= 1
     assert rerun["skipped"] + rerun["resumed"] + rerun["fresh"] == CONFIG.domains
+
+
+def test_recorded_llm_on_the_cluster_is_shipped_not_opened(tmp_path: Path, base: Base,
+                                                           tmp_path_factory: pytest.TempPathFactory,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # --llm recorded:LOG names a log on the driver's disk: the driver reads it and ships each
+    # shard the recorded calls of its own episodes through the object store; no worker opens it.
+    main = base.copy(tmp_path / "main")
+    monkeypatch.chdir(tmp_path)
+    options = msgspec.structs.replace(OPTIONS, llm=f"recorded:{base.single}")
+    watch = Watch(forbidden=[str(tmp_path_factory.getbasetemp().resolve())])
+    watcher = threading.Thread(target=watch.run, daemon=True)
+    watcher.start()
+    try:
+        result = bounded(distributed_rollouts, str(main), CONFIG, options, shards=2, executor="ray", chunk_records=16)
+    finally:
+        watch.stop.set()
+        watcher.join()
+    assert result["digest"] == base.digest
+    assert stream_digests(main) == base.streams
+    workers = result["distributed"]["workers"]
+    assert len({w["node"] for w in workers}) == 2
+    # Each worker was served exactly the recorded calls of its shard's episodes, shipped.
+    assert {w["index"]: w["recorded_calls"] for w in workers} == calls_by_shard(base.single, 2)
+    assert len(watch.worker_logs) >= 2, (watch.samples, watch.worker_logs)
+    assert watch.violations == set()
+
+
+def test_each_shard_on_its_own_model_server(tmp_path: Path, base: Base, two_sim_servers: SimServers) -> None:
+    # `--shard-llm` twice: shard 0's worker calls server A, shard 1's server B (one node
+    # each); the merged log is the one-machine run's against one server, stream for stream.
+    (url_a, a), (url_b, b) = two_sim_servers
+    options = msgspec.structs.replace(OPTIONS, llm=f"openai:{url_a}", model="scaleenv-sim-1")
+    single = base.copy(tmp_path / "single")
+    run_stages(single, rollouts, options=options)
+    a.served = 0
+    main = base.copy(tmp_path / "main")
+    result = bounded(distributed_rollouts, str(main), CONFIG, options, shards=2, executor="ray",
+                     shard_llms=[f"openai:{url_a}", f"openai:{url_b}"])
+    assert stream_digests(main) == stream_digests(single)
+    workers = result["distributed"]["workers"]
+    assert len({w["node"] for w in workers}) == 2
+    assert {w["index"]: w["llm"] for w in workers} == {0: f"openai:{url_a}", 1: f"openai:{url_b}"}
+    calls = calls_by_shard(main, 2)
+    assert calls[0] > 0 and calls[1] > 0 and (a.served, b.served) == (calls[0], calls[1])
