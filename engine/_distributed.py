@@ -78,7 +78,7 @@ from scaleenv._config import RunConfig
 from scaleenv._streams import domain_stream, slot_id, slot_index, slot_of, task_id, task_stream, tool_streams_of
 from scaleenv._logs import get_logger
 from ._runner import EngineOptions, adopt_config, project, summary
-from ._shard_worker import (FAIL_EXIT_CODE, Kind, ShardJob, ShardWorker, Shipment, recorded_path, unit_finished,
+from ._shard_worker import (FAIL_EXIT_CODE, Kind, ShardJob, ShardWorker, Shipment, check_shard_llm, recorded_path, unit_finished,
                             unit_stream, unit_streams)
 from ._shards import SHARD_META, MergeStats, existing_shards, merge_shards, remove_shards, shard_of, shard_path
 from ._shipping import CHUNK_RECORDS, Chunk, as_pending, chunked, decode_chunk, encoded_log, encoded_streams
@@ -669,9 +669,9 @@ def _distributed_stage(main_path: str, config: RunConfig | Mapping[str, Any], op
     main_path = str(Path(main_path).resolve())
     # A bad --llm (or --shard-llm) is the command's fault: say so before anything is created
     # or started. A model directory is the workers' to open, not the driver's; a recording
-    # is the driver's (it ships each shard the calls it needs).
+    # is the driver's (it ships each shard the calls it needs); env:NAME is the node's.
     for spec in shard_llms or [options.llm]:
-        check_spec(spec, model=options.model, paths=recorded_path(spec) is not None)
+        check_shard_llm(spec, options.model)
     started_ray = False
     if executor == "ray":
         started_ray = _ray_init(ray_address)

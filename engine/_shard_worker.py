@@ -44,6 +44,7 @@ from scaleenv._agents.llm.recorded import RecordedBackend, whole_calls
 from scaleenv._agents.rollout.episode import run_episode
 from scaleenv._agents.synth.stage1 import synthesize_domain
 from scaleenv._agents.synth.stage2 import instantiate_task
+from scaleenv._backend_spec import BackendSpecError, check_spec
 from scaleenv._config import RunConfig
 from scaleenv._replay.projection import RunView, fold
 from scaleenv._replay.stored import episode_finished
@@ -133,6 +134,52 @@ def describe(exc: BaseException) -> str:
     return f"{type(first).__name__}: {text}{more}"
 
 
+ENV_SPEC = "env:"
+"""``--llm env:NAME``: the ``--llm`` value is in the environment variable NAME where the
+engine runs; on a cluster, each worker reads its own node's (node-local model servers)."""
+
+
+def env_name(llm: str) -> str | None:
+    """NAME of an ``env:NAME`` spec (None for any other)."""
+    spec = (llm or "").strip()
+    return spec[len(ENV_SPEC):] if spec.startswith(ENV_SPEC) else None
+
+
+def check_env_name(llm: str) -> None:
+    """Raise :class:`BackendSpecError` unless ``env:NAME`` names a variable (letters, digits, ``_``)."""
+    name = env_name(llm)
+    if name is not None and not (name and (name[0].isalpha() or name[0] == "_")
+                                 and all(c.isalnum() or c == "_" for c in name)):
+        raise BackendSpecError(f"bad --llm value {llm!r}: 'env:' needs an environment variable name, "
+                               "such as env:SCALEENV_LLM")
+
+
+def from_env(llm: str, where: str = "") -> str:
+    """The ``--llm`` value an ``env:NAME`` spec stands for here (any other spec, itself).
+    Raises ValueError naming the variable (and ``where``) if it is unset, empty or itself ``env:``."""
+    name = env_name(llm)
+    if name is None:
+        return llm
+    check_env_name(llm)
+    value = os.environ.get(name, "").strip()
+    if not value or value.startswith(ENV_SPEC):
+        state = "is not set" if not value else f"is {value!r}, itself an env: value"
+        raise ValueError(f"--llm {llm}: the environment variable {name} {state}{where}; "
+                         f"set it to an --llm value (e.g. {name}=openai:http://127.0.0.1:8000/v1)")
+    return value
+
+
+def check_shard_llm(llm: str, model: str | None) -> None:
+    """Check a shard's ``--llm`` on the driver, before anything starts: ``env:NAME`` only
+    for its form (the value is the node's); ``recorded:LOG`` with its log there (the driver
+    reads it); any other as :func:`check_spec` does, its paths left to the workers.
+    Raises :class:`BackendSpecError`."""
+    if env_name(llm) is not None:
+        check_env_name(llm)
+        return
+    check_spec(llm, model=model, paths=recorded_path(llm) is not None)
+
+
 def recorded_path(llm: str) -> str | None:
     """The log a ``recorded:LOG`` spec names (None for any other backend)."""
     kind, _, arg = (llm or "sim").strip().partition(":")
@@ -205,8 +252,15 @@ class ShardWorker:
             missing = []  # a domain is built from its brief: nothing to ship
         if missing:
             raise ValueError(f"shard {job.index}: the shipped context lacks task(s) {missing[:3]}")
-        backend = load_recording(job, recording)
-        self._recorded_calls = None if backend is None else len(backend.calls)
+        backend: Backend | None = None
+        if env_name(job.options.llm) is not None:
+            # The node's own --llm, built here as it names it (a recorded: log of this node's is opened here).
+            spec = from_env(job.options.llm, f" on node {socket.gethostname()}")
+            job = msgspec.structs.replace(job, options=msgspec.structs.replace(job.options, llm=spec))
+            self._job = job
+        else:
+            backend = load_recording(job, recording)
+        self._recorded_calls = len(backend.calls) if isinstance(backend, RecordedBackend) else None
         with self._lock:
             if self._closed:
                 raise RuntimeError(f"shard {job.index}: the worker was closed while it loaded its context")
@@ -337,5 +391,5 @@ class ShardWorker:
 
 
 __all__ = ["FAIL_EXIT_CODE", "Kind", "ShardJob", "ShardWorker", "Shipment", "load_recording", "load_view",
-           "recorded_path", "unit_finished",
+           "ENV_SPEC", "check_env_name", "check_shard_llm", "env_name", "from_env", "recorded_path", "unit_finished",
            "unit_stream", "unit_streams"]

@@ -14,12 +14,12 @@ from typing import Any, Literal, NoReturn
 
 import trio
 
-from scaleenv._backend_spec import BackendSpecError, check_spec
+from scaleenv._backend_spec import BackendSpecError
 from scaleenv._cli import EXIT_OK, UsageError, check_workers
 from scaleenv._errors import WorkFailed, leaf_exceptions
 from scaleenv._logs import get_logger
 from scaleenv._distributed import distributed_domains, distributed_rollouts, distributed_tasks, ray_session
-from scaleenv._shard_worker import recorded_path
+from scaleenv._shard_worker import check_shard_llm, env_name, from_env
 from scaleenv._config import ConfigError, make, with_preset
 from scaleenv._config import fields as config_fields
 from scaleenv._runner import EngineOptions, open_run, project, rollouts, stage1, stage2, summary
@@ -62,7 +62,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--chain-length", default=None, metavar="MIN-MAX",
                    help="seed chain length range, a shorthand for --chain-min and --chain-max (e.g. 2-4)")
     e = p.add_argument_group("how to run it (never changes a digest)")
-    e.add_argument("--llm", default="sim", help="model backend: sim (default), openai:URL, vllm:URL, transformers:PATH, recorded:LOG")
+    e.add_argument("--llm", default="sim", help="model backend: sim (default), openai:URL, vllm:URL, transformers:PATH, "
+                                                "recorded:LOG, or env:NAME (the value of the environment variable NAME; "
+                                                "with --ray, on each worker's node)")
     e.add_argument("--model", default=None, help="model name for openai:/vllm: backends")
     e.add_argument("--noise", type=float, default=None,
                    help="sim only: mistake rate of the simulated roles, 0..1 (default 0.15; malformed/schema noise is 0.2x it)")
@@ -96,8 +98,15 @@ def config_from(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def options_from(args: argparse.Namespace) -> EngineOptions:
+    llm = args.llm
+    if env_name(llm) is not None and getattr(args, "ray", None) is None:
+        # On one machine, env:NAME is this process's variable (with --ray, each worker's node's).
+        try:
+            llm = from_env(llm)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     return EngineOptions(
-        llm=args.llm, model=args.model, noise=args.noise, latency=args.latency, concurrency=args.concurrency,
+        llm=llm, model=args.model, noise=args.noise, latency=args.latency, concurrency=args.concurrency,
         llm_concurrency=args.llm_concurrency, sandbox_workers=args.sandbox_workers, sync=not args.no_sync,
         progress=not args.quiet,
     )
@@ -113,7 +122,8 @@ def add_distributed_options(p: argparse.ArgumentParser) -> None:
     d.add_argument("--shard-llm", action="append", default=None, metavar="SPEC",
                    help="with --ray, repeatable: the --llm of the shards, shard k taking the (k mod count)-th "
                         "(e.g. one model server per node: --shard-llm openai:http://a:8000/v1 --shard-llm "
-                        "openai:http://b:8000/v1); --model applies to each. Same model on every server: same digest")
+                        "openai:http://b:8000/v1; env:NAME reads it on each worker's node); --model applies to each. "
+                        "Same model on every server: same digest")
 
 
 def check_distributed_llm(args: argparse.Namespace) -> None:
@@ -122,7 +132,7 @@ def check_distributed_llm(args: argparse.Namespace) -> None:
     each shard its calls). Raises :class:`UsageError` (exit 2) naming the value."""
     for spec in args.shard_llm or [args.llm]:
         try:
-            check_spec(spec, model=args.model, paths=recorded_path(spec) is not None)
+            check_shard_llm(spec, args.model)
         except BackendSpecError as exc:
             flag = "--shard-llm" if args.shard_llm else "--llm"
             raise UsageError(str(exc).replace("--llm", flag, 1)) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import faulthandler
+from contextlib import contextmanager
 from functools import partial
 import shutil
 import tempfile
@@ -134,6 +135,12 @@ SimServers = tuple[tuple[str, SimServer], tuple[str, SimServer]]
 
 @pytest.fixture
 def two_sim_servers() -> Iterator[SimServers]:
+    with sim_servers() as both:
+        yield both
+
+
+@contextmanager
+def sim_servers() -> Iterator[SimServers]:
     """Two sim servers (the real HTTP server, same sim) on loopback ports, on a trio thread of their own."""
     servers = (SimServer(sim=SimBackend(noise=NoiseModel())), SimServer(sim=SimBackend(noise=NoiseModel())))
     ports: list[int] = []

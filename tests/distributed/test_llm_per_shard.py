@@ -80,6 +80,8 @@ def test_shard_llm_is_round_robin() -> None:
     (["--ray", "local", "--shard-llm", "sim", "--shard-llm", "bogus:x"], "bad --shard-llm value 'bogus:x'"),
     (["--ray", "local", "--shard-llm", "openai:http://127.0.0.1:9/v1"], "needs --model"),
     (["--ray", "local", "--llm", "recorded:no/such/log"], "no log at no/such/log"),
+    (["--ray", "local", "--shard-llm", "env:", "--shard-llm", "sim"], "bad --shard-llm value 'env:'"),
+    (["--ray", "local", "--llm", "env:1X"], "bad --llm value 'env:1X'"),
 ])
 def test_bad_shard_llm_values_exit_2_before_ray_starts(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                         args: list[str], says: str) -> None:
@@ -101,3 +103,35 @@ def test_every_stage_on_shards_served_from_a_recording(tmp_path: Path, base: Bas
         assert all(w["recorded_calls"] > 0 for w in result["distributed"]["workers"])
     assert result["digest"] == base.digest
     assert stream_digests(main) == base.streams
+
+
+def test_env_llm_is_read_where_the_worker_runs(tmp_path: Path, base: Base, two_sim_servers: SimServers,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    # --llm env:NAME: the driver ships the name, each worker reads the value on its node
+    # (here, in-process workers: this process's environment, set after the driver checked).
+    (url_a, a), (url_b, b) = two_sim_servers
+    monkeypatch.setenv("SCALEENV_TEST_LLM", f"openai:{url_b}")
+    options = msgspec.structs.replace(OPTIONS, llm="env:SCALEENV_TEST_LLM", model="scaleenv-sim-1")
+    main = base.copy(tmp_path / "main")
+    result = bounded(distributed_rollouts, str(main), CONFIG, options, shards=2, executor="inprocess")
+    assert result["distributed"]["llm"] == {"0": "env:SCALEENV_TEST_LLM", "1": "env:SCALEENV_TEST_LLM"}
+    assert {w["llm"] for w in result["distributed"]["workers"]} == {f"openai:{url_b}"}
+    assert a.served == 0 and b.served == sum(calls_by_shard(main, 2).values()) > 0
+    # Unset on the worker's node: the shards fail, naming the variable and the node.
+    monkeypatch.delenv("SCALEENV_TEST_LLM")
+    more = msgspec.structs.replace(CONFIG, episodes_per_task=CONFIG.episodes_per_task + 1)
+    with pytest.raises(WorkFailed, match=r"the environment variable SCALEENV_TEST_LLM is not set on node "):
+        bounded(distributed_rollouts, str(main), more, options, shards=2, executor="inprocess")
+
+
+def test_env_llm_on_one_machine_is_this_process_s(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    log = tmp_path / "log"
+    monkeypatch.delenv("SCALEENV_TEST_LLM", raising=False)
+    assert cli_main(["synth", "--log", str(log), "--quiet", "--domains", "1", "--llm", "env:SCALEENV_TEST_LLM"]) == 2
+    assert "the environment variable SCALEENV_TEST_LLM is not set" in capsys.readouterr().err
+    assert not log.exists()
+    monkeypatch.setenv("SCALEENV_TEST_LLM", "bogus:x")
+    assert cli_main(["synth", "--log", str(log), "--quiet", "--domains", "1", "--llm", "env:SCALEENV_TEST_LLM"]) == 2
+    assert "bad --llm value 'bogus:x'" in capsys.readouterr().err
+    assert not log.exists()

@@ -35,19 +35,32 @@ from scaleenv._store.log import Log  # noqa: E402
 from scaleenv._runner import rollouts  # noqa: E402
 
 from .conftest import (CONFIG, OPTIONS, Base, SimServers, bounded, calls_by_shard, episode_starts,  # noqa: E402
-                       run_stages, stream_digests)
+                       run_stages, sim_servers, stream_digests)
 
 OBJECT_STORE_BYTES = 80 * 1024 * 1024  # just over Ray's minimum (75 MiB)
 
 
+NODE_LLM = "SCALEENV_TEST_NODE_LLM"
+"""Each node's own --llm (``--llm env:SCALEENV_TEST_NODE_LLM``): the head's is server A, the other's B."""
+
+
+@pytest.fixture(scope="module")
+def node_servers() -> Iterator[SimServers]:
+    """Two sim servers for the module: each node's environment names one (:data:`NODE_LLM`)."""
+    with sim_servers() as both:
+        yield both
+
+
 @pytest.fixture(scope="module", autouse=True)
-def two_nodes() -> Iterator[object]:
+def two_nodes(node_servers: SimServers) -> Iterator[object]:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    (url_a, _), (url_b, _) = node_servers
     cluster = cluster_utils.Cluster(
         initialize_head=True,
-        head_node_args={"num_cpus": 1, "object_store_memory": OBJECT_STORE_BYTES, "include_dashboard": False},
+        head_node_args={"num_cpus": 1, "object_store_memory": OBJECT_STORE_BYTES, "include_dashboard": False,
+                        "env_vars": {NODE_LLM: f"openai:{url_a}"}},
     )
-    cluster.add_node(num_cpus=1, object_store_memory=OBJECT_STORE_BYTES)
+    cluster.add_node(num_cpus=1, object_store_memory=OBJECT_STORE_BYTES, env_vars={NODE_LLM: f"openai:{url_b}"})
     cluster.wait_for_nodes()
     ray.init(address=cluster.address, log_to_driver=False, logging_level="ERROR")
     try:
@@ -278,20 +291,48 @@ def test_recorded_llm_on_the_cluster_is_shipped_not_opened(tmp_path: Path, base:
     assert watch.violations == set()
 
 
-def test_each_shard_on_its_own_model_server(tmp_path: Path, base: Base, two_sim_servers: SimServers) -> None:
-    # `--shard-llm` twice: shard 0's worker calls server A, shard 1's server B (one node
-    # each); the merged log is the one-machine run's against one server, stream for stream.
-    (url_a, a), (url_b, b) = two_sim_servers
+def test_each_shard_on_its_own_model_server(tmp_path: Path, base: Base, node_servers: SimServers,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    # `scaleenv rollout --ray ... --shard-llm A --shard-llm B`: shard 0's worker calls server
+    # A, shard 1's server B (one node each); the merged log is the one-machine run's against
+    # one server, stream for stream.
+    (url_a, a), (url_b, b) = node_servers
     options = msgspec.structs.replace(OPTIONS, llm=f"openai:{url_a}", model="scaleenv-sim-1")
     single = base.copy(tmp_path / "single")
     run_stages(single, rollouts, options=options)
-    a.served = 0
+    a.served = b.served = 0
     main = base.copy(tmp_path / "main")
-    result = bounded(distributed_rollouts, str(main), CONFIG, options, shards=2, executor="ray",
-                     shard_llms=[f"openai:{url_a}", f"openai:{url_b}"])
+    args = ["rollout", "--log", str(main), "--episodes-per-task", str(CONFIG.episodes_per_task), "--no-sync",
+            "--quiet", "--json", "--ray", "auto", "--shards", "2", "--model", "scaleenv-sim-1",
+            "--shard-llm", f"openai:{url_a}", "--shard-llm", f"openai:{url_b}"]
+    assert bounded(cli_main, args) == 0
+    result = json.loads(capsys.readouterr().out)
     assert stream_digests(main) == stream_digests(single)
     workers = result["distributed"]["workers"]
     assert len({w["node"] for w in workers}) == 2
     assert {w["index"]: w["llm"] for w in workers} == {0: f"openai:{url_a}", 1: f"openai:{url_b}"}
     calls = calls_by_shard(main, 2)
     assert calls[0] > 0 and calls[1] > 0 and (a.served, b.served) == (calls[0], calls[1])
+
+
+def test_each_node_s_own_model_server_from_its_environment(tmp_path: Path, base: Base, node_servers: SimServers,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    # `--llm env:NAME`: each worker reads NAME on its node (the head's names server A, the
+    # other node's B): each server served exactly the calls of the shard on its node.
+    (url_a, a), (url_b, b) = node_servers
+    main = base.copy(tmp_path / "main")
+    a.served = b.served = 0
+    args = ["rollout", "--log", str(main), "--episodes-per-task", str(CONFIG.episodes_per_task), "--no-sync",
+            "--quiet", "--json", "--ray", "auto", "--shards", "2", "--model", "scaleenv-sim-1",
+            "--llm", f"env:{NODE_LLM}"]
+    assert bounded(cli_main, args) == 0
+    result = json.loads(capsys.readouterr().out)
+    workers = result["distributed"]["workers"]
+    (head,) = [n["NodeID"] for n in ray.nodes() if n["Alive"] and "node:__internal_head__" in n["Resources"]]
+    by_url = {f"openai:{url_a}": a, f"openai:{url_b}": b}
+    assert {w["llm"] for w in workers} == set(by_url)  # one shard on each node, each its node's server
+    for w in workers:
+        assert w["llm"] == (f"openai:{url_a}" if w["node"] == head else f"openai:{url_b}")
+    calls = calls_by_shard(main, 2)
+    for w in workers:
+        assert by_url[w["llm"]].served == calls[w["index"]] > 0
