@@ -72,14 +72,13 @@ from scaleenv._store.events.llm import LlmCalled
 from scaleenv._store.log import Log
 from scaleenv._store.record import default_codec
 
-from ._backend_spec import check_spec
 from ._errors import UsageError, WorkFailed
 from scaleenv._config import RunConfig
 from scaleenv._streams import domain_stream, slot_id, slot_index, slot_of, task_id, task_stream, tool_streams_of
 from scaleenv._logs import get_logger
 from ._runner import EngineOptions, adopt_config, project, summary
-from ._shard_worker import (FAIL_EXIT_CODE, Kind, ShardJob, ShardWorker, Shipment, check_shard_llm, recorded_path, unit_finished,
-                            unit_stream, unit_streams)
+from ._shard_worker import (FAIL_EXIT_CODE, Kind, ShardJob, ShardWorker, Shipment, check_shard_llm, recorded_path,
+                            unit_finished, unit_stream, unit_streams)
 from ._shards import SHARD_META, MergeStats, existing_shards, merge_shards, remove_shards, shard_of, shard_path
 from ._shipping import CHUNK_RECORDS, Chunk, as_pending, chunked, decode_chunk, encoded_log, encoded_streams
 
@@ -447,8 +446,8 @@ def plan(main: Log, main_path: str, config: RunConfig, options: EngineOptions, s
         by_shard.setdefault(shard_of(unit_stream(kind, item), shards), []).append(item)
     works = [
         ShardWork(index=k, of=shards, main_path=main_path, shard_path=str(shard_path(main_path, k)),
-                  items=by_shard[k], config=config, options=shard_options(options, k, shard_llms), fail_after=fail_after,
-                  chunk_records=chunk_records, kind=kind)
+                  items=by_shard[k], config=config, options=shard_options(options, k, shard_llms),
+                  fail_after=fail_after, chunk_records=chunk_records, kind=kind)
         for k in sorted(by_shard)
     ]
     return works, finished

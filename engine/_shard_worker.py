@@ -256,6 +256,7 @@ class ShardWorker:
         if env_name(job.options.llm) is not None:
             # The node's own --llm, built here as it names it (a recorded: log of this node's is opened here).
             spec = from_env(job.options.llm, f" on node {socket.gethostname()}")
+            check_spec(spec, model=job.options.model)  # a bad value there fails this shard at once, naming it
             job = msgspec.structs.replace(job, options=msgspec.structs.replace(job.options, llm=spec))
             self._job = job
         else:

@@ -146,7 +146,6 @@ def handle(args: argparse.Namespace) -> int:
         raise UsageError("--shard-llm needs --ray ADDRESS|local")
     if getattr(args, "ray", None) is not None:
         check_distributed_llm(args)
-    if getattr(args, "ray", None) is not None:
         return handle_distributed(args, config, options_from(args), STAGES[args.command][1])
     try:
         options = options_from(args)

@@ -122,6 +122,10 @@ def test_env_llm_is_read_where_the_worker_runs(tmp_path: Path, base: Base, two_s
     more = msgspec.structs.replace(CONFIG, episodes_per_task=CONFIG.episodes_per_task + 1)
     with pytest.raises(WorkFailed, match=r"the environment variable SCALEENV_TEST_LLM is not set on node "):
         bounded(distributed_rollouts, str(main), more, options, shards=2, executor="inprocess")
+    # Set to a bad value there: the same, naming the value.
+    monkeypatch.setenv("SCALEENV_TEST_LLM", "bogus:x")
+    with pytest.raises(WorkFailed, match=r"shard 0: bad --llm value 'bogus:x'"):
+        bounded(distributed_rollouts, str(main), more, options, shards=2, executor="inprocess")
 
 
 def test_env_llm_on_one_machine_is_this_process_s(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
