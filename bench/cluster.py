@@ -74,11 +74,15 @@ OBJECT_STORE_BYTES = 80 * 1024 * 1024
 OPTIONS = EngineOptions(progress=False, sync=False)
 
 
-def run_stages(path: Path, config: RunConfig, *stages: Any) -> dict[str, Any]:
+def run_stages(path: Path, config: RunConfig, *stages: Any, walls: dict[str, float] | None = None) -> dict[str, Any]:
+    """The stages in one process, one after the other; ``walls`` gets each stage's wall seconds."""
     async def main() -> dict[str, Any]:
         async with open_run(str(path), config, OPTIONS) as ctx:
             for stage in stages:
+                t0 = time.perf_counter()
                 await stage(ctx)
+                if walls is not None:
+                    walls[stage.__name__] = round(time.perf_counter() - t0, 2)
             return summary(project(ctx.log))
 
     return trio.run(main)
@@ -223,7 +227,8 @@ def paper_bench(config: RunConfig, node_counts: list[int]) -> dict[str, Any]:
         root = Path(tmp)
         cpu0 = time.process_time()
         t0 = time.perf_counter()
-        one = run_stages(root / "single", config, stage1, stage2, rollouts)
+        single_stages: dict[str, float] = {}
+        one = run_stages(root / "single", config, stage1, stage2, rollouts, walls=single_stages)
         single_s = time.perf_counter() - t0
         single_cpu_s = time.process_time() - cpu0
         walls: dict[int, float] = {}
@@ -252,6 +257,7 @@ def paper_bench(config: RunConfig, node_counts: list[int]) -> dict[str, Any]:
         "preset": "paper",
         "nodes": top,
         "domains": len(one["domains"]),
+        "tools_verified": [d.get("tools_verified", 0) for d in one["domains"]],
         "tasks_kept": sum(d.get("tasks", 0) for d in one["domains"]),
         "tasks_discarded": sum(sum((d.get("tasks_discarded") or {}).values()) for d in one["domains"]),
         "episodes": sum(d["episodes"] for d in one["domains"]),
@@ -261,6 +267,8 @@ def paper_bench(config: RunConfig, node_counts: list[int]) -> dict[str, Any]:
         "digests_equal": True,
         "paper_single_s": round(single_s, 2),
         "paper_single_cpu_s": round(single_cpu_s, 2),
+        "paper_single_stage_s": {"domains": single_stages["stage1"], "tasks": single_stages["stage2"],
+                                 "episodes": single_stages["rollouts"]},
         "paper_cluster_s": {str(n): round(w, 2) for n, w in walls.items()},
         "paper_cluster_stage_s": {str(n): v for n, v in per_stage.items()},
         "cluster_start_s": {str(n): round(v, 2) for n, v in starts.items()},
