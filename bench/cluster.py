@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/cluster.py [--nodes 2] [--domains 2] [--tasks-per-domain 4] [--episodes-per-task 8]
                                       [--stop-trials 3] [--json]
+    .venv/bin/python bench/cluster.py --preset paper [--domains 2] [--tasks-per-domain 8] [--episodes-per-task 8]
+                                      [--paper-nodes 1,2] [--json]
 
 Needs the ray extra (pip install -e '.[ray]'). One stage-1/2 log (the sim LLM, seed 1) is
 built first, stage 1 timed on its own (``synth_single``). Stage 1 on the cluster, each from
@@ -24,6 +26,15 @@ Then rollouts, from copies of the stage-1/2 log:
   its receiving logs hold shipped-back records; the seconds from the signal to the
   driver's exit (exit 130 checked), then the same command again to the end (its digest
   checked against single).
+
+With ``--preset paper`` (e.g. ``--preset paper --domains 2 --tasks-per-domain 8``; the
+counts scale it up, ``--domains 16`` with no ``--tasks-per-domain`` is the paper's whole
+table 8), the whole pipeline instead (stage 1, stage 2 and the rollouts, each from a new
+log), timed three ways: ``paper_single_s`` in this process, ``paper_cluster_s`` on a
+cluster of 1 node and of 2 nodes (one CPU each; the cluster's start-up not counted), the
+stages one after the other over one shard per node, as ``scaleenv run --ray`` runs
+them; with the ratios ``paper_2_vs_1_nodes`` and ``paper_cluster_vs_single``, and the
+three digests (checked equal). The Ctrl-C trials and the stage-alone runs are left out.
 
 Figures: wall seconds of each (the cluster's own start-up is reported apart and not
 counted), the per-episode overhead of cluster_1 against single, the merge rate
@@ -55,19 +66,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.distributed.interrupt import run_and_signal, scaleenv  # noqa: E402
 
-from scaleenv._config import RunConfig
-from scaleenv._distributed import distributed_domains, distributed_rollouts
+from scaleenv._config import RunConfig, make, with_preset
+from scaleenv._distributed import distributed_domains, distributed_rollouts, distributed_tasks
 from scaleenv._runner import EngineOptions, open_run, project, rollouts, stage1, stage2, summary
 
 OBJECT_STORE_BYTES = 80 * 1024 * 1024
 OPTIONS = EngineOptions(progress=False, sync=False)
 
 
-def run_stages(path: Path, config: RunConfig, *stages: Any) -> dict[str, Any]:
+def run_stages(path: Path, config: RunConfig, *stages: Any, walls: dict[str, float] | None = None) -> dict[str, Any]:
+    """The stages in one process, one after the other; ``walls`` gets each stage's wall seconds."""
     async def main() -> dict[str, Any]:
         async with open_run(str(path), config, OPTIONS) as ctx:
             for stage in stages:
+                t0 = time.perf_counter()
                 await stage(ctx)
+                if walls is not None:
+                    walls[stage.__name__] = round(time.perf_counter() - t0, 2)
             return summary(project(ctx.log))
 
     return trio.run(main)
@@ -188,22 +203,117 @@ def bench(nodes: int, config: RunConfig, stop_trials: int = 3) -> dict[str, Any]
     }
 
 
+def start_cluster(nodes: int) -> tuple[Any, float]:
+    """A ``ray.cluster_utils.Cluster`` of ``nodes`` one-CPU nodes, this process connected; and its start seconds."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    t0 = time.perf_counter()
+    cluster = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 1, "object_store_memory": OBJECT_STORE_BYTES, "include_dashboard": False})
+    for _ in range(nodes - 1):
+        cluster.add_node(num_cpus=1, object_store_memory=OBJECT_STORE_BYTES)
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, log_to_driver=False, logging_level="ERROR")
+    return cluster, time.perf_counter() - t0
+
+
+def paper_bench(config: RunConfig, node_counts: list[int]) -> dict[str, Any]:
+    """The whole pipeline of a paper-shaped run in one process and on clusters of ``node_counts`` nodes."""
+    import ray
+
+    with tempfile.TemporaryDirectory(prefix="scaleenv-bench-paper-") as tmp:
+        root = Path(tmp)
+        cpu0 = time.process_time()
+        t0 = time.perf_counter()
+        single_stages: dict[str, float] = {}
+        one = run_stages(root / "single", config, stage1, stage2, rollouts, walls=single_stages)
+        single_s = time.perf_counter() - t0
+        single_cpu_s = time.process_time() - cpu0
+        walls: dict[int, float] = {}
+        per_stage: dict[int, dict[str, float]] = {}
+        starts: dict[int, float] = {}
+        results: dict[int, dict[str, Any]] = {}
+        for nodes in node_counts:
+            cluster, starts[nodes] = start_cluster(nodes)
+            try:
+                path = str(root / f"cluster{nodes}")
+                per_stage[nodes] = {}
+                t0 = time.perf_counter()
+                for kind, stage in (("domains", distributed_domains), ("tasks", distributed_tasks),
+                                    ("episodes", distributed_rollouts)):
+                    s0 = time.perf_counter()
+                    results[nodes] = stage(path, config, OPTIONS, shards=nodes, executor="ray")
+                    per_stage[nodes][kind] = round(time.perf_counter() - s0, 2)
+                walls[nodes] = time.perf_counter() - t0
+            finally:
+                ray.shutdown()
+                cluster.shutdown()
+    digests = {n: r["digest"] for n, r in results.items()}
+    assert set(digests.values()) == {one["digest"]}, f"the cluster runs' digests differ from one process's: {digests}"
+    top = max(node_counts)
+    out: dict[str, Any] = {
+        "preset": "paper",
+        "nodes": top,
+        "domains": len(one["domains"]),
+        "tools_verified": [d.get("tools_verified", 0) for d in one["domains"]],
+        "tasks_kept": sum(d.get("tasks", 0) for d in one["domains"]),
+        "tasks_discarded": sum(sum((d.get("tasks_discarded") or {}).values()) for d in one["domains"]),
+        "episodes": sum(d["episodes"] for d in one["domains"]),
+        "events": one["events"],
+        "digest_single": one["digest"],
+        "digest_cluster": digests[top],
+        "digests_equal": True,
+        "paper_single_s": round(single_s, 2),
+        "paper_single_cpu_s": round(single_cpu_s, 2),
+        "paper_single_stage_s": {"domains": single_stages["stage1"], "tasks": single_stages["stage2"],
+                                 "episodes": single_stages["rollouts"]},
+        "paper_cluster_s": {str(n): round(w, 2) for n, w in walls.items()},
+        "paper_cluster_stage_s": {str(n): v for n, v in per_stage.items()},
+        "cluster_start_s": {str(n): round(v, 2) for n, v in starts.items()},
+        "paper_cluster_vs_single": {str(n): round(w / single_s, 3) for n, w in walls.items()},
+        "merge_events_per_s": results[top]["distributed"]["merge"]["events_per_s"],
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+    }
+    if 1 in walls and len(walls) > 1:
+        out["paper_2_vs_1_nodes" if top == 2 else f"paper_{top}_vs_1_nodes"] = round(walls[top] / walls[1], 3)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--nodes", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--domains", type=int, default=2)
-    ap.add_argument("--tasks-per-domain", type=int, default=4)
+    ap.add_argument("--tasks-per-domain", type=int, default=None, help="default 4; with --preset paper, 8")
     ap.add_argument("--episodes-per-task", type=int, default=8)
     ap.add_argument("--stop-trials", type=int, default=3, help="Ctrl-C trials on the cluster (0: none)")
+    ap.add_argument("--preset", choices=["paper"], default=None,
+                    help="time the whole pipeline of a paper-shaped run on 1 and 2 nodes instead")
+    ap.add_argument("--paper-nodes", default="1,2", help="with --preset: the cluster sizes to time (default 1,2)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     if a.nodes < 1:
         print("cluster.py: --nodes must be at least 1", file=sys.stderr)
         return 2
-    config = RunConfig(seed=a.seed, domains=a.domains, tasks_per_domain=a.tasks_per_domain,
-                       episodes_per_task=a.episodes_per_task)
-    out = bench(a.nodes, config, a.stop_trials)
+    if a.preset is not None:
+        try:
+            node_counts = sorted({int(n) for n in a.paper_nodes.split(",")})
+        except ValueError:
+            node_counts = []
+        if not node_counts or node_counts[0] < 1:
+            print(f"cluster.py: --paper-nodes must be node counts such as 1,2; got {a.paper_nodes!r}", file=sys.stderr)
+            return 2
+        given: dict[str, Any] = {"preset": a.preset, "seed": a.seed, "domains": a.domains,
+                                 "episodes_per_task": a.episodes_per_task}
+        if a.tasks_per_domain is not None or a.domains < 16:
+            given["tasks_per_domain"] = a.tasks_per_domain or 8
+        out = paper_bench(make(with_preset(given)), node_counts)
+    else:
+        config = RunConfig(seed=a.seed, domains=a.domains, tasks_per_domain=a.tasks_per_domain or 4,
+                           episodes_per_task=a.episodes_per_task)
+        out = bench(a.nodes, config, a.stop_trials)
     if a.json:
         print(json.dumps(out, sort_keys=True))
     else:

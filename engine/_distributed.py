@@ -7,7 +7,8 @@ Ship, don't share: no worker opens a path of the driver's filesystem. The driver
    shards an interrupted earlier run left on disk, folds the log and lists the items of
    the stage not finished yet: stage 1's domain slots (``--domains``), stage 2's tasks
    (synthesized domains x ``--tasks-per-domain``) or the rollouts' episodes (kept tasks x
-   ``--episodes-per-task``);
+   ``--episodes-per-task``; from the lean view's run progress, so a finished or nearly
+   finished log costs what is left, not one look per episode: ``left_to_run``);
 2. assigns each item to a shard by a stable hash of its stream id
    (:func:`scaleenv._shards.shard_of`); per shard it keeps a *receiving log* on its own
    disk, ``<log>.shards/<k>``, holding what that shard has shipped back (plus any prefix
@@ -17,7 +18,9 @@ Ship, don't share: no worker opens a path of the driver's filesystem. The driver
    streams and their domains' ``domain/..`` and ``tool/..`` streams, for tasks their
    domains' and tools' streams, for domains nothing (a domain is built from its brief,
    which the run's config determines); and the receiving log's records (what earlier
-   attempts finished); one Ray actor per shard
+   attempts finished); for a ``recorded:LOG`` backend, the recording's model calls of the
+   shard's own items' streams (:func:`recordings`: only the driver opens LOG); each shard
+   may have its own ``--llm`` (``shard_llms``, :func:`shard_options`); one Ray actor per shard
    (:class:`scaleenv._shard_worker.ShardWorker`) writes a shard log in a temporary
    directory of its own on its node, runs its items there on its own trio engine, and
    is pulled for its new records, one bounded chunk per call; the driver appends each
@@ -64,15 +67,18 @@ import msgspec
 import trio
 
 from scaleenv._replay.projection import RunView, fold
+from scaleenv._replay.stored import left_to_run
+from scaleenv._store.events.llm import LlmCalled
 from scaleenv._store.log import Log
+from scaleenv._store.record import default_codec
 
-from ._backend_spec import check_spec
 from ._errors import UsageError, WorkFailed
 from scaleenv._config import RunConfig
 from scaleenv._streams import domain_stream, slot_id, slot_index, slot_of, task_id, task_stream, tool_streams_of
 from scaleenv._logs import get_logger
 from ._runner import EngineOptions, adopt_config, project, summary
-from ._shard_worker import FAIL_EXIT_CODE, Kind, ShardJob, ShardWorker, Shipment, unit_finished, unit_stream, unit_streams
+from ._shard_worker import (FAIL_EXIT_CODE, Kind, ShardJob, ShardWorker, Shipment, check_shard_llm, recorded_path,
+                            unit_finished, unit_stream, unit_streams)
 from ._shards import SHARD_META, MergeStats, existing_shards, merge_shards, remove_shards, shard_of, shard_path
 from ._shipping import CHUNK_RECORDS, Chunk, as_pending, chunked, decode_chunk, encoded_log, encoded_streams
 
@@ -185,6 +191,56 @@ def domain_streams(main: Log, task_ids: Sequence[str]) -> list[str]:
     return out
 
 
+def recording_streams(recording: Log, work: ShardWork) -> list[str]:
+    """The streams of ``recording`` whose model calls the shard's items make again: each
+    item's own (an episode's, a task's, a domain's and its tools')."""
+    return [sid for item in work.items for sid in unit_streams(work.kind, item, recording)]
+
+
+def recording_chunks(recording: Log, work: ShardWork) -> Iterator[Chunk]:
+    """The ``llm.called`` records of the shard's streams in ``recording``, encoded, in
+    bounded chunks, stream after stream in order (a stored call may refer to an earlier
+    call of its stream: the worker resolves them as it reads them)."""
+    enc = default_codec().encode
+
+    def calls() -> Iterator[bytes]:
+        for sid in recording_streams(recording, work):
+            for r in recording.read_stream(sid):
+                if isinstance(r.event, LlmCalled):
+                    yield enc(r)
+
+    return chunked(calls(), max_records=work.chunk_records)
+
+
+@contextmanager
+def recordings(main: Log, main_path: str, works: Sequence[ShardWork]) -> Iterator[Callable[[ShardWork], Iterator[Chunk]]]:
+    """For the block, what to ship each shard of a ``recorded:LOG`` backend: the recorded
+    calls of its own streams, read lazily by the driver (which alone opens LOG; each
+    recording is opened once, read-only; the main log itself is read through ``main``).
+    Shards of any other backend are shipped nothing."""
+    opened: dict[str, Log] = {}
+    try:
+        for w in works:
+            path = recorded_path(w.options.llm)
+            if path is None:
+                continue
+            real = str(Path(path).resolve())
+            if real not in opened:
+                opened[real] = main if real == main_path else Log.open(real, readonly=True)
+
+        def for_work(work: ShardWork) -> Iterator[Chunk]:
+            path = recorded_path(work.options.llm)
+            if path is None:
+                return iter(())
+            return recording_chunks(opened[str(Path(path).resolve())], work)
+
+        yield for_work
+    finally:
+        for log_ in opened.values():
+            if log_ is not main:
+                log_.close()
+
+
 def context_chunks(main: Log, work: ShardWork) -> Iterable[Chunk]:
     """The records the shard's items need, encoded, in bounded chunks (read lazily from the main log):
     for episodes their tasks', domains' and tools' streams; for tasks their domains' and tools';
@@ -217,7 +273,8 @@ async def carry_main_prefixes(main: Log, shard: Log, kind: Kind, items: Sequence
 class Worker(Protocol):
     """A started shard worker somewhere: in this process or in a Ray actor."""
 
-    async def start(self, job: ShardJob, context: Any, prefix: Iterable[Chunk]) -> dict[str, Any]: ...
+    async def start(self, job: ShardJob, context: Any, prefix: Iterable[Chunk],
+                    recording: Iterable[Chunk] = ()) -> dict[str, Any]: ...
     async def pull(self, acked: int) -> Shipment: ...
     async def close(self) -> None: ...
     async def kill(self) -> None:
@@ -234,10 +291,11 @@ class ThreadWorker:
         self._w = ShardWorker()
         self._limiter = trio.CapacityLimiter(1)  # its own thread: shards never wait for each other's
 
-    async def start(self, job: ShardJob, context: Any, prefix: Iterable[Chunk]) -> dict[str, Any]:
+    async def start(self, job: ShardJob, context: Any, prefix: Iterable[Chunk],
+                    recording: Iterable[Chunk] = ()) -> dict[str, Any]:
         try:
             return await trio.to_thread.run_sync(self._w.start, job, iter(context), iter(list(prefix)),
-                                                 limiter=self._limiter, abandon_on_cancel=True)
+                                                 iter(list(recording)), limiter=self._limiter, abandon_on_cancel=True)
         except (ValueError, RuntimeError) as exc:  # as a Ray actor's would be: this shard failed
             raise WorkFailed(f"shard {job.index}: {exc}") from None
 
@@ -262,10 +320,13 @@ async def spawn_thread_worker(index: int) -> Worker:
 
 # -- one shard, driven to the end ----------------------------------------------------
 
-async def drive_shard(work: ShardWork, main: Log, spawn: Spawn, context: Any, *, max_retries: int = 0) -> dict[str, Any]:
+async def drive_shard(work: ShardWork, main: Log, spawn: Spawn, context: Any, *, max_retries: int = 0,
+                      recording: Callable[[], Iterable[Chunk]] = lambda: ()) -> dict[str, Any]:
     """Run one shard's episodes on a worker, storing what it ships back in the receiving log.
 
-    ``context`` is what :meth:`Worker.start` is handed as the shard's stage-1/2 records.
+    ``context`` is what :meth:`Worker.start` is handed as the shard's stage-1/2 records;
+    ``recording()`` the recorded model calls a ``recorded:LOG`` shard is served (read
+    again for each attempt: :func:`recording_chunks`).
     A lost worker is replaced (``max_retries`` times) and shipped what the receiving log
     holds. Returns the worker's result; raises :class:`WorkerLost` past the retries, or
     :class:`WorkFailed` if the worker's engine failed.
@@ -283,7 +344,8 @@ async def drive_shard(work: ShardWork, main: Log, spawn: Spawn, context: Any, *,
                            max_records=work.chunk_records)
             worker = await spawn(work.index)
             try:
-                info = await worker.start(job, context, chunked(encoded_log(shard), max_records=work.chunk_records))
+                info = await worker.start(job, context, chunked(encoded_log(shard), max_records=work.chunk_records),
+                                          recording())
                 mine = {k: info[k] for k in ("pid", "host", "skipped", "resumed", "fresh")}
                 mine.update(node=info.get("node"), finished=False)
                 attempts.append(mine)
@@ -331,7 +393,9 @@ async def run_shard_async(work: ShardWork, main: Log | None = None) -> dict[str,
     """One shard run in this process (a thread worker), through the same ship-and-pull protocol."""
     src = Log.open(work.main_path, readonly=True) if main is None else main
     try:
-        return await drive_shard(work, src, spawn_thread_worker, list(context_chunks(src, work)))
+        with recordings(src, str(Path(work.main_path).resolve()), [work]) as recording_for:
+            return await drive_shard(work, src, spawn_thread_worker, list(context_chunks(src, work)),
+                                     recording=partial(recording_for, work))
     finally:
         if main is None:
             src.close()
@@ -352,22 +416,38 @@ def plan_items(view: RunView, config: RunConfig, kind: Kind) -> list[tuple[str, 
             for k in range(config.tasks_for(slot_index(slot)))]
 
 
+def shard_options(options: EngineOptions, k: int, shard_llms: Sequence[str] = ()) -> EngineOptions:
+    """Shard ``k``'s engine options: ``--llm`` is ``shard_llms[k % len]`` when any are given."""
+    if not shard_llms:
+        return options
+    return msgspec.structs.replace(options, llm=shard_llms[k % len(shard_llms)])
+
+
 def plan(main: Log, main_path: str, config: RunConfig, options: EngineOptions, shards: int,
          fail_after: int | None = None, chunk_records: int = CHUNK_RECORDS,
-         kind: Kind = "episodes") -> tuple[list[ShardWork], int]:
+         kind: Kind = "episodes", *, shard_llms: Sequence[str] = ()) -> tuple[list[ShardWork], int]:
     """Shard work for every unfinished item of the stage; and how many were done already."""
     view = project(main, lean=True)  # memory that does not grow with the episodes finished
     by_shard: dict[int, list[tuple[str, int]]] = {}
-    finished = 0
-    for item in plan_items(view, config, kind):
-        if unit_finished(kind, view, item):
-            finished += 1
-            continue
+    if kind == "episodes":
+        # O(what is left): a checkpoint's run progress answers for the tasks all of whose
+        # attempts are finished, without a look at their episodes (left_to_run).
+        left = left_to_run(view.tasks, view.episodes, config.episodes_per_task)
+        kept = sum(1 for t in view.tasks.values() if t.status == "kept")
+        finished = kept * config.episodes_per_task - len(left)
+    else:
+        left, finished = [], 0
+        for item in plan_items(view, config, kind):
+            if unit_finished(kind, view, item):
+                finished += 1
+            else:
+                left.append(item)
+    for item in left:
         by_shard.setdefault(shard_of(unit_stream(kind, item), shards), []).append(item)
     works = [
         ShardWork(index=k, of=shards, main_path=main_path, shard_path=str(shard_path(main_path, k)),
-                  items=by_shard[k], config=config, options=options, fail_after=fail_after,
-                  chunk_records=chunk_records, kind=kind)
+                  items=by_shard[k], config=config, options=shard_options(options, k, shard_llms),
+                  fail_after=fail_after, chunk_records=chunk_records, kind=kind)
         for k in sorted(by_shard)
     ]
     return works, finished
@@ -375,6 +455,7 @@ def plan(main: Log, main_path: str, config: RunConfig, options: EngineOptions, s
 
 async def drive_all(works: Sequence[ShardWork], main: Log, spawn: Spawn,
                     context_for: Callable[[ShardWork], Any], *, max_retries: int = 0,
+                    recording_for: Callable[[ShardWork], Iterable[Chunk]] = lambda w: (),
                     ) -> tuple[list[dict[str, Any]], list[str]]:
     """Every shard driven concurrently; (results by shard index, failures as one-line strings).
 
@@ -385,7 +466,8 @@ async def drive_all(works: Sequence[ShardWork], main: Log, spawn: Spawn,
 
     async def one(w: ShardWork) -> None:
         try:
-            results.append(await drive_shard(w, main, spawn, context_for(w), max_retries=max_retries))
+            results.append(await drive_shard(w, main, spawn, context_for(w), max_retries=max_retries,
+                                             recording=partial(recording_for, w)))
         except (WorkerLost, WorkFailed) as exc:
             failures.append(f"shard {w.index}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
 
@@ -452,11 +534,13 @@ class RayShardActor:
         self.worker = ShardWorker()
         os.chdir(self.worker.workdir)
 
-    def start(self, job: ShardJob, context_refs: list[Any], prefix_refs: list[Any]) -> dict[str, Any]:
+    def start(self, job: ShardJob, context_refs: list[Any], prefix_refs: list[Any],
+              recording_refs: list[Any] | None = None) -> dict[str, Any]:
         import ray
 
         # Chunks are fetched from the object store one at a time, as the worker reads them.
-        info = self.worker.start(job, (ray.get(r) for r in context_refs), (ray.get(r) for r in prefix_refs))
+        info = self.worker.start(job, (ray.get(r) for r in context_refs), (ray.get(r) for r in prefix_refs),
+                                 (ray.get(r) for r in recording_refs or ()))
         return {**info, "node": ray.get_runtime_context().get_node_id()}
 
     def pull(self, acked: int) -> Shipment:
@@ -488,14 +572,16 @@ class RayWorker:
         # Abandoned on cancellation (Ctrl-C): the actor is killed right after.
         return await trio.to_thread.run_sync(get, limiter=self._limiter, abandon_on_cancel=True)
 
-    async def start(self, job: ShardJob, context: Any, prefix: Iterable[Chunk]) -> dict[str, Any]:
+    async def start(self, job: ShardJob, context: Any, prefix: Iterable[Chunk],
+                    recording: Iterable[Chunk] = ()) -> dict[str, Any]:
         import ray
 
         prefix_refs = [ray.put(c) for c in prefix]
+        recording_refs = [ray.put(c) for c in recording]
         try:
-            return await self._get(self._actor.start.remote(job, context, prefix_refs))
+            return await self._get(self._actor.start.remote(job, context, prefix_refs, recording_refs))
         finally:
-            del prefix_refs  # the worker has read them: the object store may drop them
+            del prefix_refs, recording_refs  # the worker has read them: the object store may drop them
 
     async def pull(self, acked: int) -> Shipment:
         return await self._get(self._actor.pull.remote(acked))
@@ -553,8 +639,14 @@ def distributed_tasks(main_path: str, config: RunConfig | Mapping[str, Any], opt
 def distributed_stage(main_path: str, config: RunConfig | Mapping[str, Any], options: EngineOptions, *,
                       kind: Kind = "episodes", shards: int | None = None, executor: Executor = "ray",
                       ray_address: str = "local", max_retries: int = 3, fail_after: int | None = None,
-                      keep_shards: bool = False, chunk_records: int = CHUNK_RECORDS) -> dict[str, Any]:
+                      keep_shards: bool = False, chunk_records: int = CHUNK_RECORDS,
+                      shard_llms: Sequence[str] = ()) -> dict[str, Any]:
     """Run every unfinished item of a stage (``kind``) over shard workers, merge them; returns the run summary.
+
+    ``shard_llms``: per-shard ``--llm`` values, shard ``k`` using ``shard_llms[k % len]``
+    (each worker may point at its own model server; empty: every shard uses
+    ``options.llm``). Which backend answered is never part of a digest, so the merged
+    digest is the single-machine run's when the servers serve the same model.
 
     The summary is :func:`scaleenv._runner.summary` of the merged log plus a
     ``"distributed"`` object (shards, per-shard work, merge figures). Raises
@@ -566,16 +658,19 @@ def distributed_stage(main_path: str, config: RunConfig | Mapping[str, Any], opt
     with sigterm_interrupts():
         return _distributed_stage(main_path, config, options, kind=kind, shards=shards, executor=executor,
                                   ray_address=ray_address, max_retries=max_retries, fail_after=fail_after,
-                                  keep_shards=keep_shards, chunk_records=chunk_records)
+                                  keep_shards=keep_shards, chunk_records=chunk_records, shard_llms=list(shard_llms))
 
 
 def _distributed_stage(main_path: str, config: RunConfig | Mapping[str, Any], options: EngineOptions, *,
                        kind: Kind, shards: int | None, executor: Executor, ray_address: str, max_retries: int,
-                       fail_after: int | None, keep_shards: bool, chunk_records: int) -> dict[str, Any]:
+                       fail_after: int | None, keep_shards: bool, chunk_records: int,
+                       shard_llms: list[str]) -> dict[str, Any]:
     main_path = str(Path(main_path).resolve())
-    # A bad --llm is the command's fault: say so before anything is created or started (its
-    # paths, if any, are the workers' to open, not the driver's).
-    check_spec(options.llm, model=options.model, paths=False)
+    # A bad --llm (or --shard-llm) is the command's fault: say so before anything is created
+    # or started. A model directory is the workers' to open, not the driver's; a recording
+    # is the driver's (it ships each shard the calls it needs); env:NAME is the node's.
+    for spec in shard_llms or [options.llm]:
+        check_shard_llm(spec, options.model)
     started_ray = False
     if executor == "ray":
         started_ray = _ray_init(ray_address)
@@ -592,18 +687,20 @@ def _distributed_stage(main_path: str, config: RunConfig | Mapping[str, Any], op
                 # An interrupted earlier run: keep every event it acknowledged, then start clean.
                 recovered = trio.run(interruptible, merge_shards, main, leftovers)
                 remove_shards(main_path)
-            works, finished = plan(main, main_path, config, options, n, fail_after, chunk_records, kind)
+            works, finished = plan(main, main_path, config, options, n, fail_after, chunk_records, kind,
+                                   shard_llms=shard_llms)
             log.info("distributed stage", kind=kind, shards=n, items=sum(len(w.items) for w in works),
                      finished=finished)
             t1 = time.perf_counter()
             failures: list[str] = []
-            if executor == "ray":
-                spawn, context_for = _ray_executor(main)
-                results, failures = trio.run(interruptible, partial(drive_all, max_retries=max_retries), works,
-                                             main, spawn, context_for)
-            else:
-                results, failures = trio.run(interruptible, drive_all, works, main, spawn_thread_worker,
-                                             lambda w: list(context_chunks(main, w)))
+            with recordings(main, main_path, works) as recording_for:
+                if executor == "ray":
+                    spawn, context_for = _ray_executor(main)
+                else:
+                    spawn, context_for = spawn_thread_worker, lambda w: list(context_chunks(main, w))
+                results, failures = trio.run(
+                    interruptible, partial(drive_all, max_retries=max_retries, recording_for=recording_for),
+                    works, main, spawn, context_for)
             t2 = time.perf_counter()
             paths = existing_shards(main_path)
             merged = trio.run(interruptible, merge_shards, main, paths)
@@ -613,6 +710,7 @@ def _distributed_stage(main_path: str, config: RunConfig | Mapping[str, Any], op
         result["distributed"] = {
             "executor": executor,
             "kind": kind,
+            "llm": {str(w.index): w.options.llm for w in works},
             "shards": n,
             f"{kind}_assigned": sum(len(w.items) for w in works),
             f"{kind}_already_done": finished,
@@ -638,6 +736,6 @@ def _distributed_stage(main_path: str, config: RunConfig | Mapping[str, Any], op
 
 __all__ = [
     "FAIL_EXIT_CODE", "KILL_GRACE_S", "RayShardActor", "STOP_SIGNALS", "ShardWork", "ThreadWorker", "Worker", "WorkerLost", "context_chunks",
-    "context_streams", "default_shards", "distributed_domains", "distributed_rollouts", "distributed_stage", "distributed_tasks", "drive_all", "drive_shard", "interruptible", "load_context", "plan", "plan_items", "ray_session",
+    "context_streams", "default_shards", "recording_chunks", "recording_streams", "recordings", "shard_options", "distributed_domains", "distributed_rollouts", "distributed_stage", "distributed_tasks", "drive_all", "drive_shard", "interruptible", "load_context", "plan", "plan_items", "ray_session",
     "ray_available", "run_shard_async", "sigterm_interrupts",
 ]

@@ -127,9 +127,12 @@ async def open_run(path: str, config: RunConfig | Mapping[str, Any], options: En
     program embedding scaleenv, or a test's scripted model); the run closes it when it ends.
     Holds the log's writer lock, its writer task, a sandbox pool and the LLM port until the
     block exits; cancellation closes them in that order and loses nothing acknowledged.
-    A bad ``options.llm`` raises ValueError before the log is created or locked.
+    A bad ``options.llm`` raises ValueError before the log is created or locked (with a
+    ``backend`` given, ``options.llm`` is not looked at: a shard worker serving a shipped
+    recording never checks the driver's path it names).
     """
-    check_spec(options.llm, model=options.model)
+    if backend is None:
+        check_spec(options.llm, model=options.model)
     with Log.open(path, sync=options.sync) as event_log, engine_gc():
         config = adopt_config(event_log, config)
         if backend is None:

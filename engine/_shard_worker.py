@@ -39,9 +39,12 @@ from typing import Any, Literal
 import msgspec
 import trio
 
+from scaleenv._agents.llm.port import Backend
+from scaleenv._agents.llm.recorded import RecordedBackend, whole_calls
 from scaleenv._agents.rollout.episode import run_episode
 from scaleenv._agents.synth.stage1 import synthesize_domain
 from scaleenv._agents.synth.stage2 import instantiate_task
+from scaleenv._backend_spec import BackendSpecError, check_spec
 from scaleenv._config import RunConfig
 from scaleenv._replay.projection import RunView, fold
 from scaleenv._replay.stored import episode_finished
@@ -50,6 +53,7 @@ from scaleenv._streams import domain_stream, episode_id, episode_stream, slot_in
 
 from scaleenv._run_context import RunContext
 
+from ._errors import leaf_exceptions
 from ._runner import EngineOptions, open_run
 from ._shipping import CHUNK_BYTES, CHUNK_RECORDS, Chunk, as_pending, decode_chunk, take
 
@@ -120,6 +124,79 @@ class Shipment(msgspec.Struct, frozen=True, kw_only=True):
     error: str | None = None
 
 
+def describe(exc: BaseException) -> str:
+    """One line for the driver: the first leaf of an exception group (how many more, if
+    any), as ``Type: message``."""
+    leaves = leaf_exceptions(exc)
+    first = leaves[0]
+    text = str(first).splitlines()[0] if str(first) else ""
+    more = f" (and {len(leaves) - 1} more)" if len(leaves) > 1 else ""
+    return f"{type(first).__name__}: {text}{more}"
+
+
+ENV_SPEC = "env:"
+"""``--llm env:NAME``: the ``--llm`` value is in the environment variable NAME where the
+engine runs; on a cluster, each worker reads its own node's (node-local model servers)."""
+
+
+def env_name(llm: str) -> str | None:
+    """NAME of an ``env:NAME`` spec (None for any other)."""
+    spec = (llm or "").strip()
+    return spec[len(ENV_SPEC):] if spec.startswith(ENV_SPEC) else None
+
+
+def check_env_name(llm: str) -> None:
+    """Raise :class:`BackendSpecError` unless ``env:NAME`` names a variable (letters, digits, ``_``)."""
+    name = env_name(llm)
+    if name is not None and not (name and (name[0].isalpha() or name[0] == "_")
+                                 and all(c.isalnum() or c == "_" for c in name)):
+        raise BackendSpecError(f"bad --llm value {llm!r}: 'env:' needs an environment variable name, "
+                               "such as env:SCALEENV_LLM")
+
+
+def from_env(llm: str, where: str = "") -> str:
+    """The ``--llm`` value an ``env:NAME`` spec stands for here (any other spec, itself).
+    Raises ValueError naming the variable (and ``where``) if it is unset, empty or itself ``env:``."""
+    name = env_name(llm)
+    if name is None:
+        return llm
+    check_env_name(llm)
+    value = os.environ.get(name, "").strip()
+    if not value or value.startswith(ENV_SPEC):
+        state = "is not set" if not value else f"is {value!r}, itself an env: value"
+        raise ValueError(f"--llm {llm}: the environment variable {name} {state}{where}; "
+                         f"set it to an --llm value (e.g. {name}=openai:http://127.0.0.1:8000/v1)")
+    return value
+
+
+def check_shard_llm(llm: str, model: str | None) -> None:
+    """Check a shard's ``--llm`` on the driver, before anything starts: ``env:NAME`` only
+    for its form (the value is the node's); ``recorded:LOG`` with its log there (the driver
+    reads it); any other as :func:`check_spec` does, its paths left to the workers.
+    Raises :class:`BackendSpecError`."""
+    if env_name(llm) is not None:
+        check_env_name(llm)
+        return
+    check_spec(llm, model=model, paths=recorded_path(llm) is not None)
+
+
+def recorded_path(llm: str) -> str | None:
+    """The log a ``recorded:LOG`` spec names (None for any other backend)."""
+    kind, _, arg = (llm or "sim").strip().partition(":")
+    return arg if kind == "recorded" else None
+
+
+def load_recording(job: ShardJob, recording: Iterable[Chunk]) -> RecordedBackend | None:
+    """For a ``recorded:LOG`` job, the backend serving the calls the driver shipped (the
+    recording's ``llm.called`` records of the shard's streams); None for any other backend.
+    LOG is the driver's path: it is only named, never opened here."""
+    path = recorded_path(job.options.llm)
+    if path is None:
+        return None
+    return RecordedBackend(whole_calls(r for chunk in recording for r in decode_chunk(chunk)),
+                           source=f"{path} (shipped by the driver)")
+
+
 def load_view(context: Iterable[Chunk]) -> RunView:
     """The domains and tasks the episodes need, folded from the shipped stage-1/2 records."""
     view = RunView()
@@ -149,11 +226,16 @@ class ShardWorker:
         self._cancel: trio.CancelScope | None = None
         self._token: trio.lowlevel.TrioToken | None = None
         self._closed = False  # close() was called: start no more, cancel what started
+        self._recorded_calls: int | None = None  # model calls shipped to serve a recorded:LOG job
         self._lock = threading.Lock()  # orders close() against start() and the engine's start
 
     # -- the driver's calls ------------------------------------------------------
-    def start(self, job: ShardJob, context: Iterable[Chunk], prefix: Iterable[Chunk]) -> dict[str, Any]:
+    def start(self, job: ShardJob, context: Iterable[Chunk], prefix: Iterable[Chunk],
+              recording: Iterable[Chunk] = ()) -> dict[str, Any]:
         """Load what was shipped, start the episodes; returns the attempt's facts once they run.
+
+        ``recording``: for a ``recorded:LOG`` job, the recorded model calls of the shard's
+        streams (:func:`load_recording`); the engine is served from them.
 
         Raises what loading raised (a damaged chunk, a task the context lacks), and
         RuntimeError if :meth:`close` was called before the engine started (loading the
@@ -170,10 +252,20 @@ class ShardWorker:
             missing = []  # a domain is built from its brief: nothing to ship
         if missing:
             raise ValueError(f"shard {job.index}: the shipped context lacks task(s) {missing[:3]}")
+        backend: Backend | None = None
+        if env_name(job.options.llm) is not None:
+            # The node's own --llm, built here as it names it (a recorded: log of this node's is opened here).
+            spec = from_env(job.options.llm, f" on node {socket.gethostname()}")
+            check_spec(spec, model=job.options.model)  # a bad value there fails this shard at once, naming it
+            job = msgspec.structs.replace(job, options=msgspec.structs.replace(job.options, llm=spec))
+            self._job = job
+        else:
+            backend = load_recording(job, recording)
+        self._recorded_calls = len(backend.calls) if isinstance(backend, RecordedBackend) else None
         with self._lock:
             if self._closed:
                 raise RuntimeError(f"shard {job.index}: the worker was closed while it loaded its context")
-            self._thread = threading.Thread(target=self._main, args=(job, view, prefix), daemon=True,
+            self._thread = threading.Thread(target=self._main, args=(job, view, prefix, backend), daemon=True,
                                             name=f"shard-{job.index}")
             self._thread.start()
         self._started.wait()
@@ -223,17 +315,17 @@ class ShardWorker:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     # -- the engine's thread -----------------------------------------------------
-    def _main(self, job: ShardJob, view: RunView, prefix: Iterable[Chunk]) -> None:
+    def _main(self, job: ShardJob, view: RunView, prefix: Iterable[Chunk], backend: Backend | None) -> None:
         try:
-            trio.run(self._run, job, view, prefix)
+            trio.run(self._run, job, view, prefix, backend)
         except BaseException as exc:  # noqa: BLE001 - reported to the driver through pull/start
-            self._error = f"{type(exc).__name__}: {exc}"
+            self._error = describe(exc)
         finally:
             self._finished = True
             self._started.set()
             self._progress.set()
 
-    async def _run(self, job: ShardJob, view: RunView, prefix: Iterable[Chunk]) -> None:
+    async def _run(self, job: ShardJob, view: RunView, prefix: Iterable[Chunk], backend: Backend | None) -> None:
         # The local log is a scratch copy: the driver's commit of each chunk is what is durable.
         options = msgspec.structs.replace(job.options, progress=False, sync=False)
         with trio.CancelScope() as scope:
@@ -241,12 +333,12 @@ class ShardWorker:
                 self._token, self._cancel = trio.lowlevel.current_trio_token(), scope
                 if self._closed:  # closed between start() and here: close() saw no scope to cancel
                     scope.cancel()
-            async with open_run(self.log_path, job.config, options) as ctx:
+            async with open_run(self.log_path, job.config, options, backend=backend) as ctx:
                 self._log = ctx.log
                 try:
                     await self._episodes(ctx, job, view, prefix)
                 except Exception as exc:  # noqa: BLE001 - shipped to the driver after the records before it
-                    self._error = f"{type(exc).__name__}: {exc}"
+                    self._error = describe(exc)
                 self._engine_done = True
                 self._started.set()
                 self._progress.set()
@@ -296,8 +388,9 @@ class ShardWorker:
         self._result = {"index": job.index, "kind": job.kind, job.kind: len(job.items), "skipped": skipped,
                         "resumed": resumed, "fresh": fresh, "completed": completed,
                         "attempt": job.attempt, "pid": os.getpid(), "host": socket.gethostname(),
-                        "events": ctx.log.count()}
+                        "events": ctx.log.count(), "llm": job.options.llm, "recorded_calls": self._recorded_calls}
 
 
-__all__ = ["FAIL_EXIT_CODE", "Kind", "ShardJob", "ShardWorker", "Shipment", "load_view", "unit_finished",
+__all__ = ["FAIL_EXIT_CODE", "Kind", "ShardJob", "ShardWorker", "Shipment", "load_recording", "load_view",
+           "ENV_SPEC", "check_env_name", "check_shard_llm", "env_name", "from_env", "recorded_path", "unit_finished",
            "unit_stream", "unit_streams"]

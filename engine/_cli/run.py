@@ -19,6 +19,7 @@ from scaleenv._cli import EXIT_OK, UsageError, check_workers
 from scaleenv._errors import WorkFailed, leaf_exceptions
 from scaleenv._logs import get_logger
 from scaleenv._distributed import distributed_domains, distributed_rollouts, distributed_tasks, ray_session
+from scaleenv._shard_worker import check_shard_llm, env_name, from_env
 from scaleenv._config import ConfigError, make, with_preset
 from scaleenv._config import fields as config_fields
 from scaleenv._runner import EngineOptions, open_run, project, rollouts, stage1, stage2, summary
@@ -61,7 +62,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--chain-length", default=None, metavar="MIN-MAX",
                    help="seed chain length range, a shorthand for --chain-min and --chain-max (e.g. 2-4)")
     e = p.add_argument_group("how to run it (never changes a digest)")
-    e.add_argument("--llm", default="sim", help="model backend: sim (default), openai:URL, vllm:URL, transformers:PATH, recorded:LOG")
+    e.add_argument("--llm", default="sim", help="model backend: sim (default), openai:URL, vllm:URL, transformers:PATH, "
+                                                "recorded:LOG, or env:NAME (the value of the environment variable NAME; "
+                                                "with --ray, on each worker's node)")
     e.add_argument("--model", default=None, help="model name for openai:/vllm: backends")
     e.add_argument("--noise", type=float, default=None,
                    help="sim only: mistake rate of the simulated roles, 0..1 (default 0.15; malformed/schema noise is 0.2x it)")
@@ -95,8 +98,15 @@ def config_from(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def options_from(args: argparse.Namespace) -> EngineOptions:
+    llm = args.llm
+    if env_name(llm) is not None and getattr(args, "ray", None) is None:
+        # On one machine, env:NAME is this process's variable (with --ray, each worker's node's).
+        try:
+            llm = from_env(llm)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     return EngineOptions(
-        llm=args.llm, model=args.model, noise=args.noise, latency=args.latency, concurrency=args.concurrency,
+        llm=llm, model=args.model, noise=args.noise, latency=args.latency, concurrency=args.concurrency,
         llm_concurrency=args.llm_concurrency, sandbox_workers=args.sandbox_workers, sync=not args.no_sync,
         progress=not args.quiet,
     )
@@ -109,13 +119,33 @@ def add_distributed_options(p: argparse.ArgumentParser) -> None:
                         "or 'local' to start one on this machine; shards are merged back into --log")
     d.add_argument("--shards", type=int, default=None, metavar="N",
                    help="with --ray: shards, one worker and one shard log each (default: the cluster's CPUs)")
+    d.add_argument("--shard-llm", action="append", default=None, metavar="SPEC",
+                   help="with --ray, repeatable: the --llm of the shards, shard k taking the (k mod count)-th "
+                        "(e.g. one model server per node: --shard-llm openai:http://a:8000/v1 --shard-llm "
+                        "openai:http://b:8000/v1; env:NAME reads it on each worker's node); --model applies to each. "
+                        "Same model on every server: same digest")
+
+
+def check_distributed_llm(args: argparse.Namespace) -> None:
+    """Each ``--llm``/``--shard-llm`` value of a ``--ray`` command, checked before Ray
+    starts: its form, and a ``recorded:LOG`` log is there (the driver reads it and ships
+    each shard its calls). Raises :class:`UsageError` (exit 2) naming the value."""
+    for spec in args.shard_llm or [args.llm]:
+        try:
+            check_shard_llm(spec, args.model)
+        except BackendSpecError as exc:
+            flag = "--shard-llm" if args.shard_llm else "--llm"
+            raise UsageError(str(exc).replace("--llm", flag, 1)) from None
 
 
 def handle(args: argparse.Namespace) -> int:
     config = config_from(args)
     if getattr(args, "shards", None) is not None and getattr(args, "ray", None) is None:
         raise UsageError("--shards needs --ray ADDRESS|local")
+    if getattr(args, "shard_llm", None) and getattr(args, "ray", None) is None:
+        raise UsageError("--shard-llm needs --ray ADDRESS|local")
     if getattr(args, "ray", None) is not None:
+        check_distributed_llm(args)
         return handle_distributed(args, config, options_from(args), STAGES[args.command][1])
     try:
         options = options_from(args)
@@ -219,7 +249,7 @@ def handle_distributed(args: Any, config: dict[str, Any], options: EngineOptions
                 for stage, over_shards in DISTRIBUTED:
                     if stage in stages:
                         result = over_shards(args.log, config, options, shards=args.shards, executor="ray",
-                                             ray_address=args.ray)
+                                             ray_address=args.ray, shard_llms=args.shard_llm or ())
                         ran[result["distributed"]["kind"]] = result["distributed"]
             # The last stage's figures are "distributed"; every stage's also "distributed_<kind>".
             for kind, d in ran.items():

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import faulthandler
+from contextlib import contextmanager
+from functools import partial
 import shutil
 import tempfile
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,7 +21,11 @@ import trio
 from scaleenv._replay.projection import fold
 from scaleenv._config import RunConfig
 from scaleenv._runner import EngineOptions, open_run, project, rollouts, stage1, summary
+from scaleenv._agents.sim import NoiseModel, SimBackend
+from scaleenv._serve.sim_http import SimServer, serve_sim
+from scaleenv._shards import shard_of
 from scaleenv._store.events.episodes import EpisodeStarted
+from scaleenv._store.events.llm import LlmCalled
 from scaleenv._store.log import Log
 from tests.conftest import TEMPLATE, copy_log
 
@@ -47,9 +53,9 @@ class Base:
         return to
 
 
-def run_stages(path: Path, *stages: Any, config: RunConfig = CONFIG) -> dict[str, Any]:
+def run_stages(path: Path, *stages: Any, config: RunConfig = CONFIG, options: EngineOptions = OPTIONS) -> dict[str, Any]:
     async def main() -> dict[str, Any]:
-        async with open_run(str(path), config, OPTIONS) as ctx:
+        async with open_run(str(path), config, options) as ctx:
             for stage in stages:
                 await stage(ctx)
             return summary(project(ctx.log))
@@ -111,3 +117,50 @@ def synth_only(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("synth_only") / "log"
     run_stages(path, stage1)
     return path
+
+
+def calls_by_shard(path: Path, shards: int) -> dict[int, int]:
+    """How many model calls the merged log's episode streams hold, by the shard each episode went to."""
+    out: dict[int, int] = {}
+    with Log.open(path, readonly=True) as log:
+        for sid, _ in log.streams("episode/"):
+            k = shard_of(sid, shards)
+            out[k] = out.get(k, 0) + sum(isinstance(r.event, LlmCalled) for r in log.read_stream(sid))
+    return out
+
+
+SimServers = tuple[tuple[str, SimServer], tuple[str, SimServer]]
+"""Two sim servers: (base URL, the server object whose ``served`` counts its completions) each."""
+
+
+@pytest.fixture
+def two_sim_servers() -> Iterator[SimServers]:
+    with sim_servers() as both:
+        yield both
+
+
+@contextmanager
+def sim_servers() -> Iterator[SimServers]:
+    """Two sim servers (the real HTTP server, same sim) on loopback ports, on a trio thread of their own."""
+    servers = (SimServer(sim=SimBackend(noise=NoiseModel())), SimServer(sim=SimBackend(noise=NoiseModel())))
+    ports: list[int] = []
+    ready = threading.Event()
+    stop: list[trio.CancelScope] = []
+    token: list[trio.lowlevel.TrioToken] = []
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            for s in servers:
+                ports.append(await nursery.start(partial(serve_sim, "127.0.0.1", 0, server=s)))
+            stop.append(nursery.cancel_scope)
+            token.append(trio.lowlevel.current_trio_token())
+            ready.set()
+
+    t = threading.Thread(target=trio.run, args=(main,), daemon=True)
+    t.start()
+    assert ready.wait(30)
+    try:
+        yield ((f"http://127.0.0.1:{ports[0]}/v1", servers[0]), (f"http://127.0.0.1:{ports[1]}/v1", servers[1]))
+    finally:
+        token[0].run_sync_soon(stop[0].cancel)
+        t.join(30)

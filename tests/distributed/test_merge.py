@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 import trio
 
 from scaleenv._cli import main as cli_main
+from scaleenv._runner import project
 from scaleenv._distributed import distributed_rollouts, plan, run_shard_async
 from scaleenv._streams import episode_id, episode_stream
 from scaleenv._shards import MergeConflict, existing_shards, merge_shards, shard_of, shard_path, shards_dir
@@ -159,3 +161,31 @@ def test_cli_flags_without_ray(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
     assert cli_main(["rollout", "--log", log, "--ray", "local", "--quiet"]) == 2
     assert "pip install 'scaleenv[ray]'" in capsys.readouterr().err
+
+
+def test_planning_a_finished_rollout_asks_about_no_episode(tmp_path: Path, base: Base,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    # The driver plans from the lean view's run progress (left_to_run): on a log whose
+    # rollouts are all finished, no episode is looked at; one more attempt per task asks
+    # about that attempt only.
+    from scaleenv._replay.stored import StoredEpisodes
+
+    main = shutil.copytree(base.single, tmp_path / "main")
+    with Log.open(main) as lg:
+        project(lg, lean=True)  # the checkpoint a finished run ends with
+        asked: list[str] = []
+        finished = StoredEpisodes.finished
+
+        def counted(self: StoredEpisodes, eid: str) -> bool:
+            asked.append(eid)
+            return finished(self, eid)
+
+        monkeypatch.setattr(StoredEpisodes, "finished", counted)
+        works, done = plan(lg, str(main), CONFIG, OPTIONS, 2)
+        assert works == [] and done == base.episodes and asked == []
+        more = msgspec.structs.replace(CONFIG, episodes_per_task=CONFIG.episodes_per_task + 1)
+        works, done = plan(lg, str(main), more, OPTIONS, 2)
+        items = sorted(i for w in works for i in w.items)
+        assert done == base.episodes and len(items) == base.episodes // CONFIG.episodes_per_task
+        assert {g for _, g in items} == {CONFIG.episodes_per_task}
+        assert sorted(asked) == sorted(f"{t}/g{g}" for t, g in items)

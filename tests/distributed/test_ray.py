@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
+import msgspec
 import pytest
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (optional extra: pip install 'scaleenv[ray]')")
@@ -31,19 +32,35 @@ from scaleenv._shard_worker import LOCAL_PREFIX  # noqa: E402
 from scaleenv._shards import shard_path, shards_dir  # noqa: E402
 from scaleenv._store.log import Log  # noqa: E402
 
-from .conftest import CONFIG, OPTIONS, Base, bounded, episode_starts, stream_digests  # noqa: E402
+from scaleenv._runner import rollouts  # noqa: E402
+
+from .conftest import (CONFIG, OPTIONS, Base, SimServers, bounded, calls_by_shard, episode_starts,  # noqa: E402
+                       run_stages, sim_servers, stream_digests)
 
 OBJECT_STORE_BYTES = 80 * 1024 * 1024  # just over Ray's minimum (75 MiB)
 
 
+NODE_LLM = "SCALEENV_TEST_NODE_LLM"
+"""Each node's own --llm (``--llm env:SCALEENV_TEST_NODE_LLM``): the head's is server A, the other's B."""
+
+
+@pytest.fixture(scope="module")
+def node_servers() -> Iterator[SimServers]:
+    """Two sim servers for the module: each node's environment names one (:data:`NODE_LLM`)."""
+    with sim_servers() as both:
+        yield both
+
+
 @pytest.fixture(scope="module", autouse=True)
-def two_nodes() -> Iterator[object]:
+def two_nodes(node_servers: SimServers) -> Iterator[object]:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    (url_a, _), (url_b, _) = node_servers
     cluster = cluster_utils.Cluster(
         initialize_head=True,
-        head_node_args={"num_cpus": 1, "object_store_memory": OBJECT_STORE_BYTES, "include_dashboard": False},
+        head_node_args={"num_cpus": 1, "object_store_memory": OBJECT_STORE_BYTES, "include_dashboard": False,
+                        "env_vars": {NODE_LLM: f"openai:{url_a}"}},
     )
-    cluster.add_node(num_cpus=1, object_store_memory=OBJECT_STORE_BYTES)
+    cluster.add_node(num_cpus=1, object_store_memory=OBJECT_STORE_BYTES, env_vars={NODE_LLM: f"openai:{url_b}"})
     cluster.wait_for_nodes()
     ray.init(address=cluster.address, log_to_driver=False, logging_level="ERROR")
     try:
@@ -246,3 +263,76 @@ def test_a_worker_killed_during_stage1_is_rerun_and_resumes_its_domain(tmp_path:
     assert died["finished"] is False and rerun["finished"] is True and died["pid"] != rerun["pid"]
     assert died["fresh"] == CONFIG.domains and rerun["skipped"] >= 1
     assert rerun["skipped"] + rerun["resumed"] + rerun["fresh"] == CONFIG.domains
+
+
+def test_recorded_llm_on_the_cluster_is_shipped_not_opened(tmp_path: Path, base: Base,
+                                                           tmp_path_factory: pytest.TempPathFactory,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # --llm recorded:LOG names a log on the driver's disk: the driver reads it and ships each
+    # shard the recorded calls of its own episodes through the object store; no worker opens it.
+    main = base.copy(tmp_path / "main")
+    monkeypatch.chdir(tmp_path)
+    options = msgspec.structs.replace(OPTIONS, llm=f"recorded:{base.single}")
+    watch = Watch(forbidden=[str(tmp_path_factory.getbasetemp().resolve())])
+    watcher = threading.Thread(target=watch.run, daemon=True)
+    watcher.start()
+    try:
+        result = bounded(distributed_rollouts, str(main), CONFIG, options, shards=2, executor="ray", chunk_records=16)
+    finally:
+        watch.stop.set()
+        watcher.join()
+    assert result["digest"] == base.digest
+    assert stream_digests(main) == base.streams
+    workers = result["distributed"]["workers"]
+    assert len({w["node"] for w in workers}) == 2
+    # Each worker was served exactly the recorded calls of its shard's episodes, shipped.
+    assert {w["index"]: w["recorded_calls"] for w in workers} == calls_by_shard(base.single, 2)
+    assert len(watch.worker_logs) >= 2, (watch.samples, watch.worker_logs)
+    assert watch.violations == set()
+
+
+def test_each_shard_on_its_own_model_server(tmp_path: Path, base: Base, node_servers: SimServers,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    # `scaleenv rollout --ray ... --shard-llm A --shard-llm B`: shard 0's worker calls server
+    # A, shard 1's server B (one node each); the merged log is the one-machine run's against
+    # one server, stream for stream.
+    (url_a, a), (url_b, b) = node_servers
+    options = msgspec.structs.replace(OPTIONS, llm=f"openai:{url_a}", model="scaleenv-sim-1")
+    single = base.copy(tmp_path / "single")
+    run_stages(single, rollouts, options=options)
+    a.served = b.served = 0
+    main = base.copy(tmp_path / "main")
+    args = ["rollout", "--log", str(main), "--episodes-per-task", str(CONFIG.episodes_per_task), "--no-sync",
+            "--quiet", "--json", "--ray", "auto", "--shards", "2", "--model", "scaleenv-sim-1",
+            "--shard-llm", f"openai:{url_a}", "--shard-llm", f"openai:{url_b}"]
+    assert bounded(cli_main, args) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert stream_digests(main) == stream_digests(single)
+    workers = result["distributed"]["workers"]
+    assert len({w["node"] for w in workers}) == 2
+    assert {w["index"]: w["llm"] for w in workers} == {0: f"openai:{url_a}", 1: f"openai:{url_b}"}
+    calls = calls_by_shard(main, 2)
+    assert calls[0] > 0 and calls[1] > 0 and (a.served, b.served) == (calls[0], calls[1])
+
+
+def test_each_node_s_own_model_server_from_its_environment(tmp_path: Path, base: Base, node_servers: SimServers,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    # `--llm env:NAME`: each worker reads NAME on its node (the head's names server A, the
+    # other node's B): each server served exactly the calls of the shard on its node.
+    (url_a, a), (url_b, b) = node_servers
+    main = base.copy(tmp_path / "main")
+    a.served = b.served = 0
+    args = ["rollout", "--log", str(main), "--episodes-per-task", str(CONFIG.episodes_per_task), "--no-sync",
+            "--quiet", "--json", "--ray", "auto", "--shards", "2", "--model", "scaleenv-sim-1",
+            "--llm", f"env:{NODE_LLM}"]
+    assert bounded(cli_main, args) == 0
+    result = json.loads(capsys.readouterr().out)
+    workers = result["distributed"]["workers"]
+    (head,) = [n["NodeID"] for n in ray.nodes() if n["Alive"] and "node:__internal_head__" in n["Resources"]]
+    by_url = {f"openai:{url_a}": a, f"openai:{url_b}": b}
+    assert {w["llm"] for w in workers} == set(by_url)  # one shard on each node, each its node's server
+    for w in workers:
+        assert w["llm"] == (f"openai:{url_a}" if w["node"] == head else f"openai:{url_b}")
+    calls = calls_by_shard(main, 2)
+    for w in workers:
+        assert by_url[w["llm"]].served == calls[w["index"]] > 0
