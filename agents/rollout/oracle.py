@@ -47,6 +47,9 @@ short message and no tool call. If a call fails, fix its arguments and try again
 program cannot be carried out, say so in a message."""
 TURNS_PER_STEP = 3
 """Model turns a rollout gets per call of the solution (a failed call may be retried)."""
+NUDGES = 1
+NUDGE = "The solution is not carried out yet: its last call has not succeeded. Please go on with it."
+"""What a rollout that stops before the goal's call ran is told (``NUDGES`` times at most)."""
 
 
 @attrs.frozen
@@ -105,6 +108,7 @@ async def oracle_rollout(ctx: RunContext, domain: DomainView, stream: Any, task_
                   "gate")
     reason, detail = "max_turns", ""
     goal_results: list[Any] = []
+    nudges = 0
     try:
         for _ in range(TURNS_PER_STEP * case.steps + 1):
             try:
@@ -122,6 +126,12 @@ async def oracle_rollout(ctx: RunContext, domain: DomainView, stream: Any, task_
             calls = [ToolCallRequest(id=c.id, name=c.name, arguments=c.arguments) for c in turn.tool_calls]
             await ep.record_assistant(turn.content, calls)
             if not calls:
+                if not goal_results and nudges < NUDGES:
+                    # It stopped before the goal's call ran (a slip, or a text that is no tool
+                    # call): told so once, as a user would.
+                    nudges += 1
+                    await ep.emit(MessageSent(role="user", content=NUDGE), "gate")
+                    continue
                 reason = "done"
                 break
             for call in calls:
