@@ -51,7 +51,12 @@ class RunConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     max_goals: Annotated[int, Meta(ge=1, le=32, description="most goals per task (beyond the fewest, the gate decides)")] = 8
     min_env_tools: Annotated[int, Meta(ge=1, le=500, description="fewest tools a task's environment supports (|H|)")] = 20
     gate_tau: Annotated[float, Meta(ge=0.0, le=1.0, description="the gate adds another goal while its p is at least this")] = 0.35
-    gate_k: Annotated[int, Meta(ge=1, le=64, description="candidate chains run to estimate feasibility g(D) for the gate")] = 2
+    gate_k: Annotated[int, Meta(ge=1, le=64, description=(
+        "rollouts (oracle) or candidate chains (realize) that estimate the gate's feasibility g(D)"))] = 2
+    gate_feasibility: Annotated[Literal["oracle", "realize"], Meta(description=(
+        "the gate's feasibility g(D): oracle (success rate of an oracle policy told the solution over "
+        "--gate-k rollouts on candidate goals over unused tools) or realize (share of --gate-k candidate "
+        "chains that run on the state)"))] = "oracle"
     background_rows: Annotated[int, Meta(ge=0, le=100_000, description="background records per table in a task's state")] = 24
     max_turns: Annotated[int, Meta(ge=1, le=10_000, description="user turns per episode")] = 40
     max_tool_calls: Annotated[int, Meta(ge=1, le=100_000, description="tool calls per episode")] = 80

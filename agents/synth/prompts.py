@@ -160,3 +160,11 @@ GATE = """You decide whether a task gets one more goal. The task's environment h
 of candidate chains over unused tools that ran on the task's data. Another goal makes the
 task richer but longer and harder to keep coherent. Return `p` in [0, 1], how strongly
 another goal should be added (it is added when p >= `tau`), and a one-line `reason`."""
+
+GATE_ORACLE = """You decide whether a task gets one more goal. The task's environment holds
+`env_tools` tools and `goals` goals so far; `unused` tools of the domain are not used yet;
+`complexity` is c(H) = (tools + 0.5 x links between them) / 50; `feasibility` is the success
+rate of an oracle policy (told the solution) over `rollouts` rollouts on candidate goals over
+unused tools. Another goal makes the task richer but longer and harder to keep coherent.
+Return `p` in [0, 1], how strongly another goal should be added (it is added when
+p >= `tau`), and a one-line `reason`."""

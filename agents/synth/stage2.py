@@ -15,8 +15,11 @@ Per domain, ``config.tasks_for(slot)`` task agents run, each with its own stream
    ``|H| >= min_env_tools``.
 3. **More goals, gated.** Up to ``min_goals`` goals are added outright; beyond them a
    gate role sees the number of unused tools, the complexity c(H) and a feasibility g(D)
-   (the share of ``gate_k`` candidate chains over unused tools that realize on the
-   state) and returns p; another goal is added while ``p >= gate_tau``.
+   and returns p; another goal is added while ``p >= gate_tau``. g(D) is, by default
+   (``gate_feasibility="oracle"``), the success rate of an oracle policy told the solution
+   over ``gate_k`` rollouts on candidate goals over unused tools, run through the episode
+   code with their events in the task's stream (:mod:`scaleenv._agents.rollout.oracle`);
+   with ``"realize"``, the share of ``gate_k`` candidate chains that realize on the state.
 4. **Distractors** (up to ``distractors`` per goal, look-alikes of its target record) and
    a **background population** (about ``background_rows`` records per table), each kept
    only where every goal still runs as before.
@@ -41,6 +44,7 @@ import structlog
 import trio
 
 from scaleenv._agents.llm.port import LlmExhaustedError, rendered_request
+from scaleenv._agents.rollout.oracle import OracleCase, oracle_rollout
 from scaleenv._logs import get_logger
 from scaleenv._model import program as prog
 from scaleenv._model.state import canonical, state_digest
@@ -56,6 +60,7 @@ from scaleenv._store.events.tasks import (
     EnvironmentExpanded,
     GateDecided,
     GoalRealized,
+    OracleEnded,
     GoldenChainExecuted,
     GoldenStep,
     InstructionWritten,
@@ -325,37 +330,93 @@ class _Builder:
         """Add one more goal (gated beyond ``min_goals``); False when none is added."""
         cfg = self.ctx.config
         index = len(self.goals)
-        trials: list[tuple[str, Any]] = []
+        trials: list[tuple[str, list[prog.Step], Any]] = []
         names = self.goal_tools(cfg.gate_k, prefer_unused=True)
         for name in names:
             found = await self.write_goal(index, name)
             if found is not None:
-                trials.append((name, found[1]))
+                trials.append((name, found[0], found[1]))
                 if index < cfg.min_goals:
                     break  # below the floor, the first that realizes will do
         if index >= cfg.min_goals:
             unused = sum(1 for t in self.spec.tools if t.name in self.graph and t.name not in self.env)
             c = complexity(self.graph, self.env)
-            g = len(trials) / max(1, len(names))
+            oracle: list[int] = []
+            if cfg.gate_feasibility == "oracle":
+                g, oracle = await self.oracle_feasibility(index, names, trials)
+                prompt = prompts.GATE_ORACLE
+            else:
+                g = len(trials) / max(1, len(names))
+                prompt = prompts.GATE
             context = {"unused": unused, "complexity": round(c, 4), "feasibility": round(g, 4), "goals": index,
                        "env_tools": len(self.env), "tau": cfg.gate_tau}
+            if oracle:
+                context["rollouts"] = len(oracle)
             try:
                 gen = await self.ctx.llm.generate(
-                    self.stream, rendered_request("gate", prompts.GATE, context, "Should another goal be added?"),
+                    self.stream, rendered_request("gate", prompt, context, "Should another goal be added?"),
                     GateAnswer, cause=self.cause)
                 p, reason, ref = gen.value.p, gen.value.reason, gen.ref
             except LlmExhaustedError as exc:
                 p, reason, ref = 0.0, f"the gate gave no answer: {str(exc)[:200]}", self.cause
             more = p >= cfg.gate_tau and bool(trials)
             await self.emit(GateDecided(unused=unused, complexity=round(c, 4), feasibility=round(g, 4), p=p, more=more,
-                                        reason=reason[:300]), "gate", cause=ref)
+                                        reason=reason[:300], oracle=oracle), "gate", cause=ref)
             if not more:
                 return False
         if not trials:
             return False
-        name, realized = trials[0]
+        name, _, realized = trials[0]
         await self.commit(name, realized)
         return True
+
+    async def oracle_feasibility(self, index: int, names: list[str],
+                                 trials: list[tuple[str, list[prog.Step], Any]]) -> tuple[float, list[int]]:
+        """g(D): the success rate of the oracle policy over ``gate_k`` rollouts, rollout ``r``
+        on candidate goal ``names[r % len(names)]`` (a candidate whose chain could not be made
+        to run counts as a failed rollout without one); and where each rollout ended in the
+        task's stream (the positions of its ``OracleEnded``)."""
+        k = self.ctx.config.gate_k
+        if not names:
+            return 0.0, []
+        realized = {name: (steps, r) for name, steps, r in trials}
+        cases: dict[str, OracleCase | None] = {}
+        successes, ends = 0, []
+        for r in range(k):
+            name = names[r % len(names)]
+            if name not in cases:
+                cases[name] = await self.oracle_case(index, name, *realized[name]) if name in realized else None
+            case = cases[name]
+            if case is None:
+                ref = await self.emit(OracleEnded(goal=index, rollout=r, success=False, reason="no_chain", tool_calls=0,
+                                                  detail=f"no chain ending in {name} could be made to run"), "gate")
+                ends.append(ref.n)
+                continue
+            ok, ref = await oracle_rollout(self.ctx, self.domain, self.stream, self.tid, case, r, cause=self.cause)
+            self.cause = ref
+            successes += ok
+            ends.append(ref.n)
+        return successes / k, ends
+
+    async def oracle_case(self, index: int, name: str, steps: list[prog.Step], realized: Any) -> OracleCase | None:
+        """The candidate goal as an oracle sees it: the state it starts from (the earlier goals
+        run on its initial state), its expected final state and result, and its program with
+        the literals it was realized with; None when the goals no longer run together."""
+        prefix = [ChainStep(tool=s.tool, args=rename(s.args, realized.renames)) for s in self.steps]
+        chain = prefix + list(realized.steps)
+        outcomes = await run_chain(self.ctx.sandbox, self.code, realized.initial, chain, self.session("oracle"),
+                                   self.terms)
+        if len(outcomes) < len(chain) or not outcomes[-1].ok:
+            return None
+        golden = golden_steps(chain, outcomes)
+        start = final_state(realized.initial, golden[:len(prefix)])
+        expected = final_state(start, golden[len(prefix):])
+        solution = prog.render([prog.Step(tool=s.tool, refs=s.refs, name=s.name,
+                                          args={k: v for k, v in c.args.items() if k not in realized.fed.get(i, set())})
+                                for i, (s, c) in enumerate(zip(steps, realized.steps))])
+        tools = tuple(sorted(self.env | {c.tool for c in realized.steps}))
+        return OracleCase(goal=index, goal_tool=name, solution=solution, steps=len(steps), state=start,
+                          expected=expected, expected_result=golden[-1].result, tools=tools)
 
     # ------------------------------------------------------------------ the world around the goals
     async def take_if_story_holds(self, state: DbState) -> bool:

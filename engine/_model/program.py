@@ -49,15 +49,18 @@ class Step(msgspec.Struct, frozen=True, kw_only=True):
 MAX_STEPS = 40
 
 
-def parse(source: str, domain: DomainSpec) -> list[Step]:
-    """The steps of ``source``; raises :class:`ProgramError` for anything else."""
+def parse(source: str, domain: DomainSpec | None) -> list[Step]:
+    """The steps of ``source``; raises :class:`ProgramError` for anything else.
+
+    ``domain`` None: the form is checked but not the tools and their parameters (a reader
+    that holds the program without the domain, as a model told the solution does)."""
     try:
         tree = ast.parse(source)
     except SyntaxError as exc:
         raise ProgramError(f"line {exc.lineno}: not valid Python: {exc.msg}") from None
     bound: dict[str, int] = {}
     steps: list[Step] = []
-    tools = {t.name: t for t in domain.tools}
+    tools = {t.name: t for t in domain.tools} if domain is not None else None
     for stmt in tree.body:
         where = f"line {stmt.lineno}"
         target: str | None = None
@@ -73,15 +76,15 @@ def parse(source: str, domain: DomainSpec) -> list[Step]:
         if len(value.args) != 1 or not isinstance(value.args[0], ast.Constant) or not isinstance(value.args[0].value, str):
             raise ProgramError(f"{where}: call() takes the tool's name as its one positional argument")
         name = value.args[0].value
-        tool = tools.get(name)
-        if tool is None:
+        tool = tools.get(name) if tools is not None else None
+        if tool is None and tools is not None:
             raise ProgramError(f"{where}: unknown tool {name!r}")
         args: dict[str, Any] = {}
         refs: dict[str, Ref] = {}
         for kw in value.keywords:
             if kw.arg is None:
                 raise ProgramError(f"{where}: **kwargs are not allowed")
-            if tool.param(kw.arg) is None:
+            if tool is not None and tool.param(kw.arg) is None:
                 raise ProgramError(f"{where}: {name} has no parameter {kw.arg!r}")
             ref = _ref(kw.value, bound, where)
             if ref is not None:
@@ -91,7 +94,7 @@ def parse(source: str, domain: DomainSpec) -> list[Step]:
                     args[kw.arg] = ast.literal_eval(kw.value)
                 except ValueError:
                     raise ProgramError(f"{where}: argument {kw.arg} must be a literal or an earlier result") from None
-        missing = [p.name for p in tool.params if p.required and p.name not in args and p.name not in refs]
+        missing = [p.name for p in tool.params if p.required and p.name not in args and p.name not in refs] if tool else []
         if missing:
             raise ProgramError(f"{where}: {name} needs {missing}")
         if target is not None:

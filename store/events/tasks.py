@@ -68,6 +68,39 @@ class GateDecided(Event, tag="task.gate_decided"):
     p: float
     more: bool
     reason: str = ""
+    oracle: list[int] = []
+    """Where the oracle rollouts g(D) was measured from ended in the task's stream (the
+    positions of their ``OracleEnded``); empty when g(D) was the share of candidate chains
+    that realized (``gate_feasibility="realize"``, and logs older than the oracle)."""
+
+    digest_added: ClassVar[tuple[tuple[str, object], ...]] = (("oracle", []),)
+
+
+class OracleStarted(Event, tag="task.oracle_started"):
+    """One oracle rollout for the gate's feasibility g(D): a policy told the solution (the
+    candidate goal's program, ``solution``) acts on the state the candidate goal starts
+    from, through the episode code; its messages and tool calls follow in the task's
+    stream (``MessageSent``, ``ToolExecuted``) up to its ``OracleEnded``."""
+
+    goal: int
+    goal_tool: str
+    rollout: int
+    solution: str
+    system_prompt: str
+    tools: list[str]
+
+
+class OracleEnded(Event, tag="task.oracle_ended"):
+    """How an oracle rollout ended: ``success`` when the final state equals the candidate
+    goal's expected final state and its goal call ran (an information goal: returned what
+    the candidate's own run returned)."""
+
+    goal: int
+    rollout: int
+    success: bool
+    reason: str
+    tool_calls: int
+    detail: str = ""
 
 
 class RecordChange(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
@@ -143,5 +176,6 @@ class TaskDiscarded(Event, tag="task.discarded"):
     detail: str = ""
 
 
-TASK_EVENTS = (ChainSampled, ChainWritten, GoalRealized, EnvironmentExpanded, GateDecided, TaskInstantiated,
+TASK_EVENTS = (ChainSampled, ChainWritten, GoalRealized, EnvironmentExpanded, GateDecided, OracleStarted, OracleEnded,
+               TaskInstantiated,
                InstructionWritten, GoldenChainExecuted, TaskKept, TaskDiscarded)

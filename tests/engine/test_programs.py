@@ -92,3 +92,17 @@ def test_arbitrary_text_either_parses_or_is_refused_cleanly(source: str) -> None
     except prog.ProgramError:
         return
     assert steps and all(s.tool in {t.name for t in DOMAIN.tools} for s in steps)
+
+
+def test_without_a_domain_the_form_is_checked_but_not_the_tools() -> None:
+    """A reader without the domain (the sim's oracle, told a solution) gets the same steps for
+    a program of the domain, any tool name through, and every hostile form still refused."""
+    source = ('c = call("find_customer_by_email", email="a@b.c")\n'
+              'o = call("list_customer_orders", customer_id=c["customer_id"])\n'
+              'call("cancel_order", order_id=o[0]["order_id"])\n')
+    assert prog.parse(source, None) == prog.parse(source, DOMAIN)
+    assert [s.tool for s in prog.parse('call("drop_tables", x=1)', None)] == ["drop_tables"]
+    for hostile in ('import os', 'call("cancel_order", order_id=__import__("os").getcwd())', 'open("/etc/passwd")',
+                    'call("cancel_order", **{"order_id": "o1"})'):
+        with pytest.raises(prog.ProgramError):
+            prog.parse(hostile, None)

@@ -55,9 +55,10 @@ from .transcript.backend import TranscriptBackend, TranscriptGap
 
 CONFIG = RunConfig(seed=32, domains=1, min_tools=8, max_tools=8, max_repair_rounds=1, graph_judge=True,
                    tasks_per_domain=1, min_goals=1, max_goals=2, gate_k=1, min_env_tools=5, distractors=1,
-                   background_rows=3, episodes_per_task=0)
+                   background_rows=3, episodes_per_task=0, gate_feasibility="realize")
 """Seed 32 gives slot 0 the job_seeking brief (checked below); one repair round per tool; one
-task of at most two goals (the second gated) in an environment of at least 5 tools."""
+task of at most two goals (the second gated) in an environment of at least 5 tools; the gate's
+feasibility is the share of candidate chains that realize (the transcript holds no oracle turns)."""
 
 ANSWERS = {**job_seeking.ANSWERS, **job_seeking_tasks.ANSWERS}
 
