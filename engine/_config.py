@@ -173,6 +173,20 @@ def _explain(exc: msgspec.ValidationError, values: dict[str, Any]) -> str:
     return f"{spec.flag} must be {spec.type.__name__} in {spec.range_text()}, got {values.get(name)!r}"
 
 
+LEGACY: dict[str, Any] = {"gate_feasibility": "realize"}
+"""Fields added after runs were already stored, with the value that reproduces what a run
+stored without the field did (its default for new runs may differ): a resumed, verified or
+served old log keeps behaving as it was made."""
+
+
+def from_stored(stored: dict[str, Any]) -> RunConfig:
+    """The RunConfig of a run config as stored in a log (fields it lacks: :data:`LEGACY`, then defaults).
+
+    Raises :class:`ConfigError` naming the field if the stored values are out of range.
+    """
+    return make({**LEGACY, **stored})
+
+
 def reconcile(stored: dict[str, Any] | None, given: dict[str, Any]) -> RunConfig:
     """The run's config for a command that sets ``given`` on a log whose run is ``stored``.
 
@@ -183,7 +197,7 @@ def reconcile(stored: dict[str, Any] | None, given: dict[str, Any]) -> RunConfig
     given = with_preset(given)
     if stored is None:
         return make(given)
-    base = make(stored)
+    base = from_stored(stored)
     merged = msgspec.to_builtins(base)
     for name, value in given.items():
         old = merged.get(name)

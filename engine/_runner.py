@@ -33,7 +33,7 @@ from scaleenv._store.log import Log
 from scaleenv._store.record import run_digest
 
 from scaleenv._store.gc_tuning import engine_gc, frozen_heap
-from scaleenv._config import ConfigError, RunConfig, make, reconcile
+from scaleenv._config import ConfigError, RunConfig, from_stored, make, reconcile
 from scaleenv._errors import UsageError
 from scaleenv._streams import slot_id
 from scaleenv._logs import get_logger
@@ -73,7 +73,7 @@ async def open_verify(path: str, options: EngineOptions) -> AsyncIterator[RunCon
         stored = event_log.meta_get("run_config")
         if stored is None:
             raise UsageError(f"{path} holds no run (no run_config in its metadata)")
-        config = make(stored)
+        config = from_stored(stored)
         if options.llm.startswith("recorded:") and Path(options.llm.partition(":")[2]).resolve() == Path(path).resolve():
             # The log being verified is already open here: read its recorded calls from it.
             backend: Any = RecordedBackend(whole_calls(event_log.read()))
@@ -104,7 +104,7 @@ def adopt_config(event_log: Log, config: RunConfig | Mapping[str, Any]) -> RunCo
     stored = event_log.meta_get("run_config")
     if stored is not None:
         try:
-            make(stored)
+            from_stored(stored)
         except ConfigError as exc:  # not the command's values: the log's own record is bad
             raise LogError(f"{event_log.path}: the run config stored in this log is invalid ({exc})") from None
     try:

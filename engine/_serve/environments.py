@@ -61,7 +61,7 @@ from scaleenv._replay.episode import EpisodeSummary, EpisodeView, tool_message
 from scaleenv._replay.projection import DomainView, RunView, TaskView
 from scaleenv._replay.stored import episode_ended
 from scaleenv._model.reward import Score
-from scaleenv._config import RunConfig
+from scaleenv._config import RunConfig, from_stored
 from scaleenv._run_context import RunContext
 from scaleenv._runner import EngineOptions, open_run
 from scaleenv._store.events import Ref
@@ -552,7 +552,7 @@ def stored_config(path: str) -> Any:
         stored = event_log.meta_get("run_config")
     if stored is None:
         raise ValueError(f"{path} holds no run (no run_config in its metadata)")
-    return msgspec.convert(stored, RunConfig)
+    return from_stored(stored)
 
 
 @asynccontextmanager

@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from scaleenv._cli import main
-from scaleenv._config import ConfigError, RunConfig, fields, make, reconcile, with_preset
+from scaleenv._config import LEGACY, ConfigError, RunConfig, fields, from_stored, make, reconcile, with_preset
 from scaleenv._store.log import Log
 
 
@@ -53,6 +53,18 @@ def test_reconcile_keeps_what_is_not_given_grows_counts_and_refuses_the_rest() -
     with pytest.raises(ConfigError, match="--seed 4 differs"):
         reconcile(stored, {"seed": 4})
     assert reconcile(None, {"domains": 3}) == RunConfig(domains=3)
+
+
+def test_a_stored_config_older_than_a_field_keeps_the_behaviour_it_was_made_with() -> None:
+    new = msgspec.to_builtins(RunConfig(seed=3))
+    assert new["gate_feasibility"] == "oracle"  # the default for new runs
+    old = {k: v for k, v in new.items() if k not in LEGACY}
+    assert from_stored(old).gate_feasibility == "realize"
+    assert reconcile(old, {}).gate_feasibility == "realize"
+    assert reconcile(old, {"domains": 9}).gate_feasibility == "realize"
+    assert from_stored(new).gate_feasibility == "oracle"  # a stored value always wins
+    with pytest.raises(ConfigError, match="--gate-feasibility 'oracle' differs"):
+        reconcile(old, {"gate_feasibility": "oracle"})
 
 
 def _cli(*args: str | Path) -> int:

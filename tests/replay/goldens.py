@@ -72,3 +72,19 @@ def load_prefix(jsonl: Path, lines: int, dest: str | os.PathLike[str]) -> int:
     """Build a real LMDB log at ``dest`` from the first ``lines`` records of a dump."""
     with Log.open(dest, sync=False) as event_log:
         return trio.run(append_all, event_log, itertools.islice(read_jsonl(jsonl), lines))
+
+
+def golden_points(generation: str = CURRENT) -> dict[str, int]:
+    """Record counts at which the golden run is in a named state, found by event type (so a
+    regenerated golden moves them with it): ``kept1``/``kept2`` just after the first/second
+    ``task.kept`` (``kept2`` is the end of stage 2), ``running`` inside the first episode,
+    ``ep1``..``ep4`` just after each episode's ``episode.reward`` (``ep4``: the whole log),
+    ``running2`` inside the second episode."""
+    tags = [(type(p.event).__struct_config__.tag, p.stream) for p in read_jsonl(golden_log(generation))]
+    kept = [i + 1 for i, (t, _) in enumerate(tags) if t == "task.kept"]
+    started = [i + 1 for i, (t, _) in enumerate(tags) if t == "episode.started"]
+    rewards = [i + 1 for i, (t, _) in enumerate(tags) if t == "episode.reward"]
+    assert len(kept) == 2 and len(started) == len(rewards) == 4 and rewards[-1] == len(tags), "the golden run's shape changed"
+    return {"kept1": kept[0], "kept2": kept[1], "running": (started[0] + rewards[0]) // 2,
+            "ep1": rewards[0], "running2": (started[1] + rewards[1]) // 2, "ep2": rewards[1],
+            "ep3": rewards[2], "ep4": rewards[3]}

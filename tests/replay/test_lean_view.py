@@ -20,10 +20,10 @@ from scaleenv._replay.projection import fold
 from scaleenv._replay.stored import StoredEpisodes, left_to_run
 from scaleenv._runner import project, summary
 from scaleenv._store.log import Log
-from tests.replay.goldens import golden_log
+from tests.replay.goldens import golden_log, golden_points
 
 RECORDS = list(read_jsonl(golden_log()))
-STAGE2_END = 675
+STAGE2_END = golden_points()["kept2"]
 """The golden run's last stage-2 record: its four episodes come after it."""
 
 
@@ -41,7 +41,7 @@ def _not_episodes(digests: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in digests.items() if not k.startswith("episode/")}
 
 
-@pytest.mark.parametrize("checkpoint_at", [0, STAGE2_END, 800])
+@pytest.mark.parametrize("checkpoint_at", [0, STAGE2_END, golden_points()["running2"]])
 def test_a_readers_lean_view_keeps_no_state_or_messages_of_a_finished_episode(tmp_path: Path, checkpoint_at: int) -> None:
     path = _log(tmp_path / "log.lmdb", checkpoint_at)
     with Log.open(path, readonly=True) as lg:
@@ -73,7 +73,7 @@ def test_an_unfinished_episode_keeps_its_state_in_a_lean_view(tmp_path: Path) ->
     """An episode still running (no reward yet) is kept whole: a resume may need it."""
     path = tmp_path / "log.lmdb"
     with Log.open(path, sync=False) as lg:
-        trio.run(append_all, lg, itertools.islice(iter(RECORDS), 0, 800))  # t000/g1 running
+        trio.run(append_all, lg, itertools.islice(iter(RECORDS), 0, golden_points()["running2"]))  # t000/g1 running
     with Log.open(path, readonly=True) as lg:
         view = project(lg, lean=True)
         cold = fold(lg.read())

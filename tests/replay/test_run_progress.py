@@ -22,15 +22,16 @@ from scaleenv._replay.projection import RunView
 from scaleenv._replay.stored import RunProgress, StoredEpisodes, left_to_run, run_progress
 from scaleenv._runner import rollout_work
 from scaleenv._store.log import Log
-from tests.replay.goldens import golden_log
+from tests.replay.goldens import golden_log, golden_points
 from tests.replay.test_snapshots import captured
 
 RECORDS = list(read_jsonl(golden_log()))
 ATTEMPTS = 2
 """The golden run's episodes per task (two kept tasks, rolled out one episode after another)."""
-CUTS = (650, 675, 720, 767, 800, 856, 924, 1005)
+AT = golden_points()
+CUTS = tuple(AT[k] for k in ("kept1", "kept2", "running", "ep1", "running2", "ep2", "ep3", "ep4"))
 """Points of the golden run: one task kept; both kept, none rolled out; g0 of t000 running;
-t000 one ahead; t000 done, t001 not started; t001 one behind; the end."""
+t000 one ahead; t000's g1 running; t000 done, t001 not started; t001 one behind; the end."""
 
 
 def _log(path: Path, stop: int, *, checkpoint_at: int | None = None) -> Path:
@@ -123,7 +124,7 @@ def test_what_is_left_equals_the_cold_folds_answer_at_every_point(tmp_path: Path
             assert not episodes.live, "asking what is left decoded an episode"
 
 
-@pytest.mark.parametrize(("at", "stop"), [(650, 1005), (767, 924), (856, 1005)])
+@pytest.mark.parametrize(("at", "stop"), [(AT["kept1"], AT["ep4"]), (AT["ep1"], AT["ep3"]), (AT["ep2"], AT["ep4"])])
 def test_records_folded_after_the_checkpoint_are_not_answered_from_its_progress(tmp_path: Path, at: int, stop: int) -> None:
     """Tasks kept and episodes finished after the checkpoint count: its progress is dropped
     when the fold goes past it (a reader), or replaced by the new checkpoint's (a writer)."""
@@ -160,11 +161,11 @@ _resealed = checkpoint.resealed
 
 
 @pytest.mark.parametrize(("cut", "progress", "why"), [
-    (1005, RunProgress(kept=2, ceiling=3, lagging={}), "it counts 6 finished attempts, the prefixes 4"),
-    (1005, RunProgress(kept=2, ceiling=2, lagging={"d00/t001": 1}),
+    (AT["ep4"], RunProgress(kept=2, ceiling=3, lagging={}), "it counts 6 finished attempts, the prefixes 4"),
+    (AT["ep4"], RunProgress(kept=2, ceiling=2, lagging={"d00/t001": 1}),
      "lagging task 'd00/t001' at 1 is not a kept task with 1 < 2 attempts finished"),
-    (856, RunProgress(kept=2, ceiling=2, lagging={}), "it counts 4 finished attempts, the prefixes 2"),
-    (856, RunProgress(kept=3, ceiling=2, lagging={"d00/t001": 0}), "it counts 3 kept tasks (1 lagging) of 2"),
+    (AT["ep2"], RunProgress(kept=2, ceiling=2, lagging={}), "it counts 4 finished attempts, the prefixes 2"),
+    (AT["ep2"], RunProgress(kept=3, ceiling=2, lagging={"d00/t001": 0}), "it counts 3 kept tasks (1 lagging) of 2"),
 ])
 def test_a_progress_that_does_not_add_up_is_ignored_with_a_warning(tmp_path: Path, cut: int, progress: RunProgress,
                                                                    why: str, asked: list[str]) -> None:
