@@ -419,6 +419,13 @@ class Log:
             if len(seqs) < READ_CHUNK or (to_seq is not None and seqs[-1] >= to_seq):
                 return
 
+    def stream_seq(self, stream: str, n: int = 0) -> int | None:
+        """The seq of ``stream``'s record at position ``n`` (None: it has none), from the
+        per-stream index alone (no record is read)."""
+        with self._begin(db=self._streams) as txn:
+            v = txn.get(stream.encode() + b"\0" + n.to_bytes(U64, "big"))
+        return None if v is None else int.from_bytes(v, "big")
+
     def stream_length(self, stream: str) -> int:
         """How many events ``stream`` holds (0 if none)."""
         prefix = stream.encode() + b"\0"

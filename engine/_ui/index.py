@@ -49,6 +49,7 @@ from scaleenv._replay.checkpoint import load_newest
 from scaleenv._replay.checks import CheckFindings
 from scaleenv._replay.checks import apply as apply_check
 from scaleenv._replay.projection import RunView, TaskView
+from scaleenv._replay.stored_tasks import golden_bytes
 from scaleenv._replay.projection import apply as apply_projection
 from scaleenv._runner import pass_at_k, summary
 from scaleenv._store.errors import LogError, RecordDamaged
@@ -717,23 +718,37 @@ def _tag(event: msgspec.Raw) -> str:
 
 
 def _first_record(log: Log, stream: str) -> tuple[int, int]:
-    """(seq, commit ns) of a stream's first record, through the per-stream index ((0, 0): none or damaged)."""
+    """(seq, commit ns) of a stream's first record, through the per-stream index (that
+    record alone is read); (0, 0): none, or a commit time of 0 for a damaged one."""
+    first = log.stream_seq(stream)
+    if first is None:
+        return 0, 0
     try:
-        for seq, raw in log.read_stream_raw(stream):
-            return seq, _ENVELOPE.decode(unframe(raw, seq))[5]
+        for chunk in log.read_raw(first, first):
+            for seq, raw in chunk:
+                return seq, _ENVELOPE.decode(unframe(raw, seq))[5]
     except (RecordDamaged, LogError, msgspec.DecodeError, msgspec.ValidationError):
         pass
-    return 0, 0
+    return first, 0
+
+
+class _GoldenSteps(msgspec.Struct):
+    """A golden chain's steps, each left undecoded (a task row counts them)."""
+
+    steps: list[msgspec.Raw] = []
+
+
+_GOLDEN_STEPS = msgspec.msgpack.Decoder(_GoldenSteps)
 
 
 def _task_fields(t: TaskView) -> dict[str, Any]:
     """A :class:`TaskRow`'s fields from the projection's view of the task (what
     :meth:`RunIndex._task` builds from its records; no database state is read)."""
-    golden = t.golden
+    golden = golden_bytes(t)  # counted without decoding the chain (a stored task keeps it as bytes)
     return {"task_id": t.task_id, "slot": slot_of(t.task_id), "domain": t.domain, "status": t.status, "reason": t.reason,
             "chain": list(t.chain), "needed": len(t.needed), "distractors": len(t.distractors),
             "instruction": t.instruction, "goals": t.goals, "env_tools": len(t.env_tools),
-            "background": t.background, "golden_calls": len(golden.steps) if golden is not None else None,
+            "background": t.background, "golden_calls": len(_GOLDEN_STEPS.decode(golden).steps) if golden is not None else None,
             "tokens": t.tokens, "requests": [" ".join(r.split()) for r in t.requests]}
 
 
