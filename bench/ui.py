@@ -16,6 +16,17 @@
    (5 requests after the index caught up), and each page loaded in headless Chromium by
    its URL until it has drawn itself (``performance.now()`` at ``data-ready``).
 
+4. What starting costs, on the large log and on the small seed run's (both checkpointed:
+   the large one once after it is built), CPU seconds in this process with the log freshly
+   opened (``start``): the index started from the run's projection checkpoint and the
+   records after it (``RunIndex.start`` + ``catch_up``: what the browser view needs
+   before its lists, task and episode pages answer), then one task page and one episode
+   page (``api.task_json`` / ``api.episode_json``), the census of the checkpointed prefix
+   (each record's envelope, for the commit-time chart; in the background, pages answer
+   meanwhile) and, as the baseline, the index folded from the first record
+   (``cold_index_cpu_s``: what a task page's episode list waited for before).
+   ``--start-only`` measures only this (the large log must exist: ``--keep``).
+
 Ratios: each page's time against the whole-log fold, measured in the same run.
 ``--json`` prints one JSON object on the last line.
 """
@@ -49,6 +60,8 @@ from scaleenv._store.events.base import Ref
 from scaleenv._store.log import Log
 from scaleenv._store.record import Record
 from scaleenv._store.writer import Pending
+from scaleenv._replay.checkpoint import projected
+from scaleenv._ui import api
 from scaleenv._ui.index import RunIndex
 
 SEED_RUN = RunConfig(seed=1, domains=8, tasks_per_domain=4, episodes_per_task=2)
@@ -114,9 +127,20 @@ def large_items(src: Log, tasks: int, episodes: int) -> Iterator[Pending]:
             yield _renamed(r, old_sid, new_sid, task_id=new_id)
 
 
+def seed_path(path: Path) -> Path:
+    return path.with_name(path.name + ".seed")
+
+
+def checkpointed(path: Path) -> None:
+    """Checkpoint the log's projection at its end (a run does so as it goes)."""
+    with Log.open(path, sync=False) as lg:
+        if lg.last_seq() not in lg.checkpoint_seqs():
+            projected(lg)
+
+
 def build(path: Path, tasks: int, episodes: int, work: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
-    seed = work / "seed.lmdb"
+    seed = seed_path(path)
     seed_run(seed)
     t1 = time.perf_counter()
     with Log.open(seed, readonly=True) as src, Log.open(path, sync=False, map_size=4 << 30) as dest:
@@ -125,6 +149,8 @@ def build(path: Path, tasks: int, episodes: int, work: Path) -> dict[str, Any]:
                 dest.meta_set(k, v)
         count = trio.run(append_all, dest, large_items(src, tasks, episodes))
         size = dest.size_on_disk()
+    checkpointed(path)
+    checkpointed(seed)
     return {"seed_run_s": round(t1 - t0, 1), "build_s": round(time.perf_counter() - t1, 1), "events": count,
             "bytes": size}
 
@@ -186,20 +212,75 @@ def browser_times(base: str, pages: dict[str, str], repeats: int = 3) -> dict[st
     return out
 
 
+def start_figures(path: Path) -> dict[str, Any]:
+    """What starting the browser view and answering a task page cost on ``path`` (see the module doc, 4)."""
+    cpu = time.process_time
+    with Log.open(path, readonly=True) as log:
+        c0, t0 = cpu(), time.perf_counter()
+        index = RunIndex()
+        assert index.start(log), f"{path} has no projection checkpoint"
+        index.catch_up(log)
+        start_cpu, start_s = cpu() - c0, time.perf_counter() - t0
+        kept = sorted(t for t, row in index.tasks.items() if row.status == "kept" and index.episodes_by_task.get(t))
+        task = kept[len(kept) // 2]
+        c1 = cpu()
+        api.task_json(log, index, task)
+        task_cpu = cpu() - c1
+        c2 = cpu()
+        api.episode_json(log, index.episodes_by_task[task][0], {}, index)
+        episode_cpu = cpu() - c2
+        c3 = cpu()
+        while index.census(log, 20_000):
+            pass
+        census_cpu = cpu() - c3
+    with Log.open(path, readonly=True) as log:
+        c4 = cpu()
+        cold = RunIndex()
+        cold.catch_up(log)
+        cold_cpu = cpu() - c4
+        events = log.last_seq()
+    return {"events": events, "tasks": len(index.tasks), "episodes": len(index.episodes),
+            "start_s": round(start_s, 3), "start_cpu_s": round(start_cpu, 3), "task_page_cpu_s": round(task_cpu, 4),
+            "episode_page_cpu_s": round(episode_cpu, 4), "census_cpu_s": round(census_cpu, 3),
+            "cold_index_cpu_s": round(cold_cpu, 3)}
+
+
+def start_result(path: Path) -> dict[str, Any]:
+    large, small = start_figures(path), start_figures(seed_path(path))
+    ratios = {f"{k}_large_vs_small": round(large[k] / small[k], 1) if small[k] else None
+              for k in ("start_cpu_s", "task_page_cpu_s", "cold_index_cpu_s")}
+    ratios["start_vs_cold_index_large"] = round(large["start_cpu_s"] / large["cold_index_cpu_s"], 4)
+    print(f"start (large, {large['events']:,} events): {large['start_cpu_s']:.3f} s CPU, task page "
+          f"{large['task_page_cpu_s'] * 1000:.1f} ms CPU (cold index before: {large['cold_index_cpu_s']:.2f} s CPU); "
+          f"small ({small['events']:,} events): {small['start_cpu_s']:.3f} s, {small['task_page_cpu_s'] * 1000:.1f} ms",
+          file=sys.stderr)
+    return {"large": large, "small": small, "ratios": ratios}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tasks", type=int, default=2560)
     ap.add_argument("--episodes", type=int, default=100_000)
     ap.add_argument("--keep", type=Path, default=None, help="build the log here and keep it (reused if it exists)")
     ap.add_argument("--no-browser", action="store_true", help="time the JSON only")
+    ap.add_argument("--start-only", action="store_true", help="only the start figures (module doc, 4) of --keep's log")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    if args.start_only:
+        if args.keep is None or not args.keep.exists():
+            ap.error("--start-only measures the log --keep names: build it first (bench/ui.py --keep PATH)")
+        checkpointed(args.keep)
+        checkpointed(seed_path(args.keep))
+        out = {"start": start_result(args.keep)}
+        print(json.dumps(out) if args.json else json.dumps(out, indent=2))
+        return 0
     work = Path(tempfile.mkdtemp(prefix="bench-ui-"))
     path = args.keep or work / "large.lmdb"
     result: dict[str, Any] = {"tasks": args.tasks, "episodes": args.episodes}
     try:
         if path.exists():
             result["build"] = {"reused": str(path)}
+            checkpointed(path)
         else:
             result["build"] = build(path, args.tasks, args.episodes, work)
         print(f"log: {path}  {result['build']}", file=sys.stderr)
@@ -211,6 +292,7 @@ def main() -> int:
             assert len(view.episodes) == args.episodes and len(index.episodes) == args.episodes
             assert len([t for t in view.tasks.values() if t.status == "kept"]) == args.tasks
             del view
+        result["start"] = start_result(path)
         result["log"] = {"events": events}
         result["baseline"] = {"decode_all_s": round(decode_s, 2), "whole_fold_s": round(fold_s, 2),
                               "whole_fold_events_per_s": round(events / fold_s)}

@@ -19,7 +19,7 @@ import msgspec
 import trio
 
 from scaleenv._agents.llm.port import Backend, Llm
-from scaleenv._agents.llm.recorded import RecordedBackend, whole_calls
+from scaleenv._agents.llm.recorded import RecordedBackend, log_calls
 from scaleenv._agents.rollout.episode import run_episode
 from scaleenv._agents.synth.stage1 import synthesize_domain
 from scaleenv._agents.synth.stage2 import instantiate_domain
@@ -76,7 +76,7 @@ async def open_verify(path: str, options: EngineOptions) -> AsyncIterator[RunCon
         config = from_stored(stored)
         if options.llm.startswith("recorded:") and Path(options.llm.partition(":")[2]).resolve() == Path(path).resolve():
             # The log being verified is already open here: read its recorded calls from it.
-            backend: Any = RecordedBackend(whole_calls(event_log.read()))
+            backend: Any = RecordedBackend(log_calls(event_log))
         else:
             backend = backend_from_spec(
                 options.llm, model=options.model, noise=sim_noise(options.noise), latency=sim_latency(options.latency),

@@ -17,20 +17,22 @@ fold continuing past the checkpoint) replaces it as on any ``TaskView``. Its gol
 and decoded when first read. Equality is a ``TaskView``'s, field by field (a stored task
 equals the eager fold's task).
 
-Reads go to the log while it is open; before it closes, the states not read yet are read
-(:class:`TaskSource`, a close hook held weakly), so a view may outlive its log.
+Reads go to the log while it is open. A view may outlive its log: closing the log reads
+nothing (a view kept alive by, say, a Ctrl-C traceback adds nothing to the exit), and a
+state first asked for afterwards is read from the log reopened read-only for that read
+(:class:`TaskSource`); a log gone or cut short by then raises a one-line ``LogError``.
 """
 
 from __future__ import annotations
 
 import threading
-import weakref
 from typing import Any
 
 import attrs
 import msgspec
 
 from scaleenv._store.events.tasks import GoldenChainExecuted, TaskInstantiated
+from scaleenv._store.errors import LogError
 from scaleenv._store.log import Log
 from scaleenv._store.record import decode_envelope, event_tag_of_type, peek_tag
 from scaleenv._store.specs import DbState
@@ -98,14 +100,16 @@ def fold_states(event_log: Log, task_id: str, through: int) -> TaskView:
 
 class TaskSource:
     """Where a checkpoint's stored tasks read their states: the log and the checkpoint's
-    seq. Before the log closes, it reads the states of its tasks still alive that were not
-    read yet (they could not be read afterwards)."""
+    seq. Once the log has closed, a read opens it again read-only for that read (see the
+    module doc); closing it reads nothing."""
 
     def __init__(self, event_log: Log, seq: int) -> None:
         self.log, self.seq = event_log, seq
         self.reads = 0
         """States folded from the log (a task's two states are one read)."""
-        self._tasks: list[weakref.ref[StoredTask]] = []
+        self.reopened = 0
+        """Of those, read from the log opened again after it closed."""
+        self._closed = False
         self._lock = threading.Lock()
         event_log.on_close(self._detach)
 
@@ -115,9 +119,7 @@ class TaskSource:
         if golden is not None:
             task._golden_raw = golden
         task._source, task._pending = self, flags & (HAS_INITIAL | HAS_EXPECTED)
-        if task._pending:
-            self._tasks.append(weakref.ref(task))
-        else:  # neither state: nothing to read
+        if not task._pending:  # neither state: nothing to read
             _INITIAL.__set__(task, None)
             _EXPECTED.__set__(task, None)
 
@@ -126,7 +128,7 @@ class TaskSource:
         with self._lock:
             if not task._pending:
                 return
-            folded = fold_states(self.log, task.task_id, self.seq)
+            folded = self._reopened(task.task_id) if self._closed else fold_states(self.log, task.task_id, self.seq)
             self.reads += 1
             if task._pending & HAS_INITIAL:
                 _INITIAL.__set__(task, folded.initial_state)
@@ -135,11 +137,31 @@ class TaskSource:
             task._pending = 0
 
     def _detach(self) -> None:
-        for ref in self._tasks:
-            task = ref()
-            if task is not None and task._pending:
-                self.read(task)
-        self._tasks = []
+        """The log is closing: later reads open it again (nothing is read now)."""
+        self._closed = True
+
+    def _reopened(self, task_id: str) -> TaskView:
+        """:func:`fold_states` once the log closed: through a log of this process open at
+        the same path if there is one (:meth:`Log.open_at`: LMDB forbids a second one),
+        else from the log opened again read-only for this read. A log that is gone or
+        holds fewer records than the checkpoint covered raises ``LogError``."""
+        path = self.log.path
+        try:
+            again = Log.open_at(path)
+            if again is not None:
+                return self._fold_checked(again, task_id)
+            with Log.open(path, readonly=True) as again:
+                folded = self._fold_checked(again, task_id)
+        except LogError as exc:
+            raise LogError(f"{path}: closed before the states of task {task_id!r} were read, and they cannot "
+                           f"be read from it again ({exc})") from None
+        self.reopened += 1
+        return folded
+
+    def _fold_checked(self, event_log: Log, task_id: str) -> TaskView:
+        if event_log.last_seq() < self.seq:
+            raise LogError(f"it now ends at seq {event_log.last_seq()}, before the checkpoint's seq {self.seq}")
+        return fold_states(event_log, task_id, self.seq)
 
 
 class StoredTask(TaskView):

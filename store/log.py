@@ -83,6 +83,14 @@ def _created_by() -> str:
         return "scaleenv"
 
 
+
+_OPEN: dict[str, weakref.WeakSet[Log]] = {}
+"""The logs open in this process, by where their files are (:meth:`Log.open_at`)."""
+
+
+def _where(path: Path) -> str:
+    return os.path.realpath(path)
+
 class Log:
     """An open event log. Use :meth:`Log.open`; close with :meth:`close` or ``with``."""
 
@@ -149,7 +157,18 @@ class Log:
             env.close()
             _release_lock(lock_fd)
             raise
+        _OPEN.setdefault(_where(p), weakref.WeakSet()).add(log)
         return log
+
+    @staticmethod
+    def open_at(path: str | os.PathLike[str]) -> Log | None:
+        """A log of this process open at ``path`` now (None: none). A reader whose log
+        closed reads through it rather than open the same LMDB file a second time in the
+        process (which LMDB forbids: closing one drops the other's file locks)."""
+        for log in list(_OPEN.get(_where(Path(path)), ())):
+            if log.env is not None:
+                return log
+        return None
 
     def _check_header(self) -> None:
         fmt = self.meta_get(META_PREFIX + "format")
@@ -177,6 +196,7 @@ class Log:
                     hook()
             self.env.close()
             self.env = None  # type: ignore[assignment]
+            _OPEN.get(_where(self.path), weakref.WeakSet()).discard(self)
         _release_lock(self._lock_fd)
         self._lock_fd = None
 
@@ -418,6 +438,13 @@ class Log:
             n += len(seqs)
             if len(seqs) < READ_CHUNK or (to_seq is not None and seqs[-1] >= to_seq):
                 return
+
+    def stream_seq(self, stream: str, n: int = 0) -> int | None:
+        """The seq of ``stream``'s record at position ``n`` (None: it has none), from the
+        per-stream index alone (no record is read)."""
+        with self._begin(db=self._streams) as txn:
+            v = txn.get(stream.encode() + b"\0" + n.to_bytes(U64, "big"))
+        return None if v is None else int.from_bytes(v, "big")
 
     def stream_length(self, stream: str) -> int:
         """How many events ``stream`` holds (0 if none)."""

@@ -19,7 +19,7 @@ import attrs
 import trio
 
 from scaleenv._store.events.llm import CallResolver, LlmCalled
-from scaleenv._store.record import Record
+from scaleenv._store.record import Record, decode_envelope, peek_tag
 from scaleenv._store.log import Log
 from scaleenv._logs import get_logger
 
@@ -29,6 +29,7 @@ from .port import Completion, LlmRequest, recorded_rejection, request_digest
 log = get_logger("scaleenv.llm.recorded")
 
 SNIPPET = 40
+LLM_CALLED = "llm.called"
 
 
 def whole_calls(records: Iterable[Record]) -> list[LlmCalled]:
@@ -38,10 +39,28 @@ def whole_calls(records: Iterable[Record]) -> list[LlmCalled]:
     return [resolver.resolve(r.stream, r.n, r.event) for r in records if isinstance(r.event, LlmCalled)]
 
 
+def log_calls(source: Log) -> list[LlmCalled]:
+    """:func:`whole_calls` of every record of ``source``, decoding only its model calls:
+    each record's frame is checked and its tag read (:func:`decode_envelope`,
+    :func:`peek_tag`), and only ``llm.called`` events are decoded (the others, a task's
+    database states among them, are not). Raises :class:`RecordDamaged` for a damaged
+    record, as reading the log does."""
+    resolver = CallResolver()
+    decode = source.codec.decode
+    out = []
+    for chunk in source.read_raw():
+        for seq, raw in chunk:
+            envelope = decode_envelope(raw, seq)
+            if peek_tag(envelope.event, seq) == LLM_CALLED:
+                r = decode(raw, seq)
+                out.append(resolver.resolve(r.stream, r.n, r.event))
+    return out
+
+
 def read_calls(log_path: str | os.PathLike[str]) -> list[LlmCalled]:
     """Every ``LlmCalled`` event of the log at ``log_path``, whole, in log order."""
     with Log.open(log_path, readonly=True) as source:
-        return whole_calls(source.read())
+        return log_calls(source)
 
 
 def _snippet(text: str, at: int) -> str:

@@ -90,6 +90,13 @@ def _page(rows: list[Any], query: dict[str, str], to_json: Any) -> dict[str, Any
             "items": [to_json(r) for r in rows[offset: offset + limit]]}
 
 
+def _episode_page(index: RunIndex, rows: list[EpisodeRow], query: dict[str, str]) -> dict[str, Any]:
+    offset = int_param(query, "offset", 0, 0)
+    limit = int_param(query, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    index.read_times(rows[offset: offset + limit])
+    return _page(rows, query, episode_row_json)
+
+
 def task_row_json(row: TaskRow) -> dict[str, Any]:
     return attrs.asdict(row)
 
@@ -265,7 +272,7 @@ def task_json(log: Log, index: RunIndex, task_id: str, query: dict[str, str] | N
         "changed": [list(c) for c in changed],
         "events": events,
         "llm_calls": llm_calls,
-        "episodes": {**_page(rows, query or {}, episode_row_json),
+        "episodes": {**_episode_page(index, rows, query or {}),
                      "scored": len(scored),
                      "mean_reward": round(sum(scored) / len(scored), 4) if scored else None},
     }
@@ -281,7 +288,7 @@ def episodes_json(index: RunIndex, query: dict[str, str]) -> dict[str, Any]:
     rows = index.episode_rows(task=query.get("task") or None, slot=resolve_slot(index, slot) if slot else None,
                               ending=query.get("ending") or None, status=status,
                               min_reward=float_param(query, "min_reward"), max_reward=float_param(query, "max_reward"))
-    return _page(rows, query, episode_row_json)
+    return _episode_page(index, rows, query)
 
 
 def divergence_json(finding: Finding, replay: EpisodeReplay) -> dict[str, Any]:

@@ -1,5 +1,12 @@
 """The UI's whole-log index: a light fold of every record, kept up to date while a run writes.
 
+It starts from the run's projection checkpoint when the log has one (:meth:`RunIndex.start`:
+rows, counts and the synthesis view taken from it, O(tasks + episodes) and no record of
+the checkpointed prefix decoded), folds the records after it, and reads the prefix's
+envelopes in the background for what the checkpoint lacks (:meth:`RunIndex.census`: the
+commit-time chart, damaged records). Every answer then equals that of the fold from the
+first record (tests/ui/test_reads.py).
+
 Pages that list or count across the run (the run page, task and episode lists) read this
 index; pages about one thing (a domain, a tool, a task, an episode) read that thing's own
 streams (``Log.read_stream``). So a page costs what it shows, not what the log holds.
@@ -38,9 +45,11 @@ import attrs
 import msgspec
 import trio
 
+from scaleenv._replay.checkpoint import load_newest
 from scaleenv._replay.checks import CheckFindings
 from scaleenv._replay.checks import apply as apply_check
-from scaleenv._replay.projection import RunView
+from scaleenv._replay.projection import RunView, TaskView
+from scaleenv._replay.stored_tasks import golden_bytes
 from scaleenv._replay.projection import apply as apply_projection
 from scaleenv._runner import pass_at_k, summary
 from scaleenv._store.errors import LogError, RecordDamaged
@@ -55,7 +64,7 @@ from scaleenv._store.events.tasks import (
 )
 from scaleenv._store.log import Log
 from scaleenv._store.record import Codec, unframe
-from scaleenv._streams import is_served, kind_of, slot_of, task_of_episode
+from scaleenv._streams import episode_stream, is_served, kind_of, slot_of, task_of_episode, task_stream
 
 _ENVELOPE = msgspec.msgpack.Decoder(tuple[int, str, int, msgspec.Raw, str, int, msgspec.Raw])
 
@@ -90,6 +99,9 @@ TASK_TAGS = frozenset({"task.chain_sampled", "task.instantiated", "task.instruct
                        "task.kept", "task.discarded"})
 EPISODE_TAGS = frozenset({"episode.started", "episode.ended", "episode.reward"})
 MAX_PROBLEMS = 100
+UNREAD = -1
+"""``EpisodeRow.ended_ns`` of an episode that ended inside the checkpoint the index started
+from, its commit time not read yet (:meth:`RunIndex.read_times` reads it for the rows shown)."""
 
 
 @attrs.define(slots=True)
@@ -207,6 +219,156 @@ class RunIndex:
     problems: list[dict[str, Any]] = attrs.field(factory=list)
     problem_count: int = 0
     unknown: int = 0
+    census_seq: int = 0
+    """The census of a checkpointed prefix (see :meth:`start`) has read records ``1..census_seq``."""
+    census_to: int = 0
+    """The seq of the checkpoint the index started from (0: it folded the log from its start)."""
+    log: Log | None = attrs.field(default=None, eq=False, repr=False)
+    """The log the index started from a checkpoint of (read for the rows' commit times)."""
+
+    # -- starting from the run's checkpoint -------------------------------------------
+    def start(self, log: Log) -> bool:
+        """Start an empty index from the newest valid projection checkpoint of ``log``
+        (:func:`scaleenv._replay.checkpoint.load_newest`; none: False, nothing done).
+
+        What the checkpoint holds is taken from it: the synthesis view, event counts by
+        type, a :class:`TaskRow` per task (from its light fields: no database state is
+        read), an :class:`EpisodeRow` per episode (from its summary entry, plus the commit
+        time of its first record, read through the stream index), and the ``check/*``
+        streams through the checkpoint's seq. What it does not hold, each commit second's
+        counts (:attr:`throughput`) and damaged records (:attr:`problems`), is read by
+        :meth:`census` over the checkpointed prefix; an ended episode's commit time is
+        read when its row is shown (:meth:`read_times`). The rows equal those of a fold
+        of the same records from the start. Synchronous; O(tasks + episodes), not O(log)."""
+        if self.seq or self.events:
+            return False
+        found = load_newest(log)
+        if found is None:
+            return False
+        view, seq = found
+        self.log = log
+        self.synth = RunView(domains=view.domains)
+        self.types = dict(view.types)
+        self.events = view.events
+        digests = view.digests
+        others = getattr(digests, "others", digests)
+        for stream, d in others.items():
+            if not stream.startswith("episode/"):
+                kind = kind_of(stream)
+                self.streams[kind] = self.streams.get(kind, 0) + d.count
+        tasks: dict[str, TaskView] = view.tasks
+        for _, task_id in sorted((_first_record(log, task_stream(t))[0], t) for t in tasks):
+            row = self.tasks[task_id] = TaskRow(**_task_fields(tasks[task_id]))
+            self.tasks_by_slot.setdefault(row.slot, []).append(task_id)
+        rows = []
+        for ep in view.episodes.summaries():  # type: ignore[attr-defined]
+            eid = ep.episode_id
+            stream = episode_stream(eid)
+            first, wall_ns = _first_record(log, stream)
+            d = digests.get(stream)
+            rows.append((first, eid, ep, wall_ns, d.count if d is not None else 0))
+        rows.sort(key=lambda r: (r[0], r[1]))
+        episode_kind = 0
+        for _, eid, ep, wall_ns, count in rows:
+            row = self._new_episode(eid, wall_ns)
+            self._account(row, -1)
+            task_id = ep.task_id or row.task_id
+            if task_id != row.task_id:
+                self.episodes_by_task[row.task_id].remove(eid)
+                self.episodes_by_slot[row.slot].remove(eid)
+                row.task_id, row.slot = task_id, slot_of(task_id)
+                self.episodes_by_task.setdefault(row.task_id, []).append(eid)
+                self.episodes_by_slot.setdefault(row.slot, []).append(eid)
+            row.events = count
+            episode_kind += count
+            if ep.ended is not None:
+                row.ended_ns = UNREAD
+                e = ep.ended
+                row.reason, row.fault, row.turns, row.tool_calls = e.reason, e.fault, e.turns, e.tool_calls
+            reward = ep.reward
+            if reward is not None:
+                row.reward, row.reward_version = reward.reward, reward.reward_version
+            task = self.tasks.get(row.task_id)
+            if task is not None and task.requests:
+                for content in ep.user_messages:
+                    said = " ".join(content.split())
+                    for i, request in enumerate(task.requests):
+                        if request in said:
+                            row.raised |= 1 << i
+            self._account(row, 1)
+        if episode_kind:
+            self.streams["episode"] = self.streams.get("episode", 0) + episode_kind
+        for stream, _ in log.streams("check/"):
+            for s, raw in log.read_stream_raw(stream, 0, seq):
+                record = _decode(self, raw, s, log.codec)
+                if record is not None:
+                    apply_check(self.checks, record)
+        self.seq = self.census_to = seq
+        self.version += 1
+        return True
+
+    def census(self, log: Log, limit: int | None = None) -> int:
+        """Read up to ``limit`` more records of the checkpointed prefix the index started
+        from (:meth:`start`) for what the checkpoint does not hold: each record's commit
+        second in :attr:`throughput`, damaged records in :attr:`problems`. Only each
+        record's envelope and tag are decoded. Returns how many were read (0: done)."""
+        if self.census_seq >= self.census_to:
+            return 0
+        to_seq = self.census_to if limit is None else min(self.census_to, self.census_seq + limit)
+        envelope, throughput = _ENVELOPE.decode, self.throughput
+        count = 0
+        for chunk in log.read_raw(self.census_seq + 1, to_seq):
+            for seq, raw in chunk:
+                count += 1
+                try:
+                    _, stream, _n, _cause, _actor, wall_ns, event_raw = envelope(unframe(raw, seq))
+                    tag = _tag(event_raw)
+                except RecordDamaged as exc:
+                    self._problem(seq, exc.reason)
+                    continue
+                except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                    self._problem(seq, f"undecodable record: {exc}")
+                    continue
+                except LogError as exc:
+                    self._problem(seq, str(exc))
+                    continue
+                second = wall_ns // 1_000_000_000
+                bucket = throughput.get(second)
+                if bucket is None:
+                    bucket = throughput[second] = [0, 0, 0, 0]
+                bucket[0] += 1
+                if tag == "llm.called":
+                    bucket[1] += 1
+                elif stream.startswith("episode/"):
+                    if tag == "episode.tool":
+                        bucket[2] += 1
+                    elif tag == "episode.ended":
+                        bucket[3] += 1
+        self.census_seq = to_seq
+        self.version += 1
+        return max(count, 1)
+
+    def read_times(self, rows: Iterable[EpisodeRow]) -> None:
+        """Fill in the commit time of each of ``rows`` that ended inside the checkpoint the
+        index started from (:data:`UNREAD`): its stream's last ``episode.ended`` record,
+        found from the stream's end through the per-stream index."""
+        log = self.log
+        for row in rows:
+            if row.ended_ns != UNREAD or log is None:
+                continue
+            stream = episode_stream(row.episode_id)
+            for from_n in (max(0, row.events - 4), 0):
+                found = None
+                for seq, raw in log.read_stream_raw(stream, from_n, self.census_to):
+                    try:
+                        _, _s, _n, _c, _a, wall_ns, event_raw = _ENVELOPE.decode(unframe(raw, seq))
+                        if _tag(event_raw) == "episode.ended":
+                            found = wall_ns
+                    except (RecordDamaged, LogError, msgspec.DecodeError, msgspec.ValidationError):
+                        continue
+                if found is not None or from_n == 0:
+                    break
+            row.ended_ns = found if found is not None else 0
 
     # -- folding ------------------------------------------------------------------
     def feed(self, seq: int, raw: bytes | memoryview, codec: Codec) -> None:
@@ -328,9 +490,16 @@ class RunIndex:
             _bump(st.call_counts, row.tool_calls, sign)
 
     def _problem(self, seq: int, reason: str) -> None:
+        """List a damaged record; the first :data:`MAX_PROBLEMS` by seq are kept (the census of
+        a checkpointed prefix may find some after the records past it)."""
         self.problem_count += 1
-        if len(self.problems) < MAX_PROBLEMS:
-            self.problems.append({"seq": seq, "reason": reason})
+        problems = self.problems
+        if len(problems) < MAX_PROBLEMS or seq < problems[-1]["seq"]:
+            at = len(problems)
+            while at and problems[at - 1]["seq"] > seq:
+                at -= 1
+            problems.insert(at, {"seq": seq, "reason": reason})
+            del problems[MAX_PROBLEMS:]
 
     def _task_row(self, task_id: str) -> TaskRow:
         row = self.tasks.get(task_id)
@@ -548,6 +717,41 @@ def _tag(event: msgspec.Raw) -> str:
     return _KIND.decode(event).type
 
 
+def _first_record(log: Log, stream: str) -> tuple[int, int]:
+    """(seq, commit ns) of a stream's first record, through the per-stream index (that
+    record alone is read); (0, 0): none, or a commit time of 0 for a damaged one."""
+    first = log.stream_seq(stream)
+    if first is None:
+        return 0, 0
+    try:
+        for chunk in log.read_raw(first, first):
+            for seq, raw in chunk:
+                return seq, _ENVELOPE.decode(unframe(raw, seq))[5]
+    except (RecordDamaged, LogError, msgspec.DecodeError, msgspec.ValidationError):
+        pass
+    return first, 0
+
+
+class _GoldenSteps(msgspec.Struct):
+    """A golden chain's steps, each left undecoded (a task row counts them)."""
+
+    steps: list[msgspec.Raw] = []
+
+
+_GOLDEN_STEPS = msgspec.msgpack.Decoder(_GoldenSteps)
+
+
+def _task_fields(t: TaskView) -> dict[str, Any]:
+    """A :class:`TaskRow`'s fields from the projection's view of the task (what
+    :meth:`RunIndex._task` builds from its records; no database state is read)."""
+    golden = golden_bytes(t)  # counted without decoding the chain (a stored task keeps it as bytes)
+    return {"task_id": t.task_id, "slot": slot_of(t.task_id), "domain": t.domain, "status": t.status, "reason": t.reason,
+            "chain": list(t.chain), "needed": len(t.needed), "distractors": len(t.distractors),
+            "instruction": t.instruction, "goals": t.goals, "env_tools": len(t.env_tools),
+            "background": t.background, "golden_calls": len(_GOLDEN_STEPS.decode(golden).steps) if golden is not None else None,
+            "tokens": t.tokens, "requests": [" ".join(r.split()) for r in t.requests]}
+
+
 def _decode(index: RunIndex, raw: bytes | memoryview, seq: int, codec: Codec) -> Any:
     """The whole record, or None (a damaged one is listed, an unknown type counted)."""
     try:
@@ -585,8 +789,9 @@ class Follower:
     """Keeps a :class:`RunIndex` up to date with a log; wakes waiters when it moved."""
 
     def __init__(self, log: Log, index: RunIndex | None = None, *, slice_size: int = 20_000,
-                 poll_interval: float = 0.25) -> None:
+                 poll_interval: float = 0.25, start_from_checkpoint: bool = True) -> None:
         self.log = log
+        self.start_from_checkpoint = start_from_checkpoint
         self.index = index or RunIndex()
         self.slice_size = slice_size
         self.poll_interval = poll_interval
@@ -598,10 +803,16 @@ class Follower:
         return self.log.last_seq()
 
     async def run(self) -> None:
-        """Fold the log, then poll for new commits; runs until cancelled (cancellation
-        lands between slices, never inside one: the index stays consistent)."""
+        """Start from the log's projection checkpoint when there is one (:meth:`RunIndex.start`),
+        fold the records after it, read the checkpointed prefix's commit times
+        (:meth:`RunIndex.census`), then poll for new commits; runs until cancelled
+        (cancellation lands between slices, never inside one: the index stays consistent)."""
+        if self.start_from_checkpoint and self.index.start(self.log):
+            self._moved.set()
+            self._moved = trio.Event()
+            await trio.lowlevel.checkpoint()
         while True:
-            got = self.index.catch_up(self.log, self.slice_size)
+            got = self.index.catch_up(self.log, self.slice_size) or self.index.census(self.log, self.slice_size)
             if got:
                 self._moved.set()
                 self._moved = trio.Event()

@@ -8,6 +8,7 @@ without one stage's fold reaching another's view."""
 from __future__ import annotations
 
 import itertools
+import shutil
 from pathlib import Path
 
 import attrs
@@ -23,6 +24,7 @@ from scaleenv._replay.partial import fold_log
 from scaleenv._replay.projection import RunView, TaskView, fold
 from scaleenv._replay.stored_tasks import StoredTask, TaskSource
 from scaleenv._store.events.tasks import GoldenChainExecuted, TaskInstantiated
+from scaleenv._store.errors import LogError
 from scaleenv._store.log import Log
 from tests.replay.goldens import golden_log
 
@@ -93,13 +95,37 @@ def test_a_fold_continued_past_the_checkpoint_equals_the_cold_fold(tmp_path: Pat
         assert view.stream_digests() == cold.stream_digests()
 
 
-def test_a_view_outliving_its_log_reads_the_states_before_it_closes(tmp_path: Path) -> None:
+def test_a_view_outliving_its_log_reads_nothing_at_close_and_its_states_afterwards(tmp_path: Path) -> None:
+    """Closing the log reads no state (a view kept alive by a traceback adds nothing to an
+    exit); a state asked for afterwards is read from the log opened again read-only, or
+    through the log of this process open at that path by then (never a second LMDB env)."""
     path = _checkpointed(tmp_path / "log.lmdb", len(RECORDS))
     with Log.open(path, readonly=True) as lg:
         view, _ = checkpoint.validate(lg, len(RECORDS), lg.get_checkpoint(len(RECORDS)), lg.last_seq())
         assert view is not None and _source(view).reads == 0
         cold = fold(lg.read())
-    _same_tasks(view.tasks, cold.tasks)  # closed: the states were read before it closed
+    source = _source(view)
+    assert source.reads == 0  # closing read nothing
+    tasks = list(view.tasks)
+    first = view.tasks[tasks[0]]
+    with Log.open(path, readonly=True) as again:
+        assert Log.open_at(path) is again
+        assert first.initial_state == cold.tasks[tasks[0]].initial_state
+        assert (source.reads, source.reopened) == (1, 0)  # through the log open at that path
+    assert Log.open_at(path) is None
+    _same_tasks(view.tasks, cold.tasks)  # the others: from the log opened again for each read
+    assert source.reopened == source.reads - 1 > 0
+
+
+def test_a_state_asked_for_once_its_log_is_gone_is_one_clear_error(tmp_path: Path) -> None:
+    path = _checkpointed(tmp_path / "log.lmdb", len(RECORDS))
+    with Log.open(path, readonly=True) as lg:
+        view, _ = checkpoint.validate(lg, len(RECORDS), lg.get_checkpoint(len(RECORDS)), lg.last_seq())
+        assert view is not None
+    shutil.rmtree(path)
+    task = next(t for t in view.tasks.values() if _source(view) is not None and t._pending)  # type: ignore[attr-defined]
+    with pytest.raises(LogError, match=r"closed before the states of task .* were read, and they cannot be read"):
+        task.initial_state
 
 
 def test_a_checkpoint_holds_no_task_state_but_which_it_has_and_golden_chains_as_bytes(tmp_path: Path) -> None:

@@ -68,6 +68,7 @@ async def test_round_trip_global_and_per_stream(script) -> None:
                 assert [r.event for r in rs] == evs
                 assert log.stream_length(sid) == len(evs)
                 assert [r.n for r in log.read_stream(sid, from_n=1)] == list(range(1, len(evs)))
+                assert [log.stream_seq(sid, n) for n in range(len(evs) + 1)] == [r.seq for r in rs] + [None]
             assert list(log.read(from_seq=3)) == records[2:]
             assert log.check() == []
 
