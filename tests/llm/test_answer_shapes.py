@@ -305,8 +305,8 @@ async def test_the_port_sends_the_shape_once_and_records_what_it_sent(writer, lo
 
 def test_every_json_request_of_a_run_carries_its_answers_shape(tmp_path: Any) -> None:
     """In the current golden run (every role, the sim behind the port), each call that asks
-    for one JSON object ends its system message with its output type's shape; the policy's
-    (offered tools) carry none."""
+    for one JSON object ends its system message with its output type's shape; the policy's and
+    the gate oracle's (offered tools) carry none."""
     lines = json.loads(expected_path(CURRENT).read_text())["rollout"]["lines"]
     load_prefix(golden_log(CURRENT), lines, tmp_path / "log.lmdb")
     resolver, roles = CallResolver(), set()
@@ -317,10 +317,10 @@ def test_every_json_request_of_a_run_carries_its_answers_shape(tmp_path: Any) ->
             call = resolver.resolve(r.stream, r.n, r.event)
             system = str(call.messages[0]["content"])
             shape = shape_for(OUTPUT_TYPES[call.schema_name])
-            if call.role == "policy":
+            if call.role in ("policy", "oracle"):
                 assert shape not in system and call.tools
             else:
                 assert call.messages[0]["role"] == "system" and system.endswith(shape), (r.stream, r.n)
                 assert sum(shape in str(m.get("content")) for m in call.messages) == 1
             roles.add(call.role)
-    assert {"architect", "database", "coder", "tester", "task_writer", "user", "policy"} <= roles
+    assert {"architect", "database", "coder", "tester", "task_writer", "user", "policy", "oracle"} <= roles
