@@ -66,7 +66,7 @@ def test_the_roles_own_schemas_would_be_refused() -> None:
 
 
 STRICT_ANSWERS: list[tuple[type, dict[str, Any], Any]] = [
-    (UserTurn, {"message": "Where is my order?", "done": None, "gave_up": True},
+    (UserTurn, {"message": "Where is my order?", "done": None, "gave_up": True, "reason": None},
      UserTurn(message="Where is my order?", gave_up=True)),
     (synth.TestPlan, {"cases": [
         {"name": "finds it", "args": [{"name": "order_id", "value": '"o-1"'}, {"name": "limit", "value": "2"}],
