@@ -318,17 +318,19 @@ class EncodingCache:
         return value
 
 
-def request_digest(request: LlmRequest, json_schema: dict[str, Any], cache: EncodingCache | None = None) -> str:
+def request_digest(request: LlmRequest, json_schema: dict[str, Any], cache: EncodingCache | None = None,
+                   messages: msgspec.Raw | None = None) -> str:
     """The digest of what a request asks (role, messages, schema, seed, sampling, tools).
 
-    ``cache`` (a port's) reuses the encoding of schemas and tool tuples sent before; the
-    digest is the same with or without it.
+    ``cache`` (a port's) reuses the encoding of schemas and tool tuples sent before;
+    ``messages``: ``request.messages`` already encoded (:meth:`MessageEncodings.encode`).
+    The digest is the same with or without either.
     """
     encoded = cache.encoded if cache is not None else (lambda v: v)
     payload = msgspec.msgpack.encode(
         {
             "role": request.role,
-            "messages": request.messages,
+            "messages": request.messages if messages is None else messages,
             "schema": encoded(json_schema),
             "seed": request.seed,
             "temperature": request.temperature,
@@ -338,6 +340,87 @@ def request_digest(request: LlmRequest, json_schema: dict[str, Any], cache: Enco
         order="deterministic",
     )
     return hashlib.blake2b(payload, digest_size=16).hexdigest()
+
+
+class MessageEncodings:
+    """The canonical encoding of the messages the last call of each role sent, kept per stream.
+
+    A conversation's requests grow one message at a time, and each request's digest
+    encoded every message again (the square of the conversation's length: the largest
+    share of the port's CPU in long episodes). The messages a call shares with the
+    previous call of its role are the same dict objects (the episode fold appends, the
+    port's retries extend), so :meth:`encode` finds that shared prefix by identity and
+    encodes only the rest; the messages array goes into the digest as ``msgspec.Raw``,
+    spliced in verbatim, so the digest is byte for byte what encoding the list gives. A
+    message sent through the port is never changed afterwards (its ``LlmCalled`` event
+    holds the very same dict and is encoded by the log writer later). Only the last call
+    per role is kept (its message objects, so an id is never reused while cached).
+    """
+
+    __slots__ = ("_by_role",)
+
+    def __init__(self) -> None:
+        # role -> (the messages, the end offset of each one's encoding in body, body)
+        self._by_role: dict[str, tuple[list[Any], list[int], bytes]] = {}
+
+    def encode(self, role: str, messages: Sequence[Any]) -> msgspec.Raw:
+        """``messages`` encoded as a msgpack array (what ``msgspec.msgpack.encode(messages,
+        order="deterministic")`` gives); remembered as the role's last call."""
+        messages = list(messages)
+        prev = self._by_role.get(role)
+        shared = 0
+        if prev is not None:
+            for x, y in zip(prev[0], messages):
+                if x is not y:
+                    break
+                shared += 1
+        if shared:
+            ends = prev[1][:shared]  # type: ignore[index]
+            body = prev[2][:ends[-1]] if shared < len(prev[1]) else prev[2]  # type: ignore[index]
+        else:
+            ends, body = [], b""
+        if shared < len(messages):
+            parts = [body]
+            size = len(body)
+            for m in messages[shared:]:
+                b = msgspec.msgpack.encode(m, order="deterministic")
+                parts.append(b)
+                size += len(b)
+                ends.append(size)
+            body = b"".join(parts)
+        self._by_role[role] = (messages, ends, body)
+        return msgspec.Raw(_array_header(len(messages)) + body)
+
+
+def _array_header(n: int) -> bytes:
+    """The msgpack header of an array of ``n`` items."""
+    if n < 16:
+        return bytes((0x90 | n,))
+    if n < 1 << 16:
+        return b"\xdc" + n.to_bytes(2, "big")
+    return b"\xdd" + n.to_bytes(4, "big")
+
+
+ENCODED_MESSAGES = "llm.encoded_messages"
+"""Where a stream keeps its :class:`MessageEncodings` (``stream.memo``)."""
+SHAPED = "llm.shaped"
+"""Where a stream keeps the system message :func:`with_shape` made last, per role (``stream.memo``)."""
+
+
+def shaped_messages(memo: dict[str, tuple[Any, str, dict[str, Any]]], role: str,
+                    messages: list[dict[str, Any]], shape: str) -> list[dict[str, Any]]:
+    """:func:`with_shape` of ``messages``, reusing the shaped system message the role's
+    previous call got when its system message is the same object (so that the request's
+    messages keep their identities from call to call: see :class:`MessageEncodings`)."""
+    i = next((k for k, m in enumerate(messages) if m.get("role") == "system"), None)
+    if i is not None:
+        hit = memo.get(role)
+        if hit is not None and hit[0] is messages[i] and hit[1] == shape:
+            return [*messages[:i], hit[2], *messages[i + 1:]]
+    out = with_shape(messages, shape)
+    if i is not None and len(out) == len(messages) and out[i] is not messages[i]:
+        memo[role] = (messages[i], shape, out[i])
+    return out
 
 
 @functools.lru_cache(maxsize=1024)
@@ -421,13 +504,17 @@ class Llm:
         # An answer that is one JSON object is asked for with its shape in the text (a model
         # behind vLLM or outlines is constrained to the schema but never sees it); a policy
         # offered tools answers in the API's own tool calls.
-        messages = list(request.messages) if request.tools else with_shape(list(request.messages), shape_for(output_type))
+        memo = stream.memo
+        messages = (list(request.messages) if request.tools else
+                    shaped_messages(memo.setdefault(SHAPED, {}), request.role, list(request.messages),
+                                    shape_for(output_type)))
+        encodings: MessageEncodings = memo.get(ENCODED_MESSAGES) or memo.setdefault(ENCODED_MESSAGES, MessageEncodings())
         last_error = ""
         ref = cause
         for attempt in range(self.max_attempts):
             seed = derive_seed(self.run_seed, request.seed_name or stream.id, stream.next_n)
             req = msgspec.structs.replace(request, messages=messages, seed=seed, digest="")
-            digest = request_digest(req, json_schema, self.encodings)
+            digest = request_digest(req, json_schema, self.encodings, encodings.encode(request.role, messages))
             req = msgspec.structs.replace(req, digest=digest)
             completion = self._recorded(stream, digest)
             if completion is None:

@@ -22,13 +22,42 @@ TASK = ("Reply as the customer: open the conversation if nothing has been said y
         f"starting with {REJECTED_PREFIX!r} comes from the system checking your answer's format, not from the agent.")
 
 
-def user_request(instructions: str, context: dict[str, Any], conversation: list[dict[str, str]]) -> LlmRequest:
+def user_request(instructions: str, context: dict[str, Any], conversation: list[dict[str, str]],
+                 memo: dict[str, Any] | None = None) -> LlmRequest:
     """The request for the customer's next message; ``conversation`` holds the user-visible
-    turns (``user`` = the customer), ``context`` the facts that do not change."""
-    base = rendered_request("user", instructions, context, TASK)
-    return LlmRequest(role="user", context=base.context,
-                      messages=[*base.messages, *({"role": FLIP[m["role"]], "content": m["content"]}
-                                                  for m in conversation)])
+    turns (``user`` = the customer), ``context`` the facts that do not change.
+
+    ``memo`` (one per conversation, e.g. the episode stream's): the rendered opening is
+    reused while ``instructions`` and every value of ``context`` are the same objects as
+    last time, and each turn's flipped message while its source message is, so that
+    successive requests share their message objects (the port then reuses their
+    encodings: :class:`~.port.MessageEncodings`). The messages are equal either way;
+    the conversation's messages must not change once passed.
+    """
+    if memo is None:
+        base = rendered_request("user", instructions, context, TASK)
+        return LlmRequest(role="user", context=base.context,
+                          messages=[*base.messages, *({"role": FLIP[m["role"]], "content": m["content"]}
+                                                      for m in conversation)])
+    opening = memo.get("opening")
+    if (opening is None or opening[0] is not instructions or len(opening[1]) != len(context)
+            or any(opening[1].get(k, _ABSENT) is not v for k, v in context.items())):
+        opening = memo["opening"] = (instructions, dict(context),
+                                     rendered_request("user", instructions, context, TASK).messages)
+    flipped: list[tuple[dict[str, str], dict[str, str]]] = memo.setdefault("flipped", [])
+    messages = list(opening[2])
+    for i, m in enumerate(conversation):
+        if i < len(flipped) and flipped[i][0] is m:
+            messages.append(flipped[i][1])
+            continue
+        del flipped[i:]
+        f = {"role": FLIP[m["role"]], "content": m["content"]}
+        flipped.append((m, f))
+        messages.append(f)
+    return LlmRequest(role="user", context=context, messages=messages)
+
+
+_ABSENT = object()
 
 
 def conversation_of(messages: list[dict[str, Any]]) -> list[dict[str, str]]:

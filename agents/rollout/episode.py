@@ -137,7 +137,8 @@ class _Episode:
             "request_facts": self.task.request_facts,
             "max_turns": self.ctx.config.max_turns,
         }
-        request = user_request(USER_INSTRUCTIONS, context, self.view.user_view)
+        request = user_request(USER_INSTRUCTIONS, context, self.view.user_view,
+                               memo=self.stream.memo.setdefault("user_chat", {}))
         if self.view.client_seed is not None:
             request = msgspec.structs.replace(request, seed_name=self.seed_name)
         gen = await self.ctx.llm.generate(self.stream, request, UserTurn, cause=self.last)

@@ -27,7 +27,7 @@ from scaleenv._sandbox.clock import SessionClock
 from scaleenv._sandbox.jsonval import InvalidValue, check_json, check_state
 from scaleenv._sandbox.process import WorkerLost, WorkerProcess, WorkerStartFailed
 from scaleenv._sandbox.protocol import UNKNOWN_CODE, CallReq, CloseReq, OpenReq, Reply, StateReq
-from scaleenv._sandbox.state import apply_delta, copy_state
+from scaleenv._sandbox.state import apply_delta, copy_state, copy_state_encoded
 from scaleenv._sandbox.types import CallOutcome, DbState, Limits, failure
 
 
@@ -61,6 +61,9 @@ class _Shadow:
     clock: SessionClock = SessionClock()
     calls: int = 0
     """Calls made on the session so far: the next one reads ``clock.reading_us(calls)``."""
+    encoded: bytes | None = None
+    """``state`` as msgpack while no call has changed it since the open (a worker loading
+    the session is sent these bytes instead of the state encoded again)."""
     start_us: int = attrs.field(init=False)
     step_us: int = attrs.field(init=False)
 
@@ -259,8 +262,9 @@ class SandboxPool:
         except InvalidValue as exc:
             raise SandboxError(f"cannot open session {session_id!r}: {exc}") from None
         slot = self._pick_slot()
-        shadow = _Shadow(dict(tools), copy_state(state), slot, self._code_id(tools, constraints), constraints,
-                         clock if clock is not None else SessionClock())
+        copied, encoded = copy_state_encoded(state)
+        shadow = _Shadow(dict(tools), copied, slot, self._code_id(tools, constraints), constraints,
+                         clock if clock is not None else SessionClock(), encoded=encoded)
         self._shadows[session_id] = shadow
         slot.sessions.add(session_id)
 
@@ -310,7 +314,9 @@ class SandboxPool:
             try:
                 known = shadow.code_id in proc.code_ids
                 reply = await proc.request(
-                    lambda i: OpenReq(i, session_id, None if known else shadow.tools, shadow.state, shadow.code_id,
+                    lambda i: OpenReq(i, session_id, None if known else shadow.tools,
+                                      shadow.state if shadow.encoded is None else msgspec.Raw(shadow.encoded),
+                                      shadow.code_id,
                                       None if known else shadow.constraints))
                 if reply.error is not None and known and reply.error.startswith(UNKNOWN_CODE):
                     proc.code_ids.discard(shadow.code_id)  # the worker let it go: send it in full
@@ -374,6 +380,8 @@ class SandboxPool:
 
         def on_reply(reply: Reply) -> None:
             if reply.outcome is not None and reply.outcome.ok and session_id in self._shadows:
+                if reply.outcome.delta:
+                    shadow.encoded = None
                 apply_delta(shadow.state, reply.outcome.delta)
 
         reloads = 0

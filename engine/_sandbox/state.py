@@ -27,6 +27,12 @@ def copy_state(state: DbState) -> DbState:
     return _decoder.decode(_encoder.encode(state))  # type: ignore[no-any-return]
 
 
+def copy_state_encoded(state: DbState) -> tuple[DbState, bytes]:
+    """:func:`copy_state`, with the encoding it went through (what encoding the copy gives)."""
+    encoded = _encoder.encode(state)
+    return _decoder.decode(encoded), encoded
+
+
 def apply_delta(state: DbState, delta: list[RecordChange]) -> None:
     """Apply a call's delta to `state` in place (the parent's shadow copy uses this)."""
     for change in delta:

@@ -3,7 +3,11 @@ and the per-goal and per-column breakdown."""
 
 from __future__ import annotations
 
-from scaleenv._model.reward import SEMANTIC_THRESHOLD, column_matches, goal_records, policies_of, score, similarity
+import msgspec
+from hypothesis import given
+from hypothesis import strategies as st
+
+from scaleenv._model.reward import SEMANTIC_THRESHOLD, _row_diff, column_matches, goal_records, policies_of, score, similarity
 from scaleenv._store.events.tasks import GoldenStep, RecordChange
 from scaleenv._store.specs import DomainSpec, FieldSpec, TableSpec
 
@@ -82,3 +86,30 @@ def test_breakdown_per_goal_and_per_column() -> None:
     assert score(expected, expected, [], [], policies=POLICIES, goals=goals).breakdown["goal_2"] == 1.0
     assert goal_records(golden, []) == [{("tickets", "t1"), ("tickets", "t2")}]  # one goal: every step
     assert score(expected, initial, [], [], goals=goals).reward == 0.0
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 3) | st.floats(allow_nan=True, allow_infinity=False, width=16)
+    | st.text(max_size=4),
+    lambda inner: st.lists(inner, max_size=2) | st.dictionaries(st.text(max_size=2), inner, max_size=2), max_leaves=6)
+rows = st.dictionaries(st.sampled_from(["ticket_id", "note", "status", "total", "updated_on"]), json_values)
+
+
+@given(rows)
+def test_equal_rows_have_no_diff_under_any_policy(r: dict) -> None:
+    """score skips rows that are == (or the same object); _row_diff must find nothing there."""
+    twin = msgspec.msgpack.decode(msgspec.msgpack.encode(r)) if r == msgspec.msgpack.decode(msgspec.msgpack.encode(r)) else dict(r)
+    for cols in ({}, POLICIES["tickets"], {f: "semantic" for f in r}):
+        assert _row_diff("tickets", r, r, cols) == []
+        assert _row_diff("tickets", r, twin, cols) == []
+
+
+def test_a_run_of_untouched_background_rows_scores_as_before() -> None:
+    background = {f"t{i:03}": row(f"t{i:03}", total=float(i)) for i in range(50)}
+    expected = {"tickets": {**background, "t999": row("t999", status="closed")}}
+    actual = {"tickets": {**{k: dict(v) for k, v in background.items()}, "t999": row("t999", status="open")}}
+    got = score(expected, actual, [], [], policies=POLICIES, goals=[{("tickets", "t999")}, {("tickets", "t001")}])
+    assert got.reward == 0.0
+    assert got.diff == ["tickets[t999].status: expected 'closed', got 'open'"]
+    assert got.breakdown["goal_1"] == 0.0 and got.breakdown["goal_2"] == 1.0
+    assert got.breakdown["column:tickets.status"] == 0.0 and got.breakdown["column:tickets.total"] == 1.0

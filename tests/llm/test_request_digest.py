@@ -7,10 +7,19 @@ import hashlib
 from typing import Any
 
 import msgspec
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scaleenv._agents.llm.port import EncodingCache, LlmRequest, request_digest, schema_for
+from scaleenv._agents.llm.port import (
+    EncodingCache,
+    LlmRequest,
+    MessageEncodings,
+    request_digest,
+    schema_for,
+    shaped_messages,
+    with_shape,
+)
 
 from .structs import Person
 
@@ -56,3 +65,57 @@ def test_a_list_changed_between_calls_gets_a_new_digest() -> None:
     tools.append({"type": "function", "function": {"name": "b"}})
     assert request_digest(req, schema, cache) != before
     assert request_digest(req, schema, cache) == _plain(req, schema)
+
+
+messages = st.lists(st.fixed_dictionaries({"role": st.sampled_from(["system", "user", "assistant", "tool"]),
+                                           "content": st.text(max_size=8)},
+                                          optional={"tool_calls": st.lists(json_values, max_size=2)}),
+                    min_size=1, max_size=6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(turns=st.lists(messages, min_size=1, max_size=4), role=st.sampled_from(["policy", "user"]))
+def test_reused_message_encodings_change_no_digest(turns: list[list[dict[str, Any]]], role: str) -> None:
+    """A conversation growing call by call (the same message objects again, plus new ones),
+    with another role's calls in between: every digest is the one a fresh encoding gives."""
+    schema, _ = schema_for(Person)
+    encodings = MessageEncodings()
+    conversation: list[dict[str, Any]] = []
+    for added in turns:
+        conversation = [*conversation, *added]
+        req = LlmRequest(role=role, messages=conversation, context={})
+        assert request_digest(req, schema, None, encodings.encode(role, conversation)) == _plain(req, schema)
+        assert encodings.encode(role, conversation[:1]) == msgspec.Raw(msgspec.msgpack.encode(conversation[:1], order="deterministic"))
+        other = LlmRequest(role="other", messages=list(reversed(conversation)), context={})
+        assert request_digest(other, schema, None, encodings.encode("other", other.messages)) == _plain(other, schema)
+
+
+def test_equal_but_distinct_messages_are_encoded_afresh() -> None:
+    schema, _ = schema_for(Person)
+    encodings = MessageEncodings()
+    first = LlmRequest(role="user", messages=[{"role": "user", "content": "a"}], context={})
+    request_digest(first, schema, None, encodings.encode("user", first.messages))
+    second = LlmRequest(role="user", messages=[{"role": "user", "content": "b"}], context={})
+    assert request_digest(second, schema, None, encodings.encode("user", second.messages)) == _plain(second, schema)
+
+
+@given(messages, st.text(min_size=1, max_size=10))
+def test_shaped_messages_equal_with_shape(msgs: list[dict[str, Any]], shape: str) -> None:
+    memo: dict[str, Any] = {}
+    first = shaped_messages(memo, "user", msgs, shape)
+    assert first == with_shape(msgs, shape)
+    again = shaped_messages(memo, "user", [*msgs, {"role": "user", "content": "more"}], shape)
+    assert again == with_shape([*msgs, {"role": "user", "content": "more"}], shape)
+    system = next((i for i, m in enumerate(msgs) if m["role"] == "system"), None)
+    if system is not None and first[system] is not msgs[system]:
+        assert again[system] is first[system]  # the same shaped message object: its encoding is reused
+    assert shaped_messages(memo, "user", msgs, shape + "!") == with_shape(msgs, shape + "!")
+
+
+@pytest.mark.parametrize("n", [0, 1, 15, 16, 17, 65535, 65536])
+def test_the_array_header_at_every_size(n: int) -> None:
+    msgs = [{"role": "user", "content": str(i % 7)} for i in range(n)]
+    encodings = MessageEncodings()
+    assert encodings.encode("r", msgs) == msgspec.Raw(msgspec.msgpack.encode(msgs, order="deterministic"))
+    assert encodings.encode("r", [*msgs, {"role": "tool"}]) == msgspec.Raw(
+        msgspec.msgpack.encode([*msgs, {"role": "tool"}], order="deterministic"))

@@ -43,3 +43,25 @@ async def test_retry_feedback_is_not_part_of_the_conversation(tmp_path) -> None:
     assert conversation_of(retry) == conversation_of(backend.requests[0].messages) == conversation
     # stored relative to the first attempt: just the two feedback messages
     assert (calls[1].base_n, len(calls[1].messages)) == (0, 2)
+
+
+@given(_turns, _turns)
+def test_a_memo_gives_the_same_requests_and_keeps_message_objects(first: list[dict[str, str]],
+                                                                  more: list[dict[str, str]]) -> None:
+    memo: dict = {}
+    context = dict(CONTEXT)
+    a = user_request("Play the customer.", context, first, memo)
+    assert a.messages == user_request("Play the customer.", context, first).messages
+    assert a.context is context
+    grown = [*first, *more]
+    b = user_request("Play the customer.", {**context}, grown, memo)  # a new dict holding the same values
+    assert b.messages == user_request("Play the customer.", context, grown).messages
+    assert all(x is y for x, y in zip(a.messages, b.messages))  # the shared prefix: the very same objects
+    # another value (or other instructions) renders the opening again
+    changed = user_request("Play the customer.", {**context, "max_turns": 9}, grown, memo)
+    assert changed.messages == user_request("Play the customer.", {**context, "max_turns": 9}, grown).messages
+    other = user_request("Play another customer.", context, grown[:1], memo)
+    assert other.messages == user_request("Play another customer.", context, grown[:1]).messages
+    # a conversation that is not an extension of the last one (another list) is flipped afresh
+    replaced = [{"role": m["role"], "content": m["content"] + "?"} for m in grown]
+    assert user_request("Play.", context, replaced, memo).messages == user_request("Play.", context, replaced).messages

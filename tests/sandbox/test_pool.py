@@ -270,3 +270,28 @@ async def test_a_worker_that_crashes_on_a_signal_of_its_own_is_given_up(tmp_path
         [exc] = group.exceptions
         assert "signal 11" in str(exc) and "3 failed starts" in str(exc)
     assert len(counter.read_text().splitlines()) == 3
+
+
+async def test_a_session_reloaded_after_a_kill_has_its_state_changed_or_not() -> None:
+    """A replacement worker loads each session from the parent's shadow: an unchanged one
+    from the bytes its open encoded, a changed one from the state with its deltas."""
+    async with SandboxPool(workers=1, limits=Limits(timeout_s=30.0)) as pool:
+        await pool.open_session("unchanged", TOOLS, make_state())
+        await pool.open_session("changed", TOOLS, make_state())
+        first = await pool.call("changed", "cancel_order", {"order_id": "o1"})
+        assert first.ok and first.delta
+        assert (await pool.call("unchanged", "cancel_order", {"order_id": "nope"})).delta == []
+        [pid] = pool.worker_pids()
+        os.kill(pid, signal.SIGKILL)
+        while pool.worker_pids() == [pid] or pool.worker_pids() == [-1]:
+            await trio.sleep(0.01)
+        for session in ("unchanged", "changed"):
+            again = await pool.call(session, "cancel_order", {"order_id": "o2"})
+            assert again.ok, again.error
+        expected = make_state()
+        apply_delta(expected, first.delta)
+        apply_delta(expected, again.delta)
+        assert await pool.get_state("changed") == expected == pool.shadow_state("changed")
+        alone = make_state()
+        apply_delta(alone, again.delta)
+        assert await pool.get_state("unchanged") == alone == pool.shadow_state("unchanged")
