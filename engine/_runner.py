@@ -35,7 +35,8 @@ from scaleenv._store.record import run_digest
 from scaleenv._store.gc_tuning import engine_gc, frozen_heap
 from scaleenv._config import ConfigError, RunConfig, make, reconcile
 from scaleenv._errors import UsageError
-from scaleenv._streams import slot_id
+from scaleenv._streams import domain_stream, slot_id
+from scaleenv._store.events.synth import DomainFailed, DomainSynthesized
 from scaleenv._logs import get_logger
 from ._progress import Progress
 from ._run_context import RunContext
@@ -158,20 +159,51 @@ def project(event_log: Log, *, lean: bool = False) -> RunView:
     return checkpoint.project(event_log, lean=lean)
 
 
-async def stage1(ctx: RunContext) -> None:
-    """Stage 1: synthesize every domain slot the log has not finished (one task per domain).
+def domain_finished(event_log: Log, slot: int) -> bool:
+    """Whether domain ``slot`` is done or failed: its stream ends with its verdict
+    (``DomainSynthesized`` or ``DomainFailed``, as the projection's status says). One short
+    read of the stream's last record, whatever the log holds."""
+    stream = domain_stream(slot_id(slot))
+    n = event_log.stream_length(stream)
+    last = next(event_log.read_stream(stream, n - 1), None) if n else None
+    return last is not None and isinstance(last.event, DomainSynthesized | DomainFailed)
 
-    Awaits until every domain is done or failed; cancellation stops every agent, and the
-    next run resumes them from the log."""
-    view = project(ctx.log)
-    todo = [s for s in range(ctx.config.domains)
-            if ctx.mode == "verify" or view.domains.get(slot_id(s)) is None
-            or view.domains[slot_id(s)].status not in ("done", "failed")]
-    ctx.progress.set_stage("synth", {"domains": ctx.config.domains})
-    ctx.progress.set("domains", ctx.config.domains - len(todo))
+
+ADMIT_YIELD = 256
+"""The admission loops let the other tasks run at least once per this many units they pass
+(a resume walks past every finished domain before it reaches work)."""
+
+
+async def stage1(ctx: RunContext) -> None:
+    """Stage 1: synthesize every domain slot the log has not finished.
+
+    Domains are admitted in slot order, at most ``concurrency`` in flight (each a task
+    that ends when its domain does), so memory does not grow with the number of domains
+    in the run or already finished, and work starts at once at any size: whether a slot
+    is finished is read from its own stream when the loop reaches it (no fold of the log).
+    Awaits until every domain is done or failed; cancellation stops every agent at once,
+    and the next run resumes them from the log."""
+    n = ctx.config.domains
+    ctx.progress.set_stage("synth", {"domains": n})
+    ctx.progress.set("domains", 0)
+    in_flight = trio.CapacityLimiter(max(1, int(ctx.agents.total_tokens)))
+
+    async def one(slot: int, token: object) -> None:
+        try:
+            await ctx.guarded(synthesize_domain, ctx, slot)
+        finally:
+            in_flight.release_on_behalf_of(token)
+
     async with trio.open_nursery() as nursery:
-        for slot in todo:
-            nursery.start_soon(ctx.guarded, synthesize_domain, ctx, slot)
+        for slot in range(n):
+            if slot % ADMIT_YIELD == 0:
+                await trio.lowlevel.checkpoint()
+            if ctx.mode != "verify" and domain_finished(ctx.log, slot):
+                ctx.progress.add("domains")
+                continue
+            token = object()
+            await in_flight.acquire_on_behalf_of(token)
+            nursery.start_soon(one, slot, token)
     ctx.progress.finish()
 
 

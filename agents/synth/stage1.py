@@ -49,7 +49,7 @@ from scaleenv._store.events.synth import (
 )
 from scaleenv._store.specs import DbState, DomainSpec, ToolSpec
 from scaleenv._model.graph import derive_edges
-from scaleenv._model.briefs import briefs_for
+from scaleenv._model.briefs import brief_for, taken_names
 from scaleenv._model.scope import scoped_state, state_scope, tool_scope
 from scaleenv._streams import domain_stream, slot_id, tool_stream
 from scaleenv._logs import get_logger
@@ -87,10 +87,10 @@ async def synthesize_domain(ctx: RunContext, slot: int) -> None:
     sid = slot_id(slot)
     cfg = ctx.config
     # A slot's brief and what it is told depend on earlier slots only, so a run that grows
-    # (more domains on the same log) asks every existing slot exactly what it asked before.
-    briefs = briefs_for(cfg.preset, slot + 1, cfg.seed, cfg.min_tools, cfg.max_tools)
-    brief = briefs[slot]
-    taken = [b.name for b in briefs[:slot]]
+    # (more domains on the same log) asks every existing slot exactly what it asked before;
+    # each costs the same at any slot (what it is told names at most TAKEN_WINDOW slots).
+    brief = brief_for(cfg.preset, slot, cfg.seed, cfg.min_tools, cfg.max_tools)
+    taken = taken_names(cfg.preset, slot, cfg.seed)
     with structlog.contextvars.bound_contextvars(domain_slot=sid):
         stream = ctx.stream(domain_stream(sid))
         try:
