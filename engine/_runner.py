@@ -22,7 +22,7 @@ from scaleenv._agents.llm.port import Backend, Llm
 from scaleenv._agents.llm.recorded import RecordedBackend, whole_calls
 from scaleenv._agents.rollout.episode import run_episode
 from scaleenv._agents.synth.stage1 import synthesize_domain
-from scaleenv._agents.synth.stage2 import instantiate_domain
+from scaleenv._agents.synth.stage2 import task_agent, tasks_left
 from scaleenv._backend_spec import backend_from_spec, check_spec, sim_latency, sim_noise
 from scaleenv._replay import checkpoint
 from scaleenv._replay.projection import RunView
@@ -210,14 +210,31 @@ async def stage1(ctx: RunContext) -> None:
 async def stage2(ctx: RunContext) -> None:
     """Stage 2: instantiate the tasks of every synthesized domain that are not finished.
 
-    Awaits until every task is kept or discarded; cancellation as for :func:`stage1`."""
+    Tasks are admitted domain by domain, at most ``concurrency`` in flight (each a task
+    that ends when its task is kept or discarded), so a run of many domains does not hold
+    a waiting agent for every task it has left. Awaits until every task is kept or
+    discarded; cancellation as for :func:`stage1`."""
     view = project(ctx.log)
     ctx.progress.set_stage("tasks")
+    in_flight = trio.CapacityLimiter(max(1, int(ctx.agents.total_tokens)))
+
+    async def one(domain: Any, tid: str, token: object) -> None:
+        try:
+            await ctx.guarded(task_agent, ctx, domain, tid)
+        finally:
+            in_flight.release_on_behalf_of(token)
+
     async with trio.open_nursery() as nursery:
-        for slot in sorted(view.domains):
+        for i, slot in enumerate(sorted(view.domains)):
+            if i % ADMIT_YIELD == 0:
+                await trio.lowlevel.checkpoint()
             domain = view.domains[slot]
-            if domain.status == "done" and domain.spec is not None and domain.verified:
-                nursery.start_soon(ctx.guarded, instantiate_domain, ctx, view, domain)
+            if domain.status != "done" or domain.spec is None or not domain.verified:
+                continue
+            for tid in tasks_left(ctx, view, domain):
+                token = object()
+                await in_flight.acquire_on_behalf_of(token)
+                nursery.start_soon(one, domain, tid, token)
     ctx.progress.finish()
 
 

@@ -32,6 +32,7 @@ A task that cannot be built is discarded with its reason.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from typing import Any
 
 import attrs
@@ -89,16 +90,21 @@ CANDIDATE_READERS = 14
 """Read tools a chain writer is shown as possible earlier steps (the goal tool's nearest data ancestors)."""
 
 
-async def instantiate_domain(ctx: RunContext, view: RunView, domain: DomainView) -> None:
-    async with trio.open_nursery() as nursery:
-        for k in range(ctx.config.tasks_for(slot_index(domain.slot))):
-            tid = task_id(domain.slot, k)
-            if tid in view.tasks and view.tasks[tid].finished and ctx.mode != "verify":
-                continue
-            nursery.start_soon(ctx.guarded, _task_agent, ctx, domain, tid)
+def tasks_left(ctx: RunContext, view: RunView, domain: DomainView) -> Iterator[str]:
+    """The ids of ``domain``'s tasks that ``view`` does not have kept or discarded (every
+    one in verify mode), in order."""
+    for k in range(ctx.config.tasks_for(slot_index(domain.slot))):
+        tid = task_id(domain.slot, k)
+        if tid in view.tasks and view.tasks[tid].finished and ctx.mode != "verify":
+            continue
+        yield tid
 
 
-async def _task_agent(ctx: RunContext, domain: DomainView, tid: str) -> None:
+async def task_agent(ctx: RunContext, domain: DomainView, tid: str) -> None:
+    """Build task ``tid`` of ``domain`` in its own stream, holding a slot of ``ctx.agents``.
+
+    Awaits until the task is kept or discarded; cancellation stops it (the next run
+    resumes it from the log)."""
     async with ctx.agents:
         with structlog.contextvars.bound_contextvars(task=tid, domain=domain.name):
             kept = await instantiate_task(ctx, domain, tid)
