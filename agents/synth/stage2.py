@@ -32,7 +32,7 @@ A task that cannot be built is discarded with its reason.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import attrs
@@ -45,7 +45,7 @@ from scaleenv._agents.llm.port import LlmExhaustedError, rendered_request
 from scaleenv._logs import get_logger
 from scaleenv._model import program as prog
 from scaleenv._model.state import canonical, state_digest
-from scaleenv._replay.projection import DomainView, RunView
+from scaleenv._replay.projection import DomainView
 from scaleenv._run_context import RunContext
 from scaleenv._sandbox import task_clock
 from scaleenv._seeding import rng_for
@@ -90,12 +90,12 @@ CANDIDATE_READERS = 14
 """Read tools a chain writer is shown as possible earlier steps (the goal tool's nearest data ancestors)."""
 
 
-def tasks_left(ctx: RunContext, view: RunView, domain: DomainView) -> Iterator[str]:
-    """The ids of ``domain``'s tasks that ``view`` does not have kept or discarded (every
-    one in verify mode), in order."""
+def tasks_left(ctx: RunContext, domain: DomainView, finished: Callable[[str], bool]) -> Iterator[str]:
+    """The ids of ``domain``'s tasks that are not ``finished`` (kept or discarded; every one
+    in verify mode), in order."""
     for k in range(ctx.config.tasks_for(slot_index(domain.slot))):
         tid = task_id(domain.slot, k)
-        if tid in view.tasks and view.tasks[tid].finished and ctx.mode != "verify":
+        if ctx.mode != "verify" and finished(tid):
             continue
         yield tid
 
