@@ -27,6 +27,10 @@ from ._errors import leaf_exceptions
 from ._progress import Progress
 
 
+CONSTRAINTS_KEPT = 256
+"""Domains whose integrity constraints a run keeps built (the most recently used)."""
+
+
 @attrs.define
 class RunContext:
     log: Log
@@ -57,12 +61,17 @@ class RunContext:
 
     def constraints(self, slot: str, spec: DomainSpec) -> Constraints:
         """The integrity constraints of domain ``slot``'s schema ``spec``, which every sandbox
-        session opened for its tools enforces: built once per domain and kept for the run
-        (built again only for another spec object, e.g. after stage 1 rewrote the schema)."""
+        session opened for its tools enforces: built once per domain and kept while in use
+        (built again for another spec object, e.g. after stage 1 rewrote the schema, or once
+        :data:`CONSTRAINTS_KEPT` other domains were used since: a run of many domains keeps
+        those of the domains in flight, not one per domain finished)."""
         cache: dict[str, tuple[DomainSpec, Constraints]] = self.memo.setdefault("integrity.constraints", {})
-        hit = cache.get(slot)
+        hit = cache.pop(slot, None)
         if hit is None or hit[0] is not spec:
-            hit = cache[slot] = (spec, constraints_of(spec))
+            hit = (spec, constraints_of(spec))
+        cache[slot] = hit  # the most recently used last: the oldest goes first past the bound
+        if len(cache) > CONSTRAINTS_KEPT:
+            del cache[next(iter(cache))]
         return hit[1]
 
     def stream(self, stream_id: str, *, ack: AckMode = "each") -> Stream:

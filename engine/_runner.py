@@ -8,10 +8,11 @@ never redone.
 
 from __future__ import annotations
 
+import itertools
 import math
 from functools import partial
 from pathlib import Path
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -22,10 +23,10 @@ from scaleenv._agents.llm.port import Backend, Llm
 from scaleenv._agents.llm.recorded import RecordedBackend, log_calls
 from scaleenv._agents.rollout.episode import run_episode
 from scaleenv._agents.synth.stage1 import synthesize_domain
-from scaleenv._agents.synth.stage2 import instantiate_domain
+from scaleenv._agents.synth.stage2 import task_agent, tasks_left
 from scaleenv._backend_spec import backend_from_spec, check_spec, sim_latency, sim_noise
 from scaleenv._replay import checkpoint
-from scaleenv._replay.projection import RunView
+from scaleenv._replay.projection import DomainView, RunView, fold
 from scaleenv._replay.stored import episode_summaries, left_to_run
 from scaleenv._sandbox import SandboxPool
 from scaleenv._store.errors import LogError
@@ -35,7 +36,9 @@ from scaleenv._store.record import run_digest
 from scaleenv._store.gc_tuning import engine_gc, frozen_heap
 from scaleenv._config import ConfigError, RunConfig, from_stored, make, reconcile
 from scaleenv._errors import UsageError
-from scaleenv._streams import slot_id
+from scaleenv._streams import DOMAIN, domain_stream, slot_id, task_stream, tool_streams_of
+from scaleenv._store.events.tasks import TaskDiscarded, TaskKept
+from scaleenv._store.events.synth import DomainFailed, DomainSynthesized
 from scaleenv._logs import get_logger
 from ._progress import Progress
 from ._run_context import RunContext
@@ -161,34 +164,108 @@ def project(event_log: Log, *, lean: bool = False) -> RunView:
     return checkpoint.project(event_log, lean=lean)
 
 
-async def stage1(ctx: RunContext) -> None:
-    """Stage 1: synthesize every domain slot the log has not finished (one task per domain).
+def domain_finished(event_log: Log, slot: int) -> bool:
+    """Whether domain ``slot`` is done or failed: its stream ends with its verdict
+    (``DomainSynthesized`` or ``DomainFailed``, as the projection's status says). One short
+    read of the stream's last record, whatever the log holds."""
+    stream = domain_stream(slot_id(slot))
+    n = event_log.stream_length(stream)
+    last = next(event_log.read_stream(stream, n - 1), None) if n else None
+    return last is not None and isinstance(last.event, DomainSynthesized | DomainFailed)
 
-    Awaits until every domain is done or failed; cancellation stops every agent, and the
-    next run resumes them from the log."""
-    view = project(ctx.log)
-    todo = [s for s in range(ctx.config.domains)
-            if ctx.mode == "verify" or view.domains.get(slot_id(s)) is None
-            or view.domains[slot_id(s)].status not in ("done", "failed")]
-    ctx.progress.set_stage("synth", {"domains": ctx.config.domains})
-    ctx.progress.set("domains", ctx.config.domains - len(todo))
+
+ADMIT_YIELD = 256
+"""The admission loops let the other tasks run at least once per this many units they pass
+(a resume walks past every finished domain before it reaches work)."""
+
+
+async def stage1(ctx: RunContext) -> None:
+    """Stage 1: synthesize every domain slot the log has not finished.
+
+    Domains are admitted in slot order, at most ``concurrency`` in flight (each a task
+    that ends when its domain does), so memory does not grow with the number of domains
+    in the run or already finished, and work starts at once at any size: whether a slot
+    is finished is read from its own stream when the loop reaches it (no fold of the log).
+    Awaits until every domain is done or failed; cancellation stops every agent at once,
+    and the next run resumes them from the log."""
+    n = ctx.config.domains
+    ctx.progress.set_stage("synth", {"domains": n})
+    ctx.progress.set("domains", 0)
+    in_flight = trio.CapacityLimiter(max(1, int(ctx.agents.total_tokens)))
+
+    async def one(slot: int, token: object) -> None:
+        try:
+            await ctx.guarded(synthesize_domain, ctx, slot)
+        finally:
+            in_flight.release_on_behalf_of(token)
+
     async with trio.open_nursery() as nursery:
-        for slot in todo:
-            nursery.start_soon(ctx.guarded, synthesize_domain, ctx, slot)
+        for slot in range(n):
+            if slot % ADMIT_YIELD == 0:
+                await trio.lowlevel.checkpoint()
+            if ctx.mode != "verify" and domain_finished(ctx.log, slot):
+                ctx.progress.add("domains")
+                continue
+            token = object()
+            await in_flight.acquire_on_behalf_of(token)
+            nursery.start_soon(one, slot, token)
     ctx.progress.finish()
+
+
+def _ends_with(event_log: Log, stream: str, kinds: tuple[type, ...], n: int | None = None) -> Any:
+    """The last event of ``stream`` if it is one of ``kinds``, else None (one short read)."""
+    if n is None:
+        n = event_log.stream_length(stream)
+    last = next(event_log.read_stream(stream, n - 1), None) if n else None
+    return last.event if last is not None and isinstance(last.event, kinds) else None
+
+
+def domains_for_tasks(event_log: Log) -> Iterator[DomainView]:
+    """Every domain that stage 1 finished with verified tools, in slot order, each folded
+    from its own streams (its domain stream and its tools') when the iteration reaches
+    it: the domains, tools and graph :func:`project` would give, one domain in memory at a
+    time whatever the log holds."""
+    for stream, n in event_log.streams(DOMAIN):
+        verdict = _ends_with(event_log, stream, (DomainSynthesized,), n)
+        if verdict is None or not verdict.verified:
+            continue
+        slot = stream[len(DOMAIN):]
+        records = itertools.chain(event_log.read_stream(stream),
+                                  *(event_log.read_stream(s) for s, _ in event_log.streams(tool_streams_of(slot))))
+        domain = fold(records).domains.get(slot)
+        if domain is not None and domain.status == "done" and domain.spec is not None and domain.verified:
+            yield domain
 
 
 async def stage2(ctx: RunContext) -> None:
     """Stage 2: instantiate the tasks of every synthesized domain that are not finished.
 
+    Domains are read one at a time from their own streams (:func:`domains_for_tasks`) and
+    whether a task is finished from the last record of its stream, so memory does not
+    grow with what the log holds; tasks are admitted domain by domain, at most
+    ``concurrency`` in flight (each a task that ends when its task is kept or discarded).
     Awaits until every task is kept or discarded; cancellation as for :func:`stage1`."""
-    view = project(ctx.log)
     ctx.progress.set_stage("tasks")
+    in_flight = trio.CapacityLimiter(max(1, int(ctx.agents.total_tokens)))
+
+    def finished(tid: str) -> bool:
+        return _ends_with(ctx.log, task_stream(tid), (TaskKept, TaskDiscarded)) is not None
+
+    async def one(domain: Any, tid: str, token: object) -> None:
+        try:
+            await ctx.guarded(task_agent, ctx, domain, tid)
+        finally:
+            in_flight.release_on_behalf_of(token)
+
     async with trio.open_nursery() as nursery:
-        for slot in sorted(view.domains):
-            domain = view.domains[slot]
-            if domain.status == "done" and domain.spec is not None and domain.verified:
-                nursery.start_soon(ctx.guarded, instantiate_domain, ctx, view, domain)
+        for domain in domains_for_tasks(ctx.log):
+            for i, tid in enumerate(tasks_left(ctx, domain, finished)):
+                if i % ADMIT_YIELD == 0:
+                    await trio.lowlevel.checkpoint()
+                token = object()
+                await in_flight.acquire_on_behalf_of(token)
+                nursery.start_soon(one, domain, tid, token)
+            await trio.lowlevel.checkpoint()
     ctx.progress.finish()
 
 

@@ -49,7 +49,7 @@ from scaleenv._store.events.synth import (
 )
 from scaleenv._store.specs import DbState, DomainSpec, ToolSpec
 from scaleenv._model.graph import derive_edges
-from scaleenv._model.briefs import briefs_for
+from scaleenv._model.briefs import brief_for, taken_names
 from scaleenv._model.scope import scoped_state, state_scope, tool_scope
 from scaleenv._streams import domain_stream, slot_id, tool_stream
 from scaleenv._logs import get_logger
@@ -87,10 +87,10 @@ async def synthesize_domain(ctx: RunContext, slot: int) -> None:
     sid = slot_id(slot)
     cfg = ctx.config
     # A slot's brief and what it is told depend on earlier slots only, so a run that grows
-    # (more domains on the same log) asks every existing slot exactly what it asked before.
-    briefs = briefs_for(cfg.preset, slot + 1, cfg.seed, cfg.min_tools, cfg.max_tools)
-    brief = briefs[slot]
-    taken = [b.name for b in briefs[:slot]]
+    # (more domains on the same log) asks every existing slot exactly what it asked before;
+    # each costs the same at any slot (what it is told names at most TAKEN_WINDOW slots).
+    brief = brief_for(cfg.preset, slot, cfg.seed, cfg.min_tools, cfg.max_tools)
+    taken = taken_names(cfg.preset, slot, cfg.seed)
     with structlog.contextvars.bound_contextvars(domain_slot=sid):
         stream = ctx.stream(domain_stream(sid))
         try:
@@ -103,7 +103,12 @@ async def synthesize_domain(ctx: RunContext, slot: int) -> None:
             verdicts: dict[str, ToolVerdict] = {}
             async with trio.open_nursery() as nursery:
                 for tool in spec.tools:
-                    nursery.start_soon(ctx.guarded, _tool_task, ctx, sid, spec, tool, cause, verdicts)
+                    # A tool's agent slot is taken before its task exists: a domain waiting
+                    # for slots holds no waiting task per tool (Ctrl-C unwinds the agents
+                    # at work, not a queue of thousands).
+                    token = object()
+                    await ctx.agents.acquire_on_behalf_of(token)
+                    nursery.start_soon(ctx.guarded, _tool_task, ctx, sid, spec, tool, cause, verdicts, token)
             verified = sorted(n for n, v in verdicts.items() if v.accepted)
             rejected = sorted(n for n in (t.name for t in spec.tools) if n not in verified)
             await record_graph(ctx, stream, spec, verified, cause)
@@ -119,12 +124,17 @@ async def synthesize_domain(ctx: RunContext, slot: int) -> None:
 
 
 async def _tool_task(
-    ctx: RunContext, sid: str, spec: DomainSpec, tool: ToolSpec, cause: Ref | None, out: dict[str, ToolVerdict]
+    ctx: RunContext, sid: str, spec: DomainSpec, tool: ToolSpec, cause: Ref | None, out: dict[str, ToolVerdict],
+    token: object,
 ) -> None:
-    async with ctx.agents:
+    """Synthesize ``tool`` holding the slot of ``ctx.agents`` taken for it on behalf of ``token``
+    (released when it ends, cancelled or not)."""
+    try:
         with structlog.contextvars.bound_contextvars(tool=tool.name):
             out[tool.name] = await synthesize_tool(ctx, sid, spec, tool, cause)
             ctx.progress.add("tools verified" if out[tool.name].accepted else "tools rejected")
+    finally:
+        ctx.agents.release_on_behalf_of(token)
 
 
 def tool_context(spec: DomainSpec, tool: ToolSpec, **extra: Any) -> dict[str, Any]:

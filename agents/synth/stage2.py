@@ -35,6 +35,7 @@ A task that cannot be built is discarded with its reason.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import attrs
@@ -48,7 +49,7 @@ from scaleenv._agents.rollout.oracle import OracleCase, oracle_rollout
 from scaleenv._logs import get_logger
 from scaleenv._model import program as prog
 from scaleenv._model.state import canonical, state_digest
-from scaleenv._replay.projection import DomainView, RunView
+from scaleenv._replay.projection import DomainView
 from scaleenv._run_context import RunContext
 from scaleenv._sandbox import task_clock
 from scaleenv._seeding import rng_for
@@ -94,16 +95,21 @@ CANDIDATE_READERS = 14
 """Read tools a chain writer is shown as possible earlier steps (the goal tool's nearest data ancestors)."""
 
 
-async def instantiate_domain(ctx: RunContext, view: RunView, domain: DomainView) -> None:
-    async with trio.open_nursery() as nursery:
-        for k in range(ctx.config.tasks_for(slot_index(domain.slot))):
-            tid = task_id(domain.slot, k)
-            if tid in view.tasks and view.tasks[tid].finished and ctx.mode != "verify":
-                continue
-            nursery.start_soon(ctx.guarded, _task_agent, ctx, domain, tid)
+def tasks_left(ctx: RunContext, domain: DomainView, finished: Callable[[str], bool]) -> Iterator[str]:
+    """The ids of ``domain``'s tasks that are not ``finished`` (kept or discarded; every one
+    in verify mode), in order."""
+    for k in range(ctx.config.tasks_for(slot_index(domain.slot))):
+        tid = task_id(domain.slot, k)
+        if ctx.mode != "verify" and finished(tid):
+            continue
+        yield tid
 
 
-async def _task_agent(ctx: RunContext, domain: DomainView, tid: str) -> None:
+async def task_agent(ctx: RunContext, domain: DomainView, tid: str) -> None:
+    """Build task ``tid`` of ``domain`` in its own stream, holding a slot of ``ctx.agents``.
+
+    Awaits until the task is kept or discarded; cancellation stops it (the next run
+    resumes it from the log)."""
     async with ctx.agents:
         with structlog.contextvars.bound_contextvars(task=tid, domain=domain.name):
             kept = await instantiate_task(ctx, domain, tid)

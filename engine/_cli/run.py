@@ -157,7 +157,10 @@ def handle(args: argparse.Namespace) -> int:
                     await stage(ctx)
                 return summary(project(ctx.log))
 
-        result = trio.run(main)
+        # Ctrl-C: once the log is closed and the CLI has said so, the process ends at its
+        # first exit handler, not after the interpreter has freed a large heap object by object.
+        with prompt_exit_when_interrupted():
+            result = trio.run(main)
     except Exception as exc:  # noqa: BLE001 - sorted into usage errors and failures, the rest re-raised
         raise_for_cli(exc)
     if args.json:
@@ -197,10 +200,11 @@ EXIT_INTERRUPTED = 130
 
 
 def exit_promptly(status: int) -> None:
-    """Once an interrupted ``--ray`` command has said so and returns, end the process at the
-    first exit handler (stdout and stderr flushed) with ``status``, instead of waiting the
-    1-3 s Ray's C++ teardown takes at interpreter exit. By then every log is closed and Ray
-    is disconnected (its actors killed). Only from the main thread (a process's own CLI run)."""
+    """Once an interrupted run has said so and returns, end the process at the first exit
+    handler (stdout and stderr flushed) with ``status``, instead of waiting for the
+    interpreter to free the heap (or, for ``--ray``, the 1-3 s Ray's C++ teardown takes at
+    interpreter exit). By then every log is closed (and Ray disconnected, its actors
+    killed). Only from the main thread (a process's own CLI run)."""
     if threading.current_thread() is not threading.main_thread():
         return
 

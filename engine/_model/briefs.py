@@ -10,6 +10,7 @@ qualifier making repeated names distinct. Pure functions of the run's config.
 
 from __future__ import annotations
 
+import functools
 import random
 from typing import NamedTuple
 
@@ -98,19 +99,46 @@ QUALIFIERS = ("city", "regional", "online", "campus", "express", "premium", "com
               "global", "family", "rural", "corporate", "student", "boutique")
 
 
-def briefs_for(preset: str, domains: int, seed: int, min_tools: int, max_tools: int) -> list[Brief]:
-    """The brief of each slot ``0..domains-1`` (see the module doc)."""
-    rng = random.Random(derive_seed(seed, "briefs", preset))
+TAKEN_WINDOW = 64
+"""How many of the slots before it a slot's architect is told the names of (``taken``)."""
+
+
+@functools.lru_cache(maxsize=16)
+def _pool(preset: str, seed: int) -> tuple[Brief, ...]:
+    """The run's briefs in slot order (one lap): the paper's, or a seeded permutation of the catalogue."""
     pool = list(PAPER if preset == "paper" else CATALOGUE)
     if preset != "paper":
-        rng.shuffle(pool)
-    out: list[Brief] = []
-    for slot in range(domains):
-        base = pool[slot % len(pool)]
-        lap = slot // len(pool)
-        name = base.name if lap == 0 else f"{QUALIFIERS[(slot + lap) % len(QUALIFIERS)]}_{base.name}"
-        if lap >= len(QUALIFIERS):
-            name = f"{name}_{lap}"
-        size = random.Random(derive_seed(seed, "brief-size", slot)).randint(min_tools, max_tools)
-        out.append(base._replace(name=name, tools=size))
-    return out
+        random.Random(derive_seed(seed, "briefs", preset)).shuffle(pool)
+    return tuple(pool)
+
+
+def brief_name(preset: str, slot: int, seed: int) -> str:
+    """The name of slot ``slot``'s brief (qualified after the first lap of the pool)."""
+    pool = _pool(preset, seed)
+    base = pool[slot % len(pool)]
+    lap = slot // len(pool)
+    name = base.name if lap == 0 else f"{QUALIFIERS[(slot + lap) % len(QUALIFIERS)]}_{base.name}"
+    if lap >= len(QUALIFIERS):
+        name = f"{name}_{lap}"
+    return name
+
+
+def brief_for(preset: str, slot: int, seed: int, min_tools: int, max_tools: int) -> Brief:
+    """The brief of slot ``slot``: costs the same for any slot (a run of 100,000 domains
+    does not compute every earlier slot's brief for each one)."""
+    pool = _pool(preset, seed)
+    size = random.Random(derive_seed(seed, "brief-size", slot)).randint(min_tools, max_tools)
+    return pool[slot % len(pool)]._replace(name=brief_name(preset, slot, seed), tools=size)
+
+
+def taken_names(preset: str, slot: int, seed: int) -> list[str]:
+    """What slot ``slot``'s architect is told other slots design (``taken``): the names of
+    the :data:`TAKEN_WINDOW` slots before it, in slot order. Bounded, so the architect's
+    prompt does not grow with the run; within it are every other brief of the pool and
+    the previous laps of the slot's own brief (the look-alikes), for the catalogue's 30."""
+    return [brief_name(preset, s, seed) for s in range(max(0, slot - TAKEN_WINDOW), slot)]
+
+
+def briefs_for(preset: str, domains: int, seed: int, min_tools: int, max_tools: int) -> list[Brief]:
+    """The brief of each slot ``0..domains-1`` (see the module doc)."""
+    return [brief_for(preset, slot, seed, min_tools, max_tools) for slot in range(domains)]

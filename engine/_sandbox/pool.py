@@ -37,6 +37,9 @@ SPAWN_KILLED_BUDGET_S = 120.0
 """How long the pool keeps replacing workers that are killed from outside while starting."""
 
 
+CONSTRAINT_DIGESTS_KEPT = 256
+"""Constraints whose digests the pool keeps (each kept alive with it): past that many, all
+are dropped, so a run of many domains holds those of its recent domains, not every one."""
 CLOSE_GRACE_S = 10.0
 """How long closing the pool waits, beyond a call's own hard limit, for workers to exit
 on end of input before they are killed (closing never waits on a worker forever)."""
@@ -352,7 +355,7 @@ class SandboxPool:
         hit = self._constraint_digests.get(id(constraints))
         if hit is not None and hit[0] is constraints:
             return hit[1]
-        if len(self._constraint_digests) >= 1024:
+        if len(self._constraint_digests) >= CONSTRAINT_DIGESTS_KEPT:
             self._constraint_digests.clear()
         digest = hashlib.blake2b(msgspec.msgpack.encode(constraints, order="deterministic"), digest_size=16).hexdigest()
         self._constraint_digests[id(constraints)] = (constraints, digest)
