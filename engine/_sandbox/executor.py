@@ -159,6 +159,11 @@ def _run_call(session: Session, tool_name: str, args: Any, limits: Limits, gate:
     return outcome
 
 
+LOST_ERROR = "returned NULL without setting an exception"
+"""CPython's SystemError text when a C function fails without an exception set: in a worker
+under its memory limit, the sign that memory ran out where no MemoryError could be made."""
+
+
 def _execute(session: Session, tool: _Tool, args: dict[str, Any], limits: Limits, gate: Gate) -> CallOutcome:
     gate.violations.clear()
     name = tool.compiled.name
@@ -182,6 +187,15 @@ def _execute(session: Session, tool: _Tool, args: dict[str, Any], limits: Limits
         return failure("tool_error", _safe_str(exc), type="ToolError")
     except RecursionError as exc:
         return failure("exception", _safe_str(exc), type="RecursionError", traceback=_short_tb(exc, tool, gate))
+    except SystemError as exc:
+        if gate.violations:
+            return failure("policy", f"{name} attempted a blocked operation: {gate.violations[0]}")
+        if LOST_ERROR in str(exc):
+            # A C function gave up without an exception: under the worker's address-space
+            # limit, allocating the MemoryError (or running the time limit's handler) failed.
+            return failure("memory", f"{name} exhausted the {limits.memory_bytes // (1024 * 1024)} MiB memory limit "
+                           f"(the interpreter reported: {_safe_str(exc)})")
+        return failure("exception", _safe_str(exc), type="SystemError", traceback=_short_tb(exc, tool, gate))
     except Exception as exc:  # noqa: BLE001 - any other exception is a tool bug, reported
         if gate.violations:
             return failure("policy", f"{name} attempted a blocked operation: {gate.violations[0]}")

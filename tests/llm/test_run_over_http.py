@@ -105,10 +105,11 @@ def test_a_run_over_http_records_the_events_of_the_in_process_sim(local_run: Pat
 
 
 def _recorded_requests(run: Path) -> list[LlmCalled]:
-    """One recorded request per output type and role, as the run's agents sent them."""
+    """One recorded request per output type and role, as the run's agents sent them (not the
+    tool-offering roles: the policy and the gate's oracle)."""
     out: dict[str, LlmCalled] = {}
     for call in read_calls(run):
-        if call.role != "policy":
+        if call.role not in ("policy", "oracle"):
             out.setdefault(call.schema_name, call)
     return list(out.values())
 

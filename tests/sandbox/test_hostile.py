@@ -92,3 +92,32 @@ async def test_module_bombs_hit_their_limit(case: str, hostile_pool: SandboxPool
     source = (HOSTILE / f"{case}.py").read_text()
     outcome = await hostile_pool.run_once({"attack": source}, make_state(), "attack", {})
     assert outcome.error is not None and outcome.error.kind in LIMIT_OF[case], (case, outcome.error)
+
+
+
+@pytest.mark.parametrize(("text", "kind"), [
+    ("<class 'collections.deque'> returned NULL without setting an exception", "memory"),
+    ("something else went wrong inside", "exception"),
+])
+def test_a_c_function_failing_without_an_exception_is_the_memory_limit(tmp_path: Path, text: str, kind: str) -> None:
+    """Under the address-space limit a C function can fail with no MemoryError made (CPython
+    then raises SystemError '... returned NULL without setting an exception', as
+    deque_memory_bomb did once under load): that is the memory limit, any other SystemError
+    a tool bug. Tool code cannot name SystemError, so the executor runs here, in-process,
+    with the loaded tool's function standing in for the failing C call."""
+    from scaleenv._sandbox.confine import Gate
+    from scaleenv._sandbox.executor import Session, run_call
+
+    gate = Gate(str(tmp_path))
+    session = Session({"attack": "def attack(db):\n    return 1\n"}, make_state(), gate)
+    assert run_call(session, "attack", {}, Limits(timeout_s=5.0), gate).ok
+
+    def failing_c_call(db: object) -> None:
+        raise SystemError(text)
+
+    session.tools["attack"].func = failing_c_call
+    outcome = run_call(session, "attack", {}, Limits(timeout_s=5.0), gate)
+    assert outcome.error is not None and outcome.error.kind == kind, outcome.error
+    assert ("memory limit" in outcome.error.message) == (kind == "memory")
+    if kind == "exception":
+        assert outcome.error.type == "SystemError"
