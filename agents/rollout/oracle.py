@@ -77,15 +77,6 @@ def system_prompt(domain: DomainView, case: OracleCase) -> str:
     return f"{head}\n{SOLUTION_OPEN}\n{case.solution.rstrip()}\n{SOLUTION_CLOSE}"
 
 
-def solution_of(text: str) -> str:
-    """The program between the solution tags of an oracle's system prompt ("" when none)."""
-    start = text.rfind(SOLUTION_OPEN)
-    end = text.find(SOLUTION_CLOSE, start + 1)
-    if start < 0 or end < 0:
-        return ""
-    return text[start + len(SOLUTION_OPEN):end].strip() + "\n"
-
-
 async def oracle_rollout(ctx: RunContext, domain: DomainView, stream: Any, task_id: str, case: OracleCase,
                          rollout: int, *, cause: Ref | None) -> tuple[bool, Ref]:
     """One oracle rollout of ``case`` in ``stream`` (the task's); (success, the ref of its
